@@ -1,0 +1,161 @@
+import type { Clock } from "../clock";
+import type { TeamStore } from "../teams/team-store";
+import type { DomainCountStore } from "./count-store";
+import type { HealPublisher } from "./messages";
+import { type DomainCount, type DomainDelta, keyOf, TEAM_TOTAL_DOMAIN } from "./model";
+
+export interface HealerDeps {
+  store: TeamStore;
+  counts: DomainCountStore;
+  heals: HealPublisher;
+  clock: Clock;
+  /** Identifies this run in the lease row. */
+  owner: string;
+  pageSize?: number;
+  leaseMs?: number;
+  /** Delay before the verification heal that follows a heal mutations raced with. */
+  verifyDelaySeconds?: number;
+}
+
+export interface HealReport {
+  status: "healed";
+  teamId: string;
+  usersCounted: number;
+  keysCompared: number;
+  /** Keys whose stored count differed from the recount. */
+  keysRepaired: number;
+  /** Sum of |recount - stored| over all keys: how far the aggregate had drifted. */
+  drift: number;
+  /** Keys that moved while the heal ran: a verification heal was scheduled. */
+  racedKeys: number;
+  ms: { read: number; recount: number; compare: number; apply: number; total: number };
+}
+
+export type HealOutcome = HealReport | { status: "busy"; teamId: string } | { status: "no_team"; teamId: string };
+
+export const DEFAULT_PAGE_SIZE = 2000;
+export const DEFAULT_LEASE_MS = 5 * 60_000;
+
+/**
+ * The five-phase healer.
+ *
+ * 1. read the team's stored counts;
+ * 2. recount active users in memory, paging through them by id;
+ * 3. compare (and re-read, to see whether mutations landed meanwhile);
+ * 4. compute the deltas recount - stored;
+ * 5. apply the deltas with the same relative upserts the consumer uses.
+ *
+ * Why relative: a mutation applied between phases 1 and 5 is still in the row
+ * after the heal adds its delta; an absolute SET would erase it. Why phase 1
+ * comes before the recount: a user written after their page was read is not
+ * in the recount, and their mutation lands after phase 1, so it survives in
+ * the row; reading counts after the recount could lose it. The price is the
+ * opposite error for a mutation whose user write the recount saw but whose
+ * delta lands after phase 1: it is counted twice. Phase 3 notices any key that
+ * moved during the heal and schedules a verification heal after the queue has
+ * had time to drain, which removes that double count. Never lost, briefly
+ * over-counted at worst, exact once mutations are quiet.
+ *
+ * The team's healed_at is the heal's start: counts are exact as of the
+ * mutations that had landed then, which is what lets a queued heal request
+ * older than that be skipped.
+ *
+ * Why a lease: two heals of one team computing the same delta would both
+ * apply it. A single conditional UPDATE on the team row takes the lease, so
+ * at most one heal per team runs at a time; a crashed heal's lease expires.
+ */
+export async function healTeam(teamId: string, deps: HealerDeps): Promise<HealOutcome> {
+  const { store, counts, clock } = deps;
+  const leaseMs = deps.leaseMs ?? DEFAULT_LEASE_MS;
+  const t0 = clock.now();
+  if (!(await store.acquireHealLease(teamId, deps.owner, t0, leaseMs))) {
+    return (await store.getTeam(teamId)) ? { status: "busy", teamId } : { status: "no_team", teamId };
+  }
+  let healedAt: number | null = null;
+  try {
+    const before = await counts.readAllCounts(teamId);
+    const t1 = clock.now();
+
+    const recount = await recountActiveUsers(teamId, store, deps.pageSize ?? DEFAULT_PAGE_SIZE);
+    const t2 = clock.now();
+
+    const after = await counts.readAllCounts(teamId);
+    const raced = movedKeys(before, after);
+    const deltas = diff(teamId, before, recount.counts);
+    const t3 = clock.now();
+
+    await counts.applyDeltas(deltas, t3);
+    await counts.deleteZeroRows(teamId);
+    const t4 = clock.now();
+    healedAt = t0;
+
+    if (raced > 0) {
+      await deps.heals.requestHeal(
+        { v: 1, teamId, reason: "verify", requestedAt: t4 },
+        deps.verifyDelaySeconds ?? 60,
+      );
+    }
+    return {
+      status: "healed",
+      teamId,
+      usersCounted: recount.users,
+      keysCompared: new Set([...before.map(keyOf), ...recount.counts.keys()]).size,
+      keysRepaired: deltas.length,
+      drift: deltas.reduce((s, d) => s + Math.abs(d.delta), 0),
+      racedKeys: raced,
+      ms: { read: t1 - t0, recount: t2 - t1, compare: t3 - t2, apply: t4 - t3, total: t4 - t0 },
+    };
+  } finally {
+    await store.releaseHealLease(teamId, deps.owner, healedAt);
+  }
+}
+
+interface Recount {
+  users: number;
+  /** keyOf(key) -> expected count, team totals included. */
+  counts: Map<string, { domain: string; role: DomainCount["role"]; count: number }>;
+}
+
+async function recountActiveUsers(teamId: string, store: TeamStore, pageSize: number): Promise<Recount> {
+  const counts: Recount["counts"] = new Map();
+  const bump = (domain: string, role: DomainCount["role"]) => {
+    const k = keyOf({ teamId, domain, role });
+    const seen = counts.get(k);
+    if (seen) seen.count += 1;
+    else counts.set(k, { domain, role, count: 1 });
+  };
+  let users = 0;
+  let after: string | null = null;
+  for (;;) {
+    const page = await store.listActiveUsers(teamId, after, pageSize);
+    for (const u of page) {
+      bump(u.domain, u.role);
+      bump(TEAM_TOTAL_DOMAIN, u.role);
+    }
+    users += page.length;
+    if (page.length < pageSize) break;
+    after = page[page.length - 1]?.id ?? null;
+  }
+  return { users, counts };
+}
+
+function diff(teamId: string, stored: DomainCount[], recount: Recount["counts"]): DomainDelta[] {
+  const deltas: DomainDelta[] = [];
+  const storedByKey = new Map(stored.map((c) => [keyOf(c), c]));
+  for (const [k, want] of recount) {
+    const have = storedByKey.get(k)?.count ?? 0;
+    if (have !== want.count) deltas.push({ teamId, domain: want.domain, role: want.role, delta: want.count - have });
+  }
+  for (const [k, have] of storedByKey) {
+    if (!recount.has(k) && have.count !== 0)
+      deltas.push({ teamId, domain: have.domain, role: have.role, delta: -have.count });
+  }
+  return deltas;
+}
+
+function movedKeys(before: DomainCount[], after: DomainCount[]): number {
+  const was = new Map(before.map((c) => [keyOf(c), c.count]));
+  let moved = 0;
+  for (const c of after) if ((was.get(keyOf(c)) ?? 0) !== c.count) moved++;
+  return moved;
+}

@@ -1,0 +1,30 @@
+// Errors a client can cause carry their HTTP status and a stable code, so the
+// transport maps them to `{ error: { code, message } }` without guessing.
+
+export type ErrorCode =
+  | "bad_request"
+  | "invalid_body"
+  | "unauthorized"
+  | "forbidden"
+  | "not_found"
+  | "conflict"
+  | "payload_too_large"
+  | "unsupported_media_type"
+  | "internal";
+
+export class AppError extends Error {
+  constructor(
+    readonly status: 400 | 401 | 403 | 404 | 409 | 413 | 415 | 500,
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = "AppError";
+  }
+}
+
+export const badRequest = (message: string, details?: unknown) =>
+  new AppError(400, "bad_request", message, details);
+export const notFound = (message: string) => new AppError(404, "not_found", message);
+export const conflict = (message: string, details?: unknown) => new AppError(409, "conflict", message, details);

@@ -1,0 +1,327 @@
+import type { ApplyResult, DomainCountStore } from "../src/domains/count-store";
+import type { DomainCount, DomainDelta } from "../src/domains/model";
+import { isRole, PLANS, type Plan, type Role, type Team, type User } from "../src/teams/model";
+import type { ActiveUserRow, TeamPatch, TeamStore, UserPatch } from "../src/teams/team-store";
+import { type Dialect, type Row, type SqlDriver, type Statement, UniqueViolation } from "./sql-driver";
+
+// One implementation of the storage ports for both engines. The SQL is the
+// common subset of SQLite and MySQL/MariaDB; where they differ (bulk row input,
+// upsert syntax, RETURNING) the dialect picks the cheaper form:
+// - SQLite/D1 binds at most 100 parameters, so bulk rows travel as one JSON
+//   parameter expanded by json_each: one statement however many rows.
+// - MySQL gets multi-row VALUES (the PlanetScale driver formats parameters
+//   client-side, so there is no parameter limit, only statement size).
+
+/** Rows per statement on MySQL; keeps statements well under max_allowed_packet. */
+const MYSQL_CHUNK = 1000;
+/** Rows per JSON parameter on D1 (a bound value may be up to 1 MB or so). */
+const SQLITE_CHUNK = 2000;
+
+const TEAM_COLUMNS =
+  "t.`id` AS t_id, t.`name` AS t_name, t.`plan` AS t_plan, t.`claimed_domains` AS t_claimed, t.`created_at` AS t_created, t.`healed_at` AS t_healed";
+const USER_COLUMNS =
+  "u.`team_id` AS u_team, u.`id` AS u_id, u.`email` AS u_email, u.`domain` AS u_domain, u.`role` AS u_role, u.`deactivated` AS u_deactivated, u.`version` AS u_version, u.`created_at` AS u_created, u.`updated_at` AS u_updated";
+
+export function sqlStore(driver: SqlDriver): TeamStore & DomainCountStore {
+  const d = driver.dialect;
+  return {
+    async createTeam(team) {
+      try {
+        await driver.run(
+          "INSERT INTO teams (`id`, `name`, `plan`, `claimed_domains`, `created_at`) VALUES (?, ?, ?, ?, ?)",
+          [team.id, team.name, team.plan, JSON.stringify(team.claimedDomains), team.createdAt],
+        );
+        return true;
+      } catch (error) {
+        if (error instanceof UniqueViolation) return false;
+        throw error;
+      }
+    },
+
+    async getTeam(teamId) {
+      const rows = await driver.all(`SELECT ${TEAM_COLUMNS} FROM teams t WHERE t.\`id\` = ?`, [teamId]);
+      return rows[0] ? toTeam(rows[0]) : null;
+    },
+
+    async updateTeam(teamId, patch: TeamPatch) {
+      const { sets, params } = assignments({
+        name: patch.name,
+        plan: patch.plan,
+        claimed_domains: patch.claimedDomains && JSON.stringify(patch.claimedDomains),
+      });
+      if (sets.length > 0) await driver.run(`UPDATE teams SET ${sets.join(", ")} WHERE \`id\` = ?`, [...params, teamId]);
+      return this.getTeam(teamId);
+    },
+
+    async getUser(teamId, userId) {
+      const rows = await driver.all(`SELECT ${USER_COLUMNS} FROM users u WHERE u.\`team_id\` = ? AND u.\`id\` = ?`, [
+        teamId,
+        userId,
+      ]);
+      return rows[0] ? toUser(rows[0]) : null;
+    },
+
+    async getTeamAndUser(teamId, userId) {
+      const rows = await driver.all(
+        `SELECT ${TEAM_COLUMNS}, ${USER_COLUMNS} FROM teams t JOIN users u ON u.\`team_id\` = t.\`id\` WHERE t.\`id\` = ? AND u.\`id\` = ?`,
+        [teamId, userId],
+      );
+      const row = rows[0];
+      return row ? { team: toTeam(row), user: toUser(row) } : null;
+    },
+
+    async findExisting(teamId, emails, ids) {
+      const found = { emails: [] as string[], ids: [] as string[] };
+      for (const [column, values, into] of [
+        ["email", emails, found.emails],
+        ["id", ids, found.ids],
+      ] as const) {
+        for (const chunk of chunks(values, d === "mysql" ? MYSQL_CHUNK : SQLITE_CHUNK)) {
+          const { clause, params } = inList(d, chunk);
+          const rows = await driver.all<{ v: string }>(
+            `SELECT \`${column}\` AS v FROM users WHERE \`team_id\` = ? AND \`${column}\` IN ${clause}`,
+            [teamId, ...params],
+          );
+          for (const r of rows) into.push(String(r.v));
+        }
+      }
+      return found;
+    },
+
+    async insertUsers(users: User[]) {
+      const columns = ["team_id", "id", "email", "domain", "role", "deactivated", "version", "created_at", "updated_at"];
+      const tuple = (u: User) => [
+        u.teamId,
+        u.id,
+        u.email,
+        u.domain,
+        u.role,
+        u.deactivated ? 1 : 0,
+        1,
+        u.createdAt,
+        u.updatedAt,
+      ];
+      await driver.atomic(bulkInsert(d, "users", columns, users.map(tuple)));
+    },
+
+    async updateUser(teamId, userId, version, patch: UserPatch, now) {
+      const { sets, params } = assignments({
+        email: patch.email,
+        domain: patch.domain,
+        role: patch.role,
+        deactivated: patch.deactivated === undefined ? undefined : patch.deactivated ? 1 : 0,
+      });
+      const { changes } = await driver.run(
+        `UPDATE users SET ${[...sets, "`version` = `version` + 1", "`updated_at` = ?"].join(", ")} WHERE \`team_id\` = ? AND \`id\` = ? AND \`version\` = ?`,
+        [...params, now, teamId, userId, version],
+      );
+      return changes === 1;
+    },
+
+    async listActiveUsers(teamId, afterId, limit) {
+      const rows = await driver.all(
+        `SELECT \`id\`, \`domain\`, \`role\` FROM users WHERE \`team_id\` = ? AND \`deactivated\` = 0 AND \`id\` > ? ORDER BY \`id\` LIMIT ?`,
+        [teamId, afterId ?? "", limit],
+      );
+      return rows.map(
+        (r): ActiveUserRow => ({ id: String(r.id), domain: String(r.domain), role: roleOf(r.role) }),
+      );
+    },
+
+    async acquireHealLease(teamId, owner, now, ttlMs) {
+      const { changes } = await driver.run(
+        "UPDATE teams SET `heal_lease_owner` = ?, `heal_lease_until` = ? WHERE `id` = ? AND (`heal_lease_until` IS NULL OR `heal_lease_until` < ?)",
+        [owner, now + ttlMs, teamId, now],
+      );
+      return changes === 1;
+    },
+
+    async releaseHealLease(teamId, owner, healedAt) {
+      // A failed heal releases the lease but leaves healed_at alone, so the
+      // staleness sweep still sees the team as due.
+      const healed = healedAt === null ? "" : ", `healed_at` = ?, `heal_needed_at` = NULL";
+      await driver.run(
+        `UPDATE teams SET \`heal_lease_owner\` = NULL, \`heal_lease_until\` = NULL${healed} WHERE \`id\` = ? AND \`heal_lease_owner\` = ?`,
+        healedAt === null ? [teamId, owner] : [healedAt, teamId, owner],
+      );
+    },
+
+    async markHealNeeded(teamId, now) {
+      await driver.run("UPDATE teams SET `heal_needed_at` = ? WHERE `id` = ? AND `heal_needed_at` IS NULL", [
+        now,
+        teamId,
+      ]);
+    },
+
+    async teamsNeedingHeal(staleBefore, limit) {
+      const rows = await driver.all<{ id: string }>(
+        "SELECT `id` FROM teams WHERE `heal_needed_at` IS NOT NULL OR (`healed_at` IS NOT NULL AND `healed_at` < ?) ORDER BY `id` LIMIT ?",
+        [staleBefore, limit],
+      );
+      return rows.map((r) => String(r.id));
+    },
+
+    async applyDeltas(deltas: DomainDelta[], now): Promise<ApplyResult> {
+      if (deltas.length === 0) return { statements: 0, negative: [] };
+      return d === "sqlite" ? applySqlite(driver, deltas, now) : applyMysql(driver, deltas, now);
+    },
+
+    async readCounts(teamId, domainList) {
+      const unique = [...new Set(domainList)];
+      const { clause, params } = inList(d, [...unique, "*"]);
+      const rows = await driver.all(
+        `SELECT \`team_id\`, \`domain\`, \`role\`, \`count\` FROM domains WHERE \`team_id\` = ? AND \`domain\` IN ${clause}`,
+        [teamId, ...params],
+      );
+      return rows.map(toCount);
+    },
+
+    async readAllCounts(teamId) {
+      const rows = await driver.all(
+        "SELECT `team_id`, `domain`, `role`, `count` FROM domains WHERE `team_id` = ? ORDER BY `domain`, `role`",
+        [teamId],
+      );
+      return rows.map(toCount);
+    },
+
+    async deleteZeroRows(teamId) {
+      await driver.run("DELETE FROM domains WHERE `team_id` = ? AND `count` = 0", [teamId]);
+    },
+  };
+}
+
+// --- dialect pieces -------------------------------------------------------
+
+/** `col = ?` pairs for the fields a patch sets (undefined means "leave it"). */
+function assignments(fields: Record<string, unknown>): { sets: string[]; params: unknown[] } {
+  const present = Object.entries(fields).filter(([, v]) => v !== undefined);
+  return { sets: present.map(([k]) => `\`${k}\` = ?`), params: present.map(([, v]) => v) };
+}
+
+/** `IN (...)` for a list: one JSON parameter on SQLite, placeholders on MySQL. */
+function inList(d: Dialect, values: readonly unknown[]): { clause: string; params: unknown[] } {
+  if (d === "sqlite") return { clause: "(SELECT value FROM json_each(?))", params: [JSON.stringify(values)] };
+  return { clause: `(${values.map(() => "?").join(", ")})`, params: [...values] };
+}
+
+function bulkInsert(d: Dialect, table: string, columns: string[], rows: unknown[][]): Statement[] {
+  const cols = columns.map((c) => `\`${c}\``).join(", ");
+  if (d === "sqlite") {
+    const picks = columns.map((_, i) => `j.value->>${i}`).join(", ");
+    return chunks(rows, SQLITE_CHUNK).map((chunk) => ({
+      sql: `INSERT INTO ${table} (${cols}) SELECT ${picks} FROM json_each(?) AS j`,
+      params: [JSON.stringify(chunk)],
+    }));
+  }
+  const one = `(${columns.map(() => "?").join(", ")})`;
+  return chunks(rows, MYSQL_CHUNK).map((chunk) => ({
+    sql: `INSERT INTO ${table} (${cols}) VALUES ${chunk.map(() => one).join(", ")}`,
+    params: chunk.flat(),
+  }));
+}
+
+async function applySqlite(driver: SqlDriver, deltas: DomainDelta[], now: number): Promise<ApplyResult> {
+  // One statement per chunk; RETURNING hands back every touched row, so
+  // negative counts are spotted without another read. Several chunks go in
+  // one atomic batch, and then we need a read for negatives (rare: only
+  // bulk imports produce more than SQLITE_CHUNK keys in one batch).
+  const statements = chunks(deltas, SQLITE_CHUNK).map((chunk) => ({
+    sql:
+      "INSERT INTO domains (`team_id`, `domain`, `role`, `count`, `date_update`) " +
+      "SELECT j.value->>0, j.value->>1, j.value->>2, j.value->>3, ? FROM json_each(?) AS j WHERE true " +
+      "ON CONFLICT (`team_id`, `domain`, `role`) DO UPDATE SET `count` = `count` + excluded.`count`, `date_update` = excluded.`date_update` " +
+      "RETURNING `team_id`, `domain`, `role`, `count`",
+    params: [now, JSON.stringify(chunk.map((x) => [x.teamId, x.domain, x.role, x.delta]))],
+  }));
+  if (statements.length === 1 && statements[0]) {
+    const rows = await driver.all(statements[0].sql, statements[0].params);
+    return { statements: 1, negative: rows.map(toCount).filter((c) => c.count < 0) };
+  }
+  await driver.atomic(statements);
+  return { statements: statements.length + 1, negative: await readNegatives(driver, deltas) };
+}
+
+async function applyMysql(driver: SqlDriver, deltas: DomainDelta[], now: number): Promise<ApplyResult> {
+  // VALUES(count) rather than the MySQL-8.0.19 row alias: it works on MariaDB,
+  // MySQL 8 and Vitess alike.
+  const statements = chunks(deltas, MYSQL_CHUNK).map((chunk) => ({
+    sql:
+      "INSERT INTO domains (`team_id`, `domain`, `role`, `count`, `date_update`) VALUES " +
+      chunk.map(() => "(?, ?, ?, ?, ?)").join(", ") +
+      " ON DUPLICATE KEY UPDATE `count` = `count` + VALUES(`count`), `date_update` = VALUES(`date_update`)",
+    params: chunk.flatMap((x) => [x.teamId, x.domain, x.role, x.delta, now]),
+  }));
+  await driver.atomic(statements);
+  return { statements: statements.length + 1, negative: await readNegatives(driver, deltas) };
+}
+
+async function readNegatives(driver: SqlDriver, deltas: DomainDelta[]): Promise<DomainCount[]> {
+  // Only keys that went down can have crossed zero.
+  const down = deltas.filter((x) => x.delta < 0);
+  const out: DomainCount[] = [];
+  for (const chunk of chunks(down, MYSQL_CHUNK)) {
+    const rows = await driver.all(
+      `SELECT \`team_id\`, \`domain\`, \`role\`, \`count\` FROM domains WHERE \`count\` < 0 AND (\`team_id\`, \`domain\`, \`role\`) IN (${chunk.map(() => "(?, ?, ?)").join(", ")})`,
+      chunk.flatMap((x) => [x.teamId, x.domain, x.role]),
+    );
+    out.push(...rows.map(toCount));
+  }
+  return out;
+}
+
+// --- row mapping ----------------------------------------------------------
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** MySQL BIGINT arrives as a string through the HTTP driver. */
+function num(v: unknown): number {
+  return typeof v === "number" ? v : Number(v);
+}
+
+function numOrNull(v: unknown): number | null {
+  return v === null || v === undefined ? null : num(v);
+}
+
+function roleOf(v: unknown): Role {
+  if (!isRole(v)) throw new Error(`corrupt role in storage: ${String(v)}`);
+  return v;
+}
+
+function planOf(v: unknown): Plan {
+  const p = String(v) as Plan;
+  if (!PLANS.includes(p)) throw new Error(`corrupt plan in storage: ${String(v)}`);
+  return p;
+}
+
+function toTeam(r: Row): Team {
+  return {
+    id: String(r.t_id),
+    name: String(r.t_name),
+    plan: planOf(r.t_plan),
+    claimedDomains: JSON.parse(String(r.t_claimed)) as string[],
+    createdAt: num(r.t_created),
+    healedAt: numOrNull(r.t_healed),
+  };
+}
+
+function toUser(r: Row): User & { version: number } {
+  return {
+    teamId: String(r.u_team),
+    id: String(r.u_id),
+    email: String(r.u_email),
+    domain: String(r.u_domain),
+    role: roleOf(r.u_role),
+    deactivated: num(r.u_deactivated) === 1,
+    version: num(r.u_version),
+    createdAt: num(r.u_created),
+    updatedAt: num(r.u_updated),
+  };
+}
+
+function toCount(r: Row): DomainCount {
+  return { teamId: String(r.team_id), domain: String(r.domain), role: roleOf(r.role), count: num(r.count) };
+}

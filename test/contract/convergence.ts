@@ -1,0 +1,200 @@
+import { describe, expect, it } from "vitest";
+import { healTeam } from "../../src/domains/healer";
+import { applyMutationBatch } from "../../src/domains/mutation-consumer";
+import { ROLES } from "../../src/teams/model";
+import { changeUser, createTeam, createUser, type LifecycleDeps } from "../../src/teams/lifecycle";
+import type { TeamStore } from "../../src/teams/team-store";
+import { type Backend, fixedClock, HeldQueue, recountBySql, rng, storedCounts } from "./fixtures";
+
+// Convergence: whatever the queue does to deliveries (duplicates, reordering,
+// drops), the consumer plus one heal leave the aggregate equal to a recount
+// of the users table, exactly. Runs on both adapters.
+
+const DOMAINS = ["acme.test", "acme.dev", "partner.test", "gmail.com", "contractor.test"];
+
+async function setup(backend: Backend, seed: number) {
+  const queue = new HeldQueue();
+  const clock = fixedClock();
+  const deps: LifecycleDeps = { store: backend.store, mutations: queue, heals: queue, clock };
+  const team = await createTeam(deps, { name: `convergence ${seed}`, plan: "pro", claimedDomains: [] });
+  return { queue, clock, deps, teamId: team.id };
+}
+
+/** A random history of joins, email changes, role changes, deactivations and reactivations. */
+async function playHistory(deps: LifecycleDeps, teamId: string, seed: number, events: number): Promise<void> {
+  const r = rng(seed);
+  const ids: string[] = [];
+  for (let i = 0; i < events; i++) {
+    const roll = r.next();
+    if (ids.length < 5 || roll < 0.35) {
+      const domain = r.pick(DOMAINS);
+      const u = await createUser(deps, teamId, { email: `p${seed}-${i}@${domain}`, domain, role: r.pick(ROLES) });
+      if (u) ids.push(u.id);
+      continue;
+    }
+    const id = r.pick(ids);
+    if (roll < 0.55) {
+      const domain = r.pick(DOMAINS);
+      await changeUser(deps, teamId, id, { email: `p${seed}-${i}-moved@${domain}`, domain });
+    } else if (roll < 0.75) {
+      await changeUser(deps, teamId, id, { role: r.pick(ROLES) });
+    } else if (roll < 0.9) {
+      await changeUser(deps, teamId, id, { deactivated: true });
+    } else {
+      await changeUser(deps, teamId, id, { deactivated: false });
+    }
+  }
+}
+
+/** Delivers held messages in random batches, duplicating, reordering and dropping some. */
+async function deliverFaultily(backend: Backend, queue: HeldQueue, seed: number, clock = fixedClock()) {
+  const r = rng(seed * 7919);
+  const sent = queue.take();
+  const deliveries = sent.flatMap((m) => {
+    const roll = r.next();
+    if (roll < 0.1) return []; // dropped
+    if (roll < 0.25) return [m, m]; // duplicated (at-least-once)
+    return [m];
+  });
+  r.shuffle(deliveries);
+  for (let i = 0; i < deliveries.length; ) {
+    const size = 1 + r.int(12);
+    await applyMutationBatch(deliveries.slice(i, i + size), { counts: backend.store, heals: queue, clock });
+    i += size;
+  }
+  return { sent: sent.length, delivered: deliveries.length };
+}
+
+export function convergenceContract(open: () => Promise<Backend>): void {
+  describe("convergence", () => {
+    it("commutes: reordered batches with no faults equal the recount before any heal", async () => {
+      const backend = await open();
+      const { queue, deps, teamId } = await setup(backend, 11);
+      await playHistory(deps, teamId, 11, 120);
+      const r = rng(5);
+      const sent = r.shuffle(queue.take());
+      for (let i = 0; i < sent.length; i += 7) {
+        await applyMutationBatch(sent.slice(i, i + 7), { counts: backend.store, heals: queue, clock: deps.clock });
+      }
+      expect(await storedCounts(backend.store, teamId)).toEqual(await recountBySql(backend.driver, teamId));
+    });
+
+    for (const seed of [1, 2, 3]) {
+      it(`heals a faulty delivery history exactly (seed ${seed})`, async () => {
+        const backend = await open();
+        const { queue, deps, teamId } = await setup(backend, seed);
+        await playHistory(deps, teamId, seed, 200);
+        const { sent, delivered } = await deliverFaultily(backend, queue, seed);
+        expect(delivered).not.toBe(sent); // the faults really happened
+        const truth = await recountBySql(backend.driver, teamId);
+        expect(await storedCounts(backend.store, teamId)).not.toEqual(truth);
+
+        const report = await healTeam(teamId, { ...deps, counts: backend.store, owner: "h1", pageSize: 17 });
+        expect(report.status).toBe("healed");
+        expect(await storedCounts(backend.store, teamId)).toEqual(truth);
+      });
+    }
+
+    it("a negative count observed by the consumer requests a heal", async () => {
+      const backend = await open();
+      const { queue, deps, teamId } = await setup(backend, 21);
+      const u = await createUser(deps, teamId, { email: "a@acme.test", domain: "acme.test", role: "member" });
+      queue.take(); // the join is lost
+      await changeUser(deps, teamId, u.id, { deactivated: true });
+      const [leave] = queue.take();
+      if (!leave) throw new Error("no mutation published");
+      const outcome = await applyMutationBatch([leave], { counts: backend.store, heals: queue, clock: deps.clock });
+      expect(outcome.healsRequested).toEqual([teamId]);
+      expect(queue.heals.map((h) => h.request)).toContainEqual(
+        expect.objectContaining({ teamId, reason: "negative_count" }),
+      );
+    });
+
+    it("keeps a mutation that lands while the heal recounts", async () => {
+      const backend = await open();
+      const { queue, deps, teamId } = await setup(backend, 31);
+            for (let i = 0; i < 30; i++) {
+        await createUser(deps, teamId, { id: `U${1000 + i}`, email: `m${i}@acme.test`, domain: "acme.test", role: "member" });
+      }
+      await applyMutationBatch(queue.take(), { counts: backend.store, heals: queue, clock: deps.clock });
+
+      // After the healer has read its first page, a new user (id sorting
+      // before that page, so the recount never sees them) joins and their
+      // mutation is applied: the heal must not erase it.
+      const store: TeamStore = Object.create(backend.store);
+      let injected = false;
+      store.listActiveUsers = async (team, after, limit) => {
+        const page = await backend.store.listActiveUsers(team, after, limit);
+        if (!injected) {
+          injected = true;
+          await createUser(deps, teamId, { id: "U0000", email: "late@partner.test", domain: "partner.test", role: "admin" });
+          await applyMutationBatch(queue.take(), { counts: backend.store, heals: queue, clock: deps.clock });
+        }
+        return page;
+      };
+      const report = await healTeam(teamId, { ...deps, store, counts: backend.store, owner: "h", pageSize: 10 });
+      expect(report.status === "healed" && report.racedKeys).toBeGreaterThan(0);
+      const stored = await storedCounts(backend.store, teamId);
+      expect(stored["partner.test/admin"]).toBe(1);
+      expect(stored).toEqual(await recountBySql(backend.driver, teamId));
+      expect(queue.heals.map((h) => h.request.reason)).toContain("verify");
+    });
+
+    it("schedules a verification heal that removes a double count from an in-flight mutation", async () => {
+      const backend = await open();
+      const { queue, deps, teamId } = await setup(backend, 41);
+            for (let i = 0; i < 20; i++) {
+        await createUser(deps, teamId, { id: `U${2000 + i}`, email: `n${i}@acme.test`, domain: "acme.test", role: "member" });
+      }
+      await applyMutationBatch(queue.take(), { counts: backend.store, heals: queue, clock: deps.clock });
+      // Committed before the heal, its mutation still in the queue.
+      await createUser(deps, teamId, { id: "U9999", email: "inflight@acme.test", domain: "acme.test", role: "member" });
+      const inflight = queue.take();
+      const store: TeamStore = Object.create(backend.store);
+      let delivered = false;
+      store.listActiveUsers = async (team, after, limit) => {
+        const page = await backend.store.listActiveUsers(team, after, limit);
+        if (!delivered && page.length < limit) {
+          delivered = true; // lands after the recount saw the user
+          await applyMutationBatch(inflight, { counts: backend.store, heals: queue, clock: deps.clock });
+        }
+        return page;
+      };
+      await healTeam(teamId, { ...deps, store, counts: backend.store, owner: "h", pageSize: 8 });
+      const truth = await recountBySql(backend.driver, teamId);
+      expect((await storedCounts(backend.store, teamId))["acme.test/member"]).toBe(truth["acme.test/member"]! + 1);
+      const verify = queue.heals.find((h) => h.request.reason === "verify");
+      expect(verify?.delaySeconds).toBeGreaterThan(0);
+
+      const again = await healTeam(teamId, { ...deps, counts: backend.store, owner: "v" });
+      expect(again.status === "healed" && again.racedKeys).toBe(0);
+      expect(await storedCounts(backend.store, teamId)).toEqual(truth);
+    });
+
+    it("runs one heal per team at a time; the other reports busy", async () => {
+      const backend = await open();
+      const { queue, deps, teamId } = await setup(backend, 51);
+      await playHistory(deps, teamId, 51, 60);
+      await deliverFaultily(backend, queue, 51);
+      const [a, b] = await Promise.all([
+        healTeam(teamId, { ...deps, counts: backend.store, owner: "a", pageSize: 5 }),
+        healTeam(teamId, { ...deps, counts: backend.store, owner: "b", pageSize: 5 }),
+      ]);
+      expect([a.status, b.status].sort()).toEqual(["busy", "healed"]);
+      expect(await storedCounts(backend.store, teamId)).toEqual(await recountBySql(backend.driver, teamId));
+    });
+
+    it("reports no_team for a team that does not exist", async () => {
+      const backend = await open();
+      const queue = new HeldQueue();
+      const outcome = await healTeam("TNOPE", {
+        store: backend.store,
+        counts: backend.store,
+        heals: queue,
+        clock: fixedClock(),
+        owner: "x",
+      });
+      expect(outcome.status).toBe("no_team");
+    });
+  });
+}

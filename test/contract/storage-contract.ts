@@ -1,0 +1,220 @@
+import { describe, expect, it } from "vitest";
+import { TEAM_TOTAL_DOMAIN } from "../../src/domains/model";
+import type { Team, User } from "../../src/teams/model";
+import { UniqueViolation } from "../../storage/sql-driver";
+import { type Backend, uniqueTeamId } from "./fixtures";
+
+// The storage contract: every adapter must pass it unchanged.
+
+const NOW = 1_700_000_000_000;
+
+function team(id: string, extra: Partial<Team> = {}): Team {
+  return { id, name: `Team ${id}`, plan: "free", claimedDomains: [], createdAt: NOW, healedAt: null, ...extra };
+}
+
+function user(teamId: string, n: number, extra: Partial<User> = {}): User {
+  const id = `U${String(n).padStart(7, "0")}`;
+  return {
+    teamId,
+    id,
+    email: `user${n}@acme.test`,
+    domain: "acme.test",
+    role: "member",
+    deactivated: false,
+    createdAt: NOW,
+    updatedAt: NOW,
+    ...extra,
+  };
+}
+
+export function storageContract(open: () => Promise<Backend>): void {
+  describe("teams", () => {
+    it("creates a team once and reads it back", async () => {
+      const { store } = await open();
+      const id = uniqueTeamId("T");
+      expect(await store.createTeam(team(id, { plan: "pro", claimedDomains: ["acme.test", "acme.dev"] }))).toBe(true);
+      expect(await store.createTeam(team(id))).toBe(false);
+      expect(await store.getTeam(id)).toEqual(team(id, { plan: "pro", claimedDomains: ["acme.test", "acme.dev"] }));
+      expect(await store.getTeam(`${id}X`)).toBeNull();
+    });
+
+    it("patches only the fields given", async () => {
+      const { store } = await open();
+      const id = uniqueTeamId("T");
+      await store.createTeam(team(id));
+      const updated = await store.updateTeam(id, { plan: "enterprise" });
+      expect(updated).toMatchObject({ name: `Team ${id}`, plan: "enterprise", claimedDomains: [] });
+    });
+  });
+
+  describe("users", () => {
+    it("inserts atomically: one duplicate email fails the whole call", async () => {
+      const { store } = await open();
+      const id = uniqueTeamId("T");
+      await store.createTeam(team(id));
+      await store.insertUsers([user(id, 1)]);
+      const clash = user(id, 3, { email: "user1@acme.test" });
+      await expect(store.insertUsers([user(id, 2), clash])).rejects.toBeInstanceOf(UniqueViolation);
+      expect(await store.getUser(id, "U0000002")).toBeNull();
+    });
+
+    it("inserts thousands of users in one call and pages through them by id", async () => {
+      const { store } = await open();
+      const id = uniqueTeamId("T");
+      await store.createTeam(team(id));
+      const users = Array.from({ length: 2_500 }, (_, i) => user(id, i + 1, { deactivated: i % 10 === 0 }));
+      await store.insertUsers(users);
+      const seen: string[] = [];
+      let after: string | null = null;
+      for (;;) {
+        const page = await store.listActiveUsers(id, after, 700);
+        seen.push(...page.map((u) => u.id));
+        if (page.length < 700) break;
+        after = page.at(-1)?.id ?? null;
+      }
+      const expected = users.filter((u) => !u.deactivated).map((u) => u.id);
+      expect(seen).toEqual(expected);
+    });
+
+    it("finds which emails and ids already exist", async () => {
+      const { store } = await open();
+      const id = uniqueTeamId("T");
+      await store.createTeam(team(id));
+      await store.insertUsers([user(id, 1), user(id, 2)]);
+      const found = await store.findExisting(id, ["user2@acme.test", "new@acme.test"], ["U0000001", "U9999999"]);
+      expect(found).toEqual({ emails: ["user2@acme.test"], ids: ["U0000001"] });
+    });
+
+    it("compare-and-sets on the version", async () => {
+      const { store } = await open();
+      const id = uniqueTeamId("T");
+      await store.createTeam(team(id));
+      await store.insertUsers([user(id, 1), user(id, 2)]);
+      const before = await store.getUser(id, "U0000001");
+      expect(before?.version).toBe(1);
+      expect(await store.updateUser(id, "U0000001", 1, { role: "admin" }, NOW + 1)).toBe(true);
+      expect(await store.updateUser(id, "U0000001", 1, { role: "guest" }, NOW + 2)).toBe(false);
+      expect(await store.getUser(id, "U0000001")).toMatchObject({ role: "admin", version: 2, updatedAt: NOW + 1 });
+      await expect(
+        store.updateUser(id, "U0000001", 2, { email: "user2@acme.test", domain: "acme.test" }, NOW + 3),
+      ).rejects.toBeInstanceOf(UniqueViolation);
+    });
+
+    it("reads the team and a user in one call", async () => {
+      const { store } = await open();
+      const id = uniqueTeamId("T");
+      await store.createTeam(team(id, { claimedDomains: ["acme.test"] }));
+      await store.insertUsers([user(id, 1, { role: "owner" })]);
+      const found = await store.getTeamAndUser(id, "U0000001");
+      expect(found?.team.claimedDomains).toEqual(["acme.test"]);
+      expect(found?.user).toMatchObject({ id: "U0000001", role: "owner", deactivated: false });
+      expect(await store.getTeamAndUser(id, "U0000009")).toBeNull();
+    });
+  });
+
+  describe("domain counts", () => {
+    it("adds relative deltas and reports rows that went negative", async () => {
+      const { store } = await open();
+      const id = uniqueTeamId("T");
+      const first = await store.applyDeltas(
+        [
+          { teamId: id, domain: "acme.test", role: "member", delta: 3 },
+          { teamId: id, domain: "other.test", role: "guest", delta: -1 },
+        ],
+        NOW,
+      );
+      expect(first.negative).toEqual([{ teamId: id, domain: "other.test", role: "guest", count: -1 }]);
+      const second = await store.applyDeltas([{ teamId: id, domain: "acme.test", role: "member", delta: -1 }], NOW);
+      expect(second.negative).toEqual([]);
+      expect(await store.readAllCounts(id)).toEqual([
+        { teamId: id, domain: "acme.test", role: "member", count: 2 },
+        { teamId: id, domain: "other.test", role: "guest", count: -1 },
+      ]);
+    });
+
+    it("applies thousands of keys atomically in few statements", async () => {
+      const { store } = await open();
+      const id = uniqueTeamId("T");
+      const deltas = Array.from({ length: 4_500 }, (_, i) => ({
+        teamId: id,
+        domain: `d${i}.test`,
+        role: "member" as const,
+        delta: i === 4_499 ? -2 : 1,
+      }));
+      const result = await store.applyDeltas(deltas, NOW);
+      expect(result.statements).toBeLessThanOrEqual(6);
+      expect(result.negative).toEqual([{ teamId: id, domain: "d4499.test", role: "member", count: -2 }]);
+      expect(await store.readAllCounts(id)).toHaveLength(4_500);
+    });
+
+    it("reads the requested domains and the team totals in one call", async () => {
+      const { store } = await open();
+      const id = uniqueTeamId("T");
+      await store.applyDeltas(
+        [
+          { teamId: id, domain: "a.test", role: "member", delta: 2 },
+          { teamId: id, domain: "b.test", role: "admin", delta: 1 },
+          { teamId: id, domain: "c.test", role: "member", delta: 5 },
+          { teamId: id, domain: TEAM_TOTAL_DOMAIN, role: "member", delta: 7 },
+          { teamId: id, domain: TEAM_TOTAL_DOMAIN, role: "admin", delta: 1 },
+          { teamId: `${id}Z`, domain: "a.test", role: "member", delta: 9 },
+        ],
+        NOW,
+      );
+      const rows = await store.readCounts(id, ["a.test", "b.test", "a.test", "missing.test"]);
+      const byKey = Object.fromEntries(rows.map((r) => [`${r.domain}/${r.role}`, r.count]));
+      expect(byKey).toEqual({ "a.test/member": 2, "b.test/admin": 1, "*/member": 7, "*/admin": 1 });
+    });
+
+    it("deletes rows that healed to zero", async () => {
+      const { store } = await open();
+      const id = uniqueTeamId("T");
+      await store.applyDeltas(
+        [
+          { teamId: id, domain: "a.test", role: "member", delta: 1 },
+          { teamId: id, domain: "b.test", role: "member", delta: 1 },
+        ],
+        NOW,
+      );
+      await store.applyDeltas([{ teamId: id, domain: "a.test", role: "member", delta: -1 }], NOW);
+      await store.deleteZeroRows(id);
+      expect((await store.readAllCounts(id)).map((r) => r.domain)).toEqual(["b.test"]);
+    });
+  });
+
+  describe("heal lease and sweep", () => {
+    it("lets one owner hold the lease until it expires or is released", async () => {
+      const { store } = await open();
+      const id = uniqueTeamId("T");
+      await store.createTeam(team(id));
+      expect(await store.acquireHealLease(id, "a", NOW, 1_000)).toBe(true);
+      expect(await store.acquireHealLease(id, "b", NOW + 500, 1_000)).toBe(false);
+      expect(await store.acquireHealLease(id, "b", NOW + 1_001, 1_000)).toBe(true);
+      await store.releaseHealLease(id, "a", NOW + 2_000); // not the holder: no effect
+      expect((await store.getTeam(id))?.healedAt).toBeNull();
+      await store.releaseHealLease(id, "b", NOW + 2_000);
+      expect((await store.getTeam(id))?.healedAt).toBe(NOW + 2_000);
+      expect(await store.acquireHealLease(id, "c", NOW + 2_001, 1_000)).toBe(true);
+    });
+
+    it("lists stale and marked teams for the sweep", async () => {
+      const { store } = await open();
+      const stale = uniqueTeamId("T");
+      const fresh = uniqueTeamId("T");
+      const marked = uniqueTeamId("T");
+      for (const id of [stale, fresh, marked]) await store.createTeam(team(id));
+      for (const [id, at] of [
+        [stale, NOW - 10_000],
+        [fresh, NOW],
+      ] as const) {
+        await store.acquireHealLease(id, "x", at, 1);
+        await store.releaseHealLease(id, "x", at);
+      }
+      await store.markHealNeeded(marked, NOW);
+      const due = await store.teamsNeedingHeal(NOW - 5_000, 10_000);
+      expect(due).toContain(stale);
+      expect(due).toContain(marked);
+      expect(due).not.toContain(fresh);
+    });
+  });
+}

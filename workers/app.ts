@@ -1,0 +1,43 @@
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { AppError } from "../src/errors";
+import { requireToken } from "./auth";
+import { depsFor } from "./deps";
+import { type AppEnv, errorBody } from "./http";
+import { adminRoutes } from "./routes/admin";
+import { inviteRoutes } from "./routes/invites";
+
+/** JSON bodies; the streamed user import has its own, larger, limit. */
+const JSON_LIMIT = 1024 * 1024;
+const IMPORT_LIMIT = 64 * 1024 * 1024;
+
+export function createApp() {
+  const app = new Hono<AppEnv>();
+
+  app.onError((err, c) => {
+    if (err instanceof AppError) return c.json(errorBody(err.code, err.message, err.details), err.status);
+    console.error("unhandled error", err);
+    return c.json(errorBody("internal", "internal error"), 500);
+  });
+  app.notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404));
+
+  app.get("/healthz", (c) => c.json({ ok: true, storage: c.env.STORAGE }));
+
+  const tooLarge = (limit: number) => () => {
+    throw new AppError(413, "payload_too_large", `request body larger than ${limit} bytes`);
+  };
+  app.use("/v1/admin/teams/:team/users/import", bodyLimit({ maxSize: IMPORT_LIMIT, onError: tooLarge(IMPORT_LIMIT) }));
+  app.use("/v1/*", async (c, next) => {
+    if (c.req.path.endsWith("/users/import")) return next();
+    return bodyLimit({ maxSize: JSON_LIMIT, onError: tooLarge(JSON_LIMIT) })(c, next);
+  });
+  app.use("/v1/*", requireToken);
+  app.use("/v1/*", async (c, next) => {
+    c.set("deps", depsFor(c.env));
+    await next();
+  });
+
+  app.route("/v1/admin", adminRoutes);
+  app.route("/v1/invites", inviteRoutes);
+  return app;
+}

@@ -1,0 +1,18 @@
+import { createApp } from "./app";
+import { handleQueue } from "./queues";
+import { sweepStaleTeams } from "./scheduled";
+
+// The one Worker: the Hono app is `fetch`, the queue consumers are `queue`,
+// the cron sweep is `scheduled`. Durable Object classes are exported here too.
+
+const app = createApp();
+
+export default {
+  fetch: app.fetch,
+  async queue(batch, env) {
+    await handleQueue(batch, env);
+  },
+  async scheduled(_controller, env, ctx) {
+    ctx.waitUntil(sweepStaleTeams(env));
+  },
+} satisfies ExportedHandler<Env>;

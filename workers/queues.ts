@@ -1,0 +1,80 @@
+import { healTeam } from "../src/domains/healer";
+import type { DomainMutationMessage, HealRequest } from "../src/domains/messages";
+import { applyMutationBatch } from "../src/domains/mutation-consumer";
+import { isRole } from "../src/teams/model";
+import { depsFor } from "./deps";
+
+// Queue consumers. Bodies are checked before use: a malformed message can
+// never succeed, so it is acknowledged and logged instead of retried into the
+// dead-letter queue.
+
+/** Back-off when another heal of the team holds the lease. */
+const BUSY_RETRY_SECONDS = 15;
+
+export async function handleQueue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  if (batch.queue.startsWith("domain-mutations")) return consumeMutations(batch, env);
+  if (batch.queue.startsWith("heals")) return consumeHeals(batch, env);
+  console.error(`no consumer for queue ${batch.queue}; retrying`);
+  batch.retryAll();
+}
+
+async function consumeMutations(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  const valid: DomainMutationMessage[] = [];
+  for (const m of batch.messages) {
+    if (isMutation(m.body)) valid.push(m.body);
+    else console.error("dropping malformed domain mutation", m.id);
+  }
+  const deps = depsFor(env);
+  // One atomic apply for the whole batch: on failure nothing was written, so
+  // retrying every message cannot double-count.
+  const outcome = await applyMutationBatch(valid, deps);
+  console.log(JSON.stringify({ consumer: "domain-mutations", ...outcome }));
+  batch.ackAll();
+}
+
+async function consumeHeals(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  const deps = depsFor(env);
+  for (const m of batch.messages) {
+    const request = m.body;
+    if (!isHealRequest(request)) {
+      console.error("dropping malformed heal request", m.id);
+      m.ack();
+      continue;
+    }
+    try {
+      const team = await deps.store.getTeam(request.teamId);
+      // A heal that started after this request already covered it.
+      if (!team || (team.healedAt !== null && team.healedAt > request.requestedAt)) {
+        m.ack();
+        continue;
+      }
+      const outcome = await healTeam(request.teamId, { ...deps, owner: `${m.id}` });
+      console.log(JSON.stringify({ consumer: "heals", reason: request.reason, ...outcome }));
+      if (outcome.status === "busy") m.retry({ delaySeconds: BUSY_RETRY_SECONDS });
+      else m.ack();
+    } catch (error) {
+      console.error("heal failed", request.teamId, error);
+      m.retry({ delaySeconds: BUSY_RETRY_SECONDS });
+    }
+  }
+}
+
+function isMutation(b: unknown): b is DomainMutationMessage {
+  if (!b || typeof b !== "object") return false;
+  const m = b as Partial<DomainMutationMessage>;
+  return (
+    m.v === 1 &&
+    typeof m.id === "string" &&
+    typeof m.teamId === "string" &&
+    Array.isArray(m.deltas) &&
+    m.deltas.every(
+      (d) => d && typeof d.domain === "string" && isRole(d.role) && Number.isInteger(d.delta),
+    )
+  );
+}
+
+function isHealRequest(b: unknown): b is HealRequest {
+  if (!b || typeof b !== "object") return false;
+  const r = b as Partial<HealRequest>;
+  return r.v === 1 && typeof r.teamId === "string" && typeof r.requestedAt === "number";
+}

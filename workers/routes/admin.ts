@@ -1,0 +1,201 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import { AppError, notFound } from "../../src/errors";
+import { parseEmail } from "../../src/invites/email";
+import { PLANS, ROLES, type User } from "../../src/teams/model";
+import { changeUser, createTeam, createUser, importUsers, type NewUserInput, updateTeam } from "../../src/teams/lifecycle";
+import { requirePlatform, requireTeamAdmin } from "../auth";
+import { type AppContext, type AppEnv, jsonBody } from "../http";
+import { readNdjson } from "../ndjson";
+
+// Admin API over the source of truth. Every user write commits first, then
+// publishes its domain mutation (see src/teams/lifecycle.ts).
+
+const ID = z.string().regex(/^[A-Z0-9][A-Za-z0-9_-]{0,39}$/, "ids are 1-40 of A-Z a-z 0-9 _ - starting upper-case or digit");
+const DOMAIN = z
+  .string()
+  .transform((d) => d.trim().toLowerCase())
+  .refine((d) => parseEmail(`x@${d}`).ok, "not a valid domain");
+
+const NewTeam = z.strictObject({
+  id: ID.optional(),
+  name: z.string().trim().min(1).max(200),
+  plan: z.enum(PLANS).default("free"),
+  claimed_domains: z.array(DOMAIN).max(100).default([]),
+});
+
+const TeamChange = z.strictObject({
+  name: z.string().trim().min(1).max(200).optional(),
+  plan: z.enum(PLANS).optional(),
+  claimed_domains: z.array(DOMAIN).max(100).optional(),
+});
+
+const NewUser = z.strictObject({ id: ID.optional(), email: z.string(), role: z.enum(ROLES).default("member") });
+
+const UserChange = z
+  .strictObject({ email: z.string().optional(), role: z.enum(ROLES).optional(), deactivated: z.boolean().optional() })
+  .refine((v) => Object.keys(v).length > 0, "nothing to change");
+
+/** Users per atomic page of a bulk import. */
+export const IMPORT_PAGE_SIZE = 1000;
+/** Users per import request; bigger imports are several requests. */
+export const IMPORT_MAX_USERS = 50_000;
+
+export const adminRoutes = new Hono<AppEnv>()
+  .post("/teams", async (c) => {
+    requirePlatform(c);
+    const body = await jsonBody(c, NewTeam);
+    const team = await createTeam(c.get("deps"), {
+      id: body.id,
+      name: body.name,
+      plan: body.plan,
+      claimedDomains: body.claimed_domains,
+    });
+    return c.json({ team: teamJson(team) }, 201);
+  })
+  .get("/teams/:team", async (c) => {
+    const teamId = c.req.param("team");
+    requireTeamAdmin(c, teamId);
+    const team = await c.get("deps").store.getTeam(teamId);
+    if (!team) throw notFound(`team ${teamId} not found`);
+    return c.json({ team: teamJson(team) });
+  })
+  .patch("/teams/:team", async (c) => {
+    const teamId = c.req.param("team");
+    requireTeamAdmin(c, teamId);
+    const body = await jsonBody(c, TeamChange);
+    const team = await updateTeam(c.get("deps"), teamId, {
+      name: body.name,
+      plan: body.plan,
+      claimedDomains: body.claimed_domains,
+    });
+    return c.json({ team: teamJson(team) });
+  })
+  .post("/teams/:team/users", async (c) => {
+    const teamId = c.req.param("team");
+    requireTeamAdmin(c, teamId);
+    const body = await jsonBody(c, NewUser);
+    const user = await createUser(c.get("deps"), teamId, { id: body.id, ...addressOf(body.email), role: body.role });
+    return c.json({ user: userJson(user) }, 201);
+  })
+  .post("/teams/:team/users/import", async (c) => {
+    const teamId = c.req.param("team");
+    requireTeamAdmin(c, teamId);
+    const inputs = await readImport(c);
+    const deps = c.get("deps");
+    const users = await importUsers(deps, teamId, inputs, { pageSize: IMPORT_PAGE_SIZE });
+    return c.json({ imported: users.length, pages: Math.ceil(users.length / IMPORT_PAGE_SIZE) }, 201);
+  })
+  .get("/teams/:team/users/:user", async (c) => {
+    const teamId = c.req.param("team");
+    requireTeamAdmin(c, teamId);
+    const user = await c.get("deps").store.getUser(teamId, c.req.param("user"));
+    if (!user) throw notFound(`user ${c.req.param("user")} not found in team ${teamId}`);
+    return c.json({ user: userJson(user) });
+  })
+  .patch("/teams/:team/users/:user", async (c) => {
+    const teamId = c.req.param("team");
+    requireTeamAdmin(c, teamId);
+    const body = await jsonBody(c, UserChange);
+    const address = body.email === undefined ? {} : addressOf(body.email);
+    const user = await changeUser(c.get("deps"), teamId, c.req.param("user"), {
+      ...address,
+      role: body.role,
+      deactivated: body.deactivated,
+    });
+    return c.json({ user: userJson(user) });
+  })
+  .delete("/teams/:team/users/:user", async (c) => {
+    const teamId = c.req.param("team");
+    requireTeamAdmin(c, teamId);
+    const user = await changeUser(c.get("deps"), teamId, c.req.param("user"), { deactivated: true });
+    return c.json({ user: userJson(user) });
+  })
+  .get("/teams/:team/domains", async (c) => {
+    const teamId = c.req.param("team");
+    requireTeamAdmin(c, teamId);
+    const counts = await c.get("deps").counts.readAllCounts(teamId);
+    return c.json({ counts: counts.map(({ domain, role, count }) => ({ domain, role, count })) });
+  })
+  .post("/teams/:team/heal", async (c) => {
+    const teamId = c.req.param("team");
+    requireTeamAdmin(c, teamId);
+    const deps = c.get("deps");
+    if (!(await deps.store.getTeam(teamId))) throw notFound(`team ${teamId} not found`);
+    await deps.heals.requestHeal({ v: 1, teamId, reason: "admin", requestedAt: deps.clock.now() });
+    return c.json({ queued: true }, 202);
+  });
+
+function addressOf(raw: string): { email: string; domain: string } {
+  const parsed = parseEmail(raw);
+  if (!parsed.ok) throw new AppError(400, "invalid_body", `email: ${parsed.reason}`, { value: raw });
+  return { email: parsed.email, domain: parsed.domain };
+}
+
+/**
+ * NDJSON (one user a line, streamed) or JSON `{ "users": [...] }`. The whole
+ * request is validated before anything is written: a bad line anywhere means
+ * a 400 and no change.
+ */
+async function readImport(c: AppContext): Promise<NewUserInput[]> {
+  const type = c.req.header("content-type") ?? "";
+  const errors: Array<{ line: number; message: string }> = [];
+  const inputs: NewUserInput[] = [];
+  const accept = (value: unknown, line: number) => {
+    if (inputs.length >= IMPORT_MAX_USERS) {
+      throw new AppError(413, "payload_too_large", `at most ${IMPORT_MAX_USERS} users per import request`);
+    }
+    const parsed = NewUser.safeParse(value);
+    if (!parsed.success) {
+      errors.push({ line, message: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") });
+      return;
+    }
+    const address = parseEmail(parsed.data.email);
+    if (!address.ok) {
+      errors.push({ line, message: `email: ${address.reason}` });
+      return;
+    }
+    inputs.push({ id: parsed.data.id, email: address.email, domain: address.domain, role: parsed.data.role });
+  };
+  if (type.includes("ndjson")) {
+    const body = c.req.raw.body;
+    if (!body) throw new AppError(400, "invalid_body", "empty import");
+    for await (const { line, value, error } of readNdjson(body)) {
+      if (error) errors.push({ line, message: error });
+      else accept(value, line);
+      if (errors.length >= 50) break;
+    }
+  } else {
+    const body = await jsonBody(c, z.strictObject({ users: z.array(z.unknown()).min(1) }));
+    body.users.forEach((u, i) => accept(u, i + 1));
+  }
+  if (errors.length > 0) {
+    throw new AppError(400, "invalid_body", `${errors.length} invalid user record(s); nothing was imported`, { errors });
+  }
+  if (inputs.length === 0) throw new AppError(400, "invalid_body", "empty import");
+  return inputs;
+}
+
+function teamJson(t: { id: string; name: string; plan: string; claimedDomains: string[]; createdAt: number; healedAt: number | null }) {
+  return {
+    id: t.id,
+    name: t.name,
+    plan: t.plan,
+    claimed_domains: t.claimedDomains,
+    created_at: t.createdAt,
+    healed_at: t.healedAt,
+  };
+}
+
+function userJson(u: User) {
+  return {
+    id: u.id,
+    team_id: u.teamId,
+    email: u.email,
+    domain: u.domain,
+    role: u.role,
+    deactivated: u.deactivated,
+    created_at: u.createdAt,
+    updated_at: u.updatedAt,
+  };
+}
