@@ -128,6 +128,11 @@ export function sqlStore(driver: SqlDriver): TeamStore & DomainCountStore {
       );
     },
 
+    async lastUserWriteAt(teamId) {
+      const rows = await driver.all("SELECT MAX(`updated_at`) AS t FROM users WHERE `team_id` = ?", [teamId]);
+      return numOrNull(rows[0]?.t);
+    },
+
     async acquireHealLease(teamId, owner, now, ttlMs) {
       const { changes } = await driver.run(
         "UPDATE teams SET `heal_lease_owner` = ?, `heal_lease_until` = ? WHERE `id` = ? AND (`heal_lease_until` IS NULL OR `heal_lease_until` < ?)",

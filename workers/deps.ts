@@ -20,6 +20,8 @@ export interface Deps {
   clock: typeof systemClock;
   policy: ClassifyPolicy;
   staleAfterMs: number;
+  /** See HealerDeps.settleSeconds. */
+  settleSeconds: number;
 }
 
 /** sendBatch takes at most 100 messages. */
@@ -77,5 +79,6 @@ export function depsFor(env: Env): Deps {
     clock: systemClock,
     policy: policyFor(env),
     staleAfterMs: Number(env.HEAL_STALE_AFTER_MINUTES || "1440") * 60_000,
+    settleSeconds: Number(env.HEAL_SETTLE_SECONDS || "30"),
   };
 }

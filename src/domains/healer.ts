@@ -13,8 +13,12 @@ export interface HealerDeps {
   owner: string;
   pageSize?: number;
   leaseMs?: number;
-  /** Delay before the verification heal that follows a heal mutations raced with. */
-  verifyDelaySeconds?: number;
+  /**
+   * How long a committed user write may wait in the queue before its mutation
+   * is applied. A heal that saw writes this recent schedules a verification
+   * heal this long after it.
+   */
+  settleSeconds?: number;
 }
 
 export interface HealReport {
@@ -26,8 +30,10 @@ export interface HealReport {
   keysRepaired: number;
   /** Sum of |recount - stored| over all keys: how far the aggregate had drifted. */
   drift: number;
-  /** Keys that moved while the heal ran: a verification heal was scheduled. */
+  /** Keys that moved while the heal ran. */
   racedKeys: number;
+  /** A verification heal was scheduled (keys moved, or user writes were recent enough to be in flight). */
+  verifyScheduled: boolean;
   ms: { read: number; recount: number; compare: number; apply: number; total: number };
 }
 
@@ -35,6 +41,7 @@ export type HealOutcome = HealReport | { status: "busy"; teamId: string } | { st
 
 export const DEFAULT_PAGE_SIZE = 2000;
 export const DEFAULT_LEASE_MS = 5 * 60_000;
+export const DEFAULT_SETTLE_SECONDS = 30;
 
 /**
  * The five-phase healer.
@@ -51,10 +58,12 @@ export const DEFAULT_LEASE_MS = 5 * 60_000;
  * in the recount, and their mutation lands after phase 1, so it survives in
  * the row; reading counts after the recount could lose it. The price is the
  * opposite error for a mutation whose user write the recount saw but whose
- * delta lands after phase 1: it is counted twice. Phase 3 notices any key that
- * moved during the heal and schedules a verification heal after the queue has
- * had time to drain, which removes that double count. Never lost, briefly
- * over-counted at worst, exact once mutations are quiet.
+ * delta lands after phase 1 (it was in flight when the heal started): it is
+ * counted twice. So a heal that sees keys move during phase 3, or user writes
+ * recent enough to still be in flight (within `settleSeconds` of its start),
+ * schedules a verification heal `settleSeconds` later, once those mutations
+ * have landed. Never lost; over-counted by in-flight mutations for at most a
+ * settle period after a heal; exact once writes pause for that long.
  *
  * The team's healed_at is the heal's start: counts are exact as of the
  * mutations that had landed then, which is what lets a queued heal request
@@ -86,14 +95,14 @@ export async function healTeam(teamId: string, deps: HealerDeps): Promise<HealOu
 
     await counts.applyDeltas(deltas, t3);
     await counts.deleteZeroRows(teamId);
+    const lastWrite = await store.lastUserWriteAt(teamId);
     const t4 = clock.now();
     healedAt = t0;
 
-    if (raced > 0) {
-      await deps.heals.requestHeal(
-        { v: 1, teamId, reason: "verify", requestedAt: t4 },
-        deps.verifyDelaySeconds ?? 60,
-      );
+    const settleSeconds = deps.settleSeconds ?? DEFAULT_SETTLE_SECONDS;
+    const verify = raced > 0 || (lastWrite !== null && lastWrite >= t0 - settleSeconds * 1000);
+    if (verify) {
+      await deps.heals.requestHeal({ v: 1, teamId, reason: "verify", requestedAt: t4 }, settleSeconds);
     }
     return {
       status: "healed",
@@ -103,6 +112,7 @@ export async function healTeam(teamId: string, deps: HealerDeps): Promise<HealOu
       keysRepaired: deltas.length,
       drift: deltas.reduce((s, d) => s + Math.abs(d.delta), 0),
       racedKeys: raced,
+      verifyScheduled: verify,
       ms: { read: t1 - t0, recount: t2 - t1, compare: t3 - t2, apply: t4 - t3, total: t4 - t0 },
     };
   } finally {

@@ -45,6 +45,9 @@ export interface TeamStore {
   /** Keyset page of active users ordered by id (recount input). */
   listActiveUsers(teamId: string, afterId: string | null, limit: number): Promise<ActiveUserRow[]>;
 
+  /** Latest updated_at of any user of the team (null if none): how recently a mutation may still be in flight. */
+  lastUserWriteAt(teamId: string): Promise<number | null>;
+
   /** Single-statement lease so two heals of one team never overlap. */
   acquireHealLease(teamId: string, owner: string, now: number, ttlMs: number): Promise<boolean>;
   releaseHealLease(teamId: string, owner: string, healedAt: number | null): Promise<void>;
