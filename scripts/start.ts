@@ -1,0 +1,123 @@
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { parseArgs } from "node:util";
+import { signToken } from "../src/auth/jwt";
+import { planetscaleDriver } from "../storage/planetscale-driver";
+import { startPsdbServer } from "../tools/psdb-server/server";
+import { DEMO_ADMIN, DEMO_MEMBER, DEMO_TEAM, demoUsers } from "./demo-seed";
+import { ensureJwtSecret } from "./dev-vars";
+import { applyMysqlMigrations } from "./mysql-migrate";
+
+// `npm start`: the platform on the embedded default (local D1, Queues) with a
+// seeded demo org, no other setup. `npm start -- --mysql` runs the same Worker
+// against the local MariaDB through the PlanetScale-protocol server.
+
+const { values } = parseArgs({
+  options: {
+    port: { type: "string", default: "8787" },
+    mysql: { type: "boolean", default: false },
+    "mysql-url": { type: "string", default: "mysql://root@127.0.0.1:3306/edge_dev" },
+    "psdb-port": { type: "string", default: "3900" },
+  },
+});
+
+const port = Number(values.port);
+const base = `http://127.0.0.1:${port}`;
+const secret = ensureJwtSecret();
+const children: ChildProcess[] = [];
+const cleanups: Array<() => Promise<void>> = [];
+
+async function main() {
+  const vars: string[] = [];
+  if (values.mysql) {
+    const url = new URL(values["mysql-url"]);
+    const database = url.pathname.slice(1) || "edge_dev";
+    const mysql = await import("mysql2/promise");
+    const admin = await mysql.createConnection({ host: url.hostname, port: Number(url.port || 3306), user: decodeURIComponent(url.username || "root"), password: decodeURIComponent(url.password) });
+    await admin.query(`CREATE DATABASE IF NOT EXISTS \`${database}\``);
+    await admin.end();
+    const server = await startPsdbServer({
+      port: Number(values["psdb-port"]),
+      mysql: { host: url.hostname, port: Number(url.port || 3306), user: decodeURIComponent(url.username || "root"), password: decodeURIComponent(url.password), database },
+    });
+    cleanups.push(server.close);
+    const applied = await applyMysqlMigrations(planetscaleDriver({ url: server.url }));
+    console.log(`MySQL ${database} via ${server.url} (migrations applied: ${applied.length})`);
+    vars.push("--var", "STORAGE:planetscale", "--var", `DATABASE_URL:${server.url}`);
+  } else {
+    const migrate = spawnSync("npx", ["wrangler", "d1", "migrations", "apply", "DB", "--local"], {
+      stdio: "inherit",
+      env: { ...process.env, CI: "1" },
+    });
+    if (migrate.status !== 0) throw new Error("applying D1 migrations failed");
+  }
+
+  const dev = spawn("npx", ["wrangler", "dev", "--port", String(port), "--ip", "127.0.0.1", ...vars], {
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  children.push(dev);
+  dev.on("exit", (code) => {
+    void shutdown(code ?? 0);
+  });
+  await waitForHealth();
+  await seed();
+  const member = await signToken({ team: DEMO_TEAM.id, user: DEMO_MEMBER, scope: [] }, secret);
+  const admin = await signToken({ team: DEMO_TEAM.id, user: DEMO_ADMIN, scope: ["admin"] }, secret);
+  console.log(`
+Edge platform on ${base} (${values.mysql ? "MySQL via PlanetScale driver" : "D1"}), demo team ${DEMO_TEAM.id}.
+
+  member token: ${member}
+  admin token:  ${admin}
+
+  curl -s ${base}/v1/invites/classify -H "authorization: Bearer ${member.slice(0, 12)}…" \\
+       -H 'content-type: application/json' -d '{"emails":["new@demo.example","x@partner.example","y@gmail.com"]}'
+
+More tokens: npm run token -- --team ${DEMO_TEAM.id} --user ${DEMO_MEMBER} [--admin]. Ctrl-C stops.
+`);
+}
+
+async function waitForHealth() {
+  const deadline = Date.now() + 90_000;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`${base}/healthz`);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  throw new Error("wrangler dev did not become healthy in 90 s");
+}
+
+async function seed() {
+  const platform = await signToken({ team: "TPLATFORM", user: "USEED", scope: ["platform"] }, secret);
+  const headers = { authorization: `Bearer ${platform}`, "content-type": "application/json" };
+  const exists = await fetch(`${base}/v1/admin/teams/${DEMO_TEAM.id}`, { headers });
+  if (exists.status === 200) {
+    console.log(`demo team ${DEMO_TEAM.id} already seeded`);
+    return;
+  }
+  const created = await fetch(`${base}/v1/admin/teams`, { method: "POST", headers, body: JSON.stringify(DEMO_TEAM) });
+  if (created.status !== 201) throw new Error(`seeding team failed: ${created.status} ${await created.text()}`);
+  const users = demoUsers();
+  const imported = await fetch(`${base}/v1/admin/teams/${DEMO_TEAM.id}/users/import`, {
+    method: "POST",
+    headers: { ...headers, "content-type": "application/x-ndjson" },
+    body: users.map((u) => JSON.stringify(u)).join("\n"),
+  });
+  if (imported.status !== 201) throw new Error(`seeding users failed: ${imported.status} ${await imported.text()}`);
+  console.log(`seeded demo team ${DEMO_TEAM.id} with ${users.length} users`);
+}
+
+async function shutdown(code: number) {
+  for (const c of children) if (c.exitCode === null) c.kill("SIGINT");
+  for (const fn of cleanups.splice(0)) await fn().catch(() => {});
+  process.exit(code);
+}
+
+process.on("SIGINT", () => void shutdown(0));
+process.on("SIGTERM", () => void shutdown(0));
+main().catch(async (error) => {
+  console.error(error instanceof Error ? error.message : error);
+  await shutdown(1);
+});
