@@ -167,7 +167,7 @@ export function sqlStore(driver: SqlDriver): TeamStore & DomainCountStore {
     },
 
     async applyDeltas(deltas: DomainDelta[], now): Promise<ApplyResult> {
-      if (deltas.length === 0) return { statements: 0, negative: [] };
+      if (deltas.length === 0) return { statements: 0, upserts: 0, negative: [] };
       return d === "sqlite" ? applySqlite(driver, deltas, now) : applyMysql(driver, deltas, now);
     },
 
@@ -240,10 +240,11 @@ async function applySqlite(driver: SqlDriver, deltas: DomainDelta[], now: number
   }));
   if (statements.length === 1 && statements[0]) {
     const rows = await driver.all(statements[0].sql, statements[0].params);
-    return { statements: 1, negative: rows.map(toCount).filter((c) => c.count < 0) };
+    return { statements: 1, upserts: 1, negative: rows.map(toCount).filter((c) => c.count < 0) };
   }
   await driver.atomic(statements);
-  return { statements: statements.length + 1, negative: await readNegatives(driver, deltas) };
+  const negative = await readNegatives(driver, deltas);
+  return { statements: statements.length + 1, upserts: statements.length, negative };
 }
 
 async function applyMysql(driver: SqlDriver, deltas: DomainDelta[], now: number): Promise<ApplyResult> {
@@ -257,7 +258,8 @@ async function applyMysql(driver: SqlDriver, deltas: DomainDelta[], now: number)
     params: chunk.flatMap((x) => [x.teamId, x.domain, x.role, x.delta, now]),
   }));
   await driver.atomic(statements);
-  return { statements: statements.length + 1, negative: await readNegatives(driver, deltas) };
+  const negative = await readNegatives(driver, deltas);
+  return { statements: statements.length + 1, upserts: statements.length, negative };
 }
 
 async function readNegatives(driver: SqlDriver, deltas: DomainDelta[]): Promise<DomainCount[]> {

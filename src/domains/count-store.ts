@@ -1,8 +1,10 @@
 import type { DomainCount, DomainDelta } from "./model";
 
 export interface ApplyResult {
-  /** Statements sent to the database (after coalescing and chunking). */
+  /** Statements sent to the database (after coalescing and chunking), reads included. */
   statements: number;
+  /** Of those, the relative upserts. */
+  upserts: number;
   /** Rows touched by this apply whose count is now below zero. */
   negative: DomainCount[];
 }

@@ -16,6 +16,8 @@ export interface BatchOutcome {
   /** Rows written after coalescing. */
   keys: number;
   statements: number;
+  /** Of those, relative upserts (one per chunk of keys, not one per key). */
+  upserts: number;
   /** Teams that saw a count below zero and were sent to the healer. */
   healsRequested: string[];
 }
@@ -39,10 +41,10 @@ export async function applyMutationBatch(
   }
   const merged = coalesce(deltas);
   const now = deps.clock.now();
-  const { statements, negative } = await deps.counts.applyDeltas(merged, now);
+  const { statements, upserts, negative } = await deps.counts.applyDeltas(merged, now);
   const teams = [...new Set(negative.map((n) => n.teamId))];
   for (const teamId of teams) {
     await deps.heals.requestHeal({ v: 1, teamId, reason: "negative_count", requestedAt: now });
   }
-  return { events: seen.size, keys: merged.length, statements, healsRequested: teams };
+  return { events: seen.size, keys: merged.length, statements, upserts, healsRequested: teams };
 }

@@ -1,0 +1,208 @@
+import { readFileSync } from "node:fs";
+import { convertV4MiniflareOptions, Miniflare } from "miniflare";
+import mysql from "mysql2/promise";
+import { applyMysqlMigrations } from "../scripts/mysql-migrate";
+import { signToken } from "../src/auth/jwt";
+import { planetscaleDriver } from "../storage/planetscale-driver";
+import { startPsdbServer } from "../tools/psdb-server/server";
+import { type BenchResult, bundle, compare, median, percentile, printTable, writeResults } from "./harness";
+
+// npm run bench:classify [-- --quick] [--only d1|mysql]
+//
+// On a team of 100,000 users, per storage adapter (D1 as Miniflare runs it,
+// MySQL through the real PlanetScale driver and tools/psdb-server on MariaDB):
+// - classify latency (10 emails over 5 domains), p50/p99 over HTTP and
+//   server-side per operation, vs one query per domain (the baseline);
+// - mutation throughput through the consumer (events/s, statements per event)
+//   vs a consumer that writes each delta on its own;
+// - time to heal the team; its recount phase vs one SQL GROUP BY.
+
+const QUICK = process.argv.includes("--quick");
+const ONLY = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : undefined;
+const USERS = QUICK ? 20_000 : 100_000;
+const HTTP_RUNS = QUICK ? 100 : 400;
+const LOOP_RUNS = QUICK ? 100 : 300;
+const EVENTS = QUICK ? 5_000 : 20_000;
+const NAIVE_EVENTS = QUICK ? 1_000 : 4_000;
+const HEAL_RUNS = 3;
+const LOOP_REPEATS = 5;
+const SECRET = "bench-secret";
+const TEAM = "TBENCH";
+const INVITER = "U00000001";
+const EMAILS = ["bigcorp.example", "partner.example", "d5.example", "d100.example", "gmail.com"].flatMap((d) => [
+  `first@${d}`,
+  `second@${d}`,
+]);
+
+const VARS = {
+  CLASSIFY_THRESHOLD: "0.10",
+  CLASSIFY_WEIGHTS: "owner=3,admin=2,member=1,guest=0.25",
+  HEAL_STALE_AFTER_MINUTES: "1440",
+  HEAL_SETTLE_SECONDS: "30",
+  JWT_SECRET: SECRET,
+};
+
+async function startWorker(script: string, bindings: Record<string, string>) {
+  const mf = new Miniflare(
+    convertV4MiniflareOptions({
+      modules: true,
+      scriptPath: script,
+      compatibilityDate: "2026-11-01",
+      compatibilityFlags: ["nodejs_compat"],
+      bindings: { ...VARS, ...bindings },
+      d1Databases: ["DB"],
+      queueProducers: { DOMAIN_MUTATIONS: "domain-mutations", HEALS: "heals" },
+    }),
+  );
+  const url = await mf.ready;
+  return { mf, url: url.toString().replace(/\/$/, "") };
+}
+
+async function post<T>(url: string, body: unknown, headers: Record<string, string> = {}): Promise<T> {
+  const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${url} -> ${res.status}: ${text.slice(0, 500)}`);
+  return JSON.parse(text) as T;
+}
+
+async function runAdapter(name: "d1" | "mysql", script: string): Promise<BenchResult[]> {
+  const cleanup: Array<() => Promise<unknown>> = [];
+  try {
+    let bindings: Record<string, string> = { STORAGE: "d1" };
+    if (name === "mysql") {
+      const database = `edge_bench_${Date.now()}`;
+      const conn = { host: "127.0.0.1", port: 3306, user: "root", password: "" };
+      const admin = await mysql.createConnection(conn);
+      await admin.query(`CREATE DATABASE \`${database}\``);
+      cleanup.push(async () => {
+        await admin.query(`DROP DATABASE IF EXISTS \`${database}\``);
+        await admin.end();
+      });
+      const server = await startPsdbServer({ mysql: { ...conn, database }, poolSize: 8 });
+      cleanup.unshift(server.close);
+      await applyMysqlMigrations(planetscaleDriver({ url: server.url }));
+      bindings = { STORAGE: "planetscale", DATABASE_URL: server.url };
+    }
+    const { mf, url } = await startWorker(script, bindings);
+    cleanup.unshift(() => mf.dispose());
+    if (name === "d1") {
+      const db = await mf.getD1Database("DB");
+      for (const file of ["migrations/d1/0000_init.sql"]) {
+        for (const sql of readFileSync(file, "utf8").split("--> statement-breakpoint")) {
+          if (sql.trim()) await db.prepare(sql).run();
+        }
+      }
+    }
+
+    const t0 = performance.now();
+    const step = 10_000;
+    for (let from = 0; from < USERS; from += step) {
+      await post(`${url}/bench/setup`, { team: TEAM, users: Math.min(step, USERS - from), from });
+    }
+    console.error(`[${name}] built team of ${USERS} users in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+    const token = await signToken({ team: TEAM, user: INVITER, scope: [] }, SECRET);
+    const auth = { authorization: `Bearer ${token}` };
+    const batched: number[] = [];
+    const perDomain: number[] = [];
+    for (let i = 0; i < HTTP_RUNS + 20; i++) {
+      const a = performance.now();
+      await post(`${url}/v1/invites/classify`, { emails: EMAILS }, auth);
+      const b = performance.now();
+      await post(`${url}/bench/classify-per-domain`, { team: TEAM, user: INVITER, emails: EMAILS });
+      const c = performance.now();
+      if (i >= 20) {
+        batched.push(b - a);
+        perDomain.push(c - b);
+      }
+    }
+    // Server-side cost per operation: a loop of LOOP_RUNS minus an empty loop,
+    // repeated LOOP_REPEATS times, median of the per-op figures.
+    const loop = async (strategy: string) => {
+      const out = await post<{ ms: number; n: number }>(`${url}/bench/classify-loop`, { team: TEAM, user: INVITER, emails: EMAILS, n: LOOP_RUNS, strategy });
+      return out.ms / out.n;
+    };
+    const perOp = async (strategy: string) => {
+      const xs: number[] = [];
+      for (let i = 0; i < LOOP_REPEATS; i++) xs.push((await loop(strategy)) - (await loop("empty")));
+      return median(xs);
+    };
+    const serverBatched = await perOp("batched");
+    const serverPerDomain = await perOp("per-domain");
+
+    type MutationRun = { ms: number; statements: number; upserts: number; keys: number; events: number };
+    const coalesced = await post<MutationRun>(`${url}/bench/mutations`, {
+      team: TEAM,
+      events: EVENTS,
+      batch: 100,
+      coalesce: true,
+      users: USERS,
+    });
+    const naive = await post<MutationRun>(`${url}/bench/mutations`, {
+      team: TEAM,
+      events: NAIVE_EVENTS,
+      batch: 100,
+      coalesce: false,
+      users: USERS,
+    });
+
+    const heals: Array<{ ms: { total: number; recount: number }; drift: number; usersCounted: number }> = [];
+    const sqlRecounts: number[] = [];
+    for (let i = 0; i < HEAL_RUNS; i++) {
+      heals.push(await post(`${url}/bench/heal`, { team: TEAM }));
+      sqlRecounts.push((await post<{ ms: number }>(`${url}/bench/recount-sql`, { team: TEAM })).ms);
+    }
+    console.error(`[${name}] first heal repaired drift ${heals[0]?.drift} over ${heals[0]?.usersCounted} users`);
+
+    const p = `${name}:`;
+    return [
+      compare({ name: `${p} classify p50 (HTTP)`, unit: "ms", better: "lower", value: median(batched), runs: batched.length }, { name: "one query per domain", value: median(perDomain) }),
+      compare({ name: `${p} classify p99 (HTTP)`, unit: "ms", better: "lower", value: percentile(batched, 99), runs: batched.length }, { name: "one query per domain", value: percentile(perDomain, 99) }),
+      compare(
+        { name: `${p} classify server-side per op`, unit: "ms", better: "lower", value: serverBatched, runs: LOOP_REPEATS, notes: `median of ${LOOP_REPEATS} loops of ${LOOP_RUNS}, empty loop subtracted` },
+        { name: "one query per domain", value: serverPerDomain },
+      ),
+      compare(
+        { name: `${p} consumer throughput`, unit: "events/s", better: "higher", value: Math.round(coalesced.events / (coalesced.ms / 1000)), runs: coalesced.events, notes: `batches of 100 events; ${(coalesced.keys / coalesced.events).toFixed(2)} rows/event after coalescing; ${(coalesced.statements / coalesced.events).toFixed(3)} statements/event incl. negative-count reads` },
+        { name: "one upsert per delta", value: Math.round(naive.events / (naive.ms / 1000)) },
+      ),
+      compare(
+        { name: `${p} upsert statements per event`, unit: "statements", better: "lower", value: coalesced.upserts / coalesced.events, runs: coalesced.events },
+        { name: "one upsert per delta", value: naive.upserts / naive.events },
+      ),
+      compare(
+        { name: `${p} rows written per event`, unit: "rows", better: "lower", value: coalesced.keys / coalesced.events, runs: coalesced.events, notes: "coalesced per (team, domain, role) within a batch" },
+        { name: "one upsert per delta", value: naive.keys / naive.events },
+      ),
+      {
+        name: `${p} heal ${USERS} users (total)`,
+        unit: "ms",
+        better: "lower",
+        value: median(heals.map((h) => h.ms.total)),
+        runs: HEAL_RUNS,
+        notes: `first run repaired drift ${heals[0]?.drift}`,
+      },
+      compare(
+        { name: `${p} heal recount phase (paged, in memory)`, unit: "ms", better: "lower", value: median(heals.map((h) => h.ms.recount)), runs: HEAL_RUNS },
+        { name: "one SQL GROUP BY", value: median(sqlRecounts) },
+      ),
+    ];
+  } finally {
+    for (const fn of cleanup) await fn().catch((e) => console.error("cleanup:", e));
+  }
+}
+
+const outdir = bundle("bench/wrangler.bench.toml", ".bench/classify");
+const script = `${outdir}/classify-worker.js`;
+const results: BenchResult[] = [];
+for (const adapter of ["d1", "mysql"] as const) {
+  if (ONLY && ONLY !== adapter) continue;
+  results.push(...(await runAdapter(adapter, script)));
+}
+printTable(results);
+const file = writeResults(
+  "classify",
+  results,
+  `shared, noisy; team of ${USERS} users${QUICK ? " (--quick)" : ""}; D1 = Miniflare's local SQLite, MySQL = MariaDB via tools/psdb-server over HTTP`,
+);
+console.log(`\nwrote ${file}`);
