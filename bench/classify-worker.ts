@@ -1,12 +1,12 @@
+import { healTeam } from "../src/domains/healer";
+import type { DomainMutationMessage } from "../src/domains/messages";
+import { type DomainDelta, TEAM_TOTAL_DOMAIN } from "../src/domains/model";
+import { applyMutationBatch } from "../src/domains/mutation-consumer";
 import { classifyDomains, type RoleCounts, uniqueDomains } from "../src/invites/classify";
 import { classifyInvites } from "../src/invites/classify-invites";
 import { parseEmail } from "../src/invites/email";
-import { healTeam } from "../src/domains/healer";
-import type { DomainMutationMessage } from "../src/domains/messages";
-import { applyMutationBatch } from "../src/domains/mutation-consumer";
-import { type DomainDelta, TEAM_TOTAL_DOMAIN } from "../src/domains/model";
-import { ROLES, type Role } from "../src/teams/model";
 import { createTeam, importUsers } from "../src/teams/lifecycle";
+import { ROLES, type Role } from "../src/teams/model";
 import { createApp } from "../workers/app";
 import { depsFor, driverFor } from "../workers/deps";
 import worker from "../workers/index";
@@ -138,7 +138,10 @@ const routes: Record<string, (req: Request, env: Env) => Promise<unknown>> = {
     const messages: DomainMutationMessage[] = Array.from({ length: events }, (_, i) => {
       const u = (i * 7919) % users;
       const from = { domain: domainFor(u), role: roleFor(u) };
-      const to = i % 2 === 0 ? { domain: from.domain, role: ROLES[(i >> 1) % 4] as Role } : { domain: domainFor(u + 1), role: from.role };
+      const to =
+        i % 2 === 0
+          ? { domain: from.domain, role: ROLES[(i >> 1) % 4] as Role }
+          : { domain: domainFor(u + 1), role: from.role };
       const deltas = [
         { ...from, delta: -1 },
         { ...to, delta: 1 },

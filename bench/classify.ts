@@ -59,7 +59,11 @@ async function startWorker(script: string, bindings: Record<string, string>) {
 }
 
 async function post<T>(url: string, body: unknown, headers: Record<string, string> = {}): Promise<T> {
-  const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
   const text = await res.text();
   if (!res.ok) throw new Error(`${url} -> ${res.status}: ${text.slice(0, 500)}`);
   return JSON.parse(text) as T;
@@ -119,7 +123,13 @@ async function runAdapter(name: "d1" | "mysql", script: string): Promise<BenchRe
     // Server-side cost per operation: a loop of LOOP_RUNS minus an empty loop,
     // repeated LOOP_REPEATS times, median of the per-op figures.
     const loop = async (strategy: string) => {
-      const out = await post<{ ms: number; n: number }>(`${url}/bench/classify-loop`, { team: TEAM, user: INVITER, emails: EMAILS, n: LOOP_RUNS, strategy });
+      const out = await post<{ ms: number; n: number }>(`${url}/bench/classify-loop`, {
+        team: TEAM,
+        user: INVITER,
+        emails: EMAILS,
+        n: LOOP_RUNS,
+        strategy,
+      });
       return out.ms / out.n;
     };
     const perOp = async (strategy: string) => {
@@ -156,22 +166,61 @@ async function runAdapter(name: "d1" | "mysql", script: string): Promise<BenchRe
 
     const p = `${name}:`;
     return [
-      compare({ name: `${p} classify p50 (HTTP)`, unit: "ms", better: "lower", value: median(batched), runs: batched.length }, { name: "one query per domain", value: median(perDomain) }),
-      compare({ name: `${p} classify p99 (HTTP)`, unit: "ms", better: "lower", value: percentile(batched, 99), runs: batched.length }, { name: "one query per domain", value: percentile(perDomain, 99) }),
       compare(
-        { name: `${p} classify server-side per op`, unit: "ms", better: "lower", value: serverBatched, runs: LOOP_REPEATS, notes: `median of ${LOOP_REPEATS} loops of ${LOOP_RUNS}, empty loop subtracted` },
+        { name: `${p} classify p50 (HTTP)`, unit: "ms", better: "lower", value: median(batched), runs: batched.length },
+        { name: "one query per domain", value: median(perDomain) },
+      ),
+      compare(
+        {
+          name: `${p} classify p99 (HTTP)`,
+          unit: "ms",
+          better: "lower",
+          value: percentile(batched, 99),
+          runs: batched.length,
+        },
+        { name: "one query per domain", value: percentile(perDomain, 99) },
+      ),
+      compare(
+        {
+          name: `${p} classify server-side per op`,
+          unit: "ms",
+          better: "lower",
+          value: serverBatched,
+          runs: LOOP_REPEATS,
+          notes: `median of ${LOOP_REPEATS} loops of ${LOOP_RUNS}, empty loop subtracted`,
+        },
         { name: "one query per domain", value: serverPerDomain },
       ),
       compare(
-        { name: `${p} consumer throughput`, unit: "events/s", better: "higher", value: Math.round(coalesced.events / (coalesced.ms / 1000)), runs: coalesced.events, notes: `batches of 100 events; ${(coalesced.keys / coalesced.events).toFixed(2)} rows/event after coalescing; ${(coalesced.statements / coalesced.events).toFixed(3)} statements/event incl. negative-count reads` },
+        {
+          name: `${p} consumer throughput`,
+          unit: "events/s",
+          better: "higher",
+          value: Math.round(coalesced.events / (coalesced.ms / 1000)),
+          runs: coalesced.events,
+          notes: `batches of 100 events; ${(coalesced.keys / coalesced.events).toFixed(2)} rows/event after coalescing; ${(coalesced.statements / coalesced.events).toFixed(3)} statements/event incl. negative-count reads`,
+        },
         { name: "one upsert per delta", value: Math.round(naive.events / (naive.ms / 1000)) },
       ),
       compare(
-        { name: `${p} upsert statements per event`, unit: "statements", better: "lower", value: coalesced.upserts / coalesced.events, runs: coalesced.events },
+        {
+          name: `${p} upsert statements per event`,
+          unit: "statements",
+          better: "lower",
+          value: coalesced.upserts / coalesced.events,
+          runs: coalesced.events,
+        },
         { name: "one upsert per delta", value: naive.upserts / naive.events },
       ),
       compare(
-        { name: `${p} rows written per event`, unit: "rows", better: "lower", value: coalesced.keys / coalesced.events, runs: coalesced.events, notes: "coalesced per (team, domain, role) within a batch" },
+        {
+          name: `${p} rows written per event`,
+          unit: "rows",
+          better: "lower",
+          value: coalesced.keys / coalesced.events,
+          runs: coalesced.events,
+          notes: "coalesced per (team, domain, role) within a batch",
+        },
         { name: "one upsert per delta", value: naive.keys / naive.events },
       ),
       {
@@ -183,7 +232,13 @@ async function runAdapter(name: "d1" | "mysql", script: string): Promise<BenchRe
         notes: `first run repaired drift ${heals[0]?.drift}`,
       },
       compare(
-        { name: `${p} heal recount phase (paged, in memory)`, unit: "ms", better: "lower", value: median(heals.map((h) => h.ms.recount)), runs: HEAL_RUNS },
+        {
+          name: `${p} heal recount phase (paged, in memory)`,
+          unit: "ms",
+          better: "lower",
+          value: median(heals.map((h) => h.ms.recount)),
+          runs: HEAL_RUNS,
+        },
         { name: "one SQL GROUP BY", value: median(sqlRecounts) },
       ),
     ];

@@ -61,7 +61,12 @@ export function writeResults(area: string, results: BenchResult[], notes: string
 
 export function printTable(results: BenchResult[]): void {
   const fmt = (n: number | undefined) => (n === undefined ? "" : n >= 100 ? n.toFixed(0) : n.toPrecision(3));
-  const rows = results.map((r) => [r.name, `${fmt(r.value)} ${r.unit}`, r.baseline ? `${fmt(r.baseline.value)} ${r.unit} (${r.baseline.name})` : "", r.ratio === undefined ? "" : `${r.ratio}x`]);
+  const rows = results.map((r) => [
+    r.name,
+    `${fmt(r.value)} ${r.unit}`,
+    r.baseline ? `${fmt(r.baseline.value)} ${r.unit} (${r.baseline.name})` : "",
+    r.ratio === undefined ? "" : `${r.ratio}x`,
+  ]);
   const head = ["figure", "value", "baseline (same run)", "ratio"];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ");

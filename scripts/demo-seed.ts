@@ -2,7 +2,12 @@
 // partner with a sizeable share, a contractor below the threshold, a few
 // public-provider addresses, and every role.
 
-export const DEMO_TEAM = { id: "TDEMO", name: "Demo Org", plan: "business", claimed_domains: ["demo.example"] } as const;
+export const DEMO_TEAM = {
+  id: "TDEMO",
+  name: "Demo Org",
+  plan: "business",
+  claimed_domains: ["demo.example"],
+} as const;
 export const DEMO_ADMIN = "U0000ADMIN";
 export const DEMO_MEMBER = "U0000MEMBER";
 
@@ -13,7 +18,12 @@ export function demoUsers(): Array<{ id: string; email: string; role: string }> 
     { id: "U0000GUEST", email: "gus@contractor.example", role: "guest" },
   ];
   const add = (n: number, domain: string, role: string, prefix: string) => {
-    for (let i = 0; i < n; i++) users.push({ id: `U${prefix}${String(i).padStart(5, "0")}`, email: `${prefix.toLowerCase()}${i}@${domain}`, role });
+    for (let i = 0; i < n; i++)
+      users.push({
+        id: `U${prefix}${String(i).padStart(5, "0")}`,
+        email: `${prefix.toLowerCase()}${i}@${domain}`,
+        role,
+      });
   };
   add(150, "demo.example", "member", "D");
   add(8, "demo.example", "admin", "A");

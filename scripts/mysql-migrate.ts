@@ -12,7 +12,9 @@ export async function applyMysqlMigrations(driver: SqlDriver, dir = "migrations/
   );
   const done = new Set((await driver.all<{ name: string }>("SELECT `name` FROM `_migrations`")).map((r) => r.name));
   const applied: string[] = [];
-  for (const file of readdirSync(dir).filter((f) => f.endsWith(".sql")).sort()) {
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith(".sql"))
+    .sort()) {
     if (done.has(file)) continue;
     const statements = readFileSync(join(dir, file), "utf8")
       .split("--> statement-breakpoint")

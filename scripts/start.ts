@@ -32,12 +32,23 @@ async function main() {
     const url = new URL(values["mysql-url"]);
     const database = url.pathname.slice(1) || "edge_dev";
     const mysql = await import("mysql2/promise");
-    const admin = await mysql.createConnection({ host: url.hostname, port: Number(url.port || 3306), user: decodeURIComponent(url.username || "root"), password: decodeURIComponent(url.password) });
+    const admin = await mysql.createConnection({
+      host: url.hostname,
+      port: Number(url.port || 3306),
+      user: decodeURIComponent(url.username || "root"),
+      password: decodeURIComponent(url.password),
+    });
     await admin.query(`CREATE DATABASE IF NOT EXISTS \`${database}\``);
     await admin.end();
     const server = await startPsdbServer({
       port: Number(values["psdb-port"]),
-      mysql: { host: url.hostname, port: Number(url.port || 3306), user: decodeURIComponent(url.username || "root"), password: decodeURIComponent(url.password), database },
+      mysql: {
+        host: url.hostname,
+        port: Number(url.port || 3306),
+        user: decodeURIComponent(url.username || "root"),
+        password: decodeURIComponent(url.password),
+        database,
+      },
     });
     cleanups.push(server.close);
     const applied = await applyMysqlMigrations(planetscaleDriver({ url: server.url }));

@@ -24,7 +24,6 @@ export class AppError extends Error {
   }
 }
 
-export const badRequest = (message: string, details?: unknown) =>
-  new AppError(400, "bad_request", message, details);
+export const badRequest = (message: string, details?: unknown) => new AppError(400, "bad_request", message, details);
 export const notFound = (message: string) => new AppError(404, "not_found", message);
 export const conflict = (message: string, details?: unknown) => new AppError(409, "conflict", message, details);

@@ -49,7 +49,8 @@ export function sqlStore(driver: SqlDriver): TeamStore & DomainCountStore {
         plan: patch.plan,
         claimed_domains: patch.claimedDomains && JSON.stringify(patch.claimedDomains),
       });
-      if (sets.length > 0) await driver.run(`UPDATE teams SET ${sets.join(", ")} WHERE \`id\` = ?`, [...params, teamId]);
+      if (sets.length > 0)
+        await driver.run(`UPDATE teams SET ${sets.join(", ")} WHERE \`id\` = ?`, [...params, teamId]);
       return this.getTeam(teamId);
     },
 
@@ -89,7 +90,17 @@ export function sqlStore(driver: SqlDriver): TeamStore & DomainCountStore {
     },
 
     async insertUsers(users: User[]) {
-      const columns = ["team_id", "id", "email", "domain", "role", "deactivated", "version", "created_at", "updated_at"];
+      const columns = [
+        "team_id",
+        "id",
+        "email",
+        "domain",
+        "role",
+        "deactivated",
+        "version",
+        "created_at",
+        "updated_at",
+      ];
       const tuple = (u: User) => [
         u.teamId,
         u.id,
@@ -123,9 +134,7 @@ export function sqlStore(driver: SqlDriver): TeamStore & DomainCountStore {
         `SELECT \`id\`, \`domain\`, \`role\` FROM users WHERE \`team_id\` = ? AND \`deactivated\` = 0 AND \`id\` > ? ORDER BY \`id\` LIMIT ?`,
         [teamId, afterId ?? "", limit],
       );
-      return rows.map(
-        (r): ActiveUserRow => ({ id: String(r.id), domain: String(r.domain), role: roleOf(r.role) }),
-      );
+      return rows.map((r): ActiveUserRow => ({ id: String(r.id), domain: String(r.domain), role: roleOf(r.role) }));
     },
 
     async lastUserWriteAt(teamId) {

@@ -67,9 +67,7 @@ function isMutation(b: unknown): b is DomainMutationMessage {
     typeof m.id === "string" &&
     typeof m.teamId === "string" &&
     Array.isArray(m.deltas) &&
-    m.deltas.every(
-      (d) => d && typeof d.domain === "string" && isRole(d.role) && Number.isInteger(d.delta),
-    )
+    m.deltas.every((d) => d && typeof d.domain === "string" && isRole(d.role) && Number.isInteger(d.delta))
   );
 }
 

@@ -35,7 +35,7 @@ export async function verifyToken(
   if (parts.length !== 3) return { ok: false, reason: "malformed token" };
   const [h, p, s] = parts as [string, string, string];
   const header = parseJson(h);
-  if (!header || header.alg !== "HS256") return { ok: false, reason: "unsupported token algorithm" };
+  if (header?.alg !== "HS256") return { ok: false, reason: "unsupported token algorithm" };
   const signature = fromB64url(s);
   if (!signature) return { ok: false, reason: "malformed token signature" };
   const key = await importKey(secret, ["verify"]);

@@ -4,7 +4,14 @@ import type { HealPublisher, HealReason } from "../domains/messages";
 import { TEAM_TOTAL_DOMAIN } from "../domains/model";
 import { AppError } from "../errors";
 import type { TeamStore } from "../teams/team-store";
-import { type Classification, classifyDomains, type Flow, type Reason, type RoleCounts, uniqueDomains } from "./classify";
+import {
+  type Classification,
+  classifyDomains,
+  type Flow,
+  type Reason,
+  type RoleCounts,
+  uniqueDomains,
+} from "./classify";
 import type { ClassifyPolicy } from "./classify-policy";
 import { parseEmail } from "./email";
 

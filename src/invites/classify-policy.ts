@@ -62,18 +62,14 @@ function parseWeights(text: string, defaults: Record<Role, number>): Record<Role
     }
     const name = trimmed.slice(0, eq).trim();
     if (!isRoleName(name)) {
-      throw new Error(
-        `CLASSIFY_WEIGHTS has unknown role "${name}" (expected one of ${ROLES.join(", ")})`,
-      );
+      throw new Error(`CLASSIFY_WEIGHTS has unknown role "${name}" (expected one of ${ROLES.join(", ")})`);
     }
     if (seen.has(name)) throw new Error(`CLASSIFY_WEIGHTS sets "${name}" more than once`);
     seen.add(name);
     const valueText = trimmed.slice(eq + 1).trim();
     const weight = parseDecimal(valueText);
     if (weight === null) {
-      throw new Error(
-        `CLASSIFY_WEIGHTS ${name} must be a finite number >= 0, got "${valueText}"`,
-      );
+      throw new Error(`CLASSIFY_WEIGHTS ${name} must be a finite number >= 0, got "${valueText}"`);
     }
     weights[name] = weight;
   }
@@ -90,9 +86,6 @@ export function parsePolicy(vars: PolicyVars): ClassifyPolicy {
   const weights = present(vars.CLASSIFY_WEIGHTS);
   return {
     threshold: threshold === undefined ? DEFAULT_POLICY.threshold : parseThreshold(threshold),
-    weights:
-      weights === undefined
-        ? { ...DEFAULT_POLICY.weights }
-        : parseWeights(weights, DEFAULT_POLICY.weights),
+    weights: weights === undefined ? { ...DEFAULT_POLICY.weights } : parseWeights(weights, DEFAULT_POLICY.weights),
   };
 }

@@ -11,12 +11,7 @@ import type { ClassifyPolicy } from "./classify-policy";
 import { isPublicProvider } from "./public-providers";
 
 export type Classification = "internal" | "external";
-export type Reason =
-  | "claimed_domain"
-  | "inviter_domain"
-  | "team_share"
-  | "public_provider"
-  | "below_threshold";
+export type Reason = "claimed_domain" | "inviter_domain" | "team_share" | "public_provider" | "below_threshold";
 export type Flow = "workspace_invite" | "slack_connect";
 
 export interface RoleCounts {
@@ -95,11 +90,7 @@ export function weightedShare(
   return Math.min(1, weightedSum(counts, weights) / total);
 }
 
-export function classifyDomain(
-  domain: string,
-  ctx: TeamContext,
-  policy: ClassifyPolicy,
-): DomainDecision {
+export function classifyDomain(domain: string, ctx: TeamContext, policy: ClassifyPolicy): DomainDecision {
   const d = normalizeDomain(domain);
   const share = weightedShare(ctx.domainCounts.get(d), ctx.totals, policy.weights);
   // Checked first: a team claiming gmail.com must not make every gmail user

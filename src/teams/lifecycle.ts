@@ -4,7 +4,7 @@ import type { DomainMutationMessage, HealPublisher, MutationPublisher } from "..
 import type { DomainDelta } from "../domains/model";
 import { AppError, conflict, notFound } from "../errors";
 import { newId } from "../ids";
-import { planRank, type Plan, type Role, type Team, type User } from "./model";
+import { type Plan, planRank, type Role, type Team, type User } from "./model";
 import type { TeamStore } from "./team-store";
 
 // Admin writes to the source of truth. Each one commits the user rows first

@@ -1,4 +1,4 @@
-import { bigint, int, mysqlTable, primaryKey, tinyint, uniqueIndex, varchar, text } from "drizzle-orm/mysql-core";
+import { bigint, int, mysqlTable, primaryKey, text, tinyint, uniqueIndex, varchar } from "drizzle-orm/mysql-core";
 
 // MySQL / PlanetScale (Vitess) schema. Team-scoped tables lead their primary
 // key with team_id: it is the sharding key, so one request touches one shard.

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { healTeam } from "../../src/domains/healer";
 import { applyMutationBatch } from "../../src/domains/mutation-consumer";
-import { ROLES } from "../../src/teams/model";
 import { changeUser, createTeam, createUser, type LifecycleDeps } from "../../src/teams/lifecycle";
+import { ROLES } from "../../src/teams/model";
 import type { TeamStore } from "../../src/teams/team-store";
 import { type Backend, fixedClock, HeldQueue, recountBySql, rng, storedCounts } from "./fixtures";
 
@@ -113,8 +113,13 @@ export function convergenceContract(open: () => Promise<Backend>): void {
     it("keeps a mutation that lands while the heal recounts", async () => {
       const backend = await open();
       const { queue, deps, teamId } = await setup(backend, 31);
-            for (let i = 0; i < 30; i++) {
-        await createUser(deps, teamId, { id: `U${1000 + i}`, email: `m${i}@acme.test`, domain: "acme.test", role: "member" });
+      for (let i = 0; i < 30; i++) {
+        await createUser(deps, teamId, {
+          id: `U${1000 + i}`,
+          email: `m${i}@acme.test`,
+          domain: "acme.test",
+          role: "member",
+        });
       }
       await applyMutationBatch(queue.take(), { counts: backend.store, heals: queue, clock: deps.clock });
 
@@ -127,7 +132,12 @@ export function convergenceContract(open: () => Promise<Backend>): void {
         const page = await backend.store.listActiveUsers(team, after, limit);
         if (!injected) {
           injected = true;
-          await createUser(deps, teamId, { id: "U0000", email: "late@partner.test", domain: "partner.test", role: "admin" });
+          await createUser(deps, teamId, {
+            id: "U0000",
+            email: "late@partner.test",
+            domain: "partner.test",
+            role: "admin",
+          });
           await applyMutationBatch(queue.take(), { counts: backend.store, heals: queue, clock: deps.clock });
         }
         return page;
@@ -143,8 +153,13 @@ export function convergenceContract(open: () => Promise<Backend>): void {
     it("schedules a verification heal that removes a double count from an in-flight mutation", async () => {
       const backend = await open();
       const { queue, deps, teamId } = await setup(backend, 41);
-            for (let i = 0; i < 20; i++) {
-        await createUser(deps, teamId, { id: `U${2000 + i}`, email: `n${i}@acme.test`, domain: "acme.test", role: "member" });
+      for (let i = 0; i < 20; i++) {
+        await createUser(deps, teamId, {
+          id: `U${2000 + i}`,
+          email: `n${i}@acme.test`,
+          domain: "acme.test",
+          role: "member",
+        });
       }
       await applyMutationBatch(queue.take(), { counts: backend.store, heals: queue, clock: deps.clock });
       // Committed before the heal, its mutation still in the queue.
@@ -162,7 +177,9 @@ export function convergenceContract(open: () => Promise<Backend>): void {
       };
       await healTeam(teamId, { ...deps, store, counts: backend.store, owner: "h", pageSize: 8 });
       const truth = await recountBySql(backend.driver, teamId);
-      expect((await storedCounts(backend.store, teamId))["acme.test/member"]).toBe(truth["acme.test/member"]! + 1);
+      expect((await storedCounts(backend.store, teamId))["acme.test/member"]).toBe(
+        (truth["acme.test/member"] ?? 0) + 1,
+      );
       const verify = queue.heals.find((h) => h.request.reason === "verify");
       expect(verify?.delaySeconds).toBeGreaterThan(0);
 

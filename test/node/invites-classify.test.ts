@@ -79,34 +79,22 @@ describe("weightedShare", () => {
 
   it("clamps negative domain counts at 0", () => {
     // Without clamping, -5 owners would cancel the member: (1 - 15) / 10 < 0.
-    const share = weightedShare(
-      counts({ owner: -5, member: 1 }),
-      counts({ member: 10 }),
-      DEFAULT_POLICY.weights,
-    );
+    const share = weightedShare(counts({ owner: -5, member: 1 }), counts({ member: 10 }), DEFAULT_POLICY.weights);
     expect(share).toBe(0.1);
   });
 
   it("clamps negative totals at 0", () => {
     // Without clamping the total would be 10 - 6 = 4 and the share 0.25.
-    const share = weightedShare(
-      counts({ member: 1 }),
-      counts({ admin: -3, member: 10 }),
-      DEFAULT_POLICY.weights,
-    );
+    const share = weightedShare(counts({ member: 1 }), counts({ admin: -3, member: 10 }), DEFAULT_POLICY.weights);
     expect(share).toBe(0.1);
   });
 
   it("is 0 when every total is negative", () => {
-    expect(
-      weightedShare(counts({ member: 1 }), counts({ member: -2 }), DEFAULT_POLICY.weights),
-    ).toBe(0);
+    expect(weightedShare(counts({ member: 1 }), counts({ member: -2 }), DEFAULT_POLICY.weights)).toBe(0);
   });
 
   it("never exceeds 1 when drifted domain counts exceed the totals", () => {
-    expect(
-      weightedShare(counts({ member: 12 }), counts({ member: 10 }), DEFAULT_POLICY.weights),
-    ).toBe(1);
+    expect(weightedShare(counts({ member: 12 }), counts({ member: 10 }), DEFAULT_POLICY.weights)).toBe(1);
   });
 });
 

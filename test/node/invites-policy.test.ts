@@ -21,9 +21,7 @@ describe("parsePolicy", () => {
   });
 
   it("treats blank values as unset", () => {
-    expect(parsePolicy({ CLASSIFY_THRESHOLD: "", CLASSIFY_WEIGHTS: "  " })).toEqual(
-      DEFAULT_POLICY,
-    );
+    expect(parsePolicy({ CLASSIFY_THRESHOLD: "", CLASSIFY_WEIGHTS: "  " })).toEqual(DEFAULT_POLICY);
   });
 
   it("returns weights the caller may modify without touching the defaults", () => {
@@ -45,16 +43,17 @@ describe("parsePolicy", () => {
   it.each(["0", "-0.1", "1.01", "2", "abc", "0x1", "Infinity", "NaN", "10%", "0.1.2"])(
     "rejects threshold %j",
     (raw) => {
-      expect(() => parsePolicy({ CLASSIFY_THRESHOLD: raw })).toThrow(
-        /CLASSIFY_THRESHOLD must be a number in \(0, 1\]/,
-      );
+      expect(() => parsePolicy({ CLASSIFY_THRESHOLD: raw })).toThrow(/CLASSIFY_THRESHOLD must be a number in \(0, 1\]/);
     },
   );
 
   it("parses a full weight list", () => {
-    expect(
-      parsePolicy({ CLASSIFY_WEIGHTS: "owner=5,admin=4,member=2,guest=0" }).weights,
-    ).toEqual({ owner: 5, admin: 4, member: 2, guest: 0 });
+    expect(parsePolicy({ CLASSIFY_WEIGHTS: "owner=5,admin=4,member=2,guest=0" }).weights).toEqual({
+      owner: 5,
+      admin: 4,
+      member: 2,
+      guest: 0,
+    });
   });
 
   it("keeps defaults for roles a subset leaves out", () => {
@@ -76,9 +75,7 @@ describe("parsePolicy", () => {
   });
 
   it("rejects an unknown role name", () => {
-    expect(() => parsePolicy({ CLASSIFY_WEIGHTS: "owner=3,superuser=9" })).toThrow(
-      /unknown role "superuser"/,
-    );
+    expect(() => parsePolicy({ CLASSIFY_WEIGHTS: "owner=3,superuser=9" })).toThrow(/unknown role "superuser"/);
   });
 
   it("rejects role names in another case", () => {
@@ -86,36 +83,26 @@ describe("parsePolicy", () => {
   });
 
   it("rejects an entry without =", () => {
-    expect(() => parsePolicy({ CLASSIFY_WEIGHTS: "owner:3" })).toThrow(
-      /entry "owner:3" must look like role=number/,
-    );
+    expect(() => parsePolicy({ CLASSIFY_WEIGHTS: "owner:3" })).toThrow(/entry "owner:3" must look like role=number/);
   });
 
   it("rejects an empty entry", () => {
-    expect(() => parsePolicy({ CLASSIFY_WEIGHTS: "owner=3,,member=1" })).toThrow(
-      /entry "" must look like role=number/,
-    );
+    expect(() => parsePolicy({ CLASSIFY_WEIGHTS: "owner=3,,member=1" })).toThrow(/entry "" must look like role=number/);
   });
 
   it("rejects a role set twice", () => {
-    expect(() => parsePolicy({ CLASSIFY_WEIGHTS: "member=1,member=2" })).toThrow(
-      /sets "member" more than once/,
+    expect(() => parsePolicy({ CLASSIFY_WEIGHTS: "member=1,member=2" })).toThrow(/sets "member" more than once/);
+  });
+
+  it.each(["-1", "", "abc", "Infinity", "1e400", "0x2", "NaN"])("rejects weight %j", (value) => {
+    expect(() => parsePolicy({ CLASSIFY_WEIGHTS: `admin=${value}` })).toThrow(
+      /CLASSIFY_WEIGHTS admin must be a finite number >= 0/,
     );
   });
 
-  it.each(["-1", "", "abc", "Infinity", "1e400", "0x2", "NaN"])(
-    "rejects weight %j",
-    (value) => {
-      expect(() => parsePolicy({ CLASSIFY_WEIGHTS: `admin=${value}` })).toThrow(
-        /CLASSIFY_WEIGHTS admin must be a finite number >= 0/,
-      );
-    },
-  );
-
   it("rejects weights that are all zero", () => {
-    expect(() =>
-      parsePolicy({ CLASSIFY_WEIGHTS: "owner=0,admin=0,member=0,guest=0" }),
-    ).toThrow(/at least one role a positive weight/);
+    expect(() => parsePolicy({ CLASSIFY_WEIGHTS: "owner=0,admin=0,member=0,guest=0" })).toThrow(
+      /at least one role a positive weight/,
+    );
   });
-
 });

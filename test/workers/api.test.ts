@@ -34,7 +34,9 @@ async function totals(teamId: string, admin: string): Promise<Record<string, num
 }
 
 async function userCount(teamId: string): Promise<number> {
-  const row = await env.DB.prepare("SELECT COUNT(*) AS n FROM users WHERE team_id = ?").bind(teamId).first<{ n: number }>();
+  const row = await env.DB.prepare("SELECT COUNT(*) AS n FROM users WHERE team_id = ?")
+    .bind(teamId)
+    .first<{ n: number }>();
   return row?.n ?? 0;
 }
 
@@ -84,19 +86,30 @@ describe("admin API", () => {
   it("rejects unknown fields, bad plans and bad JSON with 400 and creates nothing", async () => {
     const t = await platformToken();
     const id = uniqueTeamId("T");
-    for (const json of [{ id, name: "x", plan: "gold" }, { id, name: "x", extra: 1 }, { id, name: "" }]) {
+    for (const json of [
+      { id, name: "x", plan: "gold" },
+      { id, name: "x", extra: 1 },
+      { id, name: "" },
+    ]) {
       const res = await api<ErrorBody>("POST", "/v1/admin/teams", { token: t, json });
       expect(res.status).toBe(400);
       expect(res.body.error.code).toBe("invalid_body");
     }
-    const bad = await api<ErrorBody>("POST", "/v1/admin/teams", { token: t, body: "{nope", contentType: "application/json" });
+    const bad = await api<ErrorBody>("POST", "/v1/admin/teams", {
+      token: t,
+      body: "{nope",
+      contentType: "application/json",
+    });
     expect(bad.status).toBe(400);
     expect((await api("GET", `/v1/admin/teams/${id}`, { token: t })).status).toBe(404);
   });
 
   it("answers 409 for a taken team id", async () => {
     const a = await newTeam();
-    const res = await api("POST", "/v1/admin/teams", { token: await platformToken(), json: { id: a.id, name: "again" } });
+    const res = await api("POST", "/v1/admin/teams", {
+      token: await platformToken(),
+      json: { id: a.id, name: "again" },
+    });
     expect(res.status).toBe(409);
   });
 
@@ -138,12 +151,16 @@ describe("admin API", () => {
   it("imports thousands of users from streamed NDJSON and keeps the aggregate current", async () => {
     const a = await newTeam();
     const lines = Array.from({ length: 2_500 }, (_, i) =>
-      JSON.stringify({ email: `u${i}@${i % 5 === 0 ? "partner.test" : "acme.test"}`, role: i % 50 === 0 ? "admin" : "member" }),
+      JSON.stringify({
+        email: `u${i}@${i % 5 === 0 ? "partner.test" : "acme.test"}`,
+        role: i % 50 === 0 ? "admin" : "member",
+      }),
     );
     const stream = new ReadableStream<Uint8Array>({
       start(controller) {
         const enc = new TextEncoder();
-        for (let i = 0; i < lines.length; i += 300) controller.enqueue(enc.encode(`${lines.slice(i, i + 300).join("\n")}\n`));
+        for (let i = 0; i < lines.length; i += 300)
+          controller.enqueue(enc.encode(`${lines.slice(i, i + 300).join("\n")}\n`));
         controller.close();
       },
     });
@@ -218,7 +235,14 @@ describe("classification", () => {
   });
 
   type Classified = {
-    results: Array<{ email: string; domain: string; classification: string; reason: string; flow: string; share: number }>;
+    results: Array<{
+      email: string;
+      domain: string;
+      classification: string;
+      reason: string;
+      flow: string;
+      share: number;
+    }>;
     heal_queued: string | null;
   };
 
@@ -226,7 +250,15 @@ describe("classification", () => {
     const res = await api<Classified>("POST", "/v1/invites/classify", {
       token: await token(team.id, inviter),
       json: {
-        emails: ["New@Acme.test", "x@corp.test", "y@partner.test", "z@tiny.test", "w@gmail.com", "v@elsewhere.test", "new@acme.test"],
+        emails: [
+          "New@Acme.test",
+          "x@corp.test",
+          "y@partner.test",
+          "z@tiny.test",
+          "w@gmail.com",
+          "v@elsewhere.test",
+          "new@acme.test",
+        ],
       },
     });
     expect(res.status).toBe(200);

@@ -2,8 +2,15 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { AppError, notFound } from "../../src/errors";
 import { parseEmail } from "../../src/invites/email";
+import {
+  changeUser,
+  createTeam,
+  createUser,
+  importUsers,
+  type NewUserInput,
+  updateTeam,
+} from "../../src/teams/lifecycle";
 import { PLANS, ROLES, type User } from "../../src/teams/model";
-import { changeUser, createTeam, createUser, importUsers, type NewUserInput, updateTeam } from "../../src/teams/lifecycle";
 import { requirePlatform, requireTeamAdmin } from "../auth";
 import { type AppContext, type AppEnv, jsonBody } from "../http";
 import { readNdjson } from "../ndjson";
@@ -11,7 +18,9 @@ import { readNdjson } from "../ndjson";
 // Admin API over the source of truth. Every user write commits first, then
 // publishes its domain mutation (see src/teams/lifecycle.ts).
 
-const ID = z.string().regex(/^[A-Z0-9][A-Za-z0-9_-]{0,39}$/, "ids are 1-40 of A-Z a-z 0-9 _ - starting upper-case or digit");
+const ID = z
+  .string()
+  .regex(/^[A-Z0-9][A-Za-z0-9_-]{0,39}$/, "ids are 1-40 of A-Z a-z 0-9 _ - starting upper-case or digit");
 const DOMAIN = z
   .string()
   .transform((d) => d.trim().toLowerCase())
@@ -167,16 +176,25 @@ async function readImport(c: AppContext): Promise<NewUserInput[]> {
     }
   } else {
     const body = await jsonBody(c, z.strictObject({ users: z.array(z.unknown()).min(1) }));
-    body.users.forEach((u, i) => accept(u, i + 1));
+    for (const [i, u] of body.users.entries()) accept(u, i + 1);
   }
   if (errors.length > 0) {
-    throw new AppError(400, "invalid_body", `${errors.length} invalid user record(s); nothing was imported`, { errors });
+    throw new AppError(400, "invalid_body", `${errors.length} invalid user record(s); nothing was imported`, {
+      errors,
+    });
   }
   if (inputs.length === 0) throw new AppError(400, "invalid_body", "empty import");
   return inputs;
 }
 
-function teamJson(t: { id: string; name: string; plan: string; claimedDomains: string[]; createdAt: number; healedAt: number | null }) {
+function teamJson(t: {
+  id: string;
+  name: string;
+  plan: string;
+  claimedDomains: string[];
+  createdAt: number;
+  healedAt: number | null;
+}) {
   return {
     id: t.id,
     name: t.name,
