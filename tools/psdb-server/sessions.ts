@@ -1,0 +1,122 @@
+// Pinned MySQL connections for open transactions.
+//
+// A statement that leaves its connection inside a transaction (BEGIN, START
+// TRANSACTION, SET autocommit=0, ...; read from the OK packet's status flags)
+// pins that connection under a random session id, which goes back to the
+// driver in `session.id`. The driver echoes the session on its next statement;
+// statements carrying a live id run on the pinned connection, one at a time.
+// When a statement leaves the connection outside a transaction (COMMIT,
+// ROLLBACK, implicit commit by DDL) the connection goes back to its pool and
+// the driver is handed an unpinned session. Sessions idle for `idleMs` are
+// rolled back and released; their ids are remembered for a while so a late
+// statement gets a clear "expired" error instead of running outside the
+// transaction.
+import { randomUUID } from "node:crypto";
+import type { PoolConnection } from "mysql2/promise";
+
+export interface PinnedSession {
+  readonly id: string;
+  readonly conn: PoolConnection;
+  /** Statements queued or running on this session. */
+  pending: number;
+  /** Completion of the last queued statement (serialises use of `conn`). */
+  tail: Promise<void>;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** How many ended session ids are remembered, for error messages. */
+const ENDED_MEMORY = 1024;
+
+const noop = (): void => {};
+
+export class SessionStore {
+  private readonly live = new Map<string, PinnedSession>();
+  private readonly ended = new Map<string, string>();
+
+  constructor(private readonly idleMs: number) {}
+
+  /** Number of currently pinned connections. */
+  get size(): number {
+    return this.live.size;
+  }
+
+  /** Pins `conn` (currently inside a transaction) under a new session id. */
+  pin(conn: PoolConnection): PinnedSession {
+    const session: PinnedSession = { id: randomUUID(), conn, pending: 0, tail: Promise.resolve(), timer: undefined };
+    this.live.set(session.id, session);
+    this.arm(session);
+    return session;
+  }
+
+  lookup(id: string): PinnedSession | undefined {
+    return this.live.get(id);
+  }
+
+  /** Why a session id is no longer live, if it was seen recently. */
+  endReason(id: string): string | undefined {
+    return this.ended.get(id);
+  }
+
+  /** Runs `fn` with exclusive use of the session's connection; no idle expiry meanwhile. */
+  run<T>(session: PinnedSession, fn: () => Promise<T>): Promise<T> {
+    session.pending++;
+    this.disarm(session);
+    const result = session.tail.then(fn);
+    session.tail = result.then(noop, noop).then(() => {
+      session.pending--;
+      if (session.pending === 0 && this.live.get(session.id) === session) this.arm(session);
+    });
+    return result;
+  }
+
+  /** The transaction ended normally: return the connection to its pool. */
+  unpin(session: PinnedSession, reason: string): void {
+    if (!this.forget(session, reason)) return;
+    session.conn.release();
+  }
+
+  /** The connection is unusable (lost, protocol error): drop it. */
+  discard(session: PinnedSession, reason: string): void {
+    if (!this.forget(session, reason)) return;
+    session.conn.destroy();
+  }
+
+  /** Ends every session without waiting (MySQL rolls back on disconnect). */
+  closeAll(): void {
+    for (const session of [...this.live.values()]) this.discard(session, "the server was closed");
+  }
+
+  private expire(session: PinnedSession): void {
+    if (session.pending > 0 || !this.forget(session, `rolled back after ${this.idleMs} ms idle`)) return;
+    const { conn } = session;
+    conn.query("ROLLBACK").then(
+      () => conn.release(),
+      () => conn.destroy(),
+    );
+  }
+
+  private forget(session: PinnedSession, reason: string): boolean {
+    if (this.live.get(session.id) !== session) return false;
+    this.live.delete(session.id);
+    this.disarm(session);
+    this.ended.set(session.id, reason);
+    if (this.ended.size > ENDED_MEMORY) {
+      const oldest = this.ended.keys().next();
+      if (!oldest.done) this.ended.delete(oldest.value);
+    }
+    return true;
+  }
+
+  private arm(session: PinnedSession): void {
+    this.disarm(session);
+    session.timer = setTimeout(() => this.expire(session), this.idleMs);
+    session.timer.unref();
+  }
+
+  private disarm(session: PinnedSession): void {
+    if (session.timer !== undefined) {
+      clearTimeout(session.timer);
+      session.timer = undefined;
+    }
+  }
+}
