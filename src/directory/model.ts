@@ -1,0 +1,57 @@
+import type { Role } from "../teams/model";
+
+// What the edge cache holds and what change events carry. Entity events carry
+// the entity's full current state, so applying one is an idempotent upsert and
+// replaying a range of them after a gap is safe.
+
+export interface DirUser {
+  teamId: string;
+  id: string;
+  /** Handle, e.g. "ada". */
+  name: string;
+  realName: string;
+  displayName: string;
+  title: string;
+  avatarHash: string;
+  tz: string;
+  isBot: boolean;
+  role: Role;
+  /** Deactivated: excluded from suggestions, still resolvable by id. */
+  deleted: boolean;
+  updatedAt: number;
+}
+
+export interface DirChannel {
+  /** The hosting team (a shared channel is hosted by one team). */
+  teamId: string;
+  id: string;
+  name: string;
+  topic: string;
+  purpose: string;
+  isPrivate: boolean;
+  isArchived: boolean;
+  createdAt: number;
+  updatedAt: number;
+  /** Other teams this channel is shared with; empty for a team-local channel. */
+  sharedWith: string[];
+}
+
+export interface Membership {
+  channelId: string;
+  userId: string;
+  /** The member's team (differs from the channel's team in a shared channel). */
+  userTeamId: string;
+}
+
+export type DirectoryChange =
+  | { kind: "user"; user: DirUser }
+  | { kind: "channel"; channel: DirChannel }
+  | { kind: "member_added"; membership: Membership }
+  | { kind: "member_removed"; membership: Membership };
+
+/** One change to one team's directory; versions are dense per team (1, 2, 3, ...). */
+export interface ChangeEvent {
+  teamId: string;
+  version: number;
+  change: DirectoryChange;
+}

@@ -1,0 +1,31 @@
+import type { ChangeEvent, DirChannel, DirUser, Membership } from "./model";
+
+/**
+ * What a team cache loads from (the database, through storage/directory-store.ts).
+ * Pages are keyset-ordered so a load can resume and never skips rows.
+ */
+export interface DirectorySource {
+  /** The team's current directory version (0 for a team with no changes yet). */
+  version(teamId: string): Promise<number>;
+  pageUsers(teamId: string, afterId: string | null, limit: number): Promise<DirUser[]>;
+  /** Channels hosted by the team or shared with it, ordered by id. */
+  pageChannels(teamId: string, afterId: string | null, limit: number): Promise<DirChannel[]>;
+  /** Memberships of the team's own (not shared-in) channels, ordered by (channelId, userId). */
+  pageMemberships(
+    teamId: string,
+    after: { channelId: string; userId: string } | null,
+    limit: number,
+  ): Promise<Membership[]>;
+  /**
+   * Events with version > `since`, in version order, rebuilt from the change
+   * log with each entity's current state: what a cache that missed events
+   * needs, and nothing more.
+   */
+  changesSince(teamId: string, since: number, limit: number): Promise<ChangeEvent[]>;
+}
+
+/** Where committed changes go: the team caches (the Worker passes a Durable Object publisher). */
+export interface ChangePublisher {
+  /** Events of one team, in version order. Failures are the cache's gap to recover, not the writer's. */
+  publish(teamId: string, events: ChangeEvent[]): Promise<void>;
+}
