@@ -5,9 +5,11 @@ import { requireToken } from "./auth";
 import { depsFor } from "./deps";
 import { type AppEnv, errorBody } from "./http";
 import { adminRoutes } from "./routes/admin";
+import { directoryRoutes } from "./routes/directory";
+import { directoryAdminRoutes } from "./routes/directory-admin";
 import { inviteRoutes } from "./routes/invites";
 
-/** JSON bodies; the streamed user import has its own, larger, limit. */
+/** JSON bodies; the streamed imports (users, channels, memberships) have their own, larger, limit. */
 const JSON_LIMIT = 1024 * 1024;
 const IMPORT_LIMIT = 64 * 1024 * 1024;
 
@@ -26,9 +28,10 @@ export function createApp() {
   const tooLarge = (limit: number) => () => {
     throw new AppError(413, "payload_too_large", `request body larger than ${limit} bytes`);
   };
-  app.use("/v1/admin/teams/:team/users/import", bodyLimit({ maxSize: IMPORT_LIMIT, onError: tooLarge(IMPORT_LIMIT) }));
   app.use("/v1/*", async (c, next) => {
-    if (c.req.path.endsWith("/users/import")) return next();
+    if (c.req.path.endsWith("/import")) {
+      return bodyLimit({ maxSize: IMPORT_LIMIT, onError: tooLarge(IMPORT_LIMIT) })(c, next);
+    }
     return bodyLimit({ maxSize: JSON_LIMIT, onError: tooLarge(JSON_LIMIT) })(c, next);
   });
   app.use("/v1/*", requireToken);
@@ -38,6 +41,8 @@ export function createApp() {
   });
 
   app.route("/v1/admin", adminRoutes);
+  app.route("/v1/admin", directoryAdminRoutes);
   app.route("/v1/invites", inviteRoutes);
+  app.route("/v1/directory", directoryRoutes);
   return app;
 }

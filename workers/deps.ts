@@ -1,10 +1,13 @@
 import { systemClock } from "../src/clock";
+import type { ChangePublisher, DirectorySource } from "../src/directory/source";
+import type { DirectoryWriter } from "../src/directory/writer";
 import type { DomainCountStore } from "../src/domains/count-store";
 import type { DomainMutationMessage, HealPublisher, HealRequest, MutationPublisher } from "../src/domains/messages";
 import type { ClassifyPolicy } from "../src/invites/classify-policy";
 import { parsePolicy } from "../src/invites/classify-policy";
 import type { TeamStore } from "../src/teams/team-store";
 import { d1Driver } from "../storage/d1-driver";
+import { directoryStore } from "../storage/directory-store";
 import { planetscaleDriver } from "../storage/planetscale-driver";
 import type { SqlDriver } from "../storage/sql-driver";
 import { sqlStore } from "../storage/sql-store";
@@ -22,6 +25,10 @@ export interface Deps {
   staleAfterMs: number;
   /** See HealerDeps.settleSeconds. */
   settleSeconds: number;
+  /** The directory's source of truth (users, channels, memberships, change log). */
+  directory: DirectorySource & DirectoryWriter;
+  /** Where committed directory changes go: the team caches. */
+  changes: ChangePublisher;
 }
 
 /** sendBatch takes at most 100 messages. */
@@ -69,8 +76,27 @@ export function queueHealPublisher(queue: Queue<HealRequest>): HealPublisher {
   };
 }
 
+/** What a team cache loads from and catches up with. */
+export function directorySourceFor(env: Env): DirectorySource {
+  return directoryStore(driverFor(env));
+}
+
+/**
+ * Publishes committed directory changes straight to the team's cache object
+ * (an RPC, no queue: the cache applies them in version order). A cache that
+ * misses one recovers it from the change log (DirectorySource.changesSince).
+ */
+export function changePublisherFor(env: Env): ChangePublisher {
+  return {
+    async publish(teamId, events) {
+      await env.TEAM_CACHE.get(env.TEAM_CACHE.idFromName(teamId)).applyChanges(teamId, events);
+    },
+  };
+}
+
 export function depsFor(env: Env): Deps {
-  const store = sqlStore(driverFor(env));
+  const driver = driverFor(env);
+  const store = sqlStore(driver);
   return {
     store,
     counts: store,
@@ -80,5 +106,7 @@ export function depsFor(env: Env): Deps {
     policy: policyFor(env),
     staleAfterMs: Number(env.HEAL_STALE_AFTER_MINUTES || "1440") * 60_000,
     settleSeconds: Number(env.HEAL_SETTLE_SECONDS || "30"),
+    directory: directoryStore(driver),
+    changes: changePublisherFor(env),
   };
 }

@@ -47,7 +47,12 @@ export type DirectoryChange =
   | { kind: "user"; user: DirUser }
   | { kind: "channel"; channel: DirChannel }
   | { kind: "member_added"; membership: Membership }
-  | { kind: "member_removed"; membership: Membership };
+  | { kind: "member_removed"; membership: Membership }
+  /**
+   * Too much changed to replay (a bulk import): reload the team's directory.
+   * Carries no state; applying it means loading again from DirectorySource.
+   */
+  | { kind: "reload" };
 
 /** One change to one team's directory; versions are dense per team (1, 2, 3, ...). */
 export interface ChangeEvent {

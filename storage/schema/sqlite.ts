@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 // D1 (SQLite) schema. Keep column names and meaning identical to ./mysql.ts:
 // storage/sql-store.ts runs the same SQL on both.
@@ -14,6 +14,8 @@ export const teams = sqliteTable("teams", {
   healNeededAt: integer("heal_needed_at"),
   healLeaseOwner: text("heal_lease_owner"),
   healLeaseUntil: integer("heal_lease_until"),
+  /** Last directory change (storage/directory-store.ts): bumped in the same unit as the change and its log row. */
+  dirVersion: integer("dir_version").notNull().default(0),
 });
 
 export const users = sqliteTable(
@@ -28,6 +30,14 @@ export const users = sqliteTable(
     version: integer("version").notNull().default(1),
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
+    // Directory profile (the edge cache's DirUser); classification never reads these.
+    name: text("name").notNull().default(""),
+    realName: text("real_name").notNull().default(""),
+    displayName: text("display_name").notNull().default(""),
+    title: text("title").notNull().default(""),
+    avatarHash: text("avatar_hash").notNull().default(""),
+    tz: text("tz").notNull().default("UTC"),
+    isBot: integer("is_bot").notNull().default(0),
   },
   (t) => [primaryKey({ columns: [t.teamId, t.id] }), uniqueIndex("users_team_email").on(t.teamId, t.email)],
 );
@@ -42,4 +52,62 @@ export const domains = sqliteTable(
     dateUpdate: integer("date_update").notNull(),
   },
   (t) => [primaryKey({ columns: [t.teamId, t.domain, t.role] })],
+);
+
+export const channels = sqliteTable(
+  "channels",
+  {
+    teamId: text("team_id").notNull(),
+    id: text("id").notNull(),
+    name: text("name").notNull(),
+    topic: text("topic").notNull().default(""),
+    purpose: text("purpose").notNull().default(""),
+    isPrivate: integer("is_private").notNull().default(0),
+    isArchived: integer("is_archived").notNull().default(0),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.id] }), uniqueIndex("channels_team_name").on(t.teamId, t.name)],
+);
+
+/** Channel `channel_id` hosted by `host_team_id` is shared into `team_id`. */
+export const channelShares = sqliteTable(
+  "channel_shares",
+  {
+    teamId: text("team_id").notNull(),
+    channelId: text("channel_id").notNull(),
+    hostTeamId: text("host_team_id").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.channelId] }), index("channel_shares_host").on(t.hostTeamId, t.channelId)],
+);
+
+/** team_id is the channel's host team; user_team_id differs for members from teams it is shared with. */
+export const memberships = sqliteTable(
+  "memberships",
+  {
+    teamId: text("team_id").notNull(),
+    channelId: text("channel_id").notNull(),
+    userId: text("user_id").notNull(),
+    userTeamId: text("user_team_id").notNull(),
+    joinedAt: integer("joined_at").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.teamId, t.channelId, t.userId] }),
+    index("memberships_team_user").on(t.teamId, t.userId),
+    index("memberships_user_team_user").on(t.userTeamId, t.userId),
+  ],
+);
+
+/** One row per directory version of a team; see storage/directory-store.ts for the encoding. */
+export const directoryChanges = sqliteTable(
+  "directory_changes",
+  {
+    teamId: text("team_id").notNull(),
+    version: integer("version").notNull(),
+    kind: text("kind").notNull(),
+    entityId: text("entity_id").notNull(),
+    extra: text("extra").notNull().default(""),
+    at: integer("at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.version] })],
 );

@@ -14,6 +14,7 @@ import { PLANS, ROLES, type User } from "../../src/teams/model";
 import { requirePlatform, requireTeamAdmin } from "../auth";
 import { type AppContext, type AppEnv, jsonBody } from "../http";
 import { readNdjson } from "../ndjson";
+import { publishUserChanges } from "./directory-admin";
 
 // Admin API over the source of truth. Every user write commits first, then
 // publishes its domain mutation (see src/teams/lifecycle.ts).
@@ -85,6 +86,7 @@ export const adminRoutes = new Hono<AppEnv>()
     requireTeamAdmin(c, teamId);
     const body = await jsonBody(c, NewUser);
     const user = await createUser(c.get("deps"), teamId, { id: body.id, ...addressOf(body.email), role: body.role });
+    await publishUserChanges(c, teamId, [user.id]);
     return c.json({ user: userJson(user) }, 201);
   })
   .post("/teams/:team/users/import", async (c) => {
@@ -92,7 +94,17 @@ export const adminRoutes = new Hono<AppEnv>()
     requireTeamAdmin(c, teamId);
     const inputs = await readImport(c);
     const deps = c.get("deps");
-    const users = await importUsers(deps, teamId, inputs, { pageSize: IMPORT_PAGE_SIZE });
+    const users = await importUsers(deps, teamId, inputs, { pageSize: IMPORT_PAGE_SIZE }).catch(async (error) => {
+      // Stopped part-way (a concurrent writer): some pages are in; the caches reload.
+      const imported = error instanceof AppError ? (error.details as { imported?: number } | undefined)?.imported : 0;
+      if (imported) await publishUserChanges(c, teamId, null);
+      throw error;
+    });
+    await publishUserChanges(
+      c,
+      teamId,
+      users.map((u) => u.id),
+    );
     return c.json({ imported: users.length, pages: Math.ceil(users.length / IMPORT_PAGE_SIZE) }, 201);
   })
   .get("/teams/:team/users/:user", async (c) => {
@@ -112,12 +124,14 @@ export const adminRoutes = new Hono<AppEnv>()
       role: body.role,
       deactivated: body.deactivated,
     });
+    await publishUserChanges(c, teamId, [user.id]);
     return c.json({ user: userJson(user) });
   })
   .delete("/teams/:team/users/:user", async (c) => {
     const teamId = c.req.param("team");
     requireTeamAdmin(c, teamId);
     const user = await changeUser(c.get("deps"), teamId, c.req.param("user"), { deactivated: true });
+    await publishUserChanges(c, teamId, [user.id]);
     return c.json({ user: userJson(user) });
   })
   .get("/teams/:team/domains", async (c) => {

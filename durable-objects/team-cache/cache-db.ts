@@ -1,0 +1,155 @@
+import type { DirChannel, DirUser, Membership } from "../../src/directory/model";
+import { fold, searchText, searchWords } from "./normalize";
+import { SCHEMA, SCHEMA_VERSION, TABLES } from "./schema";
+
+// Writes to the cache's SQLite. Rows go in as one JSON parameter expanded by
+// json_each: one statement per page instead of one per row, which is what
+// makes loading millions of memberships affordable in CPU time.
+
+export type Sql = SqlStorage;
+
+export function migrate(sql: Sql): void {
+  sql.exec(SCHEMA);
+  const current = Number(getMeta(sql, "schema") ?? 0);
+  if (current !== SCHEMA_VERSION) setMeta(sql, "schema", String(SCHEMA_VERSION));
+}
+
+export function getMeta(sql: Sql, key: string): string | null {
+  const rows = sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray();
+  return rows[0]?.value ?? null;
+}
+
+export function setMeta(sql: Sql, key: string, value: string): void {
+  sql.exec(
+    "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    key,
+    value,
+  );
+}
+
+export function clearData(sql: Sql): void {
+  for (const t of TABLES) sql.exec(`DELETE FROM ${t}`);
+}
+
+function userSortKey(u: DirUser): string {
+  return fold(u.displayName || u.realName || u.name);
+}
+
+function userWords(u: DirUser): string[] {
+  return searchWords(u.name, u.realName, u.displayName);
+}
+
+/** Fresh rows (a load): no previous words to remove. */
+export function insertUsers(sql: Sql, users: DirUser[]): void {
+  if (users.length === 0) return;
+  const rows = users.map((u) => {
+    const words = userWords(u);
+    return [
+      u.id,
+      u.teamId,
+      u.name,
+      u.realName,
+      u.displayName,
+      u.title,
+      u.avatarHash,
+      u.tz,
+      u.isBot ? 1 : 0,
+      u.role,
+      u.deleted ? 1 : 0,
+      u.updatedAt,
+      userSortKey(u),
+      searchText(words),
+      JSON.stringify(words),
+    ];
+  });
+  sql.exec(
+    `INSERT OR REPLACE INTO users (id, team_id, name, real_name, display_name, title, avatar_hash, tz, is_bot, role, deleted, updated_at, sort_key, search_text, words)
+     SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8, value->>9, value->>10, value->>11, value->>12, value->>13, value->>14
+     FROM json_each(?)`,
+    JSON.stringify(rows),
+  );
+  const words = users.flatMap((u) => userWords(u).map((w) => [w, u.id]));
+  sql.exec(
+    "INSERT OR IGNORE INTO user_words (word, user_id) SELECT value->>0, value->>1 FROM json_each(?)",
+    JSON.stringify(words),
+  );
+}
+
+/** A changed user: old words come out (found from the stored search text), new ones go in. */
+export function upsertUser(sql: Sql, user: DirUser): void {
+  const old = sql.exec<{ words: string }>("SELECT words FROM users WHERE id = ?", user.id).toArray()[0];
+  if (old) {
+    for (const w of JSON.parse(old.words) as string[]) {
+      sql.exec("DELETE FROM user_words WHERE word = ? AND user_id = ?", w, user.id);
+    }
+  }
+  insertUsers(sql, [user]);
+}
+
+export function insertChannels(sql: Sql, channels: DirChannel[]): void {
+  if (channels.length === 0) return;
+  const rows = channels.map((c) => {
+    const words = searchWords(c.name);
+    return [
+      c.id,
+      c.teamId,
+      c.name,
+      c.topic,
+      c.purpose,
+      c.isPrivate ? 1 : 0,
+      c.isArchived ? 1 : 0,
+      c.createdAt,
+      c.updatedAt,
+      JSON.stringify(c.sharedWith),
+      searchText(words),
+      JSON.stringify(words),
+    ];
+  });
+  // member_count survives a channel update: it is kept by membership changes.
+  sql.exec(
+    `INSERT INTO channels (id, host_team, name, topic, purpose, is_private, is_archived, created_at, updated_at, shared_with, search_text, words)
+     SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8, value->>9, value->>10, value->>11 FROM json_each(?) WHERE true
+     ON CONFLICT (id) DO UPDATE SET host_team = excluded.host_team, name = excluded.name, topic = excluded.topic, purpose = excluded.purpose,
+       is_private = excluded.is_private, is_archived = excluded.is_archived, created_at = excluded.created_at,
+       updated_at = excluded.updated_at, shared_with = excluded.shared_with, search_text = excluded.search_text, words = excluded.words`,
+    JSON.stringify(rows),
+  );
+  const words = channels.flatMap((c) => searchWords(c.name).map((w) => [w, c.id]));
+  sql.exec(
+    "INSERT OR IGNORE INTO channel_words (word, channel_id) SELECT value->>0, value->>1 FROM json_each(?)",
+    JSON.stringify(words),
+  );
+}
+
+export function upsertChannel(sql: Sql, channel: DirChannel): void {
+  const old = sql.exec<{ words: string }>("SELECT words FROM channels WHERE id = ?", channel.id).toArray()[0];
+  if (old) {
+    for (const w of JSON.parse(old.words) as string[]) {
+      sql.exec("DELETE FROM channel_words WHERE word = ? AND channel_id = ?", w, channel.id);
+    }
+  }
+  insertChannels(sql, [channel]);
+}
+
+/** Bulk memberships during a load; counts are recomputed once at the end. */
+export function insertMemberships(sql: Sql, memberships: Membership[]): void {
+  if (memberships.length === 0) return;
+  sql.exec(
+    "INSERT OR IGNORE INTO members (channel_id, user_id) SELECT value->>0, value->>1 FROM json_each(?)",
+    JSON.stringify(memberships.map((m) => [m.channelId, m.userId])),
+  );
+}
+
+export function recountMembers(sql: Sql): void {
+  sql.exec("UPDATE channels SET member_count = (SELECT COUNT(*) FROM members WHERE members.channel_id = channels.id)");
+}
+
+export function addMember(sql: Sql, m: Membership): void {
+  const cursor = sql.exec("INSERT OR IGNORE INTO members (channel_id, user_id) VALUES (?, ?)", m.channelId, m.userId);
+  if (cursor.rowsWritten > 0) sql.exec("UPDATE channels SET member_count = member_count + 1 WHERE id = ?", m.channelId);
+}
+
+export function removeMember(sql: Sql, m: Membership): void {
+  const cursor = sql.exec("DELETE FROM members WHERE channel_id = ? AND user_id = ?", m.channelId, m.userId);
+  if (cursor.rowsWritten > 0) sql.exec("UPDATE channels SET member_count = member_count - 1 WHERE id = ?", m.channelId);
+}

@@ -1,0 +1,515 @@
+import type { Sql } from "./cache-db";
+import { getMeta } from "./cache-db";
+import { prefixEnd, queryTokens } from "./normalize";
+
+// The lazy-load queries, answered from the cache's SQLite. Each one is a few
+// index range scans bounded by a LIMIT; none walks the whole team.
+//
+// Visibility, applied in SQL so no row a viewer may not see is ever read out:
+// - a private channel, and its member list, only to its members;
+// - guests see only channels they belong to and people who share one with them;
+// - deactivated users never appear in suggestions but resolve by id.
+
+export interface Viewer {
+  id: string;
+  isGuest: boolean;
+}
+
+export interface UserCard {
+  id: string;
+  name: string;
+  real_name: string;
+  display_name: string;
+  title: string;
+  avatar_hash: string;
+  tz: string;
+  is_bot: boolean;
+  role: string;
+  deleted: boolean;
+}
+
+export interface ChannelCard {
+  id: string;
+  name: string;
+  topic: string;
+  purpose: string;
+  is_private: boolean;
+  is_archived: boolean;
+  is_shared: boolean;
+  member_count: number;
+  is_member: boolean;
+}
+
+export type Suggestion =
+  | ({ type: "channel"; reason: "member" | "match" } & ChannelCard)
+  | ({ type: "user"; reason: "contact" | "match" } & UserCard);
+
+export interface Page<T> {
+  items: T[];
+  next_cursor: string | null;
+}
+
+/** A channel at most this big is a small group: its members count as the viewer's frequent contacts. */
+export const CONTACT_CHANNEL_MAX = 8;
+export const MAX_LIMIT = 100;
+
+const USER_COLS =
+  "u.id, u.name, u.real_name, u.display_name, u.title, u.avatar_hash, u.tz, u.is_bot, u.role, u.deleted, u.sort_key";
+const CHANNEL_COLS =
+  "c.id, c.name, c.topic, c.purpose, c.is_private, c.is_archived, c.shared_with, c.member_count, EXISTS (SELECT 1 FROM members mm WHERE mm.channel_id = c.id AND mm.user_id = ?) AS is_member";
+
+type Row = Record<string, SqlStorageValue>;
+
+// --- visibility -------------------------------------------------------------
+
+export function viewerOf(sql: Sql, userId: string): Viewer | null {
+  const row = sql
+    .exec<{ role: string; deleted: number }>("SELECT role, deleted FROM users WHERE id = ?", userId)
+    .toArray()[0];
+  if (!row || row.deleted) return null;
+  return { id: userId, isGuest: row.role === "guest" };
+}
+
+/** SQL condition (and its parameters) that channel alias `c` is visible to the viewer. */
+function channelVisible(v: Viewer): { where: string; params: string[] } {
+  const member = "EXISTS (SELECT 1 FROM members vm WHERE vm.channel_id = c.id AND vm.user_id = ?)";
+  if (v.isGuest) return { where: member, params: [v.id] };
+  return { where: `(c.is_private = 0 OR ${member})`, params: [v.id] };
+}
+
+/** SQL condition that user alias `u` is visible to the viewer. */
+function userVisible(v: Viewer): { where: string; params: string[] } {
+  if (!v.isGuest) return { where: "1", params: [] };
+  return {
+    where:
+      "(u.id = ? OR EXISTS (SELECT 1 FROM members g1 JOIN members g2 ON g2.channel_id = g1.channel_id AND g2.user_id = u.id WHERE g1.user_id = ?))",
+    params: [v.id, v.id],
+  };
+}
+
+export function channelIfVisible(sql: Sql, v: Viewer, channelId: string): ChannelCard | null {
+  const vis = channelVisible(v);
+  const row = sql
+    .exec<Row>(`SELECT ${CHANNEL_COLS} FROM channels c WHERE c.id = ? AND ${vis.where}`, v.id, channelId, ...vis.params)
+    .toArray()[0];
+  return row ? toChannel(row) : null;
+}
+
+// --- quick switcher ---------------------------------------------------------
+
+/**
+ * Channels and people whose name has a word starting with the query (every
+ * query token must prefix some word). The viewer's own channels and frequent
+ * contacts come first; then other matches, by name.
+ */
+export function quickSwitcher(sql: Sql, v: Viewer, q: string, limit: number): Suggestion[] {
+  const tokens = queryTokens(q);
+  const [first] = tokens;
+  if (!first) return [];
+  const all = tokenFilter("c", tokens);
+  const rest = tokenFilter("c", tokens.slice(1));
+
+  const mine = sql
+    .exec<Row>(
+      `SELECT ${CHANNEL_COLS} FROM members m JOIN channels c ON c.id = m.channel_id
+       WHERE m.user_id = ? AND c.is_archived = 0 ${all.where} ORDER BY c.name LIMIT ?`,
+      v.id,
+      v.id,
+      ...all.params,
+      limit,
+    )
+    .toArray()
+    .map((r) => ({ type: "channel" as const, reason: "member" as const, ...toChannel(r) }));
+
+  const contacts = contactMatches(sql, v, tokens, limit);
+
+  // Scan the word index in word order and stop at the limit: bounded work
+  // however many names share a short prefix. Filters apply during the scan,
+  // so a private channel never uses up a slot.
+  const vis = channelVisible(v);
+  const otherChannels = sql
+    .exec<Row>(
+      `SELECT DISTINCT ${CHANNEL_COLS} FROM channel_words w JOIN channels c ON c.id = w.channel_id
+       WHERE w.word >= ? AND w.word < ? AND c.is_archived = 0 AND ${vis.where} ${rest.where} LIMIT ?`,
+      v.id,
+      first,
+      prefixEnd(first),
+      ...vis.params,
+      ...rest.params,
+      limit,
+    )
+    .toArray()
+    .map((r) => ({ type: "channel" as const, reason: "match" as const, ...toChannel(r) }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+
+  const people = peopleMatching(sql, v, tokens, limit).map((u) => ({
+    type: "user" as const,
+    reason: "match" as const,
+    ...u,
+  }));
+
+  const seen = new Set<string>();
+  const out: Suggestion[] = [];
+  for (const s of [...mine, ...contacts, ...otherChannels, ...people]) {
+    if (seen.has(s.id) || out.length >= limit) continue;
+    seen.add(s.id);
+    out.push(s);
+  }
+  return out;
+}
+
+function contactMatches(sql: Sql, v: Viewer, tokens: string[], limit: number): Suggestion[] {
+  const all = tokenFilter("u", tokens);
+  return sql
+    .exec<Row>(
+      `SELECT ${USER_COLS} FROM users u WHERE u.id IN (
+         SELECT DISTINCT m2.user_id FROM members m1
+         JOIN channels c ON c.id = m1.channel_id AND c.member_count <= ${CONTACT_CHANNEL_MAX}
+         JOIN members m2 ON m2.channel_id = m1.channel_id
+         WHERE m1.user_id = ? AND m2.user_id != ?)
+       AND u.deleted = 0 ${all.where} ORDER BY u.sort_key, u.id LIMIT ?`,
+      v.id,
+      v.id,
+      ...all.params,
+      limit,
+    )
+    .toArray()
+    .map((r) => ({ type: "user" as const, reason: "contact" as const, ...toUser(r) }));
+}
+
+/** Active, visible people matching every token; `extra` narrows further (e.g. not in a channel). */
+function peopleMatching(
+  sql: Sql,
+  v: Viewer,
+  tokens: string[],
+  limit: number,
+  extra: { where: string; params: SqlStorageValue[] } = { where: "", params: [] },
+): UserCard[] {
+  const [first] = tokens;
+  if (!first) return [];
+  const rest = tokenFilter("u", tokens.slice(1));
+  const vis = userVisible(v);
+  const rows = sql
+    .exec<Row>(
+      `SELECT DISTINCT ${USER_COLS} FROM user_words w JOIN users u ON u.id = w.user_id
+       WHERE w.word >= ? AND w.word < ? AND u.deleted = 0 AND ${vis.where} ${rest.where} ${extra.where} LIMIT ?`,
+      first,
+      prefixEnd(first),
+      ...vis.params,
+      ...rest.params,
+      ...extra.params,
+      limit,
+    )
+    .toArray();
+  return rows.sort((a, b) => String(a.sort_key).localeCompare(String(b.sort_key))).map(toUser);
+}
+
+// --- mentions ---------------------------------------------------------------
+
+export interface MentionSuggestion extends UserCard {
+  in_channel: boolean;
+}
+
+/** People to @-mention in a channel: members first, then other visible people. */
+export function mentions(sql: Sql, v: Viewer, channelId: string, q: string, limit: number): MentionSuggestion[] {
+  const tokens = queryTokens(q);
+  if (tokens.length === 0) {
+    const rows = sql
+      .exec<Row>(
+        `SELECT ${USER_COLS} FROM members m JOIN users u ON u.id = m.user_id
+         WHERE m.channel_id = ? AND u.deleted = 0 ORDER BY m.user_id LIMIT ?`,
+        channelId,
+        limit,
+      )
+      .toArray();
+    return rows.map((r) => ({ ...toUser(r), in_channel: true }));
+  }
+  const inChannel = "AND EXISTS (SELECT 1 FROM members cm WHERE cm.channel_id = ? AND cm.user_id = u.id)";
+  const notInChannel = "AND NOT EXISTS (SELECT 1 FROM members cm WHERE cm.channel_id = ? AND cm.user_id = u.id)";
+  const members = peopleMatching(sql, v, tokens, limit, { where: inChannel, params: [channelId] });
+  const others =
+    members.length < limit
+      ? peopleMatching(sql, v, tokens, limit - members.length, { where: notInChannel, params: [channelId] })
+      : [];
+  return [...members.map((u) => ({ ...u, in_channel: true })), ...others.map((u) => ({ ...u, in_channel: false }))];
+}
+
+// --- channel members --------------------------------------------------------
+
+/** Active members, by user id (the membership index order, so paging never sorts a big channel). */
+export function channelMembers(sql: Sql, channelId: string, cursor: string | null, limit: number): Page<UserCard> {
+  const after = cursor ? (decodeCursor(cursor)[0] ?? "") : "";
+  const rows = sql
+    .exec<Row>(
+      `SELECT ${USER_COLS} FROM members m JOIN users u ON u.id = m.user_id
+       WHERE m.channel_id = ? AND m.user_id > ? AND u.deleted = 0 ORDER BY m.user_id LIMIT ?`,
+      channelId,
+      after,
+      limit + 1,
+    )
+    .toArray()
+    .map(toUser);
+  const more = rows.length > limit;
+  const items = rows.slice(0, limit);
+  const last = items.at(-1);
+  return { items, next_cursor: more && last ? encodeCursor([last.id]) : null };
+}
+
+// --- team directory ---------------------------------------------------------
+
+export interface DirectoryFilter {
+  q?: string;
+  roles?: string[];
+  /** exclude (default) | include | only */
+  deactivated?: "exclude" | "include" | "only";
+  /** include (default) | exclude | only */
+  bots?: "exclude" | "include" | "only";
+  cursor?: string | null;
+  limit: number;
+}
+
+/**
+ * People sorted by name. The cursor is the last row's (sort key, id), not an
+ * offset, so paging stays stable while people join, leave or rename: nobody
+ * is skipped or shown twice because rows moved above the cursor.
+ */
+export function directory(sql: Sql, v: Viewer, f: DirectoryFilter): Page<UserCard> {
+  const where: string[] = [];
+  const params: SqlStorageValue[] = [];
+  const vis = userVisible(v);
+  where.push(vis.where);
+  params.push(...vis.params);
+  const deactivated = f.deactivated ?? "exclude";
+  if (deactivated !== "include") where.push(deactivated === "only" ? "u.deleted = 1" : "u.deleted = 0");
+  const bots = f.bots ?? "include";
+  if (bots !== "include") where.push(bots === "only" ? "u.is_bot = 1" : "u.is_bot = 0");
+  if (f.roles && f.roles.length > 0) {
+    where.push(`u.role IN (${f.roles.map(() => "?").join(", ")})`);
+    params.push(...f.roles);
+  }
+  const tokens = queryTokens(f.q ?? "");
+  const [first] = tokens;
+  if (first) {
+    where.push("u.id IN (SELECT user_id FROM user_words WHERE word >= ? AND word < ?)");
+    params.push(first, prefixEnd(first));
+    const rest = tokenFilter("u", tokens.slice(1));
+    if (rest.where) {
+      where.push(rest.where.replace(/^AND /, ""));
+      params.push(...rest.params);
+    }
+  }
+  if (f.cursor) {
+    const [sortKey, id] = decodeCursor(f.cursor);
+    where.push("(u.sort_key > ? OR (u.sort_key = ? AND u.id > ?))");
+    params.push(sortKey ?? "", sortKey ?? "", id ?? "");
+  }
+  const rows = sql
+    .exec<Row>(
+      `SELECT ${USER_COLS} FROM users u WHERE ${where.join(" AND ")} ORDER BY u.sort_key, u.id LIMIT ?`,
+      ...params,
+      f.limit + 1,
+    )
+    .toArray();
+  const more = rows.length > f.limit;
+  const page = rows.slice(0, f.limit);
+  const last = page.at(-1);
+  return {
+    items: page.map(toUser),
+    next_cursor: more && last ? encodeCursor([String(last.sort_key), String(last.id)]) : null,
+  };
+}
+
+// --- batch lookup -----------------------------------------------------------
+
+export function lookup(
+  sql: Sql,
+  v: Viewer,
+  userIds: string[],
+  channelIds: string[],
+): { users: UserCard[]; channels: ChannelCard[] } {
+  const uvis = userVisible(v);
+  const users =
+    userIds.length === 0
+      ? []
+      : sql
+          .exec<Row>(
+            `SELECT ${USER_COLS} FROM users u WHERE u.id IN (SELECT value FROM json_each(?)) AND ${uvis.where}`,
+            JSON.stringify(userIds),
+            ...uvis.params,
+          )
+          .toArray()
+          .map(toUser);
+  const cvis = channelVisible(v);
+  const channels =
+    channelIds.length === 0
+      ? []
+      : sql
+          .exec<Row>(
+            `SELECT ${CHANNEL_COLS} FROM channels c WHERE c.id IN (SELECT value FROM json_each(?)) AND ${cvis.where}`,
+            v.id,
+            JSON.stringify(channelIds),
+            ...cvis.params,
+          )
+          .toArray()
+          .map(toChannel);
+  return { users, channels };
+}
+
+// --- boot -------------------------------------------------------------------
+
+export interface BootChannel {
+  id: string;
+  name: string;
+  is_private: boolean;
+  is_archived: boolean;
+  is_shared: boolean;
+}
+
+export interface Boot {
+  version: number;
+  full: boolean;
+  self?: UserCard;
+  team: { id: string; users: number; channels: number };
+  /** Full boot: all of the viewer's channels. Incremental: those that changed or were joined. */
+  channels: BootChannel[];
+  /** Incremental only: channels the viewer left since `since`. */
+  channels_left?: string[];
+}
+
+/**
+ * What a client needs to start: itself, the team's counts, its own channels
+ * (ids and names, no member lists). With `since`, only what changed for this
+ * viewer; a `since` older than the cache's change log gets a full boot.
+ */
+export function boot(sql: Sql, v: Viewer, teamId: string, since: number | null): Boot {
+  const version = Number(getMeta(sql, "version") ?? 0);
+  const team = {
+    id: teamId,
+    users: Number(getMeta(sql, "active_users") ?? 0),
+    channels: Number(getMeta(sql, "channels") ?? 0),
+  };
+  const oldest = Number(
+    sql.exec<{ v: number | null }>("SELECT MIN(version) AS v FROM changes").toArray()[0]?.v ?? version + 1,
+  );
+  const incremental = since !== null && since <= version && since >= oldest - 1;
+  if (!incremental) {
+    const self = lookup(sql, v, [v.id], []).users[0];
+    const channels = sql
+      .exec<Row>(
+        `SELECT c.id, c.name, c.is_private, c.is_archived, c.shared_with FROM members m JOIN channels c ON c.id = m.channel_id
+         WHERE m.user_id = ? ORDER BY c.name`,
+        v.id,
+      )
+      .toArray()
+      .map(toBootChannel);
+    return { version, full: true, self, team, channels };
+  }
+  const changed = sql
+    .exec<{ kind: string; entity_id: string; user_id: string | null }>(
+      "SELECT kind, entity_id, user_id FROM changes WHERE version > ? ORDER BY version",
+      since,
+    )
+    .toArray();
+  const selfChanged = changed.some((c) => c.kind === "user" && c.entity_id === v.id);
+  const touched = new Set<string>();
+  const left = new Set<string>();
+  for (const c of changed) {
+    if (c.kind === "channel") touched.add(c.entity_id);
+    if (c.user_id === v.id && c.kind === "member_added") {
+      touched.add(c.entity_id);
+      left.delete(c.entity_id);
+    }
+    if (c.user_id === v.id && c.kind === "member_removed") left.add(c.entity_id);
+  }
+  const channels =
+    touched.size === 0
+      ? []
+      : sql
+          .exec<Row>(
+            `SELECT c.id, c.name, c.is_private, c.is_archived, c.shared_with FROM members m JOIN channels c ON c.id = m.channel_id
+             WHERE m.user_id = ? AND c.id IN (SELECT value FROM json_each(?)) ORDER BY c.name`,
+            v.id,
+            JSON.stringify([...touched]),
+          )
+          .toArray()
+          .map(toBootChannel);
+  const isMember = new Set(channels.map((c) => c.id));
+  return {
+    version,
+    full: false,
+    self: selfChanged ? lookup(sql, v, [v.id], []).users[0] : undefined,
+    team,
+    channels,
+    channels_left: [...left].filter((id) => !isMember.has(id)),
+  };
+}
+
+// --- helpers ----------------------------------------------------------------
+
+/** Every token must start a word: instr against " word word ..." text. */
+function tokenFilter(alias: string, tokens: string[]): { where: string; params: string[] } {
+  return {
+    where: tokens.map(() => `AND instr(${alias}.search_text, ' ' || ?) > 0`).join(" "),
+    params: tokens,
+  };
+}
+
+export function encodeCursor(parts: string[]): string {
+  return btoa(JSON.stringify(parts)).replace(/=+$/, "");
+}
+
+export function decodeCursor(cursor: string): string[] {
+  try {
+    const parts: unknown = JSON.parse(atob(cursor));
+    if (Array.isArray(parts) && parts.every((p) => typeof p === "string")) return parts;
+  } catch {
+    // fall through
+  }
+  throw new CursorError();
+}
+
+export class CursorError extends Error {
+  constructor() {
+    super("invalid cursor");
+    this.name = "CursorError";
+  }
+}
+
+function toUser(r: Row): UserCard {
+  return {
+    id: String(r.id),
+    name: String(r.name),
+    real_name: String(r.real_name),
+    display_name: String(r.display_name),
+    title: String(r.title),
+    avatar_hash: String(r.avatar_hash),
+    tz: String(r.tz),
+    is_bot: Number(r.is_bot) === 1,
+    role: String(r.role),
+    deleted: Number(r.deleted) === 1,
+  };
+}
+
+function toChannel(r: Row): ChannelCard {
+  return {
+    id: String(r.id),
+    name: String(r.name),
+    topic: String(r.topic),
+    purpose: String(r.purpose),
+    is_private: Number(r.is_private) === 1,
+    is_archived: Number(r.is_archived) === 1,
+    is_shared: String(r.shared_with) !== "[]",
+    member_count: Number(r.member_count),
+    is_member: Number(r.is_member) === 1,
+  };
+}
+
+function toBootChannel(r: Row): BootChannel {
+  return {
+    id: String(r.id),
+    name: String(r.name),
+    is_private: Number(r.is_private) === 1,
+    is_archived: Number(r.is_archived) === 1,
+    is_shared: String(r.shared_with) !== "[]",
+  };
+}

@@ -1,0 +1,364 @@
+import { DurableObject } from "cloudflare:workers";
+import type { ChangeEvent, DirectoryChange } from "../../src/directory/model";
+import type { DirectorySource } from "../../src/directory/source";
+import { directorySourceFor } from "../../workers/deps";
+import {
+  addMember,
+  clearData,
+  getMeta,
+  insertChannels,
+  insertMemberships,
+  insertUsers,
+  migrate,
+  recountMembers,
+  removeMember,
+  setMeta,
+  upsertChannel,
+  upsertUser,
+} from "./cache-db";
+import {
+  type Boot,
+  boot,
+  type ChannelCard,
+  CursorError,
+  channelIfVisible,
+  channelMembers,
+  type DirectoryFilter,
+  directory,
+  lookup,
+  type MentionSuggestion,
+  mentions,
+  type Page,
+  quickSwitcher,
+  type Suggestion,
+  type UserCard,
+  type Viewer,
+  viewerOf,
+} from "./queries";
+
+// One Durable Object per team: the team's directory in the object's own
+// SQLite, loaded from the database once (lazily, on the first query, in
+// pages), then kept current by change events. Queries never touch the
+// database. After eviction the object reopens its SQLite as it was.
+
+export type CacheError = { ok: false; status: 400 | 403 | 404; code: string; message: string };
+export type CacheResult<T> = { ok: true; value: T } | CacheError;
+
+export interface CacheStats {
+  teamId: string | null;
+  loaded: boolean;
+  version: number;
+  loadMs: number | null;
+  /** When the last full load finished: unchanged across evictions, since reopening never reloads. */
+  loadedAt: number | null;
+  rows: { users: number; channels: number; members: number; userWords: number };
+  databaseBytes: number;
+}
+
+/** Rows per database page while loading. */
+export const LOAD_PAGE = { users: 5_000, channels: 5_000, memberships: 20_000 };
+/** Change-log entries kept for incremental boot; an older `since` gets a full boot. */
+export const CHANGE_LOG_KEEP = 50_000;
+/** A cache that has heard nothing for this long checks the database version in the background. */
+export const FRESHNESS_CHECK_MS = 30_000;
+const CATCH_UP_PAGE = 500;
+
+export class TeamCache extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+  private loading: Promise<void> | null = null;
+  /** Serializes event application and catch-up, so versions advance one at a time. */
+  private applying: Promise<unknown> = Promise.resolve();
+  private lastFreshnessCheck = 0;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    void ctx.blockConcurrencyWhile(async () => migrate(this.sql));
+  }
+
+  /** Where the directory comes from. Overridable (a subclass could load from elsewhere). */
+  protected source(): DirectorySource {
+    return directorySourceFor(this.env);
+  }
+
+  // --- change events ----------------------------------------------------------
+
+  /**
+   * Applies events in version order. A duplicate is skipped; a gap (a version
+   * beyond the next one) means events were missed, and the cache fetches what
+   * changed since its version instead of reloading. A cache that has not been
+   * loaded yet ignores events: its load will see the database as it is.
+   */
+  async applyChanges(teamId: string, events: ChangeEvent[]): Promise<{ version: number; loaded: boolean }> {
+    if (!this.isLoaded()) return { version: 0, loaded: false };
+    await this.serialized(async () => {
+      for (const e of [...events].sort((a, b) => a.version - b.version)) {
+        const local = this.version();
+        if (e.version <= local) continue;
+        if (e.version > local + 1) {
+          await this.catchUp(teamId);
+          continue;
+        }
+        await this.apply(teamId, e);
+      }
+    });
+    return { version: this.version(), loaded: true };
+  }
+
+  // --- queries ----------------------------------------------------------------
+
+  async quickSwitcher(teamId: string, viewerId: string, q: string, limit: number): Promise<CacheResult<Suggestion[]>> {
+    return this.asViewer(teamId, viewerId, (v) => ok(quickSwitcher(this.sql, v, q, limit)));
+  }
+
+  async mentions(
+    teamId: string,
+    viewerId: string,
+    channelId: string,
+    q: string,
+    limit: number,
+  ): Promise<CacheResult<MentionSuggestion[]>> {
+    return this.asViewer(teamId, viewerId, (v) =>
+      channelIfVisible(this.sql, v, channelId)
+        ? ok(mentions(this.sql, v, channelId, q, limit))
+        : notFound(`channel ${channelId} not found`),
+    );
+  }
+
+  async channel(teamId: string, viewerId: string, channelId: string): Promise<CacheResult<ChannelCard>> {
+    return this.asViewer(teamId, viewerId, (v) => {
+      const c = channelIfVisible(this.sql, v, channelId);
+      return c ? ok(c) : notFound(`channel ${channelId} not found`);
+    });
+  }
+
+  async channelMembers(
+    teamId: string,
+    viewerId: string,
+    channelId: string,
+    cursor: string | null,
+    limit: number,
+  ): Promise<CacheResult<Page<UserCard>>> {
+    return this.asViewer(teamId, viewerId, (v) =>
+      channelIfVisible(this.sql, v, channelId)
+        ? ok(channelMembers(this.sql, channelId, cursor, limit))
+        : notFound(`channel ${channelId} not found`),
+    );
+  }
+
+  async directory(teamId: string, viewerId: string, filter: DirectoryFilter): Promise<CacheResult<Page<UserCard>>> {
+    return this.asViewer(teamId, viewerId, (v) => ok(directory(this.sql, v, filter)));
+  }
+
+  async lookup(
+    teamId: string,
+    viewerId: string,
+    userIds: string[],
+    channelIds: string[],
+  ): Promise<CacheResult<{ users: UserCard[]; channels: ChannelCard[] }>> {
+    return this.asViewer(teamId, viewerId, (v) => ok(lookup(this.sql, v, userIds, channelIds)));
+  }
+
+  async boot(teamId: string, viewerId: string, since: number | null): Promise<CacheResult<Boot>> {
+    return this.asViewer(teamId, viewerId, (v) => ok(boot(this.sql, v, teamId, since)));
+  }
+
+  /** For benchmarks and operators: what the cache holds and what it costs. */
+  async stats(): Promise<CacheStats> {
+    const count = (t: string) => Number(this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM ${t}`).one().n);
+    const loadMs = getMeta(this.sql, "load_ms");
+    const loadedAt = getMeta(this.sql, "loaded_at");
+    return {
+      teamId: getMeta(this.sql, "team_id"),
+      loaded: this.isLoaded(),
+      version: this.version(),
+      loadMs: loadMs === null ? null : Number(loadMs),
+      loadedAt: loadedAt === null ? null : Number(loadedAt),
+      rows: {
+        users: count("users"),
+        channels: count("channels"),
+        members: count("members"),
+        userWords: count("user_words"),
+      },
+      databaseBytes: this.sql.databaseSize,
+    };
+  }
+
+  /** Loads now (a benchmark's cold load, or warming a cache ahead of traffic). */
+  async warm(teamId: string): Promise<CacheStats> {
+    await this.ready(teamId);
+    return this.stats();
+  }
+
+  // --- internals --------------------------------------------------------------
+
+  private async asViewer<T>(
+    teamId: string,
+    viewerId: string,
+    run: (v: Viewer) => CacheResult<T>,
+  ): Promise<CacheResult<T>> {
+    await this.ready(teamId);
+    this.checkFreshness(teamId);
+    const v = viewerOf(this.sql, viewerId);
+    if (!v) return { ok: false, status: 403, code: "forbidden", message: "not an active member of this team" };
+    try {
+      return run(v);
+    } catch (error) {
+      if (error instanceof CursorError) return { ok: false, status: 400, code: "bad_request", message: error.message };
+      throw error;
+    }
+  }
+
+  private isLoaded(): boolean {
+    return getMeta(this.sql, "loaded") === "1";
+  }
+
+  private version(): number {
+    return Number(getMeta(this.sql, "version") ?? 0);
+  }
+
+  private async ready(teamId: string): Promise<void> {
+    if (this.isLoaded()) return;
+    this.loading ??= this.load(teamId).finally(() => {
+      this.loading = null;
+    });
+    await this.loading;
+  }
+
+  private async load(teamId: string): Promise<void> {
+    const started = Date.now();
+    const src = this.source();
+    clearData(this.sql);
+    setMeta(this.sql, "loaded", "0");
+    setMeta(this.sql, "team_id", teamId);
+    // The version is read first: everything committed after it is replayed
+    // by the catch-up below, so a write racing the load is never missed.
+    const from = await src.version(teamId);
+    for (let after: string | null = null; ; ) {
+      const page = await src.pageUsers(teamId, after, LOAD_PAGE.users);
+      insertUsers(this.sql, page);
+      if (page.length < LOAD_PAGE.users) break;
+      after = page.at(-1)?.id ?? null;
+    }
+    for (let after: string | null = null; ; ) {
+      const page = await src.pageChannels(teamId, after, LOAD_PAGE.channels);
+      insertChannels(this.sql, page);
+      if (page.length < LOAD_PAGE.channels) break;
+      after = page.at(-1)?.id ?? null;
+    }
+    for (let after: { channelId: string; userId: string } | null = null; ; ) {
+      const page = await src.pageMemberships(teamId, after, LOAD_PAGE.memberships);
+      insertMemberships(this.sql, page);
+      if (page.length < LOAD_PAGE.memberships) break;
+      const last = page.at(-1);
+      after = last ? { channelId: last.channelId, userId: last.userId } : null;
+    }
+    recountMembers(this.sql);
+    this.recountTotals();
+    setMeta(this.sql, "version", String(from));
+    setMeta(this.sql, "loaded", "1");
+    setMeta(this.sql, "load_ms", String(Date.now() - started));
+    setMeta(this.sql, "loaded_at", String(Date.now()));
+    await this.serialized(() => this.catchUp(teamId));
+  }
+
+  private recountTotals(): void {
+    const n = (q: string) => Number(this.sql.exec<{ n: number }>(q).one().n);
+    setMeta(this.sql, "active_users", String(n("SELECT COUNT(*) AS n FROM users WHERE deleted = 0")));
+    setMeta(this.sql, "channels", String(n("SELECT COUNT(*) AS n FROM channels")));
+  }
+
+  /** Replays everything after the local version, in pages. */
+  private async catchUp(teamId: string): Promise<void> {
+    const src = this.source();
+    for (;;) {
+      const events = await src.changesSince(teamId, this.version(), CATCH_UP_PAGE);
+      for (const e of events) if (e.version > this.version()) await this.apply(teamId, e);
+      if (events.length < CATCH_UP_PAGE) return;
+    }
+  }
+
+  private async apply(teamId: string, e: ChangeEvent): Promise<void> {
+    const change = e.change as DirectoryChange | { kind: "reload" };
+    switch (change.kind) {
+      case "user": {
+        const before = this.sql
+          .exec<{ deleted: number }>("SELECT deleted FROM users WHERE id = ?", change.user.id)
+          .toArray()[0];
+        upsertUser(this.sql, change.user);
+        const wasActive = before ? before.deleted === 0 : false;
+        const isActive = !change.user.deleted;
+        if (wasActive !== isActive) this.bumpMeta("active_users", isActive ? 1 : -1);
+        this.logChange(e.version, "user", change.user.id, null);
+        break;
+      }
+      case "channel": {
+        const existed = this.sql.exec("SELECT 1 FROM channels WHERE id = ?", change.channel.id).toArray().length > 0;
+        upsertChannel(this.sql, change.channel);
+        if (!existed) this.bumpMeta("channels", 1);
+        this.logChange(e.version, "channel", change.channel.id, null);
+        break;
+      }
+      case "member_added":
+        addMember(this.sql, change.membership);
+        this.logChange(e.version, "member_added", change.membership.channelId, change.membership.userId);
+        break;
+      case "member_removed":
+        removeMember(this.sql, change.membership);
+        this.logChange(e.version, "member_removed", change.membership.channelId, change.membership.userId);
+        break;
+      case "reload":
+        // A bulk import changed too much to replay: load again.
+        setMeta(this.sql, "loaded", "0");
+        await this.load(teamId);
+        return;
+    }
+    setMeta(this.sql, "version", String(e.version));
+  }
+
+  private logChange(version: number, kind: string, entityId: string, userId: string | null): void {
+    this.sql.exec(
+      "INSERT OR REPLACE INTO changes (version, kind, entity_id, user_id) VALUES (?, ?, ?, ?)",
+      version,
+      kind,
+      entityId,
+      userId,
+    );
+    if (version % 1000 === 0) this.sql.exec("DELETE FROM changes WHERE version <= ?", version - CHANGE_LOG_KEEP);
+  }
+
+  private bumpMeta(key: string, by: number): void {
+    setMeta(this.sql, key, String(Number(getMeta(this.sql, key) ?? 0) + by));
+  }
+
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.applying.then(fn, fn);
+    this.applying = next.catch(() => {});
+    return next;
+  }
+
+  /**
+   * Events can be lost (a publish that failed after its write committed). A
+   * cache in use compares its version with the database's at most every
+   * FRESHNESS_CHECK_MS, in the background: queries never wait on it.
+   */
+  private checkFreshness(teamId: string): void {
+    const now = Date.now();
+    if (now - this.lastFreshnessCheck < FRESHNESS_CHECK_MS) return;
+    this.lastFreshnessCheck = now;
+    this.ctx.waitUntil(
+      (async () => {
+        const latest = await this.source().version(teamId);
+        if (latest > this.version()) await this.serialized(() => this.catchUp(teamId));
+      })().catch((error) => console.error("team cache freshness check failed", error)),
+    );
+  }
+}
+
+function ok<T>(value: T): CacheResult<T> {
+  return { ok: true, value };
+}
+
+function notFound(message: string): CacheError {
+  return { ok: false, status: 404, code: "not_found", message };
+}

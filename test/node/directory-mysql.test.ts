@@ -1,0 +1,6 @@
+import { directoryContract } from "../contract/directory-contract";
+import { useMysqlBackend } from "./mysql-backend";
+
+const open = useMysqlBackend();
+
+directoryContract(open);

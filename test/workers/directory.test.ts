@@ -1,0 +1,304 @@
+import { env, evictDurableObject } from "cloudflare:test";
+import { beforeAll, describe, expect, it } from "vitest";
+import { uniqueTeamId } from "../contract/fixtures";
+import { api, platformToken, token } from "./client";
+
+// The edge cache end to end: admin writes to the database publish change
+// events to the team's cache; queries go to the cache only.
+
+type Item = { id: string; type?: string; reason?: string; name: string; in_channel?: boolean };
+type PageBody = { items: Item[]; next_cursor: string | null };
+
+interface Fixture {
+  team: string;
+  admin: string;
+  ids: Record<string, string>;
+  channels: Record<string, string>;
+}
+
+async function ok<T = Record<string, unknown>>(p: Promise<{ status: number; body: T }>, status = 200): Promise<T> {
+  const res = await p;
+  expect(res.status, JSON.stringify(res.body)).toBe(status);
+  return res.body;
+}
+
+async function buildTeam(): Promise<Fixture> {
+  const team = uniqueTeamId("T");
+  await ok(api("POST", "/v1/admin/teams", { token: await platformToken(), json: { id: team, name: "Cache Co" } }), 201);
+  const admin = await token(team, "UADMIN", ["admin"]);
+  const base = `/v1/admin/teams/${team}`;
+  const people: Array<[string, string, string, Record<string, unknown>]> = [
+    ["ada", "admin", "ada@cache.test", { real_name: "Ada Lovelace", display_name: "Ada" }],
+    ["bob", "member", "bob@cache.test", { real_name: "Bob Builder", display_name: "bobby" }],
+    ["zoe", "member", "zoe@cache.test", { real_name: "Zoë Ñúñez", display_name: "" }],
+    ["gus", "guest", "gus@outside.test", { real_name: "Gus Guest", display_name: "" }],
+    ["dee", "member", "dee@cache.test", { real_name: "Deedee Gone", display_name: "" }],
+    ["bot", "member", "bot@cache.test", { real_name: "Build Bot", display_name: "", is_bot: true }],
+    ["amy", "member", "amy@cache.test", { real_name: "Amy Adams", display_name: "" }],
+  ];
+  const ids: Record<string, string> = {};
+  for (const [handle, role, email, profile] of people) {
+    const id = `U${handle.toUpperCase()}${team.slice(1, 5)}`;
+    ids[handle] = id;
+    await ok(api("POST", `${base}/users`, { token: admin, json: { id, email, role } }), 201);
+    await ok(api("PATCH", `${base}/users/${id}/profile`, { token: admin, json: { name: handle, ...profile } }));
+  }
+  await ok(api("DELETE", `${base}/users/${ids.dee}`, { token: admin }));
+  const channels: Record<string, string> = {};
+  const make = async (key: string, name: string, isPrivate: boolean, members: string[]) => {
+    const body = await ok<{ channel: { id: string } }>(
+      api("POST", `${base}/channels`, { token: admin, json: { name, private: isPrivate, topic: `about ${name}` } }),
+      201,
+    );
+    channels[key] = body.channel.id;
+    await ok(
+      api("POST", `${base}/channels/${body.channel.id}/members`, {
+        token: admin,
+        json: { user_ids: members.map((m) => ids[m]) },
+      }),
+    );
+  };
+  await make("general", "general", false, ["ada", "bob", "zoe", "dee", "bot", "amy"]);
+  await make("backend", "eng-backend", false, ["ada", "bob"]);
+  await make("secret", "secret-plans", true, ["ada"]);
+  await make("guests", "guest-room", false, ["gus", "bob"]);
+  await make("pair", "pair-ada-amy", true, ["ada", "amy"]);
+  await make("old", "old-stuff", false, ["ada"]);
+  await ok(api("PATCH", `${base}/channels/${channels.old}`, { token: admin, json: { archived: true } }));
+  return { team, admin, ids, channels };
+}
+
+const as = async (f: Fixture, who: string) => token(f.team, f.ids[who] ?? who);
+
+describe("edge cache", () => {
+  let f: Fixture;
+  beforeAll(async () => {
+    f = await buildTeam();
+  });
+
+  it("quick switcher matches a prefix of any word, ignoring case and accents", async () => {
+    const t = await as(f, "bob");
+    const zoe = await ok<{ items: Item[] }>(api("GET", "/v1/directory/switcher?q=NUN", { token: t }));
+    expect(zoe.items.map((i) => i.id)).toContain(f.ids.zoe);
+    const back = await ok<{ items: Item[] }>(api("GET", "/v1/directory/switcher?q=BACK", { token: t }));
+    expect(back.items.map((i) => i.name)).toEqual(["eng-backend"]);
+    const two = await ok<{ items: Item[] }>(api("GET", "/v1/directory/switcher?q=ada%20love", { token: t }));
+    expect(two.items.map((i) => i.id)).toEqual([f.ids.ada]);
+  });
+
+  it("ranks the caller's channels and frequent contacts first, never deactivated or archived", async () => {
+    const res = await ok<{ items: Item[] }>(
+      api("GET", "/v1/directory/switcher?q=a&limit=20", { token: await as(f, "ada") }),
+    );
+    const first = res.items[0];
+    expect(first?.reason).toBe("member");
+    const amy = res.items.find((i) => i.id === f.ids.amy);
+    expect(amy?.reason).toBe("contact");
+    const contactIndex = res.items.findIndex((i) => i.id === f.ids.amy);
+    const firstMatch = res.items.findIndex((i) => i.reason === "match");
+    expect(firstMatch === -1 || contactIndex < firstMatch).toBe(true);
+    const dee = await ok<{ items: Item[] }>(
+      api("GET", "/v1/directory/switcher?q=deedee", { token: await as(f, "ada") }),
+    );
+    expect(dee.items).toEqual([]);
+    const old = await ok<{ items: Item[] }>(api("GET", "/v1/directory/switcher?q=old", { token: await as(f, "ada") }));
+    expect(old.items).toEqual([]);
+  });
+
+  it("hides a private channel and its members from non-members", async () => {
+    const bob = await as(f, "bob");
+    const s = await ok<{ items: Item[] }>(api("GET", "/v1/directory/switcher?q=secret", { token: bob }));
+    expect(s.items).toEqual([]);
+    expect((await api("GET", `/v1/directory/channels/${f.channels.secret}`, { token: bob })).status).toBe(404);
+    expect((await api("GET", `/v1/directory/channels/${f.channels.secret}/members`, { token: bob })).status).toBe(404);
+    const l = await ok<{ channels: Item[] }>(
+      api("POST", "/v1/directory/lookup", { token: bob, json: { channels: [f.channels.secret, f.channels.general] } }),
+    );
+    expect(l.channels.map((c) => c.id)).toEqual([f.channels.general]);
+    const ada = await ok<{ channel: { is_private: boolean } }>(
+      api("GET", `/v1/directory/channels/${f.channels.secret}`, { token: await as(f, "ada") }),
+    );
+    expect(ada.channel.is_private).toBe(true);
+  });
+
+  it("shows guests only their channels and the people in them", async () => {
+    const gus = await as(f, "gus");
+    const ch = await ok<{ items: Item[] }>(api("GET", "/v1/directory/switcher?q=g", { token: gus }));
+    expect(ch.items.filter((i) => i.type === "channel").map((i) => i.name)).toEqual(["guest-room"]);
+    const people = await ok<PageBody>(api("GET", "/v1/directory/people?limit=50", { token: gus }));
+    expect(people.items.map((i) => i.id).sort()).toEqual([f.ids.bob, f.ids.gus].sort());
+    expect((await api("GET", `/v1/directory/channels/${f.channels.general}`, { token: gus })).status).toBe(404);
+  });
+
+  it("suggests mentions with channel members first and flagged", async () => {
+    const res = await ok<{ items: Item[] }>(
+      api("GET", `/v1/directory/mentions?channel=${f.channels.backend}&q=b`, { token: await as(f, "ada") }),
+    );
+    expect(res.items[0]).toMatchObject({ id: f.ids.bob, in_channel: true });
+    expect(res.items.find((i) => i.id === f.ids.bot)).toMatchObject({ in_channel: false });
+  });
+
+  it("answers the channel header and pages its members by cursor", async () => {
+    const t = await as(f, "ada");
+    const h = await ok<{ channel: { member_count: number; topic: string; is_member: boolean } }>(
+      api("GET", `/v1/directory/channels/${f.channels.general}`, { token: t }),
+    );
+    expect(h.channel).toMatchObject({ member_count: 6, topic: "about general", is_member: true });
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: PageBody = await ok<PageBody>(
+        api("GET", `/v1/directory/channels/${f.channels.general}/members?limit=2${cursor ? `&cursor=${cursor}` : ""}`, {
+          token: t,
+        }),
+      );
+      seen.push(...page.items.map((i) => i.id));
+      cursor = page.next_cursor;
+    } while (cursor);
+    // deactivated dee is a member but not listed
+    expect(seen.sort()).toEqual([f.ids.ada, f.ids.bob, f.ids.zoe, f.ids.bot, f.ids.amy].sort());
+  });
+
+  it("filters and sorts the directory, with a cursor that survives a join mid-listing", async () => {
+    const t = await as(f, "ada");
+    const bots = await ok<PageBody>(api("GET", "/v1/directory/people?bots=only", { token: t }));
+    expect(bots.items.map((i) => i.id)).toEqual([f.ids.bot]);
+    const gone = await ok<PageBody>(api("GET", "/v1/directory/people?deactivated=only", { token: t }));
+    expect(gone.items.map((i) => i.id)).toEqual([f.ids.dee]);
+    const admins = await ok<PageBody>(api("GET", "/v1/directory/people?role=admin", { token: t }));
+    expect(admins.items.map((i) => i.id)).toEqual([f.ids.ada]);
+
+    const first = await ok<PageBody>(api("GET", "/v1/directory/people?limit=3", { token: t }));
+    // someone sorting before the cursor joins between pages
+    await ok(
+      api("POST", `/v1/admin/teams/${f.team}/users`, { token: f.admin, json: { email: "aaron@cache.test" } }),
+      201,
+    );
+    const rest: Item[] = [];
+    let cursor = first.next_cursor;
+    while (cursor) {
+      const page: PageBody = await ok<PageBody>(
+        api("GET", `/v1/directory/people?limit=3&cursor=${cursor}`, { token: t }),
+      );
+      rest.push(...page.items);
+      cursor = page.next_cursor;
+    }
+    const ids = [...first.items, ...rest].map((i) => i.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const who of ["ada", "bob", "zoe", "gus", "bot", "amy"]) expect(ids).toContain(f.ids[who]);
+    expect((await api("GET", "/v1/directory/people?cursor=garbage", { token: t })).status).toBe(400);
+  });
+
+  it("resolves deactivated users by id in a batch lookup", async () => {
+    const l = await ok<{ users: Item[] }>(
+      api("POST", "/v1/directory/lookup", {
+        token: await as(f, "bob"),
+        json: { users: [f.ids.dee, f.ids.ada, "UNOPE"] },
+      }),
+    );
+    expect(l.users.map((u) => u.id).sort()).toEqual([f.ids.ada, f.ids.dee].sort());
+  });
+
+  it("boots small and incrementally", async () => {
+    const t = await as(f, "bob");
+    const full = await ok<{ version: number; full: boolean; self: { id: string }; channels: Item[] }>(
+      api("GET", "/v1/directory/boot", { token: t }),
+    );
+    expect(full.full).toBe(true);
+    expect(full.self.id).toBe(f.ids.bob);
+    expect(full.channels.map((c) => c.name).sort()).toEqual(["eng-backend", "general", "guest-room"]);
+    await ok(
+      api("PATCH", `/v1/admin/teams/${f.team}/channels/${f.channels.backend}`, {
+        token: f.admin,
+        json: { name: "eng-platform" },
+      }),
+    );
+    await ok(
+      api("DELETE", `/v1/admin/teams/${f.team}/channels/${f.channels.guests}/members/${f.ids.bob}`, { token: f.admin }),
+    );
+    const inc = await ok<{ full: boolean; channels: Item[]; channels_left: string[]; version: number }>(
+      api("GET", `/v1/directory/boot?since=${full.version}`, { token: t }),
+    );
+    expect(inc.full).toBe(false);
+    expect(inc.channels.map((c) => c.name)).toEqual(["eng-platform"]);
+    expect(inc.channels_left).toEqual([f.channels.guests]);
+    expect(inc.version).toBeGreaterThan(full.version);
+  });
+});
+
+describe("change propagation", () => {
+  it("shows a rename in the next query", async () => {
+    const f = await buildTeam();
+    const t = await as(f, "ada");
+    await ok(api("GET", "/v1/directory/switcher?q=general", { token: t }));
+    await ok(
+      api("PATCH", `/v1/admin/teams/${f.team}/channels/${f.channels.general}`, {
+        token: f.admin,
+        json: { name: "town-square" },
+      }),
+    );
+    const res = await ok<{ items: Item[] }>(api("GET", "/v1/directory/switcher?q=town", { token: t }));
+    expect(res.items.map((i) => i.id)).toEqual([f.channels.general]);
+    expect((await ok<{ items: Item[] }>(api("GET", "/v1/directory/switcher?q=general", { token: t }))).items).toEqual(
+      [],
+    );
+  });
+
+  it("recovers from a missed event by fetching only what changed", async () => {
+    const f = await buildTeam();
+    const t = await as(f, "ada");
+    await ok(api("GET", "/v1/directory/switcher?q=a", { token: t }));
+    const stub = env.TEAM_CACHE.get(env.TEAM_CACHE.idFromName(f.team));
+    const before = await stub.stats();
+    // A write whose event never reaches the cache...
+    const { directoryStore } = await import("../../storage/directory-store");
+    const { d1Driver } = await import("../../storage/d1-driver");
+    const store = directoryStore(d1Driver(env.DB));
+    await store.updateChannel(f.team, f.channels.backend ?? "", { topic: "lost event" }, Date.now());
+    // ...then one that does: the cache sees the gap and catches up.
+    await ok(
+      api("PATCH", `/v1/admin/teams/${f.team}/channels/${f.channels.general}`, {
+        token: f.admin,
+        json: { topic: "next" },
+      }),
+    );
+    const backend = await ok<{ channel: { topic: string } }>(
+      api("GET", `/v1/directory/channels/${f.channels.backend}`, { token: t }),
+    );
+    expect(backend.channel.topic).toBe("lost event");
+    const after = await stub.stats();
+    expect(after.version).toBe(before.version + 2);
+    expect(after.loadedAt).toBe(before.loadedAt);
+  });
+
+  it("reopens from its own storage after eviction", async () => {
+    const f = await buildTeam();
+    const t = await as(f, "ada");
+    await ok(api("GET", "/v1/directory/switcher?q=ada", { token: t }));
+    const stub = env.TEAM_CACHE.get(env.TEAM_CACHE.idFromName(f.team));
+    const before = await stub.stats();
+    await evictDurableObject(stub);
+    const res = await ok<{ items: Item[] }>(api("GET", "/v1/directory/switcher?q=ada", { token: t }));
+    expect(res.items.length).toBeGreaterThan(0);
+    const after = await env.TEAM_CACHE.get(env.TEAM_CACHE.idFromName(f.team)).stats();
+    expect(after.loadedAt).toBe(before.loadedAt);
+    expect(after.loaded).toBe(true);
+  });
+});
+
+describe("tenant isolation", () => {
+  it("never shows another team's channels or people", async () => {
+    const a = await buildTeam();
+    const b = await buildTeam();
+    const tb = await as(b, "ada");
+    expect((await api("GET", `/v1/directory/channels/${a.channels.general}`, { token: tb })).status).toBe(404);
+    const l = await ok<{ users: Item[]; channels: Item[] }>(
+      api("POST", "/v1/directory/lookup", { token: tb, json: { users: [a.ids.ada], channels: [a.channels.general] } }),
+    );
+    expect(l).toEqual({ users: [], channels: [] });
+    const people = await ok<PageBody>(api("GET", "/v1/directory/people?limit=100", { token: tb }));
+    expect(people.items.some((i) => Object.values(a.ids).includes(i.id))).toBe(false);
+    // a token naming a user of team A but signed for team B is not a member of B
+    expect((await api("GET", "/v1/directory/boot", { token: await token(b.team, a.ids.ada ?? "") })).status).toBe(403);
+  });
+});

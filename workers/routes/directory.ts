@@ -1,0 +1,93 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import type { CacheResult } from "../../durable-objects/team-cache/team-cache";
+import { AppError } from "../../src/errors";
+import { type AppContext, type AppEnv, jsonBody } from "../http";
+
+// Lazy-load queries, answered by the caller's team cache (one Durable Object
+// per team). The team and the viewer always come from the token: a client can
+// only ever ask its own team's cache, as itself.
+
+const DEFAULT_LIMIT = 10;
+const MAX_LIMIT = 100;
+const MAX_LOOKUP = 500;
+
+const Limit = z.coerce.number().int().min(1).max(MAX_LIMIT).default(DEFAULT_LIMIT);
+const Query = z.string().max(100).default("");
+const Id = z.string().min(1).max(40);
+
+const SwitcherQuery = z.object({ q: Query, limit: Limit });
+const MentionsQuery = z.object({ channel: Id, q: Query, limit: Limit });
+const MembersQuery = z.object({ cursor: z.string().max(500).optional(), limit: Limit });
+const PeopleQuery = z.object({
+  q: Query,
+  role: z
+    .string()
+    .optional()
+    .transform((r) => (r ? r.split(",") : undefined))
+    .pipe(z.array(z.enum(["owner", "admin", "member", "guest"])).optional()),
+  deactivated: z.enum(["exclude", "include", "only"]).default("exclude"),
+  bots: z.enum(["exclude", "include", "only"]).default("include"),
+  cursor: z.string().max(500).optional(),
+  limit: Limit,
+});
+const BootQuery = z.object({ since: z.coerce.number().int().min(0).optional() });
+const LookupBody = z.strictObject({
+  users: z.array(Id).max(MAX_LOOKUP).default([]),
+  channels: z.array(Id).max(MAX_LOOKUP).default([]),
+});
+
+function params<S extends z.ZodType>(c: AppContext, schema: S): z.infer<S> {
+  const parsed = schema.safeParse(c.req.query());
+  if (!parsed.success) {
+    const message = parsed.error.issues.map((i) => `${i.path.join(".") || "query"}: ${i.message}`).join("; ");
+    throw new AppError(400, "bad_request", message);
+  }
+  return parsed.data;
+}
+
+function cacheFor(c: AppContext) {
+  const team = c.get("claims").team;
+  return { team, user: c.get("claims").user, stub: c.env.TEAM_CACHE.get(c.env.TEAM_CACHE.idFromName(team)) };
+}
+
+function unwrap<T>(result: CacheResult<T>): T {
+  if (result.ok) return result.value;
+  throw new AppError(result.status, result.code as "not_found", result.message);
+}
+
+export const directoryRoutes = new Hono<AppEnv>()
+  .get("/switcher", async (c) => {
+    const { q, limit } = params(c, SwitcherQuery);
+    const { team, user, stub } = cacheFor(c);
+    return c.json({ items: unwrap(await stub.quickSwitcher(team, user, q, limit)) });
+  })
+  .get("/mentions", async (c) => {
+    const { channel, q, limit } = params(c, MentionsQuery);
+    const { team, user, stub } = cacheFor(c);
+    return c.json({ items: unwrap(await stub.mentions(team, user, channel, q, limit)) });
+  })
+  .get("/channels/:channel", async (c) => {
+    const { team, user, stub } = cacheFor(c);
+    return c.json({ channel: unwrap(await stub.channel(team, user, c.req.param("channel"))) });
+  })
+  .get("/channels/:channel/members", async (c) => {
+    const { cursor, limit } = params(c, MembersQuery);
+    const { team, user, stub } = cacheFor(c);
+    return c.json(unwrap(await stub.channelMembers(team, user, c.req.param("channel"), cursor ?? null, limit)));
+  })
+  .get("/people", async (c) => {
+    const { q, role, deactivated, bots, cursor, limit } = params(c, PeopleQuery);
+    const { team, user, stub } = cacheFor(c);
+    return c.json(unwrap(await stub.directory(team, user, { q, roles: role, deactivated, bots, cursor, limit })));
+  })
+  .post("/lookup", async (c) => {
+    const body = await jsonBody(c, LookupBody);
+    const { team, user, stub } = cacheFor(c);
+    return c.json(unwrap(await stub.lookup(team, user, body.users, body.channels)));
+  })
+  .get("/boot", async (c) => {
+    const { since } = params(c, BootQuery);
+    const { team, user, stub } = cacheFor(c);
+    return c.json(unwrap(await stub.boot(team, user, since ?? null)));
+  });
