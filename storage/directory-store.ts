@@ -213,6 +213,10 @@ function toDirUser(r: Row): DirUser {
   };
 }
 
+function toMembership(r: Row): Membership {
+  return { channelId: String(r.channel_id), userId: String(r.user_id), userTeamId: String(r.user_team_id) };
+}
+
 function toDirChannel(r: Row, sharedWith: string[]): DirChannel {
   return {
     teamId: String(r.c_team),
@@ -435,13 +439,25 @@ export function directoryStore(driver: SqlDriver): DirectorySource & DirectoryWr
         "SELECT `channel_id`, `user_id`, `user_team_id` FROM memberships WHERE `team_id` = ? AND (`channel_id` > ? OR (`channel_id` = ? AND `user_id` > ?)) ORDER BY `channel_id`, `user_id` LIMIT ?",
         [teamId, after?.channelId ?? "", after?.channelId ?? "", after?.userId ?? "", limit],
       );
-      return rows.map(
-        (r): Membership => ({
-          channelId: String(r.channel_id),
-          userId: String(r.user_id),
-          userTeamId: String(r.user_team_id),
-        }),
+      return rows.map(toMembership);
+    },
+
+    async pageChannelMembers(hostTeamId, channelId, afterUserId, limit) {
+      const rows = await driver.all(
+        "SELECT `channel_id`, `user_id`, `user_team_id` FROM memberships WHERE `team_id` = ? AND `channel_id` = ? AND `user_id` > ? ORDER BY `user_id` LIMIT ?",
+        [hostTeamId, channelId, afterUserId ?? "", limit],
       );
+      return rows.map(toMembership);
+    },
+
+    async pageForeignMemberships(teamId, after, limit) {
+      // Found through the (user_team_id, user_id) index: only the team's own
+      // users' rows are read, however big the shared channels are.
+      const rows = await driver.all(
+        "SELECT `channel_id`, `user_id`, `user_team_id` FROM memberships WHERE `user_team_id` = ? AND `team_id` <> ? AND (`channel_id` > ? OR (`channel_id` = ? AND `user_id` > ?)) ORDER BY `channel_id`, `user_id` LIMIT ?",
+        [teamId, teamId, after?.channelId ?? "", after?.channelId ?? "", after?.userId ?? "", limit],
+      );
+      return rows.map(toMembership);
     },
 
     async changesSince(teamId, since, limit) {

@@ -5,6 +5,7 @@ import { sweepStaleTeams } from "./scheduled";
 // The one Worker: the Hono app is `fetch`, the queue consumers are `queue`,
 // the cron sweep is `scheduled`. Durable Object classes are exported here too.
 
+export { SharedChannel } from "../durable-objects/shared-channel/shared-channel";
 export { TeamCache } from "../durable-objects/team-cache/team-cache";
 
 const app = createApp();

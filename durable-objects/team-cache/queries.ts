@@ -164,7 +164,7 @@ function contactMatches(sql: Sql, v: Viewer, tokens: string[], limit: number): S
     .exec<Row>(
       `SELECT ${USER_COLS} FROM users u WHERE u.id IN (
          SELECT DISTINCT m2.user_id FROM members m1
-         JOIN channels c ON c.id = m1.channel_id AND c.member_count <= ${CONTACT_CHANNEL_MAX}
+         JOIN channels c ON c.id = m1.channel_id AND c.member_count <= ${CONTACT_CHANNEL_MAX} AND c.shared_with = '[]'
          JOIN members m2 ON m2.channel_id = m1.channel_id
          WHERE m1.user_id = ? AND m2.user_id != ?)
        AND u.deleted = 0 ${all.where} ORDER BY u.sort_key, u.id LIMIT ?`,

@@ -24,7 +24,9 @@ import {
   channelIfVisible,
   channelMembers,
   type DirectoryFilter,
+  decodeCursor,
   directory,
+  encodeCursor,
   lookup,
   type MentionSuggestion,
   mentions,
@@ -118,18 +120,78 @@ export class TeamCache extends DurableObject<Env> {
     q: string,
     limit: number,
   ): Promise<CacheResult<MentionSuggestion[]>> {
-    return this.asViewer(teamId, viewerId, (v) =>
+    const local = await this.asViewer(teamId, viewerId, (v) =>
       channelIfVisible(this.sql, v, channelId)
         ? ok(mentions(this.sql, v, channelId, q, limit))
         : notFound(`channel ${channelId} not found`),
     );
+    const host = local.ok ? this.sharedHost(channelId) : null;
+    if (!local.ok || !host) return local;
+    // A shared channel: members from the other teams come from their caches;
+    // members (of every team) first, then this team's non-members.
+    const teams = (await this.sharedChannel(channelId).teams(host, channelId)).filter((t) => t !== teamId);
+    const foreign: MentionSuggestion[] = [];
+    for (const other of teams) {
+      const found = await this.teamCache(other).sharedMemberSearch(other, channelId, q, limit);
+      foreign.push(...found.map((u) => ({ ...u, in_channel: true })));
+    }
+    const members = [...local.value.filter((u) => u.in_channel), ...foreign].sort((a, b) =>
+      (a.display_name || a.real_name || a.name).localeCompare(b.display_name || b.real_name || b.name),
+    );
+    const others = local.value.filter((u) => !u.in_channel);
+    return ok([...members, ...others].slice(0, limit));
+  }
+
+  // --- shared channels: what other teams' caches ask of this one --------------
+
+  /**
+   * A membership of one of this team's users in a channel another team
+   * hosts, forwarded by that channel's SharedChannel object. It carries no
+   * version of this team's log: the host's log orders it.
+   */
+  async applyForeignMembership(
+    teamId: string,
+    m: { channelId: string; userId: string; userTeamId: string },
+    added: boolean,
+  ): Promise<void> {
+    if (!this.isLoaded() || m.userTeamId !== teamId) return;
+    if (added) addMember(this.sql, m);
+    else removeMember(this.sql, m);
+  }
+
+  /** Profiles of this team's members of a shared channel (never of anyone else). */
+  async sharedMemberProfiles(teamId: string, channelId: string, userIds: string[]): Promise<UserCard[]> {
+    await this.ready(teamId);
+    if (!this.sharedHost(channelId)) return [];
+    const members = new Set(
+      this.sql
+        .exec<{ user_id: string }>(
+          "SELECT user_id FROM members WHERE channel_id = ? AND user_id IN (SELECT value FROM json_each(?))",
+          channelId,
+          JSON.stringify(userIds),
+        )
+        .toArray()
+        .map((r) => r.user_id),
+    );
+    return this.profilesOf([...members]);
+  }
+
+  /** This team's members of a shared channel matching a mention query. */
+  async sharedMemberSearch(teamId: string, channelId: string, q: string, limit: number): Promise<UserCard[]> {
+    await this.ready(teamId);
+    if (!this.sharedHost(channelId)) return [];
+    const anyone: Viewer = { id: "", isGuest: false };
+    return mentions(this.sql, anyone, channelId, q, limit).filter((u) => u.in_channel);
   }
 
   async channel(teamId: string, viewerId: string, channelId: string): Promise<CacheResult<ChannelCard>> {
-    return this.asViewer(teamId, viewerId, (v) => {
+    const result = await this.asViewer(teamId, viewerId, (v) => {
       const c = channelIfVisible(this.sql, v, channelId);
       return c ? ok(c) : notFound(`channel ${channelId} not found`);
     });
+    const host = result.ok && result.value.is_shared ? this.sharedHost(channelId) : null;
+    if (result.ok && host) result.value.member_count = await this.sharedChannel(channelId).memberCount(host, channelId);
+    return result;
   }
 
   async channelMembers(
@@ -139,11 +201,36 @@ export class TeamCache extends DurableObject<Env> {
     cursor: string | null,
     limit: number,
   ): Promise<CacheResult<Page<UserCard>>> {
-    return this.asViewer(teamId, viewerId, (v) =>
+    const local = await this.asViewer(teamId, viewerId, (v) =>
       channelIfVisible(this.sql, v, channelId)
         ? ok(channelMembers(this.sql, channelId, cursor, limit))
         : notFound(`channel ${channelId} not found`),
     );
+    const host = local.ok ? this.sharedHost(channelId) : null;
+    if (!host) return local;
+    // A shared channel: the member list comes from its own object, the
+    // profiles from each member's team cache.
+    const page = await this.sharedChannel(channelId).members(
+      host,
+      channelId,
+      cursor ? (decodeCursor(cursor)[0] ?? "") : null,
+      limit,
+    );
+    const byTeam = new Map<string, string[]>();
+    for (const m of page.items) byTeam.set(m.teamId, [...(byTeam.get(m.teamId) ?? []), m.userId]);
+    const cards = new Map<string, UserCard>();
+    for (const [memberTeam, ids] of byTeam) {
+      const found =
+        memberTeam === teamId
+          ? this.profilesOf(ids)
+          : await this.teamCache(memberTeam).sharedMemberProfiles(memberTeam, channelId, ids);
+      for (const card of found) cards.set(card.id, card);
+    }
+    const items = page.items.flatMap((m) => {
+      const card = cards.get(m.userId);
+      return card && !card.deleted ? [card] : [];
+    });
+    return ok({ items, next_cursor: page.nextCursor ? encodeCursor([page.nextCursor]) : null });
   }
 
   async directory(teamId: string, viewerId: string, filter: DirectoryFilter): Promise<CacheResult<Page<UserCard>>> {
@@ -209,6 +296,63 @@ export class TeamCache extends DurableObject<Env> {
     }
   }
 
+  /**
+   * This team's users' memberships in channels other teams host arrive by
+   * forwarding (applyForeignMembership), which has no log to recover gaps
+   * from; the freshness check re-reads them (only this team's rows, by index).
+   */
+  private async resyncForeignMemberships(teamId: string): Promise<void> {
+    const sharedIn = this.sql
+      .exec<{ id: string }>("SELECT id FROM channels WHERE host_team <> ?", teamId)
+      .toArray()
+      .map((r) => r.id);
+    if (sharedIn.length === 0) return;
+    const src = this.source();
+    const rows: Array<{ channelId: string; userId: string; userTeamId: string }> = [];
+    for (let after: { channelId: string; userId: string } | null = null; ; ) {
+      const page = await src.pageForeignMemberships(teamId, after, LOAD_PAGE.memberships);
+      rows.push(...page);
+      if (page.length < LOAD_PAGE.memberships) break;
+      const last = page.at(-1);
+      after = last ? { channelId: last.channelId, userId: last.userId } : null;
+    }
+    this.sql.exec("DELETE FROM members WHERE channel_id IN (SELECT value FROM json_each(?))", JSON.stringify(sharedIn));
+    insertMemberships(
+      this.sql,
+      rows.filter((m) => m.userTeamId === teamId),
+    );
+  }
+
+  /** The host team of a shared channel this cache knows, or null for a team-local channel. */
+  private sharedHost(channelId: string): string | null {
+    const row = this.sql
+      .exec<{ host_team: string; shared_with: string }>(
+        "SELECT host_team, shared_with FROM channels WHERE id = ?",
+        channelId,
+      )
+      .toArray()[0];
+    return row && row.shared_with !== "[]" ? row.host_team : null;
+  }
+
+  private hostedSharedChannels(teamId: string): string[] {
+    return this.sql
+      .exec<{ id: string }>("SELECT id FROM channels WHERE host_team = ? AND shared_with <> '[]'", teamId)
+      .toArray()
+      .map((r) => r.id);
+  }
+
+  private profilesOf(ids: string[]): UserCard[] {
+    return lookup(this.sql, { id: "", isGuest: false }, ids, []).users;
+  }
+
+  private sharedChannel(channelId: string) {
+    return this.env.SHARED_CHANNEL.get(this.env.SHARED_CHANNEL.idFromName(channelId));
+  }
+
+  private teamCache(teamId: string) {
+    return this.env.TEAM_CACHE.get(this.env.TEAM_CACHE.idFromName(teamId));
+  }
+
   private isLoaded(): boolean {
     return getMeta(this.sql, "loaded") === "1";
   }
@@ -246,12 +390,19 @@ export class TeamCache extends DurableObject<Env> {
       if (page.length < LOAD_PAGE.channels) break;
       after = page.at(-1)?.id ?? null;
     }
-    for (let after: { channelId: string; userId: string } | null = null; ; ) {
-      const page = await src.pageMemberships(teamId, after, LOAD_PAGE.memberships);
-      insertMemberships(this.sql, page);
-      if (page.length < LOAD_PAGE.memberships) break;
-      const last = page.at(-1);
-      after = last ? { channelId: last.channelId, userId: last.userId } : null;
+    // Only this team's users' memberships: other teams' members of a shared
+    // channel live in that channel's SharedChannel object, not here.
+    for (const pageOf of [src.pageMemberships.bind(src), src.pageForeignMemberships.bind(src)]) {
+      for (let after: { channelId: string; userId: string } | null = null; ; ) {
+        const page = await pageOf(teamId, after, LOAD_PAGE.memberships);
+        insertMemberships(
+          this.sql,
+          page.filter((m) => m.userTeamId === teamId),
+        );
+        if (page.length < LOAD_PAGE.memberships) break;
+        const last = page.at(-1);
+        after = last ? { channelId: last.channelId, userId: last.userId } : null;
+      }
     }
     recountMembers(this.sql);
     this.recountTotals();
@@ -300,18 +451,26 @@ export class TeamCache extends DurableObject<Env> {
         break;
       }
       case "member_added":
-        addMember(this.sql, change.membership);
-        this.logChange(e.version, "member_added", change.membership.channelId, change.membership.userId);
+      case "member_removed": {
+        const m = change.membership;
+        const added = change.kind === "member_added";
+        if (m.userTeamId === teamId) {
+          if (added) addMember(this.sql, m);
+          else removeMember(this.sql, m);
+        }
+        if (this.sharedHost(m.channelId) === teamId)
+          await this.sharedChannel(m.channelId).applyMembership(teamId, m, added);
+        this.logChange(e.version, change.kind, m.channelId, m.userId);
         break;
-      case "member_removed":
-        removeMember(this.sql, change.membership);
-        this.logChange(e.version, "member_removed", change.membership.channelId, change.membership.userId);
-        break;
-      case "reload":
-        // A bulk import changed too much to replay: load again.
+      }
+      case "reload": {
+        // A bulk import changed too much to replay: load again, and have the
+        // shared channels this team hosts reload their member lists too.
         setMeta(this.sql, "loaded", "0");
         await this.load(teamId);
+        for (const id of this.hostedSharedChannels(teamId)) await this.sharedChannel(id).resync(teamId, id);
         return;
+      }
     }
     setMeta(this.sql, "version", String(e.version));
   }
@@ -350,6 +509,7 @@ export class TeamCache extends DurableObject<Env> {
       (async () => {
         const latest = await this.source().version(teamId);
         if (latest > this.version()) await this.serialized(() => this.catchUp(teamId));
+        await this.resyncForeignMemberships(teamId);
       })().catch((error) => console.error("team cache freshness check failed", error)),
     );
   }

@@ -16,6 +16,22 @@ export interface DirectorySource {
     after: { channelId: string; userId: string } | null,
     limit: number,
   ): Promise<Membership[]>;
+  /** Members of one channel (any team), by user id: what a shared channel's object loads. */
+  pageChannelMembers(
+    hostTeamId: string,
+    channelId: string,
+    afterUserId: string | null,
+    limit: number,
+  ): Promise<Membership[]>;
+  /**
+   * The team's users' memberships in channels hosted by other teams (shared
+   * in), ordered by (channelId, userId).
+   */
+  pageForeignMemberships(
+    teamId: string,
+    after: { channelId: string; userId: string } | null,
+    limit: number,
+  ): Promise<Membership[]>;
   /**
    * Events with version > `since`, in version order, rebuilt from the change
    * log with each entity's current state: what a cache that missed events

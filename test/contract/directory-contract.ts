@@ -347,6 +347,16 @@ export function directoryContract(open: () => Promise<Backend>): void {
       ]);
       expect(await dir.pageMemberships(x, null, 10)).toEqual([]);
       expect(await dir.version(x)).toBe(xVersion);
+      // The shared channel's object loads the whole list; team x's cache only its own users' rows.
+      expect(await dir.pageChannelMembers(host, channelId(1), null, 10)).toEqual([
+        { channelId: channelId(1), userId: userId(1), userTeamId: host },
+        { channelId: channelId(1), userId: userId(9_000), userTeamId: x },
+      ]);
+      expect(await dir.pageChannelMembers(host, channelId(1), userId(1), 10)).toHaveLength(1);
+      expect(await dir.pageForeignMemberships(x, null, 10)).toEqual([
+        { channelId: channelId(1), userId: userId(9_000), userTeamId: x },
+      ]);
+      expect(await dir.pageForeignMemberships(host, null, 10)).toEqual([]);
 
       // Not shared with that team, or not shared at all: the user is unknown here.
       await expect(

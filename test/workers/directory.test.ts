@@ -302,3 +302,83 @@ describe("tenant isolation", () => {
     expect((await api("GET", "/v1/directory/boot", { token: await token(b.team, a.ids.ada ?? "") })).status).toBe(403);
   });
 });
+
+describe("shared channels", () => {
+  it("live once in their own object and gather members from both teams", async () => {
+    const a = await buildTeam();
+    const b = await buildTeam();
+    const ta = await as(a, "ada");
+    const tb = await as(b, "bob");
+    // warm both caches so events flow through them
+    await ok(api("GET", "/v1/directory/boot", { token: ta }));
+    await ok(api("GET", "/v1/directory/boot", { token: tb }));
+
+    const created = await ok<{ channel: { id: string } }>(
+      api("POST", `/v1/admin/teams/${a.team}/channels`, { token: a.admin, json: { name: "connect-partners" } }),
+      201,
+    );
+    const id = created.channel.id;
+    await ok(
+      api("POST", `/v1/admin/teams/${a.team}/channels/${id}/share`, { token: a.admin, json: { team_id: b.team } }),
+    );
+    await ok(
+      api("POST", `/v1/admin/teams/${a.team}/channels/${id}/members`, {
+        token: a.admin,
+        json: { user_ids: [a.ids.ada, a.ids.amy] },
+      }),
+    );
+    await ok(
+      api("POST", `/v1/admin/teams/${a.team}/channels/${id}/members`, {
+        token: a.admin,
+        json: { user_ids: [b.ids.bob, b.ids.zoe], team_id: b.team },
+      }),
+    );
+
+    // Team B sees the channel as one of its member's channels...
+    const sw = await ok<{ items: Item[] }>(api("GET", "/v1/directory/switcher?q=connect", { token: tb }));
+    expect(sw.items).toEqual([expect.objectContaining({ id, reason: "member" })]);
+    const boot = await ok<{ channels: Item[] }>(api("GET", "/v1/directory/boot", { token: tb }));
+    expect(boot.channels.map((c) => c.id)).toContain(id);
+    // ...with the whole member count and member list, gathered from the shared object and team A's cache.
+    const header = await ok<{ channel: { member_count: number; is_shared: boolean } }>(
+      api("GET", `/v1/directory/channels/${id}`, { token: tb }),
+    );
+    expect(header.channel).toMatchObject({ member_count: 4, is_shared: true });
+    const members = await ok<PageBody>(api("GET", `/v1/directory/channels/${id}/members?limit=10`, { token: tb }));
+    expect(members.items.map((m) => m.id).sort()).toEqual([a.ids.ada, a.ids.amy, b.ids.bob, b.ids.zoe].sort());
+    const mention = await ok<{ items: Item[] }>(api("GET", `/v1/directory/mentions?channel=${id}&q=am`, { token: tb }));
+    expect(mention.items[0]).toMatchObject({ id: a.ids.amy, in_channel: true });
+
+    // Storage: the member list is held once; each team cache holds only its own users' rows.
+    const shared = await env.SHARED_CHANNEL.get(env.SHARED_CHANNEL.idFromName(id)).stats();
+    expect(shared.byTeam).toEqual({ [a.team]: 2, [b.team]: 2 });
+    const rowsIn = async (team: string) =>
+      (
+        await runInCache(team, (sql) =>
+          sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM members WHERE channel_id = ?", id).one(),
+        )
+      ).n;
+    expect(await rowsIn(a.team)).toBe(2);
+    expect(await rowsIn(b.team)).toBe(2);
+
+    // A member of team B leaves: both the shared object and team B's cache follow.
+    await ok(api("DELETE", `/v1/admin/teams/${a.team}/channels/${id}/members/${b.ids.zoe}`, { token: a.admin }));
+    const after = await ok<{ channel: { member_count: number } }>(
+      api("GET", `/v1/directory/channels/${id}`, { token: tb }),
+    );
+    expect(after.channel.member_count).toBe(3);
+    const zoe = await ok<{ items: Item[] }>(
+      api("GET", "/v1/directory/switcher?q=connect", { token: await as(b, "zoe") }),
+    );
+    expect(zoe.items[0]?.reason).toBe("match");
+
+    // Team A's other channels stay invisible to team B.
+    expect((await api("GET", `/v1/directory/channels/${a.channels.general}`, { token: tb })).status).toBe(404);
+  });
+});
+
+async function runInCache<T>(team: string, fn: (sql: SqlStorage) => T): Promise<T> {
+  const { runInDurableObject } = await import("cloudflare:test");
+  const stub = env.TEAM_CACHE.get(env.TEAM_CACHE.idFromName(team));
+  return runInDurableObject(stub, (_instance, state) => fn(state.storage.sql));
+}
