@@ -33,3 +33,41 @@ export function demoUsers(): Array<{ id: string; email: string; role: string }> 
   add(6, "gmail.com", "member", "G");
   return users;
 }
+
+export const DEMO_PROFILES: Array<{
+  id: string;
+  name: string;
+  real_name: string;
+  display_name: string;
+  title: string;
+}> = [
+  { id: DEMO_ADMIN, name: "ada", real_name: "Ada Lovelace", display_name: "Ada", title: "Founder" },
+  { id: DEMO_MEMBER, name: "max", real_name: "Max Müller", display_name: "max", title: "Engineer" },
+  { id: "U0000GUEST", name: "gus", real_name: "Gus Guest", display_name: "", title: "Contractor" },
+];
+
+export function demoChannels(): Array<{ id: string; name: string; topic: string; private: boolean }> {
+  return [
+    { id: "CGENERAL", name: "general", topic: "Everyone", private: false },
+    { id: "CRANDOM", name: "random", topic: "Off topic", private: false },
+    { id: "CENGBACK", name: "eng-backend", topic: "APIs and storage", private: false },
+    { id: "CENGFRONT", name: "eng-frontend", topic: "Clients", private: false },
+    { id: "CLEADS", name: "leadership", topic: "Private", private: true },
+    { id: "CCONTRACT", name: "contractors", topic: "Working with contractors", private: false },
+  ];
+}
+
+export function demoMemberships(): Array<{ channel_id: string; user_id: string }> {
+  const users = demoUsers().filter((u) => u.role !== "guest");
+  const out: Array<{ channel_id: string; user_id: string }> = [];
+  users.forEach((u, i) => {
+    out.push({ channel_id: "CGENERAL", user_id: u.id });
+    if (i % 2 === 0) out.push({ channel_id: "CRANDOM", user_id: u.id });
+    if (i % 3 === 0) out.push({ channel_id: "CENGBACK", user_id: u.id });
+    if (i % 3 === 1) out.push({ channel_id: "CENGFRONT", user_id: u.id });
+  });
+  out.push({ channel_id: "CLEADS", user_id: DEMO_ADMIN });
+  for (const u of demoUsers().filter((u) => u.role === "guest")) out.push({ channel_id: "CCONTRACT", user_id: u.id });
+  out.push({ channel_id: "CCONTRACT", user_id: DEMO_ADMIN });
+  return out;
+}

@@ -3,7 +3,15 @@ import { parseArgs } from "node:util";
 import { signToken } from "../src/auth/jwt";
 import { planetscaleDriver } from "../storage/planetscale-driver";
 import { startPsdbServer } from "../tools/psdb-server/server";
-import { DEMO_ADMIN, DEMO_MEMBER, DEMO_TEAM, demoUsers } from "./demo-seed";
+import {
+  DEMO_ADMIN,
+  DEMO_MEMBER,
+  DEMO_PROFILES,
+  DEMO_TEAM,
+  demoChannels,
+  demoMemberships,
+  demoUsers,
+} from "./demo-seed";
 import { ensureJwtSecret } from "./dev-vars";
 import { applyMysqlMigrations } from "./mysql-migrate";
 
@@ -79,8 +87,12 @@ Edge platform on ${base} (${values.mysql ? "MySQL via PlanetScale driver" : "D1"
   member token: ${member}
   admin token:  ${admin}
 
-  curl -s ${base}/v1/invites/classify -H "authorization: Bearer ${member.slice(0, 12)}…" \\
+  TOKEN=${member}
+
+  curl -s ${base}/v1/invites/classify -H "authorization: Bearer $TOKEN" \\
        -H 'content-type: application/json' -d '{"emails":["new@demo.example","x@partner.example","y@gmail.com"]}'
+  curl -s "${base}/v1/directory/switcher?q=eng" -H "authorization: Bearer $TOKEN"
+  curl -s "${base}/v1/directory/boot" -H "authorization: Bearer $TOKEN"
 
 More tokens: npm run token -- --team ${DEMO_TEAM.id} --user ${DEMO_MEMBER} [--admin]. Ctrl-C stops.
 `);
@@ -117,7 +129,31 @@ async function seed() {
     body: users.map((u) => JSON.stringify(u)).join("\n"),
   });
   if (imported.status !== 201) throw new Error(`seeding users failed: ${imported.status} ${await imported.text()}`);
-  console.log(`seeded demo team ${DEMO_TEAM.id} with ${users.length} users`);
+  const admin = `${base}/v1/admin/teams/${DEMO_TEAM.id}`;
+  for (const { id, ...profile } of DEMO_PROFILES) {
+    await expectStatus(
+      fetch(`${admin}/users/${id}/profile`, { method: "PATCH", headers, body: JSON.stringify(profile) }),
+      200,
+    );
+  }
+  const channels = demoChannels();
+  await expectStatus(
+    fetch(`${admin}/channels/import`, { method: "POST", headers, body: JSON.stringify({ channels }) }),
+    201,
+  );
+  const memberships = demoMemberships();
+  await expectStatus(
+    fetch(`${admin}/memberships/import`, { method: "POST", headers, body: JSON.stringify({ memberships }) }),
+    201,
+  );
+  console.log(
+    `seeded demo team ${DEMO_TEAM.id}: ${users.length} users, ${channels.length} channels, ${memberships.length} memberships`,
+  );
+}
+
+async function expectStatus(pending: Promise<Response>, status: number): Promise<void> {
+  const res = await pending;
+  if (res.status !== status) throw new Error(`seeding failed: ${res.url} ${res.status} ${await res.text()}`);
 }
 
 async function shutdown(code: number) {

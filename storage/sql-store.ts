@@ -100,6 +100,7 @@ export function sqlStore(driver: SqlDriver): TeamStore & DomainCountStore {
         "version",
         "created_at",
         "updated_at",
+        "name",
       ];
       const tuple = (u: User) => [
         u.teamId,
@@ -111,6 +112,7 @@ export function sqlStore(driver: SqlDriver): TeamStore & DomainCountStore {
         1,
         u.createdAt,
         u.updatedAt,
+        defaultHandle(u.email),
       ];
       await driver.atomic(bulkInsert(d, "users", columns, users.map(tuple)));
     },
@@ -205,6 +207,15 @@ export function sqlStore(driver: SqlDriver): TeamStore & DomainCountStore {
 }
 
 // --- dialect pieces -------------------------------------------------------
+
+/**
+ * A new user's handle until their profile sets one: the address's local
+ * part, in handle characters, so a fresh user is findable in the directory.
+ */
+export function defaultHandle(email: string): string {
+  const local = email.slice(0, email.indexOf("@")).toLowerCase();
+  return local.replace(/[^a-z0-9._-]+/g, ".").slice(0, 80) || "user";
+}
 
 /** `col = ?` pairs for the fields a patch sets (undefined means "leave it"). */
 function assignments(fields: Record<string, unknown>): { sets: string[]; params: unknown[] } {

@@ -86,9 +86,8 @@ const ProfileChange = z
 const MembershipLine = z.strictObject({ channel_id: ID, user_id: ID, user_team_id: ID.optional() });
 
 /**
- * Records per import request. The request body is capped at 1 MB by the app
- * (only the user import has a larger limit), which holds ~10,000 channels or
- * ~20,000 memberships as NDJSON.
+ * Records per import request (bodies of /import routes may be up to 64 MB;
+ * bigger imports are several requests).
  */
 export const IMPORT_MAX_CHANNELS = 10_000;
 export const IMPORT_MAX_MEMBERSHIPS = 50_000;
