@@ -363,12 +363,16 @@ export class TeamCache extends DurableObject<Env> {
 
   private async ready(teamId: string): Promise<void> {
     if (this.isLoaded()) return;
-    this.loading ??= this.load(teamId).finally(() => {
+    // Loading goes through the same queue as events, so a load and an event
+    // never interleave; load() itself must then never queue (it would wait
+    // on itself when a reload event triggers it).
+    this.loading ??= this.serialized(() => this.load(teamId)).finally(() => {
       this.loading = null;
     });
     await this.loading;
   }
 
+  /** Call only from inside serialized(). */
   private async load(teamId: string): Promise<void> {
     const started = Date.now();
     const src = this.source();
@@ -410,7 +414,7 @@ export class TeamCache extends DurableObject<Env> {
     setMeta(this.sql, "loaded", "1");
     setMeta(this.sql, "load_ms", String(Date.now() - started));
     setMeta(this.sql, "loaded_at", String(Date.now()));
-    await this.serialized(() => this.catchUp(teamId));
+    await this.catchUp(teamId);
   }
 
   private recountTotals(): void {

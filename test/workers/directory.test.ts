@@ -382,3 +382,30 @@ async function runInCache<T>(team: string, fn: (sql: SqlStorage) => T): Promise<
   const stub = env.TEAM_CACHE.get(env.TEAM_CACHE.idFromName(team));
   return runInDurableObject(stub, (_instance, state) => fn(state.storage.sql));
 }
+
+describe("bulk changes", () => {
+  it("reloads a warm cache after a bulk membership import", async () => {
+    const f = await buildTeam();
+    const t = await as(f, "zoe");
+    const before = await ok<{ channels: Item[] }>(api("GET", "/v1/directory/boot", { token: t }));
+    expect(before.channels.map((c) => c.name)).toEqual(["general"]);
+    await ok(
+      api("POST", `/v1/admin/teams/${f.team}/memberships/import`, {
+        token: f.admin,
+        json: {
+          memberships: [
+            { channel_id: f.channels.backend, user_id: f.ids.zoe },
+            { channel_id: f.channels.secret, user_id: f.ids.zoe },
+          ],
+        },
+      }),
+      201,
+    );
+    const after = await ok<{ channels: Item[] }>(api("GET", "/v1/directory/boot", { token: t }));
+    expect(after.channels.map((c) => c.name)).toEqual(["eng-backend", "general", "secret-plans"]);
+    const header = await ok<{ channel: { member_count: number } }>(
+      api("GET", `/v1/directory/channels/${f.channels.secret}`, { token: t }),
+    );
+    expect(header.channel.member_count).toBe(2);
+  });
+});
