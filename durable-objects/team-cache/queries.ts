@@ -49,6 +49,13 @@ export interface Page<T> {
   next_cursor: string | null;
 }
 
+/**
+ * Above this many word-index matches for a query's first token, walking rows
+ * in output order and testing each (stopping at the limit) is cheaper than
+ * collecting every match and sorting it; below it, the reverse.
+ */
+export const DENSE_MATCHES = 2_000;
+
 /** A channel at most this big is a small group: its members count as the viewer's frequent contacts. */
 export const CONTACT_CHANNEL_MAX = 8;
 export const MAX_LIMIT = 100;
@@ -226,12 +233,49 @@ export function mentions(sql: Sql, v: Viewer, channelId: string, q: string, limi
   }
   const inChannel = "AND EXISTS (SELECT 1 FROM members cm WHERE cm.channel_id = ? AND cm.user_id = u.id)";
   const notInChannel = "AND NOT EXISTS (SELECT 1 FROM members cm WHERE cm.channel_id = ? AND cm.user_id = u.id)";
-  const members = peopleMatching(sql, v, tokens, limit, { where: inChannel, params: [channelId] });
+  const size = Number(
+    sql.exec<{ n: number }>("SELECT member_count AS n FROM channels WHERE id = ?", channelId).toArray()[0]?.n ?? 0,
+  );
+  // A small channel: test its members directly. A big one: walk the word
+  // index and check membership, which finds members fast because most people are.
+  const members =
+    size <= DENSE_MATCHES
+      ? membersMatching(sql, channelId, tokens, limit)
+      : peopleMatching(sql, v, tokens, limit, { where: inChannel, params: [channelId] });
   const others =
     members.length < limit
       ? peopleMatching(sql, v, tokens, limit - members.length, { where: notInChannel, params: [channelId] })
       : [];
   return [...members.map((u) => ({ ...u, in_channel: true })), ...others.map((u) => ({ ...u, in_channel: false }))];
+}
+
+/** Members of one channel matching every token, by name: cost follows the channel's size, not the team's. */
+function membersMatching(sql: Sql, channelId: string, tokens: string[], limit: number): UserCard[] {
+  const all = tokenFilter("u", tokens);
+  return sql
+    .exec<Row>(
+      `SELECT ${USER_COLS} FROM members m JOIN users u ON u.id = m.user_id
+       WHERE m.channel_id = ? AND u.deleted = 0 ${all.where} ORDER BY u.sort_key, u.id LIMIT ?`,
+      channelId,
+      ...all.params,
+      limit,
+    )
+    .toArray()
+    .map(toUser);
+}
+
+/** How many word-index rows start with `prefix`, counting no further than `cap`. */
+function matchesUpTo(sql: Sql, table: "user_words" | "channel_words", prefix: string, cap: number): number {
+  return Number(
+    sql
+      .exec<{ n: number }>(
+        `SELECT COUNT(*) AS n FROM (SELECT 1 FROM ${table} WHERE word >= ? AND word < ? LIMIT ?)`,
+        prefix,
+        prefixEnd(prefix),
+        cap,
+      )
+      .one().n,
+  );
 }
 
 // --- channel members --------------------------------------------------------
@@ -290,12 +334,17 @@ export function directory(sql: Sql, v: Viewer, f: DirectoryFilter): Page<UserCar
   const tokens = queryTokens(f.q ?? "");
   const [first] = tokens;
   if (first) {
-    where.push("u.id IN (SELECT user_id FROM user_words WHERE word >= ? AND word < ?)");
-    params.push(first, prefixEnd(first));
-    const rest = tokenFilter("u", tokens.slice(1));
-    if (rest.where) {
-      where.push(rest.where.replace(/^AND /, ""));
-      params.push(...rest.params);
+    // A common prefix: walk the name index in order testing each row, and
+    // stop at the page size. A rare one: collect its few matches and sort.
+    const dense = matchesUpTo(sql, "user_words", first, DENSE_MATCHES) >= DENSE_MATCHES;
+    const checked = tokenFilter("u", dense ? tokens : tokens.slice(1));
+    if (!dense) {
+      where.push("u.id IN (SELECT user_id FROM user_words WHERE word >= ? AND word < ?)");
+      params.push(first, prefixEnd(first));
+    }
+    if (checked.where) {
+      where.push(checked.where.replace(/^AND /, ""));
+      params.push(...checked.params);
     }
   }
   if (f.cursor) {

@@ -409,3 +409,48 @@ describe("bulk changes", () => {
     expect(header.channel.member_count).toBe(2);
   });
 });
+
+describe("bigger team: both query plans", () => {
+  it("pages a common prefix (ordered walk) and a rare one (collect and sort) identically", async () => {
+    const team = uniqueTeamId("T");
+    await ok(api("POST", "/v1/admin/teams", { token: await platformToken(), json: { id: team, name: "Big" } }), 201);
+    const admin = await token(team, "UADMIN", ["admin"]);
+    const users = Array.from({ length: 2_600 }, (_, i) => ({
+      id: `U${String(i).padStart(6, "0")}`,
+      email: `${i % 7 === 0 ? "rare" : "common"}${i}@big.test`,
+    }));
+    await ok(api("POST", `/v1/admin/teams/${team}/users/import`, { token: admin, json: { users } }), 201);
+    await ok(api("POST", `/v1/admin/teams/${team}/channels`, { token: admin, json: { id: "CBIG", name: "big" } }), 201);
+    await ok(
+      api("POST", `/v1/admin/teams/${team}/memberships/import`, {
+        token: admin,
+        json: { memberships: users.map((u) => ({ channel_id: "CBIG", user_id: u.id })) },
+      }),
+      201,
+    );
+    const t = await token(team, "U000001");
+    const walk = async (q: string) => {
+      const ids: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const page: PageBody = await ok<PageBody>(
+          api("GET", `/v1/directory/people?q=${q}&limit=100${cursor ? `&cursor=${cursor}` : ""}`, { token: t }),
+        );
+        ids.push(...page.items.map((i) => i.id));
+        cursor = page.next_cursor;
+      } while (cursor);
+      return ids;
+    };
+    const common = await walk("comm");
+    const rare = await walk("rare");
+    expect(common).toHaveLength(users.filter((u) => u.email.startsWith("common")).length);
+    expect(rare).toHaveLength(users.filter((u) => u.email.startsWith("rare")).length);
+    expect(new Set(common).size).toBe(common.length);
+    // a big channel: mentions walk the word index and still find members first
+    const m = await ok<{ items: Item[] }>(
+      api("GET", "/v1/directory/mentions?channel=CBIG&q=rare7&limit=5", { token: t }),
+    );
+    expect(m.items.map((i) => i.in_channel)).toEqual(m.items.map(() => true));
+    expect(m.items[0]?.name).toMatch(/^rare7/);
+  });
+});
