@@ -8,6 +8,8 @@ import { adminRoutes } from "./routes/admin";
 import { directoryRoutes } from "./routes/directory";
 import { directoryAdminRoutes } from "./routes/directory-admin";
 import { inviteRoutes } from "./routes/invites";
+import { messageRoutes } from "./routes/messages";
+import { rtmRoutes } from "./routes/rtm";
 
 /** JSON bodies; the streamed imports (users, channels, memberships) have their own, larger, limit. */
 const JSON_LIMIT = 1024 * 1024;
@@ -34,6 +36,8 @@ export function createApp() {
     }
     return bodyLimit({ maxSize: JSON_LIMIT, onError: tooLarge(JSON_LIMIT) })(c, next);
   });
+  // Ahead of requireToken: a browser WebSocket cannot set headers, so /v1/rtm also takes ?token=.
+  app.route("/v1/rtm", rtmRoutes);
   app.use("/v1/*", requireToken);
   app.use("/v1/*", async (c, next) => {
     c.set("deps", depsFor(c.env));
@@ -44,5 +48,6 @@ export function createApp() {
   app.route("/v1/admin", directoryAdminRoutes);
   app.route("/v1/invites", inviteRoutes);
   app.route("/v1/directory", directoryRoutes);
+  app.route("/v1/channels", messageRoutes);
   return app;
 }

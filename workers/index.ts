@@ -5,8 +5,10 @@ import { sweepStaleTeams } from "./scheduled";
 // The one Worker: the Hono app is `fetch`, the queue consumers are `queue`,
 // the cron sweep is `scheduled`. Durable Object classes are exported here too.
 
+export { Gateway } from "../durable-objects/gateway/gateway";
 export { SharedChannel } from "../durable-objects/shared-channel/shared-channel";
 export { TeamCache } from "../durable-objects/team-cache/team-cache";
+export { Topic } from "../durable-objects/topic/topic";
 
 const app = createApp();
 

@@ -1,0 +1,256 @@
+import { DurableObject } from "cloudflare:workers";
+import type { ReloadReason } from "../../src/realtime/protocol";
+import { resumePlan, type TopicEvent } from "../../src/realtime/sequence";
+
+// One Durable Object per topic (`ch:<team>:<channel>`, `team:<team>`). In its
+// SQLite: the topic's sequence number (monotonic, survives eviction), a short
+// log of the last events (for resume), and the gateway shards that have
+// subscribers, each with the last sequence number it acknowledged.
+//
+// Publishing numbers the event and logs it in one synchronous step, then a
+// delivery round sends every gateway that is behind the events it lacks, in
+// one RPC per gateway shard (never one per member). Rounds run one at a time,
+// so a gateway receives a topic's events in order; events published while a
+// round is in flight go out together in the next one. A gateway that fails
+// stays behind and is retried (by the next round, or an alarm); one that
+// answers that it has no subscribers left is dropped.
+
+/** Events kept for resume, unless the TOPIC_LOG_SIZE var or configure() says otherwise. */
+export const DEFAULT_LOG_SIZE = 1000;
+/** Events per delivery RPC and per page of eventsSince. */
+export const PAGE = 500;
+const DELIVERY_TIMEOUT_MS = 10_000;
+const RETRY_MS = 1_000;
+
+/** Events after a point, a page at a time; `reload` when they are no longer (or never were) in the log. */
+export interface Catchup {
+  seq: number;
+  oldest: number;
+  events: TopicEvent[];
+  reload?: ReloadReason;
+}
+
+export interface TopicStats {
+  topic: string | null;
+  seq: number;
+  oldest: number;
+  logSize: number;
+  logged: number;
+  gateways: Array<{ name: string; acked: number }>;
+  /** Delivery RPCs and rounds made by this instance (since it last started). */
+  deliveries: number;
+  rounds: number;
+}
+
+export class Topic extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+  /** The tail of the round queue, and the round waiting to start (publishes join it). */
+  private tail: Promise<void> = Promise.resolve();
+  private queued: Promise<void> | null = null;
+  private deliveries = 0;
+  private rounds = 0;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(`
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, json TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS gateways (
+        name TEXT PRIMARY KEY, acked INTEGER NOT NULL, version INTEGER NOT NULL
+      ) WITHOUT ROWID;
+    `);
+  }
+
+  /** Numbers and logs the event, then waits for the delivery round that carries it. */
+  async publish(topic: string, eventJson: string): Promise<{ seq: number }> {
+    this.name(topic);
+    const seq = this.seq() + 1;
+    this.sql.exec("INSERT INTO events (seq, json) VALUES (?, ?)", seq, eventJson);
+    this.setMeta("seq", String(seq));
+    this.sql.exec("DELETE FROM events WHERE seq <= ?", seq - this.logSize());
+    await this.round();
+    return { seq };
+  }
+
+  /**
+   * A gateway has a socket subscribing. From now on the gateway receives every
+   * event after the returned seq; with `since`, the first page of what came
+   * after it (the gateway pages on with eventsSince).
+   */
+  async subscribe(topic: string, gateway: string, since?: number): Promise<Catchup> {
+    this.name(topic);
+    const seq = this.seq();
+    // A new registration starts at the current seq; a known one keeps its
+    // position, and its version changes so an in-flight "no subscribers"
+    // answer from before this call cannot drop it.
+    this.sql.exec(
+      `INSERT INTO gateways (name, acked, version) VALUES (?, ?, 1)
+       ON CONFLICT (name) DO UPDATE SET version = version + 1`,
+      gateway,
+      seq,
+    );
+    return since === undefined ? { seq, oldest: this.oldest(), events: [] } : this.catchup(since);
+  }
+
+  /** Up to PAGE events after `since`, or a reload when they are gone from the log. */
+  async eventsSince(topic: string, since: number): Promise<Catchup> {
+    this.name(topic);
+    return this.catchup(since);
+  }
+
+  /** Per-topic log size (tests, hot topics). Trims at once. */
+  async configure(topic: string, options: { logSize: number }): Promise<TopicStats> {
+    this.name(topic);
+    if (!Number.isInteger(options.logSize) || options.logSize < 1)
+      throw new Error("logSize must be a positive integer");
+    this.setMeta("log_size", String(options.logSize));
+    this.sql.exec("DELETE FROM events WHERE seq <= ?", this.seq() - options.logSize);
+    return this.stats();
+  }
+
+  async stats(): Promise<TopicStats> {
+    return {
+      topic: this.getMeta("topic"),
+      seq: this.seq(),
+      oldest: this.oldest(),
+      logSize: this.logSize(),
+      logged: Number(this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM events").one().n),
+      gateways: this.sql
+        .exec<{ name: string; acked: number }>("SELECT name, acked FROM gateways ORDER BY name")
+        .toArray()
+        .map((g) => ({ name: g.name, acked: Number(g.acked) })),
+      deliveries: this.deliveries,
+      rounds: this.rounds,
+    };
+  }
+
+  /** Retries gateways that a round could not reach. */
+  override async alarm(): Promise<void> {
+    await this.round();
+  }
+
+  // --- internals --------------------------------------------------------------
+
+  private catchup(since: number): Catchup {
+    const seq = this.seq();
+    const oldest = this.oldest();
+    const plan = resumePlan(since, { seq, oldest });
+    switch (plan.kind) {
+      case "current":
+        return { seq, oldest, events: [] };
+      case "reload":
+        return { seq, oldest, events: [], reload: plan.reason };
+      case "replay":
+        return {
+          seq,
+          oldest,
+          events: this.sql
+            .exec<{ seq: number; json: string }>(
+              "SELECT seq, json FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+              plan.after,
+              PAGE,
+            )
+            .toArray()
+            .map((e) => ({ seq: Number(e.seq), json: e.json })),
+        };
+    }
+  }
+
+  /** Joins the round waiting to start, or queues one: at most one runs at a time. */
+  private round(): Promise<void> {
+    if (this.queued) return this.queued;
+    const next = this.tail
+      .then(() => {
+        this.queued = null;
+        return this.deliverRound();
+      })
+      .catch((error) => console.error("topic delivery round failed", error));
+    this.queued = next;
+    this.tail = next;
+    return next;
+  }
+
+  private async deliverRound(): Promise<void> {
+    const topic = this.getMeta("topic");
+    if (!topic) return;
+    const seq = this.seq();
+    const behind = this.sql
+      .exec<{ name: string; acked: number; version: number }>(
+        "SELECT name, acked, version FROM gateways WHERE acked < ?",
+        seq,
+      )
+      .toArray();
+    if (behind.length === 0) return;
+    this.rounds++;
+    let failed = false;
+    await Promise.all(
+      behind.map(async (g) => {
+        // A gateway far behind gets the latest page; its sockets see the gap
+        // and fetch (or reload) what they miss.
+        const events = this.sql
+          .exec<{ seq: number; json: string }>(
+            "SELECT seq, json FROM events WHERE seq > ? AND seq <= ? ORDER BY seq",
+            Math.max(Number(g.acked), seq - PAGE),
+            seq,
+          )
+          .toArray()
+          .map((e) => ({ seq: Number(e.seq), json: e.json }));
+        try {
+          if (events.length > 0) {
+            this.deliveries++;
+            const stub = this.env.GATEWAY.get(this.env.GATEWAY.idFromName(g.name));
+            const { subscribers } = await withTimeout(stub.deliver(topic, events), DELIVERY_TIMEOUT_MS);
+            if (subscribers === 0) {
+              this.sql.exec("DELETE FROM gateways WHERE name = ? AND version = ?", g.name, g.version);
+            }
+          }
+          this.sql.exec("UPDATE gateways SET acked = MAX(acked, ?) WHERE name = ?", seq, g.name);
+        } catch (error) {
+          failed = true;
+          console.error(`topic ${topic}: delivery to ${g.name} failed`, error);
+        }
+      }),
+    );
+    if (failed) await this.ctx.storage.setAlarm(Date.now() + RETRY_MS);
+  }
+
+  private name(topic: string): void {
+    const known = this.getMeta("topic");
+    if (known === null) this.setMeta("topic", topic);
+    else if (known !== topic) throw new Error(`topic object ${known} addressed as ${topic}`);
+  }
+
+  private seq(): number {
+    return Number(this.getMeta("seq") ?? 0);
+  }
+
+  /** The oldest logged seq; seq + 1 when the log is empty. */
+  private oldest(): number {
+    const row = this.sql.exec<{ s: number | null }>("SELECT MIN(seq) AS s FROM events").one();
+    return row.s === null ? this.seq() + 1 : Number(row.s);
+  }
+
+  private logSize(): number {
+    const own = this.getMeta("log_size");
+    if (own !== null) return Number(own);
+    const configured = Number(this.env.TOPIC_LOG_SIZE);
+    return Number.isInteger(configured) && configured > 0 ? configured : DEFAULT_LOG_SIZE;
+  }
+
+  private getMeta(key: string): string | null {
+    return this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0]?.value ?? null;
+  }
+
+  private setMeta(key: string, value: string): void {
+    this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", key, value);
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,53 @@
+import type { TopicAccess, TopicPublisher } from "./ports";
+import type { ClientTopic } from "./protocol";
+import { channelTopic, topicKey } from "./topics";
+
+// A message posted to a channel travels as an event on the channel's topic;
+// its text is not stored anywhere else (only in the topic's short log, for
+// resume).
+
+export const MAX_TEXT_LENGTH = 4000;
+export const MAX_MENTIONS = 100;
+
+export interface MessageEvent {
+  type: "message";
+  channel: string;
+  user: string;
+  text: string;
+  mentions: string[];
+  /** Milliseconds since the epoch, when the edge accepted it. */
+  ts: number;
+}
+
+export interface PostMessage {
+  team: string;
+  user: string;
+  channelId: string;
+  text: string;
+  mentions: string[];
+  now: number;
+}
+
+export type PostResult =
+  | { ok: true; topic: ClientTopic; seq: number }
+  | { ok: false; status: 403 | 404; message: string };
+
+/** The poster must see the channel (else 404, exactly like a channel that does not exist). */
+export async function postMessage(
+  ports: { access: TopicAccess; publisher: TopicPublisher },
+  m: PostMessage,
+): Promise<PostResult> {
+  const access = await ports.access.channel(m.team, m.user, m.channelId);
+  if (!access.ok) return { ok: false, status: access.code === "forbidden" ? 403 : 404, message: access.message };
+  const event: MessageEvent = {
+    type: "message",
+    channel: m.channelId,
+    user: m.user,
+    text: m.text,
+    mentions: [...new Set(m.mentions)],
+    ts: m.now,
+  };
+  const topic = channelTopic(m.channelId);
+  const { seq } = await ports.publisher.publish(topicKey(m.team, topic), JSON.stringify(event));
+  return { ok: true, topic, seq };
+}

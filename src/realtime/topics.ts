@@ -1,0 +1,51 @@
+import type { ClientTopic } from "./protocol";
+
+// Server-side names. A topic is one Topic Durable Object: `ch:<team>:<channel>`
+// for a channel, `team:<team>` for team-wide events. A gateway is one Gateway
+// Durable Object: `gw:<team>:<n>`, a team's users spread over its shards by a
+// hash of the user id (many users per gateway, every socket of a user on the
+// same one).
+
+export const DEFAULT_GATEWAY_SHARDS = 4;
+const MAX_GATEWAY_SHARDS = 1024;
+
+export function topicKey(team: string, topic: ClientTopic): string {
+  return topic === "team" ? `team:${team}` : `ch:${team}:${topic.slice("channel:".length)}`;
+}
+
+export function channelTopic(channelId: string): ClientTopic {
+  return `channel:${channelId}`;
+}
+
+/** The channel id of a client topic, or null for the team topic. */
+export function channelOf(topic: ClientTopic): string | null {
+  return topic === "team" ? null : topic.slice("channel:".length);
+}
+
+/** The GATEWAY_SHARDS var: unset means the default; anything else must be an integer in 1..1024. */
+export function parseShardCount(value: string | undefined): number {
+  if (value === undefined || value === "") return DEFAULT_GATEWAY_SHARDS;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_GATEWAY_SHARDS) {
+    throw new Error(`GATEWAY_SHARDS must be an integer from 1 to ${MAX_GATEWAY_SHARDS}, got "${value}"`);
+  }
+  return n;
+}
+
+export function shardOf(user: string, shards: number): number {
+  return fnv1a(user) % shards;
+}
+
+export function gatewayName(team: string, user: string, shards: number): string {
+  return `gw:${team}:${shardOf(user, shards)}`;
+}
+
+/** 32-bit FNV-1a over UTF-16 code units: stable, fast, well spread for short ids. */
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
