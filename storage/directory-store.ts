@@ -12,7 +12,7 @@ import {
   type ProfilePatch,
 } from "../src/directory/writer";
 import { AppError, badRequest, conflict, notFound } from "../src/errors";
-import { isRole, type Role } from "../src/teams/model";
+import { bulkInsert, chunks, inList, MYSQL_CHUNK, num, roleOf, SQLITE_CHUNK } from "./portable-sql";
 import { type Dialect, type Row, type SqlDriver, type Statement, UniqueViolation } from "./sql-driver";
 
 // The directory's source of truth for the edge cache, on both engines (same
@@ -56,10 +56,6 @@ import { type Dialect, type Row, type SqlDriver, type Statement, UniqueViolation
 // retried against fresh state. Two concurrent removals of one member can both
 // log member_removed; the duplicate is harmless (the cache applies state).
 
-/** Rows per statement on MySQL; keeps statements well under max_allowed_packet. */
-const MYSQL_CHUNK = 1000;
-/** Rows per JSON parameter on D1. */
-const SQLITE_CHUNK = 2000;
 /** More user ids than this in one recordUserChanges log a single reload. */
 const USER_EVENTS_INLINE = 1000;
 /** Page size when reading back a write's events. */
@@ -92,45 +88,6 @@ export function decodeMember(hostTeamId: string, channelId: string, extra: strin
   return at < 0
     ? { channelId, userId: extra, userTeamId: hostTeamId }
     : { channelId, userId: extra.slice(0, at), userTeamId: extra.slice(at + 1) };
-}
-
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
-/** `IN (...)` for a list: one JSON parameter on SQLite, placeholders on MySQL. */
-function inList(d: Dialect, values: readonly unknown[]): { clause: string; params: unknown[] } {
-  if (d === "sqlite") return { clause: "(SELECT value FROM json_each(?))", params: [JSON.stringify(values)] };
-  return { clause: `(${values.map(() => "?").join(", ")})`, params: [...values] };
-}
-
-/** Multi-row insert (json_each on SQLite, VALUES on MySQL); `ignoreDuplicates` keeps existing rows. */
-function bulkInsert(
-  d: Dialect,
-  table: string,
-  columns: string[],
-  rows: unknown[][],
-  ignoreDuplicates = false,
-): Statement[] {
-  const cols = columns.map((c) => `\`${c}\``).join(", ");
-  if (d === "sqlite") {
-    const picks = columns.map((_, i) => `j.value->>${i}`).join(", ");
-    // "WHERE true" keeps SQLite from reading ON CONFLICT as part of the join.
-    const tail = ignoreDuplicates ? " WHERE true ON CONFLICT DO NOTHING" : "";
-    return chunks(rows, SQLITE_CHUNK).map((chunk) => ({
-      sql: `INSERT INTO ${table} (${cols}) SELECT ${picks} FROM json_each(?) AS j${tail}`,
-      params: [JSON.stringify(chunk)],
-    }));
-  }
-  const one = `(${columns.map(() => "?").join(", ")})`;
-  // A self-assignment rather than INSERT IGNORE, which would also swallow other errors.
-  const tail = ignoreDuplicates ? ` ON DUPLICATE KEY UPDATE \`${columns[0]}\` = \`${columns[0]}\`` : "";
-  return chunks(rows, MYSQL_CHUNK).map((chunk) => ({
-    sql: `INSERT INTO ${table} (${cols}) VALUES ${chunk.map(() => one).join(", ")}${tail}`,
-    params: chunk.flat(),
-  }));
 }
 
 /**
@@ -184,16 +141,6 @@ function checkChannelInput(c: { name?: string; topic?: string; purpose?: string 
   }
   checkLength("topic", c.topic, CHANNEL_TEXT_MAX);
   checkLength("purpose", c.purpose, CHANNEL_TEXT_MAX);
-}
-
-/** MySQL BIGINT arrives as a string through the HTTP driver. */
-function num(v: unknown): number {
-  return typeof v === "number" ? v : Number(v);
-}
-
-function roleOf(v: unknown): Role {
-  if (!isRole(v)) throw new Error(`corrupt role in storage: ${String(v)}`);
-  return v;
 }
 
 function toDirUser(r: Row): DirUser {

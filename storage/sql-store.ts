@@ -1,8 +1,9 @@
 import type { ApplyResult, DomainCountStore } from "../src/domains/count-store";
 import type { DomainCount, DomainDelta } from "../src/domains/model";
-import { isRole, PLANS, type Plan, type Role, type Team, type User } from "../src/teams/model";
+import { PLANS, type Plan, type Team, type User } from "../src/teams/model";
 import type { ActiveUserRow, TeamPatch, TeamStore, UserPatch } from "../src/teams/team-store";
-import { type Dialect, type Row, type SqlDriver, type Statement, UniqueViolation } from "./sql-driver";
+import { bulkInsert, chunks, inList, MYSQL_CHUNK, num, numOrNull, roleOf, SQLITE_CHUNK } from "./portable-sql";
+import { type Row, type SqlDriver, UniqueViolation } from "./sql-driver";
 
 // One implementation of the storage ports for both engines. The SQL is the
 // common subset of SQLite and MySQL/MariaDB; where they differ (bulk row input,
@@ -11,11 +12,6 @@ import { type Dialect, type Row, type SqlDriver, type Statement, UniqueViolation
 //   parameter expanded by json_each: one statement however many rows.
 // - MySQL gets multi-row VALUES (the PlanetScale driver formats parameters
 //   client-side, so there is no parameter limit, only statement size).
-
-/** Rows per statement on MySQL; keeps statements well under max_allowed_packet. */
-const MYSQL_CHUNK = 1000;
-/** Rows per JSON parameter on D1 (a bound value may be up to 1 MB or so). */
-const SQLITE_CHUNK = 2000;
 
 const TEAM_COLUMNS =
   "t.`id` AS t_id, t.`name` AS t_name, t.`plan` AS t_plan, t.`claimed_domains` AS t_claimed, t.`created_at` AS t_created, t.`healed_at` AS t_healed";
@@ -223,28 +219,6 @@ function assignments(fields: Record<string, unknown>): { sets: string[]; params:
   return { sets: present.map(([k]) => `\`${k}\` = ?`), params: present.map(([, v]) => v) };
 }
 
-/** `IN (...)` for a list: one JSON parameter on SQLite, placeholders on MySQL. */
-function inList(d: Dialect, values: readonly unknown[]): { clause: string; params: unknown[] } {
-  if (d === "sqlite") return { clause: "(SELECT value FROM json_each(?))", params: [JSON.stringify(values)] };
-  return { clause: `(${values.map(() => "?").join(", ")})`, params: [...values] };
-}
-
-function bulkInsert(d: Dialect, table: string, columns: string[], rows: unknown[][]): Statement[] {
-  const cols = columns.map((c) => `\`${c}\``).join(", ");
-  if (d === "sqlite") {
-    const picks = columns.map((_, i) => `j.value->>${i}`).join(", ");
-    return chunks(rows, SQLITE_CHUNK).map((chunk) => ({
-      sql: `INSERT INTO ${table} (${cols}) SELECT ${picks} FROM json_each(?) AS j`,
-      params: [JSON.stringify(chunk)],
-    }));
-  }
-  const one = `(${columns.map(() => "?").join(", ")})`;
-  return chunks(rows, MYSQL_CHUNK).map((chunk) => ({
-    sql: `INSERT INTO ${table} (${cols}) VALUES ${chunk.map(() => one).join(", ")}`,
-    params: chunk.flat(),
-  }));
-}
-
 async function applySqlite(driver: SqlDriver, deltas: DomainDelta[], now: number): Promise<ApplyResult> {
   // One statement per chunk; RETURNING hands back every touched row, so
   // negative counts are spotted without another read. Several chunks go in
@@ -297,26 +271,6 @@ async function readNegatives(driver: SqlDriver, deltas: DomainDelta[]): Promise<
 }
 
 // --- row mapping ----------------------------------------------------------
-
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
-/** MySQL BIGINT arrives as a string through the HTTP driver. */
-function num(v: unknown): number {
-  return typeof v === "number" ? v : Number(v);
-}
-
-function numOrNull(v: unknown): number | null {
-  return v === null || v === undefined ? null : num(v);
-}
-
-function roleOf(v: unknown): Role {
-  if (!isRole(v)) throw new Error(`corrupt role in storage: ${String(v)}`);
-  return v;
-}
 
 function planOf(v: unknown): Plan {
   const p = String(v) as Plan;

@@ -1,4 +1,5 @@
 import { SELF } from "cloudflare:test";
+import { expect } from "vitest";
 import { signToken } from "../../src/auth/jwt";
 
 export const SECRET = "test-secret";
@@ -48,4 +49,11 @@ export async function eventually<T>(read: () => Promise<T>, check: (v: T) => boo
     last = await read();
   }
   return last;
+}
+
+/** Awaits a response and asserts its status (showing the body when it differs). */
+export async function ok<T = Record<string, unknown>>(pending: Promise<ApiResponse<T>>, status = 200): Promise<T> {
+  const res = await pending;
+  expect(res.status, JSON.stringify(res.body)).toBe(status);
+  return res.body;
 }

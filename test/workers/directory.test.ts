@@ -1,7 +1,7 @@
 import { env, evictDurableObject } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { uniqueTeamId } from "../contract/fixtures";
-import { api, platformToken, token } from "./client";
+import { api, ok, platformToken, token } from "./client";
 
 // The edge cache end to end: admin writes to the database publish change
 // events to the team's cache; queries go to the cache only.
@@ -14,12 +14,6 @@ interface Fixture {
   admin: string;
   ids: Record<string, string>;
   channels: Record<string, string>;
-}
-
-async function ok<T = Record<string, unknown>>(p: Promise<{ status: number; body: T }>, status = 200): Promise<T> {
-  const res = await p;
-  expect(res.status, JSON.stringify(res.body)).toBe(status);
-  return res.body;
 }
 
 async function buildTeam(): Promise<Fixture> {

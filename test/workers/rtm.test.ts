@@ -2,7 +2,7 @@ import { env, evictDurableObject, runInDurableObject, SELF } from "cloudflare:te
 import { beforeAll, describe, expect, it } from "vitest";
 import { PING_TEXT } from "../../src/realtime/protocol";
 import { uniqueTeamId } from "../contract/fixtures";
-import { api, platformToken, token } from "./client";
+import { api, ok, platformToken, token } from "./client";
 
 // Real-time fan-out end to end, inside workerd: client WebSockets through the
 // Worker to gateway shards, messages through POST /v1/channels/:id/messages to
@@ -90,12 +90,6 @@ interface Fixture {
   team: string;
   ids: Record<string, string>;
   channels: Record<string, string>;
-}
-
-async function ok<T = Record<string, unknown>>(p: Promise<{ status: number; body: T }>, status = 200): Promise<T> {
-  const res = await p;
-  expect(res.status, JSON.stringify(res.body)).toBe(status);
-  return res.body;
 }
 
 const MEMBERS = ["ada", "bob", "cat", "dan", "eve", "fay", "gil", "hal"];
