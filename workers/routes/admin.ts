@@ -13,7 +13,7 @@ import {
 import { PLANS, ROLES, type User } from "../../src/teams/model";
 import { requirePlatform, requireTeamAdmin } from "../auth";
 import { type AppContext, type AppEnv, jsonBody } from "../http";
-import { readNdjson } from "../ndjson";
+import { issuesOf, readImport } from "../import-body";
 import { publishUserChanges } from "./directory-admin";
 
 // Admin API over the source of truth. Every user write commits first, then
@@ -92,7 +92,7 @@ export const adminRoutes = new Hono<AppEnv>()
   .post("/teams/:team/users/import", async (c) => {
     const teamId = c.req.param("team");
     requireTeamAdmin(c, teamId);
-    const inputs = await readImport(c);
+    const inputs = await readUsers(c);
     const deps = c.get("deps");
     const users = await importUsers(deps, teamId, inputs, { pageSize: IMPORT_PAGE_SIZE }).catch(async (error) => {
       // Stopped part-way (a concurrent writer): some pages are in; the caches reload.
@@ -155,50 +155,18 @@ function addressOf(raw: string): { email: string; domain: string } {
   return { email: parsed.email, domain: parsed.domain };
 }
 
-/**
- * NDJSON (one user a line, streamed) or JSON `{ "users": [...] }`. The whole
- * request is validated before anything is written: a bad line anywhere means
- * a 400 and no change.
- */
-async function readImport(c: AppContext): Promise<NewUserInput[]> {
-  const type = c.req.header("content-type") ?? "";
-  const errors: Array<{ line: number; message: string }> = [];
-  const inputs: NewUserInput[] = [];
-  const accept = (value: unknown, line: number) => {
-    if (inputs.length >= IMPORT_MAX_USERS) {
-      throw new AppError(413, "payload_too_large", `at most ${IMPORT_MAX_USERS} users per import request`);
-    }
+/** Users of an import: the shape checked by zod, the address by parseEmail. */
+function readUsers(c: AppContext): Promise<NewUserInput[]> {
+  return readImport(c, "users", IMPORT_MAX_USERS, (value) => {
     const parsed = NewUser.safeParse(value);
-    if (!parsed.success) {
-      errors.push({ line, message: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") });
-      return;
-    }
+    if (!parsed.success) return issuesOf(parsed.error);
     const address = parseEmail(parsed.data.email);
-    if (!address.ok) {
-      errors.push({ line, message: `email: ${address.reason}` });
-      return;
-    }
-    inputs.push({ id: parsed.data.id, email: address.email, domain: address.domain, role: parsed.data.role });
-  };
-  if (type.includes("ndjson")) {
-    const body = c.req.raw.body;
-    if (!body) throw new AppError(400, "invalid_body", "empty import");
-    for await (const { line, value, error } of readNdjson(body)) {
-      if (error) errors.push({ line, message: error });
-      else accept(value, line);
-      if (errors.length >= 50) break;
-    }
-  } else {
-    const body = await jsonBody(c, z.strictObject({ users: z.array(z.unknown()).min(1) }));
-    for (const [i, u] of body.users.entries()) accept(u, i + 1);
-  }
-  if (errors.length > 0) {
-    throw new AppError(400, "invalid_body", `${errors.length} invalid user record(s); nothing was imported`, {
-      errors,
-    });
-  }
-  if (inputs.length === 0) throw new AppError(400, "invalid_body", "empty import");
-  return inputs;
+    if (!address.ok) return { ok: false, message: `email: ${address.reason}` };
+    return {
+      ok: true,
+      value: { id: parsed.data.id, email: address.email, domain: address.domain, role: parsed.data.role },
+    };
+  });
 }
 
 function teamJson(t: {

@@ -9,10 +9,9 @@ import {
   normalizeChannelName,
   PROFILE_MAX,
 } from "../../src/directory/writer";
-import { AppError } from "../../src/errors";
 import { requireTeamAdmin } from "../auth";
 import { type AppContext, type AppEnv, jsonBody } from "../http";
-import { readNdjson } from "../ndjson";
+import { issuesOf, readImport } from "../import-body";
 
 // Admin API over the directory (channels, memberships, profiles): the source
 // of truth the edge caches load from. Every write commits (entity, version
@@ -91,8 +90,6 @@ const MembershipLine = z.strictObject({ channel_id: ID, user_id: ID, user_team_i
  */
 export const IMPORT_MAX_CHANNELS = 10_000;
 export const IMPORT_MAX_MEMBERSHIPS = 50_000;
-/** Errors reported before an import gives up reading. */
-const MAX_REPORTED_ERRORS = 50;
 
 export const directoryAdminRoutes = new Hono<AppEnv>()
   .post("/teams/:team/channels/import", async (c) => {
@@ -240,52 +237,6 @@ export async function publishUserChanges(c: AppContext, teamId: string, userIds:
       ? await directory.recordReload(teamId, clock.now())
       : await directory.recordUserChanges(teamId, userIds, clock.now());
   await publishChanges(c, events);
-}
-
-type Accepted<T> = { ok: true; value: T } | { ok: false; message: string };
-
-function issuesOf(error: z.ZodError): { ok: false; message: string } {
-  return { ok: false, message: error.issues.map((i) => `${i.path.join(".") || "line"}: ${i.message}`).join("; ") };
-}
-
-/**
- * NDJSON (one record a line, streamed) or JSON `{ "<key>": [...] }`, like the
- * user import: the whole request is validated before anything is written.
- */
-async function readImport<T>(
-  c: AppContext,
-  key: string,
-  max: number,
-  accept: (value: unknown) => Accepted<T>,
-): Promise<T[]> {
-  const type = c.req.header("content-type") ?? "";
-  const errors: Array<{ line: number; message: string }> = [];
-  const records: T[] = [];
-  const take = (value: unknown, line: number) => {
-    if (records.length + errors.length >= max) {
-      throw new AppError(413, "payload_too_large", `at most ${max} ${key} per import request`);
-    }
-    const result = accept(value);
-    if (result.ok) records.push(result.value);
-    else errors.push({ line, message: result.message });
-  };
-  if (type.includes("ndjson")) {
-    const body = c.req.raw.body;
-    if (!body) throw new AppError(400, "invalid_body", "empty import");
-    for await (const { line, value, error } of readNdjson(body)) {
-      if (error) errors.push({ line, message: error });
-      else take(value, line);
-      if (errors.length >= MAX_REPORTED_ERRORS) break;
-    }
-  } else {
-    const body = await jsonBody(c, z.strictObject({ [key]: z.array(z.unknown()).min(1) }));
-    for (const [i, value] of (body[key] as unknown[]).entries()) take(value, i + 1);
-  }
-  if (errors.length > 0) {
-    throw new AppError(400, "invalid_body", `${errors.length} invalid record(s); nothing was imported`, { errors });
-  }
-  if (records.length === 0) throw new AppError(400, "invalid_body", "empty import");
-  return records;
 }
 
 function toNewChannel(body: z.infer<typeof NewChannelBody>): NewChannel {
