@@ -12,6 +12,11 @@ CREATE TABLE IF NOT EXISTS users (
   sort_key TEXT NOT NULL, search_text TEXT NOT NULL, words TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS users_by_sort ON users (sort_key, id);
+-- Directory filters that keep few rows (a role, bots, deactivated) page in
+-- name order from their own index instead of walking everyone's.
+CREATE INDEX IF NOT EXISTS users_by_role_sort ON users (role, sort_key, id);
+CREATE INDEX IF NOT EXISTS users_bots_by_sort ON users (sort_key, id) WHERE is_bot = 1;
+CREATE INDEX IF NOT EXISTS users_deleted_by_sort ON users (sort_key, id) WHERE deleted = 1;
 CREATE TABLE IF NOT EXISTS user_words (word TEXT NOT NULL, user_id TEXT NOT NULL, PRIMARY KEY (word, user_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS channels (
   id TEXT PRIMARY KEY, host_team TEXT NOT NULL, name TEXT NOT NULL, topic TEXT NOT NULL, purpose TEXT NOT NULL,
