@@ -57,8 +57,12 @@ export interface CacheStats {
   databaseBytes: number;
 }
 
-/** Rows per database page while loading. */
-export const LOAD_PAGE = { users: 5_000, channels: 5_000, memberships: 20_000 };
+/**
+ * Rows per database page while loading. A page goes into SQLite as one JSON
+ * parameter, and a SQLite-backed Durable Object refuses strings over 2 MB:
+ * 2,000 users with long profiles stay well under it.
+ */
+export const LOAD_PAGE = { users: 2_000, channels: 5_000, memberships: 20_000 };
 /** Change-log entries kept for incremental boot; an older `since` gets a full boot. */
 export const CHANGE_LOG_KEEP = 50_000;
 /** A cache that has heard nothing for this long checks the database version in the background. */
@@ -395,7 +399,9 @@ export class TeamCache extends DurableObject<Env> {
       after = page.at(-1)?.id ?? null;
     }
     // Only this team's users' memberships: other teams' members of a shared
-    // channel live in that channel's SharedChannel object, not here.
+    // channel live in that channel's SharedChannel object, not here. The
+    // by-user index is built once at the end rather than kept up row by row.
+    this.sql.exec("DROP INDEX IF EXISTS members_by_user");
     for (const pageOf of [src.pageMemberships.bind(src), src.pageForeignMemberships.bind(src)]) {
       for (let after: { channelId: string; userId: string } | null = null; ; ) {
         const page = await pageOf(teamId, after, LOAD_PAGE.memberships);
@@ -408,6 +414,7 @@ export class TeamCache extends DurableObject<Env> {
         after = last ? { channelId: last.channelId, userId: last.userId } : null;
       }
     }
+    this.sql.exec("CREATE INDEX IF NOT EXISTS members_by_user ON members (user_id, channel_id)");
     recountMembers(this.sql);
     this.recountTotals();
     setMeta(this.sql, "version", String(from));
