@@ -1,11 +1,15 @@
-import { readFileSync } from "node:fs";
-import { convertV4MiniflareOptions, Miniflare } from "miniflare";
-import mysql from "mysql2/promise";
-import { applyMysqlMigrations } from "../scripts/mysql-migrate";
 import { signToken } from "../src/auth/jwt";
-import { planetscaleDriver } from "../storage/planetscale-driver";
-import { startPsdbServer } from "../tools/psdb-server/server";
-import { type BenchResult, bundle, compare, median, percentile, printTable, writeResults } from "./harness";
+import {
+  type BenchResult,
+  bundle,
+  compare,
+  median,
+  percentile,
+  postJson,
+  printTable,
+  startBackend,
+  writeResults,
+} from "./harness";
 
 // npm run bench:classify [-- --quick] [--only d1|mysql]
 //
@@ -42,62 +46,12 @@ const VARS = {
   JWT_SECRET: SECRET,
 };
 
-async function startWorker(script: string, bindings: Record<string, string>) {
-  const mf = new Miniflare(
-    convertV4MiniflareOptions({
-      modules: true,
-      scriptPath: script,
-      compatibilityDate: "2026-11-01",
-      compatibilityFlags: ["nodejs_compat"],
-      bindings: { ...VARS, ...bindings },
-      d1Databases: ["DB"],
-      queueProducers: { DOMAIN_MUTATIONS: "domain-mutations", HEALS: "heals" },
-    }),
-  );
-  const url = await mf.ready;
-  return { mf, url: url.toString().replace(/\/$/, "") };
-}
-
-async function post<T>(url: string, body: unknown, headers: Record<string, string> = {}): Promise<T> {
-  const res = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...headers },
-    body: JSON.stringify(body),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${url} -> ${res.status}: ${text.slice(0, 500)}`);
-  return JSON.parse(text) as T;
-}
+const post = postJson;
 
 async function runAdapter(name: "d1" | "mysql", script: string): Promise<BenchResult[]> {
-  const cleanup: Array<() => Promise<unknown>> = [];
+  const backend = await startBackend(name, script, { vars: VARS });
+  const { url } = backend;
   try {
-    let bindings: Record<string, string> = { STORAGE: "d1" };
-    if (name === "mysql") {
-      const database = `edge_bench_${Date.now()}`;
-      const conn = { host: "127.0.0.1", port: 3306, user: "root", password: "" };
-      const admin = await mysql.createConnection(conn);
-      await admin.query(`CREATE DATABASE \`${database}\``);
-      cleanup.push(async () => {
-        await admin.query(`DROP DATABASE IF EXISTS \`${database}\``);
-        await admin.end();
-      });
-      const server = await startPsdbServer({ mysql: { ...conn, database }, poolSize: 8 });
-      cleanup.unshift(server.close);
-      await applyMysqlMigrations(planetscaleDriver({ url: server.url }));
-      bindings = { STORAGE: "planetscale", DATABASE_URL: server.url };
-    }
-    const { mf, url } = await startWorker(script, bindings);
-    cleanup.unshift(() => mf.dispose());
-    if (name === "d1") {
-      const db = await mf.getD1Database("DB");
-      for (const file of ["migrations/d1/0000_init.sql"]) {
-        for (const sql of readFileSync(file, "utf8").split("--> statement-breakpoint")) {
-          if (sql.trim()) await db.prepare(sql).run();
-        }
-      }
-    }
-
     const t0 = performance.now();
     const step = 10_000;
     for (let from = 0; from < USERS; from += step) {
@@ -243,7 +197,7 @@ async function runAdapter(name: "d1" | "mysql", script: string): Promise<BenchRe
       ),
     ];
   } finally {
-    for (const fn of cleanup) await fn().catch((e) => console.error("cleanup:", e));
+    await backend.close();
   }
 }
 

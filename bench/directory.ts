@@ -1,10 +1,5 @@
-import { readFileSync } from "node:fs";
-import { convertV4MiniflareOptions, Log, LogLevel, Miniflare } from "miniflare";
-import mysql from "mysql2/promise";
-import { applyMysqlMigrations } from "../scripts/mysql-migrate";
+import { Log, LogLevel } from "miniflare";
 import { signToken } from "../src/auth/jwt";
-import { planetscaleDriver } from "../storage/planetscale-driver";
-import { startPsdbServer } from "../tools/psdb-server/server";
 import {
   type BenchResult,
   bundle,
@@ -14,6 +9,7 @@ import {
   percentile,
   printTable,
   processUsage,
+  startBackend,
   writeResults,
 } from "./harness";
 
@@ -125,30 +121,6 @@ interface BenchPlan {
   medianChannels: number;
   publicChannels: Array<{ id: string; size: number }>;
   sharedChannels: string[];
-}
-
-async function startWorker(script: string, bindings: Record<string, string>) {
-  const mf = new Miniflare(
-    convertV4MiniflareOptions({
-      modules: true,
-      scriptPath: script,
-      compatibilityDate: "2026-11-01",
-      compatibilityFlags: ["nodejs_compat"],
-      bindings: { ...VARS, ...bindings },
-      d1Databases: ["DB"],
-      durableObjects: {
-        TEAM_CACHE: {
-          className: "BenchTeamCache",
-          useSQLite: true,
-        },
-        SHARED_CHANNEL: { className: "SharedChannel", useSQLite: true },
-      },
-      queueProducers: { DOMAIN_MUTATIONS: "domain-mutations", HEALS: "heals" },
-      ...(process.env.BENCH_DEBUG ? { log: new Log(LogLevel.DEBUG), verbose: true } : {}),
-    }),
-  );
-  const url = await mf.ready;
-  return { mf, url: url.toString().replace(/\/$/, "") };
 }
 
 async function call<T>(base: string, c: HttpCall, token?: string): Promise<{ status: number; text: string; json: T }> {
@@ -420,35 +392,17 @@ interface CacheStats {
 }
 
 async function runAdapter(name: "d1" | "mysql", script: string): Promise<BenchResult[]> {
-  const cleanup: Array<() => Promise<unknown>> = [];
   const started = performance.now();
+  const backend = await startBackend(name, script, {
+    vars: VARS,
+    durableObjects: {
+      TEAM_CACHE: { className: "BenchTeamCache", useSQLite: true },
+      SHARED_CHANNEL: { className: "SharedChannel", useSQLite: true },
+    },
+    extra: process.env.BENCH_DEBUG ? { log: new Log(LogLevel.DEBUG), verbose: true } : {},
+  });
+  const { url } = backend;
   try {
-    let bindings: Record<string, string> = { STORAGE: "d1" };
-    if (name === "mysql") {
-      const database = `edge_bench_dir_${Date.now()}`;
-      const conn = { host: "127.0.0.1", port: 3306, user: "root", password: "" };
-      const admin = await mysql.createConnection(conn);
-      await admin.query(`CREATE DATABASE \`${database}\``);
-      cleanup.push(async () => {
-        await admin.query(`DROP DATABASE IF EXISTS \`${database}\``);
-        await admin.end();
-      });
-      const server = await startPsdbServer({ mysql: { ...conn, database }, poolSize: 8 });
-      cleanup.unshift(server.close);
-      await applyMysqlMigrations(planetscaleDriver({ url: server.url }));
-      bindings = { STORAGE: "planetscale", DATABASE_URL: server.url };
-    }
-    const { mf, url } = await startWorker(script, bindings);
-    cleanup.unshift(() => mf.dispose());
-    if (name === "d1") {
-      const db = await mf.getD1Database("DB");
-      for (const file of ["migrations/d1/0000_init.sql", "migrations/d1/0001_directory.sql"]) {
-        for (const sql of readFileSync(file, "utf8").split("--> statement-breakpoint")) {
-          if (sql.trim()) await db.prepare(sql).run();
-        }
-      }
-    }
-
     // --- seed ---------------------------------------------------------------
     const t0 = performance.now();
     const seeded = await post<{ plan: Record<string, unknown> }>(url, "/bench/seed/teams", {
@@ -838,7 +792,7 @@ async function runAdapter(name: "d1" | "mysql", script: string): Promise<BenchRe
     log(name, `done in ${((performance.now() - started) / 1000).toFixed(0)} s`);
     return results;
   } finally {
-    for (const fn of cleanup) await fn().catch((e) => console.error("cleanup:", e));
+    await backend.close();
   }
 }
 

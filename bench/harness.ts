@@ -2,6 +2,11 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { resolve } from "node:path";
+import { convertV4MiniflareOptions, Miniflare } from "miniflare";
+import mysql from "mysql2/promise";
+import { applyMysqlMigrations } from "../scripts/mysql-migrate";
+import { planetscaleDriver } from "../storage/planetscale-driver";
+import { startPsdbServer } from "../tools/psdb-server/server";
 
 // Shared by every `npm run bench:<area>`: build the Worker bundle the way a
 // deploy would, percentile maths, and the results file of ../shared/BENCH.md.
@@ -114,4 +119,88 @@ export function processUsage(pid: number): { cpuMs: number; rssBytes: number; pe
   } catch {
     return null;
   }
+}
+
+export interface BackendOptions {
+  /** Worker vars and secrets (STORAGE and DATABASE_URL are set here). */
+  vars: Record<string, string>;
+  durableObjects?: Record<string, { className: string; useSQLite: boolean }>;
+  /** Extra Miniflare options (logging while debugging a bench). */
+  extra?: Record<string, unknown>;
+}
+
+export interface Backend {
+  url: string;
+  mf: Miniflare;
+  close(): Promise<void>;
+}
+
+/**
+ * The bundle served by Miniflare on one storage adapter, migrated: D1 (its
+ * local SQLite), or MySQL through the real PlanetScale driver and
+ * tools/psdb-server on a fresh MariaDB database dropped by close().
+ */
+export async function startBackend(adapter: "d1" | "mysql", script: string, options: BackendOptions): Promise<Backend> {
+  const cleanup: Array<() => Promise<unknown>> = [];
+  const close = async () => {
+    for (const fn of cleanup) await fn().catch((e) => console.error("cleanup:", e));
+  };
+  try {
+    let storage: Record<string, string> = { STORAGE: "d1" };
+    if (adapter === "mysql") {
+      const database = `edge_bench_${Date.now()}`;
+      const conn = { host: "127.0.0.1", port: 3306, user: "root", password: "" };
+      const admin = await mysql.createConnection(conn);
+      await admin.query(`CREATE DATABASE \`${database}\``);
+      cleanup.push(async () => {
+        await admin.query(`DROP DATABASE IF EXISTS \`${database}\``);
+        await admin.end();
+      });
+      const server = await startPsdbServer({ mysql: { ...conn, database }, poolSize: 8 });
+      cleanup.unshift(server.close);
+      await applyMysqlMigrations(planetscaleDriver({ url: server.url }));
+      storage = { STORAGE: "planetscale", DATABASE_URL: server.url };
+    }
+    const mf = new Miniflare(
+      convertV4MiniflareOptions({
+        modules: true,
+        scriptPath: script,
+        compatibilityDate: "2026-11-01",
+        compatibilityFlags: ["nodejs_compat"],
+        bindings: { ...options.vars, ...storage },
+        d1Databases: ["DB"],
+        ...(options.durableObjects ? { durableObjects: options.durableObjects } : {}),
+        queueProducers: { DOMAIN_MUTATIONS: "domain-mutations", HEALS: "heals" },
+        ...options.extra,
+      }),
+    );
+    cleanup.unshift(() => mf.dispose());
+    const url = (await mf.ready).toString().replace(/\/$/, "");
+    if (adapter === "d1") {
+      const db = await mf.getD1Database("DB");
+      for (const file of readdirSync("migrations/d1")
+        .filter((f) => f.endsWith(".sql"))
+        .sort()) {
+        for (const sql of readFileSync(`migrations/d1/${file}`, "utf8").split("--> statement-breakpoint")) {
+          if (sql.trim()) await db.prepare(sql).run();
+        }
+      }
+    }
+    return { url, mf, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/** POST JSON, fail loudly on a non-2xx answer, parse the JSON reply. */
+export async function postJson<T>(url: string, body: unknown, headers: Record<string, string> = {}): Promise<T> {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${url} -> ${res.status}: ${text.slice(0, 800)}`);
+  return JSON.parse(text) as T;
 }
