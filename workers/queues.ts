@@ -1,4 +1,4 @@
-import { healTeam } from "../src/domains/healer";
+import { coveredByLastHeal, healTeam } from "../src/domains/healer";
 import type { DomainMutationMessage, HealRequest } from "../src/domains/messages";
 import { applyMutationBatch } from "../src/domains/mutation-consumer";
 import { isRole } from "../src/teams/model";
@@ -43,8 +43,7 @@ async function consumeHeals(batch: MessageBatch<unknown>, env: Env): Promise<voi
     }
     try {
       const team = await deps.store.getTeam(request.teamId);
-      // A heal that started after this request already covered it.
-      if (!team || (team.healedAt !== null && team.healedAt > request.requestedAt)) {
+      if (!team || coveredByLastHeal(team, request)) {
         m.ack();
         continue;
       }

@@ -1,7 +1,8 @@
 import type { Clock } from "../clock";
+import type { Team } from "../teams/model";
 import type { TeamStore } from "../teams/team-store";
 import type { DomainCountStore } from "./count-store";
-import type { HealPublisher } from "./messages";
+import type { HealPublisher, HealRequest } from "./messages";
 import { type DomainCount, type DomainDelta, keyOf, TEAM_TOTAL_DOMAIN } from "./model";
 
 export interface HealerDeps {
@@ -38,6 +39,14 @@ export interface HealReport {
 }
 
 export type HealOutcome = HealReport | { status: "busy"; teamId: string } | { status: "no_team"; teamId: string };
+
+/**
+ * A queued heal request is covered when a heal started after it was made:
+ * healed_at is a heal's start, so that heal saw everything the request did.
+ */
+export function coveredByLastHeal(team: Pick<Team, "healedAt">, request: Pick<HealRequest, "requestedAt">): boolean {
+  return team.healedAt !== null && team.healedAt > request.requestedAt;
+}
 
 export const DEFAULT_PAGE_SIZE = 2000;
 export const DEFAULT_LEASE_MS = 5 * 60_000;
