@@ -1,3 +1,5 @@
+import { UniqueViolation } from "../src/unique-violation";
+
 // The narrow waist between the store and an engine. Two implementations:
 // D1 (d1-driver.ts) and MySQL over @planetscale/database (planetscale-driver.ts).
 
@@ -18,17 +20,11 @@ export interface SqlDriver {
   atomic(statements: readonly Statement[]): Promise<void>;
 }
 
-/** A unique-key violation, whichever engine raised it. */
-export class UniqueViolation extends Error {
-  constructor(cause: unknown) {
-    super(cause instanceof Error ? cause.message : String(cause));
-    this.name = "UniqueViolation";
-  }
-}
+export { UniqueViolation };
 
 const UNIQUE_PATTERNS = [/UNIQUE constraint failed/i, /Duplicate entry/i, /errno 1062/i];
 
-export function isUniqueViolationMessage(message: string): boolean {
+function isUniqueViolationMessage(message: string): boolean {
   return UNIQUE_PATTERNS.some((p) => p.test(message));
 }
 

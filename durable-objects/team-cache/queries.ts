@@ -58,7 +58,6 @@ export const DENSE_MATCHES = 2_000;
 
 /** A channel at most this big is a small group: its members count as the viewer's frequent contacts. */
 export const CONTACT_CHANNEL_MAX = 8;
-export const MAX_LIMIT = 100;
 
 const USER_COLS =
   "u.id, u.name, u.real_name, u.display_name, u.title, u.avatar_hash, u.tz, u.is_bot, u.role, u.deleted, u.sort_key";

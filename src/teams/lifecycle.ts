@@ -4,6 +4,7 @@ import type { DomainMutationMessage, HealPublisher, MutationPublisher } from "..
 import type { DomainDelta } from "../domains/model";
 import { AppError, conflict, notFound } from "../errors";
 import { newId } from "../ids";
+import { UniqueViolation } from "../unique-violation";
 import { type Plan, planRank, type Role, type Team, type User } from "./model";
 import type { TeamStore } from "./team-store";
 
@@ -129,7 +130,7 @@ export async function importUsers(
     try {
       await deps.store.insertUsers(page);
     } catch (error) {
-      if (error instanceof Error && error.name === "UniqueViolation") {
+      if (error instanceof UniqueViolation) {
         throw conflict("a user with one of these ids or emails was created concurrently", { imported: i });
       }
       throw error;
@@ -166,7 +167,7 @@ export async function changeUser(
     try {
       swapped = await deps.store.updateUser(teamId, userId, current.version, change, now);
     } catch (error) {
-      if (error instanceof Error && error.name === "UniqueViolation") {
+      if (error instanceof UniqueViolation) {
         throw conflict(`email ${change.email} is already used in team ${teamId}`);
       }
       throw error;

@@ -34,7 +34,7 @@ export interface TeamStore {
   getTeamAndUser(teamId: string, userId: string): Promise<{ team: Team; user: User } | null>;
   /** Which of these addresses or ids already exist in the team. */
   findExisting(teamId: string, emails: string[], ids: string[]): Promise<{ emails: string[]; ids: string[] }>;
-  /** Inserts atomically: all rows or none (a duplicate id or email fails the call). */
+  /** Inserts atomically: all rows or none (a duplicate id or email throws UniqueViolation). */
   insertUsers(users: User[]): Promise<void>;
   /**
    * Compare-and-set on the user's version, so two concurrent edits of one user
