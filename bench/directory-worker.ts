@@ -1,6 +1,6 @@
 import { SharedChannel } from "../durable-objects/shared-channel/shared-channel";
 import { fold, searchText, searchWords } from "../durable-objects/team-cache/normalize";
-import { type DirectoryFilter, decodeCursor, encodeCursor } from "../durable-objects/team-cache/queries";
+import { type DirectoryFilter, decodeCursor, encodeCursor, toUser } from "../durable-objects/team-cache/queries";
 import { LOAD_PAGE, TeamCache } from "../durable-objects/team-cache/team-cache";
 import { verifyToken } from "../src/auth/jwt";
 import type { DirectorySource } from "../src/directory/source";
@@ -474,7 +474,7 @@ class HttpFail extends Error {
 }
 
 const U_COLS =
-  "u.`id`, u.`name`, u.`real_name`, u.`display_name`, u.`title`, u.`avatar_hash`, u.`tz`, u.`is_bot`, u.`role`, u.`deactivated`";
+  "u.`id`, u.`name`, u.`real_name`, u.`display_name`, u.`title`, u.`avatar_hash`, u.`tz`, u.`is_bot`, u.`role`, u.`deactivated` AS deleted";
 const SORT_NAME = "LOWER(COALESCE(NULLIF(u.`display_name`, ''), NULLIF(u.`real_name`, ''), u.`name`))";
 const IS_MEMBER =
   "EXISTS (SELECT 1 FROM memberships vm WHERE vm.`team_id` = c.`team_id` AND vm.`channel_id` = c.`id` AND vm.`user_id` = ?)";
@@ -484,21 +484,6 @@ const MEMBER_COUNT =
   "(SELECT COUNT(*) FROM memberships mc WHERE mc.`team_id` = c.`team_id` AND mc.`channel_id` = c.`id`)";
 
 const n = (v: unknown) => Number(v);
-
-function userJson(r: Record<string, unknown>) {
-  return {
-    id: String(r.id),
-    name: String(r.name),
-    real_name: String(r.real_name),
-    display_name: String(r.display_name),
-    title: String(r.title),
-    avatar_hash: String(r.avatar_hash),
-    tz: String(r.tz),
-    is_bot: n(r.is_bot) === 1,
-    role: String(r.role),
-    deleted: n(r.deactivated) === 1,
-  };
-}
 
 function channelJson(r: Record<string, unknown>) {
   return {
@@ -631,7 +616,7 @@ const direct: Record<string, (db: SqlDriver, team: string, viewerId: string, a: 
     ]);
     const items = [
       ...channels.map((r) => ({ type: "channel", reason: n(r.is_member) ? "member" : "match", ...channelJson(r) })),
-      ...users.map((r) => ({ type: "user", reason: "match", ...userJson(r) })),
+      ...users.map((r) => ({ type: "user", reason: "match", ...toUser(r) })),
     ];
     return { items: items.slice(0, limit) };
   },
@@ -658,7 +643,7 @@ const direct: Record<string, (db: SqlDriver, team: string, viewerId: string, a: 
             [channel, team, ...uvis.params, ...um.params, limit],
           ),
     ]);
-    return { items: rows.map((r) => ({ ...userJson(r), in_channel: n(r.in_channel) === 1 })) };
+    return { items: rows.map((r) => ({ ...toUser(r), in_channel: n(r.in_channel) === 1 })) };
   },
 
   async channel(db, team, viewerId, a) {
@@ -688,7 +673,7 @@ const direct: Record<string, (db: SqlDriver, team: string, viewerId: string, a: 
         [team, channel, after, limit + 1],
       ),
     ]);
-    const items = rows.slice(0, limit).map(userJson);
+    const items = rows.slice(0, limit).map(toUser);
     const last = items.at(-1);
     return { items, next_cursor: rows.length > limit && last ? encodeCursor([last.id]) : null };
   },
@@ -728,7 +713,7 @@ const direct: Record<string, (db: SqlDriver, team: string, viewerId: string, a: 
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     return {
-      items: page.map(userJson),
+      items: page.map(toUser),
       next_cursor: rows.length > limit && last ? encodeCursor([String(last.sort_name), String(last.id)]) : null,
     };
   },
@@ -758,7 +743,7 @@ const direct: Record<string, (db: SqlDriver, team: string, viewerId: string, a: 
             [v.id, team, ...ci.params, ...cvis.params],
           ),
     ]);
-    return { users: users.map(userJson), channels: channels.map(channelJson) };
+    return { users: users.map(toUser), channels: channels.map(channelJson) };
   },
 
   async boot(db, team, viewerId) {
@@ -780,7 +765,7 @@ const direct: Record<string, (db: SqlDriver, team: string, viewerId: string, a: 
     return {
       version: n(c.version),
       full: true,
-      self: self[0] ? userJson(self[0]) : undefined,
+      self: self[0] ? toUser(self[0]) : undefined,
       team: { id: team, users: n(c.users), channels: n(c.channels) },
       channels: channels.map((r) => ({
         id: String(r.id),

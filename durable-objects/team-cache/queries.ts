@@ -523,7 +523,8 @@ export class CursorError extends Error {
   }
 }
 
-function toUser(r: Row): UserCard {
+/** A user row (users table columns, `deleted` as 0/1) as clients see it. */
+export function toUser(r: Record<string, unknown>): UserCard {
   return {
     id: String(r.id),
     name: String(r.name),
