@@ -25,7 +25,12 @@ export default defineConfig(async () => {
             cloudflareTest({
               wrangler: { configPath: "./wrangler.toml" },
               miniflare: {
-                bindings: { JWT_SECRET: "test-secret", HEAL_SETTLE_SECONDS: "3", TEST_MIGRATIONS: migrations },
+                bindings: {
+                  JWT_SECRET: "test-secret",
+                  HEAL_SETTLE_SECONDS: "3",
+                  PRESENCE_GRACE_SECONDS: "0.5",
+                  TEST_MIGRATIONS: migrations,
+                },
               },
             }),
           ],

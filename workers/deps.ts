@@ -1,3 +1,4 @@
+import { topicPublisher } from "../durable-objects/topic/publisher";
 import { systemClock } from "../src/clock";
 import type { ChangePublisher, DirectorySource } from "../src/directory/source";
 import type { DirectoryWriter } from "../src/directory/writer";
@@ -5,6 +6,8 @@ import type { DomainCountStore } from "../src/domains/count-store";
 import type { DomainMutationMessage, HealPublisher, HealRequest, MutationPublisher } from "../src/domains/messages";
 import type { ClassifyPolicy } from "../src/invites/classify-policy";
 import { parsePolicy } from "../src/invites/classify-policy";
+import { deactivatedUsers, publishDirectoryEvents } from "../src/realtime/directory-events";
+import { gatewayName, parseShardCount } from "../src/realtime/topics";
 import type { TeamStore } from "../src/teams/team-store";
 import { d1Driver } from "../storage/d1-driver";
 import { directoryStore } from "../storage/directory-store";
@@ -83,13 +86,24 @@ export function directorySourceFor(env: Env): DirectorySource {
 
 /**
  * Publishes committed directory changes straight to the team's cache object
- * (an RPC, no queue: the cache applies them in version order). A cache that
- * misses one recovers it from the change log (DirectorySource.changesSince).
+ * (an RPC, no queue: the cache applies them in version order; one that misses
+ * some recovers them from the change log, DirectorySource.changesSince), then
+ * to the real-time topics. The cache goes first: a gateway re-checking
+ * access after a member_left event must find the membership gone.
  */
 export function changePublisherFor(env: Env): ChangePublisher {
   return {
     async publish(teamId, events) {
       await env.TEAM_CACHE.get(env.TEAM_CACHE.idFromName(teamId)).applyChanges(teamId, events);
+      await publishDirectoryEvents(topicPublisher(env), events, (key, error) =>
+        console.error(`directory event to topic ${key} failed`, error),
+      );
+      // A deactivated user's open sockets close now, not at their next reconnect.
+      const shards = parseShardCount(env.GATEWAY_SHARDS);
+      for (const user of deactivatedUsers(events)) {
+        const gateway = env.GATEWAY.get(env.GATEWAY.idFromName(gatewayName(user.teamId, user.id, shards)));
+        await gateway.disconnectUser(user.id).catch((error) => console.error(`disconnect of ${user.id} failed`, error));
+      }
     },
   };
 }

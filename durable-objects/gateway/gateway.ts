@@ -1,40 +1,71 @@
 import { DurableObject } from "cloudflare:workers";
-import type { TopicAccess } from "../../src/realtime/ports";
+import { type AdmissionLimits, Admitter } from "../../src/realtime/admission";
+import { mayNameUsers, remember, usersNamedBy } from "../../src/realtime/annotations";
+import type { ProfileSource, TopicAccess } from "../../src/realtime/ports";
 import {
+  byPresenceTopic,
+  DEFAULT_GRACE_SECONDS,
+  isPresenceTopic,
+  type PresenceState,
+  type PresenceTopic,
+  parsePresenceEvent,
+  presenceEventJson,
+  presenceOf,
+  presenceShardOf,
+  presenceTopic,
+} from "../../src/realtime/presence";
+import {
+  CLOSE_CODES,
   type ClientFrame,
   type ClientTopic,
+  closeReason,
   type ErrorCode,
   eventFrame,
+  FRAME_BURST,
+  FRAME_RATE,
   frame,
+  MAX_DROPPED_FRAMES,
   PING_TEXT,
   PONG_TEXT,
   parseClientFrame,
   type ReloadReason,
   type TopicRequest,
 } from "../../src/realtime/protocol";
+import { positiveVar, TokenBucket } from "../../src/realtime/rate-limit";
 import { continuation, mergeEvents, type TopicEvent } from "../../src/realtime/sequence";
 import { decodeState, encodeState, fitsAttachment, type SocketState } from "../../src/realtime/socket-state";
-import { channelOf, topicKey } from "../../src/realtime/topics";
-import { teamCacheAccess } from "./access";
+import { channelOf, type SubTopic, subTopicOfKey, topicKey } from "../../src/realtime/topics";
+import { teamCacheAccess, teamCacheProfiles } from "./access";
 
 // A gateway shard (`gw:<team>:<n>`) terminates many users' WebSockets with the
 // hibernation API. Everything it needs to serve a socket lives in the socket's
-// attachment (who, which topics, the last seq sent per topic), so an instance
-// woken from hibernation rebuilds its in-memory index from the attachments and
-// serves exactly as before. Pings are answered by the runtime without waking
-// it.
+// attachment (who, which topics, the last seq sent per topic, whose presence
+// it follows), so an instance woken from hibernation rebuilds its in-memory
+// index from the attachments and serves exactly as before. Pings are answered
+// by the runtime without waking it.
 //
 // Topics call deliver() once per gateway with a list of events; the gateway
 // sends each event to exactly its sockets subscribed to that topic, each
 // socket strictly in seq order: events a socket already has are skipped, and
 // a gap (a socket behind the events at hand) is filled from the topic's log
-// before anything newer is sent.
+// before anything newer is sent. On the way it
+// - sends a profile before the first message naming a user the socket has
+//   not been sent yet (just-in-time annotation),
+// - passes a presence shard's events only to sockets following that user,
+// - re-checks access when a member leaves a channel.
+//
+// It also admits connections (admission.ts) and rate limits client frames,
+// and it owns its users' presence: all of a user's sockets are here.
 
 /** Headers by which the Worker tells the gateway who connects (only the Worker can reach a gateway). */
 export const GATEWAY_HEADERS = { team: "x-rtm-team", user: "x-rtm-user", gateway: "x-rtm-gateway" } as const;
 
 /** At most this many catch-up pages per delivery before giving up until the next one. */
 const MAX_CATCHUP_PAGES = 20;
+const DEFAULT_MAX_SOCKETS = 20_000;
+const DEFAULT_ACCEPT_PER_SECOND = 1_000;
+/** A socket closed for its frame rate may come back after this (plus jitter). */
+const RATE_LIMIT_RETRY_MS = 5_000;
 
 export interface GatewayStats {
   /** A fresh id per instance: it changes when the object was evicted and woken again. */
@@ -42,8 +73,13 @@ export interface GatewayStats {
   sockets: number;
   /** Client frames this instance handled (auto-answered pings never reach it). */
   frames: number;
-  /** Per topic key, the subscribed sockets. */
+  /** Per topic, the subscribed sockets. */
   topics: Record<string, number>;
+  /** Connections refused by admission control, frames dropped by rate limits (this instance). */
+  refused: number;
+  dropped: number;
+  /** Users whose last socket closed, waiting out the presence grace period. */
+  awayPending: number;
 }
 
 interface Conn {
@@ -55,25 +91,48 @@ type Opened =
   | { ok: true; topic: ClientTopic; key: string; seq: number; replay: TopicEvent[]; reload?: ReloadReason }
   | { ok: false; topic: ClientTopic; code: ErrorCode; message: string };
 
+/** Per event of a delivery: the users it names, and the profile frames to send before it. */
+interface Annotations {
+  named: Map<number, string[]>;
+  profiles: Map<string, string>;
+  /** The viewers the profiles were fetched for, and what each may not see. */
+  viewers: Set<string>;
+  hidden: Record<string, string[]>;
+}
+
 export class Gateway extends DurableObject<Env> {
   private readonly incarnation = crypto.randomUUID();
   private frames = 0;
+  private refused = 0;
+  private dropped = 0;
   private readonly access: TopicAccess;
+  private readonly profileSource: ProfileSource;
+  private admitter: Admitter | null = null;
   /** Sockets by id, rebuilt from the attachments on first use after a wake-up. */
   private conns: Map<string, Conn> | null = null;
-  /** Topic key → the client topic name and the ids of the sockets subscribed to it. */
-  private readonly byTopic = new Map<string, { topic: ClientTopic; sids: Set<string> }>();
+  /** Topic → the ids of the sockets subscribed to it. */
+  private readonly byTopic = new Map<SubTopic, Set<string>>();
+  /** Open sockets per user (presence). */
+  private readonly userSockets = new Map<string, number>();
   /** Sockets in the middle of subscribing to a topic: they count as subscribers. */
-  private readonly pending = new Map<string, number>();
+  private readonly pending = new Map<SubTopic, number>();
   /** The highest seq this instance has heard of, per topic key. */
   private readonly heads = new Map<string, number>();
   private readonly topicQueues = new Map<string, Promise<unknown>>();
   private readonly socketQueues = new Map<string, Promise<unknown>>();
+  /** Per socket, in memory only: frame rate bucket, frames dropped, profiles sent. */
+  private readonly buckets = new Map<string, TokenBucket>();
+  private readonly drops = new Map<string, number>();
+  private readonly sent = new Map<string, Set<string>>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_TEXT, PONG_TEXT));
     this.access = teamCacheAccess(env);
+    this.profileSource = teamCacheProfiles(env);
+    ctx.storage.sql.exec(
+      "CREATE TABLE IF NOT EXISTS away_pending (user TEXT PRIMARY KEY, team TEXT NOT NULL, due INTEGER NOT NULL)",
+    );
   }
 
   /** A client connecting, forwarded by the Worker after it checked the token. */
@@ -85,12 +144,29 @@ export class Gateway extends DurableObject<Env> {
       return new Response("expected a WebSocket upgrade forwarded by the Worker", { status: 400 });
     }
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
-    const state: SocketState = { sid: crypto.randomUUID().slice(0, 12), team, user, gateway, subs: new Map() };
-    this.load();
+    const conns = this.load();
+    const admission = this.admission().admit(conns.size, Date.now());
+    if (!admission.ok) {
+      // Accepted only to be closed: a browser cannot read an HTTP refusal of
+      // a WebSocket handshake, but it can read a close code and reason.
+      this.refused++;
+      server.accept();
+      server.close(CLOSE_CODES.overloaded, closeReason("overloaded", admission.retryAfterMs));
+      return new Response(null, { status: 101, webSocket: client });
+    }
+    const state: SocketState = {
+      sid: crypto.randomUUID().slice(0, 12),
+      team,
+      user,
+      gateway,
+      subs: new Map(),
+      presence: new Set(),
+    };
     this.ctx.acceptWebSocket(server);
     server.serializeAttachment(encodeState(state));
     this.track(server, state);
     server.send(frame({ v: 1, type: "hello", user, team, gateway }));
+    if (this.userSockets.get(user) === 1) this.ctx.waitUntil(this.arrived(team, user));
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -101,6 +177,7 @@ export class Gateway extends DurableObject<Env> {
       ws.close(1011, "unknown socket");
       return;
     }
+    if (!this.withinRate(conn)) return;
     // One frame at a time per socket, so answers come in the order asked.
     await enqueue(this.socketQueues, conn.state.sid, () => this.handle(conn.state.sid, message)).catch((error) => {
       console.error("gateway: frame failed", error);
@@ -121,6 +198,21 @@ export class Gateway extends DurableObject<Env> {
     this.untrack(ws);
   }
 
+  /** Users whose grace period ended: away, unless they came back. */
+  override async alarm(): Promise<void> {
+    this.load();
+    const now = Date.now();
+    const sql = this.ctx.storage.sql;
+    const due = sql
+      .exec<{ user: string; team: string }>("SELECT user, team FROM away_pending WHERE due <= ?", now)
+      .toArray();
+    for (const { user, team } of due) {
+      sql.exec("DELETE FROM away_pending WHERE user = ?", user);
+      if ((this.userSockets.get(user) ?? 0) === 0) await this.publishPresence(team, user, "away");
+    }
+    await this.scheduleAwayAlarm();
+  }
+
   /**
    * Events of one topic from its Topic object, in seq order (a topic sends
    * one list at a time). Answers how many sockets follow the topic here: 0
@@ -128,15 +220,147 @@ export class Gateway extends DurableObject<Env> {
    */
   async deliver(key: string, events: TopicEvent[]): Promise<{ subscribers: number }> {
     this.load();
-    const subscribers = await enqueue(this.topicQueues, key, () => this.sync(key, events));
+    const topic = subTopicOfKey(key);
+    if (!topic) return { subscribers: 0 };
+    const subscribers = await enqueue(this.topicQueues, key, () => this.sync(key, topic, events));
     return { subscribers };
+  }
+
+  /** Admission limits for this shard (an operator's lever for a hot gateway; tests). Until the next restart. */
+  async configure(limits: Partial<AdmissionLimits>): Promise<AdmissionLimits> {
+    const current = this.admission().limits;
+    const next = { ...current, ...limits };
+    if (!(next.maxSockets > 0) || !(next.perSecond > 0)) throw new Error("limits must be positive");
+    this.admitter = new Admitter(next, Date.now());
+    return next;
+  }
+
+  /** Closes every socket of a user here (deactivated): they must not reconnect, and see why. */
+  async disconnectUser(user: string): Promise<{ closed: number }> {
+    let closed = 0;
+    for (const conn of [...this.load().values()]) {
+      if (conn.state.user !== user) continue;
+      try {
+        conn.ws.close(CLOSE_CODES.deactivated, closeReason("deactivated"));
+      } catch {
+        // already closing
+      }
+      this.untrack(conn.ws);
+      closed++;
+    }
+    return { closed };
   }
 
   async stats(): Promise<GatewayStats> {
     const conns = this.load();
     const topics: Record<string, number> = {};
-    for (const [key, entry] of this.byTopic) topics[key] = entry.sids.size;
-    return { incarnation: this.incarnation, sockets: conns.size, frames: this.frames, topics };
+    for (const [topic, sids] of this.byTopic) topics[topic] = sids.size;
+    const awayPending = Number(
+      this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM away_pending").one().n,
+    );
+    return {
+      incarnation: this.incarnation,
+      sockets: conns.size,
+      frames: this.frames,
+      topics,
+      refused: this.refused,
+      dropped: this.dropped,
+      awayPending,
+    };
+  }
+
+  // --- admission and rate limits ----------------------------------------------
+
+  private admission(): Admitter {
+    this.admitter ??= new Admitter(
+      {
+        maxSockets: positiveVar("GATEWAY_MAX_SOCKETS", this.env.GATEWAY_MAX_SOCKETS, DEFAULT_MAX_SOCKETS),
+        perSecond: positiveVar(
+          "GATEWAY_ACCEPT_PER_SECOND",
+          this.env.GATEWAY_ACCEPT_PER_SECOND,
+          DEFAULT_ACCEPT_PER_SECOND,
+        ),
+      },
+      Date.now(),
+    );
+    return this.admitter;
+  }
+
+  /** Takes a token for a client frame; drops the frame (error) or the socket (close) when out. */
+  private withinRate(conn: Conn): boolean {
+    const { sid } = conn.state;
+    const now = Date.now();
+    let bucket = this.buckets.get(sid);
+    if (!bucket) {
+      bucket = new TokenBucket(FRAME_RATE, FRAME_BURST, now);
+      this.buckets.set(sid, bucket);
+    }
+    if (bucket.take(now)) return true;
+    this.dropped++;
+    const drops = (this.drops.get(sid) ?? 0) + 1;
+    this.drops.set(sid, drops);
+    if (drops >= MAX_DROPPED_FRAMES) {
+      const retry = RATE_LIMIT_RETRY_MS * (1 + Math.random());
+      try {
+        conn.ws.close(CLOSE_CODES.rate_limited, closeReason("rate_limited", retry));
+      } catch {
+        // already closing
+      }
+      this.untrack(conn.ws);
+      return false;
+    }
+    send(
+      conn.ws,
+      frame({
+        v: 1,
+        type: "error",
+        code: "rate_limited",
+        message: `at most ${FRAME_RATE} frames a second; this one was dropped (retry in ${bucket.waitMs(now)} ms)`,
+      }),
+    );
+    return false;
+  }
+
+  // --- presence ---------------------------------------------------------------
+
+  /** The user's first socket here: active, unless they only blinked (still within grace, never shown away). */
+  private async arrived(team: string, user: string): Promise<void> {
+    const sql = this.ctx.storage.sql;
+    const wasPending = sql.exec("SELECT 1 FROM away_pending WHERE user = ?", user).toArray().length > 0;
+    if (wasPending) {
+      sql.exec("DELETE FROM away_pending WHERE user = ?", user);
+      return;
+    }
+    await this.publishPresence(team, user, "active");
+  }
+
+  /** The user's last socket here closed: away after the grace period (alarm). */
+  private left(team: string, user: string): void {
+    const graceMs =
+      positiveVar("PRESENCE_GRACE_SECONDS", this.env.PRESENCE_GRACE_SECONDS, DEFAULT_GRACE_SECONDS) * 1000;
+    this.ctx.storage.sql.exec(
+      "INSERT OR REPLACE INTO away_pending (user, team, due) VALUES (?, ?, ?)",
+      user,
+      team,
+      Date.now() + graceMs,
+    );
+    this.ctx.waitUntil(this.scheduleAwayAlarm());
+  }
+
+  private async scheduleAwayAlarm(): Promise<void> {
+    const next = this.ctx.storage.sql.exec<{ due: number | null }>("SELECT MIN(due) AS due FROM away_pending").one();
+    if (next.due === null) return;
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > Number(next.due)) await this.ctx.storage.setAlarm(Number(next.due));
+  }
+
+  private async publishPresence(team: string, user: string, presence: PresenceState): Promise<void> {
+    const key = topicKey(team, presenceTopic(presenceShardOf(user)));
+    try {
+      await this.topic(key).publish(key, presenceEventJson(user, presence), { stateKey: user });
+    } catch (error) {
+      console.error(`gateway: presence of ${user} not published`, error);
+    }
   }
 
   // --- frames -----------------------------------------------------------------
@@ -159,6 +383,8 @@ export class Gateway extends DurableObject<Env> {
         return this.subscribe(sid, f);
       case "unsubscribe":
         return this.unsubscribe(sid, f);
+      case "presence_sub":
+        return this.presenceSub(sid, f);
     }
   }
 
@@ -185,25 +411,17 @@ export class Gateway extends DurableObject<Env> {
         full.push(t.topic);
       }
     }
-    const keys = fresh.map((t) => topicKey(team, t.topic));
-    for (const key of keys) this.pending.set(key, (this.pending.get(key) ?? 0) + 1);
-    let opened: Opened[];
-    try {
-      opened = await Promise.all(fresh.map((t) => this.open(team, user, gateway, t)));
-    } finally {
-      for (const key of keys) {
-        const n = (this.pending.get(key) ?? 1) - 1;
-        if (n > 0) this.pending.set(key, n);
-        else this.pending.delete(key);
-      }
-    }
+    const opened = await this.whilePending(
+      fresh.map((t) => t.topic),
+      () => Promise.all(fresh.map((t) => this.open(team, user, gateway, t))),
+    );
     // From here to the sends, nothing awaits: no delivery can interleave.
     const conn = this.conns?.get(sid);
     if (!conn) return;
     const out: string[] = [];
     const after: string[] = [];
     const accepted: Array<{ topic: ClientTopic; seq: number }> = [];
-    const started: string[] = [];
+    const started: Array<[string, SubTopic]> = [];
     for (const topic of full) {
       out.push(
         frame({
@@ -224,7 +442,7 @@ export class Gateway extends DurableObject<Env> {
       const last = o.replay.at(-1)?.seq ?? o.seq;
       conn.state.subs.set(o.topic, last);
       accepted.push({ topic: o.topic, seq: last });
-      started.push(o.key);
+      started.push([o.key, o.topic]);
       this.heads.set(o.key, Math.max(this.heads.get(o.key) ?? 0, last));
       for (const e of o.replay) after.push(eventFrame(o.topic, e.seq, e.json));
       if (o.reload) after.push(frame({ v: 1, type: "reload", topic: o.topic, reason: o.reload, seq: o.seq }));
@@ -234,16 +452,11 @@ export class Gateway extends DurableObject<Env> {
       if (seq !== undefined) accepted.push({ topic, seq });
     }
     this.save(conn);
-    for (const o of accepted) this.indexAdd(conn.state, o.topic);
+    for (const o of accepted) this.indexAdd(conn.state.sid, o.topic);
     for (const text of out) send(conn.ws, text);
     if (accepted.length > 0) send(conn.ws, frame({ v: 1, type: "subscribed", ...idOf(f), topics: accepted }));
     for (const text of after) send(conn.ws, text);
-    // Events that reached this gateway while the socket was subscribing.
-    for (const key of started) {
-      void enqueue(this.topicQueues, key, () => this.sync(key, [])).catch((error) =>
-        console.error(`gateway: catch-up of ${key} failed`, error),
-      );
-    }
+    this.catchUp(started);
   }
 
   /** Checks access, registers this gateway with the topic, and fetches what `since` missed. */
@@ -251,9 +464,16 @@ export class Gateway extends DurableObject<Env> {
     const { topic } = req;
     try {
       const channel = channelOf(topic);
-      const access = channel ? await this.access.channel(team, user, channel) : await this.access.team(team, user);
-      if (!access.ok) return { ok: false, topic, code: access.code, message: access.message };
-      const key = topicKey(team, topic);
+      let host = team;
+      if (channel) {
+        const access = await this.access.channel(team, user, channel);
+        if (!access.ok) return { ok: false, topic, code: access.code, message: access.message };
+        host = access.host;
+      } else {
+        const access = await this.access.team(team, user);
+        if (!access.ok) return { ok: false, topic, code: access.code, message: access.message };
+      }
+      const key = topicKey(host, topic);
       const stub = this.topic(key);
       let page = await stub.subscribe(key, gateway, req.since);
       if (page.reload) return { ok: true, topic, key, seq: page.seq, replay: [], reload: page.reload };
@@ -277,11 +497,102 @@ export class Gateway extends DurableObject<Env> {
     if (!conn) return;
     for (const { topic } of f.topics) {
       conn.state.subs.delete(topic);
-      this.indexRemove(conn.state, topic);
+      this.indexRemove(sid, topic);
     }
     this.save(conn);
     // The topics drop this gateway lazily: their next delivery hears "no subscribers".
     send(conn.ws, frame({ v: 1, type: "unsubscribed", ...idOf(f), topics: f.topics.map((t) => t.topic) }));
+  }
+
+  /**
+   * Replaces the users whose presence the socket follows: follows the
+   * presence shards they live on (and only those), and answers with a
+   * snapshot of every listed user taken at the seq its live changes start
+   * after, so no change falls between the snapshot and the stream.
+   */
+  private async presenceSub(sid: string, f: Extract<ClientFrame, { type: "presence_sub" }>): Promise<void> {
+    const before = this.conns?.get(sid);
+    if (!before) return;
+    const { team, user, gateway } = before.state;
+    const wanted = byPresenceTopic(f.users);
+    const trial: SocketState = { ...before.state, subs: new Map(before.state.subs), presence: new Set(f.users) };
+    for (const t of [...trial.subs.keys()]) if (isPresenceTopic(t) && !wanted.has(t)) trial.subs.delete(t);
+    for (const t of wanted.keys()) if (!trial.subs.has(t)) trial.subs.set(t, 0);
+    const refuse = (code: ErrorCode, message: string) =>
+      send(before.ws, frame({ v: 1, type: "error", ...idOf(f), code, message }));
+    if (!fitsAttachment(trial)) {
+      return refuse("too_many_users", "this socket cannot follow that many users on top of its topics");
+    }
+    const access = await this.access.team(team, user).catch(() => null);
+    if (!access) return refuse("unavailable", "presence unavailable; try again");
+    if (!access.ok) return refuse(access.code, access.message);
+    const fresh = [...wanted.keys()].filter((t) => !before.state.subs.has(t));
+    let snapshots: Array<{ topic: PresenceTopic; key: string; seq: number | null; state: Record<string, string> }>;
+    try {
+      snapshots = await this.whilePending(fresh, () =>
+        Promise.all(
+          [...wanted].map(async ([topic, users]) => {
+            const key = topicKey(team, topic);
+            const stub = this.topic(key);
+            if (before.state.subs.has(topic)) {
+              const snap = await stub.snapshot(key, users);
+              return { topic, key, seq: null, state: snap.state };
+            }
+            const page = await stub.subscribe(key, gateway, undefined, users);
+            return { topic, key, seq: page.seq, state: page.state ?? {} };
+          }),
+        ),
+      );
+    } catch (error) {
+      console.error("gateway: presence subscription failed", error);
+      return refuse("unavailable", "presence unavailable; try again");
+    }
+    const conn = this.conns?.get(sid);
+    if (!conn) return;
+    for (const t of [...conn.state.subs.keys()]) {
+      if (isPresenceTopic(t) && !wanted.has(t)) {
+        conn.state.subs.delete(t);
+        this.indexRemove(sid, t);
+      }
+    }
+    const started: Array<[string, SubTopic]> = [];
+    const states = new Map<string, string>();
+    for (const s of snapshots) {
+      for (const [u, json] of Object.entries(s.state)) states.set(u, json);
+      if (s.seq === null) continue;
+      conn.state.subs.set(s.topic, s.seq);
+      this.heads.set(s.key, Math.max(this.heads.get(s.key) ?? 0, s.seq));
+      this.indexAdd(sid, s.topic);
+      started.push([s.key, s.topic]);
+    }
+    conn.state.presence = new Set(f.users);
+    this.save(conn);
+    const users = f.users.map((u) => ({ user: u, presence: presenceOf(states.get(u)) }));
+    send(conn.ws, frame({ v: 1, type: "presence", ...idOf(f), users }));
+    this.catchUp(started);
+  }
+
+  /** Runs `fn` with the topics counted as subscribed (a delivery meanwhile must not drop this gateway). */
+  private async whilePending<T>(topics: SubTopic[], fn: () => Promise<T>): Promise<T> {
+    for (const t of topics) this.pending.set(t, (this.pending.get(t) ?? 0) + 1);
+    try {
+      return await fn();
+    } finally {
+      for (const t of topics) {
+        const n = (this.pending.get(t) ?? 1) - 1;
+        if (n > 0) this.pending.set(t, n);
+        else this.pending.delete(t);
+      }
+    }
+  }
+
+  /** Events that reached this gateway while sockets were subscribing. */
+  private catchUp(started: Array<[string, SubTopic]>): void {
+    for (const [key, topic] of started) {
+      void enqueue(this.topicQueues, key, () => this.sync(key, topic, [])).catch((error) =>
+        console.error(`gateway: catch-up of ${key} failed`, error),
+      );
+    }
   }
 
   // --- delivery ---------------------------------------------------------------
@@ -291,33 +602,50 @@ export class Gateway extends DurableObject<Env> {
    * fetching from the topic's log what the events at hand do not cover.
    * Runs in the topic's queue: one delivery per topic at a time.
    */
-  private async sync(key: string, incoming: TopicEvent[]): Promise<number> {
+  private async sync(key: string, topic: SubTopic, incoming: TopicEvent[]): Promise<number> {
     let known = incoming;
     let head = Math.max(this.heads.get(key) ?? 0, incoming.at(-1)?.seq ?? 0);
     this.heads.set(key, head);
     for (let page = 0; page <= MAX_CATCHUP_PAGES; page++) {
-      const entry = this.byTopic.get(key);
-      if (!entry || entry.sids.size === 0) break;
-      const behind = this.sendContinuations(entry.topic, entry.sids, known, head);
+      const sids = this.byTopic.get(topic);
+      if (!sids || sids.size === 0) break;
+      const notes = topic.startsWith("channel:") ? await this.annotations(sids, topic, known) : null;
+      const behind = this.sendContinuations(topic, sids, known, head, notes);
       if (behind === null || page === MAX_CATCHUP_PAGES) break;
       const log = await this.topic(key).eventsSince(key, behind);
       head = Math.max(head, log.seq);
       this.heads.set(key, head);
       if (log.reload) {
-        this.sendReloads(key, log.oldest, log.seq, log.reload);
+        await this.sendReloads(key, topic, log.oldest, log.seq, log.reload);
         continue;
       }
       if (log.events.length === 0) break;
       known = mergeEvents(known, log.events);
     }
-    const subscribers = (this.byTopic.get(key)?.sids.size ?? 0) + (this.pending.get(key) ?? 0);
+    await this.enforce(topic, known);
+    const subscribers = (this.byTopic.get(topic)?.size ?? 0) + (this.pending.get(topic) ?? 0);
     if (subscribers === 0) this.heads.delete(key);
     return subscribers;
   }
 
   /** Sends what it can; returns the lowest seq a socket is still stuck at, or null when all reached head. */
-  private sendContinuations(topic: ClientTopic, sids: Set<string>, known: TopicEvent[], head: number): number | null {
-    const frames = new Map<number, string>();
+  private sendContinuations(
+    topic: SubTopic,
+    sids: Set<string>,
+    known: TopicEvent[],
+    head: number,
+    notes: Annotations | null,
+  ): number | null {
+    const frames = new Map<number, string | null>();
+    const presence = isPresenceTopic(topic);
+    const frameOf = (e: TopicEvent): string | null => {
+      let text = frames.get(e.seq);
+      if (text === undefined) {
+        text = presence ? presenceFrame(e.json) : eventFrame(topic as ClientTopic, e.seq, e.json);
+        frames.set(e.seq, text);
+      }
+      return text;
+    };
     let behind: number | null = null;
     for (const sid of sids) {
       const conn = this.conns?.get(sid);
@@ -325,12 +653,16 @@ export class Gateway extends DurableObject<Env> {
       if (!conn || last === undefined) continue;
       const next = continuation(last, known, head);
       for (const e of next.send) {
-        let text = frames.get(e.seq);
-        if (text === undefined) {
-          text = eventFrame(topic, e.seq, e.json);
-          frames.set(e.seq, text);
+        if (presence) {
+          // A presence shard carries many users' changes; the socket gets its users' only.
+          const who = parsePresenceEvent(e.json)?.user;
+          const text = frameOf(e);
+          if (who !== undefined && text && conn.state.presence.has(who)) send(conn.ws, text);
+          continue;
         }
-        send(conn.ws, text);
+        if (notes) this.sendProfiles(conn, notes, e.seq);
+        const text = frameOf(e);
+        if (text) send(conn.ws, text);
       }
       if (next.last !== last) {
         conn.state.subs.set(topic, next.last);
@@ -341,19 +673,152 @@ export class Gateway extends DurableObject<Env> {
     return behind;
   }
 
-  /** Sockets whose next event is no longer in the topic's log: reload, then continue after `seq`. */
-  private sendReloads(key: string, oldest: number, seq: number, reason: ReloadReason): void {
-    const entry = this.byTopic.get(key);
-    if (!entry) return;
-    for (const sid of entry.sids) {
+  /**
+   * Profiles the sockets will need for the messages at hand: the users those
+   * messages name that some socket has not been sent, fetched in one call
+   * with what each viewer may see. null when no message names anyone new.
+   */
+  private async annotations(sids: Set<string>, topic: SubTopic, known: TopicEvent[]): Promise<Annotations | null> {
+    const named = new Map<number, string[]>();
+    for (const e of known) {
+      if (!mayNameUsers(e.json)) continue;
+      let users: string[] = [];
+      try {
+        users = usersNamedBy(JSON.parse(e.json));
+      } catch {
+        // not JSON: nothing to annotate
+      }
+      if (users.length > 0) named.set(e.seq, users);
+    }
+    if (named.size === 0) return null;
+    const missing = new Set<string>();
+    const viewers = new Set<string>();
+    let team: string | null = null;
+    for (const sid of sids) {
       const conn = this.conns?.get(sid);
-      const last = conn?.state.subs.get(entry.topic);
+      const last = conn?.state.subs.get(topic);
       if (!conn || last === undefined) continue;
-      if (reason === "gap_too_old" ? last + 1 < oldest : last > seq) {
-        send(conn.ws, frame({ v: 1, type: "reload", topic: entry.topic, reason, seq }));
-        conn.state.subs.set(entry.topic, seq);
+      const sent = this.sent.get(sid);
+      for (const [seq, users] of named) {
+        if (seq <= last) continue;
+        for (const u of users) {
+          if (sent?.has(u)) continue;
+          missing.add(u);
+          viewers.add(conn.state.user);
+          team = conn.state.team;
+        }
+      }
+    }
+    if (missing.size === 0 || team === null) return null;
+    try {
+      const found = await this.profileSource.profiles(team, [...viewers], [...missing]);
+      const profiles = new Map(found.profiles.map((p) => [p.id, frame({ v: 1, type: "user", user: p })]));
+      return { named, profiles, viewers, hidden: found.hidden };
+    } catch (error) {
+      // The messages still go out; a client resolves unknown users itself.
+      console.error("gateway: profiles for annotation unavailable", error);
+      return null;
+    }
+  }
+
+  private sendProfiles(conn: Conn, notes: Annotations, seq: number): void {
+    const users = notes.named.get(seq);
+    if (!users) return;
+    // A viewer the profile call did not ask about (it subscribed meanwhile)
+    // gets no profile rather than one it may not be allowed to see.
+    if (!notes.viewers.has(conn.state.user)) return;
+    const hidden = notes.hidden[conn.state.user];
+    let sent = this.sent.get(conn.state.sid);
+    for (const u of users) {
+      if (sent?.has(u)) continue;
+      const text = notes.profiles.get(u);
+      if (!text || hidden?.includes(u)) continue;
+      if (!sent) {
+        sent = new Set();
+        this.sent.set(conn.state.sid, sent);
+      }
+      send(conn.ws, text);
+      remember(sent, u);
+    }
+  }
+
+  /** Sockets whose next event is no longer in the topic's log: reload (presence: a fresh snapshot), then continue after `seq`. */
+  private async sendReloads(
+    key: string,
+    topic: SubTopic,
+    oldest: number,
+    seq: number,
+    reason: ReloadReason,
+  ): Promise<void> {
+    const sids = this.byTopic.get(topic);
+    if (!sids) return;
+    const stale: Conn[] = [];
+    for (const sid of sids) {
+      const conn = this.conns?.get(sid);
+      const last = conn?.state.subs.get(topic);
+      if (!conn || last === undefined) continue;
+      if (reason === "gap_too_old" ? last + 1 < oldest : last > seq) stale.push(conn);
+    }
+    if (stale.length === 0) return;
+    if (isPresenceTopic(topic)) {
+      const users = [...new Set(stale.flatMap((c) => [...c.state.presence]))].filter(
+        (u) => presenceTopic(presenceShardOf(u)) === topic,
+      );
+      const snap = await this.topic(key).snapshot(key, users);
+      for (const conn of stale) {
+        const mine = users.filter((u) => conn.state.presence.has(u));
+        const list = mine.map((u) => ({ user: u, presence: presenceOf(snap.state[u]) }));
+        if (list.length > 0) send(conn.ws, frame({ v: 1, type: "presence", users: list }));
+        conn.state.subs.set(topic, Math.max(seq, snap.seq));
         this.save(conn);
       }
+      return;
+    }
+    for (const conn of stale) {
+      send(conn.ws, frame({ v: 1, type: "reload", topic: topic as ClientTopic, reason, seq }));
+      conn.state.subs.set(topic, seq);
+      this.save(conn);
+    }
+  }
+
+  /**
+   * A member who left a channel has their subscriptions to it re-checked: a
+   * private channel drops them (`unsubscribed`, reason `access_revoked`),
+   * after the member_left event itself. (Deactivated users are disconnected
+   * by the directory's publisher: disconnectUser.)
+   */
+  private async enforce(topic: SubTopic, events: TopicEvent[]): Promise<void> {
+    if (!topic.startsWith("channel:")) return;
+    for (const e of events) {
+      if (!e.json.includes('"member_left"')) continue;
+      try {
+        const parsed = JSON.parse(e.json) as { type?: string; user?: unknown };
+        if (parsed.type === "member_left" && typeof parsed.user === "string") {
+          await this.recheck(topic as ClientTopic, parsed.user);
+        }
+      } catch {
+        // not JSON: nothing to enforce
+      }
+    }
+  }
+
+  private async recheck(topic: ClientTopic, user: string): Promise<void> {
+    const channel = channelOf(topic);
+    const sids = this.byTopic.get(topic);
+    if (!channel || !sids) return;
+    const conns = [...sids].flatMap((sid) => {
+      const conn = this.conns?.get(sid);
+      return conn && conn.state.user === user ? [conn] : [];
+    });
+    const first = conns[0];
+    if (!first) return;
+    const access = await this.access.channel(first.state.team, user, channel).catch(() => null);
+    if (!access || access.ok) return;
+    for (const conn of conns) {
+      conn.state.subs.delete(topic);
+      this.indexRemove(conn.state.sid, topic);
+      this.save(conn);
+      send(conn.ws, frame({ v: 1, type: "unsubscribed", topics: [topic], reason: "access_revoked" }));
     }
   }
 
@@ -364,6 +829,7 @@ export class Gateway extends DurableObject<Env> {
     if (this.conns) return this.conns;
     this.conns = new Map();
     this.byTopic.clear();
+    this.userSockets.clear();
     for (const ws of this.ctx.getWebSockets()) {
       const state = decodeState(ws.deserializeAttachment());
       if (state) this.track(ws, state);
@@ -381,16 +847,28 @@ export class Gateway extends DurableObject<Env> {
   private track(ws: WebSocket, state: SocketState): Conn {
     const conn = { ws, state };
     this.conns?.set(state.sid, conn);
-    for (const topic of state.subs.keys()) this.indexAdd(state, topic);
+    this.userSockets.set(state.user, (this.userSockets.get(state.user) ?? 0) + 1);
+    for (const topic of state.subs.keys()) this.indexAdd(state.sid, topic);
     return conn;
   }
 
   private untrack(ws: WebSocket): void {
     const state = decodeState(ws.deserializeAttachment());
     if (!state) return;
+    this.load();
     const conn = this.conns?.get(state.sid);
+    if (!conn) return;
     this.conns?.delete(state.sid);
-    for (const topic of (conn?.state ?? state).subs.keys()) this.indexRemove(state, topic);
+    for (const topic of conn.state.subs.keys()) this.indexRemove(state.sid, topic);
+    this.buckets.delete(state.sid);
+    this.drops.delete(state.sid);
+    this.sent.delete(state.sid);
+    const left = (this.userSockets.get(state.user) ?? 1) - 1;
+    if (left > 0) this.userSockets.set(state.user, left);
+    else {
+      this.userSockets.delete(state.user);
+      this.left(state.team, state.user);
+    }
   }
 
   /** Writes the socket's state through to its attachment (sized by fitsAttachment, so it always fits). */
@@ -404,27 +882,31 @@ export class Gateway extends DurableObject<Env> {
     }
   }
 
-  private indexAdd(state: SocketState, topic: ClientTopic): void {
-    const key = topicKey(state.team, topic);
-    let entry = this.byTopic.get(key);
-    if (!entry) {
-      entry = { topic, sids: new Set() };
-      this.byTopic.set(key, entry);
+  private indexAdd(sid: string, topic: SubTopic): void {
+    let sids = this.byTopic.get(topic);
+    if (!sids) {
+      sids = new Set();
+      this.byTopic.set(topic, sids);
     }
-    entry.sids.add(state.sid);
+    sids.add(sid);
   }
 
-  private indexRemove(state: SocketState, topic: ClientTopic): void {
-    const key = topicKey(state.team, topic);
-    const entry = this.byTopic.get(key);
-    if (!entry) return;
-    entry.sids.delete(state.sid);
-    if (entry.sids.size === 0) this.byTopic.delete(key);
+  private indexRemove(sid: string, topic: SubTopic): void {
+    const sids = this.byTopic.get(topic);
+    if (!sids) return;
+    sids.delete(sid);
+    if (sids.size === 0) this.byTopic.delete(topic);
   }
 
   private topic(key: string) {
     return this.env.TOPIC.get(this.env.TOPIC.idFromName(key));
   }
+}
+
+/** A presence shard event as the client sees it (no seq: the socket sees only its users' share). */
+function presenceFrame(json: string): string | null {
+  const e = parsePresenceEvent(json);
+  return e ? frame({ v: 1, type: "presence", users: [{ user: e.user, presence: e.presence }] }) : null;
 }
 
 function idOf(f: { id?: string | number }): { id?: string | number } {

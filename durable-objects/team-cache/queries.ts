@@ -369,6 +369,31 @@ export function directory(sql: Sql, v: Viewer, f: DirectoryFilter): Page<UserCar
 
 // --- batch lookup -----------------------------------------------------------
 
+/**
+ * Profiles for just-in-time annotation: the cards of `userIds` that exist,
+ * and per viewer the ids it may not see (a guest sees only people it shares
+ * a channel with; someone no longer an active member sees no one).
+ */
+export function profilesFor(
+  sql: Sql,
+  viewerIds: string[],
+  userIds: string[],
+): { profiles: UserCard[]; hidden: Record<string, string[]> } {
+  const profiles = lookup(sql, { id: "", isGuest: false }, userIds, []).users;
+  const hidden: Record<string, string[]> = {};
+  const all = profiles.map((p) => p.id);
+  for (const viewerId of viewerIds) {
+    const v = viewerOf(sql, viewerId);
+    if (!v) hidden[viewerId] = all;
+    else if (v.isGuest) {
+      const seen = new Set(lookup(sql, v, all, []).users.map((u) => u.id));
+      const unseen = all.filter((id) => !seen.has(id));
+      if (unseen.length > 0) hidden[viewerId] = unseen;
+    }
+  }
+  return { profiles, hidden };
+}
+
 export function lookup(
   sql: Sql,
   v: Viewer,

@@ -31,6 +31,7 @@ import {
   type MentionSuggestion,
   mentions,
   type Page,
+  profilesFor,
   quickSwitcher,
   type Suggestion,
   type UserCard,
@@ -196,6 +197,25 @@ export class TeamCache extends DurableObject<Env> {
     const host = result.ok && result.value.is_shared ? this.sharedHost(channelId) : null;
     if (result.ok && host) result.value.member_count = await this.sharedChannel(channelId).memberCount(host, channelId);
     return result;
+  }
+
+  /** Whether the viewer may follow the channel's topic, and the team hosting it (which keys the topic). */
+  async channelAccess(teamId: string, viewerId: string, channelId: string): Promise<CacheResult<{ host: string }>> {
+    return this.asViewer(teamId, viewerId, (v) =>
+      channelIfVisible(this.sql, v, channelId)
+        ? ok({ host: this.sharedHost(channelId) ?? teamId })
+        : notFound(`channel ${channelId} not found`),
+    );
+  }
+
+  /** Profiles for the gateways' just-in-time annotation (see profilesFor). */
+  async profiles(
+    teamId: string,
+    viewerIds: string[],
+    userIds: string[],
+  ): Promise<{ profiles: UserCard[]; hidden: Record<string, string[]> }> {
+    await this.ready(teamId);
+    return profilesFor(this.sql, viewerIds, userIds);
   }
 
   async channelMembers(

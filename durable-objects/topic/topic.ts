@@ -1,5 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
+import type { PublishOptions, PublishResult } from "../../src/realtime/ports";
 import type { ReloadReason } from "../../src/realtime/protocol";
+import { positiveVar, TokenBucket } from "../../src/realtime/rate-limit";
 import { resumePlan, type TopicEvent } from "../../src/realtime/sequence";
 
 // One Durable Object per topic (`ch:<team>:<channel>`, `team:<team>`). In its
@@ -14,6 +16,12 @@ import { resumePlan, type TopicEvent } from "../../src/realtime/sequence";
 // round is in flight go out together in the next one. A gateway that fails
 // stays behind and is retried (by the next round, or an alarm); one that
 // answers that it has no subscribers left is dropped.
+//
+// A topic can also keep state: an event published with a state key becomes
+// that key's current value (presence per user), handed out as a snapshot to
+// a gateway subscribing, at exactly the seq its live events start after.
+// Clients' publishes (messages) are rate limited per topic, so one noisy
+// channel cannot flood every follower; system events are not.
 
 /** Events kept for resume, unless the TOPIC_LOG_SIZE var or configure() says otherwise. */
 export const DEFAULT_LOG_SIZE = 1000;
@@ -21,6 +29,8 @@ export const DEFAULT_LOG_SIZE = 1000;
 export const PAGE = 500;
 const DELIVERY_TIMEOUT_MS = 10_000;
 const RETRY_MS = 1_000;
+/** Client publishes per second per topic (TOPIC_PUBLISH_PER_SECOND); bursts of twice that. */
+export const DEFAULT_PUBLISH_PER_SECOND = 100;
 
 /** Events after a point, a page at a time; `reload` when they are no longer (or never were) in the log. */
 export interface Catchup {
@@ -37,6 +47,8 @@ export interface TopicStats {
   logSize: number;
   logged: number;
   gateways: Array<{ name: string; acked: number }>;
+  /** Keys holding state (presence: users seen). */
+  stateKeys: number;
   /** Delivery RPCs and rounds made by this instance (since it last started). */
   deliveries: number;
   rounds: number;
@@ -49,6 +61,7 @@ export class Topic extends DurableObject<Env> {
   private queued: Promise<void> | null = null;
   private deliveries = 0;
   private rounds = 0;
+  private limiter: TokenBucket | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -59,18 +72,27 @@ export class Topic extends DurableObject<Env> {
       CREATE TABLE IF NOT EXISTS gateways (
         name TEXT PRIMARY KEY, acked INTEGER NOT NULL, version INTEGER NOT NULL
       ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, json TEXT NOT NULL) WITHOUT ROWID;
     `);
   }
 
   /** Numbers and logs the event, then waits for the delivery round that carries it. */
-  async publish(topic: string, eventJson: string): Promise<{ seq: number }> {
+  async publish(topic: string, eventJson: string, options: PublishOptions = {}): Promise<PublishResult> {
     this.name(topic);
+    if (options.limited) {
+      const now = Date.now();
+      this.limiter ??= new TokenBucket(this.publishRate(), this.publishRate() * 2, now);
+      if (!this.limiter.take(now)) return { ok: false, retryAfterMs: this.limiter.waitMs(now) };
+    }
     const seq = this.seq() + 1;
     this.sql.exec("INSERT INTO events (seq, json) VALUES (?, ?)", seq, eventJson);
+    if (options.stateKey !== undefined) {
+      this.sql.exec("INSERT OR REPLACE INTO state (key, json) VALUES (?, ?)", options.stateKey, eventJson);
+    }
     this.setMeta("seq", String(seq));
     this.sql.exec("DELETE FROM events WHERE seq <= ?", seq - this.logSize());
     await this.round();
-    return { seq };
+    return { ok: true, seq };
   }
 
   /**
@@ -78,7 +100,12 @@ export class Topic extends DurableObject<Env> {
    * event after the returned seq; with `since`, the first page of what came
    * after it (the gateway pages on with eventsSince).
    */
-  async subscribe(topic: string, gateway: string, since?: number): Promise<Catchup> {
+  async subscribe(
+    topic: string,
+    gateway: string,
+    since?: number,
+    stateKeys?: string[],
+  ): Promise<Catchup & { state?: Record<string, string> }> {
     this.name(topic);
     const seq = this.seq();
     // A new registration starts at the current seq; a known one keeps its
@@ -90,7 +117,14 @@ export class Topic extends DurableObject<Env> {
       gateway,
       seq,
     );
-    return since === undefined ? { seq, oldest: this.oldest(), events: [] } : this.catchup(since);
+    const page = since === undefined ? { seq, oldest: this.oldest(), events: [] } : this.catchup(since);
+    return stateKeys === undefined ? page : { ...page, state: this.stateOf(stateKeys) };
+  }
+
+  /** The current state of these keys (absent keys are left out). */
+  async snapshot(topic: string, keys: string[]): Promise<{ seq: number; state: Record<string, string> }> {
+    this.name(topic);
+    return { seq: this.seq(), state: this.stateOf(keys) };
   }
 
   /** Up to PAGE events after `since`, or a reload when they are gone from the log. */
@@ -99,13 +133,19 @@ export class Topic extends DurableObject<Env> {
     return this.catchup(since);
   }
 
-  /** Per-topic log size (tests, hot topics). Trims at once. */
-  async configure(topic: string, options: { logSize: number }): Promise<TopicStats> {
+  /** Per-topic log size (kept) and client publish rate (until restart), for hot topics and tests. */
+  async configure(topic: string, options: { logSize?: number; publishPerSecond?: number }): Promise<TopicStats> {
     this.name(topic);
-    if (!Number.isInteger(options.logSize) || options.logSize < 1)
-      throw new Error("logSize must be a positive integer");
-    this.setMeta("log_size", String(options.logSize));
-    this.sql.exec("DELETE FROM events WHERE seq <= ?", this.seq() - options.logSize);
+    const { logSize, publishPerSecond } = options;
+    if (logSize !== undefined) {
+      if (!Number.isInteger(logSize) || logSize < 1) throw new Error("logSize must be a positive integer");
+      this.setMeta("log_size", String(logSize));
+      this.sql.exec("DELETE FROM events WHERE seq <= ?", this.seq() - logSize);
+    }
+    if (publishPerSecond !== undefined) {
+      if (!(publishPerSecond > 0)) throw new Error("publishPerSecond must be positive");
+      this.limiter = new TokenBucket(publishPerSecond, Math.max(1, publishPerSecond * 2), Date.now());
+    }
     return this.stats();
   }
 
@@ -120,6 +160,7 @@ export class Topic extends DurableObject<Env> {
         .exec<{ name: string; acked: number }>("SELECT name, acked FROM gateways ORDER BY name")
         .toArray()
         .map((g) => ({ name: g.name, acked: Number(g.acked) })),
+      stateKeys: Number(this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM state").one().n),
       deliveries: this.deliveries,
       rounds: this.rounds,
     };
@@ -213,6 +254,29 @@ export class Topic extends DurableObject<Env> {
       }),
     );
     if (failed) await this.ctx.storage.setAlarm(Date.now() + RETRY_MS);
+  }
+
+  private stateOf(keys: string[]): Record<string, string> {
+    const out: Record<string, string> = {};
+    if (keys.length === 0) return out;
+    for (const row of this.sql
+      .exec<{ key: string; json: string }>(
+        "SELECT key, json FROM state WHERE key IN (SELECT value FROM json_each(?))",
+        JSON.stringify(keys),
+      )
+      .toArray()) {
+      out[row.key] = row.json;
+    }
+    return out;
+  }
+
+  private publishRate(): number {
+    try {
+      return positiveVar("TOPIC_PUBLISH_PER_SECOND", this.env.TOPIC_PUBLISH_PER_SECOND, DEFAULT_PUBLISH_PER_SECOND);
+    } catch (error) {
+      console.error(error);
+      return DEFAULT_PUBLISH_PER_SECOND;
+    }
   }
 
   private name(topic: string): void {

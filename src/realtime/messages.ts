@@ -30,7 +30,8 @@ export interface PostMessage {
 
 export type PostResult =
   | { ok: true; topic: ClientTopic; seq: number }
-  | { ok: false; status: 403 | 404; message: string };
+  | { ok: false; status: 403 | 404; message: string }
+  | { ok: false; status: 429; message: string; retryAfterMs: number };
 
 /** The poster must see the channel (else 404, exactly like a channel that does not exist). */
 export async function postMessage(
@@ -48,6 +49,17 @@ export async function postMessage(
     ts: m.now,
   };
   const topic = channelTopic(m.channelId);
-  const { seq } = await ports.publisher.publish(topicKey(m.team, topic), JSON.stringify(event));
-  return { ok: true, topic, seq };
+  // A shared channel's topic is its host team's: every team in it follows the same one.
+  const published = await ports.publisher.publish(topicKey(access.host, topic), JSON.stringify(event), {
+    limited: true,
+  });
+  if (!published.ok) {
+    return {
+      ok: false,
+      status: 429,
+      message: "this channel receives messages faster than its limit; retry later",
+      retryAfterMs: published.retryAfterMs,
+    };
+  }
+  return { ok: true, topic, seq: published.seq };
 }

@@ -1,17 +1,46 @@
 // What the real-time logic needs from the rest of the platform. The Worker
 // and the Durable Objects build these from their bindings.
 
-export type Access = { ok: true } | { ok: false; code: "forbidden" | "not_found"; message: string };
+type Denied = { ok: false; code: "forbidden" | "not_found"; message: string };
+export type Access = { ok: true } | Denied;
+/** A visible channel, with the team hosting it (its topic is keyed by the host). */
+export type ChannelAccess = { ok: true; host: string } | Denied;
 
 /** Who may follow what: answered by the team's edge cache. */
 export interface TopicAccess {
   /** The viewer may see the channel (a private one only as a member, a guest only as a member). */
-  channel(team: string, viewer: string, channelId: string): Promise<Access>;
+  channel(team: string, viewer: string, channelId: string): Promise<ChannelAccess>;
   /** The viewer is an active member of the team. */
   team(team: string, viewer: string): Promise<Access>;
 }
 
+/** A user's profile as clients see it (the edge cache's user card). */
+export type Profile = { id: string } & Record<string, unknown>;
+
+/** Profiles for just-in-time annotation, each viewer seeing only whom the directory lets it see. */
+export interface ProfileSource {
+  /**
+   * The profiles of `users` that exist, and per viewer the ids among them it
+   * may not see (guests see only people they share a channel with). Viewers
+   * that are not active members get every id hidden.
+   */
+  profiles(
+    team: string,
+    viewers: string[],
+    users: string[],
+  ): Promise<{ profiles: Profile[]; hidden: Record<string, string[]> }>;
+}
+
+export type PublishResult = { ok: true; seq: number } | { ok: false; retryAfterMs: number };
+
+export interface PublishOptions {
+  /** Keep this event as the topic's current state for the key (presence per user). */
+  stateKey?: string;
+  /** A client's publish: subject to the topic's rate limit. System events never are. */
+  limited?: boolean;
+}
+
 /** Publishes an event (JSON text) to a topic, which numbers it. */
 export interface TopicPublisher {
-  publish(topicKey: string, eventJson: string): Promise<{ seq: number }>;
+  publish(topicKey: string, eventJson: string, options?: PublishOptions): Promise<PublishResult>;
 }

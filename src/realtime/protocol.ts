@@ -7,6 +7,9 @@
  *   `"channel:<id>"` or `"team"`; `since` is the last sequence number the
  *   client has seen of that topic (resume after a reconnect).
  * - `{ v: 1, type: "unsubscribe", id?, topics: [{ topic }] }`
+ * - `{ v: 1, type: "presence_sub", id?, users: [userId, ...] }`: follow these
+ *   users' presence (replaces the socket's list; `[]` stops). At most
+ *   MAX_PRESENCE_USERS. Answered by a snapshot, then only these users' changes.
  * - `{ v: 1, type: "ping", id? }`: answered `{ v: 1, type: "pong", id? }`. The
  *   exact text `{"v":1,"type":"ping"}` is answered by the runtime without waking
  *   the gateway (hibernation auto-response).
@@ -26,21 +29,39 @@
  *   are no longer in the topic's log (`gap_too_old`), or `since` is beyond the
  *   topic's sequence (`seq_ahead`). The client refetches that topic's state;
  *   the subscription stands and continues after `seq`.
- * - `{ v: 1, type: "unsubscribed", id?, topics: [topic] }`
+ * - `{ v: 1, type: "unsubscribed", id?, topics: [topic], reason? }`: answer
+ *   to an unsubscribe, or unasked with `reason: "access_revoked"` when the
+ *   user may no longer see the channel (removed from a private channel).
+ * - `{ v: 1, type: "user", user: { id, name, ... } }`: a profile, sent just
+ *   before the first event that names a user (message author or mention) this
+ *   socket has not been sent yet.
+ * - `{ v: 1, type: "presence", id?, users: [{ user, presence }] }`: with `id`,
+ *   the snapshot answering presence_sub (every listed user, "active" or
+ *   "away"); without, a change of one followed user.
  * - `{ v: 1, type: "error", id?, topic?, code, message }`. A bad frame gets an
  *   error and changes nothing; the socket stays open.
  *
- * Limits: a client frame is at most MAX_FRAME_BYTES (UTF-8); at most
+ * Limits: a socket sends at most FRAME_RATE frames a second (bursts of
+ * FRAME_BURST; beyond, `rate_limited` errors and the frame is dropped; a
+ * socket that keeps going is closed with RATE_LIMITED); a client frame is at most MAX_FRAME_BYTES (UTF-8); at most
  * MAX_TOPICS_PER_FRAME topics per frame; a socket's subscriptions must fit its
  * hibernation attachment (see socket-state.ts), about 500 channels;
  * beyond that a subscribe gets `too_many_topics` errors.
  */
 
+import { MAX_PRESENCE_USERS } from "./presence";
+
 export const PROTOCOL_VERSION = 1;
 export const MAX_FRAME_BYTES = 16 * 1024;
 export const MAX_TOPICS_PER_FRAME = 100;
+/** Client frames per second per socket (auto-answered pings do not count), and the burst allowed. */
+export const FRAME_RATE = 20;
+export const FRAME_BURST = 60;
+/** Frames dropped for rate before the socket is closed. */
+export const MAX_DROPPED_FRAMES = 100;
 const MAX_ID_LENGTH = 64;
 const CHANNEL_ID = /^[A-Za-z0-9_-]{1,40}$/;
+const USER_ID = /^[A-Za-z0-9_.@-]{1,64}$/;
 
 /** The ping that the gateway's runtime answers by itself (no wake-up). */
 export const PING_TEXT = '{"v":1,"type":"ping"}';
@@ -57,6 +78,7 @@ export interface TopicRequest {
 
 export type ClientFrame =
   | { v: 1; type: "subscribe"; id?: FrameId; topics: TopicRequest[] }
+  | { v: 1; type: "presence_sub"; id?: FrameId; users: string[] }
   | { v: 1; type: "unsubscribe"; id?: FrameId; topics: Array<{ topic: ClientTopic }> }
   | { v: 1; type: "ping"; id?: FrameId };
 
@@ -69,14 +91,55 @@ export type ErrorCode =
   | "forbidden"
   | "not_found"
   | "too_many_topics"
+  | "too_many_users"
+  | "rate_limited"
   | "unavailable";
 
 export type ReloadReason = "gap_too_old" | "seq_ahead";
 
+/**
+ * Close codes. A client that sees OVERLOADED or RATE_LIMITED waits the
+ * close reason's `retry_after_ms` (already jittered by the server, so a storm
+ * of rejected clients does not come back in lockstep), reconnects, and
+ * resubscribes with `since`: nothing is lost, only delayed.
+ * The reason is JSON, `{"code":"overloaded","retry_after_ms":1840}`, well
+ * under the 123-byte limit of a close reason.
+ */
+export const CLOSE_CODES = {
+  /** The gateway is admitting connections faster or beyond what it holds (RFC 6455 "try again later"). */
+  overloaded: 1013,
+  /** The connection sent frames faster than its limit. */
+  rate_limited: 4029,
+  /** The token expired while connected: get a new one, then reconnect. */
+  token_expired: 4001,
+  /** The user was deactivated: do not reconnect. */
+  deactivated: 4003,
+} as const;
+export type CloseCode = keyof typeof CLOSE_CODES;
+
+export function closeReason(code: CloseCode, retryAfterMs?: number): string {
+  return JSON.stringify(retryAfterMs === undefined ? { code } : { code, retry_after_ms: Math.round(retryAfterMs) });
+}
+
+/** The retry delay a close reason carries, or null when it carries none. */
+export function retryAfterOf(reason: string): number | null {
+  try {
+    const parsed: unknown = JSON.parse(reason);
+    if (isObject(parsed) && typeof parsed.retry_after_ms === "number" && parsed.retry_after_ms >= 0) {
+      return parsed.retry_after_ms;
+    }
+  } catch {
+    // not ours
+  }
+  return null;
+}
+
 export type ServerFrame =
   | { v: 1; type: "hello"; user: string; team: string; gateway: string }
   | { v: 1; type: "subscribed"; id?: FrameId; topics: Array<{ topic: ClientTopic; seq: number }> }
-  | { v: 1; type: "unsubscribed"; id?: FrameId; topics: ClientTopic[] }
+  | { v: 1; type: "unsubscribed"; id?: FrameId; topics: ClientTopic[]; reason?: "access_revoked" }
+  | { v: 1; type: "presence"; id?: FrameId; users: Array<{ user: string; presence: "active" | "away" }> }
+  | { v: 1; type: "user"; user: Record<string, unknown> }
   | { v: 1; type: "event"; topic: ClientTopic; seq: number; event: Record<string, unknown> }
   | { v: 1; type: "reload"; topic: ClientTopic; reason: ReloadReason; seq: number }
   | { v: 1; type: "pong"; id?: FrameId }
@@ -118,6 +181,12 @@ export function parseClientFrame(data: string | ArrayBuffer): ParseResult {
   switch (raw.type) {
     case "ping":
       return { ok: true, frame: { v: 1, type: "ping", ...idPart } };
+    case "presence_sub": {
+      const users = userList(raw.users);
+      if (typeof users === "string")
+        return withId(users.startsWith("at most") ? "too_many_users" : "invalid_frame", users);
+      return { ok: true, frame: { v: 1, type: "presence_sub", ...idPart, users } };
+    }
     case "subscribe":
     case "unsubscribe": {
       const topics = topicList(raw.topics, raw.type === "subscribe");
@@ -160,6 +229,16 @@ function topicList(value: unknown, allowSince: boolean): TopicRequest[] | string
     out.push(since === undefined ? { topic: entry.topic } : { topic: entry.topic, since });
   }
   return out;
+}
+
+/** A presence_sub's users, deduplicated, or what is wrong with them. */
+function userList(value: unknown): string[] | string {
+  if (!Array.isArray(value)) return "users must be an array of user ids";
+  if (value.length > MAX_PRESENCE_USERS) return `at most ${MAX_PRESENCE_USERS} users per socket`;
+  for (const [i, u] of value.entries()) {
+    if (typeof u !== "string" || !USER_ID.test(u)) return `users[${i}] must be a user id`;
+  }
+  return [...new Set(value as string[])];
 }
 
 /** undefined: absent; null: present but invalid. */

@@ -1,11 +1,14 @@
-import { type ClientTopic, isClientTopic } from "./protocol";
+import { isPresenceTopic } from "./presence";
+import { isClientTopic } from "./protocol";
+import type { SubTopic } from "./topics";
 
 // What a gateway knows about one socket, kept in the socket's hibernation
 // attachment so that a gateway woken from hibernation serves it exactly as
 // before: who it is and, per subscribed topic, the last sequence number sent
 // on it. The runtime limits an attachment to 16 KiB (serialized; it was 2 KiB
 // before workerd raised it in 2026), so it is stored compactly: channel topics
-// by id ("#C0123456789"), the team topic as "*". Whether subscriptions fit is
+// by id ("#C0123456789"), the team topic as "*", presence shards as "%3",
+// followed users' presence as a plain list. Whether subscriptions fit is
 // judged as if every seq were already at its largest possible value, so a
 // socket that fits never outgrows its attachment as sequence numbers grow:
 // about 500 Slack-style channels per socket.
@@ -21,7 +24,9 @@ export interface SocketState {
   user: string;
   gateway: string;
   /** Subscribed topics and the last sequence number sent for each. */
-  subs: Map<ClientTopic, number>;
+  subs: Map<SubTopic, number>;
+  /** Users whose presence the socket follows (their shards are in subs). */
+  presence: Set<string>;
 }
 
 interface Stored {
@@ -30,12 +35,14 @@ interface Stored {
   u: string;
   g: string;
   s: Record<string, number>;
+  p?: string[];
 }
 
 export function encodeState(state: SocketState): string {
   const s: Record<string, number> = {};
-  for (const [topic, seq] of state.subs) s[topic === "team" ? "*" : `#${topic.slice(8)}`] = seq;
+  for (const [topic, seq] of state.subs) s[compact(topic)] = seq;
   const stored: Stored = { i: state.sid, t: state.team, u: state.user, g: state.gateway, s };
+  if (state.presence.size > 0) stored.p = [...state.presence];
   return JSON.stringify(stored);
 }
 
@@ -49,12 +56,25 @@ export function decodeState(value: unknown): SocketState | null {
     return null;
   }
   if (!raw || typeof raw.i !== "string" || typeof raw.t !== "string" || typeof raw.u !== "string") return null;
-  const subs = new Map<ClientTopic, number>();
+  const subs = new Map<SubTopic, number>();
   for (const [k, seq] of Object.entries(raw.s ?? {})) {
-    const topic = k === "*" ? "team" : `channel:${k.slice(1)}`;
-    if (isClientTopic(topic) && typeof seq === "number") subs.set(topic, seq);
+    const topic = expand(k);
+    if (topic && typeof seq === "number") subs.set(topic, seq);
   }
-  return { sid: raw.i, team: raw.t, user: raw.u, gateway: String(raw.g ?? ""), subs };
+  const presence = new Set(Array.isArray(raw.p) ? raw.p.filter((u): u is string => typeof u === "string") : []);
+  return { sid: raw.i, team: raw.t, user: raw.u, gateway: String(raw.g ?? ""), subs, presence };
+}
+
+function compact(topic: SubTopic): string {
+  if (topic === "team") return "*";
+  if (topic.startsWith("presence:")) return `%${topic.slice("presence:".length)}`;
+  return `#${topic.slice("channel:".length)}`;
+}
+
+function expand(k: string): SubTopic | null {
+  if (k === "*") return "team";
+  const topic = k.startsWith("%") ? `presence:${k.slice(1)}` : `channel:${k.slice(1)}`;
+  return isClientTopic(topic) || isPresenceTopic(topic) ? topic : null;
 }
 
 /** Whether the state fits its attachment now and whatever its sequence numbers grow to. */

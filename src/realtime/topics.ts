@@ -1,7 +1,10 @@
+import type { PresenceTopic } from "./presence";
 import type { ClientTopic } from "./protocol";
 
-// Server-side names. A topic is one Topic Durable Object: `ch:<team>:<channel>`
-// for a channel, `team:<team>` for team-wide events. A gateway is one Gateway
+// Server-side names. A topic is one Topic Durable Object: `ch:<host>:<channel>`
+// for a channel (keyed by the team hosting it, so every team a shared channel
+// reaches publishes to and follows the same topic), `team:<team>` for
+// team-wide events, `presence:<team>:<n>` for a presence shard. A gateway is one Gateway
 // Durable Object: `gw:<team>:<n>`, a team's users spread over its shards by a
 // hash of the user id (many users per gateway, every socket of a user on the
 // same one).
@@ -9,8 +12,24 @@ import type { ClientTopic } from "./protocol";
 export const DEFAULT_GATEWAY_SHARDS = 4;
 const MAX_GATEWAY_SHARDS = 1024;
 
-export function topicKey(team: string, topic: ClientTopic): string {
-  return topic === "team" ? `team:${team}` : `ch:${team}:${topic.slice("channel:".length)}`;
+/** What a gateway socket can follow: the client's topics, and presence shards on its behalf. */
+export type SubTopic = ClientTopic | PresenceTopic;
+
+/** The topic object's name. `team` is the channel's host team for a channel topic. */
+export function topicKey(team: string, topic: SubTopic): string {
+  if (topic === "team") return `team:${team}`;
+  if (topic.startsWith("presence:")) return `presence:${team}:${topic.slice("presence:".length)}`;
+  return `ch:${team}:${topic.slice("channel:".length)}`;
+}
+
+/** The topic a topic object's name stands for, as a gateway indexes it (team ids never hold ':'; channel ids neither). */
+export function subTopicOfKey(key: string): SubTopic | null {
+  const parts = key.split(":");
+  if (parts[0] === "team" && parts.length === 2) return "team";
+  if (parts[0] === "ch" && parts.length === 3) return `channel:${parts[2]}`;
+  if (parts[0] === "presence" && parts.length === 3 && /^\d+$/.test(parts[2] ?? ""))
+    return `presence:${Number(parts[2])}`;
+  return null;
 }
 
 export function channelTopic(channelId: string): ClientTopic {
@@ -41,7 +60,7 @@ export function gatewayName(team: string, user: string, shards: number): string 
 }
 
 /** 32-bit FNV-1a over UTF-16 code units: stable, fast, well spread for short ids. */
-function fnv1a(s: string): number {
+export function fnv1a(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) {
     h ^= s.charCodeAt(i);

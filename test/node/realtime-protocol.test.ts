@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { postMessage } from "../../src/realtime/messages";
-import type { Access, TopicAccess } from "../../src/realtime/ports";
+import type { Access, ChannelAccess, TopicAccess } from "../../src/realtime/ports";
 import {
   eventFrame,
   frameBytes,
@@ -172,6 +172,7 @@ describe("socket state in the hibernation attachment", () => {
       ["team", 12],
       ...Array.from({ length: topics }, (_, i) => [`channel:C${String(i).padStart(10, "0")}`, 123456] as const),
     ]),
+    presence: new Set(),
   });
 
   it("round-trips", () => {
@@ -193,17 +194,17 @@ describe("socket state in the hibernation attachment", () => {
 
 describe("posting a message", () => {
   const allow: Access = { ok: true };
-  const access = (channel: Access): TopicAccess => ({ channel: async () => channel, team: async () => allow });
+  const access = (channel: ChannelAccess): TopicAccess => ({ channel: async () => channel, team: async () => allow });
 
-  it("publishes the event to the channel's topic of the poster's team", async () => {
-    const published: Array<[string, unknown]> = [];
+  it("publishes the event to the channel's topic, keyed by the team hosting the channel", async () => {
+    const published: Array<[string, unknown, unknown]> = [];
     const result = await postMessage(
       {
-        access: access(allow),
+        access: access({ ok: true, host: "THOST" }),
         publisher: {
-          async publish(key, json) {
-            published.push([key, JSON.parse(json)]);
-            return { seq: 42 };
+          async publish(key, json, options) {
+            published.push([key, JSON.parse(json), options]);
+            return { ok: true, seq: 42 };
           },
         },
       },
@@ -211,8 +212,23 @@ describe("posting a message", () => {
     );
     expect(result).toEqual({ ok: true, topic: "channel:C1", seq: 42 });
     expect(published).toEqual([
-      ["ch:T1:C1", { type: "message", channel: "C1", user: "U1", text: "hi", mentions: ["U2", "U3"], ts: 1000 }],
+      [
+        "ch:THOST:C1",
+        { type: "message", channel: "C1", user: "U1", text: "hi", mentions: ["U2", "U3"], ts: 1000 },
+        { limited: true },
+      ],
     ]);
+  });
+
+  it("answers 429 with the topic's retry delay when the channel is over its rate", async () => {
+    const result = await postMessage(
+      {
+        access: access({ ok: true, host: "T1" }),
+        publisher: { publish: async () => ({ ok: false, retryAfterMs: 120 }) },
+      },
+      { team: "T1", user: "U1", channelId: "C1", text: "hi", mentions: [], now: 1 },
+    );
+    expect(result).toMatchObject({ ok: false, status: 429, retryAfterMs: 120 });
   });
 
   it("publishes nothing for a channel the poster cannot see", async () => {
@@ -223,7 +239,7 @@ describe("posting a message", () => {
         publisher: {
           async publish() {
             calls++;
-            return { seq: 1 };
+            return { ok: true, seq: 1 };
           },
         },
       },

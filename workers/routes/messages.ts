@@ -4,7 +4,7 @@ import { teamCacheAccess } from "../../durable-objects/gateway/access";
 import { topicPublisher } from "../../durable-objects/topic/publisher";
 import { AppError } from "../../src/errors";
 import { MAX_MENTIONS, MAX_TEXT_LENGTH, postMessage } from "../../src/realtime/messages";
-import { type AppEnv, jsonBody } from "../http";
+import { type AppEnv, errorBody, jsonBody } from "../http";
 
 // POST /v1/channels/:channel/messages: the producer side of real-time
 // fan-out. The message travels to the channel's topic and from there to its
@@ -25,6 +25,10 @@ export const messageRoutes = new Hono<AppEnv>().post("/:channel/messages", async
     { access: teamCacheAccess(c.env), publisher: topicPublisher(c.env) },
     { team, user, channelId, text: body.text, mentions: body.mentions, now: c.get("deps").clock.now() },
   );
-  if (!result.ok) throw new AppError(result.status, result.status === 404 ? "not_found" : "forbidden", result.message);
-  return c.json({ topic: result.topic, seq: result.seq }, 201);
+  if (result.ok) return c.json({ topic: result.topic, seq: result.seq }, 201);
+  if (result.status === 429) {
+    c.header("retry-after", String(Math.max(1, Math.ceil(result.retryAfterMs / 1000))));
+    return c.json(errorBody("rate_limited", result.message, { retry_after_ms: result.retryAfterMs }), 429);
+  }
+  throw new AppError(result.status, result.status === 404 ? "not_found" : "forbidden", result.message);
 });
