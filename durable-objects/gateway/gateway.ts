@@ -636,15 +636,19 @@ export class Gateway extends DurableObject<Env> {
     head: number,
     notes: Annotations | null,
   ): number | null {
-    const frames = new Map<number, string | null>();
+    // Built once per event, sent to every socket that gets it.
+    const frames = new Map<number, { text: string; user?: string } | null>();
     const presence = isPresenceTopic(topic);
-    const frameOf = (e: TopicEvent): string | null => {
-      let text = frames.get(e.seq);
-      if (text === undefined) {
-        text = presence ? presenceFrame(e.json) : eventFrame(topic as ClientTopic, e.seq, e.json);
-        frames.set(e.seq, text);
+    const frameOf = (e: TopicEvent) => {
+      let built = frames.get(e.seq);
+      if (built === undefined) {
+        if (presence) {
+          const p = parsePresenceEvent(e.json);
+          built = p ? { text: presenceFrame(p.user, p.presence), user: p.user } : null;
+        } else built = { text: eventFrame(topic as ClientTopic, e.seq, e.json) };
+        frames.set(e.seq, built);
       }
-      return text;
+      return built;
     };
     let behind: number | null = null;
     for (const sid of sids) {
@@ -653,16 +657,12 @@ export class Gateway extends DurableObject<Env> {
       if (!conn || last === undefined) continue;
       const next = continuation(last, known, head);
       for (const e of next.send) {
-        if (presence) {
-          // A presence shard carries many users' changes; the socket gets its users' only.
-          const who = parsePresenceEvent(e.json)?.user;
-          const text = frameOf(e);
-          if (who !== undefined && text && conn.state.presence.has(who)) send(conn.ws, text);
-          continue;
-        }
+        const built = frameOf(e);
+        if (!built) continue;
+        // A presence shard carries many users' changes; a socket gets its users' only.
+        if (built.user !== undefined && !conn.state.presence.has(built.user)) continue;
         if (notes) this.sendProfiles(conn, notes, e.seq);
-        const text = frameOf(e);
-        if (text) send(conn.ws, text);
+        send(conn.ws, built.text);
       }
       if (next.last !== last) {
         conn.state.subs.set(topic, next.last);
@@ -903,10 +903,9 @@ export class Gateway extends DurableObject<Env> {
   }
 }
 
-/** A presence shard event as the client sees it (no seq: the socket sees only its users' share). */
-function presenceFrame(json: string): string | null {
-  const e = parsePresenceEvent(json);
-  return e ? frame({ v: 1, type: "presence", users: [{ user: e.user, presence: e.presence }] }) : null;
+/** A presence change as the client sees it (no seq: a socket sees only its users' share of the shard). */
+function presenceFrame(user: string, presence: PresenceState): string {
+  return frame({ v: 1, type: "presence", users: [{ user, presence }] });
 }
 
 function idOf(f: { id?: string | number }): { id?: string | number } {
