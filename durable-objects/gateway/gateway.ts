@@ -48,7 +48,14 @@ import { teamCacheAccess, teamCacheProfiles } from "./access";
 // sends each event to exactly its sockets subscribed to that topic, each
 // socket strictly in seq order: events a socket already has are skipped, and
 // a gap (a socket behind the events at hand) is filled from the topic's log
-// before anything newer is sent. On the way it
+// before anything newer is sent.
+//
+// Almost every socket of a topic is at the same point, so they share one
+// position: the topic's `delivered` seq, kept in the gateway's SQLite, and
+// such a socket's attachment records IN_SYNC instead of a number. Delivering
+// an event to N in-sync sockets is then N sends and one small write, not N
+// attachment rewrites. A socket that falls behind (or subscribes at another
+// point) records its own seq until it catches up and rejoins. On the way it
 // - sends a profile before the first message naming a user the socket has
 //   not been sent yet (just-in-time annotation),
 // - passes a presence shard's events only to sockets following that user,
@@ -66,6 +73,8 @@ const DEFAULT_MAX_SOCKETS = 20_000;
 const DEFAULT_ACCEPT_PER_SECOND = 1_000;
 /** A socket closed for its frame rate may come back after this (plus jitter). */
 const RATE_LIMIT_RETRY_MS = 5_000;
+/** A socket's recorded seq meaning "at the topic's shared delivered seq". */
+const IN_SYNC = -1;
 
 export interface GatewayStats {
   /** A fresh id per instance: it changes when the object was evicted and woken again. */
@@ -118,6 +127,8 @@ export class Gateway extends DurableObject<Env> {
   private readonly pending = new Map<SubTopic, number>();
   /** The highest seq this instance has heard of, per topic key. */
   private readonly heads = new Map<string, number>();
+  /** Per topic, the seq every in-sync socket has been sent (mirrors the `delivered` table). */
+  private delivered: Map<SubTopic, number> | null = null;
   private readonly topicQueues = new Map<string, Promise<unknown>>();
   private readonly socketQueues = new Map<string, Promise<unknown>>();
   /** Per socket, in memory only: frame rate bucket, frames dropped, profiles sent. */
@@ -130,9 +141,10 @@ export class Gateway extends DurableObject<Env> {
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_TEXT, PONG_TEXT));
     this.access = teamCacheAccess(env);
     this.profileSource = teamCacheProfiles(env);
-    ctx.storage.sql.exec(
-      "CREATE TABLE IF NOT EXISTS away_pending (user TEXT PRIMARY KEY, team TEXT NOT NULL, due INTEGER NOT NULL)",
-    );
+    ctx.storage.sql.exec(`
+      CREATE TABLE IF NOT EXISTS away_pending (user TEXT PRIMARY KEY, team TEXT NOT NULL, due INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS delivered (topic TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+    `);
   }
 
   /** A client connecting, forwarded by the Worker after it checked the token. */
@@ -440,7 +452,7 @@ export class Gateway extends DurableObject<Env> {
         continue;
       }
       const last = o.replay.at(-1)?.seq ?? o.seq;
-      conn.state.subs.set(o.topic, last);
+      this.place(conn.state, o.topic, last);
       accepted.push({ topic: o.topic, seq: last });
       started.push([o.key, o.topic]);
       this.heads.set(o.key, Math.max(this.heads.get(o.key) ?? 0, last));
@@ -448,7 +460,7 @@ export class Gateway extends DurableObject<Env> {
       if (o.reload) after.push(frame({ v: 1, type: "reload", topic: o.topic, reason: o.reload, seq: o.seq }));
     }
     for (const topic of already) {
-      const seq = conn.state.subs.get(topic);
+      const seq = this.lastOf(conn.state, topic);
       if (seq !== undefined) accepted.push({ topic, seq });
     }
     this.save(conn);
@@ -456,7 +468,7 @@ export class Gateway extends DurableObject<Env> {
     for (const text of out) send(conn.ws, text);
     if (accepted.length > 0) send(conn.ws, frame({ v: 1, type: "subscribed", ...idOf(f), topics: accepted }));
     for (const text of after) send(conn.ws, text);
-    this.catchUp(started);
+    this.catchUp(conn.state, started);
   }
 
   /** Checks access, registers this gateway with the topic, and fetches what `since` missed. */
@@ -560,7 +572,7 @@ export class Gateway extends DurableObject<Env> {
     for (const s of snapshots) {
       for (const [u, json] of Object.entries(s.state)) states.set(u, json);
       if (s.seq === null) continue;
-      conn.state.subs.set(s.topic, s.seq);
+      this.place(conn.state, s.topic, s.seq);
       this.heads.set(s.key, Math.max(this.heads.get(s.key) ?? 0, s.seq));
       this.indexAdd(sid, s.topic);
       started.push([s.key, s.topic]);
@@ -569,7 +581,7 @@ export class Gateway extends DurableObject<Env> {
     this.save(conn);
     const users = f.users.map((u) => ({ user: u, presence: presenceOf(states.get(u)) }));
     send(conn.ws, frame({ v: 1, type: "presence", ...idOf(f), users }));
-    this.catchUp(started);
+    this.catchUp(conn.state, started);
   }
 
   /** Runs `fn` with the topics counted as subscribed (a delivery meanwhile must not drop this gateway). */
@@ -586,9 +598,10 @@ export class Gateway extends DurableObject<Env> {
     }
   }
 
-  /** Events that reached this gateway while sockets were subscribing. */
-  private catchUp(started: Array<[string, SubTopic]>): void {
+  /** Events that reached this gateway while the socket was subscribing (none, usually: then nothing to do). */
+  private catchUp(state: SocketState, started: Array<[string, SubTopic]>): void {
     for (const [key, topic] of started) {
+      if ((this.heads.get(key) ?? 0) <= (this.lastOf(state, topic) ?? 0)) continue;
       void enqueue(this.topicQueues, key, () => this.sync(key, topic, [])).catch((error) =>
         console.error(`gateway: catch-up of ${key} failed`, error),
       );
@@ -650,13 +663,10 @@ export class Gateway extends DurableObject<Env> {
       }
       return built;
     };
-    let behind: number | null = null;
-    for (const sid of sids) {
-      const conn = this.conns?.get(sid);
-      const last = conn?.state.subs.get(topic);
-      if (!conn || last === undefined) continue;
-      const next = continuation(last, known, head);
-      for (const e of next.send) {
+    const base = this.deliveredMap().get(topic);
+    const group = base === undefined ? null : continuation(base, known, head);
+    const sendAll = (conn: Conn, events: TopicEvent[]) => {
+      for (const e of events) {
         const built = frameOf(e);
         if (!built) continue;
         // A presence shard carries many users' changes; a socket gets its users' only.
@@ -664,12 +674,38 @@ export class Gateway extends DurableObject<Env> {
         if (notes) this.sendProfiles(conn, notes, e.seq);
         send(conn.ws, built.text);
       }
-      if (next.last !== last) {
+    };
+    let behind: number | null = null;
+    let reachedHead = false;
+    const stuck = (at: number) => {
+      behind = behind === null ? at : Math.min(behind, at);
+    };
+    for (const sid of sids) {
+      const conn = this.conns?.get(sid);
+      const own = conn?.state.subs.get(topic);
+      if (!conn || own === undefined) continue;
+      if (own === IN_SYNC && group) {
+        sendAll(conn, group.send);
+        if (!group.complete) stuck(group.last);
+        continue;
+      }
+      const last = own === IN_SYNC ? (base ?? 0) : own;
+      const next = continuation(last, known, head);
+      sendAll(conn, next.send);
+      if (group && next.last === group.last) {
+        conn.state.subs.set(topic, IN_SYNC);
+        this.save(conn);
+      } else if (next.last !== own) {
         conn.state.subs.set(topic, next.last);
         this.save(conn);
       }
-      if (!next.complete) behind = behind === null ? next.last : Math.min(behind, next.last);
+      if (!next.complete) stuck(next.last);
+      else reachedHead = true;
     }
+    if (group && base !== undefined && group.last !== base) this.setDelivered(topic, group.last);
+    // No shared position (sockets from before it existed): start one at head;
+    // sockets there join it on the next delivery.
+    if (base === undefined && reachedHead) this.setDelivered(topic, head);
     return behind;
   }
 
@@ -696,7 +732,7 @@ export class Gateway extends DurableObject<Env> {
     let team: string | null = null;
     for (const sid of sids) {
       const conn = this.conns?.get(sid);
-      const last = conn?.state.subs.get(topic);
+      const last = conn ? this.lastOf(conn.state, topic) : undefined;
       if (!conn || last === undefined) continue;
       const sent = this.sent.get(sid);
       for (const [seq, users] of named) {
@@ -755,28 +791,35 @@ export class Gateway extends DurableObject<Env> {
     const stale: Conn[] = [];
     for (const sid of sids) {
       const conn = this.conns?.get(sid);
-      const last = conn?.state.subs.get(topic);
+      const last = conn ? this.lastOf(conn.state, topic) : undefined;
       if (!conn || last === undefined) continue;
       if (reason === "gap_too_old" ? last + 1 < oldest : last > seq) stale.push(conn);
     }
     if (stale.length === 0) return;
+    let target = seq;
+    let snapshot: Record<string, string> = {};
     if (isPresenceTopic(topic)) {
       const users = [...new Set(stale.flatMap((c) => [...c.state.presence]))].filter(
         (u) => presenceTopic(presenceShardOf(u)) === topic,
       );
       const snap = await this.topic(key).snapshot(key, users);
-      for (const conn of stale) {
-        const mine = users.filter((u) => conn.state.presence.has(u));
-        const list = mine.map((u) => ({ user: u, presence: presenceOf(snap.state[u]) }));
-        if (list.length > 0) send(conn.ws, frame({ v: 1, type: "presence", users: list }));
-        conn.state.subs.set(topic, Math.max(seq, snap.seq));
-        this.save(conn);
-      }
-      return;
+      snapshot = snap.state;
+      target = Math.max(seq, snap.seq);
+    }
+    // When the shared position itself is stale, every in-sync socket moves with it.
+    const base = this.deliveredMap().get(topic);
+    if (base !== undefined && (reason === "gap_too_old" ? base + 1 < oldest : base > seq)) {
+      this.setDelivered(topic, target);
     }
     for (const conn of stale) {
-      send(conn.ws, frame({ v: 1, type: "reload", topic: topic as ClientTopic, reason, seq }));
-      conn.state.subs.set(topic, seq);
+      if (isPresenceTopic(topic)) {
+        const list = [...conn.state.presence]
+          .filter((u) => presenceTopic(presenceShardOf(u)) === topic)
+          .map((u) => ({ user: u, presence: presenceOf(snapshot[u]) }));
+        if (list.length > 0) send(conn.ws, frame({ v: 1, type: "presence", users: list }));
+      } else send(conn.ws, frame({ v: 1, type: "reload", topic: topic as ClientTopic, reason, seq }));
+      if (conn.state.subs.get(topic) === IN_SYNC) continue;
+      this.place(conn.state, topic, target);
       this.save(conn);
     }
   }
@@ -895,7 +938,60 @@ export class Gateway extends DurableObject<Env> {
     const sids = this.byTopic.get(topic);
     if (!sids) return;
     sids.delete(sid);
-    if (sids.size === 0) this.byTopic.delete(topic);
+    if (sids.size === 0) {
+      this.byTopic.delete(topic);
+      // Nobody left at the shared position: the next subscriber starts a new one.
+      this.setDelivered(topic, null);
+    }
+  }
+
+  /**
+   * Records where a socket is in a topic: in sync when that is the topic's
+   * shared position (or there is none and nobody else follows: it starts
+   * one), else its own seq.
+   */
+  private place(state: SocketState, topic: SubTopic, seq: number): void {
+    const base = this.deliveredMap().get(topic);
+    if (base === undefined && !this.hasOthers(state.sid, topic)) {
+      this.setDelivered(topic, seq);
+      state.subs.set(topic, IN_SYNC);
+    } else if (base === seq) state.subs.set(topic, IN_SYNC);
+    else state.subs.set(topic, seq);
+  }
+
+  private hasOthers(sid: string, topic: SubTopic): boolean {
+    const sids = this.byTopic.get(topic);
+    return !!sids && (sids.size > 1 || (sids.size === 1 && !sids.has(sid)));
+  }
+
+  /** The last seq a socket was sent of a topic. */
+  private lastOf(state: SocketState, topic: SubTopic): number | undefined {
+    const own = state.subs.get(topic);
+    if (own !== IN_SYNC) return own;
+    return this.deliveredMap().get(topic) ?? 0;
+  }
+
+  private deliveredMap(): Map<SubTopic, number> {
+    if (this.delivered) return this.delivered;
+    this.delivered = new Map();
+    for (const row of this.ctx.storage.sql
+      .exec<{ topic: string; seq: number }>("SELECT topic, seq FROM delivered")
+      .toArray()) {
+      this.delivered.set(row.topic as SubTopic, Number(row.seq));
+    }
+    return this.delivered;
+  }
+
+  private setDelivered(topic: SubTopic, seq: number | null): void {
+    const map = this.deliveredMap();
+    if (seq === null) {
+      if (!map.has(topic)) return;
+      map.delete(topic);
+      this.ctx.storage.sql.exec("DELETE FROM delivered WHERE topic = ?", topic);
+      return;
+    }
+    map.set(topic, seq);
+    this.ctx.storage.sql.exec("INSERT OR REPLACE INTO delivered (topic, seq) VALUES (?, ?)", topic, seq);
   }
 
   private topic(key: string) {
