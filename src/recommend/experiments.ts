@@ -1,0 +1,73 @@
+import { z } from "zod";
+
+// Experiments: a user is assigned to an arm by a hash of the experiment's name
+// and the user id, so the same user sees the same arm on every request and
+// every isolate, and different experiments split users independently. Arms
+// map to model versions; the configuration lives outside the code (R2, set
+// by an admin API), so an arm changes without a deploy.
+
+export const HAND_TUNED = "hand_tuned";
+
+const armSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.-]{1,40}$/, "arm names are 1-40 letters, digits, _ . -"),
+  weight: z.number().positive().max(1_000_000),
+  /** `hand_tuned`, or a model as `<name>@<version>` of this source. */
+  model: z
+    .string()
+    .regex(/^(hand_tuned|[A-Za-z0-9_.-]{1,80}@[A-Za-z0-9_.:-]{1,80})$/, 'model is "hand_tuned" or "<name>@<version>"'),
+});
+
+export const experimentSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.-]{1,60}$/),
+  arms: z
+    .array(armSchema)
+    .min(1)
+    .max(20)
+    .refine((arms) => new Set(arms.map((a) => a.name)).size === arms.length, "arm names must be unique"),
+});
+
+export type Arm = z.infer<typeof armSchema>;
+export type Experiment = z.infer<typeof experimentSchema>;
+
+/** The model an arm names: null for the hand-tuned model. */
+export function armModel(arm: Arm): { name: string; version: string } | null {
+  if (arm.model === HAND_TUNED) return null;
+  const at = arm.model.lastIndexOf("@");
+  return { name: arm.model.slice(0, at), version: arm.model.slice(at + 1) };
+}
+
+/** Where in [0, 1) a user falls for an experiment: uniform, stable, independent across experiments. */
+export function bucketOf(experiment: string, user: string): number {
+  return mix32(fnv1a(`${experiment}\u0000${user}`)) / 2 ** 32;
+}
+
+export function assignArm(experiment: Experiment, user: string): Arm {
+  const total = experiment.arms.reduce((sum, a) => sum + a.weight, 0);
+  const point = bucketOf(experiment.name, user) * total;
+  let acc = 0;
+  for (const arm of experiment.arms) {
+    acc += arm.weight;
+    if (point < acc) return arm;
+  }
+  return experiment.arms.at(-1) as Arm;
+}
+
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/** murmur3's finalizer: FNV alone leaves the low bits of similar strings correlated. */
+function mix32(h: number): number {
+  let x = h;
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x85ebca6b);
+  x ^= x >>> 13;
+  x = Math.imul(x, 0xc2b2ae35);
+  x ^= x >>> 16;
+  return x >>> 0;
+}

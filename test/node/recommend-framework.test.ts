@@ -1,0 +1,191 @@
+import { describe, expect, it } from "vitest";
+import { platformRegistry } from "../../src/metrics/platform-metrics";
+import { Registry } from "../../src/metrics/registry";
+import { armModel, assignArm, bucketOf, type Experiment, experimentSchema } from "../../src/recommend/experiments";
+import {
+  type Candidate,
+  RecommendError,
+  type Recommender,
+  type RecRequest,
+  runRecommender,
+  type Scorer,
+} from "../../src/recommend/pipeline";
+
+// The recommend framework's rules, on tiny fixture steps: merging fetchers,
+// optional steps degrading, required ones failing, ordering, experiments and
+// the metrics registry.
+
+const req: RecRequest = { team: "T1", user: "U1", source: "test", limit: 3, context: {}, now: 0 };
+
+const byFeature = (name: string): Scorer => ({
+  name: "by-feature",
+  version: "1",
+  kind: "hand_tuned",
+  async score(rows) {
+    return rows.map((r) => Number(r[name] ?? 0));
+  },
+});
+
+function recommender(over: Partial<Recommender<null>> = {}): Recommender<null> {
+  return {
+    source: "test",
+    corpus: "channel",
+    candidates: 100,
+    fetchers: [
+      { kind: "fetch", name: "a", run: async () => [{ id: "C1", features: { x: 1 } }, { id: "C2" }] },
+      {
+        kind: "fetch",
+        name: "b",
+        run: async () => [
+          { id: "C2", features: { x: 5 } },
+          { id: "C3", features: { x: 3 } },
+        ],
+      },
+    ],
+    filters: [],
+    augmenters: [],
+    rerankers: [],
+    handTuned: byFeature("x"),
+    ...over,
+  };
+}
+
+describe("runRecommender", () => {
+  it("merges fetchers by id, scores, and ranks highest first", async () => {
+    const out = await runRecommender(recommender(), req, null, byFeature("x"));
+    expect(out.items.map((c) => [c.id, c.score, c.from])).toEqual([
+      ["C2", 5, ["a", "b"]],
+      ["C3", 3, ["b"]],
+      ["C1", 1, ["a"]],
+    ]);
+    expect(out.degraded).toEqual([]);
+    expect(out.steps.map((s) => [s.step, s.kind, s.out])).toEqual([
+      ["a", "fetch", 2],
+      ["b", "fetch", 2],
+      ["by-feature@1", "score", 3],
+    ]);
+  });
+
+  it("skips a failing optional step and says so; a failing required step fails the request", async () => {
+    const flaky = recommender({
+      augmenters: [
+        {
+          kind: "augment",
+          name: "slow-store",
+          optional: true,
+          run: async () => {
+            throw new Error("timeout");
+          },
+        },
+      ],
+    });
+    const out = await runRecommender(flaky, req, null, byFeature("x"));
+    expect(out.degraded).toEqual([{ step: "slow-store", error: "timeout" }]);
+    expect(out.items).toHaveLength(3);
+    const strict = recommender({
+      filters: [
+        {
+          kind: "filter",
+          name: "visibility",
+          run: async () => {
+            throw new Error("cache down");
+          },
+        },
+      ],
+    });
+    await expect(runRecommender(strict, req, null, byFeature("x"))).rejects.toBeInstanceOf(RecommendError);
+  });
+
+  it("applies filters before scoring, rerankers after, then the limit; ties break by id", async () => {
+    const rec = recommender({
+      filters: [{ kind: "filter", name: "no-C3", run: async (_r, cs) => cs.filter((c) => c.id !== "C3") }],
+      augmenters: [
+        {
+          kind: "augment",
+          name: "flat",
+          run: async (_r, cs) => {
+            for (const c of cs) c.features.x = 1;
+          },
+        },
+      ],
+      rerankers: [{ kind: "rerank", name: "reverse", run: async (_r, cs: Candidate[]) => [...cs].reverse() }],
+    });
+    const out = await runRecommender(rec, { ...req, limit: 1 }, null, byFeature("x"));
+    expect(out.scored.map((c) => c.id)).toEqual(["C1", "C2"]);
+    expect(out.items.map((c) => c.id)).toEqual(["C2"]);
+  });
+});
+
+describe("experiments", () => {
+  const exp: Experiment = {
+    name: "cb-2026-11",
+    arms: [
+      { name: "control", weight: 1, model: "hand_tuned" },
+      { name: "lr", weight: 1, model: "channel_browser-lr@v2" },
+      { name: "xgb", weight: 2, model: "channel_browser-xgboost@v2" },
+    ],
+  };
+
+  it("assigns a user to the same arm every time, in proportion to the weights", () => {
+    const users = Array.from({ length: 20_000 }, (_, i) => `U${i}`);
+    const counts: Record<string, number> = {};
+    for (const u of users) {
+      const arm = assignArm(exp, u).name;
+      expect(assignArm(exp, u).name).toBe(arm);
+      counts[arm] = (counts[arm] ?? 0) + 1;
+    }
+    expect((counts.control ?? 0) / users.length).toBeCloseTo(0.25, 1);
+    expect((counts.xgb ?? 0) / users.length).toBeCloseTo(0.5, 1);
+  });
+
+  it("splits users independently across experiments", () => {
+    const users = Array.from({ length: 10_000 }, (_, i) => `U${i}`);
+    let both = 0;
+    for (const u of users) if (bucketOf("e1", u) < 0.5 && bucketOf("e2", u) < 0.5) both++;
+    expect(both / users.length).toBeCloseTo(0.25, 1);
+  });
+
+  it("validates the configuration and reads arm models", () => {
+    expect(experimentSchema.safeParse(exp).success).toBe(true);
+    expect(experimentSchema.safeParse({ name: "x", arms: [] }).success).toBe(false);
+    expect(experimentSchema.safeParse({ name: "x", arms: [{ name: "a", weight: 1, model: "lr" }] }).success).toBe(
+      false,
+    );
+    expect(armModel({ name: "a", weight: 1, model: "hand_tuned" })).toBeNull();
+    expect(armModel({ name: "a", weight: 1, model: "cb-lr@2026-11-24.1" })).toEqual({
+      name: "cb-lr",
+      version: "2026-11-24.1",
+    });
+  });
+});
+
+describe("metrics registry", () => {
+  it("renders counters and cumulative histograms in Prometheus text", () => {
+    const r = platformRegistry();
+    r.inc("http_requests_total", { route: "/v1/recommend", status: "200" });
+    r.inc("http_requests_total", { status: "200", route: "/v1/recommend" });
+    r.observe("rec_model_scoring_ms", { source: "channel_browser", model: "lr" }, 0.7);
+    r.observe("rec_model_scoring_ms", { source: "channel_browser", model: "lr" }, 30);
+    const text = r.render();
+    expect(text).toContain('http_requests_total{route="/v1/recommend",status="200"} 2');
+    expect(text).toContain('rec_model_scoring_ms_bucket{model="lr",source="channel_browser",le="0.5"} 0');
+    expect(text).toContain('rec_model_scoring_ms_bucket{model="lr",source="channel_browser",le="1"} 1');
+    expect(text).toContain('rec_model_scoring_ms_bucket{model="lr",source="channel_browser",le="+Inf"} 2');
+    expect(text).toContain('rec_model_scoring_ms_sum{model="lr",source="channel_browser"} 30.7');
+    expect(text).toContain('rec_model_scoring_ms_count{model="lr",source="channel_browser"} 2');
+    expect(text).toContain("# TYPE rec_served_items_total counter");
+  });
+
+  it("merges snapshots from several isolates by addition, and take() starts over", () => {
+    const a = platformRegistry();
+    const b = platformRegistry();
+    const total = platformRegistry();
+    a.inc("rec_served_items_total", { source: "s", arm: "x" }, 3);
+    b.inc("rec_served_items_total", { source: "s", arm: "x" }, 4);
+    total.merge(a.take());
+    total.merge(b.take());
+    total.merge(a.take());
+    expect(total.render()).toContain('rec_served_items_total{arm="x",source="s"} 7');
+    expect(() => new Registry([]).inc("nope")).toThrow(/unknown metric/);
+  });
+});
