@@ -1,9 +1,10 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { AppError } from "../src/errors";
-import { requireToken } from "./auth";
+import { requirePlatform, requireToken } from "./auth";
 import { depsFor } from "./deps";
 import { type AppEnv, errorBody } from "./http";
+import { countRequests, renderMetrics } from "./metrics";
 import { adminRoutes } from "./routes/admin";
 import { directoryRoutes } from "./routes/directory";
 import { directoryAdminRoutes } from "./routes/directory-admin";
@@ -19,13 +20,26 @@ export function createApp() {
   const app = new Hono<AppEnv>();
 
   app.onError((err, c) => {
-    if (err instanceof AppError) return c.json(errorBody(err.code, err.message, err.details), err.status);
+    if (err instanceof AppError) {
+      c.set("errorCode", err.code);
+      return c.json(errorBody(err.code, err.message, err.details), err.status);
+    }
     console.error("unhandled error", err);
+    c.set("errorCode", "internal");
     return c.json(errorBody("internal", "internal error"), 500);
   });
-  app.notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404));
+  app.use("*", countRequests);
+  app.notFound((c) => {
+    c.set("errorCode", "not_found");
+    return c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404);
+  });
 
   app.get("/healthz", (c) => c.json({ ok: true, storage: c.env.STORAGE }));
+  // Prometheus text for the whole deployment; scrapers send a platform token.
+  app.get("/metrics", requireToken, async (c) => {
+    requirePlatform(c);
+    return c.text(await renderMetrics(c.env), 200, { "content-type": "text/plain; version=0.0.4" });
+  });
 
   const tooLarge = (limit: number) => () => {
     throw new AppError(413, "payload_too_large", `request body larger than ${limit} bytes`);

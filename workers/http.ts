@@ -7,7 +7,11 @@ import type { Deps } from "./deps";
 // Transport plumbing shared by the routes: the Hono env type, body parsing
 // with zod, and the JSON error shape.
 
-export type AppEnv = { Bindings: Env; Variables: { claims: Claims; deps: Deps } };
+export type AppEnv = {
+  Bindings: Env;
+  /** recSource and errorCode label the request's metrics (workers/metrics.ts). */
+  Variables: { claims: Claims; deps: Deps; recSource: string; errorCode: string };
+};
 export type AppContext = Context<AppEnv>;
 
 export function errorBody(code: string, message: string, details?: unknown) {

@@ -6,6 +6,7 @@ import { sweepStaleTeams } from "./scheduled";
 // the cron sweep is `scheduled`. Durable Object classes are exported here too.
 
 export { Gateway } from "../durable-objects/gateway/gateway";
+export { Metrics } from "../durable-objects/metrics/metrics";
 export { SharedChannel } from "../durable-objects/shared-channel/shared-channel";
 export { TeamCache } from "../durable-objects/team-cache/team-cache";
 export { Topic } from "../durable-objects/topic/topic";
