@@ -1,6 +1,7 @@
 import { coveredByLastHeal, healTeam } from "../src/domains/healer";
 import type { DomainMutationMessage, HealRequest } from "../src/domains/messages";
 import { applyMutationBatch } from "../src/domains/mutation-consumer";
+import { logObjects, type RecLogMessage, recLogMessageSchema } from "../src/recommend/logs";
 import { isRole } from "../src/teams/model";
 import { depsFor } from "./deps";
 
@@ -14,6 +15,7 @@ const BUSY_RETRY_SECONDS = 15;
 export async function handleQueue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   if (batch.queue.startsWith("domain-mutations")) return consumeMutations(batch, env);
   if (batch.queue.startsWith("heals")) return consumeHeals(batch, env);
+  if (batch.queue.startsWith("rec-logs")) return consumeRecLogs(batch, env);
   console.error(`no consumer for queue ${batch.queue}; retrying`);
   batch.retryAll();
 }
@@ -74,4 +76,21 @@ function isHealRequest(b: unknown): b is HealRequest {
   if (!b || typeof b !== "object") return false;
   const r = b as Partial<HealRequest>;
   return r.v === 1 && typeof r.teamId === "string" && typeof r.requestedAt === "number";
+}
+
+/** Served answers and feedback to the log store, one NDJSON object per source, day and batch. */
+async function consumeRecLogs(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  const valid: Array<{ id: string; body: RecLogMessage }> = [];
+  for (const m of batch.messages) {
+    const parsed = recLogMessageSchema.safeParse(m.body);
+    if (parsed.success) valid.push({ id: m.id, body: parsed.data });
+    else console.error("dropping malformed rec-log message", m.id);
+  }
+  // All or nothing: a failed put retries the whole batch, which rewrites the same objects.
+  await Promise.all(
+    logObjects(valid).map((o) =>
+      env.REC_LOG_STORE.put(o.key, o.body, { httpMetadata: { contentType: "application/x-ndjson" } }),
+    ),
+  );
+  batch.ackAll();
 }

@@ -1,0 +1,87 @@
+import { z } from "zod";
+
+// What the recommend API logs for training: every served answer with the
+// features each item was scored on, and every piece of feedback. Numeric
+// ids and counts only, never text. Messages travel through the rec-logs
+// queue; its consumer appends them to the log store (R2) as NDJSON, one
+// object per source, day and batch:
+//   rec-logs/source=<source>/day=<YYYY-MM-DD>/<batch>.ndjson
+// The batch name is a hash of the batch's message ids, so a retried batch
+// overwrites its own object; each line carries its message id, so readers
+// drop the duplicates a regrouped retry could still leave.
+
+export const FEEDBACK_ACTIONS = ["impression", "click", "dismiss"] as const;
+export type FeedbackAction = (typeof FEEDBACK_ACTIONS)[number];
+
+const servedItem = z.object({
+  item: z.string(),
+  rank: z.number().int().nonnegative(),
+  score: z.number(),
+  features: z.record(z.string(), z.number()),
+});
+
+export const recLogMessageSchema = z.discriminatedUnion("kind", [
+  z.object({
+    kind: z.literal("served"),
+    request_id: z.string(),
+    team: z.string(),
+    user: z.string(),
+    source: z.string(),
+    experiment: z.string(),
+    arm: z.string(),
+    model: z.string(),
+    version: z.string(),
+    fallback: z.boolean(),
+    ts: z.number(),
+    items: z.array(servedItem),
+  }),
+  z.object({
+    kind: z.literal("feedback"),
+    request_id: z.string(),
+    team: z.string(),
+    user: z.string(),
+    source: z.string(),
+    arm: z.string(),
+    item: z.string(),
+    action: z.enum(FEEDBACK_ACTIONS),
+    ts: z.number(),
+  }),
+]);
+export type RecLogMessage = z.infer<typeof recLogMessageSchema>;
+
+/** Messages grouped into the log objects they belong to, each with its NDJSON body. */
+export function logObjects(
+  messages: ReadonlyArray<{ id: string; body: RecLogMessage }>,
+): Array<{ key: string; body: string; count: number }> {
+  const groups = new Map<string, Array<{ id: string; body: RecLogMessage }>>();
+  for (const m of messages) {
+    const prefix = `rec-logs/source=${safe(m.body.source)}/day=${new Date(m.body.ts).toISOString().slice(0, 10)}`;
+    const list = groups.get(prefix);
+    if (list) list.push(m);
+    else groups.set(prefix, [m]);
+  }
+  return [...groups].map(([prefix, list]) => ({
+    key: `${prefix}/${batchName(list.map((m) => m.id))}.ndjson`,
+    body: `${list.map((m) => JSON.stringify({ message_id: m.id, ...m.body })).join("\n")}\n`,
+    count: list.length,
+  }));
+}
+
+function safe(s: string): string {
+  return s.replace(/[^A-Za-z0-9_-]/g, "_");
+}
+
+/** A stable name for a set of message ids (order-independent), 16 hex digits. */
+function batchName(ids: string[]): string {
+  let h1 = 0x811c9dc5;
+  let h2 = 0x01000193;
+  for (const id of [...ids].sort()) {
+    for (let i = 0; i < id.length; i++) {
+      h1 = Math.imul(h1 ^ id.charCodeAt(i), 0x01000193);
+      h2 = Math.imul(h2 ^ id.charCodeAt(i), 0x5bd1e995);
+    }
+    h1 = Math.imul(h1 ^ 0x2c, 0x01000193);
+    h2 = Math.imul(h2 ^ 0x2c, 0x5bd1e995);
+  }
+  return (h1 >>> 0).toString(16).padStart(8, "0") + (h2 >>> 0).toString(16).padStart(8, "0");
+}
