@@ -1,0 +1,446 @@
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { gzipSync } from "node:zlib";
+import { convertV4MiniflareOptions, Log, LogLevel, Miniflare } from "miniflare";
+import * as ortNode from "onnxruntime-node";
+import { linearParamsSchema } from "../src/models/linear";
+import { featureMatrix, type ModelManifest, parseManifest } from "../src/models/manifest";
+import { type BenchResult, bundle, compare, median, percentile, postJson, printTable, writeResults } from "./harness";
+import { BATCH, benchRecords } from "./recommend-rows";
+import type { ColdResult, LoopResult, ScoreOp } from "./recommend-worker";
+
+// npm run bench:recommend [-- --quick]
+//
+// Sections (each an exported function returning BenchResult[], so more slot in):
+// - scoring: one batch of 500 candidates through the fixture models
+//   (test/fixtures/models: LR, and XGBoost with 200 trees of depth 6) inside
+//   workerd with onnxruntime-web (wasm, one thread; bench/recommend-worker.ts
+//   served by Miniflare), side by side in the same run with onnxruntime-node
+//   (native, one intra-op thread, same models and rows, in this process) and
+//   the plain TypeScript LR (in workerd). Server-side per-batch time is a
+//   loop inside the Worker minus an empty loop, native time a loop in Node;
+//   the loops of all sides are interleaved, median of REPEATS. The
+//   client-seen time is one HTTP request per batch.
+// - bundle: gzip size of the bench Worker and of the main Worker with the
+//   model runtime included, against the Workers size limits.
+
+const QUICK = process.argv.includes("--quick");
+const REPEATS = QUICK ? 3 : 7;
+/** Each timed loop runs about this long. */
+const LOOP_TARGET_MS = QUICK ? 150 : 400;
+const HTTP_RUNS = QUICK ? 40 : 150;
+const WARMUP = 10;
+const FIXTURES = "test/fixtures/models";
+const MIB = 1024 * 1024;
+/** Workers script size limits, after compression (https://developers.cloudflare.com/workers/platform/limits/). */
+const LIMIT_FREE_MIB = 3;
+const LIMIT_PAID_MIB = 10;
+
+export interface SectionOptions {
+  quick: boolean;
+}
+
+function manifestAt(dir: string): ModelManifest {
+  const parsed = parseManifest(readFileSync(join(dir, "manifest.json"), "utf8"));
+  if (!parsed.ok) throw new Error(`${dir}: ${parsed.message}`);
+  return parsed.manifest;
+}
+
+const round = (n: number, digits = 4) => Number(n.toPrecision(digits));
+
+// --- onnxruntime-node, in this process ---------------------------------------------
+
+interface NativeModel {
+  run(): Promise<Float32Array>;
+  release(): Promise<void>;
+}
+
+async function nativeModel(dir: string, matrix: Float32Array): Promise<NativeModel> {
+  const manifest = manifestAt(dir);
+  // One intra-op thread: the same budget the wasm build has, and the fair native baseline on a 2-core box.
+  const session = await ortNode.InferenceSession.create(readFileSync(join(dir, "model.onnx")), {
+    intraOpNumThreads: 1,
+    interOpNumThreads: 1,
+    executionMode: "sequential",
+  });
+  const width = manifest.features.length;
+  return {
+    async run() {
+      const out = await session.run({
+        [manifest.input]: new ortNode.Tensor("float32", matrix, [matrix.length / width, width]),
+      });
+      return out[manifest.output.name]?.data as Float32Array;
+    },
+    release: () => session.release(),
+  };
+}
+
+/**
+ * Something timed in loops: `loop(n)` runs it n times and returns the loop's
+ * ms with an empty loop of n already subtracted.
+ */
+interface Timed {
+  loop(n: number): Promise<number>;
+}
+
+/** Loop size for about LOOP_TARGET_MS a loop; the calibration runs double as warm-up (JIT, wasm tiers). */
+async function calibrate(t: Timed): Promise<number> {
+  let n = 5;
+  for (let i = 0; i < 8; i++) {
+    const ms = await t.loop(n);
+    if (ms >= LOOP_TARGET_MS / 2 && i > 0) break;
+    // Below a few ms the timer's own jitter dominates: grow tenfold instead of extrapolating.
+    n = Math.min(100_000, ms < 5 ? n * 10 : Math.max(n, Math.ceil((LOOP_TARGET_MS * n) / ms)));
+  }
+  return n;
+}
+
+/**
+ * ms per op of each, median of REPEATS loops. The repeats are interleaved
+ * (a loop of each, then again) so that a noisy neighbour on a shared machine
+ * hits every side alike, which keeps the ratios steadier than the values.
+ */
+async function perOp<K extends string>(sides: Record<K, Timed>): Promise<Record<K, { perOp: number; n: number }>> {
+  const keys = Object.keys(sides) as K[];
+  const ns = {} as Record<K, number>;
+  for (const k of keys) ns[k] = await calibrate(sides[k]);
+  const samples = Object.fromEntries(keys.map((k) => [k, [] as number[]])) as Record<K, number[]>;
+  for (let r = 0; r < REPEATS; r++) {
+    for (const k of keys) samples[k].push((await sides[k].loop(ns[k])) / ns[k]);
+  }
+  return Object.fromEntries(keys.map((k) => [k, { perOp: median(samples[k]), n: ns[k] }])) as Record<
+    K,
+    { perOp: number; n: number }
+  >;
+}
+
+/** `fn` in this process. */
+function nodeTimed(fn: () => Promise<unknown>): Timed {
+  return {
+    async loop(n) {
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) await fn();
+      const t1 = performance.now();
+      for (let i = 0; i < n; i++) await Promise.resolve();
+      return t1 - t0 - (performance.now() - t1);
+    },
+  };
+}
+
+// --- the bench Worker in Miniflare -----------------------------------------------
+
+interface BenchWorker {
+  url: string;
+  close(): Promise<void>;
+}
+
+async function startBenchWorker(outdir: string): Promise<BenchWorker> {
+  // The dry-run build is the main module plus the .wasm and .onnx files it imports by relative name.
+  const extra = readdirSync(outdir).flatMap((f): Array<{ type: "CompiledWasm" | "Data"; path: string }> => {
+    if (f.endsWith(".wasm")) return [{ type: "CompiledWasm", path: join(outdir, f) }];
+    if (f.endsWith(".onnx")) return [{ type: "Data", path: join(outdir, f) }];
+    return [];
+  });
+  const mf = new Miniflare(
+    convertV4MiniflareOptions({
+      modules: [{ type: "ESModule", path: join(outdir, "recommend-worker.js") }, ...extra],
+      modulesRoot: outdir,
+      compatibilityDate: "2026-11-01",
+      compatibilityFlags: ["nodejs_compat"],
+      cf: false, // no fetch of Request.cf from the network
+      log: new Log(LogLevel.WARN),
+    }),
+  );
+  const url = (await mf.ready).toString().replace(/\/$/, "");
+  return { url, close: () => mf.dispose() };
+}
+
+/** An op inside the bench Worker, timed there (see LoopResult); `stood` notes a loop during which workerd's clock stood still. */
+function workerTimed(url: string, op: ScoreOp, stood: { any: boolean }): Timed {
+  const run = (o: ScoreOp, n: number) => postJson<LoopResult>(`${url}/bench/loop`, { op: o, n });
+  return {
+    async loop(n) {
+      const full = await run(op, n);
+      const empty = await run("empty", n);
+      stood.any ||= full.msBeforeIo < 0.5 * (full.ms - full.msIo);
+      return full.ms - full.msIo - (empty.ms - empty.msIo);
+    },
+  };
+}
+
+/** Client-seen ms for one batch over HTTP: p50 and p99 of sequential requests. */
+async function httpTimes(url: string, op: ScoreOp): Promise<{ p50: number; p99: number; runs: number }> {
+  const once = async () => {
+    const t0 = performance.now();
+    await postJson<{ scores: number[] }>(`${url}/bench/score`, { op });
+    return performance.now() - t0;
+  };
+  for (let i = 0; i < WARMUP; i++) await once();
+  const times: number[] = [];
+  for (let i = 0; i < HTTP_RUNS; i++) times.push(await once());
+  return { p50: percentile(times, 50), p99: percentile(times, 99), runs: HTTP_RUNS };
+}
+
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  if (a.length !== b.length) return Number.POSITIVE_INFINITY;
+  let w = 0;
+  for (let i = 0; i < a.length; i++) w = Math.max(w, Math.abs((a[i] as number) - (b[i] as number)));
+  return w;
+};
+
+// --- sections ------------------------------------------------------------------------
+
+/** Scoring one batch of 500: ort-web in workerd vs ort-node native vs plain TypeScript LR. */
+export async function scoringSection(_options: SectionOptions): Promise<BenchResult[]> {
+  const outdir = bundle("bench/wrangler.recommend.toml", ".bench/recommend");
+  const worker = await startBenchWorker(outdir);
+  const lrDir = join(FIXTURES, "lr");
+  const xgbDir = join(FIXTURES, "xgboost");
+  const matrix = featureMatrix(manifestAt(lrDir), benchRecords());
+  const native = { lr: await nativeModel(lrDir, matrix), xgboost: await nativeModel(xgbDir, matrix) };
+  try {
+    // First use in the fresh isolate, before anything else touches the runtime.
+    const cold = await postJson<ColdResult>(`${worker.url}/bench/cold`, {});
+
+    // The same rows must give the same scores everywhere.
+    const agree = async (op: ScoreOp, reference: Float32Array) =>
+      maxDiff((await postJson<{ scores: number[] }>(`${worker.url}/bench/score`, { op })).scores, reference);
+    const nativeLr = await native.lr.run();
+    const nativeXgb = await native.xgboost.run();
+    const diffs = {
+      lr: await agree("ort-lr", nativeLr),
+      xgboost: await agree("ort-xgboost", nativeXgb),
+      tsLr: await agree("ts-lr", nativeLr),
+    };
+    for (const [k, d] of Object.entries(diffs)) {
+      if (!(d <= 1e-5)) console.warn(`warning: ${k} scores differ from onnxruntime-node by ${d}`);
+    }
+    linearParamsSchema.parse(JSON.parse(readFileSync(join(lrDir, "linear.json"), "utf8")));
+
+    const stood = { any: false };
+    const t = await perOp({
+      webLr: workerTimed(worker.url, "ort-lr", stood),
+      nodeLr: nodeTimed(native.lr.run),
+      webXgb: workerTimed(worker.url, "ort-xgboost", stood),
+      nodeXgb: nodeTimed(native.xgboost.run),
+      tsLr: workerTimed(worker.url, "ts-lr", stood),
+      assemble: workerTimed(worker.url, "assemble", stood),
+    });
+    const web = { lr: t.webLr, xgboost: t.webXgb, tsLr: t.tsLr, assemble: t.assemble };
+    const node = { lr: t.nodeLr, xgboost: t.nodeXgb };
+    const http = { lr: await httpTimes(worker.url, "ort-lr"), xgboost: await httpTimes(worker.url, "ort-xgboost") };
+
+    const loopNote = (n: number, nodeN?: number) =>
+      `median of ${REPEATS} loops of ${n} batches inside the Worker, empty loop subtracted${nodeN ? `; native: ${REPEATS} loops of ${nodeN} in Node, onnxruntime-node 1.30 with 1 intra-op thread` : ""}; loops of all sides interleaved`;
+    const target = ">= 0.77 (within 1.3x of native)";
+    return [
+      compare(
+        {
+          name: `LR score, batch ${BATCH} (ort-web in workerd)`,
+          unit: "ms",
+          better: "lower",
+          value: round(web.lr.perOp),
+          target,
+          runs: REPEATS,
+          notes: `${loopNote(web.lr.n, node.lr.n)}; max |ort-web − native| ${diffs.lr.toExponential(1)}`,
+        },
+        { name: "onnxruntime-node (native)", value: round(node.lr.perOp) },
+      ),
+      compare(
+        {
+          name: `XGBoost 200 trees score, batch ${BATCH} (ort-web in workerd)`,
+          unit: "ms",
+          better: "lower",
+          value: round(web.xgboost.perOp),
+          target,
+          runs: REPEATS,
+          notes: `${loopNote(web.xgboost.n, node.xgboost.n)}; max |ort-web − native| ${diffs.xgboost.toExponential(1)}`,
+        },
+        { name: "onnxruntime-node (native)", value: round(node.xgboost.perOp) },
+      ),
+      compare(
+        {
+          name: `LR score, batch ${BATCH}: ort-web vs plain TS (both in workerd)`,
+          unit: "ms",
+          better: "lower",
+          value: round(web.lr.perOp),
+          runs: REPEATS,
+          notes: `plain TS LR (src/models/linear.ts, float64): ${loopNote(web.tsLr.n)}; max |TS − native| ${diffs.tsLr.toExponential(1)}`,
+        },
+        { name: "plain TypeScript LR", value: round(web.tsLr.perOp) },
+      ),
+      {
+        name: `feature assembly, batch ${BATCH} (featureMatrix in workerd)`,
+        unit: "ms",
+        better: "lower",
+        value: round(web.assemble.perOp),
+        runs: REPEATS,
+        notes: `${loopNote(web.assemble.n)}; 10 features by name, ~3% missing`,
+      },
+      {
+        name: `client-seen LR batch ${BATCH} p50 (HTTP to Miniflare)`,
+        unit: "ms",
+        better: "lower",
+        value: round(http.lr.p50),
+        runs: http.lr.runs,
+        notes: `p99 ${round(http.lr.p99)} ms; one POST per batch, ${BATCH} scores back as JSON, sequential, ${WARMUP} warm-up`,
+      },
+      {
+        name: `client-seen XGBoost batch ${BATCH} p50 (HTTP to Miniflare)`,
+        unit: "ms",
+        better: "lower",
+        value: round(http.xgboost.p50),
+        runs: http.xgboost.runs,
+        notes: `p99 ${round(http.xgboost.p99)} ms; one POST per batch, ${BATCH} scores back as JSON, sequential, ${WARMUP} warm-up`,
+      },
+      {
+        name: "cold start: ort-web runtime (first use in an isolate)",
+        unit: "ms",
+        better: "lower",
+        value: round(cold.runtimeMs),
+        runs: 1,
+        notes: `then the first session: LR ${round(cold.lrSessionMs)} ms, XGBoost ${round(cold.xgboostSessionMs)} ms; later calls reuse them (runtime starts ${cold.runtimeStarts}, sessions ${cold.sessionsCreated})${stood.any ? "; workerd's clock stood still inside a loop: figures come from the timer trick" : ""}`,
+      },
+    ];
+  } finally {
+    await native.lr.release();
+    await native.xgboost.release();
+    await worker.close();
+  }
+}
+
+/** Bytes of a wrangler dry-run build: raw, gzip of each module (as uploaded), and wrangler's own figure. */
+interface BuildSize {
+  rawMiB: number;
+  gzipMiB: number;
+  wrangler: string;
+}
+
+function buildSize(args: string[], outdir: string): BuildSize {
+  const abs = resolve(outdir);
+  rmSync(abs, { recursive: true, force: true });
+  const out = execFileSync("npx", ["wrangler", "deploy", "--dry-run", ...args, "--outdir", abs], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let raw = 0;
+  let gz = 0;
+  for (const f of readdirSync(abs)) {
+    if (f.endsWith(".map") || f === "README.md") continue;
+    const p = join(abs, f);
+    if (!statSync(p).isFile()) continue;
+    const bytes = readFileSync(p);
+    raw += bytes.length;
+    gz += gzipSync(bytes).length;
+  }
+  return {
+    rawMiB: raw / MIB,
+    gzipMiB: gz / MIB,
+    wrangler: /Total Upload: ([^\n]+)/.exec(out)?.[1]?.trim() ?? "?",
+  };
+}
+
+/** Gzip sizes against the Workers limits: the bench Worker, the main Worker, and the main Worker with the runtime. */
+export async function bundleSection(_options: SectionOptions): Promise<BenchResult[]> {
+  const wasmGzip = gzipSync(readFileSync("node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm")).length / MIB;
+  const r = (n: number) => Math.round(n * 100) / 100;
+  const sizeNote = (s: BuildSize) =>
+    `${r(s.rawMiB)} MiB raw; wrangler: ${s.wrangler}; the ort wasm alone gzips to ${r(wasmGzip)} MiB`;
+  const results: BenchResult[] = [];
+
+  const benchWorker = buildSize(["--config", "bench/wrangler.recommend.toml"], ".bench/recommend-size");
+  results.push(
+    compare(
+      {
+        name: "bench Worker (runtime + fixture models), gzip",
+        unit: "MiB",
+        better: "lower",
+        value: r(benchWorker.gzipMiB),
+        target: `< ${LIMIT_PAID_MIB} MiB (paid plan)`,
+        notes: sizeNote(benchWorker),
+      },
+      { name: "Workers paid-plan limit", value: LIMIT_PAID_MIB },
+    ),
+  );
+
+  // The main Worker is edited by others while this runs; a build that fails is
+  // reported, not fatal. Until a route uses the runtime, it is built from a probe
+  // entry that also pulls in the model runtime and the bundled models.
+  try {
+    const main = buildSize(["--config", "wrangler.toml"], ".bench/recommend-main");
+    const probeDir = resolve(".bench/recommend-probe");
+    mkdirSync(probeDir, { recursive: true });
+    const probe = join(probeDir, "entry.ts");
+    writeFileSync(
+      probe,
+      `// Size probe for npm run bench:recommend (never deployed): the main Worker plus the model runtime.
+import { bundledModelStore } from "../../workers/models/bundled";
+import { ortRuntime } from "../../workers/models/onnx-runtime";
+export * from "../../workers/index";
+export { default } from "../../workers/index";
+(globalThis as Record<string, unknown>).__modelRuntimeProbe = [ortRuntime, bundledModelStore];
+`,
+    );
+    const withRuntime = buildSize(["--config", "wrangler.toml", probe], ".bench/recommend-main-ort");
+    const figure = {
+      name: "main Worker + model runtime, gzip",
+      unit: "MiB",
+      better: "lower" as const,
+      value: r(withRuntime.gzipMiB),
+    };
+    results.push(
+      compare(
+        {
+          ...figure,
+          target: `< ${LIMIT_PAID_MIB} MiB (paid plan)`,
+          notes: `${sizeNote(withRuntime)}; main Worker today, without the runtime: ${r(main.gzipMiB)} MiB gzip (wrangler: ${main.wrangler})`,
+        },
+        { name: "Workers paid-plan limit", value: LIMIT_PAID_MIB },
+      ),
+      compare(
+        {
+          ...figure,
+          name: `${figure.name} (free plan)`,
+          target: `< ${LIMIT_FREE_MIB} MiB (free plan)`,
+          notes: "ratio < 1: does not fit the free plan",
+        },
+        { name: "Workers free-plan limit", value: LIMIT_FREE_MIB },
+      ),
+    );
+  } catch (e) {
+    console.warn(`main Worker build failed, its size is not reported: ${e instanceof Error ? e.message : e}`);
+  }
+  return results;
+}
+
+export const sections: Array<(o: SectionOptions) => Promise<BenchResult[]>> = [scoringSection, bundleSection];
+
+async function main() {
+  const options = { quick: QUICK };
+  const results: BenchResult[] = [];
+  let failed = 0;
+  for (const section of sections) {
+    try {
+      results.push(...(await section(options)));
+    } catch (e) {
+      failed++;
+      console.error(`${section.name} could not run:`, e);
+    }
+  }
+  if (failed === sections.length) process.exit(1);
+  const file = writeResults(
+    "recommend",
+    results,
+    `shared, noisy; ${QUICK ? "--quick" : "full"} run; fixture models from training/fixture_models.py`,
+  );
+  printTable(results);
+  console.log(`\n${file}`);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

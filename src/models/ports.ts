@@ -1,0 +1,51 @@
+import type { ModelKey, ModelManifest } from "./manifest";
+
+// What recommenders need to score candidates with a trained model. The Worker
+// builds these from its bindings (workers/models/): R2 or the bundled defaults
+// for bytes, onnxruntime-web for scoring. Domain code never imports bindings.
+
+/** Scores rows of a feature matrix built with `featureMatrix` (row-major, N × manifest.features.length). */
+export interface ModelScorer {
+  readonly key: ModelKey;
+  readonly manifest: ModelManifest;
+  /** One score per row, in row order; the meaning is manifest.output.meaning. */
+  score(matrix: Float32Array, rows: number): Promise<Float32Array>;
+}
+
+/** A model as stored: its manifest and the ONNX bytes. */
+export interface StoredModel {
+  key: ModelKey;
+  manifest: ModelManifest;
+  onnx: Uint8Array;
+  /** Where it came from, for logs: "r2" or "bundled". */
+  origin: "r2" | "bundled";
+}
+
+/**
+ * Why a model could not be loaded. Callers fall back to the recommender's
+ * hand-tuned model on any of these; none of them is a crash.
+ * - not_found: neither the bucket nor the bundle has this key.
+ * - invalid_manifest: manifest.json is missing fields, not JSON, or names another key.
+ * - invalid_model: the runtime rejected the ONNX bytes (corrupt, wrong input/output).
+ * - runtime_unavailable: the ONNX runtime itself could not start in this isolate.
+ * - storage: reading the bucket failed.
+ */
+export type ModelLoadErrorCode = "not_found" | "invalid_manifest" | "invalid_model" | "runtime_unavailable" | "storage";
+
+export interface ModelLoadError {
+  code: ModelLoadErrorCode;
+  key: ModelKey;
+  message: string;
+}
+
+export type ModelLoadResult<T> = { ok: true; value: T } | { ok: false; error: ModelLoadError };
+
+/** Manifests and bytes by key. */
+export interface ModelStore {
+  load(key: ModelKey): Promise<ModelLoadResult<StoredModel>>;
+}
+
+/** Ready-to-use scorers by key, cached while the isolate is warm. */
+export interface ModelLoader {
+  scorer(key: ModelKey): Promise<ModelLoadResult<ModelScorer>>;
+}
