@@ -10,11 +10,16 @@ export type ErrorCode =
   | "conflict"
   | "payload_too_large"
   | "unsupported_media_type"
+  | "unknown_source"
+  | "unknown_item"
+  | "invalid_model"
+  | "rate_limited"
+  | "unavailable"
   | "internal";
 
 export class AppError extends Error {
   constructor(
-    readonly status: 400 | 401 | 403 | 404 | 409 | 413 | 415 | 500,
+    readonly status: 400 | 401 | 403 | 404 | 409 | 413 | 415 | 429 | 500 | 503,
     readonly code: ErrorCode,
     message: string,
     readonly details?: unknown,

@@ -5,11 +5,13 @@ import { requirePlatform, requireToken } from "./auth";
 import { depsFor } from "./deps";
 import { type AppEnv, errorBody } from "./http";
 import { countRequests, renderMetrics } from "./metrics";
+import { MODEL_ONNX_MAX_BYTES } from "./models/model-uploads";
 import { adminRoutes } from "./routes/admin";
 import { directoryRoutes } from "./routes/directory";
 import { directoryAdminRoutes } from "./routes/directory-admin";
 import { inviteRoutes } from "./routes/invites";
 import { messageRoutes } from "./routes/messages";
+import { recommendAdminRoutes } from "./routes/recommend-admin";
 import { rtmRoutes } from "./routes/rtm";
 
 /** JSON bodies; the streamed imports (users, channels, memberships) have their own, larger, limit. */
@@ -48,6 +50,9 @@ export function createApp() {
     if (c.req.path.endsWith("/import")) {
       return bodyLimit({ maxSize: IMPORT_LIMIT, onError: tooLarge(IMPORT_LIMIT) })(c, next);
     }
+    if (c.req.path.endsWith("/model.onnx")) {
+      return bodyLimit({ maxSize: MODEL_ONNX_MAX_BYTES, onError: tooLarge(MODEL_ONNX_MAX_BYTES) })(c, next);
+    }
     return bodyLimit({ maxSize: JSON_LIMIT, onError: tooLarge(JSON_LIMIT) })(c, next);
   });
   // Ahead of requireToken: a browser WebSocket cannot set headers, so /v1/rtm also takes ?token=.
@@ -60,6 +65,7 @@ export function createApp() {
 
   app.route("/v1/admin", adminRoutes);
   app.route("/v1/admin", directoryAdminRoutes);
+  app.route("/v1/admin", recommendAdminRoutes);
   app.route("/v1/invites", inviteRoutes);
   app.route("/v1/directory", directoryRoutes);
   app.route("/v1/channels", messageRoutes);

@@ -28,5 +28,5 @@ export function requireTeamAdmin(c: AppContext, teamId: string): void {
 }
 
 export function requirePlatform(c: AppContext): void {
-  if (!hasScope(c, "platform")) throw new AppError(403, "forbidden", "provisioning teams needs the platform scope");
+  if (!hasScope(c, "platform")) throw new AppError(403, "forbidden", "this route needs the platform scope");
 }

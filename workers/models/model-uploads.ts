@@ -1,0 +1,236 @@
+import { featureMatrix, type ModelKey, type ModelManifest, modelKeyString } from "../../src/models/manifest";
+import type { BundledModelStore } from "./bundled";
+import { ortRuntime } from "./onnx-runtime";
+import { r2ModelPrefix } from "./r2-model-store";
+import { storedModel } from "./stored-model";
+
+// Uploading trained models to the MODELS bucket (the layout r2-model-store.ts
+// reads), for the admin API. A version is uploaded in two parts, manifest.json
+// first, then model.onnx; it is then either
+//   absent, awaiting model.onnx (manifest only: not servable), or complete,
+// and a complete version always loads: model.onnx is only stored after
+// onnxruntime-web created a session from it and scored a sample row with the
+// manifest's input and output names. Versions are immutable: each part is
+// written with an if-absent condition (R2 checks it atomically), so a second
+// upload of a part is refused, concurrent ones included. A model.onnx the
+// runtime rejects also removes the manifest it was checked against, so
+// nothing of the version stays and it can be uploaded again from the start
+// (the manifest may be what was wrong).
+
+/** The largest model.onnx taken (the XGBoost fixture, 200 trees of depth 6, is ~1 MB). */
+export const MODEL_ONNX_MAX_BYTES = 16 * 1024 * 1024;
+
+/** What an experiment arm can name (`<name>@<version>`, src/recommend/experiments.ts): nothing else is uploaded. */
+export const MODEL_NAME = /^[A-Za-z0-9_.-]{1,80}$/;
+export const MODEL_VERSION = /^[A-Za-z0-9_.:-]{1,80}$/;
+
+export type UploadRefusal = {
+  ok: false;
+  status: 400 | 409 | 503;
+  code: "conflict" | "invalid_body" | "invalid_model" | "runtime_unavailable";
+  message: string;
+};
+export type UploadResult<T> = { ok: true; value: T } | UploadRefusal;
+
+export interface ModelListing {
+  name: string;
+  version: string;
+  /** From the manifest; absent for an R2 upload whose manifest predates this metadata. */
+  kind?: string;
+  origin: "r2" | "bundled";
+  /** Both parts are there (always, for bundled models). */
+  complete: boolean;
+  /** When the last part was written to R2. */
+  uploaded?: string;
+}
+
+const refuse = (status: UploadRefusal["status"], code: UploadRefusal["code"], message: string): UploadRefusal => ({
+  ok: false,
+  status,
+  code,
+  message,
+});
+
+/** R2's "only if the key is absent": put answers null when the object exists. */
+const IF_ABSENT: R2PutOptions["onlyIf"] = new Headers({ "if-none-match": "*" });
+
+const isBundled = (bundled: BundledModelStore, key: ModelKey) =>
+  bundled.keys().some((k) => modelKeyString(k) === modelKeyString(key));
+
+/** Stores manifest.json of a new version. The manifest must already be parsed and name `key`. */
+export async function putManifest(
+  bucket: R2Bucket,
+  bundled: BundledModelStore,
+  key: ModelKey,
+  manifest: ModelManifest,
+): Promise<UploadResult<{ complete: false }>> {
+  const id = modelKeyString(key);
+  if (isBundled(bundled, key)) return refuse(409, "conflict", `${id} ships with the Worker; upload a new version`);
+  const prefix = r2ModelPrefix(key);
+  const written = await bucket.put(`${prefix}manifest.json`, JSON.stringify(manifest), {
+    onlyIf: IF_ABSENT,
+    httpMetadata: { contentType: "application/json" },
+    customMetadata: { kind: manifest.kind },
+  });
+  if (!written) {
+    const complete = (await bucket.head(`${prefix}model.onnx`)) !== null;
+    return refuse(
+      409,
+      "conflict",
+      complete
+        ? `${id} exists; versions are immutable: upload a new version`
+        : `${id} already has a manifest.json; upload its model.onnx, or a new version`,
+    );
+  }
+  return { ok: true, value: { complete: false } };
+}
+
+/** Stores model.onnx of a version whose manifest.json is uploaded, once the runtime accepted it. */
+export async function putModelOnnx(
+  bucket: R2Bucket,
+  bundled: BundledModelStore,
+  key: ModelKey,
+  onnx: Uint8Array,
+): Promise<UploadResult<{ manifest: ModelManifest; bytes: number }>> {
+  const id = modelKeyString(key);
+  if (isBundled(bundled, key)) return refuse(409, "conflict", `${id} ships with the Worker; upload a new version`);
+  const prefix = r2ModelPrefix(key);
+  const [manifestObject, existing] = await Promise.all([
+    bucket.get(`${prefix}manifest.json`),
+    bucket.head(`${prefix}model.onnx`),
+  ]);
+  if (existing) return refuse(409, "conflict", `${id} exists; versions are immutable: upload a new version`);
+  if (!manifestObject) return refuse(409, "conflict", `upload ${prefix}manifest.json first`);
+  let manifestJson: unknown;
+  try {
+    manifestJson = JSON.parse(await manifestObject.text());
+  } catch {
+    manifestJson = undefined; // storedModel reports it
+  }
+  const stored = storedModel(key, manifestJson, onnx, "r2");
+  if (!stored.ok) {
+    // Only an object written around the API gets here (or an empty body).
+    return refuse(400, stored.error.code === "invalid_model" ? "invalid_model" : "invalid_body", stored.error.message);
+  }
+  const { manifest } = stored.value;
+  const problem = await checkOnnx(manifest, onnx);
+  if (problem) {
+    if (problem.code === "invalid_model") await bucket.delete(`${prefix}manifest.json`);
+    return problem.code === "invalid_model"
+      ? refuse(400, "invalid_model", `${problem.message}; nothing of ${id} is stored, upload both parts again`)
+      : refuse(503, "runtime_unavailable", problem.message);
+  }
+  const written = await bucket.put(`${prefix}model.onnx`, onnx, {
+    onlyIf: IF_ABSENT,
+    httpMetadata: { contentType: "application/octet-stream" },
+  });
+  if (!written) return refuse(409, "conflict", `${id} exists; versions are immutable: upload a new version`);
+  return { ok: true, value: { manifest, bytes: onnx.byteLength } };
+}
+
+/**
+ * Whether onnxruntime-web takes the model as the manifest describes it: a
+ * session from the bytes, the manifest's input and output names, and one
+ * float32 score per row for a sample of all-default rows (which catches a
+ * feature count the graph does not take). The session is released: serving
+ * creates its own on first use, so nothing is cached for bytes not stored.
+ */
+export async function checkOnnx(
+  manifest: ModelManifest,
+  onnx: Uint8Array,
+): Promise<{ code: "invalid_model" | "runtime_unavailable"; message: string } | null> {
+  let ort: Awaited<ReturnType<typeof ortRuntime>>;
+  try {
+    ort = await ortRuntime();
+  } catch (e) {
+    return { code: "runtime_unavailable", message: `onnxruntime-web did not start: ${messageOf(e)}` };
+  }
+  let session: Awaited<ReturnType<typeof ort.InferenceSession.create>>;
+  try {
+    session = await ort.InferenceSession.create(onnx);
+  } catch (e) {
+    return { code: "invalid_model", message: `onnxruntime-web rejected the model: ${messageOf(e)}` };
+  }
+  try {
+    if (!session.inputNames.includes(manifest.input) || !session.outputNames.includes(manifest.output.name)) {
+      return {
+        code: "invalid_model",
+        message: `model has inputs [${session.inputNames}] and outputs [${session.outputNames}], manifest names ${manifest.input} -> ${manifest.output.name}`,
+      };
+    }
+    const rows = 2;
+    const sample = new ort.Tensor("float32", featureMatrix(manifest, [{}, {}]), [rows, manifest.features.length]);
+    const out = await session.run({ [manifest.input]: sample });
+    const data = out[manifest.output.name]?.data;
+    if (!(data instanceof Float32Array) || data.length !== rows) {
+      return {
+        code: "invalid_model",
+        message: `output ${manifest.output.name} is not float32[${rows}] for ${rows} rows`,
+      };
+    }
+    return null;
+  } catch (e) {
+    return {
+      code: "invalid_model",
+      message: `scoring a sample of ${manifest.features.length} features failed: ${messageOf(e)}`,
+    };
+  } finally {
+    await session.release();
+  }
+}
+
+/** A source's models: R2 uploads (complete or awaiting model.onnx) and the bundled defaults. */
+export async function listModels(
+  bucket: R2Bucket | undefined,
+  bundled: BundledModelStore,
+  source: string,
+): Promise<ModelListing[]> {
+  const out: ModelListing[] = [];
+  for (const key of bundled.keys().filter((k) => k.source === source)) {
+    const loaded = await bundled.load(key);
+    out.push({
+      name: key.name,
+      version: key.version,
+      ...(loaded.ok ? { kind: loaded.value.manifest.kind } : {}),
+      origin: "bundled",
+      complete: true,
+    });
+  }
+  if (!bucket) return out;
+  const prefix = `models/${source}/`;
+  const versions = new Map<string, { name: string; version: string; kind?: string; files: Set<string>; at: Date }>();
+  let cursor: string | undefined;
+  do {
+    const page = await bucket.list({ prefix, cursor, include: ["customMetadata"] });
+    for (const object of page.objects) {
+      // models/<source>/<name>/<version>/<file>; names and versions hold no "/".
+      const [name, version, file, ...rest] = object.key.slice(prefix.length).split("/");
+      if (!name || !version || !file || rest.length > 0) continue;
+      const id = `${name}/${version}`;
+      let entry = versions.get(id);
+      if (!entry) {
+        entry = { name, version, files: new Set(), at: object.uploaded };
+        versions.set(id, entry);
+      }
+      entry.files.add(file);
+      if (object.uploaded > entry.at) entry.at = object.uploaded;
+      const kind = object.customMetadata?.kind;
+      if (file === "manifest.json" && kind) entry.kind = kind;
+    }
+    cursor = page.truncated ? page.cursor : undefined;
+  } while (cursor);
+  for (const v of versions.values()) {
+    out.push({
+      name: v.name,
+      version: v.version,
+      ...(v.kind ? { kind: v.kind } : {}),
+      origin: "r2",
+      complete: v.files.has("manifest.json") && v.files.has("model.onnx"),
+      uploaded: v.at.toISOString(),
+    });
+  }
+  return out.sort((a, b) => cmp(a.name, b.name) || cmp(a.version, b.version) || cmp(a.origin, b.origin));
+}
+
+const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
