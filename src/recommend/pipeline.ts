@@ -100,6 +100,9 @@ export interface RecResult {
   scored: Candidate[];
   degraded: Array<{ step: string; error: string }>;
   steps: StepReport[];
+  /** The scorer that produced the scores: the hand-tuned one when the chosen model failed while scoring. */
+  scorer: Scorer;
+  scoringError: string | null;
 }
 
 export class RecommendError extends Error {
@@ -174,9 +177,29 @@ export async function runRecommender<D>(
       () => candidates.length,
     );
   }
-  const start = clock();
-  const scores = candidates.length === 0 ? [] : await scorer.score(candidates.map((c) => c.features));
-  steps.push({ step: `${scorer.name}@${scorer.version}`, kind: "score", ms: clock() - start, out: candidates.length });
+  const rows = candidates.map((c) => c.features);
+  let used = scorer;
+  let scoringError: string | null = null;
+  let start = clock();
+  let scores: Float32Array | number[] = [];
+  try {
+    if (rows.length > 0) scores = await scorer.score(rows);
+  } catch (error) {
+    // A model that loaded but cannot score: the hand-tuned model answers instead.
+    steps.push({
+      step: `${scorer.name}@${scorer.version}`,
+      kind: "score",
+      ms: clock() - start,
+      out: -1,
+      error: messageOf(error),
+    });
+    if (scorer === rec.handTuned) throw new RecommendError(scorer.name, error);
+    scoringError = messageOf(error);
+    used = rec.handTuned;
+    start = clock();
+    scores = await used.score(rows);
+  }
+  steps.push({ step: `${used.name}@${used.version}`, kind: "score", ms: clock() - start, out: candidates.length });
   for (const [i, c] of candidates.entries()) c.score = Number(scores[i] ?? 0);
   // Highest score first; ties by id, so an answer is deterministic.
   candidates.sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
@@ -190,7 +213,7 @@ export async function runRecommender<D>(
     );
     if (out) ranked = out;
   }
-  return { items: ranked.slice(0, req.limit), scored, degraded, steps };
+  return { items: ranked.slice(0, req.limit), scored, degraded, steps, scorer: used, scoringError };
 }
 
 function messageOf(error: unknown): string {

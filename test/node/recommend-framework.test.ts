@@ -114,6 +114,24 @@ describe("runRecommender", () => {
     expect(out.scored.map((c) => c.id)).toEqual(["C1", "C2"]);
     expect(out.items.map((c) => c.id)).toEqual(["C2"]);
   });
+
+  it("falls back to the hand-tuned scorer when the model fails while scoring", async () => {
+    const broken: Scorer = {
+      name: "lr",
+      version: "2",
+      kind: "lr",
+      score: async () => {
+        throw new Error("bad tensor");
+      },
+    };
+    const out = await runRecommender(recommender(), req, null, broken);
+    expect(out.scorer.name).toBe("by-feature");
+    expect(out.scoringError).toBe("bad tensor");
+    expect(out.items.map((c) => c.id)).toEqual(["C2", "C3", "C1"]);
+    await expect(runRecommender(recommender({ handTuned: broken }), req, null, broken)).rejects.toBeInstanceOf(
+      RecommendError,
+    );
+  });
 });
 
 describe("experiments", () => {
