@@ -120,3 +120,35 @@ export const directoryChanges = mysqlTable(
   },
   (t) => [primaryKey({ columns: [t.teamId, t.version] })],
 );
+
+/** The recommenders' feature store; see ./sqlite.ts. */
+export const recSnapshots = mysqlTable(
+  "rec_snapshots",
+  {
+    teamId: varchar("team_id", { length: 40 }).notNull(),
+    snapshotId: varchar("snapshot_id", { length: 40 }).notNull(),
+    asOf: int("as_of").notNull(),
+    dataset: varchar("dataset", { length: 100 }).notNull(),
+    rows: int("rows").notNull().default(0),
+    createdAt: bigint("created_at", { mode: "number" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.snapshotId] })],
+);
+
+export const recCurrent = mysqlTable("rec_current", {
+  teamId: varchar("team_id", { length: 40 }).primaryKey(),
+  snapshotId: varchar("snapshot_id", { length: 40 }).notNull(),
+  updatedAt: bigint("updated_at", { mode: "number" }).notNull(),
+});
+
+export const recFeatureRows = mysqlTable(
+  "rec_feature_rows",
+  {
+    teamId: varchar("team_id", { length: 40 }).notNull(),
+    snapshotId: varchar("snapshot_id", { length: 40 }).notNull(),
+    kind: varchar("kind", { length: 8 }).notNull(),
+    key: varchar("key", { length: 96 }).notNull(),
+    data: text("data").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.snapshotId, t.kind, t.key] })],
+);

@@ -111,3 +111,39 @@ export const directoryChanges = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.teamId, t.version] })],
 );
+
+/**
+ * The recommenders' feature store: a team's count tables as of a cut day, as
+ * rows of (kind, key, JSON counts), written as a whole snapshot and made
+ * current in one step (rec_current), so readers never see half of one.
+ */
+export const recSnapshots = sqliteTable(
+  "rec_snapshots",
+  {
+    teamId: text("team_id").notNull(),
+    snapshotId: text("snapshot_id").notNull(),
+    asOf: integer("as_of").notNull(),
+    dataset: text("dataset").notNull(),
+    rows: integer("rows").notNull().default(0),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.snapshotId] })],
+);
+
+export const recCurrent = sqliteTable("rec_current", {
+  teamId: text("team_id").primaryKey(),
+  snapshotId: text("snapshot_id").notNull(),
+  updatedAt: integer("updated_at").notNull(),
+});
+
+export const recFeatureRows = sqliteTable(
+  "rec_feature_rows",
+  {
+    teamId: text("team_id").notNull(),
+    snapshotId: text("snapshot_id").notNull(),
+    kind: text("kind").notNull(),
+    key: text("key").notNull(),
+    data: text("data").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.snapshotId, t.kind, t.key] })],
+);
