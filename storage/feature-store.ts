@@ -39,6 +39,12 @@ export function featureStore(db: SqlDriver): FeatureStore {
       await db.run("DELETE FROM rec_feature_rows WHERE team_id = ? AND snapshot_id <> ?", [teamId, snapshotId]);
       await db.run("DELETE FROM rec_snapshots WHERE team_id = ? AND snapshot_id <> ?", [teamId, snapshotId]);
     },
+    async discardSnapshot(teamId, snapshotId) {
+      const current = await db.all("SELECT snapshot_id FROM rec_current WHERE team_id = ?", [teamId]);
+      if (current[0] && String(current[0].snapshot_id) === snapshotId) return;
+      await db.run("DELETE FROM rec_feature_rows WHERE team_id = ? AND snapshot_id = ?", [teamId, snapshotId]);
+      await db.run("DELETE FROM rec_snapshots WHERE team_id = ? AND snapshot_id = ?", [teamId, snapshotId]);
+    },
     async current(teamId) {
       const rows = await db.all(
         `SELECT s.snapshot_id, s.as_of, s.dataset, s.\`rows\`, s.created_at FROM rec_current c

@@ -12,6 +12,7 @@ import { directoryAdminRoutes } from "./routes/directory-admin";
 import { inviteRoutes } from "./routes/invites";
 import { messageRoutes } from "./routes/messages";
 import { recommendAdminRoutes } from "./routes/recommend-admin";
+import { recommendFeatureRoutes } from "./routes/recommend-features";
 import { rtmRoutes } from "./routes/rtm";
 
 /** JSON bodies; the streamed imports (users, channels, memberships) have their own, larger, limit. */
@@ -66,6 +67,7 @@ export function createApp() {
   app.route("/v1/admin", adminRoutes);
   app.route("/v1/admin", directoryAdminRoutes);
   app.route("/v1/admin", recommendAdminRoutes);
+  app.route("/v1/admin", recommendFeatureRoutes);
   app.route("/v1/invites", inviteRoutes);
   app.route("/v1/directory", directoryRoutes);
   app.route("/v1/channels", messageRoutes);

@@ -7,6 +7,7 @@ import { sweepStaleTeams } from "./scheduled";
 
 export { Gateway } from "../durable-objects/gateway/gateway";
 export { Metrics } from "../durable-objects/metrics/metrics";
+export { RecStore } from "../durable-objects/rec-store/rec-store";
 export { SharedChannel } from "../durable-objects/shared-channel/shared-channel";
 export { TeamCache } from "../durable-objects/team-cache/team-cache";
 export { Topic } from "../durable-objects/topic/topic";

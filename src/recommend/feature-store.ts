@@ -30,6 +30,8 @@ export interface FeatureStore {
   appendRows(teamId: string, snapshotId: string, rows: readonly FeatureRow[]): Promise<void>;
   /** Makes the snapshot current, then drops every other snapshot of the team. */
   publishSnapshot(teamId: string, snapshotId: string, rows: number, now: number): Promise<void>;
+  /** Drops an unpublished snapshot (a failed upload); the current one is never touched. */
+  discardSnapshot(teamId: string, snapshotId: string): Promise<void>;
   current(teamId: string): Promise<SnapshotMeta | null>;
   /** Rows in (kind, key) order after a position, for paged loading. */
   pageRows(

@@ -74,6 +74,22 @@ export function featureStoreContract(open: () => Promise<Backend>): void {
       ]);
     });
 
+    it("discards an unpublished snapshot, never the current one", async () => {
+      const { driver } = await open();
+      const store = featureStore(driver);
+      const team = uniqueTeamId("TF");
+      await store.createSnapshot(team, { snapshotId: "good", asOf: 1, dataset: "d", createdAt: 1 });
+      await store.appendRows(team, "good", rows("u", 2));
+      await store.publishSnapshot(team, "good", 2, 1);
+      await store.createSnapshot(team, { snapshotId: "bad", asOf: 2, dataset: "d", createdAt: 2 });
+      await store.appendRows(team, "bad", rows("u", 3));
+      await store.discardSnapshot(team, "bad");
+      await store.discardSnapshot(team, "good");
+      expect((await store.current(team))?.snapshotId).toBe("good");
+      expect(await store.pageRows(team, "bad", null, 10)).toEqual([]);
+      expect(await store.pageRows(team, "good", null, 10)).toHaveLength(2);
+    });
+
     it("refuses a key written twice in one snapshot", async () => {
       const { driver } = await open();
       const store = featureStore(driver);

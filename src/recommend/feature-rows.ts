@@ -1,0 +1,41 @@
+import { type FeatureRow, MAX_ROW_KEY } from "./feature-store";
+
+// Validation of feature store rows at the edge: a kind, a key and counts.
+// Values are numbers or short arrays of numbers (embedding vectors) and
+// nothing else: no text can enter the feature store, so none can leak into
+// training data or logs.
+
+const KIND = /^[a-z_]{1,8}$/;
+const KEY = new RegExp(`^[A-Za-z0-9_:.@-]{1,${MAX_ROW_KEY}}$`);
+const MAX_FIELDS = 64;
+const MAX_VECTOR = 256;
+
+export type RowCheck = { ok: true; value: FeatureRow } | { ok: false; message: string };
+
+export function parseFeatureRow(value: unknown): RowCheck {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return { ok: false, message: "a row is an object { kind, key, data }" };
+  }
+  const { kind, key, data, ...rest } = value as Record<string, unknown>;
+  if (Object.keys(rest).length > 0) return { ok: false, message: `unknown field(s) ${Object.keys(rest).join(", ")}` };
+  if (typeof kind !== "string" || !KIND.test(kind)) return { ok: false, message: "kind must be 1-8 of a-z _" };
+  if (typeof key !== "string" || !KEY.test(key)) {
+    return { ok: false, message: `key must be 1-${MAX_ROW_KEY} of A-Z a-z 0-9 _ : . @ -` };
+  }
+  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+    return { ok: false, message: "data must be an object of counts" };
+  }
+  const fields = Object.entries(data as Record<string, unknown>);
+  if (fields.length > MAX_FIELDS) return { ok: false, message: `data has more than ${MAX_FIELDS} fields` };
+  for (const [name, v] of fields) {
+    if (!/^[a-z0-9_]{1,40}$/.test(name))
+      return { ok: false, message: `data field "${name.slice(0, 40)}" is not a-z 0-9 _` };
+    const numbers = Array.isArray(v) ? v : [v];
+    if (Array.isArray(v) && v.length > MAX_VECTOR)
+      return { ok: false, message: `data.${name} has more than ${MAX_VECTOR} values` };
+    if (!numbers.every((n) => typeof n === "number" && Number.isFinite(n))) {
+      return { ok: false, message: `data.${name} must be a number or an array of numbers (ids and counts only)` };
+    }
+  }
+  return { ok: true, value: { kind, key, data: JSON.stringify(data) } };
+}
