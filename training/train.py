@@ -1,0 +1,325 @@
+#!/usr/bin/python3
+"""Offline recommender pipeline: temporal-split evaluation, model export, registry.
+
+    train.py --data DIR --out OUT [--quick] [--cuts 2023-01-01,...] [--register MODELS]
+             [--report-dir DIR]
+    train.py --logs DIR --out OUT [--quick] [--register MODELS] [--manifests MODELS]
+
+Dataset mode, per evaluation cut T (default: the last three cuts 365 days apart
+that leave 365 days of labels, see data.default_cuts):
+
+* every model ranks the same candidates of the subjects evaluated at T;
+* lr and xgboost are fitted on groups from training cuts T - 365 - k * step
+  (k = 0 .. train_cuts - 1). A training cut's labels end at or before T, so no
+  row from day >= T reaches a model evaluated at T;
+* metrics per cut, then the plain mean over cuts (users: summed over cuts).
+
+The models exported (and registered) are those fitted for the latest evaluation
+cut. See FEATURES.md for every definition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+from data import LABEL_DAYS, default_cuts, iso_of, load_dataset, parse_cuts  # noqa: E402
+from features import (HAND_TUNED, OUTPUT_MEANING, SOURCES, Cut, baseline_scores, build_groups,  # noqa: E402
+                      feature_defaults)
+from metrics import auc, evaluate_group  # noqa: E402
+import models as M  # noqa: E402
+
+MODELS = ("popularity", "recent_popularity", "hand_tuned", "lr", "xgboost")
+
+
+QUIET = False
+
+
+def log(*a):
+    if not QUIET:
+        print(*a, file=sys.stderr, flush=True)
+
+
+def training_cuts(T: int, n: int, step: float, min_day: int) -> list[int]:
+    """T - 365 - round(k * step) for k < n, keeping cuts with at least 365 days of history.
+
+    With the default step 365/4 the training cuts of yearly evaluation cuts fall on
+    one shared grid (and an evaluation cut is a training cut of the next one), so
+    each cut date is built once.
+    """
+    out = [T - LABEL_DAYS - int(math.floor(k * step + 0.5)) for k in range(n)]
+    return sorted(c for c in out if c - min_day >= 365)
+
+
+def stack(groups):
+    if not groups:
+        return np.zeros((0, 0)), np.zeros(0)
+    return np.vstack([g.X for g in groups]), np.concatenate([g.y for g in groups])
+
+
+def evaluate(source, groups, scorer):
+    nd, rc = [], []
+    all_s, all_y = [], []
+    for g in groups:
+        s = scorer(g.X)
+        a, b = evaluate_group(s, g.items, g.y, g.n_pos, source)
+        nd.append(a)
+        rc.append(b)
+        all_s.append(s)
+        all_y.append(g.y)
+    res = {"ndcg10": float(np.mean(nd)) if nd else 0.0, "recall10": float(np.mean(rc)) if rc else 0.0,
+           "users": len(groups)}
+    res["auc"] = auc(np.concatenate(all_s), np.concatenate(all_y)) if all_s else None
+    return res
+
+
+def run_dataset(args) -> None:
+    t_start = time.time()
+    ds = load_dataset(args.data)
+    lo, hi = ds.day_range()
+    cuts = parse_cuts(args.cuts) if args.cuts else default_cuts(ds, args.n_cuts)
+    for T in cuts:
+        if T + LABEL_DAYS > hi + 1:
+            log(f"warning: cut {iso_of(T)} has fewer than {LABEL_DAYS} days of labels")
+    n_train = args.train_cuts if args.train_cuts is not None else (4 if args.quick else 16)
+    trees = args.trees if args.trees is not None else (50 if args.quick else 200)
+    max_subjects = args.max_subjects if args.max_subjects is not None else (150 if args.quick else None)
+    sources = args.sources.split(",") if args.sources else list(SOURCES)
+    plan = {T: training_cuts(T, n_train, args.train_step, lo) for T in cuts}
+    dates = sorted(set(cuts) | {c for tc in plan.values() for c in tc})
+    log(f"dataset {ds.name}: {ds.n_users} users, {ds.n_channels} channels, days {iso_of(lo)}..{iso_of(hi)}")
+    log(f"eval cuts {[iso_of(c) for c in cuts]}; {len(dates)} cut dates in all; trees={trees}")
+
+    # groups per (date, source); a Cut is dropped once its groups are built
+    groups: dict[tuple[int, str], list] = {}
+    stats: dict[tuple[int, str], dict] = {}
+    latest_cut = None
+    for d in dates:
+        t0 = time.time()
+        cut = Cut(ds, d)
+        for src in sources:
+            g, st = build_groups(cut, src, max_subjects=max_subjects, seed=args.seed)
+            groups[(d, src)], stats[(d, src)] = g, st
+        if d == cuts[-1]:
+            latest_cut = cut
+        log(f"  cut {iso_of(d)}: " + ", ".join(f"{s}={stats[(d, s)]['subjects']}" for s in sources)
+            + f" ({time.time() - t0:.1f}s)")
+
+    by_cut: dict = {"dataset": ds.name, "cuts": [], "protocol": {
+        "label_days": LABEL_DAYS, "training_cuts_per_eval_cut": n_train, "training_cut_step_days": args.train_step,
+        "xgboost": {"n_estimators": trees, "learning_rate": M.learning_rate(trees), **M.XGB_PARAMS,
+                    "sample_weight": "1/rows per training ranking"},
+        "lr": "StandardScaler + LogisticRegression(C=1.0); per training ranking positives and negatives "
+              "each weigh 1/2",
+        "training_rankings": "rankings of the training cuts with at least one positive among the candidates",
+        "max_subjects_per_cut": max_subjects}}
+    fitted: dict[tuple[str, str], object] = {}
+    notes: dict[str, list] = {s: [] for s in sources}
+    per_cut: dict[str, dict[str, list]] = {s: {m: [] for m in MODELS} for s in sources}
+    for T in cuts:
+        entry = {"cut": iso_of(T), "training_cuts": [iso_of(c) for c in plan[T]], "sources": {}}
+        for src in sources:
+            t0 = time.time()
+            train_groups = [g for c in plan[T] for g in groups[(c, src)] if g.y.sum() > 0]
+            Xtr, ytr = stack(train_groups)
+            ev = groups[(T, src)]
+            res = {}
+            for m in ("popularity", "recent_popularity", "hand_tuned"):
+                res[m] = evaluate(src, ev, lambda X, m=m: baseline_scores(src, m, X))
+            for kind in M.KINDS:
+                try:
+                    model = M.fit(kind, Xtr, ytr, weights=M.sample_weights(kind, train_groups), trees=trees,
+                                  seed=args.seed, threads=args.threads)
+                    res[kind] = evaluate(src, ev, lambda X, model=model: M.score(model, X))
+                    if T == cuts[-1]:
+                        fitted[(src, kind)] = (model, Xtr)
+                except M.OneClass as e:
+                    res[kind] = evaluate(src, ev, lambda X: baseline_scores(src, "hand_tuned", X))
+                    res[kind]["fallback"] = f"hand_tuned (training data has one class: {e})"
+                    notes[src].append(f"{iso_of(T)} {kind}: fell back to hand_tuned ({e})")
+                res[kind]["train_rows"] = int(len(ytr))
+                res[kind]["train_positives"] = int(ytr.sum()) if len(ytr) else 0
+            for m in MODELS:
+                per_cut[src][m].append(res[m])
+            entry["sources"][src] = {"stats": stats[(T, src)], "models": res}
+            log(f"  eval {iso_of(T)} {src}: " + " ".join(f"{m}={res[m]['ndcg10']:.3f}" for m in MODELS)
+                + f" (users {res['lr']['users']}, train rows {len(ytr)}, {time.time() - t0:.1f}s)")
+        by_cut["cuts"].append(entry)
+
+    metrics = {"dataset": ds.name, "cuts": [iso_of(c) for c in cuts], "sources": {}}
+    for src in sources:
+        metrics["sources"][src] = {}
+        for m in MODELS:
+            rows = per_cut[src][m]
+            metrics["sources"][src][m] = {
+                "ndcg10": round(float(np.mean([r["ndcg10"] for r in rows])), 6),
+                "recall10": round(float(np.mean([r["recall10"] for r in rows])), 6),
+                "users": int(sum(r["users"] for r in rows)),
+            }
+    os.makedirs(args.out, exist_ok=True)
+    _write(os.path.join(args.out, "metrics.json"), metrics)
+    by_cut["notes"] = {s: n for s, n in notes.items() if n}
+    by_cut["notes_general"] = [
+        "users = number of rankings evaluated; archive has one ranking (the team's channel list) per cut",
+        "send_time: recall10 holds the hit rate of the top-ranked hour within +-1 hour (circular)",
+        "metrics.json averages the per-cut means with equal weight per cut; users are summed over cuts",
+    ]
+    _write(os.path.join(args.out, "metrics_by_cut.json"), by_cut)
+
+    # artifacts: embeddings and models of the latest cut
+    T = cuts[-1]
+    version = f"{ds.name}-{iso_of(T)}"
+    emb_path = os.path.join(args.out, "embeddings.json")
+    write_embeddings(emb_path, ds, latest_cut)
+    exported = export_models(args, ds.name, version, T, fitted, metrics, per_cut, plan[T], sources)
+    import report
+
+    report.write_report(args.out, metrics, by_cut, runtime_s=time.time() - t_start, quick=args.quick,
+                        exported=exported)
+    if args.report_dir:
+        os.makedirs(args.report_dir, exist_ok=True)
+        for f in os.listdir(args.out):
+            if f.endswith((".json", ".md", ".png")) and f != "embeddings.json":
+                shutil.copy2(os.path.join(args.out, f), os.path.join(args.report_dir, f))
+    if args.register:
+        register(args.out, args.register, metrics, exported, sources)
+        os.makedirs(os.path.join(args.register, "embeddings"), exist_ok=True)
+        shutil.copy2(emb_path, os.path.join(args.register, "embeddings", f"{ds.name}.json"))
+    log(f"done in {time.time() - t_start:.1f}s -> {args.out}")
+
+
+def write_embeddings(path, ds, cut) -> None:
+    e = cut.emb
+
+    def vec(v):
+        return [float(x) + 0.0 for x in np.round(v, 4)]
+
+    doc = {
+        "dataset": ds.name,
+        "cut": iso_of(cut.T),
+        "dims": int(e.dims),
+        "note": "unit-length rows of a truncated SVD of log1p(all-time commits) user x channel before cut; "
+                "features use only cosines of these vectors (FEATURES.md, Embeddings)",
+        "users": {ds.user_ids[i]: vec(e.users[i]) for i in np.flatnonzero(e.has_user)},
+        "channels": {ds.channel_ids[i]: vec(e.channels[i]) for i in np.flatnonzero(e.has_channel)},
+    }
+    with open(path, "w") as f:
+        json.dump(doc, f, separators=(",", ":"))
+
+
+def export_models(args, dataset, version, T, fitted, metrics, per_cut, train_cuts, sources) -> dict:
+    """Write OUT/models/<source>/<kind>/ for the models fitted for the latest cut."""
+    from onnx_export import write_model
+
+    exported: dict[str, dict] = {}
+    for src in sources:
+        exported[src] = {}
+        base = os.path.join(args.out, "models", src)
+        os.makedirs(base, exist_ok=True)
+        _write(os.path.join(base, "hand_tuned.json"), hand_tuned_doc(src))
+        for kind in M.KINDS:
+            if (src, kind) not in fitted:
+                exported[src][kind] = None
+                continue
+            model, Xtr = fitted[(src, kind)]
+            rs = np.random.RandomState(args.seed)
+            sample = Xtr[rs.choice(len(Xtr), min(64, len(Xtr)), replace=False)]
+            m = metrics["sources"][src][kind]
+            last = per_cut[src][kind][-1]
+            manifest = write_model(
+                os.path.join(base, kind), kind=kind, model=model, source=src, name=f"{src}-{kind}",
+                version=version, features=feature_defaults(src), output_meaning=OUTPUT_MEANING[src],
+                metrics={"dataset": dataset, "eval_cuts": metrics["cuts"], "ndcg10": m["ndcg10"],
+                         "recall10": m["recall10"], "users": m["users"],
+                         "latest_cut": {"cut": iso_of(T), "ndcg10": last["ndcg10"], "recall10": last["recall10"],
+                                        "users": last["users"], "auc": last.get("auc")},
+                         "trained_on_cuts": [iso_of(c) for c in train_cuts], "train_rows": int(len(Xtr))},
+                X_sample=sample)
+            exported[src][kind] = manifest["version"]
+    return exported
+
+
+def hand_tuned_doc(src: str) -> dict:
+    return {"source": src, "kind": "hand_tuned", "score": "sum(weight * feature)",
+            "weights": HAND_TUNED[src], "features": feature_defaults(src),
+            "output_meaning": "a rank score (not a probability): higher ranks first; "
+                              + OUTPUT_MEANING[src].replace("probability that", "more likely that")}
+
+
+MODEL_FILES = ("model.onnx", "manifest.json", "parity.json", "linear.json")
+
+
+def register(out: str, registry: str, metrics: dict, exported: dict, sources) -> None:
+    """Copy the better of lr / xgboost (averaged NDCG@10; lr on a tie) to registry/<source>/."""
+    for src in sources:
+        ok = [k for k in M.KINDS if exported.get(src, {}).get(k)]
+        if not ok:
+            log(f"register {src}: nothing exported, registry left as is")
+            continue
+        best = max(ok, key=lambda k: (metrics["sources"][src][k]["ndcg10"], k == "lr"))
+        dst = os.path.join(registry, src)
+        os.makedirs(dst, exist_ok=True)
+        for f in MODEL_FILES + ("hand_tuned.json",):
+            if os.path.exists(os.path.join(dst, f)):
+                os.remove(os.path.join(dst, f))
+        srcdir = os.path.join(out, "models", src, best)
+        for f in MODEL_FILES:
+            if os.path.exists(os.path.join(srcdir, f)):
+                shutil.copy2(os.path.join(srcdir, f), os.path.join(dst, f))
+        ht = os.path.join(out, "models", src, "hand_tuned.json")
+        if os.path.exists(ht):
+            shutil.copy2(ht, os.path.join(dst, "hand_tuned.json"))
+        log(f"register {src}: {best} (ndcg10 {metrics['sources'][src][best]['ndcg10']:.4f}) -> {dst}")
+
+
+def _write(path, doc) -> None:
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2, allow_nan=False)
+        f.write("\n")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", help="dataset directory (channels/activity/interactions/hours .csv.gz)")
+    p.add_argument("--logs", help="directory of NDJSON served-item logs (train from logs instead)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--quick", action="store_true", help="fewer training cuts and trees, subsampled users")
+    p.add_argument("--cuts", help="comma-separated evaluation cut dates YYYY-MM-DD (overrides the default)")
+    p.add_argument("--n-cuts", type=int, default=3, help="number of default yearly evaluation cuts")
+    p.add_argument("--train-cuts", type=int, default=None, help="training cuts per evaluation cut (16; quick 4)")
+    p.add_argument("--train-step", type=float, default=LABEL_DAYS / 4, help="days between training cuts (91.25)")
+    p.add_argument("--trees", type=int, default=None, help="xgboost trees (200; quick 50)")
+    p.add_argument("--max-subjects", type=int, default=None, help="subjects per cut and source (all; quick 150)")
+    p.add_argument("--sources", help="comma-separated subset of sources")
+    p.add_argument("--register", help="registry directory (e.g. models): copy each source's better model there")
+    p.add_argument("--manifests", help="logs mode: read feature lists from DIR/<source>/manifest.json")
+    p.add_argument("--report-dir", help="also copy metrics, report and plots here")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    args = p.parse_args(argv)
+    global QUIET
+    QUIET = args.quiet
+    if bool(args.data) == bool(args.logs):
+        p.error("give exactly one of --data and --logs")
+    if args.logs:
+        import logs
+
+        logs.run(args)
+    else:
+        run_dataset(args)
+
+
+if __name__ == "__main__":
+    main()
