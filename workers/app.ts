@@ -11,6 +11,7 @@ import { directoryRoutes } from "./routes/directory";
 import { directoryAdminRoutes } from "./routes/directory-admin";
 import { inviteRoutes } from "./routes/invites";
 import { messageRoutes } from "./routes/messages";
+import { recommendRoutes } from "./routes/recommend";
 import { recommendAdminRoutes } from "./routes/recommend-admin";
 import { recommendFeatureRoutes } from "./routes/recommend-features";
 import { rtmRoutes } from "./routes/rtm";
@@ -71,5 +72,6 @@ export function createApp() {
   app.route("/v1/invites", inviteRoutes);
   app.route("/v1/directory", directoryRoutes);
   app.route("/v1/channels", messageRoutes);
+  app.route("/v1/recommend", recommendRoutes);
   return app;
 }

@@ -1,5 +1,12 @@
 import { DurableObject } from "cloudflare:workers";
-import type { FeatureRow, FeatureStore, SnapshotMeta } from "../../src/recommend/feature-store";
+import type { FeatureStore, SnapshotMeta } from "../../src/recommend/feature-store";
+import {
+  FeatureTables,
+  prepareSubject,
+  type SubjectContext,
+  snapshotFromRows,
+} from "../../src/recommend/features/index";
+import { isSource } from "../../src/recommend/sources";
 import { featureStore } from "../../storage/feature-store";
 import { driverFor } from "../../workers/deps";
 import {
@@ -35,7 +42,8 @@ export class RecStore extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private checkedAt = 0;
   private copying: Promise<void> | null = null;
-  private readonly listeners = new Set<() => void>();
+  /** The snapshot's tables, built from the rows on first use while warm. */
+  private tables: { snapshotId: string; tables: FeatureTables } | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -52,6 +60,32 @@ export class RecStore extends DurableObject<Env> {
     this.checkedAt = 0;
     await this.ensureSnapshot(teamId);
     return this.snapshot();
+  }
+
+  /**
+   * A source's candidates for a subject with their features, from the team's
+   * current snapshot (features/: the offline pipeline's generators and
+   * features). A subject the snapshot does not know gets the cold-start
+   * candidates. No snapshot at all is an error naming how to upload one.
+   */
+  async candidates(
+    teamId: string,
+    source: string,
+    subject: string,
+    context: Readonly<Record<string, unknown>>,
+  ): Promise<Array<{ id: string; features: Record<string, number> }>> {
+    if (!isSource(source)) throw new Error(`unknown source ${source}`);
+    await this.ensureSnapshot(teamId);
+    const tables = this.currentTables();
+    if (!tables) {
+      throw new Error(
+        `no feature snapshot for team ${teamId}: upload one (POST /v1/admin/teams/${teamId}/features/import, or npm run import-dataset)`,
+      );
+    }
+    const prepared = prepareSubject(tables, source, subject, subjectContext(context));
+    const candidates = prepared.candidates();
+    const features = prepared.features(candidates.map((c) => c.id));
+    return candidates.map((c, i) => ({ id: c.id, features: features[i] ?? {} }));
   }
 
   async recordServed(request: ServedRequest): Promise<void> {
@@ -88,21 +122,21 @@ export class RecStore extends DurableObject<Env> {
     await this.copying;
   }
 
-  /** Called after a new snapshot replaced the rows (the in-memory tables are rebuilt from them). */
-  protected onSnapshot(listener: () => void): void {
-    this.listeners.add(listener);
-  }
-
   protected snapshot(): SnapshotMeta | null {
     const raw = this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'snapshot'").toArray()[0];
     return raw ? (JSON.parse(raw.value) as SnapshotMeta) : null;
   }
 
-  protected rows(kind: string): FeatureRow[] {
-    return this.sql
-      .exec<{ kind: string; key: string; data: string }>("SELECT kind, key, data FROM rows WHERE kind = ?", kind)
-      .toArray()
-      .map((r) => ({ kind: r.kind, key: r.key, data: r.data }));
+  private currentTables(): FeatureTables | null {
+    const meta = this.snapshot();
+    if (!meta) return null;
+    if (this.tables?.snapshotId !== meta.snapshotId) {
+      const rows = this.sql
+        .exec<{ kind: string; key: string; data: string }>("SELECT kind, key, data FROM rows")
+        .toArray();
+      this.tables = { snapshotId: meta.snapshotId, tables: new FeatureTables(snapshotFromRows(rows)) };
+    }
+    return this.tables.tables;
   }
 
   private async refresh(teamId: string): Promise<void> {
@@ -143,10 +177,24 @@ export class RecStore extends DurableObject<Env> {
       this.sql.exec("DROP TABLE staging");
       this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('snapshot', ?)", JSON.stringify(current));
     });
-    for (const listener of this.listeners) listener();
   }
 
   private store(): FeatureStore {
     return featureStore(driverFor(this.env));
   }
+}
+
+const strings = (v: unknown): string[] | undefined =>
+  Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : undefined;
+
+/** The route's validated context, as the feature code names it. */
+function subjectContext(context: Readonly<Record<string, unknown>>): SubjectContext {
+  const out: SubjectContext = {};
+  const members = strings(context.members);
+  if (members && members.length > 0) out.conversation = members;
+  const channels = strings(context.channels);
+  if (channels) out.firstDayChannels = channels;
+  const partners = strings(context.partners);
+  if (partners) out.firstDayPartners = partners;
+  return out;
 }

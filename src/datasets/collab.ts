@@ -62,7 +62,8 @@ export function parseCsv(text: string, expected: readonly string[]): string[][] 
   }
   return lines.map((l, n) => {
     const cells = l.split(",");
-    if (cells.length !== expected.length) throw new Error(`line ${n + 2}: ${cells.length} fields, expected ${expected.length}`);
+    if (cells.length !== expected.length)
+      throw new Error(`line ${n + 2}: ${cells.length} fields, expected ${expected.length}`);
     return cells;
   });
 }

@@ -3,10 +3,13 @@ import { type FeatureRow, MAX_ROW_KEY } from "./feature-store";
 // Validation of feature store rows at the edge: a kind, a key and counts.
 // Values are numbers or short arrays of numbers (embedding vectors) and
 // nothing else: no text can enter the feature store, so none can leak into
-// training data or logs.
+// training data or logs. The one exception is the snapshot's `meta` row,
+// which may name its dataset and embedding run in short strings.
 
 const KIND = /^[a-z_]{1,8}$/;
-const KEY = new RegExp(`^[A-Za-z0-9_:.@-]{1,${MAX_ROW_KEY}}$`);
+/** Ids joined by single spaces for pairs ("U1 C7"). */
+const KEY = new RegExp(`^(?=.{1,${MAX_ROW_KEY}}$)[A-Za-z0-9_:.@-]+( [A-Za-z0-9_:.@-]+)*$`);
+const MAX_META_STRING = 100;
 const MAX_FIELDS = 64;
 const MAX_VECTOR = 256;
 
@@ -20,7 +23,10 @@ export function parseFeatureRow(value: unknown): RowCheck {
   if (Object.keys(rest).length > 0) return { ok: false, message: `unknown field(s) ${Object.keys(rest).join(", ")}` };
   if (typeof kind !== "string" || !KIND.test(kind)) return { ok: false, message: "kind must be 1-8 of a-z _" };
   if (typeof key !== "string" || !KEY.test(key)) {
-    return { ok: false, message: `key must be 1-${MAX_ROW_KEY} of A-Z a-z 0-9 _ : . @ -` };
+    return {
+      ok: false,
+      message: `key must be 1-${MAX_ROW_KEY} of A-Z a-z 0-9 _ : . @ - (ids joined by single spaces)`,
+    };
   }
   if (typeof data !== "object" || data === null || Array.isArray(data)) {
     return { ok: false, message: "data must be an object of counts" };
@@ -28,8 +34,10 @@ export function parseFeatureRow(value: unknown): RowCheck {
   const fields = Object.entries(data as Record<string, unknown>);
   if (fields.length > MAX_FIELDS) return { ok: false, message: `data has more than ${MAX_FIELDS} fields` };
   for (const [name, v] of fields) {
-    if (!/^[a-z0-9_]{1,40}$/.test(name))
-      return { ok: false, message: `data field "${name.slice(0, 40)}" is not a-z 0-9 _` };
+    if (!/^[A-Za-z0-9_]{1,40}$/.test(name)) {
+      return { ok: false, message: `data field "${name.slice(0, 40)}" is not A-Z a-z 0-9 _` };
+    }
+    if (kind === "meta" && (v === null || (typeof v === "string" && v.length <= MAX_META_STRING))) continue;
     const numbers = Array.isArray(v) ? v : [v];
     if (Array.isArray(v) && v.length > MAX_VECTOR)
       return { ok: false, message: `data.${name} has more than ${MAX_VECTOR} values` };

@@ -360,7 +360,9 @@ describe("experiments API", () => {
     expect(await call("GET", "/v1/admin/recommend/experiments/invite")).toEqual({ status: 200, body: put.body });
 
     const del = await call("DELETE", "/v1/admin/recommend/experiments/invite");
-    const fallback = { name: "invite-default", arms: [{ name: "default", weight: 1, model: "hand_tuned" }] };
+    // The default: the source's bundled model (models/), or hand_tuned when none ships.
+    const fallback = defaultExperiment("invite", bundledModelStore().keys());
+    expect(fallback.arms[0]?.model).not.toBe("hand_tuned");
     expect(del).toEqual({ status: 200, body: { source: "invite", experiment: fallback, default: true } });
     expect((await call("GET", "/v1/admin/recommend/experiments/invite")).body).toEqual(del.body);
     expect(await env.MODELS.head(experimentObjectKey("invite"))).toBeNull();
