@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { signToken } from "../src/auth/jwt";
 import { planetscaleDriver } from "../storage/planetscale-driver";
 import { startPsdbServer } from "../tools/psdb-server/server";
+import { importDataset } from "./dataset-import";
 import {
   DEMO_ADMIN,
   DEMO_MEMBER,
@@ -28,6 +29,8 @@ const { values } = parseArgs({
   },
 });
 
+const DATASET_TEAM = "TRAILS";
+const DATASET_CUT = "2025-08-23";
 const port = Number(values.port);
 const base = `http://127.0.0.1:${port}`;
 const secret = ensureJwtSecret();
@@ -79,6 +82,7 @@ async function main() {
   });
   await waitForHealth();
   await seed();
+  await seedDataset();
   const member = await signToken({ team: DEMO_TEAM.id, user: DEMO_MEMBER, scope: [] }, secret);
   const admin = await signToken({ team: DEMO_TEAM.id, user: DEMO_ADMIN, scope: ["admin"] }, secret);
   console.log(`
@@ -93,6 +97,12 @@ Edge platform on ${base} (${values.mysql ? "MySQL via PlanetScale driver" : "D1"
        -H 'content-type: application/json' -d '{"emails":["new@demo.example","x@partner.example","y@gmail.com"]}'
   curl -s "${base}/v1/directory/switcher?q=eng" -H "authorization: Bearer $TOKEN"
   curl -s "${base}/v1/directory/boot" -H "authorization: Bearer $TOKEN"
+
+Recommendations on real behaviour: team ${DATASET_TEAM} is datasets/rails-collab at ${DATASET_CUT}.
+
+  RTOKEN=${await signToken({ team: DATASET_TEAM, user: "U1341", scope: [] }, secret)}
+  curl -s ${base}/v1/recommend -H "authorization: Bearer $RTOKEN" \\
+       -H 'content-type: application/json' -d '{"source":"channel_browser","limit":5}'
 
 More tokens: npm run token -- --team ${DEMO_TEAM.id} --user ${DEMO_MEMBER} [--admin]. Ctrl-C stops.
 `);
@@ -148,6 +158,30 @@ async function seed() {
   );
   console.log(
     `seeded demo team ${DEMO_TEAM.id}: ${users.length} users, ${channels.length} channels, ${memberships.length} memberships`,
+  );
+}
+
+/** The second demo team: the vendored dataset at the training's latest cut, for the Recommend API. */
+async function seedDataset() {
+  const platform = await signToken({ team: "TPLATFORM", user: "USEED", scope: ["platform"] }, secret);
+  const exists = await fetch(`${base}/v1/admin/teams/${DATASET_TEAM}`, {
+    headers: { authorization: `Bearer ${platform}` },
+  });
+  if (exists.status === 200) {
+    console.log(`dataset team ${DATASET_TEAM} already seeded`);
+    return;
+  }
+  const s = await importDataset({
+    url: base,
+    secret,
+    data: "datasets/rails-collab",
+    team: DATASET_TEAM,
+    cut: DATASET_CUT,
+    embeddings: "models/embeddings/rails-collab.json",
+    privateShare: 0.05,
+  });
+  console.log(
+    `seeded dataset team ${DATASET_TEAM} (rails-collab at ${DATASET_CUT}): ${s.users} users, ${s.channels} channels (${s.privateChannels} marked private), ${s.memberships} memberships, ${s.featureRows} feature rows`,
   );
 }
 
