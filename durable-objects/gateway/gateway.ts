@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { type AdmissionLimits, Admitter } from "../../src/realtime/admission";
-import { mayNameUsers, remember, usersNamedBy } from "../../src/realtime/annotations";
+import { MAX_REMEMBERED_PROFILES, mayNameUsers, remember, usersNamedBy } from "../../src/realtime/annotations";
 import type { ProfileSource, TopicAccess } from "../../src/realtime/ports";
 import {
   byPresenceTopic,
@@ -135,6 +135,8 @@ export class Gateway extends DurableObject<Env> {
   private readonly buckets = new Map<string, TokenBucket>();
   private readonly drops = new Map<string, number>();
   private readonly sent = new Map<string, Set<string>>();
+  /** Per topic, users every current subscriber was sent the profile of (reset when a socket subscribes). */
+  private readonly annotated = new Map<SubTopic, Set<string>>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -624,6 +626,8 @@ export class Gateway extends DurableObject<Env> {
       if (!sids || sids.size === 0) break;
       const notes = topic.startsWith("channel:") ? await this.annotations(sids, topic, known) : null;
       const behind = this.sendContinuations(topic, sids, known, head, notes);
+      // Every subscriber got these events and their profiles: later messages naming them skip the per-socket check.
+      if (notes && behind === null) this.markAnnotated(topic, notes.named);
       if (behind === null || page === MAX_CATCHUP_PAGES) break;
       const log = await this.topic(key).eventsSince(key, behind);
       head = Math.max(head, log.seq);
@@ -727,6 +731,10 @@ export class Gateway extends DurableObject<Env> {
       if (users.length > 0) named.set(e.seq, users);
     }
     if (named.size === 0) return null;
+    // Users every current subscriber of the topic was already sent: nothing
+    // to look at per socket (the common case once a channel's regulars spoke).
+    const covered = this.annotated.get(topic);
+    if (covered && [...named.values()].every((users) => users.every((u) => covered.has(u)))) return null;
     const missing = new Set<string>();
     const viewers = new Set<string>();
     let team: string | null = null;
@@ -745,7 +753,10 @@ export class Gateway extends DurableObject<Env> {
         }
       }
     }
-    if (missing.size === 0 || team === null) return null;
+    if (missing.size === 0 || team === null) {
+      this.markAnnotated(topic, named);
+      return null;
+    }
     try {
       const found = await this.profileSource.profiles(team, [...viewers], [...missing]);
       const profiles = new Map(found.profiles.map((p) => [p.id, frame({ v: 1, type: "user", user: p })]));
@@ -755,6 +766,16 @@ export class Gateway extends DurableObject<Env> {
       console.error("gateway: profiles for annotation unavailable", error);
       return null;
     }
+  }
+
+  private markAnnotated(topic: SubTopic, named: Map<number, string[]>): void {
+    let covered = this.annotated.get(topic);
+    if (!covered) {
+      covered = new Set();
+      this.annotated.set(topic, covered);
+    }
+    if (covered.size > MAX_REMEMBERED_PROFILES) covered.clear();
+    for (const users of named.values()) for (const u of users) covered.add(u);
   }
 
   private sendProfiles(conn: Conn, notes: Annotations, seq: number): void {
@@ -926,6 +947,7 @@ export class Gateway extends DurableObject<Env> {
   }
 
   private indexAdd(sid: string, topic: SubTopic): void {
+    this.annotated.delete(topic);
     let sids = this.byTopic.get(topic);
     if (!sids) {
       sids = new Set();
