@@ -117,6 +117,10 @@ export class Gateway extends DurableObject<Env> {
   private readonly access: TopicAccess;
   private readonly profileSource: ProfileSource;
   private admitter: Admitter | null = null;
+  /** When the alarm is set for (null: unknown or none). */
+  private alarmAt: number | null = null;
+  /** Subscribes being served now: the real backlog a reconnect storm builds. */
+  private subscribing = 0;
   /** Sockets by id, rebuilt from the attachments on first use after a wake-up. */
   private conns: Map<string, Conn> | null = null;
   /** Topic → the ids of the sockets subscribed to it. */
@@ -159,7 +163,7 @@ export class Gateway extends DurableObject<Env> {
     }
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     const conns = this.load();
-    const admission = this.admission().admit(conns.size, Date.now());
+    const admission = this.admission().admit(conns.size, Date.now(), this.subscribing);
     if (!admission.ok) {
       // Accepted only to be closed: a browser cannot read an HTTP refusal of
       // a WebSocket handshake, but it can read a close code and reason.
@@ -214,6 +218,7 @@ export class Gateway extends DurableObject<Env> {
 
   /** Users whose grace period ended: away, unless they came back. */
   override async alarm(): Promise<void> {
+    this.alarmAt = null;
     this.load();
     const now = Date.now();
     const sql = this.ctx.storage.sql;
@@ -352,20 +357,30 @@ export class Gateway extends DurableObject<Env> {
   private left(team: string, user: string): void {
     const graceMs =
       positiveVar("PRESENCE_GRACE_SECONDS", this.env.PRESENCE_GRACE_SECONDS, DEFAULT_GRACE_SECONDS) * 1000;
+    const due = Date.now() + graceMs;
     this.ctx.storage.sql.exec(
       "INSERT OR REPLACE INTO away_pending (user, team, due) VALUES (?, ?, ?)",
       user,
       team,
-      Date.now() + graceMs,
+      due,
     );
-    this.ctx.waitUntil(this.scheduleAwayAlarm());
+    this.ctx.waitUntil(this.scheduleAwayAlarm(due));
   }
 
-  private async scheduleAwayAlarm(): Promise<void> {
+  /**
+   * One alarm for the earliest pending "away". The time it is set for is kept
+   * in memory so a storm of closes does not read the alarm once per close
+   * (a due time later than the alarm needs nothing: the alarm reschedules).
+   */
+  private async scheduleAwayAlarm(due?: number): Promise<void> {
+    if (due !== undefined && this.alarmAt !== null && this.alarmAt <= due) return;
     const next = this.ctx.storage.sql.exec<{ due: number | null }>("SELECT MIN(due) AS due FROM away_pending").one();
     if (next.due === null) return;
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > Number(next.due)) await this.ctx.storage.setAlarm(Number(next.due));
+    this.alarmAt ??= await this.ctx.storage.getAlarm();
+    if (this.alarmAt === null || this.alarmAt > Number(next.due)) {
+      this.alarmAt = Number(next.due);
+      await this.ctx.storage.setAlarm(this.alarmAt);
+    }
   }
 
   private async publishPresence(team: string, user: string, presence: PresenceState): Promise<void> {
@@ -403,6 +418,15 @@ export class Gateway extends DurableObject<Env> {
   }
 
   private async subscribe(sid: string, f: Extract<ClientFrame, { type: "subscribe" }>): Promise<void> {
+    this.subscribing++;
+    try {
+      await this.subscribeNow(sid, f);
+    } finally {
+      this.subscribing--;
+    }
+  }
+
+  private async subscribeNow(sid: string, f: Extract<ClientFrame, { type: "subscribe" }>): Promise<void> {
     const before = this.conns?.get(sid);
     if (!before) return;
     const { team, user, gateway } = before.state;

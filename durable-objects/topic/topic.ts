@@ -62,6 +62,7 @@ export class Topic extends DurableObject<Env> {
   private deliveries = 0;
   private rounds = 0;
   private limiter: TokenBucket | null = null;
+  private readonly meta = new Map<string, string | null>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -302,12 +303,18 @@ export class Topic extends DurableObject<Env> {
     return Number.isInteger(configured) && configured > 0 ? configured : DEFAULT_LOG_SIZE;
   }
 
+  /** Meta values, read through memory: every call needs the topic name, seq and log size. */
   private getMeta(key: string): string | null {
-    return this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0]?.value ?? null;
+    if (this.meta.has(key)) return this.meta.get(key) ?? null;
+    const value =
+      this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0]?.value ?? null;
+    this.meta.set(key, value);
+    return value;
   }
 
   private setMeta(key: string, value: string): void {
     this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", key, value);
+    this.meta.set(key, value);
   }
 }
 

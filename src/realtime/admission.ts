@@ -12,9 +12,17 @@ export interface AdmissionLimits {
   maxSockets: number;
   /** New connections admitted per second (burst: one second's worth). */
   perSecond: number;
+  /**
+   * Subscribes in flight at most: the real backlog of a reconnect storm
+   * (each reconnecting client resubscribes, which costs far more than the
+   * accept). Beyond it new connections wait.
+   */
+  maxBacklog?: number;
 }
 
-export type Admission = { ok: true } | { ok: false; reason: "full" | "rate"; retryAfterMs: number };
+export const DEFAULT_MAX_BACKLOG = 256;
+
+export type Admission = { ok: true } | { ok: false; reason: "full" | "rate" | "busy"; retryAfterMs: number };
 
 /** A full gateway frees slots only as clients leave: wait longer. */
 const FULL_RETRY_MS = { min: 5_000, spread: 10_000 };
@@ -36,9 +44,15 @@ export class Admitter {
     this.windowStart = now;
   }
 
-  admit(sockets: number, now: number): Admission {
+  admit(sockets: number, now: number, backlog = 0): Admission {
     if (sockets >= this.limits.maxSockets) {
       return { ok: false, reason: "full", retryAfterMs: FULL_RETRY_MS.min + this.random() * FULL_RETRY_MS.spread };
+    }
+    const maxBacklog = this.limits.maxBacklog ?? DEFAULT_MAX_BACKLOG;
+    if (backlog >= maxBacklog) {
+      // Spread the waiting clients over roughly the time the backlog takes to drain at the admission rate.
+      const spreadMs = Math.max(WINDOW_MS, (backlog / this.limits.perSecond) * 1000);
+      return { ok: false, reason: "busy", retryAfterMs: MIN_RETRY_MS + this.random() * spreadMs };
     }
     if (this.bucket.take(now)) return { ok: true };
     if (now - this.windowStart > WINDOW_MS) {

@@ -59,6 +59,15 @@ describe("admission", () => {
     expect(new Set(delays.map((d) => Math.round(d / 500))).size).toBeGreaterThan(10);
   });
 
+  it("holds new connections back while too many subscribes are in flight (a reconnect storm's real backlog)", () => {
+    const a = new Admitter({ maxSockets: 10_000, perSecond: 100, maxBacklog: 50 }, 0, () => 0.5);
+    expect(a.admit(0, 0, 49)).toEqual({ ok: true });
+    const busy = a.admit(0, 0, 300);
+    expect(busy).toMatchObject({ ok: false, reason: "busy" });
+    // 300 queued at 100/s: spread over about 3 s.
+    expect(busy.ok ? 0 : busy.retryAfterMs).toBe(250 + 0.5 * 3000);
+  });
+
   it("refuses a full gateway with a longer wait", () => {
     const a = new Admitter({ maxSockets: 2, perSecond: 100 }, 0, () => 0.5);
     expect(a.admit(1, 0)).toEqual({ ok: true });

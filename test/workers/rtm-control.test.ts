@@ -322,6 +322,11 @@ describe("real-time control", () => {
       expect(refused.length).toBeGreaterThanOrEqual(2);
       for (const d of delays) expect(d).toBeGreaterThanOrEqual(250);
       expect((await gw.stats()).refused).toBeGreaterThanOrEqual(3);
+      // A backlog limit that nothing in flight reaches admits as before (the refusal rule is in the Node tests).
+      await gw.configure({ maxSockets: 20_000, perSecond: 1000, maxBacklog: 1 });
+      const slow = await Client.connect(await as("eve"));
+      expect((await slow.one()).type).toBe("hello");
+      slow.close();
       await gw.configure({ maxSockets: 20_000, perSecond: 1000 });
       first.close();
     });

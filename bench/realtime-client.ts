@@ -1,0 +1,583 @@
+import WebSocket from "ws";
+import { CLOSE_CODES, retryAfterOf } from "../src/realtime/protocol";
+
+// The load-generating side of `npm run bench:realtime`: a child process
+// (forked by bench/realtime.ts, which spreads the subscribers over a few of
+// them so the clients do not share one event loop with the publisher) that
+// holds many WebSocket clients, parses every frame the way a real client
+// would, and reports per phase: event frames, end-to-end latency samples,
+// sequence gaps and duplicates, and what reconnecting cost.
+//
+// Every server under test sends the same frame shape, the platform's
+// `{"v":1,"type":"event","topic":…,"seq":N,"event":{…,"text":"<send time>",…}}`:
+// latency is this process's clock minus the send time the publisher put in
+// `text` (performance.timeOrigin + performance.now() on both sides: one
+// machine, one clock).
+
+/** "platform": hello → subscribe (with since after a reconnect) → subscribed. "plain": ready when open. */
+export type ClientKind = "platform" | "plain";
+
+export type Command =
+  | { cmd: "connect"; id: number; set: string; kind: ClientKind; urls: string[]; topic: string; concurrency: number }
+  | { cmd: "reset"; id: number; set: string }
+  | { cmd: "collect"; id: number; set: string }
+  | { cmd: "storm"; id: number; set: string; at: number; spreadMs: number }
+  | { cmd: "stormStatus"; id: number; set: string }
+  | { cmd: "seqStats"; id: number; set: string; seq: number }
+  | { cmd: "close"; id: number; set: string }
+  | { cmd: "exit"; id: number };
+
+export interface ConnectReply {
+  connected: number;
+  failed: number;
+  ms: number;
+  attempts: number;
+  firstError: string | null;
+}
+
+export interface ReconnectStats {
+  /** Connection attempts (the first try included). */
+  attempts: number;
+  /** Refused with close code 1013 (overloaded), 4029 (rate_limited), or an HTTP 429/503 before the upgrade. */
+  overloaded: number;
+  rateLimited: number;
+  httpRefused: number;
+  /** Attempts that failed otherwise (socket errors, other HTTP answers, other close codes). */
+  errors: number;
+  /** Of those, upgrades not answered within HANDSHAKE_TIMEOUT_MS. */
+  timeouts: number;
+  /** Sum of the retry_after_ms waits honoured. */
+  retryWaitMs: number;
+  firstError: string | null;
+}
+
+export interface PhaseStats {
+  clients: number;
+  /** Event frames received (replayed ones included). */
+  frames: number;
+  bytes: number;
+  /** Events received twice or out of order (seq ≤ the last one seen). */
+  dups: number;
+  /** Seqs skipped over by a later event (a gap), and by reload frames. */
+  gapMissing: number;
+  reloads: number;
+  errorFrames: number;
+  /** Sockets the server closed (or that failed) while the client wanted them open. */
+  unexpectedCloses: number;
+  /** End-to-end latency of each event frame (ms). */
+  samples: Float64Array;
+  /** Clock of the last event frame received (0: none). */
+  lastRecvAt: number;
+  reconnect: ReconnectStats;
+  /** Per client: the last seq seen (-1: none); min and max over the clients. */
+  minLast: number;
+  maxLast: number;
+}
+
+export interface StormStatus {
+  clients: number;
+  /** Clients that reconnected (and, on the platform, got `subscribed`) after the storm started. */
+  resumed: number;
+  /** Latest such moment (clock), 0 when none. */
+  lastResumedAt: number;
+  /** Clients that gave up. */
+  failed: number;
+}
+
+export type Reply =
+  | { type: "reply"; id: number; ok: true; value: unknown }
+  | { type: "reply"; id: number; ok: false; error: string };
+
+/** Unsolicited: every client of `set` in this process has received `seq`. */
+export interface Complete {
+  type: "complete";
+  set: string;
+  seq: number;
+}
+
+export const now = (): number => performance.timeOrigin + performance.now();
+
+const RECONNECT_GIVE_UP_MS = 120_000;
+/** An upgrade not answered in this long is abandoned and retried (what a real client does; a hung handshake would otherwise hang the bench). */
+const HANDSHAKE_TIMEOUT_MS = 30_000;
+/** A reconnecting client waits this long for its close handshake, then drops the socket. */
+const CLOSE_WAIT_MS = 2_000;
+/** Retries without a server-given delay: exponential from 250 ms to 10 s, jittered (×0.5–1.5). */
+const BACKOFF_MIN_MS = 250;
+const BACKOFF_MAX_MS = 10_000;
+
+/** A growable Float64Array: hundreds of thousands of latency samples without boxing. */
+class Samples {
+  private buf = new Float64Array(1 << 14);
+  private n = 0;
+  push(v: number): void {
+    if (this.n === this.buf.length) {
+      const next = new Float64Array(this.buf.length * 2);
+      next.set(this.buf);
+      this.buf = next;
+    }
+    this.buf[this.n++] = v;
+  }
+  take(): Float64Array {
+    return this.buf.slice(0, this.n);
+  }
+}
+
+class ClientSet {
+  readonly clients: Client[] = [];
+  frames = 0;
+  bytes = 0;
+  dups = 0;
+  gapMissing = 0;
+  reloads = 0;
+  errorFrames = 0;
+  unexpectedCloses = 0;
+  lastRecvAt = 0;
+  samples = new Samples();
+  reconnect: ReconnectStats = emptyReconnect();
+  /** Per seq: clients that received it, and the latest receipt. Completed seqs are reported once. */
+  seqs = new Map<number, { count: number; maxAt: number; reported: boolean }>();
+  stormAt = 0;
+  stormTimers: NodeJS.Timeout[] = [];
+
+  constructor(
+    readonly name: string,
+    readonly kind: ClientKind,
+    readonly topic: string,
+  ) {}
+
+  reset(): void {
+    this.frames = 0;
+    this.bytes = 0;
+    this.dups = 0;
+    this.gapMissing = 0;
+    this.reloads = 0;
+    this.errorFrames = 0;
+    this.unexpectedCloses = 0;
+    this.lastRecvAt = 0;
+    this.samples = new Samples();
+    this.reconnect = emptyReconnect();
+    this.seqs.clear();
+    this.stormAt = 0;
+  }
+
+  received(seq: number, at: number): void {
+    let entry = this.seqs.get(seq);
+    if (!entry) {
+      entry = { count: 0, maxAt: 0, reported: false };
+      this.seqs.set(seq, entry);
+    }
+    entry.count++;
+    if (at > entry.maxAt) entry.maxAt = at;
+    if (!entry.reported && entry.count >= this.clients.length) {
+      entry.reported = true;
+      send({ type: "complete", set: this.name, seq } satisfies Complete);
+    }
+  }
+}
+
+function emptyReconnect(): ReconnectStats {
+  return {
+    attempts: 0,
+    overloaded: 0,
+    rateLimited: 0,
+    httpRefused: 0,
+    errors: 0,
+    timeouts: 0,
+    retryWaitMs: 0,
+    firstError: null,
+  };
+}
+
+/** The fields of a server frame this client looks at. */
+interface FrameView {
+  type?: unknown;
+  seq?: unknown;
+  event?: unknown;
+  topics?: unknown;
+}
+
+class Client {
+  ws: WebSocket | null = null;
+  /** The last seq seen of the topic (-1: none yet). */
+  last = -1;
+  ready = false;
+  /** When the client last became ready (clock). */
+  readyAt = 0;
+  /** The client wants a socket: an unexpected close reconnects. */
+  wanted = false;
+  failed = false;
+  private backoff = BACKOFF_MIN_MS;
+  private lastError: string | null = null;
+  /** Set while a reconnect waits for its socket to close. */
+  private dropping: NodeJS.Timeout | null = null;
+  private onReady: (() => void) | null = null;
+  /** Answers true when the client gives up (then the open() promise is rejected). */
+  private onFail: ((error: string) => boolean) | null = null;
+
+  constructor(
+    readonly set: ClientSet,
+    readonly url: string,
+  ) {}
+
+  /** Opens a socket (retrying refusals and errors); resolves when it is ready. */
+  open(): Promise<void> {
+    this.wanted = true;
+    this.failed = false;
+    const started = now();
+    return new Promise<void>((resolve, reject) => {
+      this.onReady = resolve;
+      this.onFail = (error) => {
+        if (now() - started > RECONNECT_GIVE_UP_MS) {
+          this.failed = true;
+          this.wanted = false;
+          reject(new Error(error));
+          return true;
+        }
+        return false;
+      };
+      this.attempt();
+    });
+  }
+
+  /**
+   * Closes the socket and, once it is closed, opens a new one (resubscribing
+   * with since): what reconnecting clients (partysocket, reconnecting-websocket)
+   * do. Waiting for the close also keeps the server's file descriptors in
+   * check: workerd holds about two per socket, and 5,000 old plus 5,000 new
+   * sockets at once exceed a 20,000 limit. A close handshake slower than
+   * CLOSE_WAIT_MS is cut short (the socket is dropped).
+   */
+  reconnect(): void {
+    const ws = this.ws;
+    this.backoff = BACKOFF_MIN_MS;
+    if (!ws || ws.readyState !== WebSocket.OPEN) {
+      this.detach();
+      this.reopen();
+      return;
+    }
+    this.ready = false;
+    this.dropping = setTimeout(() => {
+      this.dropping = null;
+      this.detach();
+      this.reopen();
+    }, CLOSE_WAIT_MS);
+    try {
+      ws.close(1000, "reconnect");
+    } catch {
+      // the close event follows
+    }
+  }
+
+  private reopen(): void {
+    this.open().catch(() => {
+      // counted by stormStatus (failed)
+    });
+  }
+
+  shutdown(): void {
+    this.wanted = false;
+    if (this.dropping) clearTimeout(this.dropping);
+    this.dropping = null;
+    this.detach();
+  }
+
+  /** Stops listening to the current socket (frames it still carries are not counted) and drops it. */
+  private detach(): void {
+    const ws = this.ws;
+    this.ws = null;
+    this.ready = false;
+    if (!ws) return;
+    ws.removeAllListeners();
+    ws.on("error", () => {});
+    ws.terminate();
+  }
+
+  private attempt(): void {
+    const stats = this.set.reconnect;
+    stats.attempts++;
+    this.lastError = null;
+    const ws = new WebSocket(this.url, { perMessageDeflate: false, handshakeTimeout: HANDSHAKE_TIMEOUT_MS });
+    this.ws = ws;
+    ws.on("unexpected-response", (_req, res) => {
+      // Refused before the upgrade: honour Retry-After / a JSON retry_after_ms when present.
+      let body = "";
+      res.on("data", (chunk: Buffer) => {
+        body += chunk.toString();
+      });
+      res.on("end", () => {
+        if (this.ws !== ws) return;
+        this.ws = null;
+        ws.terminate();
+        const status = res.statusCode ?? 0;
+        const header = Number(res.headers["retry-after"]);
+        const retry = retryAfterOf(body) ?? (Number.isFinite(header) ? header * 1000 : null);
+        if (status === 429 || status === 503) {
+          stats.httpRefused++;
+          this.retry(retry, `HTTP ${status}`);
+        } else {
+          stats.errors++;
+          stats.firstError ??= `HTTP ${status}: ${body.slice(0, 200)}`;
+          this.retry(null, `HTTP ${status}`);
+        }
+      });
+    });
+    ws.on("open", () => {
+      if (this.set.kind === "plain") this.becomeReady();
+    });
+    ws.on("message", (data: Buffer, isBinary: boolean) => {
+      if (!isBinary) this.frame(data);
+    });
+    ws.on("close", (code: number, reason: Buffer) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      if (this.dropping) {
+        // The close this client asked for (reconnect): open the next socket.
+        clearTimeout(this.dropping);
+        this.dropping = null;
+        this.ready = false;
+        this.reopen();
+        return;
+      }
+      const wasReady = this.ready;
+      this.ready = false;
+      if (!this.wanted) return;
+      const text = reason.toString();
+      if (wasReady) this.set.unexpectedCloses++;
+      if (code === CLOSE_CODES.overloaded) {
+        stats.overloaded++;
+        this.retry(retryAfterOf(text), `closed ${code} ${text}`);
+      } else if (code === CLOSE_CODES.rate_limited) {
+        stats.rateLimited++;
+        this.retry(retryAfterOf(text), `closed ${code} ${text}`);
+      } else {
+        if (!wasReady) {
+          stats.errors++;
+          stats.firstError ??= this.lastError ?? `closed ${code} ${text}`;
+        }
+        this.retry(null, `closed ${code} ${text}`);
+      }
+    });
+    ws.on("error", (error: Error) => {
+      // ws always follows an error with a close event, which retries.
+      if (this.ws !== ws) return;
+      this.lastError = error.message;
+      if (error.message.includes("Opening handshake has timed out")) stats.timeouts++;
+    });
+  }
+
+  /** Waits retry_after_ms when the server said so, else a jittered exponential backoff; then tries again. */
+  private retry(retryAfterMs: number | null, why: string): void {
+    if (!this.wanted) return;
+    if (this.onFail?.(why)) return;
+    let wait: number;
+    if (retryAfterMs !== null) {
+      this.set.reconnect.retryWaitMs += retryAfterMs;
+      wait = retryAfterMs;
+    } else {
+      wait = this.backoff * (0.5 + Math.random());
+      this.backoff = Math.min(BACKOFF_MAX_MS, this.backoff * 2);
+    }
+    setTimeout(() => {
+      if (this.wanted && this.ws === null) this.attempt();
+    }, wait);
+  }
+
+  private becomeReady(): void {
+    this.ready = true;
+    this.readyAt = now();
+    this.backoff = BACKOFF_MIN_MS;
+    const done = this.onReady;
+    this.onReady = null;
+    this.onFail = null;
+    done?.();
+  }
+
+  private subscribe(): void {
+    const topic = this.last >= 0 ? { topic: this.set.topic, since: this.last } : { topic: this.set.topic };
+    this.ws?.send(JSON.stringify({ v: 1, type: "subscribe", topics: [topic] }));
+  }
+
+  private frame(data: Buffer): void {
+    const at = now();
+    const set = this.set;
+    let f: FrameView;
+    try {
+      f = JSON.parse(data.toString()) as FrameView;
+    } catch {
+      set.errorFrames++;
+      return;
+    }
+    switch (f.type) {
+      case "event": {
+        const seq = typeof f.seq === "number" ? f.seq : -1;
+        if (this.last >= 0 && seq <= this.last) {
+          set.dups++;
+          return;
+        }
+        if (this.last >= 0 && seq > this.last + 1) set.gapMissing += seq - this.last - 1;
+        this.last = seq;
+        set.frames++;
+        set.bytes += data.length;
+        set.lastRecvAt = at;
+        const event = f.event as { text?: unknown } | undefined;
+        const sent = typeof event?.text === "string" ? Number(event.text) : Number.NaN;
+        if (Number.isFinite(sent)) set.samples.push(at - sent);
+        set.received(seq, at);
+        return;
+      }
+      case "hello":
+        this.subscribe();
+        return;
+      case "subscribed": {
+        const topics = Array.isArray(f.topics) ? (f.topics as Array<{ seq?: unknown }>) : [];
+        const seq = topics[0]?.seq;
+        // A first subscription starts at the topic's current seq; a resumed one
+        // continues from `since` (the replay follows this frame).
+        if (this.last < 0 && typeof seq === "number") this.last = seq;
+        this.becomeReady();
+        return;
+      }
+      case "reload": {
+        const seq = typeof f.seq === "number" ? f.seq : this.last;
+        set.reloads++;
+        if (seq > this.last) set.gapMissing += seq - this.last;
+        this.last = Math.max(this.last, seq);
+        return;
+      }
+      case "error":
+        set.errorFrames++;
+        // A refused subscribe (e.g. "unavailable" under load): ask again shortly.
+        if (!this.ready) setTimeout(() => this.subscribe(), 200 + Math.random() * 300);
+        return;
+      default:
+        return;
+    }
+  }
+}
+
+const sets = new Map<string, ClientSet>();
+
+function send(message: Reply | Complete): void {
+  process.send?.(message);
+}
+
+function setOf(name: string): ClientSet {
+  const set = sets.get(name);
+  if (!set) throw new Error(`unknown client set ${name}`);
+  return set;
+}
+
+async function connect(c: Extract<Command, { cmd: "connect" }>): Promise<ConnectReply> {
+  const set = new ClientSet(c.set, c.kind, c.topic);
+  sets.set(c.set, set);
+  for (const url of c.urls) set.clients.push(new Client(set, url));
+  const t0 = now();
+  let next = 0;
+  let failed = 0;
+  let firstError: string | null = null;
+  // A bounded number of handshakes in flight: thousands at once only measure the accept queue.
+  await Promise.all(
+    Array.from({ length: Math.min(c.concurrency, set.clients.length) }, async () => {
+      while (next < set.clients.length) {
+        const client = set.clients[next++] as Client;
+        try {
+          await client.open();
+        } catch (error) {
+          failed++;
+          firstError ??= error instanceof Error ? error.message : String(error);
+        }
+      }
+    }),
+  );
+  const attempts = set.reconnect.attempts;
+  firstError ??= set.reconnect.firstError;
+  return { connected: set.clients.length - failed, failed, ms: now() - t0, attempts, firstError };
+}
+
+function collect(set: ClientSet): PhaseStats {
+  let minLast = Number.POSITIVE_INFINITY;
+  let maxLast = -1;
+  for (const c of set.clients) {
+    minLast = Math.min(minLast, c.last);
+    maxLast = Math.max(maxLast, c.last);
+  }
+  return {
+    clients: set.clients.length,
+    frames: set.frames,
+    bytes: set.bytes,
+    dups: set.dups,
+    gapMissing: set.gapMissing,
+    reloads: set.reloads,
+    errorFrames: set.errorFrames,
+    unexpectedCloses: set.unexpectedCloses,
+    samples: set.samples.take(),
+    lastRecvAt: set.lastRecvAt,
+    reconnect: { ...set.reconnect },
+    minLast: set.clients.length === 0 ? -1 : minLast,
+    maxLast,
+  };
+}
+
+/** Every client drops its socket at a random moment in [at, at + spreadMs) and reconnects. */
+function storm(set: ClientSet, at: number, spreadMs: number): void {
+  set.stormAt = at;
+  for (const client of set.clients) {
+    const delay = Math.max(0, at + Math.random() * spreadMs - now());
+    set.stormTimers.push(setTimeout(() => client.reconnect(), delay));
+  }
+}
+
+function stormStatus(set: ClientSet): StormStatus {
+  let resumed = 0;
+  let failed = 0;
+  let lastResumedAt = 0;
+  for (const c of set.clients) {
+    if (c.failed) failed++;
+    else if (c.ready && c.readyAt > set.stormAt) {
+      resumed++;
+      lastResumedAt = Math.max(lastResumedAt, c.readyAt);
+    }
+  }
+  return { clients: set.clients.length, resumed, lastResumedAt, failed };
+}
+
+async function handle(c: Command): Promise<unknown> {
+  switch (c.cmd) {
+    case "connect":
+      return connect(c);
+    case "reset":
+      setOf(c.set).reset();
+      return null;
+    case "collect":
+      return collect(setOf(c.set));
+    case "storm":
+      storm(setOf(c.set), c.at, c.spreadMs);
+      return null;
+    case "stormStatus":
+      return stormStatus(setOf(c.set));
+    case "seqStats": {
+      const entry = setOf(c.set).seqs.get(c.seq);
+      return { count: entry?.count ?? 0, maxAt: entry?.maxAt ?? 0 };
+    }
+    case "close": {
+      const set = setOf(c.set);
+      for (const t of set.stormTimers) clearTimeout(t);
+      for (const client of set.clients) client.shutdown();
+      sets.delete(c.set);
+      return null;
+    }
+    case "exit":
+      setImmediate(() => process.exit(0));
+      return null;
+  }
+}
+
+process.on("message", (message: Command) => {
+  handle(message).then(
+    (value) => send({ type: "reply", id: message.id, ok: true, value }),
+    (error: unknown) =>
+      send({ type: "reply", id: message.id, ok: false, error: error instanceof Error ? error.message : String(error) }),
+  );
+});
+process.on("disconnect", () => process.exit(0));

@@ -1,0 +1,1221 @@
+import { type ChildProcess, fork } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { convertV4MiniflareOptions, Miniflare } from "miniflare";
+import { unstable_getMiniflareWorkerOptions } from "wrangler";
+import { signToken } from "../src/auth/jwt";
+import {
+  type BenchResult,
+  bundle,
+  compare,
+  descendantPids,
+  median,
+  percentile,
+  printTable,
+  processUsage,
+  startBackend,
+  writeResults,
+} from "./harness";
+import type { ClientKind, Command, Complete, ConnectReply, PhaseStats, Reply, StormStatus } from "./realtime-client";
+import { type ProfileLine, startProfiler, summarizeProfile, writeProfile } from "./realtime-profile";
+
+// npm run bench:realtime [-- --quick] [--procs N] [--systems platform,party,party-hib,ws]
+//   [--sizes 1000,5000] [--storm 5000] [--in-flight 20000] [--moderate 5000] [--profile]
+//   [--platform-config wrangler.toml] [--var GATEWAY_SHARDS=1 ...]
+//
+// Real-time fan-out, in one run on this machine, side by side:
+// - platform: the real Worker bundle (wrangler.toml) served by Miniflare on
+//   D1: clients on GET /v1/rtm (gateway shards, hibernating), a publisher on
+//   POST /v1/channels/:id/messages (topic object → one delivery per shard);
+// - partyserver: a room that broadcasts every POSTed message
+//   (bench/realtime-party-worker.ts), default in-memory connections and
+//   hibernating ones, served by Miniflare the same way;
+// - a plain Node `ws` server (bench/realtime-ws-server.ts) in its own process.
+// The same clients (bench/realtime-client.ts, in --procs child processes)
+// parse every frame; every server sends the platform's frame shape, so
+// message sizes match (checked: bytes per frame are reported).
+//
+// Per subscriber count (1,000 and 5,000; --quick: 200 and 500), on one topic:
+// 1. saturation: a closed-loop publisher keeps windowFor(n) messages in
+//    flight (published but not yet received by every subscriber) for SAT_SECONDS;
+//    deliveries/s = event frames received by all clients / (first publish →
+//    last frame received). Also the publish rate this sustained, and the
+//    latency under that load. Median of SAT_REPEATS, the systems interleaved
+//    (all of them stay connected through a size).
+// 2. latency at a moderate rate: open loop at MODERATE_DELIVERIES/s (the
+//    same absolute load for everyone, which every one of them keeps up with);
+//    p50/p99 of receive time − send time over every delivery. Median of
+//    LAT_REPEATS.
+// 3. reconnect storm (at STORM_SIZE): while the publisher keeps publishing at
+//    the moderate rate, every client drops its socket at a random moment
+//    within one second and reconnects (platform clients resubscribe with
+//    since = the last seq they saw; refusals with 1013/4029 or HTTP 429/503
+//    are retried after retry_after_ms). Reported: time to full recovery,
+//    events lost, refused/retried attempts. See stormPhase for the exact
+//    definitions.
+// Server CPU per delivery (workerd or the ws process, from /proc) is reported
+// beside deliveries/s: on a shared 2-core machine the latter moves with the
+// neighbours' load, the former much less. --profile writes V8 CPU profiles
+// (the platform's isolate during connect, first saturation and storm; each
+// partyserver's during its first saturation) to .bench/ and prints the
+// heaviest functions (bench/realtime-profile.ts).
+
+const args = process.argv.slice(2);
+const QUICK = args.includes("--quick");
+const opt = (name: string): string | undefined => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
+const PROCS = Number(opt("--procs") ?? 2);
+const SIZES = (opt("--sizes") ?? (QUICK ? "200,500" : "1000,5000")).split(",").map(Number);
+const STORM_SIZE = Number(opt("--storm") ?? SIZES.at(-1));
+const SAT_SECONDS = QUICK ? 1 : 4;
+const SAT_REPEATS = QUICK ? 1 : 3;
+const LAT_SECONDS = QUICK ? 1 : 4;
+const LAT_REPEATS = QUICK ? 1 : 3;
+/**
+ * Deliveries in flight end to end during saturation (published, not yet
+ * received by every subscriber): the closed loop keeps this many frames
+ * queued somewhere between the publisher and the clients, so the slowest
+ * stage (not the round trip) sets the pace; as messages, between 4 and 64.
+ */
+const IN_FLIGHT_DELIVERIES = Number(opt("--in-flight") ?? (QUICK ? 10_000 : 20_000));
+const windowFor = (n: number) => Math.max(4, Math.min(64, Math.ceil(IN_FLIGHT_DELIVERIES / n)));
+/**
+ * The moderate load, in deliveries/s (the publish rate is this / subscribers):
+ * fixed in advance so every system gets the same absolute load, and low
+ * enough (a quarter to a half of what each sustains here) that each keeps up.
+ */
+const MODERATE_DELIVERIES = Number(opt("--moderate") ?? 5_000);
+const STORM_SPREAD_MS = 1000;
+const STORM_TIMEOUT_MS = 90_000;
+const DRAIN_TIMEOUT_MS = 30_000;
+const CONNECT_CONCURRENCY = 50;
+/** --profile: a CPU profile of the platform's isolate during its first saturation phase at each size. */
+const PROFILE = args.includes("--profile");
+/** Inspector ports of the workerd-based systems under --profile (one Miniflare each). */
+const INSPECTOR_PORTS: Partial<Record<SystemKey, number>> = { platform: 9339, party: 9340, "party-hib": 9341 };
+/** --var NAME=VALUE (repeatable): overrides a platform var from wrangler.toml (experiments: GATEWAY_SHARDS=1, ...). */
+const VAR_OVERRIDES: Record<string, string> = Object.fromEntries(
+  args.flatMap((a, i) => {
+    const kv = a === "--var" ? args[i + 1] : undefined;
+    const eq = kv?.indexOf("=") ?? -1;
+    return kv && eq > 0 ? [[kv.slice(0, eq), kv.slice(eq + 1)]] : [];
+  }),
+);
+/** The platform's wrangler config: wrangler.toml, or a variant (an experiment on the gateway, say). */
+const PLATFORM_CONFIG = opt("--platform-config") ?? "wrangler.toml";
+const SECRET = "bench-secret";
+const TEAM = "TRTBENCH";
+const POSTER = "U00000001";
+
+type SystemKey = "platform" | "party" | "party-hib" | "ws";
+const ALL_SYSTEMS: SystemKey[] = ["platform", "party", "party-hib", "ws"];
+const SYSTEMS = (opt("--systems")?.split(",") as SystemKey[] | undefined) ?? ALL_SYSTEMS;
+const LABEL: Record<SystemKey, string> = {
+  platform: "platform",
+  party: "partyserver",
+  "party-hib": "partyserver (hibernating)",
+  ws: "Node ws",
+};
+
+const now = (): number => performance.timeOrigin + performance.now();
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
+const log = (msg: string) => console.error(`[realtime ${((performance.now() - T0) / 1000).toFixed(0)}s] ${msg}`);
+const T0 = performance.now();
+
+// --- client processes -------------------------------------------------------------
+
+/** A command without its id (the pool numbers them). */
+type CommandBody = Command extends infer C ? (C extends { id: number } ? Omit<C, "id"> : never) : never;
+
+class ClientPool {
+  readonly procs: ChildProcess[] = [];
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  /** Per set: per seq, processes that reported it complete. */
+  private readonly reports = new Map<string, Map<number, number>>();
+  /** Per set: processes holding clients of it, and a listener for completed seqs. */
+  private readonly sets = new Map<string, { procs: number; onComplete: (seq: number) => void }>();
+
+  constructor(n: number) {
+    for (let i = 0; i < n; i++) {
+      // tsx's loader is in process.execArgv, which fork() passes on.
+      const child = fork(new URL("./realtime-client.ts", import.meta.url).pathname, [], {
+        serialization: "advanced",
+        stdio: ["ignore", "inherit", "inherit", "ipc"],
+      });
+      child.on("message", (m: Reply | Complete) => this.message(m));
+      child.on("exit", (code) => {
+        if (code !== 0 && code !== null) log(`client process ${child.pid} exited with ${code}`);
+      });
+      this.procs.push(child);
+    }
+  }
+
+  pids(): number[] {
+    return this.procs.map((p) => p.pid).filter((p): p is number => p !== undefined);
+  }
+
+  private message(m: Reply | Complete): void {
+    if (m.type === "complete") {
+      const set = this.sets.get(m.set);
+      if (!set) return;
+      let bySeq = this.reports.get(m.set);
+      if (!bySeq) {
+        bySeq = new Map();
+        this.reports.set(m.set, bySeq);
+      }
+      const n = (bySeq.get(m.seq) ?? 0) + 1;
+      bySeq.set(m.seq, n);
+      if (n === set.procs) set.onComplete(m.seq);
+      return;
+    }
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    this.pending.delete(m.id);
+    if (m.ok) p.resolve(m.value);
+    else p.reject(new Error(m.error));
+  }
+
+  call<T>(proc: number, command: CommandBody): Promise<T> {
+    const id = this.nextId++;
+    const child = this.procs[proc] as ChildProcess;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: (v) => resolve(v as T), reject });
+      child.send({ ...command, id });
+    });
+  }
+
+  /** The same command to every process holding clients of `set`. */
+  each<T>(set: string, command: (proc: number) => CommandBody): Promise<T[]> {
+    const n = this.sets.get(set)?.procs ?? this.procs.length;
+    return Promise.all(Array.from({ length: n }, (_, i) => this.call<T>(i, command(i))));
+  }
+
+  /** Spreads the urls over the processes (round robin) and connects them all. */
+  async connect(set: string, kind: ClientKind, topic: string, urls: string[]): Promise<ConnectReply[]> {
+    const shares: string[][] = this.procs.map(() => []);
+    for (const [i, u] of urls.entries()) shares[i % shares.length]?.push(u);
+    const used = shares.filter((s) => s.length > 0).length;
+    this.sets.set(set, { procs: used, onComplete: () => {} });
+    return Promise.all(
+      shares.slice(0, used).map((share, i) =>
+        this.call<ConnectReply>(i, {
+          cmd: "connect",
+          set,
+          kind,
+          urls: share,
+          topic,
+          concurrency: CONNECT_CONCURRENCY,
+        }),
+      ),
+    );
+  }
+
+  /** Clears the set's counters in every process; completed seqs are reported to onComplete from now on. */
+  async reset(set: string, onComplete: (seq: number) => void): Promise<void> {
+    const entry = this.sets.get(set);
+    if (!entry) throw new Error(`unknown set ${set}`);
+    await this.each(set, () => ({ cmd: "reset", set }));
+    this.reports.delete(set);
+    entry.onComplete = onComplete;
+  }
+
+  async close(set: string): Promise<void> {
+    await this.each(set, () => ({ cmd: "close", set }));
+    this.sets.delete(set);
+    this.reports.delete(set);
+  }
+
+  async exit(): Promise<void> {
+    await Promise.all(this.procs.map((_, i) => this.call(i, { cmd: "exit" }).catch(() => null)));
+  }
+}
+
+// --- systems under test -----------------------------------------------------------
+
+interface System {
+  key: SystemKey;
+  kind: ClientKind;
+  /** One WebSocket URL per subscriber. */
+  urls(n: number): Promise<string[]>;
+  topic(n: number): string;
+  /** Publishes one message carrying `sentAt` as its text; resolves with its seq. */
+  publish(n: number, sentAt: string): Promise<number>;
+  /** Server processes (for CPU). */
+  pids(): number[];
+}
+
+const channelOf = (n: number) => `CRT${n}`;
+
+/** The platform's message event, written by the bench for the baselines (the platform builds its own). */
+function eventBody(n: number, text: string): string {
+  return JSON.stringify({ type: "message", channel: channelOf(n), user: POSTER, text, mentions: [], ts: Date.now() });
+}
+
+async function postForSeq(url: string, body: string, headers: Record<string, string>): Promise<number> {
+  const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${url} -> ${res.status}: ${text.slice(0, 300)}`);
+  const seq = (JSON.parse(text) as { seq?: unknown }).seq;
+  if (typeof seq !== "number") throw new Error(`${url}: no seq in ${text.slice(0, 200)}`);
+  return seq;
+}
+
+async function adminCall(url: string, method: string, path: string, token: string, body: string, type: string) {
+  const res = await fetch(`${url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, "content-type": type },
+    body,
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path} -> ${res.status}: ${text.slice(0, 500)}`);
+  return text;
+}
+
+/**
+ * What Miniflare needs to serve the wrangler.toml bundle, read by wrangler
+ * itself from wrangler.toml (vars, Durable Objects, R2, queue producers,
+ * module rules for the bundled .wasm): the Worker keeps gaining bindings, and
+ * a hand-written copy here would fall behind.
+ */
+function platformOptions(outdir: string): {
+  vars: Record<string, string>;
+  durableObjects: Record<string, { className: string; useSQLite: boolean }>;
+  extra: Record<string, unknown>;
+} {
+  const w = unstable_getMiniflareWorkerOptions(PLATFORM_CONFIG).workerOptions;
+  const vars: Record<string, string> = {};
+  for (const [k, v] of Object.entries(w.bindings ?? {})) if (typeof v === "string") vars[k] = v;
+  const durableObjects: Record<string, { className: string; useSQLite: boolean }> = {};
+  for (const [k, v] of Object.entries(w.durableObjects ?? {})) {
+    if (typeof v === "object" && v !== null && "className" in v && typeof v.className === "string") {
+      durableObjects[k] = { className: v.className, useSQLite: v.useSQLite === true };
+    }
+  }
+  // The bundle's modules, typed by wrangler.toml's rules ("**/*.wasm" →
+  // CompiledWasm, ...): Miniflare 5 takes them as a list, not as rules.
+  const rules = (w.modulesRules ?? []).flatMap((r) =>
+    r.include.map((glob) => ({ type: r.type, ext: glob.replace(/^\*\*\/\*/, "") })),
+  );
+  const modules: Array<{ type: string; path: string }> = [{ type: "ESModule", path: join(outdir, "index.js") }];
+  for (const f of readdirSync(outdir)) {
+    const rule = rules.find((r) => f.endsWith(r.ext));
+    if (rule && f !== "index.js") modules.push({ type: rule.type, path: join(outdir, f) });
+  }
+  return {
+    vars,
+    durableObjects,
+    extra: {
+      scriptPath: undefined,
+      modules,
+      modulesRoot: outdir,
+      r2Buckets: w.r2Buckets,
+      queueProducers: w.queueProducers,
+    },
+  };
+}
+
+async function startPlatform(maxUsers: number): Promise<{ system: System; close: () => Promise<void> }> {
+  const outdir = bundle(PLATFORM_CONFIG, ".bench/realtime-platform");
+  const config = platformOptions(outdir);
+  log(
+    `platform: ${PLATFORM_CONFIG} vars ${["GATEWAY_SHARDS", "TOPIC_LOG_SIZE", "GATEWAY_MAX_SOCKETS", "GATEWAY_ACCEPT_PER_SECOND", "TOPIC_PUBLISH_PER_SECOND"].map((k) => `${k}=${config.vars[k] ?? "(unset)"}`).join(" ")}; overridden here: TOPIC_PUBLISH_PER_SECOND=100000${Object.entries(
+      VAR_OVERRIDES,
+    )
+      .map(([k, v]) => ` ${k}=${v}`)
+      .join("")}; Durable Objects ${Object.keys(config.durableObjects).join(", ")}`,
+  );
+  const before = new Set(descendantPids("workerd"));
+  const backend = await startBackend("d1", `${outdir}/index.js`, {
+    vars: {
+      ...config.vars,
+      // The per-topic publish limit (100/s in wrangler.toml) is lifted: the
+      // bench measures how fast fan-out goes, and 100/s × 200 subscribers
+      // (--quick) would cap it below what the baselines are allowed.
+      TOPIC_PUBLISH_PER_SECOND: "100000",
+      JWT_SECRET: SECRET,
+      ...VAR_OVERRIDES,
+    },
+    durableObjects: config.durableObjects,
+    extra: { ...config.extra, ...(PROFILE ? { inspectorPort: INSPECTOR_PORTS.platform } : {}) },
+  });
+  const pids = descendantPids("workerd").filter((p) => !before.has(p));
+  const { url } = backend;
+  // Seed through the admin API: the team, maxUsers members (one NDJSON
+  // import), and one public channel per subscriber count.
+  const t0 = performance.now();
+  const platform = await signToken({ team: TEAM, user: "UPLATFORM", scope: ["platform"] }, SECRET);
+  await adminCall(
+    url,
+    "POST",
+    "/v1/admin/teams",
+    platform,
+    JSON.stringify({ id: TEAM, name: "Realtime Bench" }),
+    "application/json",
+  );
+  const users = Array.from({ length: maxUsers }, (_, i) => userId(i));
+  const ndjson = users.map((id, i) => JSON.stringify({ id, email: `u${i + 1}@rt.example`, role: "member" })).join("\n");
+  await adminCall(url, "POST", `/v1/admin/teams/${TEAM}/users/import`, platform, `${ndjson}\n`, "application/x-ndjson");
+  for (const n of SIZES) {
+    await adminCall(
+      url,
+      "POST",
+      `/v1/admin/teams/${TEAM}/channels`,
+      platform,
+      JSON.stringify({ id: channelOf(n), name: `realtime-${n}` }),
+      "application/json",
+    );
+  }
+  log(
+    `platform: seeded ${maxUsers} users and ${SIZES.length} channels in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
+  const tokens: string[] = [];
+  for (const id of users) tokens.push(await signToken({ team: TEAM, user: id, scope: [] }, SECRET));
+  const poster = tokens[0] as string;
+  const wsBase = url.replace(/^http/, "ws");
+  return {
+    system: {
+      key: "platform",
+      kind: "platform",
+      urls: async (n) => tokens.slice(0, n).map((t) => `${wsBase}/v1/rtm?token=${t}`),
+      topic: (n) => `channel:${channelOf(n)}`,
+      publish: (n, sentAt) =>
+        postForSeq(`${url}/v1/channels/${channelOf(n)}/messages`, JSON.stringify({ text: sentAt }), {
+          authorization: `Bearer ${poster}`,
+        }),
+      pids: () => pids,
+    },
+    close: backend.close,
+  };
+}
+
+const userId = (i: number) => `U${String(i + 1).padStart(8, "0")}`;
+
+/**
+ * One partyserver variant in its own Miniflare (its own workerd process):
+ * workerd holds about two file descriptors per client WebSocket, and two
+ * rooms of 5,000 in one process reach the 20,000 limit.
+ */
+async function startParty(
+  key: "party" | "party-hib",
+  outdir: string,
+): Promise<{ system: System; close: () => Promise<void> }> {
+  const before = new Set(descendantPids("workerd"));
+  const binding = key === "party" ? "RtRoom" : "RtRoomHib";
+  const mf = new Miniflare(
+    convertV4MiniflareOptions({
+      modules: true,
+      scriptPath: `${outdir}/realtime-party-worker.js`,
+      compatibilityDate: "2026-11-01",
+      compatibilityFlags: ["nodejs_compat"],
+      durableObjects: { [binding]: { className: binding, useSQLite: true } },
+      ...(PROFILE ? { inspectorPort: INSPECTOR_PORTS[key] } : {}),
+    }),
+  );
+  const url = (await mf.ready).toString().replace(/\/$/, "");
+  const pids = descendantPids("workerd").filter((p) => !before.has(p));
+  const wsBase = url.replace(/^http/, "ws");
+  const path = key === "party" ? "rt-room" : "rt-room-hib";
+  return {
+    system: {
+      key,
+      kind: "plain",
+      urls: async (n) => Array.from({ length: n }, () => `${wsBase}/parties/${path}/room-${n}`),
+      topic: (n) => `channel:${channelOf(n)}`,
+      publish: (n, sentAt) =>
+        postForSeq(
+          `${url}/parties/${path}/room-${n}?topic=${encodeURIComponent(`channel:${channelOf(n)}`)}`,
+          eventBody(n, sentAt),
+          {},
+        ),
+      pids: () => pids,
+    },
+    close: () => mf.dispose(),
+  };
+}
+
+async function startWs(): Promise<{ system: System; close: () => Promise<void> }> {
+  const child = fork(new URL("./realtime-ws-server.ts", import.meta.url).pathname, [], {
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once("message", (m: { port: number }) => resolve(m.port));
+    child.once("exit", (code) => reject(new Error(`ws server exited with ${code}`)));
+  });
+  const base = `127.0.0.1:${port}`;
+  return {
+    system: {
+      key: "ws",
+      kind: "plain",
+      urls: async (n) => Array.from({ length: n }, () => `ws://${base}/`),
+      topic: (n) => `channel:${channelOf(n)}`,
+      publish: (n, sentAt) =>
+        postForSeq(
+          `http://${base}/publish?topic=${encodeURIComponent(`channel:${channelOf(n)}`)}`,
+          eventBody(n, sentAt),
+          {},
+        ),
+      pids: () => (child.pid === undefined ? [] : [child.pid]),
+    },
+    close: async () => {
+      child.kill();
+    },
+  };
+}
+
+// --- phases -----------------------------------------------------------------------
+
+interface Cpu {
+  clients: number;
+  server: number;
+  publisher: number;
+}
+
+function cpuSnapshot(system: System, pool: ClientPool): Cpu {
+  const sum = (pids: number[]) => pids.reduce((a, p) => a + (processUsage(p)?.cpuMs ?? 0), 0);
+  return { clients: sum(pool.pids()), server: sum(system.pids()), publisher: sum([process.pid]) };
+}
+
+/** False when a server process is gone: workerd crashed (Miniflare starts a new one, with empty storage). */
+function serverAlive(system: System): boolean {
+  return system.pids().every((pid) => existsSync(`/proc/${pid}`));
+}
+
+/** Open file descriptors of the server processes (workerd holds about two per client WebSocket). */
+function serverFds(system: System): number {
+  let n = 0;
+  for (const pid of system.pids()) {
+    try {
+      n += readdirSync(`/proc/${pid}/fd`).length;
+    } catch {
+      // not Linux, or the process is gone (restarted)
+    }
+  }
+  return n;
+}
+
+/** CPU used between two snapshots (ms), and as % of one core over the wall time. */
+function cpuUsed(a: Cpu, b: Cpu, wallMs: number): { ms: Cpu; pct: Cpu } {
+  const ms = { clients: b.clients - a.clients, server: b.server - a.server, publisher: b.publisher - a.publisher };
+  const pct = (x: number) => Math.round((x / wallMs) * 100);
+  return { ms, pct: { clients: pct(ms.clients), server: pct(ms.server), publisher: pct(ms.publisher) } };
+}
+
+interface PhaseResult {
+  published: number;
+  publishErrors: number;
+  firstPublishError: string | null;
+  publishMs: number;
+  /** First publish → last event frame received. */
+  wallMs: number;
+  /** Last publish → last event frame received: how far behind the clients ended. */
+  tailMs: number;
+  frames: number;
+  expected: number;
+  bytesPerFrame: number;
+  dups: number;
+  gapMissing: number;
+  reloads: number;
+  errorFrames: number;
+  unexpectedCloses: number;
+  drained: boolean;
+  /** Publish request → answer (ms). */
+  publishP50: number;
+  publishP99: number;
+  samples: Float64Array;
+  /** % of one core over the phase. */
+  cpu: Cpu;
+  /** CPU time over the phase (ms; /proc ticks of 10 ms). */
+  cpuMs: Cpu;
+  stats: PhaseStats[];
+}
+
+/** Tracks the publishes of one phase and which seqs every subscriber has received. */
+class Publisher {
+  sent = 0;
+  ok = 0;
+  /** POST → answer, per successful publish (ms). */
+  readonly rtts: number[] = [];
+  errors = 0;
+  firstError: string | null = null;
+  readonly completed = new Set<number>();
+  readonly sends: Array<{ at: number; seq: Promise<number | null> }> = [];
+  private waiters: Array<() => void> = [];
+  private readonly inflight = new Set<Promise<unknown>>();
+
+  constructor(
+    private readonly system: System,
+    private readonly n: number,
+  ) {}
+
+  onComplete = (seq: number): void => {
+    this.completed.add(seq);
+    this.wake();
+  };
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const fn of w) fn();
+  }
+
+  publish(): void {
+    const at = now();
+    this.sent++;
+    const seq = this.system.publish(this.n, at.toFixed(3)).then(
+      (s) => {
+        this.ok++;
+        this.rtts.push(now() - at);
+        return s;
+      },
+      (error: unknown) => {
+        this.errors++;
+        this.firstError ??= error instanceof Error ? error.message : String(error);
+        this.wake();
+        return null;
+      },
+    );
+    this.sends.push({ at, seq });
+    this.inflight.add(seq);
+    void seq.finally(() => this.inflight.delete(seq));
+  }
+
+  /** Published but not yet received by everyone (failed publishes excluded). */
+  get outstanding(): number {
+    return this.sent - this.errors - this.completed.size;
+  }
+
+  /** Resolves at the next completion, or after ms. */
+  next(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.waiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  async settled(): Promise<void> {
+    await Promise.all([...this.inflight]);
+  }
+
+  /** Waits until every successful publish is received by everyone, or the timeout. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    await this.settled();
+    const deadline = now() + timeoutMs;
+    while (this.outstanding > 0 && now() < deadline) await this.next(100);
+    return this.outstanding <= 0;
+  }
+}
+
+type Load = { kind: "closed"; window: number; seconds: number } | { kind: "rate"; perSecond: number; seconds: number };
+
+async function merge(pool: ClientPool, set: string): Promise<PhaseStats[]> {
+  return pool.each<PhaseStats>(set, () => ({ cmd: "collect", set }));
+}
+
+function summarize(
+  stats: PhaseStats[],
+  pub: Publisher,
+  n: number,
+  t0: number,
+  publishEnd: number,
+  drained: boolean,
+  cpu: { ms: Cpu; pct: Cpu },
+): PhaseResult {
+  const total = (f: (s: PhaseStats) => number) => stats.reduce((a, s) => a + f(s), 0);
+  const frames = total((s) => s.frames);
+  const lastRecv = Math.max(...stats.map((s) => s.lastRecvAt));
+  const samples = new Float64Array(total((s) => s.samples.length));
+  let off = 0;
+  for (const s of stats) {
+    samples.set(s.samples, off);
+    off += s.samples.length;
+  }
+  return {
+    published: pub.ok,
+    publishErrors: pub.errors,
+    firstPublishError: pub.firstError,
+    publishMs: publishEnd - t0,
+    wallMs: (lastRecv > 0 ? lastRecv : publishEnd) - t0,
+    tailMs: lastRecv > 0 ? lastRecv - publishEnd : 0,
+    frames,
+    expected: pub.ok * n,
+    bytesPerFrame: frames === 0 ? 0 : Math.round(total((s) => s.bytes) / frames),
+    dups: total((s) => s.dups),
+    gapMissing: total((s) => s.gapMissing),
+    reloads: total((s) => s.reloads),
+    errorFrames: total((s) => s.errorFrames),
+    unexpectedCloses: total((s) => s.unexpectedCloses),
+    drained,
+    publishP50: percentile(pub.rtts, 50),
+    publishP99: percentile(pub.rtts, 99),
+    samples,
+    cpu: cpu.pct,
+    cpuMs: cpu.ms,
+    stats,
+  };
+}
+
+/** Runs fn with a system's isolate profiled (under --profile, for workerd-based systems), then writes and summarizes the profile. */
+async function profiled<T>(system: System, label: string, on: boolean, fn: () => Promise<T>): Promise<T> {
+  const port = INSPECTOR_PORTS[system.key];
+  if (!on || !PROFILE || port === undefined) return fn();
+  const profiler = await startProfiler(port, "");
+  const out = await fn();
+  const cpuProfile = await profiler.stop();
+  const file = `.bench/realtime-${label}.cpuprofile`;
+  writeProfile(file, cpuProfile);
+  const summary = summarizeProfile(cpuProfile);
+  const fmt = (l: ProfileLine) =>
+    `  ${String(l.selfMs).padStart(8)} ms self ${String(l.selfPct).padStart(5)}%  ${String(l.totalMs).padStart(8)} ms total ${String(l.totalPct).padStart(5)}%  ${l.fn}`;
+  log(
+    `profile ${label} (${summary.totalMs} ms sampled), written to ${file}\nby self time:\n${summary.bySelf.map(fmt).join("\n")}\nby inclusive time:\n${summary.byTotal.map(fmt).join("\n")}`,
+  );
+  return out;
+}
+
+async function loadPhase(system: System, pool: ClientPool, n: number, load: Load): Promise<PhaseResult> {
+  const set = `${system.key}:${n}`;
+  const pub = new Publisher(system, n);
+  await pool.reset(set, pub.onComplete);
+  const c0 = cpuSnapshot(system, pool);
+  const t0 = now();
+  const end = t0 + load.seconds * 1000;
+  if (load.kind === "closed") {
+    while (now() < end) {
+      if (pub.outstanding < load.window) pub.publish();
+      else await pub.next(Math.max(1, end - now()));
+    }
+  } else {
+    for (let i = 0; ; i++) {
+      const at = t0 + (i * 1000) / load.perSecond;
+      if (at >= end) break;
+      await sleep(at - now());
+      pub.publish();
+    }
+  }
+  const publishEnd = now();
+  const drained = await pub.drain(DRAIN_TIMEOUT_MS);
+  const stats = await merge(pool, set);
+  const wall = Math.max(...stats.map((s) => s.lastRecvAt), publishEnd) - t0;
+  return summarize(stats, pub, n, t0, publishEnd, drained, cpuUsed(c0, cpuSnapshot(system, pool), wall));
+}
+
+interface StormResult {
+  phase: PhaseResult;
+  /** Storm start → every client reconnected (platform: `subscribed`). */
+  allResumedMs: number;
+  /** Storm start → every client has every event up to the first one published after the last reconnect. */
+  recoveryMs: number;
+  markSeq: number;
+  markReceivers: number;
+  failedClients: number;
+  attempts: number;
+  overloaded: number;
+  rateLimited: number;
+  httpRefused: number;
+  connectErrors: number;
+  timeouts: number;
+  retryWaitMs: number;
+  firstError: string | null;
+  lost: number;
+  /** Most file descriptors the server processes held during the storm. */
+  maxFds: number;
+  /** The server process died during the storm (its figures are then not comparable). */
+  crashed: boolean;
+}
+
+/**
+ * The reconnect storm. Definitions:
+ * - storm start S: the moment the first client may drop (clients drop at
+ *   S + uniform(0, 1 s));
+ * - all resumed R: the latest moment a client became ready again after S
+ *   (platform: got `subscribed` for its resubscribe with since; baselines:
+ *   the socket opened);
+ * - the mark M: the first message whose publish was sent after R;
+ * - time to full recovery: from S until every client has received M (on the
+ *   platform, events reach a client in seq order with no gap, so having M
+ *   means having everything before it, or having been told `reload`);
+ * - events lost: Σ over clients of the events published during the phase
+ *   that the client never received (the publisher runs from before S until
+ *   M is everywhere, then drains).
+ */
+async function stormPhase(system: System, pool: ClientPool, n: number, perSecond: number): Promise<StormResult> {
+  const set = `${system.key}:${n}`;
+  const pub = new Publisher(system, n);
+  await pool.reset(set, pub.onComplete);
+  const c0 = cpuSnapshot(system, pool);
+  const t0 = now();
+  const stormAt = t0 + 500;
+  await pool.each(set, () => ({ cmd: "storm", set, at: stormAt, spreadMs: STORM_SPREAD_MS }));
+  let resumedAt = 0;
+  let failed = 0;
+  let mark: { index: number; seq: number | null } | null = null;
+  let polled = 0;
+  let maxFds = serverFds(system);
+  for (let i = 0; ; i++) {
+    const at = t0 + (i * 1000) / perSecond;
+    // Sleeps in slices, sampling the server's descriptors meanwhile.
+    while (now() < at) {
+      await sleep(Math.min(100, at - now()));
+      maxFds = Math.max(maxFds, serverFds(system));
+    }
+    pub.publish();
+    if (now() > t0 + STORM_TIMEOUT_MS) break;
+    if (resumedAt === 0 && now() > stormAt + STORM_SPREAD_MS && now() - polled > 100) {
+      polled = now();
+      const status = await pool.each<StormStatus>(set, () => ({ cmd: "stormStatus", set }));
+      const resumed = status.reduce((a, s) => a + s.resumed, 0);
+      failed = status.reduce((a, s) => a + s.failed, 0);
+      if (resumed + failed >= n) resumedAt = Math.max(...status.map((s) => s.lastResumedAt));
+      continue;
+    }
+    if (resumedAt > 0 && mark === null) {
+      const index = pub.sends.findIndex((s) => s.at > resumedAt);
+      if (index >= 0) mark = { index, seq: await (pub.sends[index] as { seq: Promise<number | null> }).seq };
+    }
+    if (mark?.seq != null && pub.completed.has(mark.seq)) break;
+    if (mark !== null && mark.seq == null) break;
+  }
+  const publishEnd = now();
+  // Everything published reached every client that was going to get it: the
+  // last publish is complete (or, for a baseline that lost it... it is not).
+  await pub.settled();
+  const lastSeq = await pub.sends.at(-1)?.seq;
+  const deadline = now() + DRAIN_TIMEOUT_MS;
+  while (lastSeq != null && !pub.completed.has(lastSeq) && now() < deadline) await pub.next(100);
+  await sleep(300);
+  const stats = await merge(pool, set);
+  const wall = Math.max(...stats.map((s) => s.lastRecvAt), publishEnd) - t0;
+  const phase = summarize(
+    stats,
+    pub,
+    n,
+    t0,
+    publishEnd,
+    lastSeq != null && pub.completed.has(lastSeq),
+    cpuUsed(c0, cpuSnapshot(system, pool), wall),
+  );
+  let recoveryMs = Number.NaN;
+  let markReceivers = 0;
+  if (mark?.seq != null) {
+    const markSeq = mark.seq;
+    const at = await pool.each<{ count: number; maxAt: number }>(set, () => ({ cmd: "seqStats", set, seq: markSeq }));
+    markReceivers = at.reduce((a, s) => a + s.count, 0);
+    recoveryMs = Math.max(...at.map((s) => s.maxAt)) - stormAt;
+  }
+  const r = (f: (s: PhaseStats) => number) => stats.reduce((a, s) => a + f(s), 0);
+  return {
+    phase,
+    allResumedMs: resumedAt > 0 ? resumedAt - stormAt : Number.NaN,
+    recoveryMs,
+    markSeq: mark?.seq ?? Number.NaN,
+    markReceivers,
+    failedClients: failed,
+    attempts: r((s) => s.reconnect.attempts),
+    overloaded: r((s) => s.reconnect.overloaded),
+    rateLimited: r((s) => s.reconnect.rateLimited),
+    httpRefused: r((s) => s.reconnect.httpRefused),
+    connectErrors: r((s) => s.reconnect.errors),
+    timeouts: r((s) => s.reconnect.timeouts),
+    retryWaitMs: r((s) => s.reconnect.retryWaitMs),
+    firstError: stats.map((s) => s.reconnect.firstError).find((e) => e !== null) ?? null,
+    lost: phase.expected - phase.frames,
+    maxFds,
+    crashed: !serverAlive(system),
+  };
+}
+
+// --- run ----------------------------------------------------------------------------
+
+function fdLimit(): string {
+  try {
+    const line = readFileSync("/proc/self/limits", "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("Max open files"));
+    return line?.replace(/\s+/g, " ").replace("Max open files ", "") ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+const round = (x: number, digits = 0) => Math.round(x * 10 ** digits) / 10 ** digits;
+const fmtMs = (x: number) => (Number.isFinite(x) ? `${x.toFixed(x < 10 ? 2 : 0)} ms` : "n/a");
+
+interface SizeSummary {
+  sat: Map<SystemKey, PhaseResult[]>;
+  lat: Map<SystemKey, PhaseResult[]>;
+  connect: Map<SystemKey, { ms: number; failed: number; attempts: number; firstError: string | null }>;
+  moderateRate: number;
+  storm: Map<SystemKey, StormResult>;
+}
+
+const deliveriesPerSecond = (p: PhaseResult) => (p.frames / p.wallMs) * 1000;
+/** Server CPU per delivery (µs): what a delivery costs whatever share of the machine the server got. */
+const serverUs = (p: PhaseResult) => (p.frames === 0 ? Number.NaN : (p.cpuMs.server * 1000) / p.frames);
+const clientUs = (p: PhaseResult) => (p.frames === 0 ? Number.NaN : (p.cpuMs.clients * 1000) / p.frames);
+const publishRate = (p: PhaseResult) => (p.published / p.publishMs) * 1000;
+const p50 = (p: PhaseResult) => percentile([...p.samples], 50);
+const p99 = (p: PhaseResult) => percentile([...p.samples], 99);
+
+async function runSize(n: number, systems: System[], pool: ClientPool): Promise<SizeSummary> {
+  const summary: SizeSummary = {
+    sat: new Map(),
+    lat: new Map(),
+    connect: new Map(),
+    moderateRate: round(MODERATE_DELIVERIES / n, 2),
+    storm: new Map(),
+  };
+  // Every system's subscribers stay connected through the size (each server
+  // in its own process, under its fd limit), so the repeats can interleave
+  // the systems: load from other tenants of this shared machine then hits
+  // them alike instead of whichever ran during a busy minute.
+  const live: System[] = [];
+  for (const system of systems) {
+    const set = `${system.key}:${n}`;
+    const urls = await system.urls(n);
+    const replies = await profiled(system, `${system.key}-${n}-connect`, system.key === "platform", () =>
+      pool.connect(set, system.kind, system.topic(n), urls),
+    );
+    const ms = Math.max(...replies.map((r) => r.ms));
+    const failed = replies.reduce((a, r) => a + r.failed, 0);
+    const attempts = replies.reduce((a, r) => a + r.attempts, 0);
+    const firstError = replies.map((r) => r.firstError).find((e) => e !== null) ?? null;
+    summary.connect.set(system.key, { ms, failed, attempts, firstError });
+    log(
+      `${LABEL[system.key]}: ${n - failed}/${n} subscribers connected in ${(ms / 1000).toFixed(1)} s (${attempts} attempts${firstError ? `; first error: ${firstError}` : ""}); server holds ${serverFds(system)} file descriptors; client processes RSS ${clientRss(pool)}`,
+    );
+    if (failed > 0) {
+      log(`${LABEL[system.key]}: ${failed} of ${n} clients could not connect; left out at this size`);
+      await pool.close(set);
+      continue;
+    }
+    // Warm-up: the first messages create the topic/room state and JIT the paths.
+    await loadPhase(system, pool, n, { kind: "closed", window: 1, seconds: QUICK ? 0.2 : 0.5 });
+    live.push(system);
+  }
+  const stillUp = (system: System) => {
+    if (serverAlive(system)) return true;
+    log(`${LABEL[system.key]}: the server process died; no more phases for it`);
+    live.splice(live.indexOf(system), 1);
+    return false;
+  };
+  for (let rep = 0; rep < SAT_REPEATS; rep++) {
+    for (const system of [...live]) {
+      const p = await profiled(system, `${system.key}-${n}-saturation`, rep === 0, () =>
+        loadPhase(system, pool, n, { kind: "closed", window: windowFor(n), seconds: SAT_SECONDS }),
+      );
+      if (!stillUp(system)) continue;
+      summary.sat.set(system.key, [...(summary.sat.get(system.key) ?? []), p]);
+      log(
+        `${n} subs, saturation #${rep + 1}, ${LABEL[system.key]}: ${Math.round(deliveriesPerSecond(p))} deliveries/s, ${publishRate(p).toFixed(1)} msg/s published, p50 ${fmtMs(p50(p))} p99 ${fmtMs(p99(p))} (publish answered p50 ${fmtMs(p.publishP50)} p99 ${fmtMs(p.publishP99)}); lost ${p.expected - p.frames}, dups ${p.dups}${p.drained ? "" : " (NOT drained)"}; ${p.bytesPerFrame} B/frame; CPU % clients ${p.cpu.clients} server ${p.cpu.server} publisher ${p.cpu.publisher}; CPU per delivery server ${serverUs(p).toFixed(1)} µs, clients ${clientUs(p).toFixed(1)} µs${p.publishErrors ? `; ${p.publishErrors} publish errors: ${p.firstPublishError}` : ""}`,
+      );
+    }
+  }
+  for (let rep = 0; rep < LAT_REPEATS; rep++) {
+    for (const system of [...live]) {
+      const p = await loadPhase(system, pool, n, {
+        kind: "rate",
+        perSecond: summary.moderateRate,
+        seconds: LAT_SECONDS,
+      });
+      if (!stillUp(system)) continue;
+      summary.lat.set(system.key, [...(summary.lat.get(system.key) ?? []), p]);
+      log(
+        `${n} subs, ${summary.moderateRate} msg/s #${rep + 1}, ${LABEL[system.key]}: p50 ${fmtMs(p50(p))} p99 ${fmtMs(p99(p))} max ${fmtMs(percentile([...p.samples], 100))} (publish answered p50 ${fmtMs(p.publishP50)} p99 ${fmtMs(p.publishP99)}); ${Math.round(deliveriesPerSecond(p))} deliveries/s; last frame ${fmtMs(p.tailMs)} after the last publish; lost ${p.expected - p.frames}${p.drained ? "" : " (NOT drained)"}; CPU % clients ${p.cpu.clients} server ${p.cpu.server}`,
+      );
+    }
+  }
+  if (n === STORM_SIZE) {
+    for (const system of [...live]) {
+      const s = await profiled(system, `${system.key}-${n}-storm`, system.key === "platform", () =>
+        stormPhase(system, pool, n, summary.moderateRate),
+      );
+      summary.storm.set(system.key, s);
+      if (s.crashed) log(`${LABEL[system.key]}: the server process died during the storm; its storm figures are void`);
+      log(
+        `${n} subs, storm, ${LABEL[system.key]}: all reconnected ${fmtMs(s.allResumedMs)}, full recovery ${fmtMs(s.recoveryMs)} (mark seq ${s.markSeq} received by ${s.markReceivers}/${n}); lost ${s.lost} events (gaps ${s.phase.gapMissing}, reloads ${s.phase.reloads}, dups ${s.phase.dups}); ${s.attempts} connection attempts, refused ${s.overloaded} overloaded / ${s.rateLimited} rate-limited / ${s.httpRefused} HTTP 429-503, ${s.connectErrors} errors (${s.timeouts} handshake timeouts)${s.firstError ? ` (first: ${s.firstError})` : ""}, ${s.failedClients} gave up; ${s.phase.published} published${s.phase.publishErrors ? `, ${s.phase.publishErrors} publish errors (${s.phase.firstPublishError})` : ""}; CPU % clients ${s.phase.cpu.clients} server ${s.phase.cpu.server}; server fds at most ${s.maxFds}`,
+      );
+    }
+  }
+  for (const system of systems) {
+    if (summary.connect.get(system.key)?.failed === 0) await pool.close(`${system.key}:${n}`);
+  }
+  // Let the servers take the closes before the next size connects.
+  await sleep(QUICK ? 300 : 2000);
+  return summary;
+}
+
+function clientRss(pool: ClientPool): string {
+  const mb = pool.pids().map((p) => Math.round((processUsage(p)?.rssBytes ?? 0) / 1024 / 1024));
+  return `${mb.join(" + ")} MB`;
+}
+
+function resultsOf(n: number, s: SizeSummary, present: SystemKey[]): BenchResult[] {
+  const out: BenchResult[] = [];
+  const has = (k: SystemKey) => present.includes(k);
+  const sat = (k: SystemKey) => s.sat.get(k) ?? [];
+  const lat = (k: SystemKey) => s.lat.get(k) ?? [];
+  const med = (list: PhaseResult[], f: (p: PhaseResult) => number) => median(list.map(f));
+  const cpuNote = (list: PhaseResult[]) =>
+    `CPU (% of a core, median) clients ${med(list, (p) => p.cpu.clients)}, server ${med(list, (p) => p.cpu.server)}`;
+  const others = (list: (k: SystemKey) => PhaseResult[], f: (p: PhaseResult) => number, unit: string) =>
+    present
+      .filter((k) => k !== "platform")
+      .map((k) => `${LABEL[k]} ${round(med(list(k), f), 2)} ${unit} (${cpuNote(list(k))})`)
+      .join("; ");
+  if (has("platform")) {
+    const mine = sat("platform");
+    const dps = (k: SystemKey) => Math.round(med(sat(k), deliveriesPerSecond));
+    const satNotes = `closed loop, ${windowFor(n)} messages in flight end to end, ${SAT_SECONDS} s, median of ${SAT_REPEATS}; platform published ${round(med(mine, publishRate), 1)} msg/s, ${mine[0]?.bytesPerFrame ?? 0} B/frame, ${cpuNote(mine)}; ${others(sat, publishRate, "msg/s")}`;
+    for (const k of ["party", "party-hib", "ws"] as const) {
+      if (!has(k)) continue;
+      out.push(
+        compare(
+          {
+            name: `fan-out deliveries/s, ${n} subscribers, saturated (vs ${LABEL[k]})`,
+            unit: "deliveries/s",
+            better: "higher",
+            value: dps("platform"),
+            runs: SAT_REPEATS,
+            target: k === "party" || k === "party-hib" ? ">= 1x (at least partyserver)" : undefined,
+            notes: satNotes,
+          },
+          { name: LABEL[k], value: dps(k) },
+        ),
+      );
+    }
+    const base: SystemKey | undefined = has("party") ? "party" : present.find((k) => k !== "platform");
+    if (base) {
+      out.push(
+        compare(
+          {
+            name: `server CPU per delivery, ${n} subscribers, saturated`,
+            unit: "µs",
+            better: "lower",
+            value: round(med(mine, serverUs), 1),
+            runs: SAT_REPEATS,
+            notes: `server process CPU (workerd: Worker + every object; ws: the Node server) / event frames delivered, during the saturation phases: what a delivery costs whatever share of the 2 shared cores the server got; ${others(sat, serverUs, "µs")}; client CPU per delivery (same client code for all): ${present.map((k) => `${LABEL[k]} ${round(med(sat(k), clientUs), 1)} µs`).join(", ")}`,
+          },
+          { name: LABEL[base], value: round(med(sat(base), serverUs), 1) },
+        ),
+      );
+      for (const [label, f] of [
+        ["p50", p50],
+        ["p99", p99],
+      ] as const) {
+        out.push(
+          compare(
+            {
+              name: `end-to-end latency ${label}, ${n} subscribers, saturated`,
+              unit: "ms",
+              better: "lower",
+              value: round(med(mine, f), 2),
+              runs: SAT_REPEATS,
+              notes: `same closed-loop load as deliveries/s (queueing included); ${others(sat, f, "ms")}`,
+            },
+            { name: LABEL[base], value: round(med(sat(base), f), 2) },
+          ),
+        );
+      }
+      for (const [label, f] of [
+        ["p50", p50],
+        ["p99", p99],
+      ] as const) {
+        out.push(
+          compare(
+            {
+              name: `end-to-end latency ${label}, ${n} subscribers, ${s.moderateRate} msg/s (${Math.round(s.moderateRate * n)} deliveries/s)`,
+              unit: "ms",
+              better: "lower",
+              value: round(med(lat("platform"), f), 2),
+              runs: LAT_REPEATS,
+              notes: `open loop at a fixed ${MODERATE_DELIVERIES} deliveries/s, ${LAT_SECONDS} s, median of ${LAT_REPEATS} runs' percentiles; platform ${cpuNote(lat("platform"))}; ${others(lat, f, "ms")}`,
+            },
+            { name: LABEL[base], value: round(med(lat(base), f), 2) },
+          ),
+        );
+      }
+      const conn = s.connect.get("platform");
+      const baseConn = s.connect.get(base);
+      if (conn && baseConn) {
+        out.push(
+          compare(
+            {
+              name: `connect ${n} subscribers (platform: hello + subscribe)`,
+              unit: "ms",
+              better: "lower",
+              value: Math.round(conn.ms),
+              runs: 1,
+              notes: `${CONNECT_CONCURRENCY} handshakes in flight per client process, ${PROCS} processes; ${present
+                .filter((k) => k !== "platform")
+                .map((k) => `${LABEL[k]} ${Math.round(s.connect.get(k)?.ms ?? 0)} ms`)
+                .join("; ")}`,
+            },
+            { name: LABEL[base], value: Math.round(baseConn.ms) },
+          ),
+        );
+      }
+      const storm = s.storm.get("platform");
+      const baseStorm = s.storm.get(base);
+      if (storm && baseStorm) {
+        const stormNote = (k: SystemKey) => {
+          const x = s.storm.get(k);
+          if (!x) return "";
+          if (x.crashed)
+            return `${LABEL[k]}: the server process died (fds at most ${x.maxFds}; ${x.timeouts} handshake timeouts)`;
+          return `${LABEL[k]}: all reconnected ${fmtMs(x.allResumedMs)}, recovery ${fmtMs(x.recoveryMs)}, lost ${x.lost} of ${x.phase.expected}, ${x.attempts} attempts (${x.overloaded} overloaded, ${x.rateLimited} rate-limited, ${x.httpRefused} HTTP-refused, ${x.connectErrors} errors of which ${x.timeouts} handshake timeouts, ${x.failedClients} gave up), server fds at most ${x.maxFds}`;
+        };
+        const allNotes = present.map(stormNote).join("; ");
+        out.push(
+          compare(
+            {
+              name: `reconnect storm, ${n} subscribers: time to full recovery`,
+              unit: "ms",
+              better: "lower",
+              value: Math.round(storm.recoveryMs),
+              runs: 1,
+              notes: `all clients drop within ${STORM_SPREAD_MS} ms while ${s.moderateRate} msg/s are published; recovery = storm start → every client has the first event published after the last reconnect (platform: in seq order, so with everything before it). ${allNotes}`,
+            },
+            { name: LABEL[base], value: Math.round(baseStorm.recoveryMs) },
+          ),
+        );
+        out.push({
+          name: `reconnect storm, ${n} subscribers: events lost`,
+          unit: "events",
+          better: "lower",
+          value: storm.lost,
+          baseline: { name: `${LABEL[base]} (no resume)`, value: baseStorm.lost },
+          target: "0",
+          runs: 1,
+          notes: `Σ over clients of events published during the storm phase never received; platform gaps ${storm.phase.gapMissing}, reloads ${storm.phase.reloads}, dups ${storm.phase.dups}, of ${storm.phase.expected} expected deliveries; ${present
+            .filter((k) => k !== "platform")
+            .map((k) => `${LABEL[k]} lost ${s.storm.get(k)?.lost ?? "n/a"}`)
+            .join("; ")}`,
+        });
+        out.push({
+          name: `reconnect storm, ${n} subscribers: connection attempts refused/retried`,
+          unit: "attempts",
+          better: "lower",
+          value: storm.overloaded + storm.rateLimited + storm.httpRefused + storm.connectErrors,
+          runs: 1,
+          notes: `${storm.attempts} attempts for ${n} reconnects: ${storm.overloaded} closed 1013 overloaded, ${storm.rateLimited} closed 4029 rate_limited, ${storm.httpRefused} HTTP 429/503, ${storm.connectErrors} other errors (${storm.timeouts} upgrades unanswered in 30 s)${storm.firstError ? ` (first: ${storm.firstError})` : ""}; retry_after_ms honoured in total ${storm.retryWaitMs} ms; ${storm.failedClients} clients gave up`,
+        });
+      }
+    }
+  }
+  return out;
+}
+
+/** All four systems side by side, for reading (the JSON has the ratios against each baseline). */
+function printSideBySide(sizes: Array<[number, SizeSummary]>, present: SystemKey[]): void {
+  const rows: string[][] = [];
+  for (const [n, s] of sizes) {
+    const med = (k: SystemKey, list: Map<SystemKey, PhaseResult[]>, f: (p: PhaseResult) => number) =>
+      median((list.get(k) ?? []).map(f));
+    const row = (label: string, f: (k: SystemKey) => string) => rows.push([label, ...present.map(f)]);
+    row(`${n}: deliveries/s (saturated)`, (k) => String(Math.round(med(k, s.sat, deliveriesPerSecond))));
+    row(`${n}: publish msg/s (saturated)`, (k) => med(k, s.sat, publishRate).toFixed(1));
+    row(`${n}: p50 / p99 ms (saturated)`, (k) => `${med(k, s.sat, p50).toFixed(1)} / ${med(k, s.sat, p99).toFixed(1)}`);
+    row(
+      `${n}: p50 / p99 ms (${s.moderateRate} msg/s)`,
+      (k) => `${med(k, s.lat, p50).toFixed(1)} / ${med(k, s.lat, p99).toFixed(1)}`,
+    );
+    row(
+      `${n}: CPU % clients / server (sat.)`,
+      (k) => `${med(k, s.sat, (p) => p.cpu.clients)} / ${med(k, s.sat, (p) => p.cpu.server)}`,
+    );
+    row(
+      `${n}: CPU µs/delivery server / clients`,
+      (k) => `${med(k, s.sat, serverUs).toFixed(1)} / ${med(k, s.sat, clientUs).toFixed(1)}`,
+    );
+    row(`${n}: connect all (s)`, (k) => ((s.connect.get(k)?.ms ?? Number.NaN) / 1000).toFixed(1));
+    if (s.storm.size > 0) {
+      row(`${n}: storm: all reconnected / recovered (s)`, (k) => {
+        const x = s.storm.get(k);
+        return x ? `${(x.allResumedMs / 1000).toFixed(2)} / ${(x.recoveryMs / 1000).toFixed(2)}` : "";
+      });
+      row(`${n}: storm: events lost`, (k) => {
+        const x = s.storm.get(k);
+        return x ? (x.crashed ? "server died" : String(x.lost)) : "";
+      });
+      row(`${n}: storm: attempts (refused+errors)`, (k) => {
+        const x = s.storm.get(k);
+        return x ? `${x.attempts} (${x.overloaded + x.rateLimited + x.httpRefused + x.connectErrors})` : "";
+      });
+    }
+  }
+  const head = ["figure", ...present.map((k) => LABEL[k])];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ");
+  console.log(line(head));
+  console.log(widths.map((w) => "-".repeat(w)).join("  "));
+  for (const r of rows) console.log(line(r));
+  console.log("");
+}
+
+async function main(): Promise<void> {
+  const need = Math.ceil((Math.max(...SIZES) * SYSTEMS.length) / PROCS) + 100;
+  log(
+    `fd limit (soft hard): ${fdLimit()}; each client process holds up to ~${need} sockets, each Miniflare workerd up to ${Math.max(...SIZES) * 2}`,
+  );
+  const closers: Array<() => Promise<void>> = [];
+  const pool = new ClientPool(PROCS);
+  try {
+    const systems: System[] = [];
+    if (SYSTEMS.includes("platform")) {
+      const p = await startPlatform(Math.max(...SIZES));
+      closers.push(p.close);
+      systems.push(p.system);
+    }
+    if (SYSTEMS.includes("party") || SYSTEMS.includes("party-hib")) {
+      const outdir = bundle("bench/wrangler.realtime-party.toml", ".bench/realtime-party");
+      for (const key of ["party", "party-hib"] as const) {
+        if (!SYSTEMS.includes(key)) continue;
+        const p = await startParty(key, outdir);
+        closers.push(p.close);
+        systems.push(p.system);
+      }
+    }
+    if (SYSTEMS.includes("ws")) {
+      const w = await startWs();
+      closers.push(w.close);
+      systems.push(w.system);
+    }
+    const present = systems.map((s) => s.key);
+    const sizes: Array<[number, SizeSummary]> = [];
+    for (const n of SIZES) sizes.push([n, await runSize(n, systems, pool)]);
+    const results = sizes.flatMap(([n, s]) => resultsOf(n, s, present));
+    console.log("");
+    printSideBySide(sizes, present);
+    printTable(results);
+    const file = writeResults(
+      "realtime",
+      results,
+      `shared, noisy; everything on one machine (${PROCS} client processes, the publisher, the servers); platform = the ${PLATFORM_CONFIG} bundle in Miniflare on D1 with its vars, except TOPIC_PUBLISH_PER_SECOND=100000 (the per-topic publish limit lifted)${Object.entries(
+        VAR_OVERRIDES,
+      )
+        .map(([k, v]) => `, ${k}=${v}`)
+        .join(
+          "",
+        )}; partyserver ${partyVersion()} in Miniflare; ws ${wsVersion()} in its own Node process; one topic per subscriber count; latency = client receive clock − publisher send clock (same machine); fd limit ${fdLimit()}${QUICK ? " (--quick)" : ""}`,
+    );
+    console.log(`\nwrote ${file} in ${((performance.now() - T0) / 1000).toFixed(0)} s`);
+  } finally {
+    await pool.exit();
+    for (const close of closers.reverse()) await close().catch((e) => console.error("cleanup:", e));
+  }
+}
+
+function partyVersion(): string {
+  return (JSON.parse(readFileSync("node_modules/partyserver/package.json", "utf8")) as { version: string }).version;
+}
+function wsVersion(): string {
+  return (JSON.parse(readFileSync("node_modules/ws/package.json", "utf8")) as { version: string }).version;
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
