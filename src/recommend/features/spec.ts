@@ -31,6 +31,22 @@ export const MISSING_DAYS_LOG = Math.log1p(DAYS_CAP);
 export const CANDIDATES_PER_GENERATOR = 50;
 export const HOURS = 24;
 
+/** The candidate person's features, first in both people sources (person.ts). */
+const PERSON = [
+  "v_partners_log",
+  "v_partners_90_log",
+  "v_partners_365_log",
+  "v_interactions_365_log",
+  "v_active_days_90_log",
+  "v_active_days_365_log",
+  "v_days_since_last_log",
+  "v_new_partners_90_log",
+  "v_new_partners_365_log",
+  "v_out_365_log",
+  "v_in_365_log",
+  "v_newcomer_partners_365_log",
+] as const;
+
 const NAMES = {
   channel_browser: [
     // channel
@@ -59,19 +75,7 @@ const NAMES = {
     "u_days_since_last_log",
   ],
   composer_dm: [
-    // candidate person
-    "v_partners_log",
-    "v_partners_90_log",
-    "v_partners_365_log",
-    "v_interactions_365_log",
-    "v_active_days_90_log",
-    "v_active_days_365_log",
-    "v_days_since_last_log",
-    "v_new_partners_90_log",
-    "v_new_partners_365_log",
-    "v_out_365_log",
-    "v_in_365_log",
-    "v_newcomer_partners_365_log",
+    ...PERSON,
     // user x person
     "shared_channels_log",
     "shared_channels_365_log",
@@ -91,19 +95,7 @@ const NAMES = {
     "u_active_days_365_log",
   ],
   invite: [
-    // candidate person
-    "v_partners_log",
-    "v_partners_90_log",
-    "v_partners_365_log",
-    "v_interactions_365_log",
-    "v_active_days_90_log",
-    "v_active_days_365_log",
-    "v_days_since_last_log",
-    "v_new_partners_90_log",
-    "v_new_partners_365_log",
-    "v_out_365_log",
-    "v_in_365_log",
-    "v_newcomer_partners_365_log",
+    ...PERSON,
     // first-day channels x person
     "fd_member_count",
     "fd_active_365_count",
