@@ -20,6 +20,17 @@ served item per line:
 * models are fitted on the training requests and exported like the dataset
   pipeline (OUT/models/<source>/<kind>/); ``--register`` copies the better one.
 
+The platform's raw rec-logs (src/recommend/logs.ts, what the rec-logs queue
+consumer appends to R2) are accepted too, in the same directory or mixed
+with joined lines: ``{"kind": "served", "request_id", "source", "model",
+"version", "arm", "items": [{"item", "rank", "score", "features"}], ...}``
+and ``{"kind": "feedback", "request_id", "item", "action", ...}``. They are
+joined into one row per served item, ``clicked`` = a ``click`` feedback exists
+for (request_id, item); ``model`` becomes ``<model>@<version>``. Lines that
+repeat a ``message_id`` (a regrouped queue retry) and served lines that repeat
+a request_id are dropped; feedback for a request never served is counted in
+``unmatched_feedback`` and otherwise ignored.
+
 Malformed lines are counted and skipped. A source whose training rows have a
 single class is reported and not exported.
 """
@@ -44,8 +55,14 @@ def _open(path):
     return gzip.open(path, "rt") if path.endswith(".gz") else open(path)
 
 
-def read_logs(directory: str) -> tuple[list[dict], int]:
+def read_logs(directory: str, stats: dict | None = None) -> tuple[list[dict], int]:
+    """Joined rows of every log file under DIR (raw served/feedback lines joined), and the malformed count."""
     records, bad = [], 0
+    served: dict[str, dict] = {}            # request_id -> raw served line (first seen)
+    clicks: set[tuple[str, str]] = set()
+    feedback_requests: set[str] = set()
+    seen_ids: set[str] = set()
+    duplicates = 0
     for root, _, files in sorted(os.walk(directory)):
         for name in sorted(files):
             if not name.endswith((".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz")):
@@ -60,12 +77,58 @@ def read_logs(directory: str) -> tuple[list[dict], int]:
                     except json.JSONDecodeError:
                         bad += 1
                         continue
+                    if isinstance(rec, dict) and rec.get("kind") in ("served", "feedback"):
+                        mid = rec.get("message_id")
+                        if isinstance(mid, str):
+                            if mid in seen_ids:
+                                duplicates += 1
+                                continue
+                            seen_ids.add(mid)
+                        if not _raw_ok(rec):
+                            bad += 1
+                            continue
+                        rid = str(rec["request_id"])
+                        if rec["kind"] == "served":
+                            if rid in served:
+                                duplicates += 1
+                            else:
+                                served[rid] = rec
+                        else:
+                            feedback_requests.add(rid)
+                            if rec["action"] == "click":
+                                clicks.add((rid, str(rec["item"])))
+                        continue
                     if not isinstance(rec, dict) or not isinstance(rec.get("source"), str) \
                             or "request_id" not in rec or not isinstance(rec.get("features", {}), dict):
                         bad += 1
                         continue
                     records.append(rec)
+    joined = 0
+    for rid, s in served.items():
+        for it in s["items"]:
+            if not isinstance(it, dict) or "item" not in it or not isinstance(it.get("features", {}), dict):
+                bad += 1
+                continue
+            item = str(it["item"])
+            records.append({"source": s["source"], "request_id": rid, "item": item,
+                            "features": it.get("features", {}), "rank": it.get("rank"), "score": it.get("score"),
+                            "model": f"{s.get('model')}@{s.get('version')}", "arm": s.get("arm"),
+                            "user": s.get("user"), "fallback": s.get("fallback"),
+                            "clicked": (rid, item) in clicks})
+            joined += 1
+    if stats is not None:
+        stats.update({"raw_served_requests": len(served), "raw_joined_rows": joined,
+                      "raw_clicks": len(clicks), "duplicate_lines": duplicates,
+                      "unmatched_feedback": len(feedback_requests - served.keys())})
     return records, bad
+
+
+def _raw_ok(rec: dict) -> bool:
+    if not isinstance(rec.get("request_id"), str) or not isinstance(rec.get("source"), str):
+        return False
+    if rec["kind"] == "served":
+        return isinstance(rec.get("items"), list)
+    return isinstance(rec.get("item"), str) and isinstance(rec.get("action"), str)
 
 
 def feature_spec(source: str, records: list[dict], manifests: str | None) -> list[dict]:
@@ -132,13 +195,14 @@ def run(args) -> dict:
     from train import _write, log, register
 
     trees = args.trees if args.trees is not None else (50 if args.quick else 200)
-    records, bad = read_logs(args.logs)
+    raw_stats: dict = {}
+    records, bad = read_logs(args.logs, raw_stats)
     by_source: dict[str, list] = {}
     for r in records:
         by_source.setdefault(r["source"], []).append(r)
     version = "logs-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     report = {"logs": os.path.abspath(args.logs), "lines": len(records), "malformed_lines": bad,
-              "label": "clicked is true", "split": "crc32(request_id) % 5 == 0 -> test", "sources": {}}
+              "label": "clicked is true", "split": "crc32(request_id) % 5 == 0 -> test", "raw": raw_stats, "sources": {}}
     exported: dict[str, dict] = {}
     metrics_for_register = {"sources": {}}
     for src in sorted(by_source):

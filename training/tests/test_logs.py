@@ -72,5 +72,78 @@ class LogsTrainerTest(unittest.TestCase):
             self.assertFalse(os.path.exists(os.path.join(reg, "send_time")))
 
 
+def write_raw_logs(directory: str, seed: int = 7) -> dict:
+    """The platform's raw R2 format: served lines (items[]) and feedback lines, split over objects."""
+    rs = np.random.RandomState(seed)
+    names = feature_names("channel_browser")
+    served, feedback, clicks = [], [], 0
+    for r in range(300):
+        rid = f"req-{r}"
+        items = []
+        for i in range(10):
+            x = {n: float(rs.randn()) for n in names}
+            x["cf_max"] = float(rs.rand())
+            items.append({"item": f"C{i}", "rank": i + 1, "score": 0.5, "features": x})
+            feedback.append({"kind": "feedback", "request_id": rid, "team": "T1", "user": f"U{r}",
+                             "source": "channel_browser", "arm": "default", "item": f"C{i}",
+                             "action": "impression", "ts": 2})
+            if rs.rand() < 1 / (1 + math.exp(-(6 * x["cf_max"] - 4))):
+                clicks += 1
+                feedback.append({"kind": "feedback", "request_id": rid, "team": "T1", "user": f"U{r}",
+                                 "source": "channel_browser", "arm": "default", "item": f"C{i}",
+                                 "action": "click", "ts": 3})
+        served.append({"kind": "served", "request_id": rid, "team": "T1", "user": f"U{r}",
+                       "source": "channel_browser", "experiment": "default", "arm": "default",
+                       "model": "channel_browser-xgboost", "version": "v1", "fallback": False, "ts": 1,
+                       "items": items})
+    feedback.append({"kind": "feedback", "request_id": "never-served", "team": "T1", "user": "U1",
+                     "source": "channel_browser", "arm": "default", "item": "C1", "action": "click", "ts": 3})
+    lines = [{"message_id": f"m{n}", **m} for n, m in enumerate(served + feedback)]
+    os.makedirs(os.path.join(directory, "rec-logs", "source=channel_browser", "day=2026-11-24"))
+    half = len(lines) // 2
+    base = os.path.join(directory, "rec-logs", "source=channel_browser", "day=2026-11-24")
+    with open(os.path.join(base, "a.ndjson"), "w") as f:
+        for rec in lines[:half]:
+            f.write(json.dumps(rec) + "\n")
+    with open(os.path.join(base, "b.ndjson"), "w") as f:
+        for rec in lines[half:]:
+            f.write(json.dumps(rec) + "\n")
+        f.write(json.dumps(lines[0]) + "\n")                  # a retried batch repeats a message
+        f.write(json.dumps({"kind": "served", "request_id": "bad"}) + "\n")   # no items: malformed
+    return {"clicks": clicks}
+
+
+class RawLogsTest(unittest.TestCase):
+    def test_join_raw(self):
+        import logs
+
+        with tempfile.TemporaryDirectory() as tmp:
+            truth = write_raw_logs(tmp)
+            stats: dict = {}
+            rows, bad = logs.read_logs(tmp, stats)
+            self.assertEqual(bad, 1)
+            self.assertEqual(len(rows), 3000)
+            self.assertEqual(sum(r["clicked"] for r in rows), truth["clicks"])
+            self.assertEqual(stats["duplicate_lines"], 1)
+            self.assertEqual(stats["unmatched_feedback"], 1)
+            self.assertEqual(rows[0]["model"], "channel_browser-xgboost@v1")
+            self.assertEqual({r["source"] for r in rows}, {"channel_browser"})
+
+    def test_train_from_raw_and_joined_mixed(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            logs_dir = os.path.join(tmp, "logs")
+            write_raw_logs(logs_dir)
+            write_logs(os.path.join(logs_dir, "joined.ndjson"))
+            out = os.path.join(tmp, "out")
+            train.main(["--logs", logs_dir, "--out", out, "--quick", "--quiet"])
+            with open(os.path.join(out, "logs_metrics.json")) as f:
+                m = json.load(f)
+            cb = m["sources"]["channel_browser"]
+            self.assertEqual(cb["rows"], 4000 + 3000)
+            self.assertEqual(cb["train_requests"] + cb["test_requests"], 700)
+            self.assertEqual(m["raw"]["raw_served_requests"], 300)
+            self.assertGreater(cb["lr"]["auc"], 0.7)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,0 +1,72 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Log, LogLevel } from "miniflare";
+import { type Backend, bundle, startBackend } from "../bench/harness";
+
+// The main Worker (wrangler.toml) built the way a deploy would and served by
+// Miniflare on D1, with every binding it declares: the Durable Objects, the
+// queues (rec-logs with its consumer, so served/feedback lines reach R2), and
+// the R2 buckets. Used by the replay loop (scripts/replay-loop.ts) and the
+// endpoint section of bench/recommend.ts.
+
+export const PLATFORM_SECRET = "replay-secret";
+
+/** The [vars] table of wrangler.toml (flat `KEY = "value"` lines only). */
+export function wranglerVars(file = "wrangler.toml"): Record<string, string> {
+  const vars: Record<string, string> = {};
+  let inVars = false;
+  for (const raw of readFileSync(file, "utf8").split("\n")) {
+    const line = raw.trim();
+    if (line.startsWith("[")) {
+      inVars = line === "[vars]";
+      continue;
+    }
+    const m = inVars ? /^([A-Z0-9_]+)\s*=\s*"([^"]*)"/.exec(line) : null;
+    if (m) vars[m[1] as string] = m[2] as string;
+  }
+  return vars;
+}
+
+export interface PlatformOptions {
+  /** Build output folder (default .bench/platform). */
+  outdir?: string;
+  /** rec-logs consumer batch timeout in seconds (wrangler.toml: 5). */
+  recLogsBatchTimeout?: number;
+  debug?: boolean;
+}
+
+export async function startPlatform(o: PlatformOptions = {}): Promise<Backend & { secret: string }> {
+  const outdir = bundle("wrangler.toml", o.outdir ?? ".bench/platform");
+  const backend = await startBackend("d1", `${outdir}/index.js`, {
+    vars: { ...wranglerVars(), JWT_SECRET: PLATFORM_SECRET },
+    durableObjects: {
+      TEAM_CACHE: { className: "TeamCache", useSQLite: true },
+      SHARED_CHANNEL: { className: "SharedChannel", useSQLite: true },
+      GATEWAY: { className: "Gateway", useSQLite: true },
+      TOPIC: { className: "Topic", useSQLite: true },
+      REC_STORE: { className: "RecStore", useSQLite: true },
+      METRICS: { className: "Metrics", useSQLite: true },
+    },
+    extra: {
+      // The dry-run build is the main module plus the .wasm/.onnx files it imports by relative name.
+      scriptPath: undefined,
+      modules: [
+        { type: "ESModule", path: join(outdir, "index.js") },
+        ...readdirSync(outdir).flatMap((f) => {
+          if (f.endsWith(".wasm")) return [{ type: "CompiledWasm", path: join(outdir, f) }];
+          if (f.endsWith(".onnx")) return [{ type: "Data", path: join(outdir, f) }];
+          return [];
+        }),
+      ],
+      modulesRoot: outdir,
+      queueProducers: { DOMAIN_MUTATIONS: "domain-mutations", HEALS: "heals", REC_LOGS: "rec-logs" },
+      queueConsumers: {
+        "rec-logs": { maxBatchSize: 100, maxBatchTimeout: o.recLogsBatchTimeout ?? 5, maxRetries: 5 },
+      },
+      r2Buckets: ["MODELS", "REC_LOG_STORE"],
+      cf: false,
+      log: new Log(o.debug ? LogLevel.DEBUG : LogLevel.WARN),
+    },
+  });
+  return { ...backend, secret: PLATFORM_SECRET };
+}
