@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
-import { resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import mysql from "mysql2/promise";
 import { applyMysqlMigrations } from "../scripts/mysql-migrate";
@@ -21,6 +21,19 @@ export interface BenchResult {
   target?: string;
   runs?: number;
   notes?: string;
+}
+
+/**
+ * A dry-run build is the main module plus the .wasm (onnxruntime-web) and
+ * .onnx (bundled models) files it imports by relative name; Miniflare needs
+ * them listed.
+ */
+export function bundleAssets(outdir: string): Array<{ type: "CompiledWasm" | "Data"; path: string }> {
+  return readdirSync(outdir).flatMap((f): Array<{ type: "CompiledWasm" | "Data"; path: string }> => {
+    if (f.endsWith(".wasm")) return [{ type: "CompiledWasm", path: join(outdir, f) }];
+    if (f.endsWith(".onnx")) return [{ type: "Data", path: join(outdir, f) }];
+    return [];
+  });
 }
 
 /** Builds with wrangler; returns the absolute outdir (wrangler resolves it against the config's folder otherwise). */
@@ -163,8 +176,8 @@ export async function startBackend(adapter: "d1" | "mysql", script: string, opti
     }
     const mf = new Miniflare(
       convertV4MiniflareOptions({
-        modules: true,
-        scriptPath: script,
+        modules: [{ type: "ESModule", path: script }, ...bundleAssets(dirname(script))],
+        modulesRoot: dirname(script),
         compatibilityDate: "2026-11-01",
         compatibilityFlags: ["nodejs_compat"],
         bindings: { ...options.vars, ...storage },

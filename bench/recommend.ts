@@ -14,6 +14,7 @@ import { featureMatrix, type ModelManifest, parseManifest } from "../src/models/
 import {
   type BenchResult,
   bundle,
+  bundleAssets,
   compare,
   descendantPids,
   median,
@@ -162,12 +163,7 @@ interface BenchWorker {
 }
 
 async function startBenchWorker(outdir: string): Promise<BenchWorker> {
-  // The dry-run build is the main module plus the .wasm and .onnx files it imports by relative name.
-  const extra = readdirSync(outdir).flatMap((f): Array<{ type: "CompiledWasm" | "Data"; path: string }> => {
-    if (f.endsWith(".wasm")) return [{ type: "CompiledWasm", path: join(outdir, f) }];
-    if (f.endsWith(".onnx")) return [{ type: "Data", path: join(outdir, f) }];
-    return [];
-  });
+  const extra = bundleAssets(outdir);
   const mf = new Miniflare(
     convertV4MiniflareOptions({
       modules: [{ type: "ESModule", path: join(outdir, "recommend-worker.js") }, ...extra],

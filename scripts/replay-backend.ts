@@ -1,7 +1,7 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Log, LogLevel } from "miniflare";
-import { type Backend, bundle, startBackend } from "../bench/harness";
+import { type Backend, bundle, bundleAssets, startBackend } from "../bench/harness";
 
 // The main Worker (wrangler.toml) built the way a deploy would and served by
 // Miniflare on D1, with every binding it declares: the Durable Objects, the
@@ -48,16 +48,7 @@ export async function startPlatform(o: PlatformOptions = {}): Promise<Backend & 
       METRICS: { className: "Metrics", useSQLite: true },
     },
     extra: {
-      // The dry-run build is the main module plus the .wasm/.onnx files it imports by relative name.
-      scriptPath: undefined,
-      modules: [
-        { type: "ESModule", path: join(outdir, "index.js") },
-        ...readdirSync(outdir).flatMap((f) => {
-          if (f.endsWith(".wasm")) return [{ type: "CompiledWasm", path: join(outdir, f) }];
-          if (f.endsWith(".onnx")) return [{ type: "Data", path: join(outdir, f) }];
-          return [];
-        }),
-      ],
+      modules: [{ type: "ESModule", path: join(outdir, "index.js") }, ...bundleAssets(outdir)],
       modulesRoot: outdir,
       queueProducers: { DOMAIN_MUTATIONS: "domain-mutations", HEALS: "heals", REC_LOGS: "rec-logs" },
       queueConsumers: {
