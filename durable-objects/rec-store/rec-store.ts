@@ -41,6 +41,7 @@ export interface RecStoreStats {
 export class RecStore extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private checkedAt = 0;
+  private meta: SnapshotMeta | null | undefined;
   private copying: Promise<void> | null = null;
   /** The snapshot's tables, built from the rows on first use while warm. */
   private tables: { snapshotId: string; tables: FeatureTables } | null = null;
@@ -114,7 +115,7 @@ export class RecStore extends DurableObject<Env> {
   // --- the snapshot -----------------------------------------------------------
 
   /** The team's current snapshot is here (copied if the database has a newer one); rechecked at most every RECHECK_MS. */
-  protected async ensureSnapshot(teamId: string): Promise<void> {
+  private async ensureSnapshot(teamId: string): Promise<void> {
     if (Date.now() - this.checkedAt < RECHECK_MS && this.snapshot()) return;
     this.copying ??= this.refresh(teamId).finally(() => {
       this.copying = null;
@@ -122,9 +123,13 @@ export class RecStore extends DurableObject<Env> {
     await this.copying;
   }
 
-  protected snapshot(): SnapshotMeta | null {
-    const raw = this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'snapshot'").toArray()[0];
-    return raw ? (JSON.parse(raw.value) as SnapshotMeta) : null;
+  /** The current snapshot's meta, read from SQLite once per instance (every request asks). */
+  private snapshot(): SnapshotMeta | null {
+    if (this.meta === undefined) {
+      const raw = this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'snapshot'").toArray()[0];
+      this.meta = raw ? (JSON.parse(raw.value) as SnapshotMeta) : null;
+    }
+    return this.meta;
   }
 
   private currentTables(): FeatureTables | null {
@@ -177,6 +182,7 @@ export class RecStore extends DurableObject<Env> {
       this.sql.exec("DROP TABLE staging");
       this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('snapshot', ?)", JSON.stringify(current));
     });
+    this.meta = current;
   }
 
   private store(): FeatureStore {
