@@ -24,3 +24,10 @@ export const SOURCE_NAMES = Object.keys(SOURCES) as Source[];
 export function isSource(value: unknown): value is Source {
   return typeof value === "string" && Object.hasOwn(SOURCES, value);
 }
+
+/** Sources whose answer is about someone other than the caller when a team admin names them (context.user). */
+export const SUBJECT_SOURCES: readonly Source[] = ["invite", "send_time"];
+
+export function takesSubject(source: Source): boolean {
+  return SUBJECT_SOURCES.includes(source);
+}

@@ -4,7 +4,14 @@ import { AppError } from "../../src/errors";
 import { FEEDBACK_ACTIONS, type RecLogMessage } from "../../src/recommend/logs";
 import { RecommendError, type RecRequest, runRecommender } from "../../src/recommend/pipeline";
 import { recommenders } from "../../src/recommend/recommenders";
-import { isSource, SOURCE_NAMES, SOURCES, type Source } from "../../src/recommend/sources";
+import {
+  isSource,
+  SOURCE_NAMES,
+  SOURCES,
+  type Source,
+  SUBJECT_SOURCES,
+  takesSubject,
+} from "../../src/recommend/sources";
 import { hasScope } from "../auth";
 import { type AppContext, type AppEnv, jsonBody } from "../http";
 import { metrics } from "../metrics";
@@ -174,11 +181,11 @@ function sourceOf(c: AppContext, value: string): Source {
 function subjectOf(c: AppContext, source: Source, named: string | undefined): string {
   const { user } = c.get("claims");
   if (named === undefined || named === user) return user;
-  if (source !== "invite" && source !== "send_time") {
+  if (!takesSubject(source)) {
     throw new AppError(
       400,
       "bad_request",
-      `context.user is only for invite and send_time, not ${source} (${SOURCES[source]}s)`,
+      `context.user is only for ${SUBJECT_SOURCES.join(" and ")}, not ${source} (${SOURCES[source]}s)`,
     );
   }
   if (!hasScope(c, "admin"))
