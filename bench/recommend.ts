@@ -5,7 +5,7 @@ import { gzipSync } from "node:zlib";
 import { convertV4MiniflareOptions, Log, LogLevel, Miniflare } from "miniflare";
 import * as ortNode from "onnxruntime-node";
 import { importDataset, loadDataset } from "../scripts/dataset-import";
-import { startPlatform } from "../scripts/replay-backend";
+import { startPlatform, wranglerVars } from "../scripts/replay-backend";
 import { replayTruth } from "../scripts/replay-labels";
 import { signToken } from "../src/auth/jwt";
 import { dayOf } from "../src/datasets/collab";
@@ -24,6 +24,7 @@ import {
   processUsage,
   writeResults,
 } from "./harness";
+import { type CpuProfile, type ProfileLine, startProfiler, summarizeProfile, writeProfile } from "./realtime-profile";
 import { BATCH, benchRecords } from "./recommend-rows";
 import type { ColdResult, LoopResult, ScoreOp } from "./recommend-worker";
 
@@ -53,6 +54,9 @@ import type { ColdResult, LoopResult, ScoreOp } from "./recommend-worker";
 // the other figures already in bench/results/recommend.json.
 
 const QUICK = process.argv.includes("--quick");
+/** --profile: a V8 CPU profile of the main Worker's isolate over each source's timed requests (endpoint section). */
+const PROFILE = process.argv.includes("--profile");
+const INSPECTOR_PORT = 9350;
 const REPEATS = QUICK ? 3 : 7;
 /** Each timed loop runs about this long. */
 const LOOP_TARGET_MS = QUICK ? 150 : 400;
@@ -443,6 +447,10 @@ const ENDPOINT_DATA = "datasets/rails-collab";
 const ENDPOINT_EMBEDDINGS = "models/embeddings/rails-collab.json";
 const ENDPOINT_SOURCES = ["channel_browser", "composer_dm"] as const;
 const ENDPOINT_LIMIT = 10;
+/** Candidates per generator for the ~500-candidate load (--per-generator). */
+const WIDE_PER_GENERATOR = Number(
+  process.argv.includes("--per-generator") ? process.argv[process.argv.indexOf("--per-generator") + 1] : 200,
+);
 
 interface RecommendAnswer {
   items: unknown[];
@@ -450,11 +458,27 @@ interface RecommendAnswer {
   steps: Array<{ step: string; ms: number; out: number }>;
 }
 
-/** POST /v1/recommend over HTTP on the main Worker bundle with the rails-collab team. */
+/**
+ * POST /v1/recommend over HTTP on the main Worker bundle with the rails-collab
+ * team: as deployed (REC_CANDIDATES_PER_GENERATOR as in wrangler.toml), and
+ * with generators widened until requests carry about 500 candidates (the
+ * issue's load).
+ */
 export async function endpointSection(options: SectionOptions): Promise<BenchResult[]> {
+  const deployed = Number(wranglerVars().REC_CANDIDATES_PER_GENERATOR ?? 50);
+  const results: BenchResult[] = [];
+  for (const k of [deployed, WIDE_PER_GENERATOR]) results.push(...(await endpointAt(k, k !== deployed, options)));
+  return results;
+}
+
+async function endpointAt(k: number, wide: boolean, options: SectionOptions): Promise<BenchResult[]> {
   const viewers = options.quick ? 40 : 100;
   const runs = options.quick ? 150 : 500;
-  const platform = await startPlatform({ outdir: ".bench/recommend-platform" });
+  const platform = await startPlatform({
+    outdir: ".bench/recommend-platform",
+    vars: { REC_CANDIDATES_PER_GENERATOR: String(k) },
+    ...(PROFILE ? { inspectorPort: INSPECTOR_PORT } : {}),
+  });
   try {
     const ds = loadDataset(ENDPOINT_DATA);
     // The models' and embeddings' training cut: the team as the shipped models saw it.
@@ -497,6 +521,7 @@ export async function endpointSection(options: SectionOptions): Promise<BenchRes
       const stepMs: number[] = [];
       let fallbacks = 0;
       let model = "";
+      const profiler = PROFILE ? await startProfiler(INSPECTOR_PORT, "") : null;
       const cpu0 = cpuMs();
       for (let i = 0; i < runs; i++) {
         const { ms, answer } = await once(i);
@@ -507,12 +532,14 @@ export async function endpointSection(options: SectionOptions): Promise<BenchRes
         model = `${answer.model.name}@${answer.model.version}`;
       }
       const cpuPerReq = (cpuMs() - cpu0) / runs;
+      if (profiler) reportProfile(`recommend-${source}-k${k}`, await profiler.stop());
       const p50 = percentile(times, 50);
       const p99 = percentile(times, 99);
-      const common = `${runs} sequential POSTs cycling over ${users.length} active users of the rails-collab team at ${cut} (${imported.users} users, ${imported.channels} channels, ${imported.memberships} memberships; import ${round(importS, 3)} s), limit ${ENDPOINT_LIMIT}, model ${model}${fallbacks ? ` (${fallbacks} fallbacks)` : ""}; candidates (first step's out) median ${median(candidates)}, max ${Math.max(...candidates)}; after a warm-up of one request per user (first request p50 ${round(percentile(cold, 50))} ms, max ${round(Math.max(...cold))} ms)`;
+      const load = wide ? `~500 candidates (k=${k})` : `as deployed (k=${k})`;
+      const common = `REC_CANDIDATES_PER_GENERATOR=${k}${wide ? "" : " (wrangler.toml)"}; ${runs} sequential POSTs cycling over ${users.length} active users of the rails-collab team at ${cut} (${imported.users} users, ${imported.channels} channels, ${imported.memberships} memberships; import ${round(importS, 3)} s), limit ${ENDPOINT_LIMIT}, model ${model}${fallbacks ? ` (${fallbacks} fallbacks)` : ""}; candidates (first step's out) median ${median(candidates)}, max ${Math.max(...candidates)}; after a warm-up of one request per user (first request p50 ${round(percentile(cold, 50))} ms, max ${round(Math.max(...cold))} ms)`;
       results.push(
         {
-          name: `POST /v1/recommend ${source} p50 (HTTP to Miniflare, main Worker)`,
+          name: `POST /v1/recommend ${source} p50, ${load} (HTTP to Miniflare, main Worker)`,
           unit: "ms",
           better: "lower",
           value: round(p50),
@@ -521,7 +548,7 @@ export async function endpointSection(options: SectionOptions): Promise<BenchRes
         },
         compare(
           {
-            name: `POST /v1/recommend ${source} p99 (HTTP to Miniflare, main Worker)`,
+            name: `POST /v1/recommend ${source} p99, ${load} (HTTP to Miniflare, main Worker)`,
             unit: "ms",
             better: "lower",
             value: round(p99),
@@ -532,7 +559,7 @@ export async function endpointSection(options: SectionOptions): Promise<BenchRes
           { name: "target", value: 20 },
         ),
         {
-          name: `POST /v1/recommend ${source} server CPU per request (workerd)`,
+          name: `POST /v1/recommend ${source} server CPU per request, ${load} (workerd)`,
           unit: "ms",
           better: "lower",
           value: round(cpuPerReq),
@@ -545,6 +572,17 @@ export async function endpointSection(options: SectionOptions): Promise<BenchRes
   } finally {
     await platform.close();
   }
+}
+
+function reportProfile(label: string, profile: CpuProfile): void {
+  const file = `.bench/${label}.cpuprofile`;
+  writeProfile(file, profile);
+  const summary = summarizeProfile(profile, 40);
+  const fmt = (l: ProfileLine) =>
+    `  ${String(l.selfMs).padStart(8)} ms self ${String(l.selfPct).padStart(5)}%  ${String(l.totalMs).padStart(8)} ms total ${String(l.totalPct).padStart(5)}%  ${l.fn}`;
+  console.log(
+    `profile ${label} (${summary.totalMs} ms sampled), written to ${file}\nby self time:\n${summary.bySelf.map(fmt).join("\n")}\nby inclusive time:\n${summary.byTotal.map(fmt).join("\n")}`,
+  );
 }
 
 export const sections: Array<(o: SectionOptions) => Promise<BenchResult[]>> = [

@@ -33,12 +33,16 @@ export interface PlatformOptions {
   /** rec-logs consumer batch timeout in seconds (wrangler.toml: 5). */
   recLogsBatchTimeout?: number;
   debug?: boolean;
+  /** Vars over wrangler.toml's (experiments: REC_CANDIDATES_PER_GENERATOR, ...). */
+  vars?: Record<string, string>;
+  /** Serves Miniflare's inspector here (CPU profiles: bench:recommend -- --profile). */
+  inspectorPort?: number;
 }
 
 export async function startPlatform(o: PlatformOptions = {}): Promise<Backend & { secret: string }> {
   const outdir = bundle("wrangler.toml", o.outdir ?? ".bench/platform");
   const backend = await startBackend("d1", `${outdir}/index.js`, {
-    vars: { ...wranglerVars(), JWT_SECRET: PLATFORM_SECRET },
+    vars: { ...wranglerVars(), ...o.vars, JWT_SECRET: PLATFORM_SECRET },
     durableObjects: {
       TEAM_CACHE: { className: "TeamCache", useSQLite: true },
       SHARED_CHANNEL: { className: "SharedChannel", useSQLite: true },
@@ -56,6 +60,7 @@ export async function startPlatform(o: PlatformOptions = {}): Promise<Backend & 
       },
       r2Buckets: ["MODELS", "REC_LOG_STORE"],
       cf: false,
+      ...(o.inspectorPort === undefined ? {} : { inspectorPort: o.inspectorPort }),
       log: new Log(o.debug ? LogLevel.DEBUG : LogLevel.WARN),
     },
   });

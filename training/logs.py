@@ -23,7 +23,9 @@ served item per line:
 The platform's raw rec-logs (src/recommend/logs.ts, what the rec-logs queue
 consumer appends to R2) are accepted too, in the same directory or mixed
 with joined lines: ``{"kind": "served", "request_id", "source", "model",
-"version", "arm", "items": [{"item", "rank", "score", "features"}], ...}``
+"version", "arm", "feature_names", "items": [{"item", "rank", "score",
+"features"}], ...}`` where an item's ``features`` is a list aligned with
+``feature_names`` (null: absent; an older dict ``{name: value}`` is read too)
 and ``{"kind": "feedback", "request_id", "item", "action", ...}``. They are
 joined into one row per served item, ``clicked`` = a ``click`` feedback exists
 for (request_id, item); ``model`` becomes ``<model>@<version>``. Lines that
@@ -53,6 +55,17 @@ from metrics import auc, evaluate_group
 
 def _open(path):
     return gzip.open(path, "rt") if path.endswith(".gz") else open(path)
+
+
+def _item_features(it: dict, names) -> dict | None:
+    """A raw served item's features as {name: value}: a list aligned with the
+    message's feature_names (None entries left out), or an older dict."""
+    f = it.get("features", {})
+    if isinstance(f, dict):
+        return f
+    if isinstance(f, list) and isinstance(names, list) and len(names) == len(f):
+        return {str(n): v for n, v in zip(names, f) if v is not None}
+    return None
 
 
 def read_logs(directory: str, stats: dict | None = None) -> tuple[list[dict], int]:
@@ -105,13 +118,15 @@ def read_logs(directory: str, stats: dict | None = None) -> tuple[list[dict], in
                     records.append(rec)
     joined = 0
     for rid, s in served.items():
+        names = s.get("feature_names")
         for it in s["items"]:
-            if not isinstance(it, dict) or "item" not in it or not isinstance(it.get("features", {}), dict):
+            features = _item_features(it, names) if isinstance(it, dict) else None
+            if features is None or "item" not in it:
                 bad += 1
                 continue
             item = str(it["item"])
             records.append({"source": s["source"], "request_id": rid, "item": item,
-                            "features": it.get("features", {}), "rank": it.get("rank"), "score": it.get("score"),
+                            "features": features, "rank": it.get("rank"), "score": it.get("score"),
                             "model": f"{s.get('model')}@{s.get('version')}", "arm": s.get("arm"),
                             "user": s.get("user"), "fallback": s.get("fallback"),
                             "clicked": (rid, item) in clicks})

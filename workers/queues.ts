@@ -1,7 +1,7 @@
 import { coveredByLastHeal, healTeam } from "../src/domains/healer";
 import type { DomainMutationMessage, HealRequest } from "../src/domains/messages";
 import { applyMutationBatch } from "../src/domains/mutation-consumer";
-import { logObjects, type RecLogMessage, recLogMessageSchema } from "../src/recommend/logs";
+import { logObjects, parseRecLogMessage, type RecLogMessage } from "../src/recommend/logs";
 import { isRole } from "../src/teams/model";
 import { depsFor } from "./deps";
 
@@ -82,8 +82,8 @@ function isHealRequest(b: unknown): b is HealRequest {
 async function consumeRecLogs(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const valid: Array<{ id: string; body: RecLogMessage }> = [];
   for (const m of batch.messages) {
-    const parsed = recLogMessageSchema.safeParse(m.body);
-    if (parsed.success) valid.push({ id: m.id, body: parsed.data });
+    const parsed = parseRecLogMessage(m.body);
+    if (parsed) valid.push({ id: m.id, body: parsed });
     else console.error("dropping malformed rec-log message", m.id);
   }
   // All or nothing: a failed put retries the whole batch, which rewrites the same objects.

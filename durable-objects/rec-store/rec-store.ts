@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { type CandidateBlock, toBlock } from "../../src/recommend/candidate-block";
 import type { FeatureStore, SnapshotMeta } from "../../src/recommend/feature-store";
 import {
   FeatureTables,
@@ -6,6 +7,7 @@ import {
   type SubjectContext,
   snapshotFromRows,
 } from "../../src/recommend/features/index";
+import { CANDIDATES_PER_GENERATOR } from "../../src/recommend/features/spec";
 import { isSource } from "../../src/recommend/sources";
 import { featureStore } from "../../storage/feature-store";
 import { driverFor } from "../../workers/deps";
@@ -30,6 +32,8 @@ const COPY_PAGE = 5_000;
 /** How often a warm object asks the database whether a newer snapshot was published. */
 const RECHECK_MS = 60_000;
 const SWEEP_MS = 24 * 3600 * 1000;
+/** Generators propose at most this many each (a request's features and scoring grow with it). */
+const MAX_PER_GENERATOR = 1000;
 
 export interface RecStoreStats {
   snapshot: SnapshotMeta | null;
@@ -43,6 +47,7 @@ export class RecStore extends DurableObject<Env> {
   private checkedAt = 0;
   private meta: SnapshotMeta | null | undefined;
   private copying: Promise<void> | null = null;
+  private k: number | undefined;
   /** The snapshot's tables, built from the rows on first use while warm. */
   private tables: { snapshotId: string; tables: FeatureTables } | null = null;
 
@@ -74,7 +79,7 @@ export class RecStore extends DurableObject<Env> {
     source: string,
     subject: string,
     context: Readonly<Record<string, unknown>>,
-  ): Promise<Array<{ id: string; features: Record<string, number> }>> {
+  ): Promise<CandidateBlock> {
     if (!isSource(source)) throw new Error(`unknown source ${source}`);
     await this.ensureSnapshot(teamId);
     const tables = this.currentTables();
@@ -84,9 +89,10 @@ export class RecStore extends DurableObject<Env> {
       );
     }
     const prepared = prepareSubject(tables, source, subject, subjectContext(context));
-    const candidates = prepared.candidates();
+    const candidates = prepared.candidates(this.perGenerator());
     const features = prepared.features(candidates.map((c) => c.id));
-    return candidates.map((c, i) => ({ id: c.id, features: features[i] ?? {} }));
+    // A block, not records: see candidate-block.ts.
+    return toBlock(candidates.map((c, i) => ({ id: c.id, features: features[i] ?? {} })));
   }
 
   async recordServed(request: ServedRequest): Promise<void> {
@@ -110,6 +116,21 @@ export class RecStore extends DurableObject<Env> {
       served: Number(this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM served").one().n),
       databaseBytes: this.sql.databaseSize,
     };
+  }
+
+  /** REC_CANDIDATES_PER_GENERATOR, checked once; a bad value falls back to the pipeline's k (logged). */
+  private perGenerator(): number {
+    if (this.k === undefined) {
+      const raw = this.env.REC_CANDIDATES_PER_GENERATOR;
+      const n = Number(raw);
+      if (raw === undefined || raw === "") this.k = CANDIDATES_PER_GENERATOR;
+      else if (Number.isInteger(n) && n >= 1 && n <= MAX_PER_GENERATOR) this.k = n;
+      else {
+        console.error(`REC_CANDIDATES_PER_GENERATOR must be an integer 1-${MAX_PER_GENERATOR}, got "${raw}"`);
+        this.k = CANDIDATES_PER_GENERATOR;
+      }
+    }
+    return this.k;
   }
 
   // --- the snapshot -----------------------------------------------------------

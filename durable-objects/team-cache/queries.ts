@@ -370,6 +370,62 @@ export function directory(sql: Sql, v: Viewer, f: DirectoryFilter): Page<UserCar
 // --- batch lookup -----------------------------------------------------------
 
 /**
+ * Which of these users and channels the viewer may see, with only what a
+ * filter needs (flags, channel names), as parallel arrays: a recommender asks
+ * about hundreds of candidates per request, and full cards would be built,
+ * cloned across the RPC and thrown away.
+ */
+export interface VisibleSet {
+  users: { ids: string[]; flags: number[] };
+  channels: { ids: string[]; names: string[]; flags: number[] };
+}
+/** VisibleSet flags. */
+export const VISIBLE = { deleted: 1, bot: 2, archived: 1, member: 2, private: 4 } as const;
+
+export function visibleSet(sql: Sql, v: Viewer, userIds: string[], channelIds: string[]): VisibleSet {
+  const out: VisibleSet = { users: { ids: [], flags: [] }, channels: { ids: [], names: [], flags: [] } };
+  if (userIds.length > 0) {
+    const uvis = userVisible(v);
+    for (const [id, deleted, bot] of sql
+      .exec(
+        `SELECT u.id, u.deleted, u.is_bot FROM users u WHERE u.id IN (SELECT value FROM json_each(?)) AND ${uvis.where}`,
+        JSON.stringify(userIds),
+        ...uvis.params,
+      )
+      .raw()) {
+      out.users.ids.push(String(id));
+      out.users.flags.push((Number(deleted) === 1 ? VISIBLE.deleted : 0) | (Number(bot) === 1 ? VISIBLE.bot : 0));
+    }
+  }
+  if (channelIds.length > 0) {
+    // The viewer's channels once (members_by_user), rather than two membership
+    // probes per candidate row: a recommender asks about hundreds of channels.
+    const mine = new Set<string>();
+    for (const [id] of sql.exec("SELECT channel_id FROM members WHERE user_id = ?", v.id).raw()) mine.add(String(id));
+    for (const [id, name, archived, priv] of sql
+      .exec(
+        "SELECT c.id, c.name, c.is_archived, c.is_private FROM channels c WHERE c.id IN (SELECT value FROM json_each(?))",
+        JSON.stringify(channelIds),
+      )
+      .raw()) {
+      const channel = String(id);
+      const member = mine.has(channel);
+      const isPrivate = Number(priv) === 1;
+      // channelVisible's rule: a guest sees its channels only; others also every public one.
+      if (!member && (v.isGuest || isPrivate)) continue;
+      out.channels.ids.push(channel);
+      out.channels.names.push(String(name));
+      out.channels.flags.push(
+        (Number(archived) === 1 ? VISIBLE.archived : 0) |
+          (member ? VISIBLE.member : 0) |
+          (isPrivate ? VISIBLE.private : 0),
+      );
+    }
+  }
+  return out;
+}
+
+/**
  * Profiles for just-in-time annotation: the cards of `userIds` that exist,
  * and per viewer the ids it may not see (a guest sees only people it shares
  * a channel with; someone no longer an active member sees no one).

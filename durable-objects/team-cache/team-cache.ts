@@ -36,7 +36,9 @@ import {
   type Suggestion,
   type UserCard,
   type Viewer,
+  type VisibleSet,
   viewerOf,
+  visibleSet,
 } from "./queries";
 
 // One Durable Object per team: the team's directory in the object's own
@@ -268,6 +270,16 @@ export class TeamCache extends DurableObject<Env> {
     channelIds: string[],
   ): Promise<CacheResult<{ users: UserCard[]; channels: ChannelCard[] }>> {
     return this.asViewer(teamId, viewerId, (v) => ok(lookup(this.sql, v, userIds, channelIds)));
+  }
+
+  /** Which of these the viewer may see, flags only (recommendation filters: see visibleSet). */
+  async visible(
+    teamId: string,
+    viewerId: string,
+    userIds: string[],
+    channelIds: string[],
+  ): Promise<CacheResult<VisibleSet>> {
+    return this.asViewer(teamId, viewerId, (v) => ok(visibleSet(this.sql, v, userIds, channelIds)));
   }
 
   async boot(teamId: string, viewerId: string, since: number | null): Promise<CacheResult<Boot>> {

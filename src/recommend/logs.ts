@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { featureNames } from "./candidate-block";
 
 // What the recommend API logs for training: every served answer with the
 // features each item was scored on, and every piece of feedback. Numeric
@@ -13,11 +14,16 @@ import { z } from "zod";
 export const FEEDBACK_ACTIONS = ["impression", "click", "dismiss"] as const;
 export type FeedbackAction = (typeof FEEDBACK_ACTIONS)[number];
 
+// A served item's features are an array aligned with its message's
+// `feature_names` (null: the item lacks that feature, the model's default
+// applied): names once per answer rather than once per item and value keeps
+// the message a third the size, and the queue and the consumer clone, check
+// and write every byte of it.
 const servedItem = z.object({
   item: z.string(),
   rank: z.number().int().nonnegative(),
   score: z.number(),
-  features: z.record(z.string(), z.number()),
+  features: z.array(z.number().nullable()),
 });
 
 export const recLogMessageSchema = z.discriminatedUnion("kind", [
@@ -33,6 +39,7 @@ export const recLogMessageSchema = z.discriminatedUnion("kind", [
     version: z.string(),
     fallback: z.boolean(),
     ts: z.number(),
+    feature_names: z.array(z.string()),
     items: z.array(servedItem),
   }),
   z.object({
@@ -48,6 +55,35 @@ export const recLogMessageSchema = z.discriminatedUnion("kind", [
   }),
 ]);
 export type RecLogMessage = z.infer<typeof recLogMessageSchema>;
+type ServedMessage = Extract<RecLogMessage, { kind: "served" }>;
+
+/** A message the consumer can write: valid, and (served) every item's features aligned with the names. */
+export function parseRecLogMessage(value: unknown): RecLogMessage | null {
+  const parsed = recLogMessageSchema.safeParse(value);
+  if (!parsed.success) return null;
+  const m = parsed.data;
+  if (m.kind === "served" && m.items.some((it) => it.features.length !== m.feature_names.length)) return null;
+  return m;
+}
+
+/** The items of an answer with their features as the log carries them (see servedItem). */
+export function servedItems(
+  items: ReadonlyArray<{ id: string; score: number; features: Readonly<Record<string, number>> }>,
+): Pick<ServedMessage, "feature_names" | "items"> {
+  const names = featureNames(items.map((it) => it.features));
+  return {
+    feature_names: names,
+    items: items.map((it, i) => ({
+      item: it.id,
+      rank: i + 1,
+      score: it.score,
+      features: names.map((n) => {
+        const v = it.features[n];
+        return typeof v === "number" && Number.isFinite(v) ? v : null;
+      }),
+    })),
+  };
+}
 
 /** Messages grouped into the log objects they belong to, each with its NDJSON body. */
 export function logObjects(

@@ -270,6 +270,14 @@ describe("features: cold start and context", () => {
     expect(hours.map((h) => h.uh_share_365)).toEqual([0, 0]);
   });
 
+  it("asks each generator for `perGenerator` candidates (REC_CANDIDATES_PER_GENERATOR)", () => {
+    const p = prepareSubject(t, "channel_browser", "U99");
+    // one per generator: the most popular channel only (the other generators have nothing for U99)
+    expect(p.candidates(1).map((c) => c.id)).toEqual(["C1"]);
+    expect(p.candidates(2).map((c) => c.id)).toEqual(["C1", "C3"]);
+    expect(p.candidates().map((c) => c.id)).toEqual(["C1", "C2", "C3"]);
+  });
+
   it("excludes the subject, partners and conversation members from composer_dm candidates", () => {
     const ids = (ctx: SubjectContext) =>
       prepareSubject(t, "composer_dm", "U1", ctx)

@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { platformRegistry } from "../../src/metrics/platform-metrics";
 import { Registry } from "../../src/metrics/registry";
+import { type FeaturedCandidate, fromBlock, toBlock } from "../../src/recommend/candidate-block";
 import { armModel, assignArm, bucketOf, type Experiment, experimentSchema } from "../../src/recommend/experiments";
+import { parseRecLogMessage, servedItems } from "../../src/recommend/logs";
 import {
   type Candidate,
   RecommendError,
@@ -205,5 +207,61 @@ describe("metrics registry", () => {
     total.merge(a.take());
     expect(total.render()).toContain('rec_served_items_total{arm="x",source="s"} 7');
     expect(() => new Registry([]).inc("nope")).toThrow(/unknown metric/);
+  });
+});
+
+describe("candidate blocks (the RecStore → Worker hop)", () => {
+  it("round-trips records, leaving out what a candidate lacks", () => {
+    const items: FeaturedCandidate[] = [
+      { id: "C1", features: { a: 1, b: 2.5 } },
+      { id: "C2", features: { b: -3 } },
+      { id: "C3", features: { c: 0, a: 7 } },
+      { id: "C4", features: {} },
+    ];
+    const block = toBlock(items);
+    expect(block.names).toEqual(["a", "b", "c"]);
+    expect(block.values).toBeInstanceOf(Float64Array);
+    expect(fromBlock(block)).toEqual(items);
+  });
+
+  it("refuses a block whose values do not fill ids × names", () => {
+    expect(() => fromBlock({ ids: ["C1", "C2"], names: ["a"], values: new Float64Array(3) })).toThrow(/3 values/);
+  });
+});
+
+describe("served log lines", () => {
+  const items: Array<FeaturedCandidate & { score: number }> = [
+    { id: "C1", score: 0.9, features: { a: 1, b: 2 } },
+    { id: "C2", score: 0.4, features: { b: Number.NaN, c: 3 } },
+  ];
+  const base = {
+    kind: "served" as const,
+    request_id: "r1",
+    team: "T1",
+    user: "U1",
+    source: "channel_browser",
+    experiment: "e",
+    arm: "default",
+    model: "m",
+    version: "v",
+    fallback: false,
+    ts: 1,
+  };
+
+  it("names the features once and aligns every item's values with them (null: absent or not finite)", () => {
+    const logged = servedItems(items);
+    expect(logged.feature_names).toEqual(["a", "b", "c"]);
+    expect(logged.items).toEqual([
+      { item: "C1", rank: 1, score: 0.9, features: [1, 2, null] },
+      { item: "C2", rank: 2, score: 0.4, features: [null, null, 3] },
+    ]);
+    expect(parseRecLogMessage({ ...base, ...logged })).not.toBeNull();
+  });
+
+  it("rejects a served line whose features do not line up with its names", () => {
+    const logged = servedItems(items);
+    const short = { ...logged, items: logged.items.map((it) => ({ ...it, features: it.features.slice(1) })) };
+    expect(parseRecLogMessage({ ...base, ...short })).toBeNull();
+    expect(parseRecLogMessage({ ...base, items: [] })).toBeNull(); // no feature_names
   });
 });

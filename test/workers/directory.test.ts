@@ -115,6 +115,38 @@ describe("edge cache", () => {
     expect(ada.channel.is_private).toBe(true);
   });
 
+  it("answers visible() (recommendation filters) with the same visibility as lookup()", async () => {
+    const stub = env.TEAM_CACHE.get(env.TEAM_CACHE.idFromName(f.team));
+    const all = Object.values(f.channels);
+    const people = Object.values(f.ids);
+    for (const viewer of ["ada", "bob", "gus", "amy"]) {
+      const id = f.ids[viewer] as string;
+      const [full, lean] = await Promise.all([
+        stub.lookup(f.team, id, people, all),
+        stub.visible(f.team, id, people, all),
+      ]);
+      if (!full.ok || !lean.ok) throw new Error("lookup failed");
+      const cards = new Map(full.value.channels.map((c) => [c.id, c]));
+      expect(new Set(lean.value.channels.ids)).toEqual(new Set(cards.keys()));
+      lean.value.channels.ids.forEach((cid, i) => {
+        const card = cards.get(cid);
+        const flags = lean.value.channels.flags[i] ?? 0;
+        expect(lean.value.channels.names[i]).toBe(card?.name);
+        expect((flags & 1) !== 0).toBe(card?.is_archived); // archived
+        expect((flags & 2) !== 0).toBe(card?.is_member); // member
+        expect((flags & 4) !== 0).toBe(card?.is_private); // private
+      });
+      expect(new Set(lean.value.users.ids)).toEqual(new Set(full.value.users.map((u) => u.id)));
+    }
+    // a guest sees its own channel only; nobody but members sees secret-plans
+    const gus = await stub.visible(f.team, f.ids.gus as string, [], all);
+    expect(gus.ok && gus.value.channels.ids).toEqual([f.channels.guests]);
+    const bob = await stub.visible(f.team, f.ids.bob as string, [], [f.channels.secret as string]);
+    expect(bob.ok && bob.value.channels.ids).toEqual([]);
+    const gone = await stub.visible(f.team, f.ids.dee as string, [], all);
+    expect(gone.ok).toBe(false);
+  });
+
   it("shows guests only their channels and the people in them", async () => {
     const gus = await as(f, "gus");
     const ch = await ok<{ items: Item[] }>(api("GET", "/v1/directory/switcher?q=g", { token: gus }));

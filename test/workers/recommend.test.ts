@@ -270,12 +270,18 @@ describe("recommend API", () => {
       (l) => l.length >= 3,
     );
     const served = lines.find((l) => l.kind === "served") as {
-      items: Array<{ item: string; features: Record<string, number> }>;
+      feature_names: string[];
+      items: Array<{ item: string; features: Array<number | null> }>;
       arm: string;
       model: string;
     };
     expect(served.items.map((i) => i.item)).toEqual(a.items.map((i) => i.id));
-    expect(Object.keys(served.items[0]?.features ?? {})).toContain("ch_members_log");
+    expect(served.feature_names).toContain("ch_members_log");
+    // Each item's features line up with the names, and carry numbers.
+    for (const it of served.items) {
+      expect(it.features).toHaveLength(served.feature_names.length);
+      expect(it.features.some((v) => typeof v === "number")).toBe(true);
+    }
     expect(served.arm).toBe(a.experiment.arm);
     expect(
       lines

@@ -83,7 +83,9 @@ def write_raw_logs(directory: str, seed: int = 7) -> dict:
         for i in range(10):
             x = {n: float(rs.randn()) for n in names}
             x["cf_max"] = float(rs.rand())
-            items.append({"item": f"C{i}", "rank": i + 1, "score": 0.5, "features": x})
+            # Today's format (features aligned with feature_names) on odd requests, the older dict on even ones.
+            features = [x[n] for n in names] if r % 2 else x
+            items.append({"item": f"C{i}", "rank": i + 1, "score": 0.5, "features": features})
             feedback.append({"kind": "feedback", "request_id": rid, "team": "T1", "user": f"U{r}",
                              "source": "channel_browser", "arm": "default", "item": f"C{i}",
                              "action": "impression", "ts": 2})
@@ -95,7 +97,7 @@ def write_raw_logs(directory: str, seed: int = 7) -> dict:
         served.append({"kind": "served", "request_id": rid, "team": "T1", "user": f"U{r}",
                        "source": "channel_browser", "experiment": "default", "arm": "default",
                        "model": "channel_browser-xgboost", "version": "v1", "fallback": False, "ts": 1,
-                       "items": items})
+                       "items": items, **({"feature_names": names} if r % 2 else {})})
     feedback.append({"kind": "feedback", "request_id": "never-served", "team": "T1", "user": "U1",
                      "source": "channel_browser", "arm": "default", "item": "C1", "action": "click", "ts": 3})
     lines = [{"message_id": f"m{n}", **m} for n, m in enumerate(served + feedback)]
@@ -110,6 +112,8 @@ def write_raw_logs(directory: str, seed: int = 7) -> dict:
             f.write(json.dumps(rec) + "\n")
         f.write(json.dumps(lines[0]) + "\n")                  # a retried batch repeats a message
         f.write(json.dumps({"kind": "served", "request_id": "bad"}) + "\n")   # no items: malformed
+        f.write(json.dumps({"kind": "served", "request_id": "short", "source": "channel_browser",
+                            "feature_names": ["a", "b"], "items": [{"item": "C1", "features": [1.0]}]}) + "\n")
     return {"clicks": clicks}
 
 
@@ -121,8 +125,10 @@ class RawLogsTest(unittest.TestCase):
             truth = write_raw_logs(tmp)
             stats: dict = {}
             rows, bad = logs.read_logs(tmp, stats)
-            self.assertEqual(bad, 1)
+            self.assertEqual(bad, 2)                      # no items; features not aligned with their names
             self.assertEqual(len(rows), 3000)
+            odd = next(r for r in rows if r["request_id"] == "req-1")
+            self.assertEqual(set(odd["features"]), set(feature_names("channel_browser")))
             self.assertEqual(sum(r["clicked"] for r in rows), truth["clicks"])
             self.assertEqual(stats["duplicate_lines"], 1)
             self.assertEqual(stats["unmatched_feedback"], 1)
@@ -141,7 +147,7 @@ class RawLogsTest(unittest.TestCase):
             cb = m["sources"]["channel_browser"]
             self.assertEqual(cb["rows"], 4000 + 3000)
             self.assertEqual(cb["train_requests"] + cb["test_requests"], 700)
-            self.assertEqual(m["raw"]["raw_served_requests"], 300)
+            self.assertEqual(m["raw"]["raw_served_requests"], 301)  # 300 + the one with misaligned features
             self.assertGreater(cb["lr"]["auc"], 0.7)
 
 

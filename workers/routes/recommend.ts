@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { AppError } from "../../src/errors";
-import { FEEDBACK_ACTIONS, type RecLogMessage } from "../../src/recommend/logs";
+import { FEEDBACK_ACTIONS, type RecLogMessage, servedItems } from "../../src/recommend/logs";
 import { RecommendError, type RecRequest, runRecommender } from "../../src/recommend/pipeline";
 import { recommenders } from "../../src/recommend/recommenders";
 import {
@@ -120,7 +120,7 @@ export const recommendRoutes = new Hono<AppEnv>()
       version: scorer.version,
       fallback: fallback !== null,
       ts: req.now,
-      items: result.items.map((it, i) => ({ item: it.id, rank: i + 1, score: it.score, features: it.features })),
+      ...servedItems(result.items),
     };
     c.executionCtx.waitUntil(
       c.env.REC_LOGS.send(served).catch((e: unknown) => console.error("rec-logs send failed", e)),

@@ -116,11 +116,10 @@ export function prepareChannelBrowser(t: FeatureTables, subject: string | null):
   const uChannels = u >= 0 ? log(at(t.uChannels, u, WALL)) : 0;
   const uSince = u >= 0 ? ldSince(T, t.uLast[u] as number) : ldSince(T, Number.NaN);
   return {
-    candidates() {
+    candidates(k = CANDIDATES_PER_GENERATOR) {
       const universe = new Uint8Array(t.C);
       for (let c = 0; c < t.C; c++) universe[c] = t.existingChannel[c] as number;
       for (const m of memberChannels(t, u, WALL)) universe[m] = 0;
-      const k = CANDIDATES_PER_GENERATOR;
       return unionCandidates(t.channelIds, [
         ["popular_90", topKOrdered(t.channelsByActive90, universe, k)],
         ["embedding", topK(g.cos, universe, k)],

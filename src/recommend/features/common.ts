@@ -17,7 +17,8 @@ export type FeatureValues = Record<string, number>;
 /** A subject prepared for one request: per-subject vectors computed once, then read per item. */
 export interface PreparedSubject {
   /** The candidate set of features.py `Cut.candidates`, ascending id order (the snapshot's rank order). */
-  candidates(): GeneratedCandidate[];
+  /** `perGenerator`: how many each generator proposes (features.py `Cut(k=…)`, default CANDIDATES_PER_GENERATOR). */
+  candidates(perGenerator?: number): GeneratedCandidate[];
   /** features.py `Cut.features` for these items, one record per item in the same order. */
   features(items: readonly string[]): FeatureValues[];
 }

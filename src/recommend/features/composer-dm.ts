@@ -135,13 +135,12 @@ export function prepareComposerDm(
   const uPartners = log(at(t.uPartners, u, WALL));
   const uActive = log(at(t.uDays, u, W365));
   return {
-    candidates() {
+    candidates(k = CANDIDATES_PER_GENERATOR) {
       const universe = new Uint8Array(U);
       universe.set(t.alivePeople);
       if (u >= 0) universe[u] = 0;
       for (const p of partnersOf(t, u)) universe[p] = 0;
       for (const x of excluded) universe[x] = 0;
-      const k = CANDIDATES_PER_GENERATOR;
       return unionCandidates(t.userIds, [
         ["popular_90", topKOrdered(t.usersByPartners90, universe, k)],
         ["active_90", topKOrdered(t.usersByDays90, universe, k)],

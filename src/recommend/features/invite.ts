@@ -111,7 +111,7 @@ export function prepareInvite(t: FeatureTables, subject: string | null, ctx: Inv
   }
 
   return {
-    candidates() {
+    candidates(k = CANDIDATES_PER_GENERATOR) {
       // the generator's cosines, for the alive people only (the universe)
       const cosMean = new Float64Array(U);
       for (const v of t.aliveList) cosMean[v] = cosMeanOf(v);
@@ -119,7 +119,6 @@ export function prepareInvite(t: FeatureTables, subject: string | null, ctx: Inv
       universe.set(t.alivePeople);
       for (const x of I) universe[x] = 0;
       if (n >= 0) universe[n] = 0;
-      const k = CANDIDATES_PER_GENERATOR;
       return unionCandidates(t.userIds, [
         ["first_day_partners", topK(fdpInteractions, universe, k)],
         ["popular_90", topKOrdered(t.usersByPartners90, universe, k)],
