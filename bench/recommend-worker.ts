@@ -1,6 +1,6 @@
 import { foldLinear, linearParamsSchema, scoreLinear } from "../src/models/linear";
 import { featureMatrix, type ModelManifest, parseManifest } from "../src/models/manifest";
-import type { ModelScorer } from "../src/models/ports";
+import type { ModelEngine, ModelScorer } from "../src/models/ports";
 import lrLinear from "../test/fixtures/models/lr/linear.json";
 import lrManifestJson from "../test/fixtures/models/lr/manifest.json";
 import lrOnnx from "../test/fixtures/models/lr/model.onnx";
@@ -17,7 +17,7 @@ import { BATCH, benchRecords } from "./recommend-rows";
 //   POST /bench/loop   {op, n}: the op n times in a loop, timed in the Worker
 //   POST /bench/score  {op}: one batch, scores returned (client-seen latency, agreement)
 
-export type ScoreOp = "empty" | "ort-lr" | "ort-xgboost" | "ts-lr" | "assemble";
+export type ScoreOp = "empty" | "lr" | "ort-lr" | "ort-xgboost" | "ts-lr" | "assemble";
 
 export interface LoopResult {
   n: number;
@@ -49,9 +49,10 @@ const records = benchRecords();
 const matrix = featureMatrix(lrManifest, records);
 const folded = foldLinear(linearParamsSchema.parse(lrLinear));
 
-async function scorer(manifest: ModelManifest, onnx: ArrayBuffer): Promise<ModelScorer> {
+/** `engine`: "auto" is what the platform serves with (an LR graph runs as TypeScript); else forced. */
+async function scorer(manifest: ModelManifest, onnx: ArrayBuffer, engine: ModelEngine | "auto"): Promise<ModelScorer> {
   const key = { source: manifest.source, name: manifest.name, version: manifest.version };
-  const r = await onnxScorer(key, manifest, new Uint8Array(onnx));
+  const r = await onnxScorer(key, manifest, new Uint8Array(onnx), { engine });
   if (!r.ok) throw new Error(`${r.error.code}: ${r.error.message}`);
   return r.value;
 }
@@ -61,10 +62,12 @@ async function runOp(op: ScoreOp): Promise<Float32Array | null> {
     case "empty":
       await Promise.resolve();
       return null;
+    case "lr":
+      return (await scorer(lrManifest, lrOnnx, "auto")).score(matrix, BATCH);
     case "ort-lr":
-      return (await scorer(lrManifest, lrOnnx)).score(matrix, BATCH);
+      return (await scorer(lrManifest, lrOnnx, "onnxruntime-web")).score(matrix, BATCH);
     case "ort-xgboost":
-      return (await scorer(xgbManifest, xgbOnnx)).score(matrix, BATCH);
+      return (await scorer(xgbManifest, xgbOnnx, "onnxruntime-web")).score(matrix, BATCH);
     case "ts-lr":
       await Promise.resolve();
       return scoreLinear(folded, matrix, BATCH);
@@ -93,8 +96,8 @@ export default {
     switch (url.pathname) {
       case "/bench/cold": {
         const runtime = await timed(() => ortRuntime());
-        const lr = await timed(() => scorer(lrManifest, lrOnnx));
-        const xgb = await timed(() => scorer(xgbManifest, xgbOnnx));
+        const lr = await timed(() => scorer(lrManifest, lrOnnx, "onnxruntime-web"));
+        const xgb = await timed(() => scorer(xgbManifest, xgbOnnx, "onnxruntime-web"));
         return Response.json({
           runtimeMs: runtime.ms - runtime.msIo,
           lrSessionMs: lr.ms - lr.msIo,

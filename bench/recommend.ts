@@ -236,6 +236,7 @@ export async function scoringSection(_options: SectionOptions): Promise<BenchRes
     const nativeXgb = await native.xgboost.run();
     const diffs = {
       lr: await agree("ort-lr", nativeLr),
+      servedLr: await agree("lr", nativeLr),
       xgboost: await agree("ort-xgboost", nativeXgb),
       tsLr: await agree("ts-lr", nativeLr),
     };
@@ -247,13 +248,14 @@ export async function scoringSection(_options: SectionOptions): Promise<BenchRes
     const stood = { any: false };
     const t = await perOp({
       webLr: workerTimed(worker.url, "ort-lr", stood),
+      servedLr: workerTimed(worker.url, "lr", stood),
       nodeLr: nodeTimed(native.lr.run),
       webXgb: workerTimed(worker.url, "ort-xgboost", stood),
       nodeXgb: nodeTimed(native.xgboost.run),
       tsLr: workerTimed(worker.url, "ts-lr", stood),
       assemble: workerTimed(worker.url, "assemble", stood),
     });
-    const web = { lr: t.webLr, xgboost: t.webXgb, tsLr: t.tsLr, assemble: t.assemble };
+    const web = { lr: t.webLr, servedLr: t.servedLr, xgboost: t.webXgb, tsLr: t.tsLr, assemble: t.assemble };
     const node = { lr: t.nodeLr, xgboost: t.nodeXgb };
     const http = { lr: await httpTimes(worker.url, "ort-lr"), xgboost: await httpTimes(worker.url, "ort-xgboost") };
 
@@ -261,6 +263,18 @@ export async function scoringSection(_options: SectionOptions): Promise<BenchRes
       `median of ${REPEATS} loops of ${n} batches inside the Worker, empty loop subtracted${nodeN ? `; native: ${REPEATS} loops of ${nodeN} in Node, onnxruntime-node 1.30 with 1 intra-op thread` : ""}; loops of all sides interleaved`;
     const target = ">= 0.77 (within 1.3x of native)";
     return [
+      compare(
+        {
+          name: `LR score, batch ${BATCH} (as served: the ONNX graph read into TypeScript, in workerd)`,
+          unit: "ms",
+          better: "lower",
+          value: round(web.servedLr.perOp),
+          target,
+          runs: REPEATS,
+          notes: `onnxScorer's default for a LinearRegressor → Sigmoid graph (src/models/onnx-linear.ts: coefficients read from model.onnx, scored in float64); ${loopNote(web.servedLr.n, node.lr.n)}; max |served − native| ${diffs.servedLr.toExponential(1)}`,
+        },
+        { name: "onnxruntime-node (native)", value: round(node.lr.perOp) },
+      ),
       compare(
         {
           name: `LR score, batch ${BATCH} (ort-web in workerd)`,

@@ -69,6 +69,8 @@ export interface Scorer {
   name: string;
   version: string;
   kind: string;
+  /** What computes the scores (a model's runtime; absent: plain TypeScript rules). */
+  engine?: string;
   score(features: readonly FeatureRecord[]): Promise<Float32Array | number[]>;
 }
 

@@ -3,8 +3,9 @@ import * as ortNode from "onnxruntime-node";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { staleFiles } from "../../scripts/models-index";
-import { linearParamsSchema, linearScorer } from "../../src/models/linear";
+import { linearParamsSchema, linearScorer, scoreLinear } from "../../src/models/linear";
 import { type ModelManifest, parseManifest } from "../../src/models/manifest";
+import { linearFromOnnx } from "../../src/models/onnx-linear";
 
 // The plain TypeScript LR and onnxruntime-node (the bench's native baseline)
 // against the Python model's scores in parity.json; and models/index.ts
@@ -84,5 +85,31 @@ describe("onnxruntime-node on the fixture models", () => {
 describe("models/index.ts", () => {
   it("imports exactly the model folders under models/ (npx tsx scripts/models-index.ts)", () => {
     expect(staleFiles()).toEqual([]);
+  });
+});
+
+describe("LR graphs read without onnxruntime (src/models/onnx-linear.ts)", () => {
+  const dir = `${FIXTURES}/lr`;
+  const manifest = manifestAt(dir);
+  const onnx = new Uint8Array(readFileSync(`${dir}/model.onnx`));
+  const width = manifest.features.length;
+
+  it("reads the exporter's LinearRegressor → Sigmoid graph and matches the Python model", () => {
+    const folded = linearFromOnnx(onnx, manifest.input, manifest.output.name, width);
+    if (!folded) throw new Error("not recognized");
+    expect(folded.weights).toHaveLength(width);
+    const parity = parityAt(dir);
+    expect(worst(scoreLinear(folded, parity.matrix, parity.rows.length), parity.scores)).toBeLessThan(1e-5);
+  });
+
+  it("answers null for anything else: another graph, other names or width, bytes that are not ONNX", () => {
+    const xgb = manifestAt(`${FIXTURES}/xgboost`);
+    const trees = new Uint8Array(readFileSync(`${FIXTURES}/xgboost/model.onnx`));
+    expect(linearFromOnnx(trees, xgb.input, xgb.output.name, xgb.features.length)).toBeNull();
+    expect(linearFromOnnx(onnx, "x", manifest.output.name, width)).toBeNull();
+    expect(linearFromOnnx(onnx, manifest.input, "probability", width)).toBeNull();
+    expect(linearFromOnnx(onnx, manifest.input, manifest.output.name, width + 1)).toBeNull();
+    expect(linearFromOnnx(new TextEncoder().encode("not an onnx model"), "features", "score", width)).toBeNull();
+    expect(linearFromOnnx(onnx.subarray(0, onnx.length - 7), manifest.input, manifest.output.name, width)).toBeNull();
   });
 });

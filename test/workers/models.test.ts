@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { modelParity } from "../../models/parity";
 import { featureMatrix, type ModelKey, type ModelManifest, parseManifest } from "../../src/models/manifest";
+import type { ModelEngine } from "../../src/models/ports";
 import { bundledModelStore } from "../../workers/models/bundled";
 import { onnxModelLoader, onnxRuntimeStats, onnxScorer } from "../../workers/models/onnx-runtime";
 import { r2ModelPrefix, r2ModelStore } from "../../workers/models/r2-model-store";
@@ -35,7 +36,13 @@ function manifestOf(json: unknown): ModelManifest {
 const keyOf = (m: ModelManifest): ModelKey => ({ source: m.source, name: m.name, version: m.version });
 
 /** Scores the parity rows (null = NaN: a missing value, straight into the matrix) and returns the worst difference. */
-async function worstDifference(manifest: ModelManifest, onnx: ArrayBuffer, parityJson: unknown, key = keyOf(manifest)) {
+async function worstDifference(
+  manifest: ModelManifest,
+  onnx: ArrayBuffer,
+  parityJson: unknown,
+  key = keyOf(manifest),
+  engine: ModelEngine | "auto" = "auto",
+) {
   const parity = paritySchema.parse(parityJson);
   expect(parity.features).toEqual(manifest.features.map((f) => f.name));
   const width = parity.features.length;
@@ -45,8 +52,9 @@ async function worstDifference(manifest: ModelManifest, onnx: ArrayBuffer, parit
       matrix[r * width + f] = v ?? Number.NaN;
     });
   });
-  const loaded = await onnxScorer(key, manifest, new Uint8Array(onnx));
+  const loaded = await onnxScorer(key, manifest, new Uint8Array(onnx), { engine });
   if (!loaded.ok) throw new Error(`${loaded.error.code}: ${loaded.error.message}`);
+  if (engine !== "auto") expect(loaded.value.engine).toBe(engine);
   const scores = await loaded.value.score(matrix, parity.rows.length);
   expect(scores.length).toBe(parity.scores.length);
   let worst = 0;
@@ -57,10 +65,26 @@ async function worstDifference(manifest: ModelManifest, onnx: ArrayBuffer, parit
 }
 
 describe("ONNX parity with the Python models (1e-5)", () => {
-  it("logistic regression fixture", async () => {
-    const r = await worstDifference(manifestOf(lrManifest), lrOnnx, lrParity);
-    expect(r.rows).toBe(64);
-    expect(r.worst).toBeLessThanOrEqual(TOLERANCE);
+  it("logistic regression fixture, read into TypeScript and in onnxruntime-web", async () => {
+    const manifest = manifestOf(lrManifest);
+    for (const engine of ["linear", "onnxruntime-web"] as const) {
+      const r = await worstDifference(manifest, lrOnnx, lrParity, keyOf(manifest), engine);
+      expect(r.rows).toBe(64);
+      expect(r.worst, engine).toBeLessThanOrEqual(TOLERANCE);
+    }
+  });
+
+  it("serves LR graphs without the runtime and every other graph with it", async () => {
+    const lr = manifestOf(lrManifest);
+    const xgb = manifestOf(xgbManifest);
+    const a = await onnxScorer(keyOf(lr), lr, new Uint8Array(lrOnnx));
+    const b = await onnxScorer(keyOf(xgb), xgb, new Uint8Array(xgbOnnx));
+    expect(a.ok && a.value.engine).toBe("linear");
+    expect(b.ok && b.value.engine).toBe("onnxruntime-web");
+    const forced = await onnxScorer({ ...keyOf(xgb), version: "forced" }, xgb, new Uint8Array(xgbOnnx), {
+      engine: "linear",
+    });
+    expect(forced.ok ? "ok" : forced.error.code).toBe("invalid_model");
   });
 
   it("XGBoost fixture (200 trees, depth 6; rows at split thresholds and with missing values)", async () => {
@@ -90,7 +114,9 @@ describe("model loading", () => {
 
   beforeAll(async () => {
     // Start the runtime so the counters below only see sessions.
-    const r = await onnxScorer({ ...keyOf(lr), version: "warmup" }, lr, new Uint8Array(lrOnnx));
+    const r = await onnxScorer({ ...keyOf(lr), version: "warmup" }, lr, new Uint8Array(lrOnnx), {
+      engine: "onnxruntime-web",
+    });
     expect(r.ok).toBe(true);
   });
 

@@ -91,6 +91,29 @@ class LogisticRegressionExport(unittest.TestCase):
         onnx_scores = evaluate(onnx.load(os.path.join(self.dir, "model.onnx")), rows)
         np.testing.assert_allclose(onnx_scores, parity["scores"], atol=1e-5)
 
+    def _export(self, x: np.ndarray, y: np.ndarray) -> list[str]:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        import onnx
+
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(x, y)
+        write_model(self.dir, kind="lr", model=model, source="t", name="lr", version="1", features=FEATURES,
+                    output_meaning="p", metrics={}, X_sample=x[:200])
+        return [n.op_type for n in onnx.load(os.path.join(self.dir, "model.onnx")).graph.node]
+
+    def test_lr_graph_folds_standardization_into_two_nodes(self) -> None:
+        # ORT's cost is per node: a folded LinearRegressor and a Sigmoid.
+        self.assertEqual(self._export(self.x, self.y), ["LinearRegressor", "Sigmoid"])
+
+    def test_lr_graph_keeps_standardization_when_folding_loses_digits(self) -> None:
+        # x3's mean moved from 5,000 to 100,000 (spread 300): folded, float32
+        # products near 333 lose the margin's last digits; centred first, not.
+        x = self.x.astype(np.float64)
+        x[:, 3] += 95_000
+        self.assertEqual(self._export(x.astype(np.float32), self.y)[:2], ["Sub", "Div"])
+
     def test_linear_json_reproduces_scores(self) -> None:
         write_model(
             self.dir,

@@ -1,6 +1,15 @@
 import ortWasm from "onnxruntime-web/ort-wasm-simd-threaded.wasm";
+import { scoreLinear } from "../../src/models/linear";
 import { type ModelKey, type ModelManifest, modelKeyString } from "../../src/models/manifest";
-import type { ModelLoadError, ModelLoader, ModelLoadResult, ModelScorer, ModelStore } from "../../src/models/ports";
+import { linearFromOnnx } from "../../src/models/onnx-linear";
+import type {
+  ModelEngine,
+  ModelLoadError,
+  ModelLoader,
+  ModelLoadResult,
+  ModelScorer,
+  ModelStore,
+} from "../../src/models/ports";
 
 // onnxruntime-web (wasm build, one thread) inside workerd: the thin adapter
 // behind the ModelScorer / ModelLoader ports.
@@ -15,6 +24,9 @@ import type { ModelLoadError, ModelLoader, ModelLoadResult, ModelScorer, ModelSt
 // is set to a stub so ORT uses the factory bundled into `onnxruntime-web/wasm`
 // rather than looking for it next to `import.meta.url`, which workerd leaves
 // empty. The wrapper is removed as soon as the runtime is up.
+//
+// A logistic regression graph of the exporter's shape skips the runtime: it is
+// read into plain TypeScript (src/models/onnx-linear.ts says why).
 //
 // Everything is per isolate: the runtime starts once, on first use; sessions
 // are cached per model key while the isolate stays warm (a key names an
@@ -74,11 +86,19 @@ export function onnxScorer(
   key: ModelKey,
   manifest: ModelManifest,
   onnx: Uint8Array,
+  { engine = "auto" }: { engine?: ModelEngine | "auto" } = {},
 ): Promise<ModelLoadResult<ModelScorer>> {
-  const id = modelKeyString(key);
+  const id = `${modelKeyString(key)}${engine === "auto" ? "" : ` (${engine})`}`;
   let pending = sessions.get(id);
   if (!pending) {
-    pending = createScorer(key, manifest, onnx).catch(
+    const linear = engine === "onnxruntime-web" ? null : linearGraphScorer(key, manifest, onnx);
+    if (engine === "linear" && !linear) {
+      return Promise.resolve({
+        ok: false,
+        error: { code: "invalid_model", key, message: "not a LinearRegressor → Sigmoid graph" },
+      });
+    }
+    pending = (linear ? Promise.resolve(linear) : createScorer(key, manifest, onnx)).catch(
       (e): ModelLoadResult<ModelScorer> => ({
         ok: false,
         error: { code: "invalid_model", key, message: errorMessage(e) },
@@ -125,6 +145,7 @@ async function createScorer(
   const scorer: ModelScorer = {
     key,
     manifest,
+    engine: "onnxruntime-web",
     async score(matrix, rows) {
       if (matrix.length !== rows * width)
         throw new Error(`matrix has ${matrix.length} values, expected ${rows} × ${width}`);
@@ -135,6 +156,26 @@ async function createScorer(
         throw new Error(`model output ${manifest.output.name} is not float32[${rows}]`);
       }
       return data;
+    },
+  };
+  return { ok: true, value: scorer };
+}
+
+/** An LR graph scored in TypeScript (onnx-linear.ts), or null when the graph has another shape. */
+function linearGraphScorer(
+  key: ModelKey,
+  manifest: ModelManifest,
+  onnx: Uint8Array,
+): ModelLoadResult<ModelScorer> | null {
+  const width = manifest.features.length;
+  const folded = linearFromOnnx(onnx, manifest.input, manifest.output.name, width);
+  if (!folded) return null;
+  const scorer: ModelScorer = {
+    key,
+    manifest,
+    engine: "linear",
+    async score(matrix, rows) {
+      return scoreLinear(folded, matrix, rows);
     },
   };
   return { ok: true, value: scorer };

@@ -92,6 +92,7 @@ export function pipelineScorer(model: ModelScorer): Scorer {
     name: manifest.name,
     version: manifest.version,
     kind: manifest.kind,
+    ...(model.engine ? { engine: model.engine } : {}),
     async score(features) {
       // workerd's clock only moves on I/O, so in production this mostly measures awaits, not CPU.
       const start = performance.now();
