@@ -12,7 +12,9 @@ import { CLOSE_CODES, retryAfterOf } from "../src/realtime/protocol";
 // `{"v":1,"type":"event","topic":…,"seq":N,"event":{…,"text":"<send time>",…}}`:
 // latency is this process's clock minus the send time the publisher put in
 // `text` (performance.timeOrigin + performance.now() on both sides: one
-// machine, one clock).
+// machine, one clock). The platform may send several frames as one
+// `{"type":"batch","frames":[…]}` message: each inner event frame counts as a
+// delivery, with its own latency, as if it had come alone.
 
 /** "platform": hello → subscribe (with since after a reconnect) → subscribed. "plain": ready when open. */
 export type ClientKind = "platform" | "plain";
@@ -55,6 +57,8 @@ export interface PhaseStats {
   clients: number;
   /** Event frames received (replayed ones included). */
   frames: number;
+  /** WebSocket messages that carried them (a batch may carry several). */
+  messages: number;
   bytes: number;
   /** Events received twice or out of order (seq ≤ the last one seen). */
   dups: number;
@@ -126,6 +130,7 @@ class Samples {
 class ClientSet {
   readonly clients: Client[] = [];
   frames = 0;
+  messages = 0;
   bytes = 0;
   dups = 0;
   gapMissing = 0;
@@ -148,6 +153,7 @@ class ClientSet {
 
   reset(): void {
     this.frames = 0;
+    this.messages = 0;
     this.bytes = 0;
     this.dups = 0;
     this.gapMissing = 0;
@@ -195,6 +201,8 @@ interface FrameView {
   seq?: unknown;
   event?: unknown;
   topics?: unknown;
+  /** A batch's frames. */
+  frames?: unknown;
 }
 
 class Client {
@@ -400,14 +408,27 @@ class Client {
 
   private frame(data: Buffer): void {
     const at = now();
-    const set = this.set;
     let f: FrameView;
     try {
       f = JSON.parse(data.toString()) as FrameView;
     } catch {
-      set.errorFrames++;
+      this.set.errorFrames++;
       return;
     }
+    if (f.type !== "batch") {
+      if (f.type === "event") this.set.messages++;
+      this.handle(f, at, data.length);
+      return;
+    }
+    const frames = Array.isArray(f.frames) ? (f.frames as FrameView[]) : [];
+    if (frames.some((x) => x.type === "event")) this.set.messages++;
+    // The message's bytes are spread over its frames: bytes per delivery on the wire.
+    const bytes = frames.length === 0 ? 0 : data.length / frames.length;
+    for (const inner of frames) this.handle(inner, at, bytes);
+  }
+
+  private handle(f: FrameView, at: number, bytes: number): void {
+    const set = this.set;
     switch (f.type) {
       case "event": {
         const seq = typeof f.seq === "number" ? f.seq : -1;
@@ -418,7 +439,7 @@ class Client {
         if (this.last >= 0 && seq > this.last + 1) set.gapMissing += seq - this.last - 1;
         this.last = seq;
         set.frames++;
-        set.bytes += data.length;
+        set.bytes += bytes;
         set.lastRecvAt = at;
         const event = f.event as { text?: unknown } | undefined;
         const sent = typeof event?.text === "string" ? Number(event.text) : Number.NaN;
@@ -505,6 +526,7 @@ function collect(set: ClientSet): PhaseStats {
   return {
     clients: set.clients.length,
     frames: set.frames,
+    messages: set.messages,
     bytes: set.bytes,
     dups: set.dups,
     gapMissing: set.gapMissing,

@@ -19,7 +19,7 @@ import {
 import type { ClientKind, Command, Complete, ConnectReply, PhaseStats, Reply, StormStatus } from "./realtime-client";
 import { type ProfileLine, startProfiler, summarizeProfile, writeProfile } from "./realtime-profile";
 
-// npm run bench:realtime [-- --quick] [--procs N] [--systems platform,party,party-hib,ws]
+// npm run bench:realtime [-- --quick] [--procs N] [--systems platform,party,party-hib,ws[,platform-1]]
 //   [--sizes 1000,5000] [--storm 5000] [--in-flight 20000] [--moderate 5000] [--profile]
 //   [--platform-config wrangler.toml] [--var GATEWAY_SHARDS=1 ...]
 //
@@ -30,7 +30,11 @@ import { type ProfileLine, startProfiler, summarizeProfile, writeProfile } from 
 // - partyserver: a room that broadcasts every POSTed message
 //   (bench/realtime-party-worker.ts), default in-memory connections and
 //   hibernating ones, served by Miniflare the same way;
-// - a plain Node `ws` server (bench/realtime-ws-server.ts) in its own process.
+// - a plain Node `ws` server (bench/realtime-ws-server.ts) in its own process;
+// - opt-in (--systems …,platform-1): the platform's bundle again, in its own
+//   Miniflare, with GATEWAY_BATCH_FRAMES=1: every frame its own WebSocket
+//   message, as before frame coalescing. The ablation, measured in the same
+//   run under the same neighbours.
 // The same clients (bench/realtime-client.ts, in --procs child processes)
 // parse every frame; every server sends the platform's frame shape, so
 // message sizes match (checked: bytes per frame are reported).
@@ -91,7 +95,12 @@ const CONNECT_CONCURRENCY = 50;
 /** --profile: a CPU profile of the platform's isolate during its first saturation phase at each size. */
 const PROFILE = args.includes("--profile");
 /** Inspector ports of the workerd-based systems under --profile (one Miniflare each). */
-const INSPECTOR_PORTS: Partial<Record<SystemKey, number>> = { platform: 9339, party: 9340, "party-hib": 9341 };
+const INSPECTOR_PORTS: Partial<Record<SystemKey, number>> = {
+  platform: 9339,
+  party: 9340,
+  "party-hib": 9341,
+  "platform-1": 9342,
+};
 /** --var NAME=VALUE (repeatable): overrides a platform var from wrangler.toml (experiments: GATEWAY_SHARDS=1, ...). */
 const VAR_OVERRIDES: Record<string, string> = Object.fromEntries(
   args.flatMap((a, i) => {
@@ -106,7 +115,8 @@ const SECRET = "bench-secret";
 const TEAM = "TRTBENCH";
 const POSTER = "U00000001";
 
-type SystemKey = "platform" | "party" | "party-hib" | "ws";
+type SystemKey = "platform" | "party" | "party-hib" | "ws" | "platform-1";
+/** The default run; platform-1 (the platform without frame coalescing) is opt-in. */
 const ALL_SYSTEMS: SystemKey[] = ["platform", "party", "party-hib", "ws"];
 const SYSTEMS = (opt("--systems")?.split(",") as SystemKey[] | undefined) ?? ALL_SYSTEMS;
 const LABEL: Record<SystemKey, string> = {
@@ -114,7 +124,13 @@ const LABEL: Record<SystemKey, string> = {
   party: "partyserver",
   "party-hib": "partyserver (hibernating)",
   ws: "Node ws",
+  "platform-1": "platform (unbatched)",
 };
+/** Vars a platform variant runs with on top of wrangler.toml's and --var's. */
+const VARIANT_VARS: Partial<Record<SystemKey, Record<string, string>>> = {
+  "platform-1": { GATEWAY_BATCH_FRAMES: "1" },
+};
+const isPlatform = (k: SystemKey): k is "platform" | "platform-1" => k === "platform" || k === "platform-1";
 
 const now = (): number => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
@@ -314,12 +330,17 @@ function platformOptions(outdir: string): {
   };
 }
 
-async function startPlatform(maxUsers: number): Promise<{ system: System; close: () => Promise<void> }> {
-  const outdir = bundle(PLATFORM_CONFIG, ".bench/realtime-platform");
+/** The platform's bundle in its own Miniflare (platform-1: the same bundle, with its variant's vars). */
+async function startPlatform(
+  key: "platform" | "platform-1",
+  outdir: string,
+  maxUsers: number,
+): Promise<{ system: System; close: () => Promise<void> }> {
   const config = platformOptions(outdir);
+  const overrides = { ...VAR_OVERRIDES, ...VARIANT_VARS[key] };
   log(
-    `platform: ${PLATFORM_CONFIG} vars ${["GATEWAY_SHARDS", "TOPIC_LOG_SIZE", "GATEWAY_MAX_SOCKETS", "GATEWAY_ACCEPT_PER_SECOND", "TOPIC_PUBLISH_PER_SECOND"].map((k) => `${k}=${config.vars[k] ?? "(unset)"}`).join(" ")}; overridden here: TOPIC_PUBLISH_PER_SECOND=100000${Object.entries(
-      VAR_OVERRIDES,
+    `${LABEL[key]}: ${PLATFORM_CONFIG} vars ${["GATEWAY_SHARDS", "TOPIC_LOG_SIZE", "GATEWAY_MAX_SOCKETS", "GATEWAY_ACCEPT_PER_SECOND", "GATEWAY_BATCH_FRAMES", "TOPIC_PUBLISH_PER_SECOND"].map((k) => `${k}=${config.vars[k] ?? "(unset)"}`).join(" ")}; overridden here: TOPIC_PUBLISH_PER_SECOND=100000${Object.entries(
+      overrides,
     )
       .map(([k, v]) => ` ${k}=${v}`)
       .join("")}; Durable Objects ${Object.keys(config.durableObjects).join(", ")}`,
@@ -333,10 +354,10 @@ async function startPlatform(maxUsers: number): Promise<{ system: System; close:
       // (--quick) would cap it below what the baselines are allowed.
       TOPIC_PUBLISH_PER_SECOND: "100000",
       JWT_SECRET: SECRET,
-      ...VAR_OVERRIDES,
+      ...overrides,
     },
     durableObjects: config.durableObjects,
-    extra: { ...config.extra, ...(PROFILE ? { inspectorPort: INSPECTOR_PORTS.platform } : {}) },
+    extra: { ...config.extra, ...(PROFILE ? { inspectorPort: INSPECTOR_PORTS[key] } : {}) },
   });
   const pids = descendantPids("workerd").filter((p) => !before.has(p));
   const { url } = backend;
@@ -366,7 +387,7 @@ async function startPlatform(maxUsers: number): Promise<{ system: System; close:
     );
   }
   log(
-    `platform: seeded ${maxUsers} users and ${SIZES.length} channels in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    `${LABEL[key]}: seeded ${maxUsers} users and ${SIZES.length} channels in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
   );
   const tokens: string[] = [];
   for (const id of users) tokens.push(await signToken({ team: TEAM, user: id, scope: [] }, SECRET));
@@ -374,7 +395,7 @@ async function startPlatform(maxUsers: number): Promise<{ system: System; close:
   const wsBase = url.replace(/^http/, "ws");
   return {
     system: {
-      key: "platform",
+      key,
       kind: "platform",
       urls: async (n) => tokens.slice(0, n).map((t) => `${wsBase}/v1/rtm?token=${t}`),
       topic: (n) => `channel:${channelOf(n)}`,
@@ -510,6 +531,8 @@ interface PhaseResult {
   /** Last publish → last event frame received: how far behind the clients ended. */
   tailMs: number;
   frames: number;
+  /** WebSocket messages carrying those frames (fewer than frames when batched). */
+  messages: number;
   expected: number;
   bytesPerFrame: number;
   dups: number;
@@ -640,6 +663,7 @@ function summarize(
     wallMs: (lastRecv > 0 ? lastRecv : publishEnd) - t0,
     tailMs: lastRecv > 0 ? lastRecv - publishEnd : 0,
     frames,
+    messages: total((s) => s.messages),
     expected: pub.ok * n,
     bytesPerFrame: frames === 0 ? 0 : Math.round(total((s) => s.bytes) / frames),
     dups: total((s) => s.dups),
@@ -856,6 +880,8 @@ const deliveriesPerSecond = (p: PhaseResult) => (p.frames / p.wallMs) * 1000;
 const serverUs = (p: PhaseResult) => (p.frames === 0 ? Number.NaN : (p.cpuMs.server * 1000) / p.frames);
 const clientUs = (p: PhaseResult) => (p.frames === 0 ? Number.NaN : (p.cpuMs.clients * 1000) / p.frames);
 const publishRate = (p: PhaseResult) => (p.published / p.publishMs) * 1000;
+/** Event frames per WebSocket message: how much coalescing happened (1: none). */
+const perMessage = (p: PhaseResult) => (p.messages === 0 ? Number.NaN : p.frames / p.messages);
 const p50 = (p: PhaseResult) => percentile([...p.samples], 50);
 const p99 = (p: PhaseResult) => percentile([...p.samples], 99);
 
@@ -909,7 +935,7 @@ async function runSize(n: number, systems: System[], pool: ClientPool): Promise<
       if (!stillUp(system)) continue;
       summary.sat.set(system.key, [...(summary.sat.get(system.key) ?? []), p]);
       log(
-        `${n} subs, saturation #${rep + 1}, ${LABEL[system.key]}: ${Math.round(deliveriesPerSecond(p))} deliveries/s, ${publishRate(p).toFixed(1)} msg/s published, p50 ${fmtMs(p50(p))} p99 ${fmtMs(p99(p))} (publish answered p50 ${fmtMs(p.publishP50)} p99 ${fmtMs(p.publishP99)}); lost ${p.expected - p.frames}, dups ${p.dups}${p.drained ? "" : " (NOT drained)"}; ${p.bytesPerFrame} B/frame; CPU % clients ${p.cpu.clients} server ${p.cpu.server} publisher ${p.cpu.publisher}; CPU per delivery server ${serverUs(p).toFixed(1)} µs, clients ${clientUs(p).toFixed(1)} µs${p.publishErrors ? `; ${p.publishErrors} publish errors: ${p.firstPublishError}` : ""}`,
+        `${n} subs, saturation #${rep + 1}, ${LABEL[system.key]}: ${Math.round(deliveriesPerSecond(p))} deliveries/s, ${publishRate(p).toFixed(1)} msg/s published, p50 ${fmtMs(p50(p))} p99 ${fmtMs(p99(p))} (publish answered p50 ${fmtMs(p.publishP50)} p99 ${fmtMs(p.publishP99)}); lost ${p.expected - p.frames}, dups ${p.dups}${p.drained ? "" : " (NOT drained)"}; ${p.bytesPerFrame} B/frame, ${perMessage(p).toFixed(2)} events/message; CPU % clients ${p.cpu.clients} server ${p.cpu.server} publisher ${p.cpu.publisher}; CPU per delivery server ${serverUs(p).toFixed(1)} µs, clients ${clientUs(p).toFixed(1)} µs${p.publishErrors ? `; ${p.publishErrors} publish errors: ${p.firstPublishError}` : ""}`,
       );
     }
   }
@@ -968,8 +994,8 @@ function resultsOf(n: number, s: SizeSummary, present: SystemKey[]): BenchResult
   if (has("platform")) {
     const mine = sat("platform");
     const dps = (k: SystemKey) => Math.round(med(sat(k), deliveriesPerSecond));
-    const satNotes = `closed loop, ${windowFor(n)} messages in flight end to end, ${SAT_SECONDS} s, median of ${SAT_REPEATS}; platform published ${round(med(mine, publishRate), 1)} msg/s, ${mine[0]?.bytesPerFrame ?? 0} B/frame, ${cpuNote(mine)}; ${others(sat, publishRate, "msg/s")}`;
-    for (const k of ["party", "party-hib", "ws"] as const) {
+    const satNotes = `closed loop, ${windowFor(n)} messages in flight end to end, ${SAT_SECONDS} s, median of ${SAT_REPEATS}; platform published ${round(med(mine, publishRate), 1)} msg/s, ${mine[0]?.bytesPerFrame ?? 0} B/frame, ${round(med(mine, perMessage), 2)} events per WebSocket message, ${cpuNote(mine)}; ${others(sat, publishRate, "msg/s")}`;
+    for (const k of ["party", "party-hib", "ws", "platform-1"] as const) {
       if (!has(k)) continue;
       out.push(
         compare(
@@ -1001,6 +1027,21 @@ function resultsOf(n: number, s: SizeSummary, present: SystemKey[]): BenchResult
           { name: LABEL[base], value: round(med(sat(base), serverUs), 1) },
         ),
       );
+      if (has("platform-1") && base !== "platform-1") {
+        out.push(
+          compare(
+            {
+              name: `server CPU per delivery, ${n} subscribers, saturated (vs ${LABEL["platform-1"]})`,
+              unit: "µs",
+              better: "lower",
+              value: round(med(mine, serverUs), 1),
+              runs: SAT_REPEATS,
+              notes: `frame coalescing's share: the same bundle with GATEWAY_BATCH_FRAMES=1 in the same run; events per WebSocket message ${round(med(mine, perMessage), 2)} vs ${round(med(sat("platform-1"), perMessage), 2)}; client CPU per delivery ${round(med(mine, clientUs), 1)} vs ${round(med(sat("platform-1"), clientUs), 1)} µs`,
+            },
+            { name: LABEL["platform-1"], value: round(med(sat("platform-1"), serverUs), 1) },
+          ),
+        );
+      }
       for (const [label, f] of [
         ["p50", p50],
         ["p99", p99],
@@ -1117,6 +1158,7 @@ function printSideBySide(sizes: Array<[number, SizeSummary]>, present: SystemKey
     const row = (label: string, f: (k: SystemKey) => string) => rows.push([label, ...present.map(f)]);
     row(`${n}: deliveries/s (saturated)`, (k) => String(Math.round(med(k, s.sat, deliveriesPerSecond))));
     row(`${n}: publish msg/s (saturated)`, (k) => med(k, s.sat, publishRate).toFixed(1));
+    row(`${n}: events per WebSocket message (sat.)`, (k) => med(k, s.sat, perMessage).toFixed(2));
     row(`${n}: p50 / p99 ms (saturated)`, (k) => `${med(k, s.sat, p50).toFixed(1)} / ${med(k, s.sat, p99).toFixed(1)}`);
     row(
       `${n}: p50 / p99 ms (${s.moderateRate} msg/s)`,
@@ -1164,10 +1206,14 @@ async function main(): Promise<void> {
   const pool = new ClientPool(PROCS);
   try {
     const systems: System[] = [];
-    if (SYSTEMS.includes("platform")) {
-      const p = await startPlatform(Math.max(...SIZES));
-      closers.push(p.close);
-      systems.push(p.system);
+    if (SYSTEMS.some(isPlatform)) {
+      const outdir = bundle(PLATFORM_CONFIG, ".bench/realtime-platform");
+      for (const key of ["platform", "platform-1"] as const) {
+        if (!SYSTEMS.includes(key)) continue;
+        const p = await startPlatform(key, outdir, Math.max(...SIZES));
+        closers.push(p.close);
+        systems.push(p.system);
+      }
     }
     if (SYSTEMS.includes("party") || SYSTEMS.includes("party-hib")) {
       const outdir = bundle("bench/wrangler.realtime-party.toml", ".bench/realtime-party");
@@ -1199,7 +1245,7 @@ async function main(): Promise<void> {
         .map(([k, v]) => `, ${k}=${v}`)
         .join(
           "",
-        )}; partyserver ${partyVersion()} in Miniflare; ws ${wsVersion()} in its own Node process; one topic per subscriber count; latency = client receive clock − publisher send clock (same machine); fd limit ${fdLimit()}${QUICK ? " (--quick)" : ""}`,
+        )}${present.includes("platform-1") ? `; ${LABEL["platform-1"]} = the same bundle in its own Miniflare with GATEWAY_BATCH_FRAMES=1 (every frame its own WebSocket message)` : ""}; partyserver ${partyVersion()} in Miniflare; ws ${wsVersion()} in its own Node process; one topic per subscriber count; latency = client receive clock − publisher send clock (same machine); fd limit ${fdLimit()}${QUICK ? " (--quick)" : ""}`,
     );
     console.log(`\nwrote ${file} in ${((performance.now() - T0) / 1000).toFixed(0)} s`);
   } finally {

@@ -15,6 +15,7 @@ import {
   presenceTopic,
 } from "../../src/realtime/presence";
 import {
+  batchFramesOf,
   CLOSE_CODES,
   type ClientFrame,
   type ClientTopic,
@@ -27,6 +28,7 @@ import {
   MAX_DROPPED_FRAMES,
   PING_TEXT,
   PONG_TEXT,
+  packFrames,
   parseClientFrame,
   type ReloadReason,
   type TopicRequest,
@@ -53,9 +55,11 @@ import { teamCacheAccess, teamCacheProfiles } from "./access";
 // Almost every socket of a topic is at the same point, so they share one
 // position: the topic's `delivered` seq, kept in the gateway's SQLite, and
 // such a socket's attachment records IN_SYNC instead of a number. Delivering
-// an event to N in-sync sockets is then N sends and one small write, not N
-// attachment rewrites. A socket that falls behind (or subscribes at another
-// point) records its own seq until it catches up and rejoins. On the way it
+// events to N in-sync sockets is then N sends and one small write, not N
+// attachment rewrites; and the frames a socket gets at once go as one `batch`
+// message (protocol.ts), packed once for every socket getting the same ones.
+// A socket that falls behind (or subscribes at another point) records its own
+// seq until it catches up and rejoins. On the way it
 // - sends a profile before the first message naming a user the socket has
 //   not been sent yet (just-in-time annotation),
 // - passes a presence shard's events only to sockets following that user,
@@ -91,6 +95,9 @@ export interface GatewayStats {
   awayPending: number;
 }
 
+/** What configure() sets: admission, and the most frames one message carries (1: no batching). */
+export type GatewayLimits = AdmissionLimits & { batchFrames: number };
+
 interface Conn {
   ws: WebSocket;
   state: SocketState;
@@ -117,6 +124,8 @@ export class Gateway extends DurableObject<Env> {
   private readonly access: TopicAccess;
   private readonly profileSource: ProfileSource;
   private admitter: Admitter | null = null;
+  /** Frames per message at most (GATEWAY_BATCH_FRAMES, or configure()); read on first use. */
+  private batchFrames: number | null = null;
   /** When the alarm is set for (null: unknown or none). */
   private alarmAt: number | null = null;
   /** Subscribes being served now: the real backlog a reconnect storm builds. */
@@ -245,13 +254,22 @@ export class Gateway extends DurableObject<Env> {
     return { subscribers };
   }
 
-  /** Admission limits for this shard (an operator's lever for a hot gateway; tests). Until the next restart. */
-  async configure(limits: Partial<AdmissionLimits>): Promise<AdmissionLimits> {
-    const current = this.admission().limits;
-    const next = { ...current, ...limits };
-    if (!(next.maxSockets > 0) || !(next.perSecond > 0)) throw new Error("limits must be positive");
-    this.admitter = new Admitter(next, Date.now());
-    return next;
+  /**
+   * Admission limits and frames per batch message for this shard (an
+   * operator's lever for a hot gateway; tests). Until the next restart.
+   */
+  async configure(limits: Partial<GatewayLimits>): Promise<GatewayLimits> {
+    const { batchFrames, ...admission } = limits;
+    if (batchFrames !== undefined && !(Number.isInteger(batchFrames) && batchFrames >= 1)) {
+      throw new Error("batchFrames must be a whole number ≥ 1");
+    }
+    if (Object.keys(admission).length > 0) {
+      const next = { ...this.admission().limits, ...admission };
+      if (!(next.maxSockets > 0) || !(next.perSecond > 0)) throw new Error("limits must be positive");
+      this.admitter = new Admitter(next, Date.now());
+    }
+    if (batchFrames !== undefined) this.batchFrames = batchFrames;
+    return { ...this.admission().limits, batchFrames: this.batchLimit() };
   }
 
   /** Closes every socket of a user here (deactivated): they must not reconnect, and see why. */
@@ -303,6 +321,16 @@ export class Gateway extends DurableObject<Env> {
       Date.now(),
     );
     return this.admitter;
+  }
+
+  private batchLimit(): number {
+    this.batchFrames ??= batchFramesOf(this.env.GATEWAY_BATCH_FRAMES);
+    return this.batchFrames;
+  }
+
+  /** Frames for one socket, in order: as few messages as the batch limits allow. */
+  private sendFrames(ws: WebSocket, texts: readonly string[]): void {
+    for (const text of packFrames(texts, this.batchLimit())) send(ws, text);
   }
 
   /** Takes a token for a client frame; drops the frame (error) or the socket (close) when out. */
@@ -491,9 +519,9 @@ export class Gateway extends DurableObject<Env> {
     }
     this.save(conn);
     for (const o of accepted) this.indexAdd(conn.state.sid, o.topic);
-    for (const text of out) send(conn.ws, text);
-    if (accepted.length > 0) send(conn.ws, frame({ v: 1, type: "subscribed", ...idOf(f), topics: accepted }));
-    for (const text of after) send(conn.ws, text);
+    if (accepted.length > 0) out.push(frame({ v: 1, type: "subscribed", ...idOf(f), topics: accepted }));
+    // The answer and the missed events after it: one message when they fit.
+    this.sendFrames(conn.ws, [...out, ...after]);
     this.catchUp(conn.state, started);
   }
 
@@ -691,18 +719,47 @@ export class Gateway extends DurableObject<Env> {
       }
       return built;
     };
+    // The messages carrying a run of events, for every socket that gets just
+    // those frames: packed once, the same strings sent to each. A run is a
+    // continuation (no gaps), so its first and last seq name it.
+    const packed = new Map<string, string[]>();
+    const shared = (events: TopicEvent[]) => {
+      const key = `${events[0]?.seq}:${events.at(-1)?.seq}`;
+      let messages = packed.get(key);
+      if (!messages) {
+        messages = packFrames(
+          events.flatMap((e) => frameOf(e)?.text ?? []),
+          this.batchLimit(),
+        );
+        packed.set(key, messages);
+      }
+      return messages;
+    };
     const base = this.deliveredMap().get(topic);
     const group = base === undefined ? null : continuation(base, known, head);
     const sendAll = (conn: Conn, events: TopicEvent[]) => {
+      if (events.length === 0) return;
+      if (!presence && !notes) {
+        for (const message of shared(events)) send(conn.ws, message);
+        return;
+      }
+      // Content of its own: presence filtered to its users, or profiles it lacks.
+      let own = presence;
+      const texts: string[] = [];
       for (const e of events) {
         const built = frameOf(e);
         if (!built) continue;
         // A presence shard carries many users' changes; a socket gets its users' only.
         if (built.user !== undefined && !conn.state.presence.has(built.user)) continue;
-        if (notes) this.sendProfiles(conn, notes, e.seq);
-        send(conn.ws, built.text);
+        if (notes && this.profilesFor(conn, notes, e.seq, texts) > 0) own = true;
+        texts.push(built.text);
       }
+      if (own) this.sendFrames(conn.ws, texts);
+      else for (const message of shared(events)) send(conn.ws, message);
     };
+    // What every in-sync socket gets when nothing is per socket: the loop
+    // below then only sends (it runs once per socket per delivery).
+    const groupMessages = group && !presence && !notes ? shared(group.send) : null;
     let behind: number | null = null;
     let reachedHead = false;
     const stuck = (at: number) => {
@@ -713,7 +770,8 @@ export class Gateway extends DurableObject<Env> {
       const own = conn?.state.subs.get(topic);
       if (!conn || own === undefined) continue;
       if (own === IN_SYNC && group) {
-        sendAll(conn, group.send);
+        if (groupMessages) for (const message of groupMessages) send(conn.ws, message);
+        else sendAll(conn, group.send);
         if (!group.complete) stuck(group.last);
         continue;
       }
@@ -802,14 +860,16 @@ export class Gateway extends DurableObject<Env> {
     for (const users of named.values()) for (const u of users) covered.add(u);
   }
 
-  private sendProfiles(conn: Conn, notes: Annotations, seq: number): void {
+  /** Adds to `out` the profiles the socket needs before event `seq` (and counts them as sent); how many. */
+  private profilesFor(conn: Conn, notes: Annotations, seq: number, out: string[]): number {
     const users = notes.named.get(seq);
-    if (!users) return;
+    if (!users) return 0;
     // A viewer the profile call did not ask about (it subscribed meanwhile)
     // gets no profile rather than one it may not be allowed to see.
-    if (!notes.viewers.has(conn.state.user)) return;
+    if (!notes.viewers.has(conn.state.user)) return 0;
     const hidden = notes.hidden[conn.state.user];
     let sent = this.sent.get(conn.state.sid);
+    let added = 0;
     for (const u of users) {
       if (sent?.has(u)) continue;
       const text = notes.profiles.get(u);
@@ -818,9 +878,11 @@ export class Gateway extends DurableObject<Env> {
         sent = new Set();
         this.sent.set(conn.state.sid, sent);
       }
-      send(conn.ws, text);
+      out.push(text);
       remember(sent, u);
+      added++;
     }
+    return added;
   }
 
   /** Sockets whose next event is no longer in the topic's log: reload (presence: a fresh snapshot), then continue after `seq`. */

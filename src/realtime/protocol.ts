@@ -40,6 +40,15 @@
  *   "away"); without, a change of one followed user.
  * - `{ v: 1, type: "error", id?, topic?, code, message }`. A bad frame gets an
  *   error and changes nothing; the socket stays open.
+ * - `{ v: 1, type: "batch", frames: [frame, ...] }`: several of the frames
+ *   above in one WebSocket message, exactly those that would otherwise come
+ *   one by one, in the same order (never nested; never `hello`). Sent when
+ *   the server has more than one frame for the socket at once: a delivery of
+ *   several events, the just-in-time profiles before them, a resume's missed
+ *   events after `subscribed`. A client handles each inner frame as if it had
+ *   come alone. A lone frame is always sent bare. At most
+ *   GATEWAY_BATCH_FRAMES (64) frames and about MAX_BATCH_CHARS of text per
+ *   batch; beyond, several messages.
  *
  * Limits: a socket sends at most FRAME_RATE frames a second (bursts of
  * FRAME_BURST; beyond, `rate_limited` errors and the frame is dropped; a
@@ -50,6 +59,7 @@
  */
 
 import { MAX_PRESENCE_USERS } from "./presence";
+import { positiveVar } from "./rate-limit";
 
 export const PROTOCOL_VERSION = 1;
 export const MAX_FRAME_BYTES = 16 * 1024;
@@ -134,7 +144,8 @@ export function retryAfterOf(reason: string): number | null {
   return null;
 }
 
-export type ServerFrame =
+/** Every server frame but `batch`: what a batch carries. */
+export type SingleFrame =
   | { v: 1; type: "hello"; user: string; team: string; gateway: string }
   | { v: 1; type: "subscribed"; id?: FrameId; topics: Array<{ topic: ClientTopic; seq: number }> }
   | { v: 1; type: "unsubscribed"; id?: FrameId; topics: ClientTopic[]; reason?: "access_revoked" }
@@ -144,6 +155,8 @@ export type ServerFrame =
   | { v: 1; type: "reload"; topic: ClientTopic; reason: ReloadReason; seq: number }
   | { v: 1; type: "pong"; id?: FrameId }
   | { v: 1; type: "error"; id?: FrameId; topic?: ClientTopic; code: ErrorCode; message: string };
+
+export type ServerFrame = SingleFrame | { v: 1; type: "batch"; frames: SingleFrame[] };
 
 export type ParseResult =
   | { ok: true; frame: ClientFrame }
@@ -265,4 +278,61 @@ export function frame(f: ServerFrame): string {
 /** An event frame around an event body that is already JSON text: built once, sent to every socket. */
 export function eventFrame(topic: ClientTopic, seq: number, eventJson: string): string {
   return `{"v":1,"type":"event","topic":${JSON.stringify(topic)},"seq":${seq},"event":${eventJson}}`;
+}
+
+// Frame coalescing. What a WebSocket message costs (a send on the server, a
+// message event on the client, the framing) is paid per message, whatever
+// its size; under load a topic's delivery carries several events, and sending
+// each as its own message paid that cost per event per socket. So the frames
+// one socket gets at once travel as one `batch` message (as Centrifugo and
+// Ably do), built once per run of events and sent as the same string to every
+// socket that gets exactly those frames. Bounded, so no message grows without
+// limit and a slow client is not handed one huge message.
+
+/** Frames per batch message unless GATEWAY_BATCH_FRAMES says otherwise (1: never batch). */
+export const DEFAULT_BATCH_FRAMES = 64;
+/** Text per batch message, about (UTF-16 units; at most 3 bytes each in UTF-8). */
+export const MAX_BATCH_CHARS = 128 * 1024;
+const BATCH_OPEN = '{"v":1,"type":"batch","frames":[';
+const BATCH_CLOSE = "]}";
+
+/**
+ * The messages that carry these frames, in order: a lone frame bare, runs of
+ * frames as batches of at most maxFrames frames and maxChars of text (a frame
+ * larger than that on its own goes bare).
+ */
+export function packFrames(
+  texts: readonly string[],
+  maxFrames = DEFAULT_BATCH_FRAMES,
+  maxChars = MAX_BATCH_CHARS,
+): string[] {
+  if (texts.length <= 1 || maxFrames <= 1) return [...texts];
+  const out: string[] = [];
+  let run: string[] = [];
+  let chars = BATCH_OPEN.length + BATCH_CLOSE.length;
+  const flush = () => {
+    if (run.length === 1) out.push(run[0] as string);
+    else if (run.length > 1) out.push(`${BATCH_OPEN}${run.join(",")}${BATCH_CLOSE}`);
+    run = [];
+    chars = BATCH_OPEN.length + BATCH_CLOSE.length;
+  };
+  for (const text of texts) {
+    if (run.length >= maxFrames || (run.length > 0 && chars + 1 + text.length > maxChars)) flush();
+    run.push(text);
+    chars += text.length + (run.length > 1 ? 1 : 0);
+  }
+  flush();
+  return out;
+}
+
+/** GATEWAY_BATCH_FRAMES: a whole number of frames ≥ 1; anything else is logged and the default used. */
+export function batchFramesOf(value: string | undefined): number {
+  try {
+    const n = positiveVar("GATEWAY_BATCH_FRAMES", value, DEFAULT_BATCH_FRAMES);
+    if (!Number.isInteger(n)) throw new Error(`GATEWAY_BATCH_FRAMES must be a whole number, got "${value}"`);
+    return n;
+  } catch (error) {
+    console.error(error);
+    return DEFAULT_BATCH_FRAMES;
+  }
 }

@@ -2,10 +2,15 @@ import { describe, expect, it } from "vitest";
 import { postMessage } from "../../src/realtime/messages";
 import type { Access, ChannelAccess, TopicAccess } from "../../src/realtime/ports";
 import {
+  batchFramesOf,
+  DEFAULT_BATCH_FRAMES,
   eventFrame,
+  frame,
   frameBytes,
+  MAX_BATCH_CHARS,
   MAX_FRAME_BYTES,
   MAX_TOPICS_PER_FRAME,
+  packFrames,
   parseClientFrame,
 } from "../../src/realtime/protocol";
 import { continuation, logWindow, mergeEvents, resumePlan, type TopicEvent } from "../../src/realtime/sequence";
@@ -106,6 +111,70 @@ describe("client frames", () => {
       seq: 7,
       event: { type: "message", text: 'hi "x"' },
     });
+  });
+});
+
+describe("frame coalescing", () => {
+  const ev = (seq: number, text = "hi") => eventFrame("channel:C1", seq, JSON.stringify({ type: "message", text }));
+  const frames = (n: number) => Array.from({ length: n }, (_, i) => ev(i + 1));
+  /** What a client sees: each message unwrapped into its frames. */
+  const unwrap = (messages: string[]) =>
+    messages.flatMap((m) => {
+      const parsed = JSON.parse(m) as { type: string; frames?: unknown[] };
+      return parsed.type === "batch" ? (parsed.frames ?? []) : [parsed];
+    });
+
+  it("sends nothing, or a lone frame bare (the protocol unchanged when idle)", () => {
+    expect(packFrames([])).toEqual([]);
+    expect(packFrames([ev(1)])).toEqual([ev(1)]);
+  });
+
+  it("packs several frames into one batch: exactly those frames, in order", () => {
+    const texts = [frame({ v: 1, type: "user", user: { id: "U1" } }), ev(1), ev(2)];
+    const [batch, ...more] = packFrames(texts);
+    expect(more).toEqual([]);
+    expect(batch).toBe(`{"v":1,"type":"batch","frames":[${texts.join(",")}]}`);
+    expect(JSON.parse(batch ?? "")).toEqual({ v: 1, type: "batch", frames: texts.map((t) => JSON.parse(t)) });
+  });
+
+  it("splits at the frame limit, and never batches with a limit of 1", () => {
+    const texts = frames(10);
+    const packed = packFrames(texts, 4);
+    expect(packed.map((m) => (JSON.parse(m) as { frames?: unknown[] }).frames?.length ?? 1)).toEqual([4, 4, 2]);
+    expect(unwrap(packed)).toEqual(texts.map((t) => JSON.parse(t)));
+    expect(packFrames(texts, 1)).toEqual(texts);
+    // A remainder of one goes bare.
+    expect(JSON.parse(packFrames(frames(5), 4).at(-1) ?? "")).toMatchObject({ type: "event", seq: 5 });
+    expect(packFrames(frames(200)).length).toBe(Math.ceil(200 / DEFAULT_BATCH_FRAMES));
+  });
+
+  it("splits at the text limit; a frame larger than the limit on its own goes bare", () => {
+    const big = Array.from({ length: 6 }, (_, i) => ev(i + 1, "x".repeat(3_000)));
+    const packed = packFrames(big, 64, 10_000);
+    for (const m of packed) expect(m.length).toBeLessThanOrEqual(10_000);
+    expect(packed.length).toBe(2);
+    expect(unwrap(packed)).toEqual(big.map((t) => JSON.parse(t)));
+    const huge = ev(9, "y".repeat(MAX_BATCH_CHARS));
+    const withHuge = packFrames([ev(7), ev(8), huge, ev(10)]);
+    expect(withHuge[1]).toBe(huge);
+    expect(unwrap(withHuge).map((x) => (x as { seq: number }).seq)).toEqual([7, 8, 9, 10]);
+  });
+
+  it("reads GATEWAY_BATCH_FRAMES: a whole number ≥ 1, else the default (and an error logged)", () => {
+    const errors: unknown[] = [];
+    const original = console.error;
+    console.error = (e: unknown) => errors.push(e);
+    try {
+      expect(batchFramesOf(undefined)).toBe(DEFAULT_BATCH_FRAMES);
+      expect(batchFramesOf("")).toBe(DEFAULT_BATCH_FRAMES);
+      expect(batchFramesOf("1")).toBe(1);
+      expect(batchFramesOf("16")).toBe(16);
+      expect(errors).toEqual([]);
+      for (const bad of ["0", "-3", "2.5", "many"]) expect(batchFramesOf(bad), bad).toBe(DEFAULT_BATCH_FRAMES);
+      expect(errors).toHaveLength(4);
+    } finally {
+      console.error = original;
+    }
   });
 });
 

@@ -9,11 +9,14 @@ export type Frame = Record<string, unknown> & { type: string };
 
 /**
  * A client socket that collects frames; take() awaits the next n of them.
- * Profile frames (just-in-time annotation) are set aside in `profiles`, with
- * the index of the frame they preceded, unless `withProfiles`.
+ * A `batch` message is unwrapped into its frames, as a real client does (the
+ * messages as they came are in `messages`). Profile frames (just-in-time
+ * annotation) are set aside in `profiles`, with the index of the frame they
+ * preceded, unless `withProfiles`.
  */
 export class Client {
   readonly frames: Frame[] = [];
+  readonly messages: Frame[] = [];
   readonly profiles: Array<{ before: number; user: Record<string, unknown> }> = [];
   closed: { code: number; reason: string } | null = null;
   private read = 0;
@@ -22,10 +25,13 @@ export class Client {
     withProfiles: boolean,
   ) {
     ws.addEventListener("message", (e) => {
-      const f = JSON.parse(typeof e.data === "string" ? e.data : new TextDecoder().decode(e.data)) as Frame;
-      if (f.type === "user" && !withProfiles) {
-        this.profiles.push({ before: this.frames.length, user: f.user as Record<string, unknown> });
-      } else this.frames.push(f);
+      const m = JSON.parse(typeof e.data === "string" ? e.data : new TextDecoder().decode(e.data)) as Frame;
+      this.messages.push(m);
+      for (const f of m.type === "batch" ? (m.frames as Frame[]) : [m]) {
+        if (f.type === "user" && !withProfiles) {
+          this.profiles.push({ before: this.frames.length, user: f.user as Record<string, unknown> });
+        } else this.frames.push(f);
+      }
     });
     ws.addEventListener("close", (e) => {
       this.closed = { code: e.code, reason: e.reason };
