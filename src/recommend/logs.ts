@@ -57,6 +57,15 @@ export const recLogMessageSchema = z.discriminatedUnion("kind", [
 export type RecLogMessage = z.infer<typeof recLogMessageSchema>;
 type ServedMessage = Extract<RecLogMessage, { kind: "served" }>;
 
+/**
+ * A feature value as the model saw it (float32: featureMatrix) in the fewest
+ * digits that give that float32 back: 9 significant digits always do, where
+ * the float64 would print 17, and the log is mostly these numbers.
+ */
+export function asScored(v: number): number {
+  return Number(Math.fround(v).toPrecision(9));
+}
+
 /** A message the consumer can write: valid, and (served) every item's features aligned with the names. */
 export function parseRecLogMessage(value: unknown): RecLogMessage | null {
   const parsed = recLogMessageSchema.safeParse(value);
@@ -79,7 +88,7 @@ export function servedItems(
       score: it.score,
       features: names.map((n) => {
         const v = it.features[n];
-        return typeof v === "number" && Number.isFinite(v) ? v : null;
+        return typeof v === "number" && Number.isFinite(v) ? asScored(v) : null;
       }),
     })),
   };

@@ -41,6 +41,7 @@ interface StepBase {
 
 export interface Fetcher<D> extends StepBase {
   kind: "fetch";
+  /** Fresh objects per call: the pipeline takes them over (augmenters add features in place). */
   run(req: RecRequest, deps: D): Promise<Array<{ id: string; features?: Record<string, number> }>>;
 }
 
@@ -153,14 +154,21 @@ export async function runRecommender<D>(
     ),
   );
   const byId = new Map<string, Candidate>();
+  // A candidate keeps its fetcher's features object until a second fetcher
+  // proposes it too: copying every record up front cost ~0.4 ms per 500.
+  const merged = new Set<Candidate>();
   for (const [i, list] of fetched.entries()) {
     const name = rec.fetchers[i]?.name ?? "";
     for (const c of list ?? []) {
       const known = byId.get(c.id);
       if (known) {
         known.from.push(name);
+        if (!merged.has(known)) {
+          known.features = { ...known.features };
+          merged.add(known);
+        }
         Object.assign(known.features, c.features);
-      } else byId.set(c.id, { id: c.id, from: [name], features: { ...c.features }, score: 0 });
+      } else byId.set(c.id, { id: c.id, from: [name], features: c.features ?? {}, score: 0 });
     }
   }
   let candidates = [...byId.values()];

@@ -3,7 +3,7 @@ import { platformRegistry } from "../../src/metrics/platform-metrics";
 import { Registry } from "../../src/metrics/registry";
 import { type FeaturedCandidate, fromBlock, toBlock } from "../../src/recommend/candidate-block";
 import { armModel, assignArm, bucketOf, type Experiment, experimentSchema } from "../../src/recommend/experiments";
-import { parseRecLogMessage, servedItems } from "../../src/recommend/logs";
+import { asScored, parseRecLogMessage, servedItems } from "../../src/recommend/logs";
 import {
   type Candidate,
   RecommendError,
@@ -256,6 +256,17 @@ describe("served log lines", () => {
       { item: "C2", rank: 2, score: 0.4, features: [null, null, 3] },
     ]);
     expect(parseRecLogMessage({ ...base, ...logged })).not.toBeNull();
+  });
+
+  it("logs each value as the float32 the model saw, in at most 9 significant digits", () => {
+    for (const v of [Math.log1p(7), 1 / 3, 123456.789, 1e-7, 0, -2.5, 3]) {
+      const logged = asScored(v);
+      expect(Math.fround(logged)).toBe(Math.fround(v));
+      expect(String(logged).replace(/^-|\.|e.*$/g, "").replace(/^0+/, "").length).toBeLessThanOrEqual(9);
+    }
+    expect(servedItems([{ id: "C1", score: 1, features: { a: Math.log1p(7) } }]).items[0]?.features).toEqual([
+      2.07944155,
+    ]);
   });
 
   it("rejects a served line whose features do not line up with its names", () => {
