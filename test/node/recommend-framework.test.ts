@@ -262,7 +262,11 @@ describe("served log lines", () => {
     for (const v of [Math.log1p(7), 1 / 3, 123456.789, 1e-7, 0, -2.5, 3]) {
       const logged = asScored(v);
       expect(Math.fround(logged)).toBe(Math.fround(v));
-      expect(String(logged).replace(/^-|\.|e.*$/g, "").replace(/^0+/, "").length).toBeLessThanOrEqual(9);
+      expect(
+        String(logged)
+          .replace(/^-|\.|e.*$/g, "")
+          .replace(/^0+/, "").length,
+      ).toBeLessThanOrEqual(9);
     }
     expect(servedItems([{ id: "C1", score: 1, features: { a: Math.log1p(7) } }]).items[0]?.features).toEqual([
       2.07944155,
