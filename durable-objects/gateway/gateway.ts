@@ -33,10 +33,11 @@ import {
   type ReloadReason,
   type TopicRequest,
 } from "../../src/realtime/protocol";
-import { positiveVar, TokenBucket } from "../../src/realtime/rate-limit";
+import { TokenBucket } from "../../src/realtime/rate-limit";
 import { continuation, mergeEvents, type TopicEvent } from "../../src/realtime/sequence";
 import { decodeState, encodeState, fitsAttachment, type SocketState } from "../../src/realtime/socket-state";
 import { channelOf, type SubTopic, subTopicOfKey, topicKey } from "../../src/realtime/topics";
+import { positiveVar } from "../../src/vars";
 import { teamCacheAccess, teamCacheProfiles } from "./access";
 
 // A gateway shard (`gw:<team>:<n>`) terminates many users' WebSockets with the

@@ -9,6 +9,7 @@ import {
 } from "../../src/recommend/features/index";
 import { CANDIDATES_PER_GENERATOR } from "../../src/recommend/features/spec";
 import { isSource } from "../../src/recommend/sources";
+import { wholeVarOr } from "../../src/vars";
 import { featureStore } from "../../storage/feature-store";
 import { driverFor } from "../../workers/deps";
 import {
@@ -118,18 +119,14 @@ export class RecStore extends DurableObject<Env> {
     };
   }
 
-  /** REC_CANDIDATES_PER_GENERATOR, checked once; a bad value falls back to the pipeline's k (logged). */
+  /** REC_CANDIDATES_PER_GENERATOR, read once; a bad value falls back to the pipeline's k (logged). */
   private perGenerator(): number {
-    if (this.k === undefined) {
-      const raw = this.env.REC_CANDIDATES_PER_GENERATOR;
-      const n = Number(raw);
-      if (raw === undefined || raw === "") this.k = CANDIDATES_PER_GENERATOR;
-      else if (Number.isInteger(n) && n >= 1 && n <= MAX_PER_GENERATOR) this.k = n;
-      else {
-        console.error(`REC_CANDIDATES_PER_GENERATOR must be an integer 1-${MAX_PER_GENERATOR}, got "${raw}"`);
-        this.k = CANDIDATES_PER_GENERATOR;
-      }
-    }
+    this.k ??= wholeVarOr(
+      "REC_CANDIDATES_PER_GENERATOR",
+      this.env.REC_CANDIDATES_PER_GENERATOR,
+      CANDIDATES_PER_GENERATOR,
+      MAX_PER_GENERATOR,
+    );
     return this.k;
   }
 

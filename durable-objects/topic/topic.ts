@@ -1,8 +1,9 @@
 import { DurableObject } from "cloudflare:workers";
 import type { PublishOptions, PublishResult } from "../../src/realtime/ports";
 import type { ReloadReason } from "../../src/realtime/protocol";
-import { positiveVar, TokenBucket } from "../../src/realtime/rate-limit";
+import { TokenBucket } from "../../src/realtime/rate-limit";
 import { resumePlan, type TopicEvent } from "../../src/realtime/sequence";
+import { positiveVar } from "../../src/vars";
 
 // One Durable Object per topic (`ch:<team>:<channel>`, `team:<team>`). In its
 // SQLite: the topic's sequence number (monotonic, survives eviction), a short

@@ -58,8 +58,8 @@
  * beyond that a subscribe gets `too_many_topics` errors.
  */
 
+import { wholeVarOr } from "../vars";
 import { MAX_PRESENCE_USERS } from "./presence";
-import { positiveVar } from "./rate-limit";
 
 export const PROTOCOL_VERSION = 1;
 export const MAX_FRAME_BYTES = 16 * 1024;
@@ -327,12 +327,5 @@ export function packFrames(
 
 /** GATEWAY_BATCH_FRAMES: a whole number of frames ≥ 1; anything else is logged and the default used. */
 export function batchFramesOf(value: string | undefined): number {
-  try {
-    const n = positiveVar("GATEWAY_BATCH_FRAMES", value, DEFAULT_BATCH_FRAMES);
-    if (!Number.isInteger(n)) throw new Error(`GATEWAY_BATCH_FRAMES must be a whole number, got "${value}"`);
-    return n;
-  } catch (error) {
-    console.error(error);
-    return DEFAULT_BATCH_FRAMES;
-  }
+  return wholeVarOr("GATEWAY_BATCH_FRAMES", value, DEFAULT_BATCH_FRAMES);
 }

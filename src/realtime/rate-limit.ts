@@ -37,11 +37,3 @@ export class TokenBucket {
     }
   }
 }
-
-/** A positive number from a var, or the default when unset; anything else is a configuration error. */
-export function positiveVar(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined || value === "") return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got "${value}"`);
-  return n;
-}

@@ -12,9 +12,10 @@ import {
   presenceOf,
 } from "../../src/realtime/presence";
 import { closeReason, parseClientFrame, retryAfterOf } from "../../src/realtime/protocol";
-import { positiveVar, TokenBucket } from "../../src/realtime/rate-limit";
+import { TokenBucket } from "../../src/realtime/rate-limit";
 import { decodeState, encodeState, type SocketState } from "../../src/realtime/socket-state";
 import { subTopicOfKey, topicKey } from "../../src/realtime/topics";
+import { positiveVar } from "../../src/vars";
 
 // The pure rules behind presence, annotation, directory events, admission and
 // rate limits. The end-to-end behaviour is in test/workers/rtm-control.test.ts.
