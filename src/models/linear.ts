@@ -49,10 +49,15 @@ export function linearScorer(key: ModelKey, manifest: ModelManifest, params: Lin
   if (names.join("\u0000") !== params.features.join("\u0000")) {
     throw new Error("linear.json features differ from the manifest's");
   }
-  const folded = foldLinear(params);
+  return foldedLinearScorer(key, manifest, foldLinear(params));
+}
+
+/** A scorer over weights already folded (from linear.json, or read out of an LR ONNX graph: onnx-linear.ts). */
+export function foldedLinearScorer(key: ModelKey, manifest: ModelManifest, folded: FoldedLinear): ModelScorer {
   return {
     key,
     manifest,
+    engine: "linear",
     async score(matrix, rows) {
       return scoreLinear(folded, matrix, rows);
     },

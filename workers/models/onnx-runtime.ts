@@ -1,5 +1,5 @@
 import ortWasm from "onnxruntime-web/ort-wasm-simd-threaded.wasm";
-import { scoreLinear } from "../../src/models/linear";
+import { foldedLinearScorer } from "../../src/models/linear";
 import { type ModelKey, type ModelManifest, modelKeyString } from "../../src/models/manifest";
 import { linearFromOnnx } from "../../src/models/onnx-linear";
 import type {
@@ -167,18 +167,8 @@ function linearGraphScorer(
   manifest: ModelManifest,
   onnx: Uint8Array,
 ): ModelLoadResult<ModelScorer> | null {
-  const width = manifest.features.length;
-  const folded = linearFromOnnx(onnx, manifest.input, manifest.output.name, width);
-  if (!folded) return null;
-  const scorer: ModelScorer = {
-    key,
-    manifest,
-    engine: "linear",
-    async score(matrix, rows) {
-      return scoreLinear(folded, matrix, rows);
-    },
-  };
-  return { ok: true, value: scorer };
+  const folded = linearFromOnnx(onnx, manifest.input, manifest.output.name, manifest.features.length);
+  return folded ? { ok: true, value: foldedLinearScorer(key, manifest, folded) } : null;
 }
 
 /** ModelLoader over a store: bytes from the store, sessions from onnxScorer's cache. */
