@@ -265,42 +265,40 @@ export async function scoringSection(_options: SectionOptions): Promise<BenchRes
     const loopNote = (n: number, nodeN?: number) =>
       `median of ${REPEATS} loops of ${n} batches inside the Worker, empty loop subtracted${nodeN ? `; native: ${REPEATS} loops of ${nodeN} in Node, onnxruntime-node 1.30 with 1 intra-op thread` : ""}; loops of all sides interleaved`;
     const target = ">= 0.77 (within 1.3x of native)";
+    /** One scorer in workerd against onnxruntime-node on the same model and rows. */
+    const vsNative = (
+      name: string,
+      web: { perOp: number; n: number },
+      native: { perOp: number; n: number },
+      diff: number,
+      detail = "",
+    ) =>
+      compare(
+        {
+          name,
+          unit: "ms",
+          better: "lower",
+          value: round(web.perOp),
+          target,
+          runs: REPEATS,
+          notes: `${detail}${loopNote(web.n, native.n)}; max |workerd − native| ${diff.toExponential(1)}`,
+        },
+        { name: "onnxruntime-node (native)", value: round(native.perOp) },
+      );
     return [
-      compare(
-        {
-          name: `LR score, batch ${BATCH} (as served: the ONNX graph read into TypeScript, in workerd)`,
-          unit: "ms",
-          better: "lower",
-          value: round(web.servedLr.perOp),
-          target,
-          runs: REPEATS,
-          notes: `onnxScorer's default for a LinearRegressor → Sigmoid graph (src/models/onnx-linear.ts: coefficients read from model.onnx, scored in float64); ${loopNote(web.servedLr.n, node.lr.n)}; max |served − native| ${diffs.servedLr.toExponential(1)}`,
-        },
-        { name: "onnxruntime-node (native)", value: round(node.lr.perOp) },
+      vsNative(
+        `LR score, batch ${BATCH} (as served: the ONNX graph read into TypeScript, in workerd)`,
+        web.servedLr,
+        node.lr,
+        diffs.servedLr,
+        "onnxScorer's default for a LinearRegressor → Sigmoid graph (src/models/onnx-linear.ts: coefficients read from model.onnx, scored in float64); ",
       ),
-      compare(
-        {
-          name: `LR score, batch ${BATCH} (ort-web in workerd)`,
-          unit: "ms",
-          better: "lower",
-          value: round(web.lr.perOp),
-          target,
-          runs: REPEATS,
-          notes: `${loopNote(web.lr.n, node.lr.n)}; max |ort-web − native| ${diffs.lr.toExponential(1)}`,
-        },
-        { name: "onnxruntime-node (native)", value: round(node.lr.perOp) },
-      ),
-      compare(
-        {
-          name: `XGBoost 200 trees score, batch ${BATCH} (ort-web in workerd)`,
-          unit: "ms",
-          better: "lower",
-          value: round(web.xgboost.perOp),
-          target,
-          runs: REPEATS,
-          notes: `${loopNote(web.xgboost.n, node.xgboost.n)}; max |ort-web − native| ${diffs.xgboost.toExponential(1)}`,
-        },
-        { name: "onnxruntime-node (native)", value: round(node.xgboost.perOp) },
+      vsNative(`LR score, batch ${BATCH} (ort-web in workerd)`, web.lr, node.lr, diffs.lr),
+      vsNative(
+        `XGBoost 200 trees score, batch ${BATCH} (ort-web in workerd)`,
+        web.xgboost,
+        node.xgboost,
+        diffs.xgboost,
       ),
       compare(
         {
