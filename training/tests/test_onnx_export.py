@@ -91,6 +91,10 @@ class LogisticRegressionExport(unittest.TestCase):
         onnx_scores = evaluate(onnx.load(os.path.join(self.dir, "model.onnx")), rows)
         np.testing.assert_allclose(onnx_scores, parity["scores"], atol=1e-5)
 
+    def _write_lr(self, model, x: np.ndarray) -> None:
+        write_model(self.dir, kind="lr", model=model, source="test", name="lr", version="1", features=FEATURES,
+                    output_meaning="p", metrics={}, X_sample=x)
+
     def _export(self, x: np.ndarray, y: np.ndarray) -> list[str]:
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
@@ -98,9 +102,7 @@ class LogisticRegressionExport(unittest.TestCase):
 
         import onnx
 
-        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(x, y)
-        write_model(self.dir, kind="lr", model=model, source="t", name="lr", version="1", features=FEATURES,
-                    output_meaning="p", metrics={}, X_sample=x[:200])
+        self._write_lr(make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(x, y), x[:200])
         return [n.op_type for n in onnx.load(os.path.join(self.dir, "model.onnx")).graph.node]
 
     def test_lr_graph_folds_standardization_into_two_nodes(self) -> None:
@@ -115,18 +117,7 @@ class LogisticRegressionExport(unittest.TestCase):
         self.assertEqual(self._export(x.astype(np.float32), self.y)[:2], ["Sub", "Div"])
 
     def test_linear_json_reproduces_scores(self) -> None:
-        write_model(
-            self.dir,
-            kind="lr",
-            model=self.pipeline,
-            source="test",
-            name="lr",
-            version="1",
-            features=FEATURES,
-            output_meaning="p",
-            metrics={},
-            X_sample=self.x[:64],
-        )
+        self._write_lr(self.pipeline, self.x[:64])
         with open(os.path.join(self.dir, "linear.json")) as fh:
             lin = json.load(fh)
         rows = self.x[:64].astype(np.float64)
@@ -134,18 +125,7 @@ class LogisticRegressionExport(unittest.TestCase):
         np.testing.assert_allclose(1 / (1 + np.exp(-z)), native_proba(self.pipeline, self.x[:64].astype(np.float64)), atol=1e-12)
 
     def test_bare_logistic_regression(self) -> None:
-        write_model(
-            self.dir,
-            kind="lr",
-            model=self.bare,
-            source="test",
-            name="lr",
-            version="1",
-            features=FEATURES,
-            output_meaning="p",
-            metrics={},
-            X_sample=self.x[:64],
-        )
+        self._write_lr(self.bare, self.x[:64])
 
     def test_rejects_wrong_shapes_and_kinds(self) -> None:
         common = dict(source="t", name="n", version="1", output_meaning="p", metrics={})
