@@ -153,3 +153,12 @@ export function summarizeProfile(
 export function writeProfile(file: string, profile: CpuProfile): void {
   writeFileSync(file, JSON.stringify(profile));
 }
+
+/** Writes the profile to `file` and answers its summary as text (heaviest functions by self and inclusive time). */
+export function profileReport(label: string, file: string, profile: CpuProfile, top = 25): string {
+  writeProfile(file, profile);
+  const summary = summarizeProfile(profile, top);
+  const fmt = (l: ProfileLine) =>
+    `  ${String(l.selfMs).padStart(8)} ms self ${String(l.selfPct).padStart(5)}%  ${String(l.totalMs).padStart(8)} ms total ${String(l.totalPct).padStart(5)}%  ${l.fn}`;
+  return `profile ${label} (${summary.totalMs} ms sampled), written to ${file}\nby self time:\n${summary.bySelf.map(fmt).join("\n")}\nby inclusive time:\n${summary.byTotal.map(fmt).join("\n")}`;
+}

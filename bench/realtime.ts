@@ -17,7 +17,7 @@ import {
   writeResults,
 } from "./harness";
 import type { ClientKind, Command, Complete, ConnectReply, PhaseStats, Reply, StormStatus } from "./realtime-client";
-import { type ProfileLine, startProfiler, summarizeProfile, writeProfile } from "./realtime-profile";
+import { profileReport, startProfiler } from "./realtime-profile";
 
 // npm run bench:realtime [-- --quick] [--procs N] [--systems platform,party,party-hib,ws[,platform-1]]
 //   [--sizes 1000,5000] [--storm 5000] [--in-flight 20000] [--moderate 5000] [--profile]
@@ -688,14 +688,7 @@ async function profiled<T>(system: System, label: string, on: boolean, fn: () =>
   const profiler = await startProfiler(port, "");
   const out = await fn();
   const cpuProfile = await profiler.stop();
-  const file = `.bench/realtime-${label}.cpuprofile`;
-  writeProfile(file, cpuProfile);
-  const summary = summarizeProfile(cpuProfile);
-  const fmt = (l: ProfileLine) =>
-    `  ${String(l.selfMs).padStart(8)} ms self ${String(l.selfPct).padStart(5)}%  ${String(l.totalMs).padStart(8)} ms total ${String(l.totalPct).padStart(5)}%  ${l.fn}`;
-  log(
-    `profile ${label} (${summary.totalMs} ms sampled), written to ${file}\nby self time:\n${summary.bySelf.map(fmt).join("\n")}\nby inclusive time:\n${summary.byTotal.map(fmt).join("\n")}`,
-  );
+  log(profileReport(label, `.bench/realtime-${label}.cpuprofile`, cpuProfile));
   return out;
 }
 

@@ -24,7 +24,7 @@ import {
   processUsage,
   writeResults,
 } from "./harness";
-import { type CpuProfile, type ProfileLine, startProfiler, summarizeProfile, writeProfile } from "./realtime-profile";
+import { profileReport, startProfiler } from "./realtime-profile";
 import { BATCH, benchRecords } from "./recommend-rows";
 import type { ColdResult, LoopResult, ScoreOp } from "./recommend-worker";
 
@@ -562,7 +562,10 @@ async function endpointAt(
         model = `${answer.model.name}@${answer.model.version}`;
       }
       const cpuPerReq = (cpuMs() - cpu0) / runs;
-      if (profiler) reportProfile(`recommend-${source}-k${k}`, await profiler.stop());
+      if (profiler) {
+        const label = `recommend-${source}-k${k}`;
+        console.log(profileReport(label, `.bench/${label}.cpuprofile`, await profiler.stop(), 40));
+      }
       const p50 = percentile(times, 50);
       const p99 = percentile(times, 99);
       const load = wide ? `widened generators (k=${k})` : `as deployed (k=${k})`;
@@ -602,17 +605,6 @@ async function endpointAt(
   } finally {
     await platform.close();
   }
-}
-
-function reportProfile(label: string, profile: CpuProfile): void {
-  const file = `.bench/${label}.cpuprofile`;
-  writeProfile(file, profile);
-  const summary = summarizeProfile(profile, 40);
-  const fmt = (l: ProfileLine) =>
-    `  ${String(l.selfMs).padStart(8)} ms self ${String(l.selfPct).padStart(5)}%  ${String(l.totalMs).padStart(8)} ms total ${String(l.totalPct).padStart(5)}%  ${l.fn}`;
-  console.log(
-    `profile ${label} (${summary.totalMs} ms sampled), written to ${file}\nby self time:\n${summary.bySelf.map(fmt).join("\n")}\nby inclusive time:\n${summary.byTotal.map(fmt).join("\n")}`,
-  );
 }
 
 export const sections: Array<(o: SectionOptions) => Promise<BenchResult[]>> = [
