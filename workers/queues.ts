@@ -1,7 +1,7 @@
 import { coveredByLastHeal, healTeam } from "../src/domains/healer";
 import type { DomainMutationMessage, HealRequest } from "../src/domains/messages";
 import { applyMutationBatch } from "../src/domains/mutation-consumer";
-import { logObjects, parseRecLogMessage, type RecLogMessage } from "../src/recommend/logs";
+import { logObjects, parseRecLogBody, type RecLogEnvelope } from "../src/recommend/logs";
 import { isRole } from "../src/teams/model";
 import { depsFor } from "./deps";
 
@@ -80,9 +80,9 @@ function isHealRequest(b: unknown): b is HealRequest {
 
 /** Served answers and feedback to the log store, one NDJSON object per source, day and batch. */
 async function consumeRecLogs(batch: MessageBatch<unknown>, env: Env): Promise<void> {
-  const valid: Array<{ id: string; body: RecLogMessage }> = [];
+  const valid: Array<{ id: string; body: RecLogEnvelope }> = [];
   for (const m of batch.messages) {
-    const parsed = parseRecLogMessage(m.body);
+    const parsed = parseRecLogBody(m.body);
     if (parsed) valid.push({ id: m.id, body: parsed });
     else console.error("dropping malformed rec-log message", m.id);
   }

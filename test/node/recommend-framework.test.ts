@@ -3,7 +3,14 @@ import { platformRegistry } from "../../src/metrics/platform-metrics";
 import { Registry } from "../../src/metrics/registry";
 import { type FeaturedCandidate, fromBlock, toBlock } from "../../src/recommend/candidate-block";
 import { armModel, assignArm, bucketOf, type Experiment, experimentSchema } from "../../src/recommend/experiments";
-import { asScored, parseRecLogMessage, servedItems } from "../../src/recommend/logs";
+import {
+  asScored,
+  logObjects,
+  parseRecLogBody,
+  parseRecLogMessage,
+  recLogEnvelope,
+  servedItems,
+} from "../../src/recommend/logs";
 import {
   type Candidate,
   RecommendError,
@@ -278,5 +285,44 @@ describe("served log lines", () => {
     const short = { ...logged, items: logged.items.map((it) => ({ ...it, features: it.features.slice(1) })) };
     expect(parseRecLogMessage({ ...base, ...short })).toBeNull();
     expect(parseRecLogMessage({ ...base, items: [] })).toBeNull(); // no feature_names
+  });
+
+  it("writes an envelope's line as the message with its queue message id first", () => {
+    const message = parseRecLogMessage({ ...base, ...servedItems(items) });
+    if (!message) throw new Error("fixture message rejected");
+    const envelope = parseRecLogBody(recLogEnvelope(message));
+    if (!envelope) throw new Error("envelope rejected");
+    const [object] = logObjects([{ id: "m-1", body: envelope }]);
+    expect(object?.key).toMatch(/^rec-logs\/source=channel_browser\/day=1970-01-01\/[0-9a-f]{16}\.ndjson$/);
+    const line = JSON.parse(object?.body.trimEnd() ?? "") as Record<string, unknown>;
+    expect(Object.keys(line)[0]).toBe("message_id");
+    expect(line).toEqual({ message_id: "m-1", ...message });
+    expect(parseRecLogMessage(line)).not.toBeNull();
+  });
+
+  it("takes a bare message from an older producer only when it checks out in full", () => {
+    const logged = servedItems(items);
+    expect(parseRecLogBody({ ...base, ...logged })?.line).toBe(JSON.stringify({ ...base, ...logged }));
+    expect(parseRecLogBody({ ...base, items: [] })).toBeNull();
+  });
+
+  it("drops envelopes that are not one: another version, no source, a bad day, a line that is not one JSON object", () => {
+    const good = recLogEnvelope({ ...base, ...servedItems(items) });
+    expect(parseRecLogBody(good)).toEqual(good);
+    for (const bad of [
+      { ...good, v: 1 },
+      { ...good, source: "" },
+      { ...good, ts: Number.NaN },
+      { ...good, ts: 1e20 },
+      { ...good, line: "{}" },
+      { ...good, line: "[1,2]" },
+      { ...good, line: `${good.line}\n{"kind":"served"}` },
+      { ...good, line: "x".repeat(10) },
+      { ...good, line: 42 },
+      null,
+      "text",
+    ]) {
+      expect(parseRecLogBody(bad)).toBeNull();
+    }
   });
 });

@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { AppError } from "../../src/errors";
-import { FEEDBACK_ACTIONS, type RecLogMessage, servedItems } from "../../src/recommend/logs";
+import { FEEDBACK_ACTIONS, type RecLogMessage, recLogEnvelope, servedItems } from "../../src/recommend/logs";
 import { RecommendError, type RecRequest, runRecommender } from "../../src/recommend/pipeline";
 import { recommenders } from "../../src/recommend/recommenders";
 import {
@@ -123,7 +123,7 @@ export const recommendRoutes = new Hono<AppEnv>()
       ...servedItems(result.items),
     };
     c.executionCtx.waitUntil(
-      c.env.REC_LOGS.send(served).catch((e: unknown) => console.error("rec-logs send failed", e)),
+      c.env.REC_LOGS.send(recLogEnvelope(served)).catch((e: unknown) => console.error("rec-logs send failed", e)),
     );
     return c.json({
       request_id: requestId,
@@ -166,7 +166,7 @@ export const recommendRoutes = new Hono<AppEnv>()
       action: e.action,
       ts: now,
     }));
-    await c.env.REC_LOGS.sendBatch(messages.map((m) => ({ body: m })));
+    await c.env.REC_LOGS.sendBatch(messages.map((m) => ({ body: recLogEnvelope(m) })));
     for (const e of body.events) metrics.inc("rec_feedback_total", { source, arm, action: e.action });
     return c.json({ recorded: messages.length }, 202);
   });
