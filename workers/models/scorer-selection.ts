@@ -16,8 +16,8 @@ import { r2ModelStore } from "./r2-model-store";
 // the request: the recommender's hand-tuned scorer answers instead, and the
 // answer says so in `fallback` (and rec_model_load_failures_total counts it).
 //
-// Every model scores with onnxruntime-web, LR included: one runtime path to
-// trust, the one the parity tests cover.
+// How a loaded model runs is the loader's business (onnx-runtime.ts picks the
+// engine per graph); the answer names it, and the parity tests cover each.
 
 export interface ScorerSelectionDeps {
   experiments: ExperimentStore;
