@@ -4,13 +4,16 @@ import type { ModelKey, ModelManifest } from "./manifest";
 // builds these from its bindings (workers/models/): R2 or the bundled defaults
 // for bytes, onnxruntime-web for scoring. Domain code never imports bindings.
 
-export type ModelEngine = "onnxruntime-web" | "linear";
+export type ModelEngine = "onnxruntime-web" | "linear" | "trees";
 
 /** Scores rows of a feature matrix built with `featureMatrix` (row-major, N × manifest.features.length). */
 export interface ModelScorer {
   readonly key: ModelKey;
   readonly manifest: ModelManifest;
-  /** What runs it: "onnxruntime-web", or "linear" (an LR graph read into plain TypeScript; see onnx-linear.ts). */
+  /**
+   * What runs it: "onnxruntime-web", "linear" (an LR graph read into plain TypeScript; see onnx-linear.ts)
+   * or "trees" (a tree ensemble read into plain TypeScript; see onnx-trees.ts).
+   */
   readonly engine?: ModelEngine;
   /** One score per row, in row order; the meaning is manifest.output.meaning. */
   score(matrix: Float32Array, rows: number): Promise<Float32Array>;

@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { modelParity } from "../../models/parity";
 import { featureMatrix, type ModelKey, type ModelManifest, parseManifest } from "../../src/models/manifest";
+import { treesFromOnnx } from "../../src/models/onnx-trees";
 import type { ModelEngine } from "../../src/models/ports";
 import { bundledModelStore } from "../../workers/models/bundled";
 import { onnxModelLoader, onnxRuntimeStats, onnxScorer } from "../../workers/models/onnx-runtime";
@@ -13,6 +14,7 @@ import lrParity from "../fixtures/models/lr/parity.json";
 import xgbManifest from "../fixtures/models/xgboost/manifest.json";
 import xgbOnnx from "../fixtures/models/xgboost/model.onnx";
 import xgbParity from "../fixtures/models/xgboost/parity.json";
+import { editTreeAttr, textField, thresholdRows } from "../onnx-edit";
 
 // onnxruntime-web inside workerd scores like the Python model that was
 // exported (training/onnx_export.py wrote parity.json with the native
@@ -34,6 +36,13 @@ function manifestOf(json: unknown): ModelManifest {
 }
 
 const keyOf = (m: ModelManifest): ModelKey => ({ source: m.source, name: m.name, version: m.version });
+
+/** The XGBoost fixture with MAX instead of SUM: a valid graph onnx-trees.ts does not take, so onnxruntime-web does. */
+const xgbMaxOnnx = () =>
+  editTreeAttr(new Uint8Array(xgbOnnx), "aggregate_function", (a) => [
+    ...a.filter((f) => f.no !== 4),
+    textField(4, "MAX"),
+  ]);
 
 /** Scores the parity rows (null = NaN: a missing value, straight into the matrix) and returns the worst difference. */
 async function worstDifference(
@@ -74,26 +83,58 @@ describe("ONNX parity with the Python models (1e-5)", () => {
     }
   });
 
-  it("serves LR graphs without the runtime and every other graph with it", async () => {
+  it("serves LR and tree-ensemble graphs without the runtime, every other graph with it", async () => {
     const lr = manifestOf(lrManifest);
     const xgb = manifestOf(xgbManifest);
     const a = await onnxScorer(keyOf(lr), lr, new Uint8Array(lrOnnx));
     const b = await onnxScorer(keyOf(xgb), xgb, new Uint8Array(xgbOnnx));
+    const c = await onnxScorer({ ...keyOf(xgb), version: "max" }, xgb, xgbMaxOnnx());
     expect(a.ok && a.value.engine).toBe("linear");
-    expect(b.ok && b.value.engine).toBe("onnxruntime-web");
+    expect(b.ok && b.value.engine).toBe("trees");
+    expect(c.ok && c.value.engine).toBe("onnxruntime-web");
     const forced = await onnxScorer({ ...keyOf(xgb), version: "forced" }, xgb, new Uint8Array(xgbOnnx), {
       engine: "linear",
     });
     expect(forced.ok ? "ok" : forced.error.code).toBe("invalid_model");
+    const forcedTrees = await onnxScorer({ ...keyOf(lr), version: "forced" }, lr, new Uint8Array(lrOnnx), {
+      engine: "trees",
+    });
+    expect(forcedTrees.ok ? "ok" : forcedTrees.error.code).toBe("invalid_model");
+  });
+
+  it("XGBoost: the auto engine is trees, and scores like onnxruntime-web (1e-6) with NaN and values at thresholds", async () => {
+    const models = [
+      { dir: "fixture", manifest: xgbManifest, onnx: xgbOnnx },
+      ...modelParity.filter((m) => manifestOf(m.manifest).kind === "xgboost"),
+    ];
+    expect(models.length).toBeGreaterThanOrEqual(3);
+    for (const m of models) {
+      const manifest = manifestOf(m.manifest);
+      const bytes = new Uint8Array(m.onnx);
+      const ensemble = treesFromOnnx(bytes, manifest.input, manifest.output.name, manifest.features.length);
+      if (!ensemble) throw new Error(`${m.dir}: not recognized`);
+      const matrix = thresholdRows(ensemble, new Float32Array(0), 400, m.dir.length);
+      const rows = matrix.length / manifest.features.length;
+      const auto = await onnxScorer(keyOf(manifest), manifest, bytes);
+      const web = await onnxScorer(keyOf(manifest), manifest, bytes, { engine: "onnxruntime-web" });
+      if (!auto.ok || !web.ok) throw new Error(`${m.dir}: not loaded`);
+      expect(auto.value.engine, m.dir).toBe("trees");
+      const [a, w] = [await auto.value.score(matrix, rows), await web.value.score(matrix, rows)];
+      let worst = 0;
+      for (let i = 0; i < rows; i++) worst = Math.max(worst, Math.abs((a[i] as number) - (w[i] as number)));
+      expect(worst, m.dir).toBeLessThanOrEqual(1e-6);
+    }
   });
 
   it("XGBoost fixture (200 trees, depth 6; rows at split thresholds and with missing values)", async () => {
     const manifest = manifestOf(xgbManifest);
     expect(manifest.metrics.trees).toBe(200);
-    const r = await worstDifference(manifest, xgbOnnx, xgbParity);
-    expect(r.rows).toBe(64);
-    expect(r.missing).toBeGreaterThan(0);
-    expect(r.worst).toBeLessThanOrEqual(TOLERANCE);
+    for (const engine of ["trees", "onnxruntime-web"] as const) {
+      const r = await worstDifference(manifest, xgbOnnx, xgbParity, keyOf(manifest), engine);
+      expect(r.rows).toBe(64);
+      expect(r.missing).toBeGreaterThan(0);
+      expect(r.worst, engine).toBeLessThanOrEqual(TOLERANCE);
+    }
   });
 
   it("every model shipped under models/ (models/parity.ts)", async () => {
@@ -123,8 +164,16 @@ describe("model loading", () => {
   it("starts the runtime once per isolate and reuses a warm session", async () => {
     // A key no other test has loaded in this isolate.
     const key = { source: "fixtures", name: "xgboost", version: "reuse-test" };
+    // The MAX variant: a graph that onnxruntime-web serves (the exporter's XGBoost graph is scored in TypeScript).
+    const maxOnnx = xgbMaxOnnx();
     const loader = onnxModelLoader(
-      bundledModelStore([{ dir: "x", manifest: { ...xgbManifest, ...key }, onnx: xgbOnnx }]),
+      bundledModelStore([
+        {
+          dir: "x",
+          manifest: { ...xgbManifest, ...key },
+          onnx: maxOnnx.buffer.slice(maxOnnx.byteOffset, maxOnnx.byteOffset + maxOnnx.byteLength) as ArrayBuffer,
+        },
+      ]),
     );
     const before = onnxRuntimeStats.sessionsCreated;
     const [a, b] = await Promise.all([loader.scorer(key), loader.scorer(key)]);

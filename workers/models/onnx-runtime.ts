@@ -2,6 +2,7 @@ import ortWasm from "onnxruntime-web/ort-wasm-simd-threaded.wasm";
 import { foldedLinearScorer } from "../../src/models/linear";
 import { type ModelKey, type ModelManifest, modelKeyString } from "../../src/models/manifest";
 import { linearFromOnnx } from "../../src/models/onnx-linear";
+import { treeEnsembleScorer, treesFromOnnx } from "../../src/models/onnx-trees";
 import type {
   ModelEngine,
   ModelLoadError,
@@ -25,8 +26,9 @@ import type {
 // rather than looking for it next to `import.meta.url`, which workerd leaves
 // empty. The wrapper is removed as soon as the runtime is up.
 //
-// A logistic regression graph of the exporter's shape skips the runtime: it is
-// read into plain TypeScript (src/models/onnx-linear.ts says why).
+// A logistic regression graph or a tree ensemble (XGBoost) of the exporter's
+// shape skips the runtime: it is read into plain TypeScript
+// (src/models/onnx-linear.ts and src/models/onnx-trees.ts say why).
 //
 // Everything is per isolate: the runtime starts once, on first use; sessions
 // are cached per model key while the isolate stays warm (a key names an
@@ -91,14 +93,12 @@ export function onnxScorer(
   const id = `${modelKeyString(key)}${engine === "auto" ? "" : ` (${engine})`}`;
   let pending = sessions.get(id);
   if (!pending) {
-    const linear = engine === "onnxruntime-web" ? null : linearGraphScorer(key, manifest, onnx);
-    if (engine === "linear" && !linear) {
-      return Promise.resolve({
-        ok: false,
-        error: { code: "invalid_model", key, message: "not a LinearRegressor → Sigmoid graph" },
-      });
+    const plain = engine === "onnxruntime-web" ? null : plainScorer(key, manifest, onnx, engine);
+    if (engine !== "auto" && engine !== "onnxruntime-web" && !plain) {
+      const shape = engine === "linear" ? "a LinearRegressor → Sigmoid graph" : "a TreeEnsembleRegressor graph";
+      return Promise.resolve({ ok: false, error: { code: "invalid_model", key, message: `not ${shape}` } });
     }
-    pending = (linear ? Promise.resolve(linear) : createScorer(key, manifest, onnx)).catch(
+    pending = (plain ? Promise.resolve(plain) : createScorer(key, manifest, onnx)).catch(
       (e): ModelLoadResult<ModelScorer> => ({
         ok: false,
         error: { code: "invalid_model", key, message: errorMessage(e) },
@@ -161,14 +161,22 @@ async function createScorer(
   return { ok: true, value: scorer };
 }
 
-/** An LR graph scored in TypeScript (onnx-linear.ts), or null when the graph has another shape. */
-function linearGraphScorer(
+/**
+ * An LR graph (onnx-linear.ts) or a tree ensemble (onnx-trees.ts) scored in
+ * TypeScript ("auto": whichever the graph is; else only that engine), or null
+ * when the graph has another shape.
+ */
+function plainScorer(
   key: ModelKey,
   manifest: ModelManifest,
   onnx: Uint8Array,
+  engine: "auto" | "linear" | "trees",
 ): ModelLoadResult<ModelScorer> | null {
-  const folded = linearFromOnnx(onnx, manifest.input, manifest.output.name, manifest.features.length);
-  return folded ? { ok: true, value: foldedLinearScorer(key, manifest, folded) } : null;
+  const args = [onnx, manifest.input, manifest.output.name, manifest.features.length] as const;
+  const folded = engine === "trees" ? null : linearFromOnnx(...args);
+  if (folded) return { ok: true, value: foldedLinearScorer(key, manifest, folded) };
+  const trees = engine === "linear" ? null : treesFromOnnx(...args);
+  return trees ? { ok: true, value: treeEnsembleScorer(key, manifest, trees) } : null;
 }
 
 /** ModelLoader over a store: bytes from the store, sessions from onnxScorer's cache. */
