@@ -12,12 +12,13 @@ import { BATCH, benchRecords } from "./recommend-rows";
 // Benchmark-only Worker for `npm run bench:recommend` (bench/wrangler.recommend.toml,
 // never deployed): the fixture models (test/fixtures/models) through the real
 // model runtime (workers/models/onnx-runtime.ts: onnxruntime-web, wasm, one
-// thread) and the plain TypeScript LR, on the bench batch (bench/recommend-rows.ts).
+// thread), as served (LR and XGBoost graphs read into TypeScript) and the
+// plain TypeScript LR, on the bench batch (bench/recommend-rows.ts).
 //   POST /bench/cold   first use in a fresh isolate: runtime start, then each session
 //   POST /bench/loop   {op, n}: the op n times in a loop, timed in the Worker
 //   POST /bench/score  {op}: one batch, scores returned (client-seen latency, agreement)
 
-export type ScoreOp = "empty" | "lr" | "ort-lr" | "ort-xgboost" | "ts-lr" | "assemble";
+export type ScoreOp = "empty" | "lr" | "ort-lr" | "xgboost" | "ort-xgboost" | "ts-lr" | "assemble";
 
 export interface LoopResult {
   n: number;
@@ -30,6 +31,8 @@ export interface LoopResult {
 }
 
 export interface ColdResult {
+  /** First read of the XGBoost fixture into TypeScript (onnx-trees.ts), cold code, before the runtime starts. */
+  treesReadMs: number;
   runtimeMs: number;
   lrSessionMs: number;
   xgboostSessionMs: number;
@@ -49,7 +52,7 @@ const records = benchRecords();
 const matrix = featureMatrix(lrManifest, records);
 const folded = foldLinear(linearParamsSchema.parse(lrLinear));
 
-/** `engine`: "auto" is what the platform serves with (an LR graph runs as TypeScript); else forced. */
+/** `engine`: "auto" is what the platform serves with (LR and tree-ensemble graphs run as TypeScript); else forced. */
 async function scorer(manifest: ModelManifest, onnx: ArrayBuffer, engine: ModelEngine | "auto"): Promise<ModelScorer> {
   const key = { source: manifest.source, name: manifest.name, version: manifest.version };
   const r = await onnxScorer(key, manifest, new Uint8Array(onnx), { engine });
@@ -66,6 +69,8 @@ async function runOp(op: ScoreOp): Promise<Float32Array | null> {
       return (await scorer(lrManifest, lrOnnx, "auto")).score(matrix, BATCH);
     case "ort-lr":
       return (await scorer(lrManifest, lrOnnx, "onnxruntime-web")).score(matrix, BATCH);
+    case "xgboost":
+      return (await scorer(xgbManifest, xgbOnnx, "auto")).score(matrix, BATCH);
     case "ort-xgboost":
       return (await scorer(xgbManifest, xgbOnnx, "onnxruntime-web")).score(matrix, BATCH);
     case "ts-lr":
@@ -95,10 +100,12 @@ export default {
     const body = request.method === "POST" ? ((await request.json()) as { op?: ScoreOp; n?: number }) : {};
     switch (url.pathname) {
       case "/bench/cold": {
+        const trees = await timed(() => scorer(xgbManifest, xgbOnnx, "trees"));
         const runtime = await timed(() => ortRuntime());
         const lr = await timed(() => scorer(lrManifest, lrOnnx, "onnxruntime-web"));
         const xgb = await timed(() => scorer(xgbManifest, xgbOnnx, "onnxruntime-web"));
         return Response.json({
+          treesReadMs: trees.ms - trees.msIo,
           runtimeMs: runtime.ms - runtime.msIo,
           lrSessionMs: lr.ms - lr.msIo,
           xgboostSessionMs: xgb.ms - xgb.msIo,
