@@ -35,8 +35,8 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 from data import LABEL_DAYS, default_cuts, iso_of, load_dataset, parse_cuts  # noqa: E402
-from features import (HAND_TUNED, OUTPUT_MEANING, SOURCES, Cut, baseline_scores, build_groups,  # noqa: E402
-                      feature_defaults)
+from features import (CANDIDATES_PER_GENERATOR, HAND_TUNED, OUTPUT_MEANING, SOURCES, Cut,  # noqa: E402
+                      baseline_scores, build_groups, feature_defaults)
 from metrics import auc, evaluate_group  # noqa: E402
 import models as M  # noqa: E402
 
@@ -60,6 +60,13 @@ def training_cuts(T: int, n: int, step: float, min_day: int) -> list[int]:
     """
     out = [T - LABEL_DAYS - int(math.floor(k * step + 0.5)) for k in range(n)]
     return sorted(c for c in out if c - min_day >= 365)
+
+
+def rows_per_ranking(groups) -> dict:
+    """Median and maximum candidates per ranking (what a server scores per request)."""
+    n = [len(g.items) for g in groups]
+    return {"rows_per_ranking_median": float(np.median(n)) if n else 0.0,
+            "rows_per_ranking_max": int(max(n)) if n else 0}
 
 
 def stack(groups):
@@ -96,10 +103,12 @@ def run_dataset(args) -> None:
     trees = args.trees if args.trees is not None else (50 if args.quick else 200)
     max_subjects = args.max_subjects if args.max_subjects is not None else (150 if args.quick else None)
     sources = args.sources.split(",") if args.sources else list(SOURCES)
+    k = args.candidates_per_generator
     plan = {T: training_cuts(T, n_train, args.train_step, lo) for T in cuts}
     dates = sorted(set(cuts) | {c for tc in plan.values() for c in tc})
     log(f"dataset {ds.name}: {ds.n_users} users, {ds.n_channels} channels, days {iso_of(lo)}..{iso_of(hi)}")
-    log(f"eval cuts {[iso_of(c) for c in cuts]}; {len(dates)} cut dates in all; trees={trees}")
+    log(f"eval cuts {[iso_of(c) for c in cuts]}; {len(dates)} cut dates in all; trees={trees}; "
+        f"candidates per generator={k}")
 
     # groups per (date, source); a Cut is dropped once its groups are built
     groups: dict[tuple[int, str], list] = {}
@@ -107,9 +116,10 @@ def run_dataset(args) -> None:
     latest_cut = None
     for d in dates:
         t0 = time.time()
-        cut = Cut(ds, d)
+        cut = Cut(ds, d, k=k)
         for src in sources:
             g, st = build_groups(cut, src, max_subjects=max_subjects, seed=args.seed)
+            st.update(rows_per_ranking(g))
             groups[(d, src)], stats[(d, src)] = g, st
         if d == cuts[-1]:
             latest_cut = cut
@@ -117,7 +127,8 @@ def run_dataset(args) -> None:
             + f" ({time.time() - t0:.1f}s)")
 
     by_cut: dict = {"dataset": ds.name, "cuts": [], "protocol": {
-        "label_days": LABEL_DAYS, "training_cuts_per_eval_cut": n_train, "training_cut_step_days": args.train_step,
+        "label_days": LABEL_DAYS, "candidates_per_generator": k, "training_cuts_per_eval_cut": n_train,
+        "training_cut_step_days": args.train_step,
         "xgboost": {"n_estimators": trees, "learning_rate": M.learning_rate(trees), **M.XGB_PARAMS,
                     "sample_weight": "1/rows per training ranking"},
         "lr": "StandardScaler + LogisticRegression(C=1.0); per training ranking positives and negatives "
@@ -244,7 +255,8 @@ def export_models(args, dataset, version, T, fitted, metrics, per_cut, train_cut
                          "recall10": m["recall10"], "users": m["users"],
                          "latest_cut": {"cut": iso_of(T), "ndcg10": last["ndcg10"], "recall10": last["recall10"],
                                         "users": last["users"], "auc": last.get("auc")},
-                         "trained_on_cuts": [iso_of(c) for c in train_cuts], "train_rows": int(len(Xtr))},
+                         "trained_on_cuts": [iso_of(c) for c in train_cuts], "train_rows": int(len(Xtr)),
+                         "candidates_per_generator": args.candidates_per_generator},
                 X_sample=sample)
             exported[src][kind] = manifest["version"]
     return exported
@@ -299,6 +311,9 @@ def main(argv=None) -> None:
     p.add_argument("--n-cuts", type=int, default=3, help="number of default yearly evaluation cuts")
     p.add_argument("--train-cuts", type=int, default=None, help="training cuts per evaluation cut (16; quick 4)")
     p.add_argument("--train-step", type=float, default=LABEL_DAYS / 4, help="days between training cuts (91.25)")
+    p.add_argument("--candidates-per-generator", type=int, default=CANDIDATES_PER_GENERATOR,
+                   help=f"K: items each candidate generator returns ({CANDIDATES_PER_GENERATOR}, as the server; "
+                        "other values are for offline experiments)")
     p.add_argument("--trees", type=int, default=None, help="xgboost trees (200; quick 50)")
     p.add_argument("--max-subjects", type=int, default=None, help="subjects per cut and source (all; quick 150)")
     p.add_argument("--sources", help="comma-separated subset of sources")
@@ -313,6 +328,8 @@ def main(argv=None) -> None:
     QUIET = args.quiet
     if bool(args.data) == bool(args.logs):
         p.error("give exactly one of --data and --logs")
+    if args.candidates_per_generator < 1:
+        p.error("--candidates-per-generator must be at least 1")
     if args.logs:
         import logs
 

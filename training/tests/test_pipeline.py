@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import sys
@@ -57,6 +59,38 @@ class PipelineTest(unittest.TestCase):
                     man = json.load(f)
                 self.assertEqual(man["source"], s)
                 self.assertIn(man["kind"], ("lr", "xgboost"))
+
+    def test_candidates_per_generator_option(self):
+        """--candidates-per-generator K caps every generator at K items; recorded in the protocol and stats."""
+        with tempfile.TemporaryDirectory() as tmp:
+            data = synth_data.write_dir(os.path.join(tmp, "synth-team"), synth_data.rows(n_users=80))
+            rows = {}
+            for k in (2, 50):
+                out = os.path.join(tmp, f"out{k}")
+                train.main(["--data", data, "--out", out, "--quick", "--train-cuts", "2", "--quiet", "--threads", "1",
+                            "--sources", "channel_browser,composer_dm", "--candidates-per-generator", str(k)])
+                with open(os.path.join(out, "metrics_by_cut.json")) as f:
+                    by_cut = json.load(f)
+                self.assertEqual(by_cut["protocol"]["candidates_per_generator"], k)
+                with open(os.path.join(out, "models", "channel_browser", "lr", "manifest.json")) as f:
+                    self.assertEqual(json.load(f)["metrics"]["candidates_per_generator"], k)
+                for c in by_cut["cuts"]:
+                    for src, generators in (("channel_browser", 4), ("composer_dm", 6)):
+                        st = c["sources"][src]["stats"]
+                        self.assertLessEqual(st["rows_per_ranking_max"], generators * k)
+                        self.assertLessEqual(st["rows_per_ranking_median"], st["rows_per_ranking_max"])
+                        rows[(k, c["cut"], src)] = st["rows"]
+            # a wider K never shrinks a ranking
+            narrow = {key[1:]: n for key, n in rows.items() if key[0] == 2}
+            wide = {key[1:]: n for key, n in rows.items() if key[0] == 50}
+            for key, n in narrow.items():
+                self.assertLessEqual(n, wide[key])
+            self.assertLess(sum(narrow.values()), sum(wide.values()))
+
+    def test_candidates_per_generator_must_be_positive(self):
+        with self.assertRaises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
+            train.main(["--data", "unused", "--out", os.path.join(tempfile.gettempdir(), "unused-out"), "--quiet",
+                        "--candidates-per-generator", "0"])
 
 
 if __name__ == "__main__":
