@@ -26,45 +26,52 @@ export interface Field {
 /** Shared by every field without a payload: a graph has ~10^5 of them, and a typed array each is slow to allocate. */
 const EMPTY = new Uint8Array(0);
 
-/** The top-level fields of one message. Throws on malformed input. */
-export function fields(buf: Uint8Array): Field[] {
-  const out: Field[] = [];
-  let at = 0;
-  const varint = (): number => {
+/** A cursor over one message's bytes. Throws on anything truncated. */
+class WireReader {
+  at = 0;
+  constructor(readonly buf: Uint8Array) {}
+
+  get done(): boolean {
+    return this.at >= this.buf.length;
+  }
+
+  varint(): number {
+    const { buf } = this;
     let value = 0;
     let scale = 1;
     for (let i = 0; i < 10; i++) {
-      if (at >= buf.length) throw new Error("truncated varint");
-      const b = buf[at++] as number;
+      if (this.at >= buf.length) throw new Error("truncated varint");
+      const b = buf[this.at++] as number;
       value += (b & 0x7f) * scale;
       if ((b & 0x80) === 0) return value;
       scale *= 128;
     }
     throw new Error("varint too long");
-  };
-  const take = (n: number): Uint8Array => {
-    if (n < 0 || at + n > buf.length) throw new Error("truncated field");
-    const bytes = buf.subarray(at, at + n);
-    at += n;
-    return bytes;
-  };
-  while (at < buf.length) {
-    const key = varint();
+  }
+
+  take(n: number): Uint8Array {
+    if (n < 0 || this.at + n > this.buf.length) throw new Error("truncated field");
+    this.at += n;
+    return this.buf.subarray(this.at - n, this.at);
+  }
+}
+
+/** The top-level fields of one message. Throws on malformed input. */
+export function fields(buf: Uint8Array): Field[] {
+  const out: Field[] = [];
+  const r = new WireReader(buf);
+  while (!r.done) {
+    const key = r.varint();
     const no = Math.floor(key / 8);
     const wire = key % 8;
-    if (wire === VARINT) out.push({ no, wire, int: varint(), bytes: EMPTY });
-    else if (wire === BYTES) out.push({ no, wire, int: 0, bytes: take(varint()) });
+    if (wire === VARINT) out.push({ no, wire, int: r.varint(), bytes: EMPTY });
+    else if (wire === BYTES) out.push({ no, wire, int: 0, bytes: r.take(r.varint()) });
     else if (wire === FIXED32) {
-      if (at + 4 > buf.length) throw new Error("truncated field");
+      const b = r.take(4);
       const int =
-        ((buf[at] as number) |
-          ((buf[at + 1] as number) << 8) |
-          ((buf[at + 2] as number) << 16) |
-          ((buf[at + 3] as number) << 24)) >>>
-        0;
-      at += 4;
+        ((b[0] as number) | ((b[1] as number) << 8) | ((b[2] as number) << 16) | ((b[3] as number) << 24)) >>> 0;
       out.push({ no, wire, int, bytes: EMPTY });
-    } else if (wire === FIXED64) take(8);
+    } else if (wire === FIXED64) r.take(8);
     else throw new Error(`unsupported wire type ${wire}`);
   }
   return out;
@@ -85,18 +92,8 @@ function pushFloat32s(bytes: Uint8Array, out: number[]): void {
 
 /** Appends the unsigned varints packed in one BYTES field to `out`. */
 function pushVarints(bytes: Uint8Array, out: number[]): void {
-  let value = 0;
-  let scale = 1;
-  for (const b of bytes) {
-    value += (b & 0x7f) * scale;
-    scale *= 128;
-    if ((b & 0x80) === 0) {
-      out.push(value);
-      value = 0;
-      scale = 1;
-    }
-  }
-  if (scale !== 1) throw new Error("truncated packed varint");
+  const r = new WireReader(bytes);
+  while (!r.done) out.push(r.varint());
 }
 
 /** One NodeProto, its attributes by name (AttributeProto's own fields). */
@@ -189,39 +186,22 @@ export function readGraph(onnx: Uint8Array): OnnxGraph | null {
 function attribute(buf: Uint8Array): [string, Attribute] {
   const attr: Attribute = { i: null, s: null, floats: [], ints: [], strings: [] };
   let name = "";
-  let at = 0;
+  const r = new WireReader(buf);
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const varint = (): number => {
-    let value = 0;
-    let scale = 1;
-    for (let k = 0; k < 10; k++) {
-      if (at >= buf.length) throw new Error("truncated varint");
-      const b = buf[at++] as number;
-      value += (b & 0x7f) * scale;
-      if ((b & 0x80) === 0) return value;
-      scale *= 128;
-    }
-    throw new Error("varint too long");
-  };
-  const take = (n: number): Uint8Array => {
-    if (at + n > buf.length) throw new Error("truncated field");
-    at += n;
-    return buf.subarray(at - n, at);
-  };
-  while (at < buf.length) {
-    const key = varint();
+  while (!r.done) {
+    const key = r.varint();
     const no = Math.floor(key / 8);
     const wire = key % 8;
     if (wire === VARINT) {
-      const v = varint();
+      const v = r.varint();
       if (no === 3) attr.i = v;
       else if (no === 8) attr.ints.push(v);
     } else if (wire === FIXED32) {
-      take(4);
-      if (no === 7) attr.floats.push(view.getFloat32(at - 4, true));
-    } else if (wire === FIXED64) take(8);
+      r.take(4);
+      if (no === 7) attr.floats.push(view.getFloat32(r.at - 4, true));
+    } else if (wire === FIXED64) r.take(8);
     else if (wire === BYTES) {
-      const bytes = take(varint());
+      const bytes = r.take(r.varint());
       if (no === 1) name = text(bytes);
       else if (no === 4) attr.s = text(bytes);
       else if (no === 7) pushFloat32s(bytes, attr.floats);
