@@ -1,6 +1,6 @@
 import { z } from "zod";
 import type { ModelKey, ModelManifest } from "./manifest";
-import type { ModelScorer } from "./ports";
+import { type ModelScorer, plainScorer } from "./ports";
 
 // Logistic regression in plain TypeScript, no wasm: the baseline of the
 // scoring bench and a scorer that needs no runtime at all. Its parameters come
@@ -54,14 +54,7 @@ export function linearScorer(key: ModelKey, manifest: ModelManifest, params: Lin
 
 /** A scorer over weights already folded (from linear.json, or read out of an LR ONNX graph: onnx-linear.ts). */
 export function foldedLinearScorer(key: ModelKey, manifest: ModelManifest, folded: FoldedLinear): ModelScorer {
-  return {
-    key,
-    manifest,
-    engine: "linear",
-    async score(matrix, rows) {
-      return scoreLinear(folded, matrix, rows);
-    },
-  };
+  return plainScorer(key, manifest, "linear", (matrix, rows) => scoreLinear(folded, matrix, rows));
 }
 
 /** The synchronous core, exported for the bench's inner loop. */

@@ -11,7 +11,7 @@ import {
   stringsOf,
   tensorDims,
 } from "./onnx-proto";
-import type { ModelScorer } from "./ports";
+import { type ModelScorer, plainScorer } from "./ports";
 
 // Tree ensembles without onnxruntime, like LR graphs (onnx-linear.ts).
 // training/onnx_export.py writes XGBoost as ai.onnx.ml.TreeEnsembleRegressor
@@ -355,14 +355,7 @@ function completeTrees(trees: Linked, depth: Int32Array): CompleteTrees | null {
 
 export function treeEnsembleScorer(key: ModelKey, manifest: ModelManifest, ensemble: TreeEnsemble): ModelScorer {
   if (ensemble.width !== manifest.features.length) throw new Error("ensemble width differs from the manifest's");
-  return {
-    key,
-    manifest,
-    engine: "trees",
-    async score(matrix, rows) {
-      return scoreTrees(ensemble, matrix, rows);
-    },
-  };
+  return plainScorer(key, manifest, "trees", (matrix, rows) => scoreTrees(ensemble, matrix, rows));
 }
 
 /** The synchronous core, exported for the bench's inner loop: one score per row (the margin without Sigmoid). */

@@ -19,6 +19,16 @@ export interface ModelScorer {
   score(matrix: Float32Array, rows: number): Promise<Float32Array>;
 }
 
+/** A scorer computed in plain TypeScript (the engines that skip onnxruntime-web). */
+export function plainScorer(
+  key: ModelKey,
+  manifest: ModelManifest,
+  engine: Exclude<ModelEngine, "onnxruntime-web">,
+  score: (matrix: Float32Array, rows: number) => Float32Array,
+): ModelScorer {
+  return { key, manifest, engine, score: async (matrix, rows) => score(matrix, rows) };
+}
+
 /** A model as stored: its manifest and the ONNX bytes. */
 export interface StoredModel {
   key: ModelKey;
