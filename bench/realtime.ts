@@ -692,12 +692,16 @@ async function profiled<T>(system: System, label: string, on: boolean, fn: () =>
   return out;
 }
 
-async function loadPhase(system: System, pool: ClientPool, n: number, load: Load): Promise<PhaseResult> {
+/** A phase's start: the clients of `n` subscribers reset to report to a fresh publisher, CPU and clock read. */
+async function startPhase(system: System, pool: ClientPool, n: number) {
   const set = `${system.key}:${n}`;
   const pub = new Publisher(system, n);
   await pool.reset(set, pub.onComplete);
-  const c0 = cpuSnapshot(system, pool);
-  const t0 = now();
+  return { set, pub, c0: cpuSnapshot(system, pool), t0: now() };
+}
+
+async function loadPhase(system: System, pool: ClientPool, n: number, load: Load): Promise<PhaseResult> {
+  const { set, pub, c0, t0 } = await startPhase(system, pool, n);
   const end = t0 + load.seconds * 1000;
   if (load.kind === "closed") {
     while (now() < end) {
@@ -759,11 +763,7 @@ interface StormResult {
  *   M is everywhere, then drains).
  */
 async function stormPhase(system: System, pool: ClientPool, n: number, perSecond: number): Promise<StormResult> {
-  const set = `${system.key}:${n}`;
-  const pub = new Publisher(system, n);
-  await pool.reset(set, pub.onComplete);
-  const c0 = cpuSnapshot(system, pool);
-  const t0 = now();
+  const { set, pub, c0, t0 } = await startPhase(system, pool, n);
   const stormAt = t0 + 500;
   await pool.each(set, () => ({ cmd: "storm", set, at: stormAt, spreadMs: STORM_SPREAD_MS }));
   let resumedAt = 0;

@@ -159,14 +159,7 @@ export function buildSnapshot(
     if (known) known.commits += a.commits;
     else dedup.set(key, { day: a.day, user: a.user, channel: a.channel, commits: a.commits });
   }
-  interface UserAcc {
-    activeDays: Windowed;
-    first: number | null;
-    last: number | null;
-    out: Windowed;
-    in: Windowed;
-    hourDays: Windowed;
-  }
+  type UserAcc = Pick<SnapshotUser, "activeDays" | "first" | "last" | "out" | "in" | "hourDays">;
   const users = new Map<number, UserAcc>();
   const user = (u: number): UserAcc => {
     let acc = users.get(u);
@@ -176,7 +169,7 @@ export function buildSnapshot(
     }
     return acc;
   };
-  const channels = new Map<number, { activeDays: Windowed; first: number | null; last: number | null }>();
+  const channels = new Map<number, Pick<SnapshotChannel, "activeDays" | "first" | "last">>();
   const members = new Map<string, { user: number; channel: number; m: Omit<SnapshotMembership, "user" | "channel"> }>();
   const userDays = new Set<string>();
   const channelDays = new Set<string>();
