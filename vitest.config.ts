@@ -26,7 +26,7 @@ export default defineConfig(async () => {
               wrangler: { configPath: "./wrangler.toml" },
               miniflare: {
                 bindings: {
-                  JWT_SECRET: "test-secret",
+                  JWT_SECRET: "test-secret-0123456789abcdef-0123456789",
                   HEAL_SETTLE_SECONDS: "3",
                   PRESENCE_GRACE_SECONDS: "0.5",
                   TEST_MIGRATIONS: migrations,

@@ -1,4 +1,4 @@
-import { signToken } from "../src/auth/jwt";
+import { signToken } from "../src/auth/tokens";
 import {
   type BenchResult,
   bundle,
@@ -30,7 +30,7 @@ const EVENTS = QUICK ? 5_000 : 20_000;
 const NAIVE_EVENTS = QUICK ? 1_000 : 4_000;
 const HEAL_RUNS = 3;
 const LOOP_REPEATS = 5;
-const SECRET = "bench-secret";
+const SECRET = "bench-secret-0123456789abcdef-0123456789";
 const TEAM = "TBENCH";
 const INVITER = "U00000001";
 const EMAILS = ["bigcorp.example", "partner.example", "d5.example", "d100.example", "gmail.com"].flatMap((d) => [
@@ -44,6 +44,7 @@ const VARS = {
   HEAL_STALE_AFTER_MINUTES: "1440",
   HEAL_SETTLE_SECONDS: "30",
   JWT_SECRET: SECRET,
+  PLATFORM_OPERATORS: "TPLATFORM:UOPERATOR",
 };
 
 const post = postJson;
@@ -59,7 +60,7 @@ async function runAdapter(name: "d1" | "mysql", script: string): Promise<BenchRe
     }
     console.error(`[${name}] built team of ${USERS} users in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
-    const token = await signToken({ team: TEAM, user: INVITER, scope: [] }, SECRET);
+    const token = await signToken({ team: TEAM, user: INVITER }, SECRET);
     const auth = { authorization: `Bearer ${token}` };
     const batched: number[] = [];
     const perDomain: number[] = [];

@@ -2,7 +2,7 @@ import { SharedChannel } from "../durable-objects/shared-channel/shared-channel"
 import { fold, searchText, searchWords } from "../durable-objects/team-cache/normalize";
 import { type DirectoryFilter, decodeCursor, encodeCursor, toUser } from "../durable-objects/team-cache/queries";
 import { LOAD_PAGE, TeamCache } from "../durable-objects/team-cache/team-cache";
-import { verifyToken } from "../src/auth/jwt";
+import { verifyToken } from "../src/auth/tokens";
 import type { DirectorySource } from "../src/directory/source";
 import type { SqlDriver, Statement } from "../storage/sql-driver";
 import { createApp } from "../workers/app";
@@ -1134,7 +1134,7 @@ async function handleDirect(request: Request, env: Env, query: string): Promise<
   const verified = token ? await verifyToken(token, env.JWT_SECRET) : null;
   if (!verified?.ok) return Response.json({ error: { code: "unauthorized", message: "bad token" } }, { status: 401 });
   try {
-    const out = await fn(driverFor(env), verified.claims.team, verified.claims.user, await directArgs(request));
+    const out = await fn(driverFor(env), verified.identity.team, verified.identity.user, await directArgs(request));
     return Response.json(out);
   } catch (error) {
     if (error instanceof HttpFail) {

@@ -7,7 +7,7 @@ import * as ortNode from "onnxruntime-node";
 import { importDataset, loadDataset } from "../scripts/dataset-import";
 import { startPlatform, wranglerVars } from "../scripts/replay-backend";
 import { replayTruth } from "../scripts/replay-labels";
-import { signToken } from "../src/auth/jwt";
+import { signToken } from "../src/auth/tokens";
 import { dayOf } from "../src/datasets/collab";
 import { linearParamsSchema } from "../src/models/linear";
 import { featureMatrix, type ModelManifest, parseManifest } from "../src/models/manifest";
@@ -543,7 +543,7 @@ async function endpointAt(
     const importS = (performance.now() - t0) / 1000;
     const users = replayTruth(ds, dayOf(cut), 1).activeUsers.slice(0, viewers);
     const tokens = await Promise.all(
-      users.map((u) => signToken({ team: ENDPOINT_TEAM, user: u, scope: [], ttlSeconds: 3600 }, platform.secret)),
+      users.map((u) => signToken({ team: ENDPOINT_TEAM, user: u, ttlSeconds: 3600 }, platform.secret)),
     );
     const workerd = () => descendantPids("workerd");
     const cpuMs = () => workerd().reduce((sum, pid) => sum + (processUsage(pid)?.cpuMs ?? 0), 0);

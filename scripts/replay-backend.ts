@@ -9,7 +9,7 @@ import { type Backend, bundle, bundleAssets, startBackend } from "../bench/harne
 // the R2 buckets. Used by the replay loop (scripts/replay-loop.ts) and the
 // endpoint section of bench/recommend.ts.
 
-export const PLATFORM_SECRET = "replay-secret";
+export const PLATFORM_SECRET = "replay-secret-0123456789abcdef-0123456789";
 
 /** The [vars] table of wrangler.toml (flat `KEY = "value"` lines only). */
 export function wranglerVars(file = "wrangler.toml"): Record<string, string> {

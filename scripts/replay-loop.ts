@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { type BenchResult, compare, printTable, writeResults } from "../bench/harness";
-import { signToken } from "../src/auth/jwt";
+import { signToken } from "../src/auth/tokens";
 import { dayOf } from "../src/datasets/collab";
 import { importDataset, loadDataset } from "./dataset-import";
 import { startPlatform } from "./replay-backend";
@@ -164,12 +164,12 @@ async function main() {
       `imported ${summary.users} users, ${summary.channels} channels, ${summary.memberships} memberships, ${summary.featureRows} feature rows in ${phase.import} s`,
     );
     const platformToken = await signToken(
-      { team: "TPLATFORM", user: "ULOOP", scope: ["platform"], ttlSeconds: 6 * 3600 },
+      { team: "TPLATFORM", user: "UOPERATOR", ttlSeconds: 6 * 3600 },
       secret,
     );
     const tokens = new Map<string, string>();
     for (const u of users)
-      tokens.set(u, await signToken({ team: TEAM, user: u, scope: [], ttlSeconds: 6 * 3600 }, secret));
+      tokens.set(u, await signToken({ team: TEAM, user: u, ttlSeconds: 6 * 3600 }, secret));
     const adminHeaders = { authorization: `Bearer ${platformToken}` };
 
     // The default experiment (one arm, the bundled model) before we change anything.

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { parseArgs } from "node:util";
-import { signToken } from "../src/auth/jwt";
+import { signToken } from "../src/auth/tokens";
 import { planetscaleDriver } from "../storage/planetscale-driver";
 import { startPsdbServer } from "../tools/psdb-server/server";
 import { importDataset } from "./dataset-import";
@@ -83,8 +83,8 @@ async function main() {
   await waitForHealth();
   await seed();
   await seedDataset();
-  const member = await signToken({ team: DEMO_TEAM.id, user: DEMO_MEMBER, scope: [] }, secret);
-  const admin = await signToken({ team: DEMO_TEAM.id, user: DEMO_ADMIN, scope: ["admin"] }, secret);
+  const member = await signToken({ team: DEMO_TEAM.id, user: DEMO_MEMBER, ttlSeconds: 24 * 3600 }, secret);
+  const admin = await signToken({ team: DEMO_TEAM.id, user: DEMO_ADMIN, ttlSeconds: 24 * 3600 }, secret);
   console.log(`
 Edge platform on ${base} (${values.mysql ? "MySQL via PlanetScale driver" : "D1"}), demo team ${DEMO_TEAM.id}.
 
@@ -100,11 +100,12 @@ Edge platform on ${base} (${values.mysql ? "MySQL via PlanetScale driver" : "D1"
 
 Recommendations on real behaviour: team ${DATASET_TEAM} is datasets/rails-collab at ${DATASET_CUT}.
 
-  RTOKEN=${await signToken({ team: DATASET_TEAM, user: "U1341", scope: [] }, secret)}
+  RTOKEN=${await signToken({ team: DATASET_TEAM, user: "U1341", ttlSeconds: 24 * 3600 }, secret)}
   curl -s ${base}/v1/recommend -H "authorization: Bearer $RTOKEN" \\
        -H 'content-type: application/json' -d '{"source":"channel_browser","limit":5}'
 
-More tokens: npm run token -- --team ${DEMO_TEAM.id} --user ${DEMO_MEMBER} [--admin]. Ctrl-C stops.
+Tokens last 24 h and name a user only (rights come from the user's live role).
+More: npm run token -- --team ${DEMO_TEAM.id} --user ${DEMO_ADMIN} [--ttl SECONDS]. Ctrl-C stops.
 `);
 }
 
@@ -123,7 +124,7 @@ async function waitForHealth() {
 }
 
 async function seed() {
-  const platform = await signToken({ team: "TPLATFORM", user: "USEED", scope: ["platform"] }, secret);
+  const platform = await signToken({ team: "TPLATFORM", user: "UOPERATOR" }, secret);
   const headers = { authorization: `Bearer ${platform}`, "content-type": "application/json" };
   const exists = await fetch(`${base}/v1/admin/teams/${DEMO_TEAM.id}`, { headers });
   if (exists.status === 200) {
@@ -163,7 +164,7 @@ async function seed() {
 
 /** The second demo team: the vendored dataset at the training's latest cut, for the Recommend API. */
 async function seedDataset() {
-  const platform = await signToken({ team: "TPLATFORM", user: "USEED", scope: ["platform"] }, secret);
+  const platform = await signToken({ team: "TPLATFORM", user: "UOPERATOR" }, secret);
   const exists = await fetch(`${base}/v1/admin/teams/${DATASET_TEAM}`, {
     headers: { authorization: `Bearer ${platform}` },
   });

@@ -1,7 +1,8 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { AppError } from "../src/errors";
-import { requirePlatform, requireToken } from "./auth";
+import { mayOperate } from "../src/auth/policy";
+import { authorize, requireToken } from "./auth";
 import { depsFor } from "./deps";
 import { type AppEnv, errorBody } from "./http";
 import { countRequests, renderMetrics } from "./metrics";
@@ -26,9 +27,15 @@ export function createApp() {
   app.onError((err, c) => {
     if (err instanceof AppError) {
       c.set("errorCode", err.code);
-      return c.json(errorBody(err.code, err.message, err.details), err.status);
+      try {
+        return c.json(errorBody(err.code, err.message, err.details), err.status);
+      } catch {
+        // Details that cannot be serialized never turn a 4xx into a 500.
+        return c.json(errorBody(err.code, err.message), err.status);
+      }
     }
-    console.error("unhandled error", err);
+    // The class and message only: never a stack with SQL text or ids in the log.
+    console.error(`unhandled error: ${err.name}: ${err.message.slice(0, 200)}`);
     c.set("errorCode", "internal");
     return c.json(errorBody("internal", "internal error"), 500);
   });
@@ -41,7 +48,7 @@ export function createApp() {
   app.get("/healthz", (c) => c.json({ ok: true, storage: c.env.STORAGE }));
   // Prometheus text for the whole deployment; scrapers send a platform token.
   app.get("/metrics", requireToken, async (c) => {
-    requirePlatform(c);
+    await authorize(c, mayOperate);
     return c.text(await renderMetrics(c.env), 200, { "content-type": "text/plain; version=0.0.4" });
   });
 

@@ -1,32 +1,67 @@
 import type { MiddlewareHandler } from "hono";
-import { verifyToken } from "../src/auth/jwt";
+import { type Decision, isOperator, parseOperators, type Principal } from "../src/auth/policy";
+import { checkSecret, SecretError, verifyToken } from "../src/auth/tokens";
 import { AppError } from "../src/errors";
 import type { AppContext, AppEnv } from "./http";
 
-/** Every /v1 route: a valid HS256 bearer token, or 401. */
+// Authentication at the edge: a bearer access token names the caller; what
+// the caller may do is decided from live state (src/auth/policy.ts) by the
+// route, through principalOf(). Nothing here trusts a claim beyond identity.
+
+/** A secret too short (or missing) makes every request a 503: the Worker refuses to serve with it. */
+export function secretOf(env: Env): string {
+  try {
+    return checkSecret(env.JWT_SECRET);
+  } catch (error) {
+    if (error instanceof SecretError) {
+      console.error(`refusing to serve: ${error.message}`);
+      throw new AppError(503, "unavailable", "the platform is misconfigured (token secret); see docs/security.md");
+    }
+    throw error;
+  }
+}
+
+/** Every /v1 route: a valid access token in `Authorization: Bearer`, or 401. */
 export const requireToken: MiddlewareHandler<AppEnv> = async (c, next) => {
   const header = c.req.header("authorization") ?? "";
   const match = /^Bearer\s+(\S+)$/i.exec(header);
   if (!match?.[1]) throw new AppError(401, "unauthorized", "missing bearer token");
-  if (!c.env.JWT_SECRET) throw new Error("JWT_SECRET is not configured");
-  const result = await verifyToken(match[1], c.env.JWT_SECRET);
+  const result = await verifyToken(match[1], secretOf(c.env));
   if (!result.ok) throw new AppError(401, "unauthorized", result.reason);
-  c.set("claims", result.claims);
+  c.set("identity", result.identity);
   await next();
 };
 
-export function hasScope(c: AppContext, scope: string): boolean {
-  return c.get("claims").scope.includes(scope);
+/**
+ * The caller as live state knows it, read once per request: an operator
+ * (PLATFORM_OPERATORS), or the team cache's current row for the user (role,
+ * active), or unknown.
+ */
+export async function principalOf(c: AppContext): Promise<Principal> {
+  const cached = c.get("principal");
+  if (cached) return cached;
+  const { team, user } = c.get("identity");
+  let principal: Principal;
+  if (isOperator(parseOperators(c.env.PLATFORM_OPERATORS), team, user)) {
+    principal = { kind: "operator", team, user };
+  } else {
+    const live = await c.env.TEAM_CACHE.get(c.env.TEAM_CACHE.idFromName(team)).actor(team, user);
+    principal = live ? { kind: "member", team, user, role: live.role, active: live.active } : { kind: "unknown", team, user };
+  }
+  c.set("principal", principal);
+  return principal;
 }
 
-/** Team admin routes: admin scope for this very team, or a platform operator. */
-export function requireTeamAdmin(c: AppContext, teamId: string): void {
-  const claims = c.get("claims");
-  if (hasScope(c, "platform")) return;
-  if (!hasScope(c, "admin")) throw new AppError(403, "forbidden", "this route needs the admin scope");
-  if (claims.team !== teamId) throw new AppError(403, "forbidden", "the token belongs to another team");
+/** Turns a denial into the one error shape: 403 for the caller's own things, 404 for anything else. */
+export function enforce(decision: Decision): void {
+  if (decision.ok) return;
+  if (decision.kind === "not_found") throw new AppError(404, "not_found", decision.message);
+  throw new AppError(403, "forbidden", decision.message);
 }
 
-export function requirePlatform(c: AppContext): void {
-  if (!hasScope(c, "platform")) throw new AppError(403, "forbidden", "this route needs the platform scope");
+/** Asks the policy about the caller: `check(principal)` must allow, or the request ends here. */
+export async function authorize(c: AppContext, check: (p: Principal) => Decision): Promise<Principal> {
+  const principal = await principalOf(c);
+  enforce(check(principal));
+  return principal;
 }

@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import type { z } from "zod";
-import type { Claims } from "../src/auth/jwt";
+import type { Principal } from "../src/auth/policy";
+import type { Identity } from "../src/auth/tokens";
 import { AppError } from "../src/errors";
 import type { Deps } from "./deps";
 
@@ -10,7 +11,13 @@ import type { Deps } from "./deps";
 export type AppEnv = {
   Bindings: Env;
   /** recSource and errorCode label the request's metrics (workers/metrics.ts). */
-  Variables: { claims: Claims; deps: Deps; recSource: string; errorCode: string };
+  Variables: {
+    identity: Identity;
+    principal: Principal | undefined;
+    deps: Deps;
+    recSource: string;
+    errorCode: string;
+  };
 };
 export type AppContext = Context<AppEnv>;
 
@@ -18,13 +25,28 @@ export function errorBody(code: string, message: string, details?: unknown) {
   return { error: details === undefined ? { code, message } : { code, message, details } };
 }
 
-/** Reads a JSON body and validates it; anything off is a 400 naming the problem. */
+/** Deeper bodies are refused before validation: no route takes more than a few levels. */
+export const MAX_JSON_DEPTH = 32;
+
+/**
+ * Reads a JSON body and validates it; anything off is a 4xx naming the
+ * problem: a body not declared as JSON is 415 (a form or text/plain post from
+ * a browser must not be taken as JSON), a malformed or too deeply nested one
+ * 400.
+ */
 export async function jsonBody<S extends z.ZodType>(c: AppContext, schema: S): Promise<z.infer<S>> {
+  const type = (c.req.header("content-type") ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
+  if (type !== "application/json" && !/^application\/[a-z0-9.+-]+\+json$/.test(type)) {
+    throw new AppError(415, "unsupported_media_type", "send the body as application/json");
+  }
   let raw: unknown;
   try {
     raw = await c.req.json();
   } catch {
     throw new AppError(400, "invalid_body", "request body must be valid JSON");
+  }
+  if (depthOf(raw) > MAX_JSON_DEPTH) {
+    throw new AppError(400, "invalid_body", `request body is nested deeper than ${MAX_JSON_DEPTH} levels`);
   }
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
@@ -34,4 +56,19 @@ export async function jsonBody<S extends z.ZodType>(c: AppContext, schema: S): P
     });
   }
   return parsed.data;
+}
+
+/** Nesting depth of a parsed JSON value, walked without recursion (a hostile body can be deep). */
+export function depthOf(value: unknown): number {
+  let max = 0;
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop() as [unknown, number];
+    if (d > max) max = d;
+    if (max > MAX_JSON_DEPTH) return max;
+    if (v !== null && typeof v === "object") {
+      for (const child of Object.values(v as Record<string, unknown>)) stack.push([child, d + 1]);
+    }
+  }
+  return max;
 }

@@ -24,6 +24,15 @@ export interface SharedChannelStats {
 }
 
 const LOAD_PAGE = 10_000;
+
+/**
+ * The object's name: host team and channel. Channel ids are chosen per team,
+ * so a name of the channel id alone would let another team's channel with
+ * the same id address this one (and read its members).
+ */
+export function sharedChannelName(hostTeamId: string, channelId: string): string {
+  return `${hostTeamId}:${channelId}`;
+}
 /**
  * Membership changes reach this object through the host team's cache. When
  * that cache is cold it drops events (its next load reads the database), so
@@ -125,6 +134,13 @@ export class SharedChannel extends DurableObject<Env> {
   }
 
   private async ready(hostTeamId: string, channelId: string): Promise<void> {
+    // Defence in depth: the object serves the one channel it was first asked
+    // for, whatever a caller passes later.
+    const host = this.meta("host_team_id");
+    const channel = this.meta("channel_id");
+    if ((host !== null && host !== hostTeamId) || (channel !== null && channel !== channelId)) {
+      throw new Error(`shared channel object ${host}:${channel} asked for ${hostTeamId}:${channelId}`);
+    }
     if (this.meta("loaded") === "1") {
       if (Date.now() - Number(this.meta("synced_at") ?? 0) > SHARED_RESYNC_MS && !this.loading) {
         this.loading = this.load(hostTeamId, channelId).finally(() => {

@@ -1,7 +1,10 @@
 import { DurableObject } from "cloudflare:workers";
 import type { ChangeEvent, DirectoryChange } from "../../src/directory/model";
 import type { DirectorySource } from "../../src/directory/source";
+import { mayUseTeam } from "../../src/auth/policy";
+import { isRole, type Role } from "../../src/teams/model";
 import { directorySourceFor } from "../../workers/deps";
+import { sharedChannelName } from "../shared-channel/shared-channel";
 import {
   addMember,
   clearData,
@@ -116,6 +119,17 @@ export class TeamCache extends DurableObject<Env> {
 
   // --- queries ----------------------------------------------------------------
 
+  /**
+   * The caller as live state knows it (src/auth/policy.ts): its role and
+   * whether it is active, or null for a user this team does not have. Every
+   * authorization decision reads this, never a token's claims.
+   */
+  async actor(teamId: string, userId: string): Promise<{ role: Role; active: boolean } | null> {
+    await this.ready(teamId);
+    this.checkFreshness(teamId);
+    return this.liveActor(userId);
+  }
+
   async quickSwitcher(teamId: string, viewerId: string, q: string, limit: number): Promise<CacheResult<Suggestion[]>> {
     return this.asViewer(teamId, viewerId, (v) => ok(quickSwitcher(this.sql, v, q, limit)));
   }
@@ -136,7 +150,7 @@ export class TeamCache extends DurableObject<Env> {
     if (!local.ok || !host) return local;
     // A shared channel: members from the other teams come from their caches;
     // members (of every team) first, then this team's non-members.
-    const teams = (await this.sharedChannel(channelId).teams(host, channelId)).filter((t) => t !== teamId);
+    const teams = (await this.sharedChannel(host, channelId).teams(host, channelId)).filter((t) => t !== teamId);
     const foreign: MentionSuggestion[] = [];
     for (const other of teams) {
       const found = await this.teamCache(other).sharedMemberSearch(other, channelId, q, limit);
@@ -197,7 +211,7 @@ export class TeamCache extends DurableObject<Env> {
       return c ? ok(c) : notFound(`channel ${channelId} not found`);
     });
     const host = result.ok && result.value.is_shared ? this.sharedHost(channelId) : null;
-    if (result.ok && host) result.value.member_count = await this.sharedChannel(channelId).memberCount(host, channelId);
+    if (result.ok && host) result.value.member_count = await this.sharedChannel(host, channelId).memberCount(host, channelId);
     return result;
   }
 
@@ -236,7 +250,7 @@ export class TeamCache extends DurableObject<Env> {
     if (!host) return local;
     // A shared channel: the member list comes from its own object, the
     // profiles from each member's team cache.
-    const page = await this.sharedChannel(channelId).members(
+    const page = await this.sharedChannel(host, channelId).members(
       host,
       channelId,
       cursor ? (decodeCursor(cursor)[0] ?? "") : null,
@@ -322,7 +336,12 @@ export class TeamCache extends DurableObject<Env> {
   ): Promise<CacheResult<T>> {
     await this.ready(teamId);
     this.checkFreshness(teamId);
-    const v = viewerOf(this.sql, viewerId);
+    const live = this.liveActor(viewerId);
+    const decision = mayUseTeam(
+      live ? { kind: "member", team: teamId, user: viewerId, ...live } : { kind: "unknown", team: teamId, user: viewerId },
+      teamId,
+    );
+    const v = decision.ok ? viewerOf(this.sql, viewerId) : null;
     if (!v) return { ok: false, status: 403, code: "forbidden", message: "not an active member of this team" };
     try {
       return run(v);
@@ -377,12 +396,21 @@ export class TeamCache extends DurableObject<Env> {
       .map((r) => r.id);
   }
 
+  private liveActor(userId: string): { role: Role; active: boolean } | null {
+    const row = this.sql
+      .exec<{ role: string; deleted: number }>("SELECT role, deleted FROM users WHERE id = ?", userId)
+      .toArray()[0];
+    if (!row || !isRole(row.role)) return null;
+    return { role: row.role, active: !row.deleted };
+  }
+
   private profilesOf(ids: string[]): UserCard[] {
     return lookup(this.sql, { id: "", isGuest: false }, ids, []).users;
   }
 
-  private sharedChannel(channelId: string) {
-    return this.env.SHARED_CHANNEL.get(this.env.SHARED_CHANNEL.idFromName(channelId));
+  /** A shared channel's object is named by its host team and channel: another team's same id is another object. */
+  private sharedChannel(hostTeamId: string, channelId: string) {
+    return this.env.SHARED_CHANNEL.get(this.env.SHARED_CHANNEL.idFromName(sharedChannelName(hostTeamId, channelId)));
   }
 
   private teamCache(teamId: string) {
@@ -502,7 +530,7 @@ export class TeamCache extends DurableObject<Env> {
           else removeMember(this.sql, m);
         }
         if (this.sharedHost(m.channelId) === teamId)
-          await this.sharedChannel(m.channelId).applyMembership(teamId, m, added);
+          await this.sharedChannel(teamId, m.channelId).applyMembership(teamId, m, added);
         this.logChange(e.version, change.kind, m.channelId, m.userId);
         break;
       }
@@ -511,7 +539,7 @@ export class TeamCache extends DurableObject<Env> {
         // shared channels this team hosts reload their member lists too.
         setMeta(this.sql, "loaded", "0");
         await this.load(teamId);
-        for (const id of this.hostedSharedChannels(teamId)) await this.sharedChannel(id).resync(teamId, id);
+        for (const id of this.hostedSharedChannels(teamId)) await this.sharedChannel(teamId, id).resync(teamId, id);
         return;
       }
     }

@@ -61,7 +61,8 @@ export async function classifyInvites(
   }
   const parsed = rawEmails.map((raw, index) => ({ raw, index, result: parseEmail(raw) }));
   const invalid = parsed.flatMap((p) =>
-    p.result.ok ? [] : [{ index: p.index, value: p.raw, reason: p.result.reason }],
+    // Echo strings (bounded), name other types: never a client's structure back.
+    p.result.ok ? [] : [{ index: p.index, value: echo(p.raw), reason: p.result.reason }],
   );
   if (invalid.length > 0) {
     throw new AppError(400, "bad_request", `${invalid.length} invalid email address(es)`, { invalid });
@@ -117,4 +118,8 @@ export async function classifyInvites(
 
 function zeroCounts(): RoleCounts {
   return { owner: 0, admin: 0, member: 0, guest: 0 };
+}
+
+function echo(raw: unknown): string {
+  return typeof raw === "string" ? raw.slice(0, 320) : `(${raw === null ? "null" : Array.isArray(raw) ? "array" : typeof raw})`;
 }

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { uniqueTeamId } from "../contract/fixtures";
-import { api, eventually, platformToken, token } from "./client";
+import { api, newTeam as createTeam, eventually, platformToken, SECRET, token } from "./client";
 
 // End to end through the Worker: auth, admin API, the real queue consumers
 // (Miniflare's local Queues) and classification, on D1.
@@ -9,14 +9,8 @@ import { api, eventually, platformToken, token } from "./client";
 type Counts = { counts: Array<{ domain: string; role: string; count: number }> };
 type ErrorBody = { error: { code: string; message: string; details?: unknown } };
 
-async function newTeam(claimed: string[] = []): Promise<{ id: string; admin: string }> {
-  const id = uniqueTeamId("T");
-  const res = await api("POST", "/v1/admin/teams", {
-    token: await platformToken(),
-    json: { id, name: `Acme ${id}`, plan: "pro", claimed_domains: claimed },
-  });
-  expect(res.status).toBe(201);
-  return { id, admin: await token(id, "UADMIN", ["admin"]) };
+function newTeam(claimed: string[] = []) {
+  return createTeam({ claimed });
 }
 
 async function addUser(teamId: string, admin: string, email: string, role = "member", id?: string) {
@@ -48,8 +42,8 @@ describe("auth", () => {
   });
 
   it("rejects a token signed with another secret", async () => {
-    const { signToken } = await import("../../src/auth/jwt");
-    const forged = await signToken({ team: "T1", user: "U1", scope: ["platform"] }, "not-the-secret");
+    const { signToken } = await import("../../src/auth/tokens");
+    const forged = await signToken({ team: "TPLATFORM", user: "UOPERATOR" }, "not-the-secret-but-32-bytes-long-ok");
     const res = await api<ErrorBody>("POST", "/v1/admin/teams", { token: forged, json: { name: "x" } });
     expect(res.status).toBe(401);
     expect(res.body.error.message).toMatch(/signature/);
@@ -57,7 +51,7 @@ describe("auth", () => {
 
   it("rejects an expired token", async () => {
     const res = await api<ErrorBody>("POST", "/v1/invites/classify", {
-      token: await token("T1", "U1", [], -10),
+      token: await token("T1", "U1", -10),
       json: { emails: ["a@b.test"] },
     });
     expect(res.status).toBe(401);
@@ -69,9 +63,12 @@ describe("auth", () => {
     const b = await newTeam();
     const member = await token(a.id, "U1");
     expect((await api("GET", `/v1/admin/teams/${a.id}`, { token: member })).status).toBe(403);
+    // Another team's admin learns nothing: the same answer as for a team that does not exist.
     const other = await api<ErrorBody>("GET", `/v1/admin/teams/${a.id}`, { token: b.admin });
-    expect(other.status).toBe(403);
-    expect(JSON.stringify(other.body)).not.toContain(`Acme ${a.id}`);
+    expect(other.status).toBe(404);
+    expect(JSON.stringify(other.body)).not.toContain(`Team ${a.id}`);
+    const missing = await api<ErrorBody>("GET", "/v1/admin/teams/TNOSUCHTEAM", { token: b.admin });
+    expect({ status: missing.status, code: missing.body.error.code }).toEqual({ status: 404, code: "not_found" });
     expect((await api("GET", `/v1/admin/teams/${a.id}`, { token: a.admin })).status).toBe(200);
   });
 
@@ -145,7 +142,7 @@ describe("admin API", () => {
     expect(dup.status).toBe(409);
     expect((await api("PATCH", `${base}/UNOPE`, { token: a.admin, json: { role: "admin" } })).status).toBe(404);
     expect((await api("PATCH", `${base}/UNOPE`, { token: a.admin, json: {} })).status).toBe(400);
-    expect(await userCount(a.id)).toBe(1);
+    expect(await userCount(a.id)).toBe(2); // the admin and bob
   });
 
   it("imports thousands of users from streamed NDJSON and keeps the aggregate current", async () => {
@@ -173,7 +170,8 @@ describe("admin API", () => {
     expect(res.body).toEqual({ imported: 2_500, pages: 3 });
     const counts = await eventually(
       () => totals(a.id, a.admin),
-      (c) => (c["*/member"] ?? 0) + (c["*/admin"] ?? 0) === 2_500,
+      // 2,500 imported and the team's admin (newTeam)
+      (c) => (c["*/member"] ?? 0) + (c["*/admin"] ?? 0) === 2_501,
     );
     expect(counts["partner.test/admin"]).toBe(50);
     expect(counts["partner.test/member"]).toBe(450);
@@ -195,7 +193,7 @@ describe("admin API", () => {
     expect(res.status).toBe(400);
     const details = res.body.error.details as { errors: Array<{ line: number }> };
     expect(details.errors.map((e) => e.line)).toEqual([2, 3, 4]);
-    expect(await userCount(a.id)).toBe(0);
+    expect(await userCount(a.id)).toBe(1); // the admin newTeam made
   });
 
   it("imports nothing when one address already exists", async () => {
@@ -206,7 +204,7 @@ describe("admin API", () => {
       json: { users: [{ email: "free@acme.test" }, { email: "taken@acme.test" }] },
     });
     expect(res.status).toBe(409);
-    expect(await userCount(a.id)).toBe(1);
+    expect(await userCount(a.id)).toBe(2); // the admin and taken@
   });
 });
 
@@ -328,7 +326,12 @@ describe("classification", () => {
       () => totals(t.id, t.admin),
       (c) => c["solo.test/member"] === 1 && c["*/member"] === 1,
     );
-    expect(await totals(t.id, t.admin)).toEqual({ "solo.test/member": 1, "*/member": 1 });
+    expect(await totals(t.id, t.admin)).toEqual({
+      "solo.test/member": 1,
+      "*/member": 1,
+      [`${t.id.toLowerCase()}.admin.test/admin`]: 1,
+      "*/admin": 1,
+    });
   });
 
   it("repairs drift when an admin asks for a heal", async () => {

@@ -1,14 +1,46 @@
 import { SELF } from "cloudflare:test";
 import { expect } from "vitest";
-import { signToken } from "../../src/auth/jwt";
+import { signToken } from "../../src/auth/tokens";
+import { uniqueTeamId } from "../contract/fixtures";
 
-export const SECRET = "test-secret";
+/** The Worker's JWT_SECRET in tests (vitest.config.ts): 32 bytes or more, as the Worker demands. */
+export const SECRET = "test-secret-0123456789abcdef-0123456789";
 
-export function token(team: string, user: string, scope: string[] = [], ttlSeconds?: number): Promise<string> {
-  return signToken({ team, user, scope, ttlSeconds }, SECRET);
+/** An access token: identity only. What the user may do comes from live state (the team's users). */
+export function token(team: string, user: string, ttlSeconds?: number): Promise<string> {
+  return signToken({ team, user, ttlSeconds }, SECRET);
 }
 
-export const platformToken = () => token("TPLATFORM", "UOPERATOR", ["platform"]);
+/** The operator identity listed in PLATFORM_OPERATORS (wrangler.toml). */
+export const platformToken = () => token("TPLATFORM", "UOPERATOR");
+
+/**
+ * A new team made by the operator, with user `admin` (default UADMIN) in
+ * role `role` (default admin), and that user's token: admin rights come from
+ * the user's live role, not from the token.
+ */
+export async function newTeam(
+  options: { id?: string; admin?: string; role?: "owner" | "admin"; plan?: string; claimed?: string[] } = {},
+): Promise<{ id: string; admin: string; adminId: string }> {
+  const id = options.id ?? uniqueTeamId("T");
+  const adminId = options.admin ?? "UADMIN";
+  const operator = await platformToken();
+  await ok(
+    api("POST", "/v1/admin/teams", {
+      token: operator,
+      json: { id, name: `Team ${id}`, plan: options.plan ?? "pro", claimed_domains: options.claimed ?? [] },
+    }),
+    201,
+  );
+  await ok(
+    api("POST", `/v1/admin/teams/${id}/users`, {
+      token: operator,
+      json: { id: adminId, email: `${adminId.toLowerCase()}@${id.toLowerCase()}.admin.test`, role: options.role ?? "admin" },
+    }),
+    201,
+  );
+  return { id, admin: await token(id, adminId), adminId };
+}
 
 export interface ApiResponse<T = Record<string, unknown>> {
   status: number;

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { d1Driver } from "../../storage/d1-driver";
 import { directoryStore } from "../../storage/directory-store";
 import { uniqueTeamId } from "../contract/fixtures";
-import { api, platformToken, token } from "./client";
+import { api, newTeam as createTeam, ok, platformToken, token } from "./client";
 
 // The directory admin routes end to end on D1: auth, validation, 404 / 409,
 // idempotent membership calls, all-or-nothing imports, and the change log
@@ -16,11 +16,20 @@ type ChannelBody = {
 
 const dir = () => directoryStore(d1Driver(env.DB));
 
-async function newTeam(users = 0): Promise<{ id: string; admin: string; users: string[] }> {
-  const id = uniqueTeamId("T");
-  const res = await api("POST", "/v1/admin/teams", { token: await platformToken(), json: { id, name: id } });
-  expect(res.status).toBe(201);
-  const admin = await token(id, "UADMIN", ["admin"]);
+/**
+ * A team with `users` users. Its `admin` token is the operator's (which
+ * administers any team and adds no user, so change-log versions start at 0),
+ * or with `realAdmin` a team admin's (one more user, one more version).
+ */
+async function newTeam(users = 0, realAdmin = false): Promise<{ id: string; admin: string; users: string[] }> {
+  let id: string;
+  let admin: string;
+  if (realAdmin) ({ id, admin } = await createTeam());
+  else {
+    id = uniqueTeamId("T");
+    admin = await platformToken();
+    await ok(api("POST", "/v1/admin/teams", { token: admin, json: { id, name: id } }), 201);
+  }
   const ids = Array.from({ length: users }, (_, i) => `U${String(i + 1).padStart(4, "0")}`);
   if (users > 0) {
     const imported = await api("POST", `/v1/admin/teams/${id}/users/import`, {
@@ -41,19 +50,21 @@ async function newChannel(teamId: string, admin: string, json: Record<string, un
 const version = (teamId: string) => dir().version(teamId);
 
 describe("directory admin auth", () => {
-  it("needs a token, the admin scope, and the same team (or platform)", async () => {
-    const a = await newTeam();
-    const b = await newTeam();
+  it("needs a token, a live admin role in the same team (or an operator)", async () => {
+    const a = await newTeam(0, true);
+    const b = await newTeam(0, true);
     const path = `/v1/admin/teams/${a.id}/channels`;
     const json = { name: "general" };
     expect((await api<ErrorBody>("POST", path, { json })).status).toBe(401);
     expect((await api("POST", path, { token: await token(a.id, "U1"), json })).status).toBe(403);
-    expect((await api("POST", path, { token: b.admin, json })).status).toBe(403);
+    // Another team's admin: answered as if the team did not exist.
+    expect((await api("POST", path, { token: b.admin, json })).status).toBe(404);
     expect(
       (await api("PATCH", `/v1/admin/teams/${a.id}/users/U1/profile`, { token: b.admin, json: { title: "x" } })).status,
-    ).toBe(403);
+    ).toBe(404);
     expect((await api("POST", path, { token: await platformToken(), json })).status).toBe(201);
-    expect(await version(a.id)).toBe(1);
+    expect((await api("POST", path, { token: a.admin, json: { name: "random" } })).status).toBe(201);
+    expect(await version(a.id)).toBe(3); // the admin user, then two channels
   });
 });
 
@@ -162,7 +173,7 @@ describe("members", () => {
 describe("sharing", () => {
   it("shares a channel into another team, whose users can then be members", async () => {
     const host = await newTeam(1);
-    const other = await newTeam(2);
+    const other = await newTeam(2, true);
     const ch = await newChannel(host.id, host.admin, { name: "partners" });
     const otherVersion = await version(other.id);
     const share = `/v1/admin/teams/${host.id}/channels/${ch}/share`;
@@ -179,8 +190,8 @@ describe("sharing", () => {
     const cross = await api("POST", members, { token: host.admin, json: { user_ids: ["U0002"], team_id: other.id } });
     expect(cross.body).toEqual({ added: ["U0002"], unchanged: 0 });
     expect((await dir().pageChannels(other.id, null, 10)).map((c) => [c.id, c.teamId])).toEqual([[ch, host.id]]);
-    // The other team's admin cannot change the host's channel.
-    expect((await api("POST", members, { token: other.admin, json: { user_ids: ["U0001"] } })).status).toBe(403);
+    // The other team's admin cannot change the host's channel (nor learn the host team exists).
+    expect((await api("POST", members, { token: other.admin, json: { user_ids: ["U0001"] } })).status).toBe(404);
   });
 });
 

@@ -1,5 +1,6 @@
 import { env, evictDurableObject } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
+import { sharedChannelName } from "../../durable-objects/shared-channel/shared-channel";
 import { uniqueTeamId } from "../contract/fixtures";
 import { api, ok, platformToken, token } from "./client";
 
@@ -19,7 +20,7 @@ interface Fixture {
 async function buildTeam(): Promise<Fixture> {
   const team = uniqueTeamId("T");
   await ok(api("POST", "/v1/admin/teams", { token: await platformToken(), json: { id: team, name: "Cache Co" } }), 201);
-  const admin = await token(team, "UADMIN", ["admin"]);
+  const admin = await platformToken(); // the operator administers any team, adding no user of its own
   const base = `/v1/admin/teams/${team}`;
   const people: Array<[string, string, string, Record<string, unknown>]> = [
     ["ada", "admin", "ada@cache.test", { real_name: "Ada Lovelace", display_name: "Ada" }],
@@ -376,7 +377,7 @@ describe("shared channels", () => {
     expect(mention.items[0]).toMatchObject({ id: a.ids.amy, in_channel: true });
 
     // Storage: the member list is held once; each team cache holds only its own users' rows.
-    const shared = await env.SHARED_CHANNEL.get(env.SHARED_CHANNEL.idFromName(id)).stats();
+    const shared = await env.SHARED_CHANNEL.get(env.SHARED_CHANNEL.idFromName(sharedChannelName(a.team, id))).stats();
     expect(shared.byTeam).toEqual({ [a.team]: 2, [b.team]: 2 });
     const rowsIn = async (team: string) =>
       (
@@ -440,7 +441,7 @@ describe("bigger team: both query plans", () => {
   it("pages a common prefix (ordered walk) and a rare one (collect and sort) identically", async () => {
     const team = uniqueTeamId("T");
     await ok(api("POST", "/v1/admin/teams", { token: await platformToken(), json: { id: team, name: "Big" } }), 201);
-    const admin = await token(team, "UADMIN", ["admin"]);
+    const admin = await platformToken(); // the operator administers any team, adding no user of its own
     const users = Array.from({ length: 2_600 }, (_, i) => ({
       id: `U${String(i).padStart(6, "0")}`,
       email: `${i % 7 === 0 ? "rare" : "common"}${i}@big.test`,

@@ -1,7 +1,7 @@
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { uniqueTeamId } from "../contract/fixtures";
-import { token } from "./client";
+import { platformToken, token } from "./client";
 
 // The feature store's upload route and the team's RecStore: whole snapshots
 // only, copied to the edge on publish; and the served log feedback is checked
@@ -10,7 +10,8 @@ import { token } from "./client";
 const ndjson = (rows: unknown[]) => `${rows.map((r) => JSON.stringify(r)).join("\n")}\n`;
 
 async function upload(team: string, body: string, as = "admin", asOf = "2020-01-01"): Promise<Response> {
-  const t = await token(team, "UADMIN", as === "admin" ? ["admin"] : []);
+  // "admin": the operator (administers any team); else a user the team does not have.
+  const t = as === "admin" ? await platformToken() : await token(team, "UMEMBER");
   return SELF.fetch(`https://edge.test/v1/admin/teams/${team}/features/import?as_of=${asOf}&dataset=fixture`, {
     method: "POST",
     headers: { authorization: `Bearer ${t}`, "content-type": "application/x-ndjson" },
@@ -75,7 +76,7 @@ describe("feature snapshots", () => {
     const noDate = await SELF.fetch(`https://edge.test/v1/admin/teams/${team}/features/import?dataset=x`, {
       method: "POST",
       headers: {
-        authorization: `Bearer ${await token(team, "UADMIN", ["admin"])}`,
+        authorization: `Bearer ${await platformToken()}`,
         "content-type": "application/x-ndjson",
       },
       body: ndjson([{ kind: "u", key: "U1", data: {} }]),

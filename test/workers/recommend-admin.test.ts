@@ -100,7 +100,7 @@ async function call(
   }
 }
 
-const operator = () => token("TPLATFORM", "UOPERATOR", ["platform"]);
+const operator = () => token("TPLATFORM", "UOPERATOR");
 const unique = () => `t${crypto.randomUUID().slice(0, 8)}`;
 
 type Fixture = "lr" | "xgboost";
@@ -425,9 +425,9 @@ describe("experiments API", () => {
     expect(await env.MODELS.head(experimentObjectKey("nope"))).toBeNull();
   });
 
-  it("answers 403 to tokens without the platform scope and 401 without a token", async () => {
+  it("answers 403 to callers who are not operators and 401 without a token", async () => {
     const member = await token("TDEMO", "UMEMBER");
-    const admin = await token("TDEMO", "UADMIN", ["admin"]);
+    const admin = await token("TDEMO", "UADMIN");
     const key = { source: "invite", name: "lr", version: unique() };
     const requests: Array<[string, string, { json?: unknown; body?: BodyInit; type?: string }]> = [
       ["GET", "/v1/admin/recommend/experiments/invite", {}],

@@ -66,7 +66,8 @@ interface Answer {
 
 describe("recommend API", () => {
   const team = uniqueTeamId("TREC");
-  const admin = () => token(team, "UADMIN", ["admin"]);
+  /** Setup goes through the operator, which administers any team without being one of its users. */
+  const admin = () => platformToken();
   const as = (u: number) => token(team, userIdOf(u));
   const recommend = async (u: number, body: Record<string, unknown>) =>
     api<Answer & { error?: { code: string; message: string } }>("POST", "/v1/recommend", {
@@ -156,13 +157,21 @@ describe("recommend API", () => {
     const hours = (await recommend(6, { source: "send_time", limit: 24 })).body;
     expect(hours.items).toHaveLength(24);
     expect(new Set(hours.items.map((i) => Number(i.id)))).toEqual(new Set(Array.from({ length: 24 }, (_, h) => h)));
-    const invite = await api<Answer>("POST", "/v1/recommend", {
-      token: await admin(),
-      json: { source: "invite", limit: 5, context: { user: userIdOf(12), channels: ["C1"] } },
-    });
+    // Asking on behalf of someone takes a live admin role: a member may not; once promoted, it may;
+    // once deactivated, its token is worth nothing (rights come from live state, not the token).
+    const ask = async (u: number) =>
+      api<Answer>("POST", "/v1/recommend", {
+        token: await as(u),
+        json: { source: "invite", limit: 5, context: { user: userIdOf(12), channels: ["C1"] } },
+      });
+    expect((await ask(3)).status).toBe(403);
+    await ok(api("PATCH", `/v1/admin/teams/${team}/users/${userIdOf(3)}`, { token: await admin(), json: { role: "admin" } }));
+    const invite = await ask(3);
     expect(invite.status).toBe(200);
     expect(invite.body.user).toBe(userIdOf(12));
     expect(invite.body.items.map((i) => i.id)).not.toContain(userIdOf(12));
+    await ok(api("PATCH", `/v1/admin/teams/${team}/users/${userIdOf(3)}`, { token: await admin(), json: { role: "member" } }));
+    expect((await ask(3)).status).toBe(403);
   });
 
   it("keeps a user in the same experiment arm, and falls back to the hand-tuned model when the arm's model fails", async () => {
@@ -296,7 +305,7 @@ describe("recommend API", () => {
     await ok(api("POST", "/v1/admin/teams", { token: await platformToken(), json: { id: bare, name: "Bare" } }), 201);
     await ok(
       api("POST", `/v1/admin/teams/${bare}/users`, {
-        token: await token(bare, "UADMIN", ["admin"]),
+        token: await platformToken(),
         json: { id: "U1", email: "u1@bare.test" },
       }),
       201,

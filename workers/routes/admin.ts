@@ -10,8 +10,9 @@ import {
   type NewUserInput,
   updateTeam,
 } from "../../src/teams/lifecycle";
-import { PLANS, ROLES, type User } from "../../src/teams/model";
-import { requirePlatform, requireTeamAdmin } from "../auth";
+import { PLANS, ROLES, type Role, type User } from "../../src/teams/model";
+import { mayAdminister, mayChangeUser, mayOperate } from "../../src/auth/policy";
+import { authorize } from "../auth";
 import { type AppContext, type AppEnv, jsonBody } from "../http";
 import { issuesOf, readImport } from "../import-body";
 import { publishUserChanges } from "./directory-admin";
@@ -53,7 +54,7 @@ export const IMPORT_MAX_USERS = 50_000;
 
 export const adminRoutes = new Hono<AppEnv>()
   .post("/teams", async (c) => {
-    requirePlatform(c);
+    await authorize(c, mayOperate);
     const body = await jsonBody(c, NewTeam);
     const team = await createTeam(c.get("deps"), {
       id: body.id,
@@ -65,14 +66,14 @@ export const adminRoutes = new Hono<AppEnv>()
   })
   .get("/teams/:team", async (c) => {
     const teamId = c.req.param("team");
-    requireTeamAdmin(c, teamId);
+    await authorize(c, (p) => mayAdminister(p, teamId));
     const team = await c.get("deps").store.getTeam(teamId);
     if (!team) throw notFound(`team ${teamId} not found`);
     return c.json({ team: teamJson(team) });
   })
   .patch("/teams/:team", async (c) => {
     const teamId = c.req.param("team");
-    requireTeamAdmin(c, teamId);
+    await authorize(c, (p) => mayAdminister(p, teamId));
     const body = await jsonBody(c, TeamChange);
     const team = await updateTeam(c.get("deps"), teamId, {
       name: body.name,
@@ -83,15 +84,16 @@ export const adminRoutes = new Hono<AppEnv>()
   })
   .post("/teams/:team/users", async (c) => {
     const teamId = c.req.param("team");
-    requireTeamAdmin(c, teamId);
+    await authorize(c, (p) => mayAdminister(p, teamId));
     const body = await jsonBody(c, NewUser);
+    await authorize(c, (p) => mayChangeUser(p, teamId, null, { role: body.role }));
     const user = await createUser(c.get("deps"), teamId, { id: body.id, ...addressOf(body.email), role: body.role });
     await publishUserChanges(c, teamId, [user.id]);
     return c.json({ user: userJson(user) }, 201);
   })
   .post("/teams/:team/users/import", async (c) => {
     const teamId = c.req.param("team");
-    requireTeamAdmin(c, teamId);
+    await authorize(c, (p) => mayAdminister(p, teamId));
     const inputs = await readUsers(c);
     const deps = c.get("deps");
     const users = await importUsers(deps, teamId, inputs, { pageSize: IMPORT_PAGE_SIZE }).catch(async (error) => {
@@ -109,15 +111,16 @@ export const adminRoutes = new Hono<AppEnv>()
   })
   .get("/teams/:team/users/:user", async (c) => {
     const teamId = c.req.param("team");
-    requireTeamAdmin(c, teamId);
+    await authorize(c, (p) => mayAdminister(p, teamId));
     const user = await c.get("deps").store.getUser(teamId, c.req.param("user"));
     if (!user) throw notFound(`user ${c.req.param("user")} not found in team ${teamId}`);
     return c.json({ user: userJson(user) });
   })
   .patch("/teams/:team/users/:user", async (c) => {
     const teamId = c.req.param("team");
-    requireTeamAdmin(c, teamId);
+    await authorize(c, (p) => mayAdminister(p, teamId));
     const body = await jsonBody(c, UserChange);
+    await authorizeUserChange(c, teamId, c.req.param("user"), { role: body.role, deactivated: body.deactivated });
     const address = body.email === undefined ? {} : addressOf(body.email);
     const user = await changeUser(c.get("deps"), teamId, c.req.param("user"), {
       ...address,
@@ -129,25 +132,37 @@ export const adminRoutes = new Hono<AppEnv>()
   })
   .delete("/teams/:team/users/:user", async (c) => {
     const teamId = c.req.param("team");
-    requireTeamAdmin(c, teamId);
+    await authorize(c, (p) => mayAdminister(p, teamId));
+    await authorizeUserChange(c, teamId, c.req.param("user"), { deactivated: true });
     const user = await changeUser(c.get("deps"), teamId, c.req.param("user"), { deactivated: true });
     await publishUserChanges(c, teamId, [user.id]);
     return c.json({ user: userJson(user) });
   })
   .get("/teams/:team/domains", async (c) => {
     const teamId = c.req.param("team");
-    requireTeamAdmin(c, teamId);
+    await authorize(c, (p) => mayAdminister(p, teamId));
     const counts = await c.get("deps").counts.readAllCounts(teamId);
     return c.json({ counts: counts.map(({ domain, role, count }) => ({ domain, role, count })) });
   })
   .post("/teams/:team/heal", async (c) => {
     const teamId = c.req.param("team");
-    requireTeamAdmin(c, teamId);
+    await authorize(c, (p) => mayAdminister(p, teamId));
     const deps = c.get("deps");
     if (!(await deps.store.getTeam(teamId))) throw notFound(`team ${teamId} not found`);
     await deps.heals.requestHeal({ v: 1, teamId, reason: "admin", requestedAt: deps.clock.now() });
     return c.json({ queued: true }, 202);
   });
+
+/** Role and active-state changes go by the target's live role too (owners are managed by owners). */
+async function authorizeUserChange(
+  c: AppContext,
+  teamId: string,
+  userId: string,
+  change: { role?: Role; deactivated?: boolean },
+): Promise<void> {
+  const target = await c.get("deps").store.getUser(teamId, userId);
+  await authorize(c, (p) => mayChangeUser(p, teamId, target, change));
+}
 
 function addressOf(raw: string): { email: string; domain: string } {
   const parsed = parseEmail(raw);

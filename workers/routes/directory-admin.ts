@@ -9,7 +9,8 @@ import {
   normalizeChannelName,
   PROFILE_MAX,
 } from "../../src/directory/writer";
-import { requireTeamAdmin } from "../auth";
+import { mayAdminister } from "../../src/auth/policy";
+import { authorize } from "../auth";
 import { type AppContext, type AppEnv, jsonBody } from "../http";
 import { issuesOf, readImport } from "../import-body";
 
@@ -94,7 +95,7 @@ export const IMPORT_MAX_MEMBERSHIPS = 50_000;
 export const directoryAdminRoutes = new Hono<AppEnv>()
   .post("/teams/:team/channels/import", async (c) => {
     const teamId = c.req.param("team");
-    requireTeamAdmin(c, teamId);
+    await authorize(c, (p) => mayAdminister(p, teamId));
     const channels = await readImport(c, "channels", IMPORT_MAX_CHANNELS, (value) => {
       const parsed = NewChannelBody.safeParse(value);
       return parsed.success ? { ok: true, value: toNewChannel(parsed.data) } : issuesOf(parsed.error);
@@ -106,7 +107,7 @@ export const directoryAdminRoutes = new Hono<AppEnv>()
   })
   .post("/teams/:team/memberships/import", async (c) => {
     const teamId = c.req.param("team");
-    requireTeamAdmin(c, teamId);
+    await authorize(c, (p) => mayAdminister(p, teamId));
     const rows = await readImport(c, "memberships", IMPORT_MAX_MEMBERSHIPS, (value) => {
       const parsed = MembershipLine.safeParse(value);
       if (!parsed.success) return issuesOf(parsed.error);
@@ -121,7 +122,7 @@ export const directoryAdminRoutes = new Hono<AppEnv>()
   })
   .post("/teams/:team/channels", async (c) => {
     const teamId = c.req.param("team");
-    requireTeamAdmin(c, teamId);
+    await authorize(c, (p) => mayAdminister(p, teamId));
     const body = await jsonBody(c, NewChannelBody);
     const deps = c.get("deps");
     const { channel, events } = await deps.directory.createChannel(teamId, toNewChannel(body), deps.clock.now());
@@ -130,7 +131,7 @@ export const directoryAdminRoutes = new Hono<AppEnv>()
   })
   .patch("/teams/:team/channels/:channel", async (c) => {
     const teamId = c.req.param("team");
-    requireTeamAdmin(c, teamId);
+    await authorize(c, (p) => mayAdminister(p, teamId));
     const body = await jsonBody(c, ChannelChange);
     const deps = c.get("deps");
     const { channel, events } = await deps.directory.updateChannel(
@@ -144,7 +145,7 @@ export const directoryAdminRoutes = new Hono<AppEnv>()
   })
   .post("/teams/:team/channels/:channel/members", async (c) => {
     const teamId = c.req.param("team");
-    requireTeamAdmin(c, teamId);
+    await authorize(c, (p) => mayAdminister(p, teamId));
     const body = await jsonBody(c, MembersBody);
     const deps = c.get("deps");
     const members = body.user_ids.map((userId) => ({ userId, userTeamId: body.team_id }));
@@ -159,7 +160,7 @@ export const directoryAdminRoutes = new Hono<AppEnv>()
   })
   .delete("/teams/:team/channels/:channel/members/:user", async (c) => {
     const teamId = c.req.param("team");
-    requireTeamAdmin(c, teamId);
+    await authorize(c, (p) => mayAdminister(p, teamId));
     const deps = c.get("deps");
     const { removed, events } = await deps.directory.removeMembers(
       teamId,
@@ -172,7 +173,7 @@ export const directoryAdminRoutes = new Hono<AppEnv>()
   })
   .post("/teams/:team/channels/:channel/share", async (c) => {
     const teamId = c.req.param("team");
-    requireTeamAdmin(c, teamId);
+    await authorize(c, (p) => mayAdminister(p, teamId));
     const body = await jsonBody(c, ShareBody);
     const deps = c.get("deps");
     const { channel, events } = await deps.directory.shareChannel(
@@ -186,7 +187,7 @@ export const directoryAdminRoutes = new Hono<AppEnv>()
   })
   .patch("/teams/:team/users/:user/profile", async (c) => {
     const teamId = c.req.param("team");
-    requireTeamAdmin(c, teamId);
+    await authorize(c, (p) => mayAdminister(p, teamId));
     const body = await jsonBody(c, ProfileChange);
     const deps = c.get("deps");
     const { user, events } = await deps.directory.updateProfile(

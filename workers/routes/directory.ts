@@ -47,8 +47,8 @@ function params<S extends z.ZodType>(c: AppContext, schema: S): z.infer<S> {
 }
 
 function cacheFor(c: AppContext) {
-  const team = c.get("claims").team;
-  return { team, user: c.get("claims").user, stub: c.env.TEAM_CACHE.get(c.env.TEAM_CACHE.idFromName(team)) };
+  const { team, user } = c.get("identity");
+  return { team, user, stub: c.env.TEAM_CACHE.get(c.env.TEAM_CACHE.idFromName(team)) };
 }
 
 function unwrap<T>(result: CacheResult<T>): T {

@@ -1,6 +1,8 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { classifyInvites, MAX_EMAILS_PER_REQUEST } from "../../src/invites/classify-invites";
+import { mayUseTeam } from "../../src/auth/policy";
+import { authorize } from "../auth";
 import { type AppEnv, jsonBody } from "../http";
 
 const ClassifyBody = z.strictObject({
@@ -11,7 +13,8 @@ const ClassifyBody = z.strictObject({
 
 export const inviteRoutes = new Hono<AppEnv>().post("/classify", async (c) => {
   const { emails } = await jsonBody(c, ClassifyBody);
-  const claims = c.get("claims");
-  const { results, healQueued } = await classifyInvites(c.get("deps"), claims.team, claims.user, emails);
-  return c.json({ team: claims.team, results, heal_queued: healQueued });
+  const { team, user } = c.get("identity");
+  await authorize(c, (p) => mayUseTeam(p, team));
+  const { results, healQueued } = await classifyInvites(c.get("deps"), team, user, emails);
+  return c.json({ team, results, heal_queued: healQueued });
 });

@@ -5,7 +5,8 @@ import { AppError } from "../../src/errors";
 import { type ModelKey, modelKeyString, parseManifest } from "../../src/models/manifest";
 import { armModel, experimentSchema } from "../../src/recommend/experiments";
 import { isSource, SOURCE_NAMES } from "../../src/recommend/sources";
-import { requirePlatform } from "../auth";
+import { mayOperate } from "../../src/auth/policy";
+import { authorize } from "../auth";
 import { type AppContext, type AppEnv, errorBody, jsonBody } from "../http";
 import type { BundledModelStore } from "../models/bundled";
 import { type CurrentExperiment, r2ExperimentStore } from "../models/experiment-store";
@@ -43,7 +44,7 @@ export function createRecommendAdminRoutes(options: RecommendAdminOptions = {}) 
 
   // Scoped to these paths: a "*" here would apply to every /v1/admin route once mounted.
   const operatorsOnly = async (c: AppContext, next: () => Promise<void>) => {
-    requirePlatform(c);
+    await authorize(c, mayOperate);
     const source = c.req.param("source") ?? "";
     if (!isSource(source)) {
       return refuse(c, 404, "unknown_source", `unknown source "${source}"; sources are ${SOURCE_NAMES.join(", ")}`);

@@ -5,7 +5,8 @@ import { parseFeatureRow } from "../../src/recommend/feature-rows";
 import type { FeatureRow } from "../../src/recommend/feature-store";
 import { UniqueViolation } from "../../src/unique-violation";
 import { featureStore } from "../../storage/feature-store";
-import { requireTeamAdmin } from "../auth";
+import { mayAdminister } from "../../src/auth/policy";
+import { authorize } from "../auth";
 import { driverFor } from "../deps";
 import type { AppEnv } from "../http";
 import { readNdjson } from "../ndjson";
@@ -22,7 +23,7 @@ export const MAX_SNAPSHOT_ROWS = 5_000_000;
 
 export const recommendFeatureRoutes = new Hono<AppEnv>().post("/teams/:team/features/import", async (c) => {
   const teamId = c.req.param("team");
-  requireTeamAdmin(c, teamId);
+  await authorize(c, (p) => mayAdminister(p, teamId));
   const asOfText = c.req.query("as_of") ?? "";
   let asOf: number;
   try {

@@ -12,7 +12,8 @@ import {
   SUBJECT_SOURCES,
   takesSubject,
 } from "../../src/recommend/sources";
-import { hasScope } from "../auth";
+import { mayActFor, mayUseTeam } from "../../src/auth/policy";
+import { authorize } from "../auth";
 import { type AppContext, type AppEnv, jsonBody } from "../http";
 import { metrics } from "../metrics";
 import { scorerSelectionDeps, selectScorer } from "../models/scorer-selection";
@@ -57,8 +58,9 @@ export const recommendRoutes = new Hono<AppEnv>()
   .post("/", async (c) => {
     const body = await jsonBody(c, RecommendBody);
     const source = sourceOf(c, body.source);
-    const { team, user: caller } = c.get("claims");
+    const { team, user: caller } = c.get("identity");
     const subject = subjectOf(c, source, body.context.user);
+    await authorize(c, (p) => mayActFor(p, team, subject));
     const cache = c.env.TEAM_CACHE.get(c.env.TEAM_CACHE.idFromName(team));
     // The subject must be an active member; for invite, the member's channels default to theirs now.
     let context: Record<string, unknown> = body.context;
@@ -144,7 +146,8 @@ export const recommendRoutes = new Hono<AppEnv>()
   })
   .post("/feedback", async (c) => {
     const body = await jsonBody(c, FeedbackBody);
-    const { team, user } = c.get("claims");
+    const { team, user } = c.get("identity");
+    await authorize(c, (p) => mayUseTeam(p, team));
     const store = c.env.REC_STORE.get(c.env.REC_STORE.idFromName(team));
     const check = await store.checkFeedback(
       body.request_id,
@@ -183,9 +186,9 @@ function sourceOf(c: AppContext, value: string): Source {
   return value;
 }
 
-/** Whom the answer is for: the caller, or (invite, send_time) a teammate a team admin names. */
+/** Whom the answer is for: the caller, or (invite, send_time) a teammate (the policy decides who may name one). */
 function subjectOf(c: AppContext, source: Source, named: string | undefined): string {
-  const { user } = c.get("claims");
+  const { user } = c.get("identity");
   if (named === undefined || named === user) return user;
   if (!takesSubject(source)) {
     throw new AppError(
@@ -194,8 +197,6 @@ function subjectOf(c: AppContext, source: Source, named: string | undefined): st
       `context.user is only for ${SUBJECT_SOURCES.join(" and ")}, not ${source} (${SOURCES[source]}s)`,
     );
   }
-  if (!hasScope(c, "admin"))
-    throw new AppError(403, "forbidden", "only a team admin may ask on behalf of someone else");
   return named;
 }
 

@@ -1,0 +1,125 @@
+import { sign, verify } from "hono/jwt";
+
+// Access tokens: HS256 JWTs signed and checked by hono/jwt. A token names who
+// is calling (team and user) and nothing else: roles, admin rights and active
+// state are read from live state on every request (src/auth/policy.ts), so a
+// demoted or deactivated user loses their rights at once, not when the token
+// runs out. `exp`, `nbf` and `iat` are required and enforced, and a token may
+// live at most MAX_TOKEN_TTL_SECONDS, so a leaked one is worth little.
+
+/** Shorter secrets are refused: HS256 wants a key at least as long as its hash. */
+export const MIN_SECRET_BYTES = 32;
+/** Default lifetime of an access token. */
+export const DEFAULT_TOKEN_TTL_SECONDS = 3600;
+/** The longest an access token may live (checked on verify, whatever it says). */
+export const MAX_TOKEN_TTL_SECONDS = 24 * 3600;
+/** How far a client's clock may run ahead of ours when it minted `iat`/`nbf`. */
+export const CLOCK_SKEW_SECONDS = 60;
+
+/** What a verified access token says: identity only. */
+export interface Identity {
+  team: string;
+  user: string;
+  /** When the token stops being valid (seconds); a socket opened with it closes then. */
+  exp: number;
+}
+
+export type VerifyResult = { ok: true; identity: Identity } | { ok: false; reason: string };
+
+/** Token `use` claims: an access token can never be replayed as a socket ticket, or the reverse. */
+export type TokenUse = "access" | "rtm";
+
+export class SecretError extends Error {
+  override readonly name = "SecretError";
+}
+
+/** Throws unless the secret is configured and at least MIN_SECRET_BYTES long (UTF-8). */
+export function checkSecret(secret: string | undefined): string {
+  if (!secret) throw new SecretError("JWT_SECRET is not configured");
+  const bytes = new TextEncoder().encode(secret).length;
+  if (bytes < MIN_SECRET_BYTES) {
+    throw new SecretError(`JWT_SECRET is ${bytes} bytes; at least ${MIN_SECRET_BYTES} are required`);
+  }
+  return secret;
+}
+
+const ID = /^[A-Za-z0-9_-]{1,40}$/;
+
+export async function signToken(
+  who: { team: string; user: string; ttlSeconds?: number; use?: TokenUse; extra?: Record<string, string | number> },
+  secret: string,
+  nowSeconds = Math.floor(Date.now() / 1000),
+): Promise<string> {
+  checkSecret(secret);
+  const ttl = who.ttlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS;
+  return sign(
+    {
+      ...who.extra,
+      team: who.team,
+      sub: who.user,
+      use: who.use ?? "access",
+      iat: nowSeconds,
+      nbf: nowSeconds,
+      exp: nowSeconds + ttl,
+    },
+    secret,
+    "HS256",
+  );
+}
+
+/**
+ * Checks signature (HS256 only: the header's alg is compared, never
+ * trusted), `use`, and the time claims: all three present and finite,
+ * `nbf`/`iat` not in the future (beyond the skew), `exp` in the future and
+ * no further from `iat` than `maxTtl`.
+ */
+export async function verifyToken(
+  token: string,
+  secret: string,
+  options: { nowSeconds?: number; use?: TokenUse; maxTtlSeconds?: number } = {},
+): Promise<VerifyResult & { claims?: Record<string, unknown> }> {
+  const now = options.nowSeconds ?? Math.floor(Date.now() / 1000);
+  const use = options.use ?? "access";
+  const maxTtl = options.maxTtlSeconds ?? MAX_TOKEN_TTL_SECONDS;
+  if (token.length > 4096) return { ok: false, reason: "malformed token" };
+  let payload: Record<string, unknown>;
+  try {
+    // hono/jwt checks exp/nbf/iat against its own clock; ours (injectable for
+    // tests) is checked below, strictly, so theirs is switched off here.
+    payload = (await verify(token, secret, { alg: "HS256", exp: false, nbf: false, iat: false })) as Record<
+      string,
+      unknown
+    >;
+  } catch (error) {
+    return { ok: false, reason: reasonOf(error) };
+  }
+  const { team, sub, exp, nbf, iat } = payload;
+  if (payload.use !== use) return { ok: false, reason: `not an ${use === "access" ? "access token" : "rtm ticket"}` };
+  if (typeof team !== "string" || !ID.test(team) || typeof sub !== "string" || !ID.test(sub)) {
+    return { ok: false, reason: "token lacks a valid team or user" };
+  }
+  if (!isTime(exp) || !isTime(nbf) || !isTime(iat)) return { ok: false, reason: "token lacks exp, nbf or iat" };
+  if (iat > now + CLOCK_SKEW_SECONDS) return { ok: false, reason: "token issued in the future" };
+  if (nbf > now + CLOCK_SKEW_SECONDS) return { ok: false, reason: "token not valid yet" };
+  if (exp <= now) return { ok: false, reason: "token expired" };
+  if (exp - iat > maxTtl) return { ok: false, reason: `token lifetime exceeds ${maxTtl} s` };
+  return { ok: true, identity: { team, user: sub, exp }, claims: payload };
+}
+
+function isTime(v: unknown): v is number {
+  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+}
+
+function reasonOf(error: unknown): string {
+  const name = error instanceof Error ? error.name : "";
+  switch (name) {
+    case "JwtTokenSignatureMismatched":
+      return "bad token signature";
+    case "JwtAlgorithmNotImplemented":
+    case "JwtAlgorithmMismatch":
+    case "JwtHeaderInvalid":
+      return "unsupported token algorithm";
+    default:
+      return "malformed token";
+  }
+}
