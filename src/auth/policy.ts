@@ -88,6 +88,19 @@ export function mayChangeUser(
   return ALLOW;
 }
 
+/**
+ * Sharing a channel into another team, or adding another team's users to
+ * one: operators only, for now. A team admin doing it alone would act without
+ * the other team's consent, and the answer would reveal whether that team or
+ * its users exist. Connections with consent on both sides (Slack Connect)
+ * replace this rule.
+ */
+export function mayShareAcrossTeams(p: Principal): Decision {
+  return p.kind === "operator"
+    ? ALLOW
+    : forbidden("sharing with another team needs a connection both teams accepted; ask a platform operator");
+}
+
 /** Asking on behalf of `subject` (recommendations for a teammate): yourself, or as an admin of the team. */
 export function mayActFor(p: Principal, teamId: string, subject: string): Decision {
   const use = mayUseTeam(p, teamId);

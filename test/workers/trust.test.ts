@@ -1,6 +1,8 @@
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { maySeeChannel, maySeeUser } from "../../src/auth/policy";
 import { signToken } from "../../src/auth/tokens";
+import type { Role } from "../../src/teams/model";
 import { createApp } from "../../workers/app";
 import { uniqueTeamId } from "../contract/fixtures";
 import { api, newTeam, ok, platformToken, SECRET, token } from "./client";
@@ -128,7 +130,7 @@ describe("shared channels are named by their host team", () => {
     const a = await newTeam({ role: "admin" });
     const d = await teamWith({ UD1: "member" });
     await ok(api("POST", `/v1/admin/teams/${a.id}/channels`, { token: a.admin, json: { id: "CSAME", name: "a-chan" } }), 201);
-    await ok(api("POST", `/v1/admin/teams/${a.id}/channels/CSAME/share`, { token: a.admin, json: { team_id: d } }));
+    await ok(api("POST", `/v1/admin/teams/${a.id}/channels/CSAME/share`, { token: operator, json: { team_id: d } }));
     await ok(
       api("POST", `/v1/admin/teams/${a.id}/channels/CSAME/members`, { token: a.admin, json: { user_ids: [a.adminId] } }),
     );
@@ -140,6 +142,27 @@ describe("shared channels are named by their host team", () => {
       api("GET", "/v1/directory/channels/CSAME", { token: a.admin }),
     );
     expect(header.channel.member_count).toBe(1);
+  });
+});
+
+describe("sharing across teams", () => {
+  it("is not a team admin's alone, and answers the same whether the other team exists or not", async () => {
+    const a = await newTeam({ role: "owner" });
+    const other = await teamWith({ UO1: "member" });
+    await ok(api("POST", `/v1/admin/teams/${a.id}/channels`, { token: a.admin, json: { id: "CX", name: "cx" } }), 201);
+    const share = (team: string) =>
+      api<ErrorBody>("POST", `/v1/admin/teams/${a.id}/channels/CX/share`, { token: a.admin, json: { team_id: team } });
+    const existing = await share(other);
+    const missing = await share("TNOSUCHTEAM");
+    expect(existing).toEqual(missing);
+    expect(existing.status).toBe(403);
+    const add = (team: string) =>
+      api<ErrorBody>("POST", `/v1/admin/teams/${a.id}/channels/CX/members`, {
+        token: a.admin,
+        json: { user_ids: ["UO1"], team_id: team },
+      });
+    expect(await add(other)).toEqual(await add("TNOSUCHTEAM"));
+    expect((await add(other)).status).toBe(403);
   });
 });
 
@@ -216,5 +239,49 @@ describe("bad input is a 4xx that changes nothing", () => {
     expect(((await res.json()) as ErrorBody).error.code).toBe("unavailable");
     // The real deployment's secret is long enough.
     expect((await SELF.fetch("https://edge.test/healthz")).status).toBe(200);
+  });
+});
+
+describe("the cache's SQL visibility is the policy's", () => {
+  it("agrees with maySeeChannel and maySeeUser for every viewer, channel and user of a small team", async () => {
+    const roles: Record<string, Role> = { UOWN: "owner", UMEM: "member", UGST: "guest", UMEM2: "member", UGST2: "guest" };
+    const team = await teamWith(roles);
+    const operator = await platformToken();
+    const channels: Record<string, { isPrivate: boolean; members: string[] }> = {
+      CPUB: { isPrivate: false, members: ["UMEM", "UGST"] },
+      CPUB2: { isPrivate: false, members: ["UMEM2"] },
+      CPRIV: { isPrivate: true, members: ["UOWN", "UGST2"] },
+      CPRIV2: { isPrivate: true, members: ["UMEM2"] },
+    };
+    for (const [id, ch] of Object.entries(channels)) {
+      await ok(
+        api("POST", `/v1/admin/teams/${team}/channels`, {
+          token: operator,
+          json: { id, name: id.toLowerCase(), private: ch.isPrivate },
+        }),
+        201,
+      );
+      await ok(api("POST", `/v1/admin/teams/${team}/channels/${id}/members`, { token: operator, json: { user_ids: ch.members } }));
+    }
+    const cache = env.TEAM_CACHE.get(env.TEAM_CACHE.idFromName(team));
+    const users = Object.keys(roles);
+    for (const viewer of users) {
+      const v = { role: roles[viewer] as Role, active: true };
+      const mine = new Set(Object.entries(channels).flatMap(([id, ch]) => (ch.members.includes(viewer) ? [id] : [])));
+      const answer = await cache.visible(team, viewer, users, Object.keys(channels));
+      expect(answer.ok).toBe(true);
+      if (!answer.ok) continue;
+      const expectedChannels = Object.entries(channels)
+        .filter(([id, ch]) => maySeeChannel(v, { isPrivate: ch.isPrivate, viewerIsMember: mine.has(id) }))
+        .map(([id]) => id);
+      expect(answer.value.channels.ids.sort(), viewer).toEqual(expectedChannels.sort());
+      const expectedUsers = users.filter((u) =>
+        maySeeUser(v, {
+          isSelf: u === viewer,
+          sharesChannel: [...mine].some((c) => channels[c]?.members.includes(u)),
+        }),
+      );
+      expect(answer.value.users.ids.sort(), viewer).toEqual(expectedUsers.sort());
+    }
   });
 });

@@ -9,7 +9,7 @@ import {
   normalizeChannelName,
   PROFILE_MAX,
 } from "../../src/directory/writer";
-import { mayAdminister } from "../../src/auth/policy";
+import { mayAdminister, mayShareAcrossTeams } from "../../src/auth/policy";
 import { authorize } from "../auth";
 import { type AppContext, type AppEnv, jsonBody } from "../http";
 import { issuesOf, readImport } from "../import-body";
@@ -147,6 +147,8 @@ export const directoryAdminRoutes = new Hono<AppEnv>()
     const teamId = c.req.param("team");
     await authorize(c, (p) => mayAdminister(p, teamId));
     const body = await jsonBody(c, MembersBody);
+    // Adding another team's users: the same rule as sharing (see /share).
+    if (body.team_id !== undefined && body.team_id !== teamId) await authorize(c, mayShareAcrossTeams);
     const deps = c.get("deps");
     const members = body.user_ids.map((userId) => ({ userId, userTeamId: body.team_id }));
     const { added, unchanged, events } = await deps.directory.addMembers(
@@ -173,7 +175,10 @@ export const directoryAdminRoutes = new Hono<AppEnv>()
   })
   .post("/teams/:team/channels/:channel/share", async (c) => {
     const teamId = c.req.param("team");
-    await authorize(c, (p) => mayAdminister(p, teamId));
+    // Operators only until connections with consent on both sides exist (Slack
+    // Connect): a team admin sharing into any team would act without that
+    // team's consent, and the answer would tell whether a team id exists.
+    await authorize(c, mayShareAcrossTeams);
     const body = await jsonBody(c, ShareBody);
     const deps = c.get("deps");
     const { channel, events } = await deps.directory.shareChannel(
