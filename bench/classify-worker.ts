@@ -194,6 +194,11 @@ const routes: Record<string, (req: Request, env: Env) => Promise<unknown>> = {
   },
 };
 
+// The classify route reads the caller's live role from its team's cache
+// (src/auth/policy.ts), as deployed: the bench serves the same objects.
+export { SharedChannel } from "../durable-objects/shared-channel/shared-channel";
+export { TeamCache } from "../durable-objects/team-cache/team-cache";
+
 export default {
   async fetch(request, env, ctx) {
     const route = routes[new URL(request.url).pathname];

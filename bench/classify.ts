@@ -50,7 +50,13 @@ const VARS = {
 const post = postJson;
 
 async function runAdapter(name: "d1" | "mysql", script: string): Promise<BenchResult[]> {
-  const backend = await startBackend(name, script, { vars: VARS });
+  const backend = await startBackend(name, script, {
+    vars: VARS,
+    durableObjects: {
+      TEAM_CACHE: { className: "TeamCache", useSQLite: true },
+      SHARED_CHANNEL: { className: "SharedChannel", useSQLite: true },
+    },
+  });
   const { url } = backend;
   try {
     const t0 = performance.now();
