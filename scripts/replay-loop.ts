@@ -163,13 +163,9 @@ async function main() {
     log(
       `imported ${summary.users} users, ${summary.channels} channels, ${summary.memberships} memberships, ${summary.featureRows} feature rows in ${phase.import} s`,
     );
-    const platformToken = await signToken(
-      { team: "TPLATFORM", user: "UOPERATOR", ttlSeconds: 6 * 3600 },
-      secret,
-    );
+    const platformToken = await signToken({ team: "TPLATFORM", user: "UOPERATOR", ttlSeconds: 6 * 3600 }, secret);
     const tokens = new Map<string, string>();
-    for (const u of users)
-      tokens.set(u, await signToken({ team: TEAM, user: u, ttlSeconds: 6 * 3600 }, secret));
+    for (const u of users) tokens.set(u, await signToken({ team: TEAM, user: u, ttlSeconds: 6 * 3600 }, secret));
     const adminHeaders = { authorization: `Bearer ${platformToken}` };
 
     // The default experiment (one arm, the bundled model) before we change anything.

@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { AppError } from "../src/errors";
 import { mayOperate } from "../src/auth/policy";
+import { AppError } from "../src/errors";
 import { authorize, requireToken } from "./auth";
 import { depsFor } from "./deps";
 import { type AppEnv, errorBody } from "./http";

@@ -1,5 +1,5 @@
 import type { MiddlewareHandler } from "hono";
-import { type Decision, isOperator, parseOperators, type Principal } from "../src/auth/policy";
+import { type Decision, isOperator, type Principal, parseOperators } from "../src/auth/policy";
 import { checkSecret, SecretError, verifyToken } from "../src/auth/tokens";
 import { AppError } from "../src/errors";
 import type { AppContext, AppEnv } from "./http";
@@ -46,7 +46,9 @@ export async function principalOf(c: AppContext): Promise<Principal> {
     principal = { kind: "operator", team, user };
   } else {
     const live = await c.env.TEAM_CACHE.get(c.env.TEAM_CACHE.idFromName(team)).actor(team, user);
-    principal = live ? { kind: "member", team, user, role: live.role, active: live.active } : { kind: "unknown", team, user };
+    principal = live
+      ? { kind: "member", team, user, role: live.role, active: live.active }
+      : { kind: "unknown", team, user };
   }
   c.set("principal", principal);
   return principal;

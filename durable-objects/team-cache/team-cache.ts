@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
+import { mayUseTeam } from "../../src/auth/policy";
 import type { ChangeEvent, DirectoryChange } from "../../src/directory/model";
 import type { DirectorySource } from "../../src/directory/source";
-import { mayUseTeam } from "../../src/auth/policy";
 import { isRole, type Role } from "../../src/teams/model";
 import { directorySourceFor } from "../../workers/deps";
 import { sharedChannelName } from "../shared-channel/shared-channel";
@@ -211,7 +211,8 @@ export class TeamCache extends DurableObject<Env> {
       return c ? ok(c) : notFound(`channel ${channelId} not found`);
     });
     const host = result.ok && result.value.is_shared ? this.sharedHost(channelId) : null;
-    if (result.ok && host) result.value.member_count = await this.sharedChannel(host, channelId).memberCount(host, channelId);
+    if (result.ok && host)
+      result.value.member_count = await this.sharedChannel(host, channelId).memberCount(host, channelId);
     return result;
   }
 
@@ -338,7 +339,9 @@ export class TeamCache extends DurableObject<Env> {
     this.checkFreshness(teamId);
     const live = this.liveActor(viewerId);
     const decision = mayUseTeam(
-      live ? { kind: "member", team: teamId, user: viewerId, ...live } : { kind: "unknown", team: teamId, user: viewerId },
+      live
+        ? { kind: "member", team: teamId, user: viewerId, ...live }
+        : { kind: "unknown", team: teamId, user: viewerId },
       teamId,
     );
     const v = decision.ok ? viewerOf(this.sql, viewerId) : null;

@@ -121,5 +121,7 @@ function zeroCounts(): RoleCounts {
 }
 
 function echo(raw: unknown): string {
-  return typeof raw === "string" ? raw.slice(0, 320) : `(${raw === null ? "null" : Array.isArray(raw) ? "array" : typeof raw})`;
+  return typeof raw === "string"
+    ? raw.slice(0, 320)
+    : `(${raw === null ? "null" : Array.isArray(raw) ? "array" : typeof raw})`;
 }

@@ -43,28 +43,41 @@ describe("access tokens", () => {
   });
 
   it("enforce nbf and iat, and require all three time claims", async () => {
-    const at = (claims: Record<string, unknown>) => raw({ ...base, ...claims }).then((t) => verifyToken(t, S, { nowSeconds: NOW }));
+    const at = (claims: Record<string, unknown>) =>
+      raw({ ...base, ...claims }).then((t) => verifyToken(t, S, { nowSeconds: NOW }));
     expect(await at({ nbf: NOW + 600 })).toMatchObject({ ok: false, reason: "token not valid yet" });
-    expect(await at({ iat: NOW + 600, exp: NOW + 700 })).toMatchObject({ ok: false, reason: "token issued in the future" });
+    expect(await at({ iat: NOW + 600, exp: NOW + 700 })).toMatchObject({
+      ok: false,
+      reason: "token issued in the future",
+    });
     for (const missing of ["exp", "nbf", "iat"] as const) {
       const rest: Record<string, unknown> = { ...base };
       delete rest[missing];
       const t = await raw(rest);
-      expect(await verifyToken(t, S, { nowSeconds: NOW })).toMatchObject({ ok: false, reason: "token lacks exp, nbf or iat" });
+      expect(await verifyToken(t, S, { nowSeconds: NOW })).toMatchObject({
+        ok: false,
+        reason: "token lacks exp, nbf or iat",
+      });
     }
   });
 
   it("never accept a token that does not expire or lives too long", async () => {
-    const at = (claims: Record<string, unknown>) => raw({ ...base, ...claims }).then((t) => verifyToken(t, S, { nowSeconds: NOW }));
+    const at = (claims: Record<string, unknown>) =>
+      raw({ ...base, ...claims }).then((t) => verifyToken(t, S, { nowSeconds: NOW }));
     // 1e309 is Infinity once parsed; 1e300 is finite but not a safe integer.
     const inf = await raw({ ...base, exp: 0 }).then((t) => {
       const [h, , s] = t.split(".");
-      const payload = Buffer.from(JSON.stringify(base).replace(`"exp":${NOW + 60}`, '"exp":1e309')).toString("base64url");
+      const payload = Buffer.from(JSON.stringify(base).replace(`"exp":${NOW + 60}`, '"exp":1e309')).toString(
+        "base64url",
+      );
       return `${h}.${payload}.${s}`;
     });
     expect((await verifyToken(inf, S, { nowSeconds: NOW })).ok).toBe(false);
     expect((await at({ exp: 1e300 })).ok).toBe(false);
-    expect(await at({ exp: NOW + MAX_TOKEN_TTL_SECONDS + 1 })).toMatchObject({ ok: false, reason: `token lifetime exceeds ${MAX_TOKEN_TTL_SECONDS} s` });
+    expect(await at({ exp: NOW + MAX_TOKEN_TTL_SECONDS + 1 })).toMatchObject({
+      ok: false,
+      reason: `token lifetime exceeds ${MAX_TOKEN_TTL_SECONDS} s`,
+    });
     expect((await at({ exp: "soon" })).ok).toBe(false);
   });
 

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { uniqueTeamId } from "../contract/fixtures";
-import { api, newTeam as createTeam, eventually, platformToken, SECRET, token } from "./client";
+import { api, newTeam as createTeam, eventually, platformToken, token } from "./client";
 
 // End to end through the Worker: auth, admin API, the real queue consumers
 // (Miniflare's local Queues) and classification, on D1.

@@ -35,7 +35,11 @@ export async function newTeam(
   await ok(
     api("POST", `/v1/admin/teams/${id}/users`, {
       token: operator,
-      json: { id: adminId, email: `${adminId.toLowerCase()}@${id.toLowerCase()}.admin.test`, role: options.role ?? "admin" },
+      json: {
+        id: adminId,
+        email: `${adminId.toLowerCase()}@${id.toLowerCase()}.admin.test`,
+        role: options.role ?? "admin",
+      },
     }),
     201,
   );

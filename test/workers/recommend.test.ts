@@ -165,12 +165,22 @@ describe("recommend API", () => {
         json: { source: "invite", limit: 5, context: { user: userIdOf(12), channels: ["C1"] } },
       });
     expect((await ask(3)).status).toBe(403);
-    await ok(api("PATCH", `/v1/admin/teams/${team}/users/${userIdOf(3)}`, { token: await admin(), json: { role: "admin" } }));
+    await ok(
+      api("PATCH", `/v1/admin/teams/${team}/users/${userIdOf(3)}`, { token: await admin(), json: { role: "admin" } }),
+    );
     const invite = await ask(3);
     expect(invite.status).toBe(200);
     expect(invite.body.user).toBe(userIdOf(12));
     expect(invite.body.items.map((i) => i.id)).not.toContain(userIdOf(12));
-    await ok(api("PATCH", `/v1/admin/teams/${team}/users/${userIdOf(3)}`, { token: await admin(), json: { role: "member" } }));
+    await ok(
+      api("PATCH", `/v1/admin/teams/${team}/users/${userIdOf(3)}`, { token: await admin(), json: { role: "member" } }),
+    );
+    expect((await ask(3)).status).toBe(403);
+    // A deactivated admin: its token still verifies, and is refused.
+    await ok(
+      api("PATCH", `/v1/admin/teams/${team}/users/${userIdOf(3)}`, { token: await admin(), json: { role: "admin" } }),
+    );
+    await ok(api("DELETE", `/v1/admin/teams/${team}/users/${userIdOf(3)}`, { token: await admin() }));
     expect((await ask(3)).status).toBe(403);
   });
 

@@ -113,7 +113,10 @@ describe("shared channels are named by their host team", () => {
     const b = await teamWith({ UB1: "member", UB2: "member", UB3: "member" });
     const c = await teamWith({ UC1: "member" });
     const operator = await platformToken();
-    await ok(api("POST", `/v1/admin/teams/${b}/channels`, { token: operator, json: { id: "CSAME", name: "b-chan" } }), 201);
+    await ok(
+      api("POST", `/v1/admin/teams/${b}/channels`, { token: operator, json: { id: "CSAME", name: "b-chan" } }),
+      201,
+    );
     await ok(api("POST", `/v1/admin/teams/${b}/channels/CSAME/share`, { token: operator, json: { team_id: c } }));
     await ok(
       api("POST", `/v1/admin/teams/${b}/channels/CSAME/members`, {
@@ -129,10 +132,16 @@ describe("shared channels are named by their host team", () => {
     // Team A (its own admin) makes a channel with the same id, shares it, adds a member.
     const a = await newTeam({ role: "admin" });
     const d = await teamWith({ UD1: "member" });
-    await ok(api("POST", `/v1/admin/teams/${a.id}/channels`, { token: a.admin, json: { id: "CSAME", name: "a-chan" } }), 201);
+    await ok(
+      api("POST", `/v1/admin/teams/${a.id}/channels`, { token: a.admin, json: { id: "CSAME", name: "a-chan" } }),
+      201,
+    );
     await ok(api("POST", `/v1/admin/teams/${a.id}/channels/CSAME/share`, { token: operator, json: { team_id: d } }));
     await ok(
-      api("POST", `/v1/admin/teams/${a.id}/channels/CSAME/members`, { token: a.admin, json: { user_ids: [a.adminId] } }),
+      api("POST", `/v1/admin/teams/${a.id}/channels/CSAME/members`, {
+        token: a.admin,
+        json: { user_ids: [a.adminId] },
+      }),
     );
     const aMembers = await ok<{ items: Array<{ id: string }> }>(
       api("GET", "/v1/directory/channels/CSAME/members", { token: a.admin }),
@@ -178,10 +187,14 @@ describe("bad input is a 4xx that changes nothing", () => {
     expect(res.status).toBe(400);
     expect(res.body.error.message).toMatch(/nested deeper/);
     // Elements of the wrong type are named, not echoed back.
-    const typed = await api<{ error: { details: { invalid: Array<{ value: string }> } } }>("POST", "/v1/invites/classify", {
-      token: await token(team, "UMEM"),
-      json: { emails: [{ a: [1, 2, 3] }, "x"] },
-    });
+    const typed = await api<{ error: { details: { invalid: Array<{ value: string }> } } }>(
+      "POST",
+      "/v1/invites/classify",
+      {
+        token: await token(team, "UMEM"),
+        json: { emails: [{ a: [1, 2, 3] }, "x"] },
+      },
+    );
     expect(typed.status).toBe(400);
     expect(typed.body.error.details.invalid.map((i) => i.value)).toEqual(["(object)", "x"]);
   });
@@ -221,7 +234,9 @@ describe("bad input is a 4xx that changes nothing", () => {
     // 1e309 does not survive JSON.parse as a number: the same 401.
     const t = await sign(base, SECRET, "HS256");
     const [h, , s] = t.split(".");
-    const payload = Buffer.from(JSON.stringify(base).replace(`"exp":${now + 600}`, '"exp":1e309')).toString("base64url");
+    const payload = Buffer.from(JSON.stringify(base).replace(`"exp":${now + 600}`, '"exp":1e309')).toString(
+      "base64url",
+    );
     expect((await api("GET", "/v1/directory/boot", { token: `${h}.${payload}.${s}` })).status).toBe(401);
   });
 
@@ -244,7 +259,13 @@ describe("bad input is a 4xx that changes nothing", () => {
 
 describe("the cache's SQL visibility is the policy's", () => {
   it("agrees with maySeeChannel and maySeeUser for every viewer, channel and user of a small team", async () => {
-    const roles: Record<string, Role> = { UOWN: "owner", UMEM: "member", UGST: "guest", UMEM2: "member", UGST2: "guest" };
+    const roles: Record<string, Role> = {
+      UOWN: "owner",
+      UMEM: "member",
+      UGST: "guest",
+      UMEM2: "member",
+      UGST2: "guest",
+    };
     const team = await teamWith(roles);
     const operator = await platformToken();
     const channels: Record<string, { isPrivate: boolean; members: string[] }> = {
@@ -261,7 +282,12 @@ describe("the cache's SQL visibility is the policy's", () => {
         }),
         201,
       );
-      await ok(api("POST", `/v1/admin/teams/${team}/channels/${id}/members`, { token: operator, json: { user_ids: ch.members } }));
+      await ok(
+        api("POST", `/v1/admin/teams/${team}/channels/${id}/members`, {
+          token: operator,
+          json: { user_ids: ch.members },
+        }),
+      );
     }
     const cache = env.TEAM_CACHE.get(env.TEAM_CACHE.idFromName(team));
     const users = Object.keys(roles);

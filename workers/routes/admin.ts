@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { z } from "zod";
+import { mayAdminister, mayChangeUser, mayOperate } from "../../src/auth/policy";
 import { AppError, notFound } from "../../src/errors";
 import { parseEmail } from "../../src/invites/email";
 import {
@@ -11,7 +12,6 @@ import {
   updateTeam,
 } from "../../src/teams/lifecycle";
 import { PLANS, ROLES, type Role, type User } from "../../src/teams/model";
-import { mayAdminister, mayChangeUser, mayOperate } from "../../src/auth/policy";
 import { authorize } from "../auth";
 import { type AppContext, type AppEnv, jsonBody } from "../http";
 import { issuesOf, readImport } from "../import-body";

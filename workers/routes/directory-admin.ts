@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { z } from "zod";
+import { mayAdminister, mayShareAcrossTeams } from "../../src/auth/policy";
 import type { ChangeEvent, DirChannel, DirUser } from "../../src/directory/model";
 import {
   CHANNEL_TEXT_MAX,
@@ -9,7 +10,6 @@ import {
   normalizeChannelName,
   PROFILE_MAX,
 } from "../../src/directory/writer";
-import { mayAdminister, mayShareAcrossTeams } from "../../src/auth/policy";
 import { authorize } from "../auth";
 import { type AppContext, type AppEnv, jsonBody } from "../http";
 import { issuesOf, readImport } from "../import-body";

@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { classifyInvites, MAX_EMAILS_PER_REQUEST } from "../../src/invites/classify-invites";
 import { mayUseTeam } from "../../src/auth/policy";
+import { classifyInvites, MAX_EMAILS_PER_REQUEST } from "../../src/invites/classify-invites";
 import { authorize } from "../auth";
 import { type AppEnv, jsonBody } from "../http";
 

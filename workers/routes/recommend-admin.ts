@@ -1,11 +1,11 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
+import { mayOperate } from "../../src/auth/policy";
 import { AppError } from "../../src/errors";
 import { type ModelKey, modelKeyString, parseManifest } from "../../src/models/manifest";
 import { armModel, experimentSchema } from "../../src/recommend/experiments";
 import { isSource, SOURCE_NAMES } from "../../src/recommend/sources";
-import { mayOperate } from "../../src/auth/policy";
 import { authorize } from "../auth";
 import { type AppContext, type AppEnv, errorBody, jsonBody } from "../http";
 import type { BundledModelStore } from "../models/bundled";

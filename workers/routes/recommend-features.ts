@@ -1,11 +1,11 @@
 import { Hono } from "hono";
+import { mayAdminister } from "../../src/auth/policy";
 import { dayOf, isoOf } from "../../src/datasets/collab";
 import { AppError } from "../../src/errors";
 import { parseFeatureRow } from "../../src/recommend/feature-rows";
 import type { FeatureRow } from "../../src/recommend/feature-store";
 import { UniqueViolation } from "../../src/unique-violation";
 import { featureStore } from "../../storage/feature-store";
-import { mayAdminister } from "../../src/auth/policy";
 import { authorize } from "../auth";
 import { driverFor } from "../deps";
 import type { AppEnv } from "../http";

@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { z } from "zod";
+import { mayActFor, mayUseTeam } from "../../src/auth/policy";
 import { AppError } from "../../src/errors";
 import { FEEDBACK_ACTIONS, type RecLogMessage, recLogEnvelope, servedItems } from "../../src/recommend/logs";
 import { RecommendError, type RecRequest, runRecommender } from "../../src/recommend/pipeline";
@@ -12,7 +13,6 @@ import {
   SUBJECT_SOURCES,
   takesSubject,
 } from "../../src/recommend/sources";
-import { mayActFor, mayUseTeam } from "../../src/auth/policy";
 import { authorize } from "../auth";
 import { type AppContext, type AppEnv, jsonBody } from "../http";
 import { metrics } from "../metrics";
