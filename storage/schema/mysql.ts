@@ -1,5 +1,6 @@
 import {
   bigint,
+  customType,
   index,
   int,
   mysqlTable,
@@ -12,16 +13,37 @@ import {
 
 // MySQL / PlanetScale (Vitess) schema. Team-scoped tables lead their primary
 // key with team_id: it is the sharding key, so one request touches one shard.
+//
+// Every column that holds an identifier or a key compared in SQL (ids, emails,
+// domains, channel names, the heal lease owner, feature row keys, the change
+// log's entity/extra) is varcharBin: compared byte for byte, as D1/SQLite
+// compares TEXT. The server's default collation (utf8mb4_general_ci on
+// MariaDB, utf8mb4_0900_ai_ci on MySQL 8) would make `UPAGEa` and `UPAGEA` one
+// key. Free text and closed vocabularies (role, plan, kind) keep the default.
+// See docs/storage.md.
+
+/**
+ * varchar with utf8mb4_bin. drizzle-orm's mysql varchar cannot carry a
+ * collation, so the type is spelled out here; drizzle-kit stores and diffs it
+ * as the column's type like any other. utf8mb4_bin rather than varbinary
+ * because the PlanetScale driver returns binary-charset columns as bytes, and
+ * rather than utf8mb4_0900_bin / utf8mb4_nopad_bin because those exist on only
+ * one of MySQL 8 and MariaDB. Like all PAD SPACE collations it ignores
+ * trailing spaces, which no id, email or key may contain.
+ */
+const varcharBin = customType<{ data: string; config: { length: number }; configRequired: true }>({
+  dataType: (config) => `varchar(${config.length}) COLLATE utf8mb4_bin`,
+});
 
 export const teams = mysqlTable("teams", {
-  id: varchar("id", { length: 40 }).primaryKey(),
+  id: varcharBin("id", { length: 40 }).primaryKey(),
   name: varchar("name", { length: 200 }).notNull(),
   plan: varchar("plan", { length: 16 }).notNull(),
   claimedDomains: text("claimed_domains").notNull(),
   createdAt: bigint("created_at", { mode: "number" }).notNull(),
   healedAt: bigint("healed_at", { mode: "number" }),
   healNeededAt: bigint("heal_needed_at", { mode: "number" }),
-  healLeaseOwner: varchar("heal_lease_owner", { length: 64 }),
+  healLeaseOwner: varcharBin("heal_lease_owner", { length: 64 }),
   healLeaseUntil: bigint("heal_lease_until", { mode: "number" }),
   /** Last directory change (storage/directory-store.ts): bumped in the same unit as the change and its log row. */
   dirVersion: bigint("dir_version", { mode: "number" }).notNull().default(0),
@@ -30,10 +52,10 @@ export const teams = mysqlTable("teams", {
 export const users = mysqlTable(
   "users",
   {
-    teamId: varchar("team_id", { length: 40 }).notNull(),
-    id: varchar("id", { length: 40 }).notNull(),
-    email: varchar("email", { length: 254 }).notNull(),
-    domain: varchar("domain", { length: 253 }).notNull(),
+    teamId: varcharBin("team_id", { length: 40 }).notNull(),
+    id: varcharBin("id", { length: 40 }).notNull(),
+    email: varcharBin("email", { length: 254 }).notNull(),
+    domain: varcharBin("domain", { length: 253 }).notNull(),
     role: varchar("role", { length: 8 }).notNull(),
     deactivated: tinyint("deactivated").notNull().default(0),
     version: int("version").notNull().default(1),
@@ -54,8 +76,8 @@ export const users = mysqlTable(
 export const domains = mysqlTable(
   "domains",
   {
-    teamId: varchar("team_id", { length: 40 }).notNull(),
-    domain: varchar("domain", { length: 253 }).notNull(),
+    teamId: varcharBin("team_id", { length: 40 }).notNull(),
+    domain: varcharBin("domain", { length: 253 }).notNull(),
     role: varchar("role", { length: 8 }).notNull(),
     count: int("count").notNull().default(0),
     dateUpdate: bigint("date_update", { mode: "number" }).notNull(),
@@ -66,9 +88,9 @@ export const domains = mysqlTable(
 export const channels = mysqlTable(
   "channels",
   {
-    teamId: varchar("team_id", { length: 40 }).notNull(),
-    id: varchar("id", { length: 40 }).notNull(),
-    name: varchar("name", { length: 80 }).notNull(),
+    teamId: varcharBin("team_id", { length: 40 }).notNull(),
+    id: varcharBin("id", { length: 40 }).notNull(),
+    name: varcharBin("name", { length: 80 }).notNull(),
     topic: varchar("topic", { length: 250 }).notNull().default(""),
     purpose: varchar("purpose", { length: 250 }).notNull().default(""),
     isPrivate: tinyint("is_private").notNull().default(0),
@@ -83,9 +105,9 @@ export const channels = mysqlTable(
 export const channelShares = mysqlTable(
   "channel_shares",
   {
-    teamId: varchar("team_id", { length: 40 }).notNull(),
-    channelId: varchar("channel_id", { length: 40 }).notNull(),
-    hostTeamId: varchar("host_team_id", { length: 40 }).notNull(),
+    teamId: varcharBin("team_id", { length: 40 }).notNull(),
+    channelId: varcharBin("channel_id", { length: 40 }).notNull(),
+    hostTeamId: varcharBin("host_team_id", { length: 40 }).notNull(),
   },
   (t) => [primaryKey({ columns: [t.teamId, t.channelId] }), index("channel_shares_host").on(t.hostTeamId, t.channelId)],
 );
@@ -94,10 +116,10 @@ export const channelShares = mysqlTable(
 export const memberships = mysqlTable(
   "memberships",
   {
-    teamId: varchar("team_id", { length: 40 }).notNull(),
-    channelId: varchar("channel_id", { length: 40 }).notNull(),
-    userId: varchar("user_id", { length: 40 }).notNull(),
-    userTeamId: varchar("user_team_id", { length: 40 }).notNull(),
+    teamId: varcharBin("team_id", { length: 40 }).notNull(),
+    channelId: varcharBin("channel_id", { length: 40 }).notNull(),
+    userId: varcharBin("user_id", { length: 40 }).notNull(),
+    userTeamId: varcharBin("user_team_id", { length: 40 }).notNull(),
     joinedAt: bigint("joined_at", { mode: "number" }).notNull(),
   },
   (t) => [
@@ -111,11 +133,11 @@ export const memberships = mysqlTable(
 export const directoryChanges = mysqlTable(
   "directory_changes",
   {
-    teamId: varchar("team_id", { length: 40 }).notNull(),
+    teamId: varcharBin("team_id", { length: 40 }).notNull(),
     version: bigint("version", { mode: "number" }).notNull(),
     kind: varchar("kind", { length: 16 }).notNull(),
-    entityId: varchar("entity_id", { length: 40 }).notNull(),
-    extra: varchar("extra", { length: 100 }).notNull().default(""),
+    entityId: varcharBin("entity_id", { length: 40 }).notNull(),
+    extra: varcharBin("extra", { length: 100 }).notNull().default(""),
     at: bigint("at", { mode: "number" }).notNull(),
   },
   (t) => [primaryKey({ columns: [t.teamId, t.version] })],
@@ -125,8 +147,8 @@ export const directoryChanges = mysqlTable(
 export const recSnapshots = mysqlTable(
   "rec_snapshots",
   {
-    teamId: varchar("team_id", { length: 40 }).notNull(),
-    snapshotId: varchar("snapshot_id", { length: 40 }).notNull(),
+    teamId: varcharBin("team_id", { length: 40 }).notNull(),
+    snapshotId: varcharBin("snapshot_id", { length: 40 }).notNull(),
     asOf: int("as_of").notNull(),
     dataset: varchar("dataset", { length: 100 }).notNull(),
     rows: int("rows").notNull().default(0),
@@ -136,18 +158,18 @@ export const recSnapshots = mysqlTable(
 );
 
 export const recCurrent = mysqlTable("rec_current", {
-  teamId: varchar("team_id", { length: 40 }).primaryKey(),
-  snapshotId: varchar("snapshot_id", { length: 40 }).notNull(),
+  teamId: varcharBin("team_id", { length: 40 }).primaryKey(),
+  snapshotId: varcharBin("snapshot_id", { length: 40 }).notNull(),
   updatedAt: bigint("updated_at", { mode: "number" }).notNull(),
 });
 
 export const recFeatureRows = mysqlTable(
   "rec_feature_rows",
   {
-    teamId: varchar("team_id", { length: 40 }).notNull(),
-    snapshotId: varchar("snapshot_id", { length: 40 }).notNull(),
+    teamId: varcharBin("team_id", { length: 40 }).notNull(),
+    snapshotId: varcharBin("snapshot_id", { length: 40 }).notNull(),
     kind: varchar("kind", { length: 8 }).notNull(),
-    key: varchar("key", { length: 96 }).notNull(),
+    key: varcharBin("key", { length: 96 }).notNull(),
     data: text("data").notNull(),
   },
   (t) => [primaryKey({ columns: [t.teamId, t.snapshotId, t.kind, t.key] })],

@@ -1,8 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { TEAM_TOTAL_DOMAIN } from "../../src/domains/model";
+import { importUsers, type NewUserInput } from "../../src/teams/lifecycle";
 import type { Team, User } from "../../src/teams/model";
+import type { TeamStore } from "../../src/teams/team-store";
+import { directoryStore } from "../../storage/directory-store";
 import { UniqueViolation } from "../../storage/sql-driver";
-import { type Backend, uniqueTeamId } from "./fixtures";
+import { type Backend, fixedClock, HeldQueue, uniqueTeamId } from "./fixtures";
 
 // The storage contract: every adapter must pass it unchanged.
 
@@ -25,6 +28,18 @@ function user(teamId: string, n: number, extra: Partial<User> = {}): User {
     updatedAt: NOW,
     ...extra,
   };
+}
+
+/** Every active user id of a team, paged the way the healer reads them. */
+async function allActiveIds(store: TeamStore, teamId: string): Promise<string[]> {
+  const ids: string[] = [];
+  let after: string | null = null;
+  for (;;) {
+    const page = await store.listActiveUsers(teamId, after, 500);
+    ids.push(...page.map((u) => u.id));
+    if (page.length < 500) return ids;
+    after = page.at(-1)?.id ?? null;
+  }
 }
 
 export function storageContract(open: () => Promise<Backend>): void {
@@ -215,6 +230,137 @@ export function storageContract(open: () => Promise<Backend>): void {
       expect(due).toContain(stale);
       expect(due).toContain(marked);
       expect(due).not.toContain(fresh);
+    });
+  });
+
+  // Ids are opaque bytes on every backend (docs/storage.md): D1 compares TEXT
+  // with BINARY, and the MySQL schema declares utf8mb4_bin for that reason. A
+  // case-insensitive collation would make ids that differ only in case one key.
+  describe("ids compare byte for byte", () => {
+    it("keeps users whose ids differ only in case apart", async () => {
+      const { store } = await open();
+      const id = uniqueTeamId("T");
+      await store.createTeam(team(id));
+      await store.insertUsers([
+        user(id, 1, { id: "UPAGEa", email: "lower@acme.test" }),
+        user(id, 2, { id: "UPAGEA", email: "upper@acme.test" }),
+      ]);
+      expect(await store.getUser(id, "UPAGEa")).toMatchObject({ id: "UPAGEa", email: "lower@acme.test" });
+      expect(await store.getUser(id, "UPAGEA")).toMatchObject({ id: "UPAGEA", email: "upper@acme.test" });
+      expect(await store.getUser(id, "upagea")).toBeNull();
+      expect((await store.getTeamAndUser(id, "UPAGEA"))?.user.email).toBe("upper@acme.test");
+      // Byte order, as JS sorts strings: "A" (0x41) before "a" (0x61).
+      expect(await allActiveIds(store, id)).toEqual(["UPAGEA", "UPAGEa"]);
+      expect(await store.updateUser(id, "UPAGEA", 1, { role: "admin" }, NOW + 1)).toBe(true);
+      expect(await store.getUser(id, "UPAGEa")).toMatchObject({ role: "member", version: 1 });
+    });
+
+    it("finds an existing id only by its exact bytes", async () => {
+      const { store } = await open();
+      const id = uniqueTeamId("T");
+      await store.createTeam(team(id));
+      await store.insertUsers([user(id, 1, { id: "UPAGEa" })]);
+      // A case-insensitive match would report a conflict with a user that is not there.
+      expect(await store.findExisting(id, [], ["UPAGEA", "upagea"])).toEqual({ emails: [], ids: [] });
+      expect(await store.findExisting(id, [], ["UPAGEA", "UPAGEa"])).toEqual({ emails: [], ids: ["UPAGEa"] });
+    });
+
+    it("imports 1,001 users whose ids differ only in case across two pages, all of them", async () => {
+      const { store } = await open();
+      const id = uniqueTeamId("T");
+      await store.createTeam(team(id));
+      const queue = new HeldQueue();
+      const deps = { store, mutations: queue, heals: queue, clock: fixedClock(NOW) };
+      const inputs: NewUserInput[] = Array.from({ length: 1_001 }, (_, i) => ({
+        id: i === 0 ? "UPAGEa" : i === 1_000 ? "UPAGEA" : `U${String(i).padStart(7, "0")}`,
+        email: `import${i}@acme.test`,
+        domain: "acme.test",
+        role: "member",
+      }));
+      // Page one holds UPAGEa, page two UPAGEA: a case-insensitive key fails
+      // page two after page one committed, leaving 1,000 of 1,001 written.
+      const imported = await importUsers(deps, id, inputs, { pageSize: 1_000 });
+      expect(imported).toHaveLength(1_001);
+      expect(await allActiveIds(store, id)).toHaveLength(1_001);
+      expect(await store.getUser(id, "UPAGEa")).toMatchObject({ email: "import0@acme.test" });
+      expect(await store.getUser(id, "UPAGEA")).toMatchObject({ email: "import1000@acme.test" });
+      expect(queue.take()).toHaveLength(2); // one mutation per page
+    });
+
+    it("keeps teams whose ids differ only in case apart, leases included", async () => {
+      const { store } = await open();
+      const base = uniqueTeamId("TCASE");
+      const lower = `${base}a`;
+      const upper = `${base}A`;
+      expect(await store.createTeam(team(lower, { name: "lower" }))).toBe(true);
+      expect(await store.createTeam(team(upper, { name: "upper" }))).toBe(true);
+      expect(await store.getTeam(lower)).toMatchObject({ id: lower, name: "lower" });
+      expect(await store.getTeam(upper)).toMatchObject({ id: upper, name: "upper" });
+      expect(await store.getTeam(base.toLowerCase())).toBeNull();
+      expect(await store.updateTeam(upper, { plan: "pro" })).toMatchObject({ id: upper, plan: "pro" });
+      expect((await store.getTeam(lower))?.plan).toBe("free");
+      // Each team has its own lease, and only the exact owner releases it.
+      expect(await store.acquireHealLease(lower, "Owner-1", NOW, 1_000)).toBe(true);
+      expect(await store.acquireHealLease(upper, "Owner-2", NOW, 1_000)).toBe(true);
+      await store.releaseHealLease(lower, "owner-1", NOW + 1);
+      expect((await store.getTeam(lower))?.healedAt).toBeNull();
+      await store.releaseHealLease(lower, "Owner-1", NOW + 2);
+      expect((await store.getTeam(lower))?.healedAt).toBe(NOW + 2);
+      expect((await store.getTeam(upper))?.healedAt).toBeNull();
+    });
+
+    it("keeps channels whose ids differ only in case apart, members included", async () => {
+      const { driver, store } = await open();
+      const dir = directoryStore(driver);
+      const id = uniqueTeamId("T");
+      await store.createTeam(team(id));
+      await store.insertUsers([
+        user(id, 1, { id: "UPAGEa", email: "lower@acme.test" }),
+        user(id, 2, { id: "UPAGEA", email: "upper@acme.test" }),
+      ]);
+      const channel = (cid: string, name: string) => ({ id: cid, name, topic: "", purpose: "", isPrivate: false });
+      await dir.createChannel(id, channel("CCASEa", "lower"), NOW);
+      await dir.createChannel(id, channel("CCASEA", "upper"), NOW);
+      await dir.updateChannel(id, "CCASEA", { topic: "only upper" }, NOW + 1);
+      await dir.addMembers(id, "CCASEa", [{ userId: "UPAGEa" }], NOW + 2);
+      await dir.addMembers(id, "CCASEA", [{ userId: "UPAGEA" }], NOW + 3);
+      const channels = await dir.pageChannels(id, null, 10);
+      expect(channels.map((c) => [c.id, c.name, c.topic])).toEqual([
+        ["CCASEA", "upper", "only upper"],
+        ["CCASEa", "lower", ""],
+      ]);
+      expect(await dir.pageChannelMembers(id, "CCASEa", null, 10)).toEqual([
+        { channelId: "CCASEa", userId: "UPAGEa", userTeamId: id },
+      ]);
+      expect(await dir.pageChannelMembers(id, "CCASEA", null, 10)).toEqual([
+        { channelId: "CCASEA", userId: "UPAGEA", userTeamId: id },
+      ]);
+    });
+
+    it("compares emails and domains as stored: callers normalize, the store folds nothing", async () => {
+      // src/invites/email.ts lower-cases before anything is stored; the store
+      // itself must not fold case on one backend and not the other.
+      const { store } = await open();
+      const id = uniqueTeamId("T");
+      await store.createTeam(team(id));
+      await store.insertUsers([
+        user(id, 1, { email: "ada@acme.test" }),
+        user(id, 2, { email: "Ada@Acme.test", domain: "Acme.test" }),
+      ]);
+      expect(await store.findExisting(id, ["ADA@ACME.TEST", "Ada@Acme.test"], [])).toEqual({
+        emails: ["Ada@Acme.test"],
+        ids: [],
+      });
+      await store.applyDeltas(
+        [
+          { teamId: id, domain: "acme.test", role: "member", delta: 1 },
+          { teamId: id, domain: "Acme.test", role: "member", delta: 2 },
+        ],
+        NOW,
+      );
+      expect((await store.readCounts(id, ["acme.test"])).filter((r) => r.domain !== TEAM_TOTAL_DOMAIN)).toEqual([
+        { teamId: id, domain: "acme.test", role: "member", count: 1 },
+      ]);
     });
   });
 }

@@ -349,6 +349,26 @@ describe("psdb-server: type round trips", () => {
     expect(r3).toEqual({ vb: null, b: null, bl: null, bt: null });
   });
 
+  it("text in a _bin collation is typed binary, as Vitess types it, and still decodes to strings", async () => {
+    // The ids' columns (storage/schema/mysql.ts): the server sets BINARY_FLAG on them,
+    // Vitess turns that into VARBINARY/BINARY/BLOB, the charset stays text.
+    const t = await table(`k INT PRIMARY KEY, id VARCHAR(40) COLLATE utf8mb4_bin NOT NULL UNIQUE,
+      a VARCHAR(10) CHARACTER SET ascii COLLATE ascii_bin, c CHAR(4) COLLATE utf8mb4_bin, tx TEXT COLLATE utf8mb4_bin`);
+    const text = "héllo ✓ 🎉";
+    await client.execute(`INSERT INTO ${t} VALUES (1, 'UPAGEa', 'Aa', 'ab', ?), (2, 'UPAGEA', NULL, NULL, NULL)`, [
+      text,
+    ]);
+    const result = await client.execute(`SELECT id, a, c, tx FROM ${t} ORDER BY k`);
+    expect(result.types).toEqual({ id: "VARBINARY", a: "VARBINARY", c: "BINARY", tx: "BLOB" });
+    for (const f of result.fields) expect(f.charset).not.toBe(63);
+    expect(result.rows).toEqual([
+      { id: "UPAGEa", a: "Aa", c: "ab", tx: text },
+      { id: "UPAGEA", a: null, c: null, tx: null },
+    ]);
+    const one = await client.execute(`SELECT id FROM ${t} WHERE id = ?`, ["UPAGEA"]);
+    expect(one.rows).toEqual([{ id: "UPAGEA" }]);
+  });
+
   it("dates and times come back as MySQL's strings, in UTC", async () => {
     const t = await table("k INT PRIMARY KEY, d DATE, dt DATETIME(6), ts TIMESTAMP(3) NULL, tm TIME, y YEAR");
     await client.execute(

@@ -5,6 +5,13 @@
 // from `field.type` (INT8..UINT64, FLOAT32/64, DECIMAL, DATE/DATETIME/
 // TIMESTAMP/TIME, YEAR, JSON) and, for everything else, from
 // `field.charset === 63` (binary -> Uint8Array, otherwise UTF-8 text).
+//
+// The type *name* follows Vitess, which calls any string column carrying
+// BINARY_FLAG binary. MySQL and MariaDB set that flag for text in a `_bin`
+// collation too (our utf8mb4_bin ids), so PlanetScale reports those as
+// VARBINARY/BINARY/BLOB with their text charset, and the driver still decodes
+// them as strings because it only looks at the charset. Reporting the same
+// pair here keeps the tests on the path production takes.
 import type { FieldPacket } from "mysql2/promise";
 
 /** Vitess `query.Field` as JSON (zero values omitted, like protojson). */
@@ -34,6 +41,7 @@ export const BINARY_CHARSET = 63;
 
 // Column definition flags (include/mysql_com.h).
 const UNSIGNED_FLAG = 32;
+const BINARY_FLAG = 128;
 const ENUM_FLAG = 256;
 const SET_FLAG = 2048;
 
@@ -76,11 +84,11 @@ function intType(bits: string, flags: number): string {
 
 /**
  * Vitess type name for a MySQL column, following vitess `sqltypes.MySQLToType`
- * + `modifyType`, except that "binary" is decided by the binary charset (63),
- * the same test the driver uses to return Uint8Array.
+ * + `modifyType`: a string type is binary when it carries BINARY_FLAG (as for
+ * a utf8mb4_bin column), or when its charset is binary (63) even without it.
  */
 export function vitessType(columnType: number, flags: number, charset: number, extendedFormat?: string): string {
-  const binary = charset === BINARY_CHARSET;
+  const binary = (flags & BINARY_FLAG) !== 0 || charset === BINARY_CHARSET;
   switch (columnType) {
     case T.TINY:
       return intType("8", flags);
