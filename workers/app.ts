@@ -64,6 +64,22 @@ export function createApp() {
     }
     return bodyLimit({ maxSize: JSON_LIMIT, onError: tooLarge(JSON_LIMIT) })(c, next);
   });
+  // Path segments are ids and names. One with white space, control
+  // characters or broken escapes names nothing: 404 before any lookup (MySQL
+  // would match "U1%20" to "U1", D1 would not).
+  app.use("/v1/*", async (c, next) => {
+    let path: string;
+    try {
+      path = decodeURIComponent(new URL(c.req.url).pathname);
+    } catch {
+      path = "\u0000";
+    }
+    if (/[\s\u0000-\u001f\u007f]/.test(path)) {
+      c.set("errorCode", "not_found");
+      return c.json(errorBody("not_found", "nothing is named like that"), 404);
+    }
+    await next();
+  });
   // Ahead of requireToken: a browser WebSocket cannot set headers, so /v1/rtm also takes ?token=.
   app.route("/v1/rtm", rtmRoutes);
   app.use("/v1/*", requireToken);

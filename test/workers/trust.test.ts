@@ -240,6 +240,18 @@ describe("bad input is a 4xx that changes nothing", () => {
     expect((await api("GET", "/v1/directory/boot", { token: `${h}.${payload}.${s}` })).status).toBe(401);
   });
 
+  it("ids with white space or control characters name nothing, in paths and queries", async () => {
+    const team = await teamWith({ UADM: "admin", U1: "member" });
+    const adm = await token(team, "UADM");
+    expect((await api("GET", userPath(team, "U1"), { token: adm })).status).toBe(200);
+    for (const id of ["U1%20", "U1%09", "%20U1", "U1%00", "U1%E0%A4%A"]) {
+      const res = await api<ErrorBody>("GET", `/v1/admin/teams/${team}/users/${id}`, { token: adm });
+      expect(res.status, id).toBe(404);
+    }
+    const mentions = await api<ErrorBody>("GET", "/v1/directory/mentions?channel=C1%20", { token: adm });
+    expect(mentions.status).toBe(400);
+  });
+
   it("a secret shorter than 32 bytes refuses to serve", async () => {
     const app = createApp();
     const shortEnv = { ...env, JWT_SECRET: "short-secret" } as Env;

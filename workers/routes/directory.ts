@@ -14,7 +14,11 @@ const MAX_LOOKUP = 500;
 
 const Limit = z.coerce.number().int().min(1).max(MAX_LIMIT).default(DEFAULT_LIMIT);
 const Query = z.string().max(100).default("");
-const Id = z.string().min(1).max(40);
+/**
+ * The ids the write routes accept: no other string can name anything, and
+ * MySQL's PAD SPACE collation would match "U1 " to "U1" where D1 would not.
+ */
+const Id = z.string().regex(/^[A-Za-z0-9_-]{1,40}$/, "ids are 1-40 of A-Z a-z 0-9 _ -");
 
 const SwitcherQuery = z.object({ q: Query, limit: Limit });
 const MentionsQuery = z.object({ channel: Id, q: Query, limit: Limit });
