@@ -127,11 +127,15 @@ const routes: Record<string, (req: Request, env: Env) => Promise<unknown>> = {
    * coalesce=false each delta is its own upsert, the naive consumer.
    */
   async "/bench/mutations"(req, env) {
-    const { team, events, batch, coalesce, users } = (await json(req)) as {
+    // mode: "coalesced" is the consumer as deployed (a batch's deltas merged
+    // per key, one statement); "batched" writes the same batch in one
+    // statement without merging (batching alone); "naive" writes each delta
+    // with its own statement (neither).
+    const { team, events, batch, mode, users } = (await json(req)) as {
       team: string;
       events: number;
       batch: number;
-      coalesce: boolean;
+      mode: "coalesced" | "batched" | "naive";
       users: number;
     };
     const deps = depsFor(env);
@@ -156,11 +160,19 @@ const routes: Record<string, (req: Request, env: Env) => Promise<unknown>> = {
     let keys = 0;
     for (let i = 0; i < messages.length; i += batch) {
       const slice = messages.slice(i, i + batch);
-      if (coalesce) {
+      if (mode === "coalesced") {
         const out = await applyMutationBatch(slice, deps);
         statements += out.statements;
         upserts += out.upserts;
         keys += out.keys;
+      } else if (mode === "batched") {
+        const all: DomainDelta[] = slice.flatMap((m) =>
+          m.deltas.map((d) => ({ teamId: team, domain: d.domain, role: d.role, delta: d.delta })),
+        );
+        const out = await deps.counts.applyDeltas(all, 0);
+        statements += out.statements;
+        upserts += out.upserts;
+        keys += all.length;
       } else {
         for (const m of slice) {
           for (const d of m.deltas) {
