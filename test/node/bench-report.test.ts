@@ -1,0 +1,57 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { type BenchFile, formatNumber, readResults, renderArea, renderReadme } from "../../scripts/bench-report";
+
+// The README's benchmark figures are rendered from bench/results/*.json
+// (npm run bench:report): this fails when someone edits one without the other.
+
+const file: BenchFile = {
+  area: "demo",
+  date: "2026-12-06T00:00:00Z",
+  machine: { cpus: 2, node: "v24.21.0", notes: "shared" },
+  results: [
+    {
+      name: "switcher p99",
+      unit: "ms",
+      better: "lower",
+      value: 0.4213,
+      runs: 400,
+      baseline: { name: "indexed DB query", value: 1.3 },
+      identical: 1,
+      ratio: 3.09,
+    },
+    { name: "load", unit: "s", better: "lower", value: 27.61 },
+  ],
+};
+
+describe("bench:report", () => {
+  it("formats three significant digits and thousands", () => {
+    expect([0.4213, 1.3, 27.61, 313.95, 167211, 0.000123].map(formatNumber)).toEqual([
+      "0.421",
+      "1.30",
+      "27.6",
+      "314",
+      "167,211",
+      "0.000123",
+    ]);
+  });
+
+  it("renders a figure with its baseline, ratio, runs and identical share", () => {
+    const table = renderArea(file);
+    expect(table).toContain("| switcher p99 | 0.421 ms | indexed DB query: 1.30 ms | 3.09× | 400 | 100% |");
+    expect(table).toContain("| load | 27.6 s | — | — | — | — |");
+  });
+
+  it("replaces only what stands between an area's markers", () => {
+    const readme = "intro\n<!-- bench:demo -->\nold\n<!-- /bench:demo -->\nafter\n<!-- bench:other -->x<!-- /bench:other -->";
+    const out = renderReadme(readme, [file]);
+    expect(out.startsWith("intro\n<!-- bench:demo -->\n_From")).toBe(true);
+    expect(out).toContain("<!-- /bench:demo -->\nafter\n<!-- bench:other -->x<!-- /bench:other -->");
+    expect(renderReadme(out, [file])).toBe(out);
+  });
+
+  it("the README's tables are the committed JSON's", () => {
+    const readme = readFileSync("README.md", "utf8");
+    expect(renderReadme(readme, readResults()) === readme, "run npm run bench:report").toBe(true);
+  });
+});
