@@ -19,8 +19,19 @@ import { CLOSE_CODES, retryAfterOf } from "../src/realtime/protocol";
 /** "platform": hello → subscribe (with since after a reconnect) → subscribed. "plain": ready when open. */
 export type ClientKind = "platform" | "plain";
 
+/**
+ * Where one client connects. The platform's clients send their access token
+ * in the Authorization header (`bearer`), as a non-browser client may: no
+ * token in the URL, and a reconnect needs no new ticket (a browser would
+ * POST /v1/rtm.connect for one before each connect).
+ */
+export interface Target {
+  url: string;
+  bearer?: string;
+}
+
 export type Command =
-  | { cmd: "connect"; id: number; set: string; kind: ClientKind; urls: string[]; topic: string; concurrency: number }
+  | { cmd: "connect"; id: number; set: string; kind: ClientKind; targets: Target[]; topic: string; concurrency: number }
   | { cmd: "reset"; id: number; set: string }
   | { cmd: "collect"; id: number; set: string }
   | { cmd: "storm"; id: number; set: string; at: number; spreadMs: number }
@@ -225,7 +236,7 @@ class Client {
 
   constructor(
     readonly set: ClientSet,
-    readonly url: string,
+    readonly target: Target,
   ) {}
 
   /** Opens a socket (retrying refusals and errors); resolves when it is ready. */
@@ -305,7 +316,11 @@ class Client {
     const stats = this.set.reconnect;
     stats.attempts++;
     this.lastError = null;
-    const ws = new WebSocket(this.url, { perMessageDeflate: false, handshakeTimeout: HANDSHAKE_TIMEOUT_MS });
+    const ws = new WebSocket(this.target.url, {
+      perMessageDeflate: false,
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      ...(this.target.bearer ? { headers: { authorization: `Bearer ${this.target.bearer}` } } : {}),
+    });
     this.ws = ws;
     ws.on("unexpected-response", (_req, res) => {
       // Refused before the upgrade: honour Retry-After / a JSON retry_after_ms when present.
@@ -492,7 +507,7 @@ function setOf(name: string): ClientSet {
 async function connect(c: Extract<Command, { cmd: "connect" }>): Promise<ConnectReply> {
   const set = new ClientSet(c.set, c.kind, c.topic);
   sets.set(c.set, set);
-  for (const url of c.urls) set.clients.push(new Client(set, url));
+  for (const target of c.targets) set.clients.push(new Client(set, target));
   const t0 = now();
   let next = 0;
   let failed = 0;

@@ -15,7 +15,7 @@ import { messageRoutes } from "./routes/messages";
 import { recommendRoutes } from "./routes/recommend";
 import { recommendAdminRoutes } from "./routes/recommend-admin";
 import { recommendFeatureRoutes } from "./routes/recommend-features";
-import { rtmRoutes } from "./routes/rtm";
+import { rtmConnectRoutes, rtmRoutes } from "./routes/rtm";
 
 /** JSON bodies; the streamed imports (users, channels, memberships) have their own, larger, limit. */
 const JSON_LIMIT = 1024 * 1024;
@@ -80,7 +80,9 @@ export function createApp() {
     }
     await next();
   });
-  // Ahead of requireToken: a browser WebSocket cannot set headers, so /v1/rtm also takes ?token=.
+  // Ahead of requireToken: a browser WebSocket cannot set headers, so /v1/rtm
+  // takes a single-use ticket (?ticket=, from POST /v1/rtm.connect) or a
+  // bearer header; never an access token in the URL.
   app.route("/v1/rtm", rtmRoutes);
   app.use("/v1/*", requireToken);
   app.use("/v1/*", async (c, next) => {
@@ -96,5 +98,6 @@ export function createApp() {
   app.route("/v1/directory", directoryRoutes);
   app.route("/v1/channels", messageRoutes);
   app.route("/v1/recommend", recommendRoutes);
+  app.route("/v1/rtm.connect", rtmConnectRoutes);
   return app;
 }

@@ -6,8 +6,8 @@ import type { DomainCountStore } from "../src/domains/count-store";
 import type { DomainMutationMessage, HealPublisher, HealRequest, MutationPublisher } from "../src/domains/messages";
 import type { ClassifyPolicy } from "../src/invites/classify-policy";
 import { parsePolicy } from "../src/invites/classify-policy";
-import { deactivatedUsers, publishDirectoryEvents } from "../src/realtime/directory-events";
-import { gatewayName, parseShardCount } from "../src/realtime/topics";
+import { accessChanges, publishDirectoryEvents } from "../src/realtime/directory-events";
+import { gatewayName, gatewayShardName, parseShardCount } from "../src/realtime/topics";
 import type { TeamStore } from "../src/teams/team-store";
 import { d1Driver } from "../storage/d1-driver";
 import { directoryStore } from "../storage/directory-store";
@@ -88,8 +88,9 @@ export function directorySourceFor(env: Env): DirectorySource {
  * Publishes committed directory changes straight to the team's cache object
  * (an RPC, no queue: the cache applies them in version order; one that misses
  * some recovers them from the change log, DirectorySource.changesSince), then
- * to the real-time topics. The cache goes first: a gateway re-checking
- * access after a member_left event must find the membership gone.
+ * to the real-time topics, then to the gateways of the users whose access the
+ * changes may have cut (src/realtime/directory-events.ts, accessChanges).
+ * The cache goes first: every re-check reads it and must find the change.
  */
 export function changePublisherFor(env: Env): ChangePublisher {
   return {
@@ -98,12 +99,35 @@ export function changePublisherFor(env: Env): ChangePublisher {
       await publishDirectoryEvents(topicPublisher(env), events, (key, error) =>
         console.error(`directory event to topic ${key} failed`, error),
       );
-      // A deactivated user's open sockets close now, not at their next reconnect.
       const shards = parseShardCount(env.GATEWAY_SHARDS);
-      for (const user of deactivatedUsers(events)) {
-        const gateway = env.GATEWAY.get(env.GATEWAY.idFromName(gatewayName(user.teamId, user.id, shards)));
-        await gateway.disconnectUser(user.id).catch((error) => console.error(`disconnect of ${user.id} failed`, error));
+      const gateway = (name: string) => env.GATEWAY.get(env.GATEWAY.idFromName(name));
+      const changes = accessChanges(events);
+      const calls: Array<Promise<unknown>> = [];
+      // A deactivated user's open sockets close now, not at their next reconnect.
+      for (const user of changes.deactivated) {
+        calls.push(
+          gateway(gatewayName(user.teamId, user.id, shards))
+            .disconnectUser(user.id)
+            .catch((error) => console.error("gateway disconnect after a deactivation failed", error)),
+        );
       }
+      // Anyone else a change touched (a demotion to guest, a removal from a
+      // channel) has their gateway re-read their live role and re-check what
+      // they follow; after a reload, every gateway of the team re-checks all.
+      const everyone = new Set<string>();
+      if (changes.reload) for (let n = 0; n < shards; n++) everyone.add(gatewayShardName(teamId, n));
+      const some = new Map<string, string[]>();
+      for (const { team, user } of changes.recheck) {
+        const name = gatewayName(team, user, shards);
+        if (!everyone.has(name)) some.set(name, [...(some.get(name) ?? []), user]);
+      }
+      const recheck = (name: string, users?: string[]) =>
+        gateway(name)
+          .recheckUsers(users)
+          .catch((error) => console.error(`gateway re-check on ${name} failed`, error));
+      for (const name of everyone) calls.push(recheck(name));
+      for (const [name, users] of some) calls.push(recheck(name, users));
+      await Promise.all(calls);
     },
   };
 }

@@ -1,8 +1,13 @@
-import type { Access, ChannelAccess, ProfileSource, TopicAccess } from "../../src/realtime/ports";
+import type { Access, Actor, ChannelAccess, LiveState, ProfileSource, TopicAccess } from "../../src/realtime/ports";
+import { isRole } from "../../src/teams/model";
 
 // The real-time side's view of the directory: the team's edge cache answers
-// who may follow what (the same visibility rules as the directory) and
-// supplies profiles for just-in-time annotation.
+// who may follow what (the same visibility rules as the directory), what
+// each user's live role and active state are (re-checks), and supplies
+// profiles for just-in-time annotation.
+
+/** Users per actors() call to the cache: one RPC for the usual handful, pages for a whole gateway. */
+const ACTOR_PAGE = 1_000;
 
 type Denial = { ok: false; status: number; message: string };
 
@@ -23,6 +28,27 @@ export function teamCacheAccess(env: Env): TopicAccess {
     async team(team, viewer): Promise<Access> {
       const r = await cacheOf(env, team).lookup(team, viewer, [], []);
       return r.ok ? { ok: true } : denied(r);
+    },
+  };
+}
+
+export function teamCacheLiveState(env: Env): LiveState {
+  return {
+    async actors(team, users) {
+      // The profile cards carry role and deleted for any number of users in
+      // one call (actor() answers one at a time; a reload re-checks a whole
+      // gateway). Asked with no viewers, the cache computes no visibility.
+      const out = new Map<string, Actor>();
+      for (let i = 0; i < users.length; i += ACTOR_PAGE) {
+        const { profiles } = await cacheOf(env, team).profiles(team, [], users.slice(i, i + ACTOR_PAGE));
+        for (const p of profiles) if (isRole(p.role)) out.set(p.id, { role: p.role, active: !p.deleted });
+      }
+      return out;
+    },
+    async visible(team, viewer, users, channels) {
+      const r = await cacheOf(env, team).visible(team, viewer, users, channels);
+      if (!r.ok) return denied(r);
+      return { ok: true, users: new Set(r.value.users.ids), channels: new Set(r.value.channels.ids) };
     },
   };
 }

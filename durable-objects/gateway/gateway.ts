@@ -1,7 +1,9 @@
 import { DurableObject } from "cloudflare:workers";
+import { mayConnect, type Principal, seesWholeTeam } from "../../src/auth/policy";
 import { type AdmissionLimits, Admitter } from "../../src/realtime/admission";
 import { MAX_REMEMBERED_PROFILES, mayNameUsers, remember, usersNamedBy } from "../../src/realtime/annotations";
-import type { ProfileSource, TopicAccess } from "../../src/realtime/ports";
+import { userChangedCard } from "../../src/realtime/directory-events";
+import type { Actor, LiveState, ProfileSource, TopicAccess, Visible } from "../../src/realtime/ports";
 import {
   byPresenceTopic,
   DEFAULT_GRACE_SECONDS,
@@ -19,6 +21,7 @@ import {
   CLOSE_CODES,
   type ClientFrame,
   type ClientTopic,
+  type CloseCode,
   closeReason,
   type ErrorCode,
   eventFrame,
@@ -36,9 +39,12 @@ import {
 import { TokenBucket } from "../../src/realtime/rate-limit";
 import { continuation, mergeEvents, type TopicEvent } from "../../src/realtime/sequence";
 import { decodeState, encodeState, fitsAttachment, type SocketState } from "../../src/realtime/socket-state";
+import { forEachLimit, skippedFor, type TeamFilter, teamFilter } from "../../src/realtime/team-filter";
 import { channelOf, type SubTopic, subTopicOfKey, topicKey } from "../../src/realtime/topics";
-import { positiveVar } from "../../src/vars";
-import { teamCacheAccess, teamCacheProfiles } from "./access";
+import { isRole, type Role } from "../../src/teams/model";
+import { positiveVar, wholeVarOr } from "../../src/vars";
+import { teamCacheAccess, teamCacheLiveState, teamCacheProfiles } from "./access";
+import { TicketLedger } from "./tickets";
 
 // A gateway shard (`gw:<team>:<n>`) terminates many users' WebSockets with the
 // hibernation API. Everything it needs to serve a socket lives in the socket's
@@ -64,18 +70,53 @@ import { teamCacheAccess, teamCacheProfiles } from "./access";
 // - sends a profile before the first message naming a user the socket has
 //   not been sent yet (just-in-time annotation),
 // - passes a presence shard's events only to sockets following that user,
-// - re-checks access when a member leaves a channel.
+// - passes a guest only the team-topic events about users and channels it
+//   may see (the others are skipped for it),
+// - re-checks access when a change may take some away, failing closed.
 //
-// It also admits connections (admission.ts) and rate limits client frames,
-// and it owns its users' presence: all of a user's sockets are here.
+// It also admits connections (admission.ts, and at most
+// GATEWAY_MAX_SOCKETS_PER_USER per user), consumes socket tickets (each
+// opens one socket: tickets.ts), closes a socket when the access token it
+// came from expires, rate limits client frames, and owns its users'
+// presence: all of a user's sockets are here.
+//
+// Re-checks. Live state (the team cache) is read again whenever a change
+// may take access away, and whatever a failed read would have allowed is
+// denied (`unsubscribed`, reason `access_revoked`; the client may subscribe
+// again, which checks afresh):
+// - a channel topic's `member_left` re-checks that member's subscriptions
+//   to it, and its `channel_changed` (turned private, say) every subscriber's;
+// - the directory's publisher (workers/deps.ts) calls recheckUsers() for
+//   every user a change touched (a demotion to guest, a removal from a
+//   channel; a reload: everyone), and disconnectUser() for deactivations.
+//   recheckUsers() re-reads the user's role and active state (not an
+//   active member any more: closed, code `deactivated`) and then every
+//   channel and presence subscription of the user's sockets.
 
-/** Headers by which the Worker tells the gateway who connects (only the Worker can reach a gateway). */
-export const GATEWAY_HEADERS = { team: "x-rtm-team", user: "x-rtm-user", gateway: "x-rtm-gateway" } as const;
+/**
+ * Headers by which the Worker tells the gateway who connects (only the
+ * Worker can reach a gateway, and it drops any x-rtm-* header a client sent):
+ * identity, the access token's expiry (seconds), the live role it read, and
+ * for a ticket its nonce and expiry.
+ */
+export const GATEWAY_HEADERS = {
+  team: "x-rtm-team",
+  user: "x-rtm-user",
+  gateway: "x-rtm-gateway",
+  exp: "x-rtm-exp",
+  role: "x-rtm-role",
+  ticket: "x-rtm-ticket",
+  ticketExp: "x-rtm-ticket-exp",
+} as const;
 
 /** At most this many catch-up pages per delivery before giving up until the next one. */
 const MAX_CATCHUP_PAGES = 20;
 const DEFAULT_MAX_SOCKETS = 20_000;
 const DEFAULT_ACCEPT_PER_SECOND = 1_000;
+/** Sockets one user may hold (GATEWAY_MAX_SOCKETS_PER_USER): tabs and devices, not a connection farm. */
+export const DEFAULT_MAX_SOCKETS_PER_USER = 10;
+/** Access checks in flight at once during a re-check (a channel with many subscribers turning private). */
+const RECHECK_CONCURRENCY = 16;
 /** A socket closed for its frame rate may come back after this (plus jitter). */
 const RATE_LIMIT_RETRY_MS = 5_000;
 /** A socket's recorded seq meaning "at the topic's shared delivered seq". */
@@ -94,10 +135,13 @@ export interface GatewayStats {
   dropped: number;
   /** Users whose last socket closed, waiting out the presence grace period. */
   awayPending: number;
+  /** Sockets closed because their token expired, and ticket nonces remembered (this instance / now). */
+  expired: number;
+  usedTickets: number;
 }
 
-/** What configure() sets: admission, and the most frames one message carries (1: no batching). */
-export type GatewayLimits = AdmissionLimits & { batchFrames: number };
+/** What configure() sets: admission, sockets per user, and the most frames one message carries (1: no batching). */
+export type GatewayLimits = AdmissionLimits & { batchFrames: number; maxSocketsPerUser: number };
 
 interface Conn {
   ws: WebSocket;
@@ -122,9 +166,22 @@ export class Gateway extends DurableObject<Env> {
   private frames = 0;
   private refused = 0;
   private dropped = 0;
+  private expired = 0;
   private readonly access: TopicAccess;
+  private readonly live: LiveState;
   private readonly profileSource: ProfileSource;
+  /** What the team-topic filter asks (team-filter.ts). */
+  private readonly filterPorts: { profiles: ProfileSource; live: LiveState };
+  private readonly tickets: TicketLedger;
   private admitter: Admitter | null = null;
+  /** Sockets per user at most (GATEWAY_MAX_SOCKETS_PER_USER, or configure()); read on first use. */
+  private perUser: number | null = null;
+  /**
+   * Bumped by every re-check: a subscribe that checked access before a
+   * re-check and registers after it is re-checked itself (it may have been
+   * allowed by what the re-check took away).
+   */
+  private accessEpoch = 0;
   /** Frames per message at most (GATEWAY_BATCH_FRAMES, or configure()); read on first use. */
   private batchFrames: number | null = null;
   /** When the alarm is set for (null: unknown or none). */
@@ -156,32 +213,59 @@ export class Gateway extends DurableObject<Env> {
     super(ctx, env);
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_TEXT, PONG_TEXT));
     this.access = teamCacheAccess(env);
+    this.live = teamCacheLiveState(env);
     this.profileSource = teamCacheProfiles(env);
+    this.filterPorts = { profiles: this.profileSource, live: this.live };
     ctx.storage.sql.exec(`
       CREATE TABLE IF NOT EXISTS away_pending (user TEXT PRIMARY KEY, team TEXT NOT NULL, due INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS delivered (topic TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
     `);
+    this.tickets = new TicketLedger(ctx.storage.sql);
   }
 
-  /** A client connecting, forwarded by the Worker after it checked the token. */
+  /**
+   * A client connecting, forwarded by the Worker after it verified the
+   * ticket (or bearer token) and read the user's live state. Here: the
+   * ticket's single use, admission, and the per-user socket limit.
+   */
   override async fetch(request: Request): Promise<Response> {
-    const team = request.headers.get(GATEWAY_HEADERS.team);
-    const user = request.headers.get(GATEWAY_HEADERS.user);
-    const gateway = request.headers.get(GATEWAY_HEADERS.gateway);
-    if (!team || !user || !gateway || request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+    const h = (name: string) => request.headers.get(name);
+    const team = h(GATEWAY_HEADERS.team);
+    const user = h(GATEWAY_HEADERS.user);
+    const gateway = h(GATEWAY_HEADERS.gateway);
+    const role = h(GATEWAY_HEADERS.role);
+    const exp = Number(h(GATEWAY_HEADERS.exp));
+    const ticket = h(GATEWAY_HEADERS.ticket);
+    const ticketExp = Number(h(GATEWAY_HEADERS.ticketExp));
+    if (
+      !team ||
+      !user ||
+      !gateway ||
+      !isRole(role) ||
+      !Number.isSafeInteger(exp) ||
+      (ticket !== null && !Number.isSafeInteger(ticketExp)) ||
+      h("upgrade")?.toLowerCase() !== "websocket"
+    ) {
       return new Response("expected a WebSocket upgrade forwarded by the Worker", { status: 400 });
+    }
+    const now = Date.now();
+    if (exp * 1000 <= now) return unauthorized("token expired");
+    // Checked and recorded with no await in between: two connects with one
+    // ticket cannot both pass.
+    if (ticket !== null && this.tickets.used(ticket)) {
+      return unauthorized("this ticket was already used; get a new one from POST /v1/rtm.connect");
     }
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     const conns = this.load();
-    const admission = this.admission().admit(conns.size, Date.now(), this.subscribing);
-    if (!admission.ok) {
-      // Accepted only to be closed: a browser cannot read an HTTP refusal of
-      // a WebSocket handshake, but it can read a close code and reason.
-      this.refused++;
-      server.accept();
-      server.close(CLOSE_CODES.overloaded, closeReason("overloaded", admission.retryAfterMs));
-      return new Response(null, { status: 101, webSocket: client });
+    // Refusals below are accepted only to be closed: a browser cannot read an
+    // HTTP refusal of a WebSocket handshake, but it can read a close code and
+    // reason. A refused ticket is not used up: it may try again while valid.
+    const admission = this.admission().admit(conns.size, now, this.subscribing);
+    if (!admission.ok) return this.refuse(server, client, "overloaded", admission.retryAfterMs);
+    if ((this.userSockets.get(user) ?? 0) >= this.socketsPerUser()) {
+      return this.refuse(server, client, "too_many_sockets");
     }
+    if (ticket !== null) this.tickets.record(ticket, ticketExp, now);
     const state: SocketState = {
       sid: crypto.randomUUID().slice(0, 12),
       team,
@@ -189,12 +273,22 @@ export class Gateway extends DurableObject<Env> {
       gateway,
       subs: new Map(),
       presence: new Set(),
+      exp,
+      role,
     };
     this.ctx.acceptWebSocket(server);
     server.serializeAttachment(encodeState(state));
     this.track(server, state);
     server.send(frame({ v: 1, type: "hello", user, team, gateway }));
     if (this.userSockets.get(user) === 1) this.ctx.waitUntil(this.arrived(team, user));
+    this.ctx.waitUntil(this.scheduleAlarm(exp * 1000));
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  private refuse(server: WebSocket, client: WebSocket, code: CloseCode, retryAfterMs?: number): Response {
+    this.refused++;
+    server.accept();
+    server.close(CLOSE_CODES[code], closeReason(code, retryAfterMs));
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -203,6 +297,11 @@ export class Gateway extends DurableObject<Env> {
     const conn = this.connOf(ws);
     if (!conn) {
       ws.close(1011, "unknown socket");
+      return;
+    }
+    // The alarm closes expired sockets; a frame arriving first is not served either.
+    if (conn.state.exp * 1000 <= Date.now()) {
+      this.expire(conn);
       return;
     }
     if (!this.withinRate(conn)) return;
@@ -226,11 +325,16 @@ export class Gateway extends DurableObject<Env> {
     this.untrack(ws);
   }
 
-  /** Users whose grace period ended: away, unless they came back. */
+  /**
+   * Sockets whose access token expired: closed (token_expired). Users whose
+   * presence grace period ended: away, unless they came back. Then the next
+   * alarm, for the earliest of both.
+   */
   override async alarm(): Promise<void> {
     this.alarmAt = null;
-    this.load();
+    const conns = this.load();
     const now = Date.now();
+    for (const conn of [...conns.values()]) if (conn.state.exp * 1000 <= now) this.expire(conn);
     const sql = this.ctx.storage.sql;
     const due = sql
       .exec<{ user: string; team: string }>("SELECT user, team FROM away_pending WHERE due <= ?", now)
@@ -239,7 +343,8 @@ export class Gateway extends DurableObject<Env> {
       sql.exec("DELETE FROM away_pending WHERE user = ?", user);
       if ((this.userSockets.get(user) ?? 0) === 0) await this.publishPresence(team, user, "away");
     }
-    await this.scheduleAwayAlarm();
+    this.tickets.prune(now);
+    await this.scheduleAlarm();
   }
 
   /**
@@ -256,21 +361,25 @@ export class Gateway extends DurableObject<Env> {
   }
 
   /**
-   * Admission limits and frames per batch message for this shard (an
-   * operator's lever for a hot gateway; tests). Until the next restart.
+   * Admission limits, sockets per user and frames per batch message for this
+   * shard (an operator's lever for a hot gateway; tests). Until the next restart.
    */
   async configure(limits: Partial<GatewayLimits>): Promise<GatewayLimits> {
-    const { batchFrames, ...admission } = limits;
+    const { batchFrames, maxSocketsPerUser, ...admission } = limits;
     if (batchFrames !== undefined && !(Number.isInteger(batchFrames) && batchFrames >= 1)) {
       throw new Error("batchFrames must be a whole number ≥ 1");
     }
+    if (maxSocketsPerUser !== undefined && !(Number.isInteger(maxSocketsPerUser) && maxSocketsPerUser >= 1)) {
+      throw new Error("maxSocketsPerUser must be a whole number ≥ 1");
+    }
+    if (maxSocketsPerUser !== undefined) this.perUser = maxSocketsPerUser;
     if (Object.keys(admission).length > 0) {
       const next = { ...this.admission().limits, ...admission };
       if (!(next.maxSockets > 0) || !(next.perSecond > 0)) throw new Error("limits must be positive");
       this.admitter = new Admitter(next, Date.now());
     }
     if (batchFrames !== undefined) this.batchFrames = batchFrames;
-    return { ...this.admission().limits, batchFrames: this.batchLimit() };
+    return { ...this.admission().limits, batchFrames: this.batchLimit(), maxSocketsPerUser: this.socketsPerUser() };
   }
 
   /** Closes every socket of a user here (deactivated): they must not reconnect, and see why. */
@@ -278,12 +387,7 @@ export class Gateway extends DurableObject<Env> {
     let closed = 0;
     for (const conn of [...this.load().values()]) {
       if (conn.state.user !== user) continue;
-      try {
-        conn.ws.close(CLOSE_CODES.deactivated, closeReason("deactivated"));
-      } catch {
-        // already closing
-      }
-      this.untrack(conn.ws);
+      this.closeSocket(conn, "deactivated");
       closed++;
     }
     return { closed };
@@ -304,6 +408,8 @@ export class Gateway extends DurableObject<Env> {
       refused: this.refused,
       dropped: this.dropped,
       awayPending,
+      expired: this.expired,
+      usedTickets: this.tickets.size(),
     };
   }
 
@@ -329,6 +435,15 @@ export class Gateway extends DurableObject<Env> {
     return this.batchFrames;
   }
 
+  private socketsPerUser(): number {
+    this.perUser ??= wholeVarOr(
+      "GATEWAY_MAX_SOCKETS_PER_USER",
+      this.env.GATEWAY_MAX_SOCKETS_PER_USER,
+      DEFAULT_MAX_SOCKETS_PER_USER,
+    );
+    return this.perUser;
+  }
+
   /** Frames for one socket, in order: as few messages as the batch limits allow. */
   private sendFrames(ws: WebSocket, texts: readonly string[]): void {
     for (const text of packFrames(texts, this.batchLimit())) send(ws, text);
@@ -348,13 +463,7 @@ export class Gateway extends DurableObject<Env> {
     const drops = (this.drops.get(sid) ?? 0) + 1;
     this.drops.set(sid, drops);
     if (drops >= MAX_DROPPED_FRAMES) {
-      const retry = RATE_LIMIT_RETRY_MS * (1 + Math.random());
-      try {
-        conn.ws.close(CLOSE_CODES.rate_limited, closeReason("rate_limited", retry));
-      } catch {
-        // already closing
-      }
-      this.untrack(conn.ws);
+      this.closeSocket(conn, "rate_limited", RATE_LIMIT_RETRY_MS * (1 + Math.random()));
       return false;
     }
     send(
@@ -393,23 +502,37 @@ export class Gateway extends DurableObject<Env> {
       team,
       due,
     );
-    this.ctx.waitUntil(this.scheduleAwayAlarm(due));
+    this.ctx.waitUntil(this.scheduleAlarm(due));
   }
 
   /**
-   * One alarm for the earliest pending "away". The time it is set for is kept
-   * in memory so a storm of closes does not read the alarm once per close
-   * (a due time later than the alarm needs nothing: the alarm reschedules).
+   * One alarm for the earliest of: a pending "away", a socket's token
+   * expiry. The time it is set for is kept in memory so a storm of closes
+   * or connects does not read the alarm once each (a due time later than
+   * the alarm needs nothing: the alarm, when it runs, looks at everything
+   * and sets the next one). Without `due`, everything is looked at.
    */
-  private async scheduleAwayAlarm(due?: number): Promise<void> {
+  private async scheduleAlarm(due?: number): Promise<void> {
     if (due !== undefined && this.alarmAt !== null && this.alarmAt <= due) return;
-    const next = this.ctx.storage.sql.exec<{ due: number | null }>("SELECT MIN(due) AS due FROM away_pending").one();
-    if (next.due === null) return;
+    const next = due ?? this.earliestDue();
+    if (next === null) return;
     this.alarmAt ??= await this.ctx.storage.getAlarm();
-    if (this.alarmAt === null || this.alarmAt > Number(next.due)) {
-      this.alarmAt = Number(next.due);
-      await this.ctx.storage.setAlarm(this.alarmAt);
+    if (this.alarmAt === null || this.alarmAt > next) {
+      this.alarmAt = next;
+      await this.ctx.storage.setAlarm(next);
     }
+  }
+
+  private earliestDue(): number | null {
+    const away = this.ctx.storage.sql
+      .exec<{ due: number | null }>("SELECT MIN(due) AS due FROM away_pending")
+      .one().due;
+    let next = away === null ? null : Number(away);
+    for (const conn of this.conns?.values() ?? []) {
+      const at = conn.state.exp * 1000;
+      if (next === null || at < next) next = at;
+    }
+    return next;
   }
 
   private async publishPresence(team: string, user: string, presence: PresenceState): Promise<void> {
@@ -458,7 +581,8 @@ export class Gateway extends DurableObject<Env> {
   private async subscribeNow(sid: string, f: Extract<ClientFrame, { type: "subscribe" }>): Promise<void> {
     const before = this.conns?.get(sid);
     if (!before) return;
-    const { team, user, gateway } = before.state;
+    const { team, user, gateway, role } = before.state;
+    const epoch = this.accessEpoch;
     // What fits the socket's attachment is known before asking anyone (it is
     // judged at the largest seqs), and no other frame of this socket runs
     // meanwhile: topics beyond it are refused without registering anywhere.
@@ -480,7 +604,7 @@ export class Gateway extends DurableObject<Env> {
     }
     const opened = await this.whilePending(
       fresh.map((t) => t.topic),
-      () => Promise.all(fresh.map((t) => this.open(team, user, gateway, t))),
+      () => Promise.all(fresh.map((t) => this.open(team, user, gateway, role, t))),
     );
     // From here to the sends, nothing awaits: no delivery can interleave.
     const conn = this.conns?.get(sid);
@@ -524,10 +648,12 @@ export class Gateway extends DurableObject<Env> {
     // The answer and the missed events after it: one message when they fit.
     this.sendFrames(conn.ws, [...out, ...after]);
     this.catchUp(conn.state, started);
+    // Access was checked before a re-check that ran meanwhile: check again.
+    if (this.accessEpoch !== epoch && started.length > 0) this.recheckSoon([user]);
   }
 
   /** Checks access, registers this gateway with the topic, and fetches what `since` missed. */
-  private async open(team: string, user: string, gateway: string, req: TopicRequest): Promise<Opened> {
+  private async open(team: string, user: string, gateway: string, role: Role, req: TopicRequest): Promise<Opened> {
     const { topic } = req;
     try {
       const channel = channelOf(topic);
@@ -552,6 +678,11 @@ export class Gateway extends DurableObject<Env> {
         page = { ...next, seq: Math.max(page.seq, next.seq) };
         replay.push(...next.events);
       }
+      if (topic === "team" && !seesWholeTeam({ role, active: true }) && replay.length > 0) {
+        // A guest's missed team events: only those about what it may see.
+        const hidden = (await teamFilter(this.filterPorts, team, new Set([user]), replay)).hidden.get(user);
+        if (hidden) return { ok: true, topic, key, seq: page.seq, replay: replay.filter((e) => !hidden.has(e.seq)) };
+      }
       return { ok: true, topic, key, seq: page.seq, replay };
     } catch (error) {
       console.error(`gateway: subscribe to ${topic} failed`, error);
@@ -575,37 +706,52 @@ export class Gateway extends DurableObject<Env> {
    * Replaces the users whose presence the socket follows: follows the
    * presence shards they live on (and only those), and answers with a
    * snapshot of every listed user taken at the seq its live changes start
-   * after, so no change falls between the snapshot and the stream.
+   * after, so no change falls between the snapshot and the stream. Users the
+   * viewer may not see are dropped from the list first, silently: the answer
+   * is the same as for ids that do not exist.
    */
   private async presenceSub(sid: string, f: Extract<ClientFrame, { type: "presence_sub" }>): Promise<void> {
     const before = this.conns?.get(sid);
     if (!before) return;
     const { team, user, gateway } = before.state;
-    const wanted = byPresenceTopic(f.users);
-    const trial: SocketState = { ...before.state, subs: new Map(before.state.subs), presence: new Set(f.users) };
-    for (const t of [...trial.subs.keys()]) if (isPresenceTopic(t) && !wanted.has(t)) trial.subs.delete(t);
-    for (const t of wanted.keys()) if (!trial.subs.has(t)) trial.subs.set(t, 0);
+    const epoch = this.accessEpoch;
     const refuse = (code: ErrorCode, message: string) =>
       send(before.ws, frame({ v: 1, type: "error", ...idOf(f), code, message }));
+    let visible: Visible | null = null;
+    if (f.users.length > 0) {
+      visible = await this.live.visible(team, user, f.users, []).catch((error) => {
+        console.error("gateway: presence visibility check failed", error);
+        return null;
+      });
+    } else {
+      // Stopping needs no visibility; it still needs an active member.
+      const access = await this.access.team(team, user).catch(() => null);
+      visible = access && (access.ok ? { ok: true, users: new Set(), channels: new Set() } : access);
+    }
+    if (!visible) return refuse("unavailable", "presence unavailable; try again");
+    if (!visible.ok) return refuse(visible.code, visible.message);
+    const seen = visible.users;
+    const users = f.users.filter((u) => seen.has(u));
+    const wanted = byPresenceTopic(users);
+    const trial: SocketState = { ...before.state, subs: new Map(before.state.subs), presence: new Set(users) };
+    for (const t of [...trial.subs.keys()]) if (isPresenceTopic(t) && !wanted.has(t)) trial.subs.delete(t);
+    for (const t of wanted.keys()) if (!trial.subs.has(t)) trial.subs.set(t, 0);
     if (!fitsAttachment(trial)) {
       return refuse("too_many_users", "this socket cannot follow that many users on top of its topics");
     }
-    const access = await this.access.team(team, user).catch(() => null);
-    if (!access) return refuse("unavailable", "presence unavailable; try again");
-    if (!access.ok) return refuse(access.code, access.message);
     const fresh = [...wanted.keys()].filter((t) => !before.state.subs.has(t));
     let snapshots: Array<{ topic: PresenceTopic; key: string; seq: number | null; state: Record<string, string> }>;
     try {
       snapshots = await this.whilePending(fresh, () =>
         Promise.all(
-          [...wanted].map(async ([topic, users]) => {
+          [...wanted].map(async ([topic, shardUsers]) => {
             const key = topicKey(team, topic);
             const stub = this.topic(key);
             if (before.state.subs.has(topic)) {
-              const snap = await stub.snapshot(key, users);
+              const snap = await stub.snapshot(key, shardUsers);
               return { topic, key, seq: null, state: snap.state };
             }
-            const page = await stub.subscribe(key, gateway, undefined, users);
+            const page = await stub.subscribe(key, gateway, undefined, shardUsers);
             return { topic, key, seq: page.seq, state: page.state ?? {} };
           }),
         ),
@@ -632,11 +778,12 @@ export class Gateway extends DurableObject<Env> {
       this.indexAdd(sid, s.topic);
       started.push([s.key, s.topic]);
     }
-    conn.state.presence = new Set(f.users);
+    conn.state.presence = new Set(users);
     this.save(conn);
-    const users = f.users.map((u) => ({ user: u, presence: presenceOf(states.get(u)) }));
-    send(conn.ws, frame({ v: 1, type: "presence", ...idOf(f), users }));
+    const list = users.map((u) => ({ user: u, presence: presenceOf(states.get(u)) }));
+    send(conn.ws, frame({ v: 1, type: "presence", ...idOf(f), users: list }));
     this.catchUp(conn.state, started);
+    if (this.accessEpoch !== epoch && users.length > 0) this.recheckSoon([user]);
   }
 
   /** Runs `fn` with the topics counted as subscribed (a delivery meanwhile must not drop this gateway). */
@@ -674,11 +821,13 @@ export class Gateway extends DurableObject<Env> {
     let known = incoming;
     let head = Math.max(this.heads.get(key) ?? 0, incoming.at(-1)?.seq ?? 0);
     this.heads.set(key, head);
+    if (topic === "team") this.noteRoles(incoming);
     for (let page = 0; page <= MAX_CATCHUP_PAGES; page++) {
       const sids = this.byTopic.get(topic);
       if (!sids || sids.size === 0) break;
       const notes = topic.startsWith("channel:") ? await this.annotations(sids, topic, known) : null;
-      const behind = this.sendContinuations(topic, sids, known, head, notes);
+      const filter = topic === "team" ? await this.teamFilterFor(sids, known) : null;
+      const behind = this.sendContinuations(topic, sids, known, head, notes, filter);
       // Every subscriber got these events and their profiles: later messages naming them skip the per-socket check.
       if (notes && behind === null) this.markAnnotated(topic, notes.named);
       if (behind === null || page === MAX_CATCHUP_PAGES) break;
@@ -698,14 +847,20 @@ export class Gateway extends DurableObject<Env> {
     return subscribers;
   }
 
-  /** Sends what it can; returns the lowest seq a socket is still stuck at, or null when all reached head. */
+  /**
+   * Sends what it can; returns the lowest seq a socket is still stuck at, or
+   * null when all reached head. `filter`: the team-topic events a guest may
+   * not see (skipping them moves the socket on all the same).
+   */
   private sendContinuations(
     topic: SubTopic,
     sids: Set<string>,
     known: TopicEvent[],
     head: number,
     notes: Annotations | null,
+    filter: TeamFilter | null,
   ): number | null {
+    const skipOf = (conn: Conn) => skippedFor(filter, conn.state.user, conn.state.role);
     // Built once per event, sent to every socket that gets it.
     const frames = new Map<number, { text: string; user?: string } | null>();
     const presence = isPresenceTopic(topic);
@@ -740,14 +895,19 @@ export class Gateway extends DurableObject<Env> {
     const group = base === undefined ? null : continuation(base, known, head);
     const sendAll = (conn: Conn, events: TopicEvent[]) => {
       if (events.length === 0) return;
-      if (!presence && !notes) {
+      const skip = skipOf(conn);
+      if (!presence && !notes && !skip) {
         for (const message of shared(events)) send(conn.ws, message);
         return;
       }
-      // Content of its own: presence filtered to its users, or profiles it lacks.
+      // Content of its own: presence filtered to its users, profiles it lacks, events it may not see.
       let own = presence;
       const texts: string[] = [];
       for (const e of events) {
+        if (skip?.has(e.seq)) {
+          own = true;
+          continue;
+        }
         const built = frameOf(e);
         if (!built) continue;
         // A presence shard carries many users' changes; a socket gets its users' only.
@@ -771,7 +931,7 @@ export class Gateway extends DurableObject<Env> {
       const own = conn?.state.subs.get(topic);
       if (!conn || own === undefined) continue;
       if (own === IN_SYNC && group) {
-        if (groupMessages) for (const message of groupMessages) send(conn.ws, message);
+        if (groupMessages && !skipOf(conn)) for (const message of groupMessages) send(conn.ws, message);
         else sendAll(conn, group.send);
         if (!group.complete) stuck(group.last);
         continue;
@@ -932,45 +1092,240 @@ export class Gateway extends DurableObject<Env> {
     }
   }
 
+  // --- trust: re-checks, team-topic filtering, closing -------------------------
+
   /**
-   * A member who left a channel has their subscriptions to it re-checked: a
-   * private channel drops them (`unsubscribed`, reason `access_revoked`),
-   * after the member_left event itself. (Deactivated users are disconnected
-   * by the directory's publisher: disconnectUser.)
+   * Changes a channel topic's events announce: a member who left has their
+   * subscriptions to it re-checked, after the member_left event itself; a
+   * channel change (turned private, say) re-checks every subscriber. Runs in
+   * the topic's queue, so nothing more of the topic is delivered here until
+   * the re-check is done.
    */
   private async enforce(topic: SubTopic, events: TopicEvent[]): Promise<void> {
     if (!topic.startsWith("channel:")) return;
+    const left = new Set<string>();
+    let everyone = false;
     for (const e of events) {
-      if (!e.json.includes('"member_left"')) continue;
+      if (!e.json.includes('"member_left"') && !e.json.includes('"channel_changed"')) continue;
       try {
-        const parsed = JSON.parse(e.json) as { type?: string; user?: unknown };
-        if (parsed.type === "member_left" && typeof parsed.user === "string") {
-          await this.recheck(topic as ClientTopic, parsed.user);
-        }
+        const parsed = JSON.parse(e.json) as { type?: unknown; user?: unknown };
+        if (parsed.type === "channel_changed") everyone = true;
+        else if (parsed.type === "member_left" && typeof parsed.user === "string") left.add(parsed.user);
       } catch {
         // not JSON: nothing to enforce
       }
     }
+    if (everyone) await this.recheckTopic(topic as ClientTopic);
+    else if (left.size > 0) await this.recheckTopic(topic as ClientTopic, left);
   }
 
-  private async recheck(topic: ClientTopic, user: string): Promise<void> {
+  /** Re-checks who may still follow a channel topic here (`only`: just these users); drops the rest. */
+  private async recheckTopic(topic: ClientTopic, only?: Set<string>): Promise<void> {
     const channel = channelOf(topic);
     const sids = this.byTopic.get(topic);
     if (!channel || !sids) return;
-    const conns = [...sids].flatMap((sid) => {
+    this.accessEpoch++;
+    const teamOf = new Map<string, string>();
+    for (const sid of sids) {
       const conn = this.conns?.get(sid);
-      return conn && conn.state.user === user ? [conn] : [];
-    });
-    const first = conns[0];
-    if (!first) return;
-    const access = await this.access.channel(first.state.team, user, channel).catch(() => null);
-    if (!access || access.ok) return;
-    for (const conn of conns) {
-      conn.state.subs.delete(topic);
-      this.indexRemove(conn.state.sid, topic);
-      this.save(conn);
-      send(conn.ws, frame({ v: 1, type: "unsubscribed", topics: [topic], reason: "access_revoked" }));
+      if (conn && (!only || only.has(conn.state.user))) teamOf.set(conn.state.user, conn.state.team);
     }
+    const denied = new Set<string>();
+    let failed = 0;
+    await forEachLimit([...teamOf], RECHECK_CONCURRENCY, async ([user, team]) => {
+      try {
+        if (!(await this.access.channel(team, user, channel)).ok) denied.add(user);
+      } catch (error) {
+        // A check that cannot be made denies.
+        if (failed++ === 0) console.error(`gateway: access re-check for ${topic} failed; revoking`, error);
+        denied.add(user);
+      }
+    });
+    if (failed > 1) console.error(`gateway: ${failed} access re-checks for ${topic} failed; revoked`);
+    if (denied.size === 0) return;
+    for (const sid of [...(this.byTopic.get(topic) ?? [])]) {
+      const conn = this.conns?.get(sid);
+      if (conn && denied.has(conn.state.user)) this.revoke(conn, [topic]);
+    }
+  }
+
+  /**
+   * Re-reads these users' live role and active state and re-checks what
+   * their sockets here follow: every channel topic and every followed
+   * user's presence (the directory's publisher calls this for each user a
+   * change touched). Without a list: every socket here (after a bulk
+   * import). A user who is no longer an active member has its sockets
+   * closed (`deactivated`); a check that fails revokes what it could not
+   * confirm.
+   */
+  async recheckUsers(users?: string[]): Promise<{ sockets: number; closed: number; revoked: number }> {
+    const conns = this.load();
+    this.accessEpoch++;
+    const wanted = users ? new Set(users) : null;
+    // team → user → socket ids (a gateway serves one team; grouped anyway, as its sockets say).
+    const byTeam = new Map<string, Map<string, string[]>>();
+    let sockets = 0;
+    for (const conn of conns.values()) {
+      const { team, user, sid } = conn.state;
+      if (wanted && !wanted.has(user)) continue;
+      sockets++;
+      let members = byTeam.get(team);
+      if (!members) {
+        members = new Map();
+        byTeam.set(team, members);
+      }
+      members.set(user, [...(members.get(user) ?? []), sid]);
+    }
+    let closed = 0;
+    let revoked = 0;
+    for (const [team, members] of byTeam) {
+      let actors: Map<string, Actor> | null = null;
+      try {
+        actors = await this.live.actors(team, [...members.keys()]);
+      } catch (error) {
+        console.error("gateway: live roles unavailable for a re-check; revoking what it could not confirm", error);
+      }
+      await forEachLimit([...members], RECHECK_CONCURRENCY, async ([user, sids]) => {
+        const r = await this.recheckUser(team, user, sids, actors);
+        closed += r.closed;
+        revoked += r.revoked;
+      });
+    }
+    return { sockets, closed, revoked };
+  }
+
+  /** recheckUsers() later, without holding up the caller (a subscribe that raced a re-check). */
+  private recheckSoon(users: string[]): void {
+    this.ctx.waitUntil(
+      this.recheckUsers(users)
+        .then(() => undefined)
+        .catch((error) => console.error("gateway: re-check failed", error)),
+    );
+  }
+
+  private async recheckUser(
+    team: string,
+    user: string,
+    sids: string[],
+    actors: Map<string, Actor> | null,
+  ): Promise<{ closed: number; revoked: number }> {
+    const current = () =>
+      sids.flatMap((sid) => {
+        const conn = this.conns?.get(sid);
+        return conn ? [conn] : [];
+      });
+    if (actors) {
+      const actor = actors.get(user);
+      const p: Principal = actor ? { kind: "member", team, user, ...actor } : { kind: "unknown", team, user };
+      if (!mayConnect(p, team).ok || !actor) {
+        const list = current();
+        for (const conn of list) this.closeSocket(conn, "deactivated");
+        return { closed: list.length, revoked: 0 };
+      }
+      for (const conn of current()) {
+        if (conn.state.role === actor.role) continue;
+        conn.state.role = actor.role;
+        this.save(conn);
+      }
+    }
+    const channels = new Set<string>();
+    const followed = new Set<string>();
+    for (const conn of current()) {
+      for (const t of conn.state.subs.keys()) {
+        const ch = isPresenceTopic(t) ? null : channelOf(t);
+        if (ch) channels.add(ch);
+      }
+      for (const u of conn.state.presence) followed.add(u);
+    }
+    let visible: Visible | null = null;
+    if (actors && channels.size === 0 && followed.size === 0) return { closed: 0, revoked: 0 };
+    if (actors) {
+      visible = await this.live.visible(team, user, [...followed], [...channels]).catch((error) => {
+        console.error("gateway: visibility re-check failed; revoking", error);
+        return null;
+      });
+    }
+    let revoked = 0;
+    for (const conn of current()) {
+      const lost: ClientTopic[] = [];
+      for (const t of conn.state.subs.keys()) {
+        if (isPresenceTopic(t)) continue;
+        const ch = channelOf(t);
+        // The team topic goes only when nothing could be confirmed; a channel when it is not visible now.
+        if (ch === null ? !visible?.ok : !(visible?.ok && visible.channels.has(ch))) lost.push(t);
+      }
+      const seen = visible?.ok ? visible.users : new Set<string>();
+      const keep = [...conn.state.presence].filter((u) => seen.has(u));
+      if (keep.length !== conn.state.presence.size) {
+        // No more changes of people it may not see now (their shards stay followed: harmless, filtered per user).
+        conn.state.presence = new Set(keep);
+        this.save(conn);
+      }
+      revoked += this.revoke(conn, lost);
+    }
+    return { closed: 0, revoked };
+  }
+
+  /** Drops topics from a socket's subscriptions and tells it why; how many. */
+  private revoke(conn: Conn, topics: ClientTopic[]): number {
+    if (topics.length === 0) return 0;
+    for (const t of topics) {
+      conn.state.subs.delete(t);
+      this.indexRemove(conn.state.sid, t);
+    }
+    this.save(conn);
+    send(conn.ws, frame({ v: 1, type: "unsubscribed", topics, reason: "access_revoked" }));
+    return topics.length;
+  }
+
+  /**
+   * A user_changed event on the team topic carries the user's new role: the
+   * user's sockets here take a demotion at once (so the next team events are
+   * already filtered for a new guest). Only ever towards less: a promotion
+   * waits for recheckUsers' fresh read, which the publisher sends next.
+   */
+  private noteRoles(events: TopicEvent[]): void {
+    for (const e of events) {
+      const card = userChangedCard(e.json);
+      if (!card || !this.userSockets.has(card.id)) continue;
+      const role: Role = card.deleted || !isRole(card.role) ? "guest" : card.role;
+      if (role !== "guest") continue;
+      for (const conn of this.conns?.values() ?? []) {
+        if (conn.state.user !== card.id || conn.state.role === "guest") continue;
+        conn.state.role = "guest";
+        this.save(conn);
+      }
+    }
+  }
+
+  /** teamFilter() for the guests among a team topic's sockets; null when no event is about anyone in particular. */
+  private async teamFilterFor(sids: Set<string>, events: TopicEvent[]): Promise<TeamFilter | null> {
+    const guests = new Set<string>();
+    let team: string | null = null;
+    for (const sid of sids) {
+      const conn = this.conns?.get(sid);
+      if (!conn) continue;
+      team = conn.state.team;
+      if (!seesWholeTeam({ role: conn.state.role, active: true })) guests.add(conn.state.user);
+    }
+    if (team === null) return null;
+    const filter = await teamFilter(this.filterPorts, team, guests, events);
+    return filter.about.size > 0 ? filter : null;
+  }
+
+  private closeSocket(conn: Conn, code: CloseCode, retryAfterMs?: number): void {
+    try {
+      conn.ws.close(CLOSE_CODES[code], closeReason(code, retryAfterMs));
+    } catch {
+      // already closing
+    }
+    this.untrack(conn.ws);
+  }
+
+  /** The access token behind the socket expired: closed, and the client knows to get a new one. */
+  private expire(conn: Conn): void {
+    this.expired++;
+    this.closeSocket(conn, "token_expired");
   }
 
   // --- sockets and the in-memory index ----------------------------------------
@@ -1111,6 +1466,14 @@ export class Gateway extends DurableObject<Env> {
 /** A presence change as the client sees it (no seq: a socket sees only its users' share of the shard). */
 function presenceFrame(user: string, presence: PresenceState): string {
   return frame({ v: 1, type: "presence", users: [{ user, presence }] });
+}
+
+/** An HTTP refusal before the upgrade, in the API's error shape (the Worker passes it on). */
+function unauthorized(message: string): Response {
+  return new Response(JSON.stringify({ error: { code: "unauthorized", message } }), {
+    status: 401,
+    headers: { "content-type": "application/json" },
+  });
 }
 
 function idOf(f: { id?: string | number }): { id?: string | number } {

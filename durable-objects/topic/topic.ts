@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { PublishOptions, PublishResult } from "../../src/realtime/ports";
 import type { ReloadReason } from "../../src/realtime/protocol";
-import { TokenBucket } from "../../src/realtime/rate-limit";
+import { KeyedBuckets, TokenBucket } from "../../src/realtime/rate-limit";
 import { resumePlan, type TopicEvent } from "../../src/realtime/sequence";
 import { positiveVar } from "../../src/vars";
 
@@ -21,8 +21,12 @@ import { positiveVar } from "../../src/vars";
 // A topic can also keep state: an event published with a state key becomes
 // that key's current value (presence per user), handed out as a snapshot to
 // a gateway subscribing, at exactly the seq its live events start after.
-// Clients' publishes (messages) are rate limited per topic, so one noisy
-// channel cannot flood every follower; system events are not.
+// Clients' publishes (messages) are rate limited twice: per poster in the
+// topic (TOPIC_PUBLISH_PER_USER_PER_SECOND), so one user cannot use up a
+// channel's rate and silence everyone else in it, and per topic
+// (TOPIC_PUBLISH_PER_SECOND), so a crowd cannot flood every follower. A
+// publish refused by either takes nothing from the other. System events are
+// never limited.
 
 /** Events kept for resume, unless the TOPIC_LOG_SIZE var or configure() says otherwise. */
 export const DEFAULT_LOG_SIZE = 1000;
@@ -32,6 +36,12 @@ const DELIVERY_TIMEOUT_MS = 10_000;
 const RETRY_MS = 1_000;
 /** Client publishes per second per topic (TOPIC_PUBLISH_PER_SECOND); bursts of twice that. */
 export const DEFAULT_PUBLISH_PER_SECOND = 100;
+/**
+ * Client publishes per second per poster per topic
+ * (TOPIC_PUBLISH_PER_USER_PER_SECOND); bursts of twice that. Well under the
+ * topic's rate, so no single poster can exhaust it.
+ */
+export const DEFAULT_PUBLISH_PER_USER_PER_SECOND = 10;
 
 /** Events after a point, a page at a time; `reload` when they are no longer (or never were) in the log. */
 export interface Catchup {
@@ -63,6 +73,7 @@ export class Topic extends DurableObject<Env> {
   private deliveries = 0;
   private rounds = 0;
   private limiter: TokenBucket | null = null;
+  private posters: KeyedBuckets | null = null;
   private readonly meta = new Map<string, string | null>();
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -81,10 +92,9 @@ export class Topic extends DurableObject<Env> {
   /** Numbers and logs the event, then waits for the delivery round that carries it. */
   async publish(topic: string, eventJson: string, options: PublishOptions = {}): Promise<PublishResult> {
     this.name(topic);
-    if (options.limited) {
-      const now = Date.now();
-      this.limiter ??= new TokenBucket(this.publishRate(), this.publishRate() * 2, now);
-      if (!this.limiter.take(now)) return { ok: false, retryAfterMs: this.limiter.waitMs(now) };
+    if (options.poster !== undefined) {
+      const refused = this.admitPublish(options.poster, Date.now());
+      if (refused) return refused;
     }
     const seq = this.seq() + 1;
     this.sql.exec("INSERT INTO events (seq, json) VALUES (?, ?)", seq, eventJson);
@@ -135,10 +145,13 @@ export class Topic extends DurableObject<Env> {
     return this.catchup(since);
   }
 
-  /** Per-topic log size (kept) and client publish rate (until restart), for hot topics and tests. */
-  async configure(topic: string, options: { logSize?: number; publishPerSecond?: number }): Promise<TopicStats> {
+  /** Per-topic log size (kept) and client publish rates (until restart), for hot topics and tests. */
+  async configure(
+    topic: string,
+    options: { logSize?: number; publishPerSecond?: number; publishPerUserPerSecond?: number },
+  ): Promise<TopicStats> {
     this.name(topic);
-    const { logSize, publishPerSecond } = options;
+    const { logSize, publishPerSecond, publishPerUserPerSecond } = options;
     if (logSize !== undefined) {
       if (!Number.isInteger(logSize) || logSize < 1) throw new Error("logSize must be a positive integer");
       this.setMeta("log_size", String(logSize));
@@ -147,6 +160,10 @@ export class Topic extends DurableObject<Env> {
     if (publishPerSecond !== undefined) {
       if (!(publishPerSecond > 0)) throw new Error("publishPerSecond must be positive");
       this.limiter = new TokenBucket(publishPerSecond, Math.max(1, publishPerSecond * 2), Date.now());
+    }
+    if (publishPerUserPerSecond !== undefined) {
+      if (!(publishPerUserPerSecond > 0)) throw new Error("publishPerUserPerSecond must be positive");
+      this.posters = new KeyedBuckets(publishPerUserPerSecond, Math.max(1, publishPerUserPerSecond * 2));
     }
     return this.stats();
   }
@@ -272,12 +289,43 @@ export class Topic extends DurableObject<Env> {
     return out;
   }
 
-  private publishRate(): number {
+  /**
+   * A client's publish: refused (and nothing taken) when the poster or the
+   * topic is out of tokens; else one token from each.
+   */
+  private admitPublish(
+    poster: string,
+    now: number,
+  ): { ok: false; retryAfterMs: number; limit: "poster" | "topic" } | null {
+    const topicRate = this.rateVar(
+      "TOPIC_PUBLISH_PER_SECOND",
+      this.env.TOPIC_PUBLISH_PER_SECOND,
+      DEFAULT_PUBLISH_PER_SECOND,
+    );
+    this.limiter ??= new TokenBucket(topicRate, topicRate * 2, now);
+    if (!this.posters) {
+      const rate = this.rateVar(
+        "TOPIC_PUBLISH_PER_USER_PER_SECOND",
+        this.env.TOPIC_PUBLISH_PER_USER_PER_SECOND,
+        DEFAULT_PUBLISH_PER_USER_PER_SECOND,
+      );
+      this.posters = new KeyedBuckets(rate, Math.max(1, rate * 2));
+    }
+    const posterWait = this.posters.waitMs(poster, now);
+    if (posterWait > 0) return { ok: false, retryAfterMs: posterWait, limit: "poster" };
+    const topicWait = this.limiter.waitMs(now);
+    if (topicWait > 0) return { ok: false, retryAfterMs: topicWait, limit: "topic" };
+    this.posters.take(poster, now);
+    this.limiter.take(now);
+    return null;
+  }
+
+  private rateVar(name: string, value: string | undefined, fallback: number): number {
     try {
-      return positiveVar("TOPIC_PUBLISH_PER_SECOND", this.env.TOPIC_PUBLISH_PER_SECOND, DEFAULT_PUBLISH_PER_SECOND);
+      return positiveVar(name, value, fallback);
     } catch (error) {
       console.error(error);
-      return DEFAULT_PUBLISH_PER_SECOND;
+      return fallback;
     }
   }
 

@@ -9,6 +9,14 @@ import { channelTopic, topicKey } from "./topics";
 // topic, whose followers are exactly the people allowed to see them. A
 // membership removal also tells the gateways to re-check who may still
 // follow the channel (see gateway.ts).
+//
+// Changes that can take access away also go to the gateways of the users
+// they touch, whether or not those follow the topics above (accessChanges):
+// a deactivation closes the user's sockets; any other change of a user (a
+// demotion to guest among them: events carry the new state, not the old)
+// or a removal from a channel has the user's gateway re-read the user's
+// live role and re-check each subscription; a reload (bulk import) may have
+// changed anyone, so every gateway of the team re-checks all its sockets.
 
 export interface TopicEventOut {
   /** Topic object name. */
@@ -111,4 +119,66 @@ export async function publishDirectoryEvents(
 /** Users the events deactivate (their sockets must close). */
 export function deactivatedUsers(events: ChangeEvent[]): DirUser[] {
   return events.flatMap((e) => (e.change.kind === "user" && e.change.user.deleted ? [e.change.user] : []));
+}
+
+/** What a batch of changes means for open sockets (see the header). */
+export interface AccessChanges {
+  /** Deactivated: close their sockets. */
+  deactivated: DirUser[];
+  /** Changed or removed from a channel: re-check them (team: the user's own team, which names its gateway). */
+  recheck: Array<{ team: string; user: string }>;
+  /** A reload: re-check every socket of the team. */
+  reload: boolean;
+}
+
+export function accessChanges(events: ChangeEvent[]): AccessChanges {
+  const deactivated = deactivatedUsers(events);
+  const gone = new Set(deactivated.map((u) => `${u.teamId}:${u.id}`));
+  const recheck = new Map<string, { team: string; user: string }>();
+  const add = (team: string, user: string) => {
+    const key = `${team}:${user}`;
+    if (!gone.has(key)) recheck.set(key, { team, user });
+  };
+  let reload = false;
+  for (const e of events) {
+    const c = e.change;
+    if (c.kind === "user" && !c.user.deleted) add(c.user.teamId, c.user.id);
+    else if (c.kind === "member_removed") add(c.membership.userTeamId, c.membership.userId);
+    else if (c.kind === "reload") reload = true;
+  }
+  return { deactivated, recheck: [...recheck.values()], reload };
+}
+
+/**
+ * What a team-topic event is about, for filtering it per viewer: the user a
+ * `user_changed` carries, the channel a `channel_changed` carries, or
+ * nothing in particular (`directory_reload`, anything else: every
+ * subscriber gets it). null: unreadable, so nobody filtered may get it.
+ */
+export function teamEventSubject(json: string): { users: string[]; channels: string[] } | null {
+  // Cheap test first: most team events are neither.
+  if (!json.includes('"user_changed"') && !json.includes('"channel_changed"')) return { users: [], channels: [] };
+  let e: { type?: unknown; user?: { id?: unknown }; channel?: { id?: unknown } };
+  try {
+    e = JSON.parse(json) as typeof e;
+  } catch {
+    return null;
+  }
+  if (e.type === "user_changed") return typeof e.user?.id === "string" ? { users: [e.user.id], channels: [] } : null;
+  if (e.type === "channel_changed") {
+    return typeof e.channel?.id === "string" ? { users: [], channels: [e.channel.id] } : null;
+  }
+  return { users: [], channels: [] };
+}
+
+/** The card of a `user_changed` event (id, role, deleted), or null for any other event. */
+export function userChangedCard(json: string): { id: string; role: unknown; deleted: boolean } | null {
+  if (!json.includes('"user_changed"')) return null;
+  try {
+    const e = JSON.parse(json) as { type?: unknown; user?: { id?: unknown; role?: unknown; deleted?: unknown } };
+    if (e.type !== "user_changed" || typeof e.user?.id !== "string") return null;
+    return { id: e.user.id, role: e.user.role, deleted: e.user.deleted === true };
+  } catch {
+    return null;
+  }
 }

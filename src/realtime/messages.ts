@@ -31,7 +31,8 @@ export interface PostMessage {
 export type PostResult =
   | { ok: true; topic: ClientTopic; seq: number }
   | { ok: false; status: 403 | 404; message: string }
-  | { ok: false; status: 429; message: string; retryAfterMs: number };
+  /** `limit`: the poster's own rate in this channel, or the channel's for everyone. */
+  | { ok: false; status: 429; message: string; retryAfterMs: number; limit: "poster" | "topic" };
 
 /** The poster must see the channel (else 404, exactly like a channel that does not exist). */
 export async function postMessage(
@@ -49,16 +50,21 @@ export async function postMessage(
     ts: m.now,
   };
   const topic = channelTopic(m.channelId);
-  // A shared channel's topic is its host team's: every team in it follows the same one.
+  // A shared channel's topic is its host team's: every team in it follows the
+  // same one, so the poster is named with its team (user ids are per team).
   const published = await ports.publisher.publish(topicKey(access.host, topic), JSON.stringify(event), {
-    limited: true,
+    poster: `${m.team}:${m.user}`,
   });
   if (!published.ok) {
     return {
       ok: false,
       status: 429,
-      message: "this channel receives messages faster than its limit; retry later",
+      message:
+        published.limit === "poster"
+          ? "you are posting to this channel faster than your limit; retry later"
+          : "this channel receives messages faster than its limit; retry later",
       retryAfterMs: published.retryAfterMs,
+      limit: published.limit,
     };
   }
   return { ok: true, topic, seq: published.seq };

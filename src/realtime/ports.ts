@@ -1,3 +1,5 @@
+import type { Role } from "../teams/model";
+
 // What the real-time logic needs from the rest of the platform. The Worker
 // and the Durable Objects build these from their bindings.
 
@@ -12,6 +14,27 @@ export interface TopicAccess {
   channel(team: string, viewer: string, channelId: string): Promise<ChannelAccess>;
   /** The viewer is an active member of the team. */
   team(team: string, viewer: string): Promise<Access>;
+}
+
+/** A user as live state knows it (the team cache's row): what every trust decision reads. */
+export interface Actor {
+  role: Role;
+  active: boolean;
+}
+
+/** Of the users and channels asked about, those the viewer may see (the directory's rules). */
+export type Visible = { ok: true; users: Set<string>; channels: Set<string> } | Denied;
+
+/**
+ * Live state for the gateway's re-checks: answered by the team's edge cache,
+ * which change events keep current, so a demotion or a removal is seen as
+ * soon as it is committed, never what a token said.
+ */
+export interface LiveState {
+  /** Each user's role and active state; users the team does not have are absent. */
+  actors(team: string, users: string[]): Promise<Map<string, Actor>>;
+  /** Which of these the viewer may see now; Denied when the viewer is not an active member. */
+  visible(team: string, viewer: string, users: string[], channels: string[]): Promise<Visible>;
 }
 
 /** A user's profile as clients see it (the edge cache's user card). */
@@ -31,13 +54,20 @@ export interface ProfileSource {
   ): Promise<{ profiles: Profile[]; hidden: Record<string, string[]> }>;
 }
 
-export type PublishResult = { ok: true; seq: number } | { ok: false; retryAfterMs: number };
+export type PublishResult =
+  | { ok: true; seq: number }
+  /** Over a rate: the poster's own in this topic, or the topic's for everyone. */
+  | { ok: false; retryAfterMs: number; limit: "poster" | "topic" };
 
 export interface PublishOptions {
   /** Keep this event as the topic's current state for the key (presence per user). */
   stateKey?: string;
-  /** A client's publish: subject to the topic's rate limit. System events never are. */
-  limited?: boolean;
+  /**
+   * A client's publish, by this poster (`team:user`): subject to the poster's
+   * rate in this topic and to the topic's overall rate. System events (no
+   * poster) never are.
+   */
+  poster?: string;
 }
 
 /** Publishes an event (JSON text) to a topic, which numbers it. */

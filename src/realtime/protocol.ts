@@ -2,6 +2,15 @@
  * The real-time protocol, version 1: one WebSocket per client (`GET /v1/rtm`),
  * JSON text frames, every frame carrying `"v": 1`.
  *
+ * Connecting. `POST /v1/rtm.connect` (bearer access token) answers
+ * `{ url: "/v1/rtm?ticket=…", ticket, expires_in }`: a ticket good for one
+ * socket within TICKET_TTL_SECONDS (tickets.ts), so no long-lived token sits
+ * in a URL or a log. A client that can set headers (not a browser) may
+ * instead connect with `Authorization: Bearer <access token>`; `?token=` is
+ * refused. Either way the user must be an active member of the team right
+ * now (else 403, no socket), and the socket closes with TOKEN_EXPIRED when
+ * the access token it came from expires.
+ *
  * Client → server
  * - `{ v: 1, type: "subscribe", id?, topics: [{ topic, since? }] }`: topic is
  *   `"channel:<id>"` or `"team"`; `since` is the last sequence number the
@@ -10,6 +19,9 @@
  * - `{ v: 1, type: "presence_sub", id?, users: [userId, ...] }`: follow these
  *   users' presence (replaces the socket's list; `[]` stops). At most
  *   MAX_PRESENCE_USERS. Answered by a snapshot, then only these users' changes.
+ *   Users the viewer may not see (a guest: people it shares no channel with;
+ *   anyone: ids its team does not have) are left out of both, exactly as if
+ *   they did not exist.
  * - `{ v: 1, type: "ping", id? }`: answered `{ v: 1, type: "pong", id? }`. The
  *   exact text `{"v":1,"type":"ping"}` is answered by the runtime without waking
  *   the gateway (hibernation auto-response).
@@ -24,14 +36,20 @@
  * - `{ v: 1, type: "event", topic, seq, event }`: per topic, in strictly
  *   increasing `seq` with no gaps and no duplicates. With `since`, the missed
  *   events (`since` < seq ≤ the `subscribed` seq) follow the `subscribed`
- *   frame, before any live event.
+ *   frame, before any live event. One exception to "no gaps": a guest on the
+ *   `team` topic gets only the events about users and channels it may see
+ *   (`user_changed` of people it shares a channel with, `channel_changed` of
+ *   its channels); the others are skipped, so its seqs may jump there.
  * - `{ v: 1, type: "reload", topic, reason, seq }`: the events after `since`
  *   are no longer in the topic's log (`gap_too_old`), or `since` is beyond the
  *   topic's sequence (`seq_ahead`). The client refetches that topic's state;
  *   the subscription stands and continues after `seq`.
  * - `{ v: 1, type: "unsubscribed", id?, topics: [topic], reason? }`: answer
  *   to an unsubscribe, or unasked with `reason: "access_revoked"` when the
- *   user may no longer see the channel (removed from a private channel).
+ *   user may no longer see the topic (removed from a private channel, the
+ *   channel turned private, demoted to guest) or when that could not be
+ *   checked (the check failed: denied, never assumed). Subscribing again
+ *   checks afresh.
  * - `{ v: 1, type: "user", user: { id, name, ... } }`: a profile, sent just
  *   before the first event that names a user (message author or mention) this
  *   socket has not been sent yet.
@@ -50,12 +68,15 @@
  *   GATEWAY_BATCH_FRAMES (64) frames and about MAX_BATCH_CHARS of text per
  *   batch; beyond, several messages.
  *
- * Limits: a socket sends at most FRAME_RATE frames a second (bursts of
- * FRAME_BURST; beyond, `rate_limited` errors and the frame is dropped; a
- * socket that keeps going is closed with RATE_LIMITED); a client frame is at most MAX_FRAME_BYTES (UTF-8); at most
- * MAX_TOPICS_PER_FRAME topics per frame; a socket's subscriptions must fit its
- * hibernation attachment (see socket-state.ts), about 500 channels;
- * beyond that a subscribe gets `too_many_topics` errors.
+ * Limits: a user holds at most GATEWAY_MAX_SOCKETS_PER_USER sockets (beyond,
+ * the new one closes with TOO_MANY_SOCKETS); a socket sends at most
+ * FRAME_RATE frames a second (bursts of FRAME_BURST; beyond, `rate_limited`
+ * errors and the frame is dropped; a socket that keeps going is closed with
+ * RATE_LIMITED); a client frame is at most MAX_FRAME_BYTES (UTF-8); at most
+ * MAX_TOPICS_PER_FRAME topics per frame; a socket's subscriptions must fit
+ * its hibernation attachment (see socket-state.ts), about 500 channels;
+ * beyond that a subscribe gets `too_many_topics` errors. Posting (HTTP, not
+ * the socket) is limited per poster per channel: see topic.ts.
  */
 
 import { wholeVarOr } from "../vars";
@@ -118,12 +139,21 @@ export type ReloadReason = "gap_too_old" | "seq_ahead";
 export const CLOSE_CODES = {
   /** The gateway is admitting connections faster or beyond what it holds (RFC 6455 "try again later"). */
   overloaded: 1013,
+  /**
+   * The access token the socket was opened with expired: get a new token
+   * (and a ticket), reconnect, resubscribe with `since`.
+   */
+  token_expired: 4001,
+  /** The user is no longer an active member of the team (deactivated, or removed): do not reconnect. */
+  deactivated: 4003,
+  /**
+   * The user already has GATEWAY_MAX_SOCKETS_PER_USER (default 10) sockets
+   * open: this new one is closed at once. Close another one first; retrying
+   * as it is will be refused the same way.
+   */
+  too_many_sockets: 4008,
   /** The connection sent frames faster than its limit. */
   rate_limited: 4029,
-  /** The token expired while connected: get a new one, then reconnect. */
-  token_expired: 4001,
-  /** The user was deactivated: do not reconnect. */
-  deactivated: 4003,
 } as const;
 export type CloseCode = keyof typeof CLOSE_CODES;
 

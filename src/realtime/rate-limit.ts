@@ -1,6 +1,7 @@
 // A token bucket: `rate` tokens a second, at most `burst` saved up. Used for
-// connection admission per gateway, client frames per socket and publishes
-// per topic. Time is passed in (milliseconds), so the rules test without a clock.
+// connection admission per gateway, client frames per socket, and publishes
+// per poster per topic and per topic. Time is passed in (milliseconds), so
+// the rules test without a clock.
 
 export class TokenBucket {
   private tokens: number;
@@ -30,10 +31,58 @@ export class TokenBucket {
     return this.tokens >= n ? 0 : Math.ceil(((n - this.tokens) / this.rate) * 1000);
   }
 
+  /** Whether the bucket is back at its burst: forgetting it then loses nothing (a new one starts full). */
+  isFull(now: number): boolean {
+    this.refill(now);
+    return this.tokens >= this.burst;
+  }
+
   private refill(now: number): void {
     if (now > this.at) {
       this.tokens = Math.min(this.burst, this.tokens + ((now - this.at) / 1000) * this.rate);
       this.at = now;
     }
+  }
+}
+
+/**
+ * One bucket per key (a poster), created full on first use. Memory stays
+ * bounded: past `maxKeys`, buckets that have refilled are forgotten (a
+ * forgotten key starts full again, which is what it would be anyway); keys
+ * still draining are kept, so nobody escapes a limit by crowding the map.
+ */
+export class KeyedBuckets {
+  private readonly buckets = new Map<string, TokenBucket>();
+
+  constructor(
+    readonly rate: number,
+    readonly burst: number,
+    private readonly maxKeys = 10_000,
+  ) {
+    if (!(rate > 0) || !(burst >= 1)) throw new Error("a token bucket needs rate > 0 and burst >= 1");
+  }
+
+  /** Milliseconds until `key` may take one token (0: now). */
+  waitMs(key: string, now: number): number {
+    return this.buckets.get(key)?.waitMs(now) ?? 0;
+  }
+
+  /** Takes a token for `key` if it has one. */
+  take(key: string, now: number): boolean {
+    let bucket = this.buckets.get(key);
+    if (!bucket) {
+      if (this.buckets.size >= this.maxKeys) this.forgetFull(now);
+      bucket = new TokenBucket(this.rate, this.burst, now);
+      this.buckets.set(key, bucket);
+    }
+    return bucket.take(now);
+  }
+
+  get size(): number {
+    return this.buckets.size;
+  }
+
+  private forgetFull(now: number): void {
+    for (const [key, bucket] of this.buckets) if (bucket.isFull(now)) this.buckets.delete(key);
   }
 }

@@ -1,3 +1,4 @@
+import { isRole, type Role } from "../teams/model";
 import { isPresenceTopic } from "./presence";
 import { isClientTopic } from "./protocol";
 import type { SubTopic } from "./topics";
@@ -12,6 +13,11 @@ import type { SubTopic } from "./topics";
 // judged as if every seq were already at its largest possible value, so a
 // socket that fits never outgrows its attachment as sequence numbers grow:
 // about 500 Slack-style channels per socket.
+//
+// Trust is kept there too: when the socket's access token expires (`exp`,
+// the gateway closes it then) and the user's role as live state last said
+// (`role`, which decides whether team-wide events are filtered for a guest).
+// A state missing either reads as the safe value: expired, and guest.
 
 export const MAX_ATTACHMENT_BYTES = 16 * 1024;
 /** What the encoded state may take, leaving room for the runtime's serialization header. */
@@ -27,6 +33,10 @@ export interface SocketState {
   subs: Map<SubTopic, number>;
   /** Users whose presence the socket follows (their shards are in subs). */
   presence: Set<string>;
+  /** When the access token behind the socket expires (seconds since the epoch): the socket closes then. */
+  exp: number;
+  /** The user's role as live state last said (at connect, then on every change the gateway hears of). */
+  role: Role;
 }
 
 interface Stored {
@@ -36,12 +46,22 @@ interface Stored {
   g: string;
   s: Record<string, number>;
   p?: string[];
+  x?: number;
+  r?: string;
 }
 
 export function encodeState(state: SocketState): string {
   const s: Record<string, number> = {};
   for (const [topic, seq] of state.subs) s[compact(topic)] = seq;
-  const stored: Stored = { i: state.sid, t: state.team, u: state.user, g: state.gateway, s };
+  const stored: Stored = {
+    i: state.sid,
+    t: state.team,
+    u: state.user,
+    g: state.gateway,
+    s,
+    x: state.exp,
+    r: state.role,
+  };
   if (state.presence.size > 0) stored.p = [...state.presence];
   return JSON.stringify(stored);
 }
@@ -62,7 +82,10 @@ export function decodeState(value: unknown): SocketState | null {
     if (topic && typeof seq === "number") subs.set(topic, seq);
   }
   const presence = new Set(Array.isArray(raw.p) ? raw.p.filter((u): u is string => typeof u === "string") : []);
-  return { sid: raw.i, team: raw.t, user: raw.u, gateway: String(raw.g ?? ""), subs, presence };
+  // Fail closed: no expiry reads as expired, no role as guest (the most filtered).
+  const exp = typeof raw.x === "number" && Number.isFinite(raw.x) ? raw.x : 0;
+  const role = typeof raw.r === "string" && isRole(raw.r) ? raw.r : "guest";
+  return { sid: raw.i, team: raw.t, user: raw.u, gateway: String(raw.g ?? ""), subs, presence, exp, role };
 }
 
 function compact(topic: SubTopic): string {

@@ -56,7 +56,12 @@ export function shardOf(user: string, shards: number): number {
 }
 
 export function gatewayName(team: string, user: string, shards: number): string {
-  return `gw:${team}:${shardOf(user, shards)}`;
+  return gatewayShardName(team, shardOf(user, shards));
+}
+
+/** Gateway shard `n` of a team (every shard: a change that may touch any of its users). */
+export function gatewayShardName(team: string, n: number): string {
+  return `gw:${team}:${n}`;
 }
 
 /** 32-bit FNV-1a over UTF-16 code units: stable, fast, well spread for short ids. */

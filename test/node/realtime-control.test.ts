@@ -124,6 +124,8 @@ describe("presence", () => {
         ["presence:4", 11],
       ]),
       presence: new Set(["U2", "U3"]),
+      exp: 1_900_000_000,
+      role: "guest",
     };
     expect(decodeState(encodeState(state))).toEqual(state);
   });

@@ -242,6 +242,8 @@ describe("socket state in the hibernation attachment", () => {
       ...Array.from({ length: topics }, (_, i) => [`channel:C${String(i).padStart(10, "0")}`, 123456] as const),
     ]),
     presence: new Set(),
+    exp: 1_900_000_000,
+    role: "member",
   });
 
   it("round-trips", () => {
@@ -249,6 +251,13 @@ describe("socket state in the hibernation attachment", () => {
     expect(decodeState(encodeState(s))).toEqual(s);
     expect(decodeState("garbage")).toBeNull();
     expect(decodeState({})).toBeNull();
+  });
+
+  it("reads a state without expiry or role as expired and guest (fail closed)", () => {
+    const stored = JSON.parse(encodeState(state(1))) as Record<string, unknown>;
+    delete stored.x;
+    stored.r = "superuser";
+    expect(decodeState(JSON.stringify(stored))).toMatchObject({ exp: 0, role: "guest" });
   });
 
   it("holds about 500 Slack-style channels within the 16 KiB attachment, whatever their seqs grow to", () => {
@@ -284,20 +293,31 @@ describe("posting a message", () => {
       [
         "ch:THOST:C1",
         { type: "message", channel: "C1", user: "U1", text: "hi", mentions: ["U2", "U3"], ts: 1000 },
-        { limited: true },
+        // The poster is named with its team: a shared channel's posters come from several.
+        { poster: "T1:U1" },
       ],
     ]);
   });
 
-  it("answers 429 with the topic's retry delay when the channel is over its rate", async () => {
-    const result = await postMessage(
-      {
-        access: access({ ok: true, host: "T1" }),
-        publisher: { publish: async () => ({ ok: false, retryAfterMs: 120 }) },
-      },
-      { team: "T1", user: "U1", channelId: "C1", text: "hi", mentions: [], now: 1 },
-    );
-    expect(result).toMatchObject({ ok: false, status: 429, retryAfterMs: 120 });
+  it("answers 429 with the retry delay of the limit it hit: the poster's own, or the channel's", async () => {
+    const over = (limit: "poster" | "topic") =>
+      postMessage(
+        {
+          access: access({ ok: true, host: "T1" }),
+          publisher: { publish: async () => ({ ok: false, retryAfterMs: 120, limit }) },
+        },
+        { team: "T1", user: "U1", channelId: "C1", text: "hi", mentions: [], now: 1 },
+      );
+    expect(await over("poster")).toMatchObject({
+      ok: false,
+      status: 429,
+      retryAfterMs: 120,
+      message: expect.stringMatching(/^you are posting/),
+    });
+    expect(await over("topic")).toMatchObject({
+      status: 429,
+      message: expect.stringMatching(/^this channel receives/),
+    });
   });
 
   it("publishes nothing for a channel the poster cannot see", async () => {

@@ -52,7 +52,8 @@ describe("real-time frame coalescing", () => {
     const { c } = await connect("bob");
     await c.subscribe([{ topic: `channel:${f.channels.burst}` }]);
     const total = 30;
-    await Promise.all(range(1, total).map((i) => post("ada", "burst", `m${i}`)));
+    // Several posters: each has its own rate per channel (a burst of 20).
+    await Promise.all(range(1, total).map((i) => post(MEMBERS[i % MEMBERS.length] ?? "ada", "burst", `m${i}`)));
     const got = await c.take(total);
     expect(seqs(got)).toEqual(range(1, total));
     expect(await c.rest(100)).toEqual([]);

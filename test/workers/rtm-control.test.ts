@@ -2,8 +2,8 @@ import { env, SELF } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { FRAME_BURST, retryAfterOf } from "../../src/realtime/protocol";
 import { gatewayName } from "../../src/realtime/topics";
-import { api, ok, token } from "./client";
-import { buildTeam, Client, type Fixture, type Frame, sleep } from "./rtm-fixture";
+import { api, ok, platformToken, token } from "./client";
+import { buildTeam, Client, closedWith, type Fixture, type Frame, sleep } from "./rtm-fixture";
 
 // The real-time behaviours around delivery: presence subscriptions, just-in-
 // time profiles, access revoked by a membership change, directory events,
@@ -14,22 +14,16 @@ describe("real-time control", () => {
   let f: Fixture;
   const as = (who: string) => token(f.team, f.ids[who] ?? who);
   const id = (who: string) => f.ids[who] ?? who;
-  const admin = () => token(f.team, "UADMIN", ["admin"]);
+  const admin = async () => f.admin;
   const post = async (who: string, channel: string, text: string, mentions?: string[]) =>
     api("POST", `/v1/channels/${f.channels[channel] ?? channel}/messages`, {
       token: await as(who),
       json: mentions ? { text, mentions } : { text },
     });
   const connect = async (who: string, withProfiles = false) => {
-    const c = await Client.connect(await as(who), "header", withProfiles);
+    const c = await Client.connect(await as(who), "ticket", withProfiles);
     expect((await c.one()).type).toBe("hello");
     return c;
-  };
-  const closedWith = async (c: Client, ms = 3_000) => {
-    const deadline = Date.now() + ms;
-    while (!c.closed && Date.now() < deadline) await sleep(5);
-    if (!c.closed) throw new Error("socket still open");
-    return c.closed;
   };
 
   beforeAll(async () => {
@@ -242,9 +236,10 @@ describe("real-time control", () => {
       const channel = created.channel.id;
       await ok(api("GET", "/v1/directory/boot", { token: await as("ada") }));
       await ok(api("GET", "/v1/directory/boot", { token: await token(other.team, other.ids.bob ?? "") }));
+      // Sharing into another team (and adding its users) is an operator's act until connections with consent exist.
       await ok(
         api("POST", `/v1/admin/teams/${f.team}/channels/${channel}/share`, {
-          token: hostAdmin,
+          token: await platformToken(),
           json: { team_id: other.team },
         }),
       );
@@ -256,13 +251,13 @@ describe("real-time control", () => {
       );
       await ok(
         api("POST", `/v1/admin/teams/${f.team}/channels/${channel}/members`, {
-          token: hostAdmin,
+          token: await platformToken(),
           json: { user_ids: [other.ids.bob], team_id: other.team },
         }),
       );
       const topic = `channel:${channel}`;
       const ada = await connect("ada");
-      const guestSide = await Client.connect(await token(other.team, other.ids.bob ?? ""));
+      const guestSide = await Client.connect(await token(other.team, other.ids.bob ?? ""), "header");
       await guestSide.one();
       expect(await ada.subscribe([{ topic }])).toMatchObject({ type: "subscribed" });
       expect(await guestSide.subscribe([{ topic }])).toMatchObject({ type: "subscribed" });
@@ -344,7 +339,7 @@ describe("real-time control", () => {
       expect(retryAfterOf(closed.reason)).toBeGreaterThanOrEqual(5_000);
     });
 
-    it("answers 429 with Retry-After when a channel is posted to faster than its rate", async () => {
+    it("answers 429 with Retry-After when a channel is posted to faster than its overall rate", async () => {
       const key = `ch:${f.team}:${f.channels.burst}`;
       await env.TOPIC.get(env.TOPIC.idFromName(key)).configure(key, { publishPerSecond: 1 });
       expect((await post("ada", "burst", "m1")).status).toBe(201);
@@ -357,11 +352,35 @@ describe("real-time control", () => {
       expect(limited.status).toBe(429);
       expect(limited.headers.get("retry-after")).toMatch(/^\d+$/);
       expect(await limited.json()).toMatchObject({
-        error: { code: "rate_limited", details: { retry_after_ms: expect.any(Number) } },
+        error: { code: "rate_limited", details: { retry_after_ms: expect.any(Number), limit: "topic" } },
       });
       // The topic numbered only the accepted ones.
       expect((await env.TOPIC.get(env.TOPIC.idFromName(key)).stats()).seq).toBe(2);
       await env.TOPIC.get(env.TOPIC.idFromName(key)).configure(key, { publishPerSecond: 1000 });
+    });
+
+    it("limits each poster in a channel on its own: one user posting too fast gets 429, the others still post", async () => {
+      const key = `ch:${f.team}:${f.channels.ordered}`;
+      const stub = env.TOPIC.get(env.TOPIC.idFromName(key));
+      await stub.configure(key, { publishPerUserPerSecond: 1, publishPerSecond: 1000 });
+      const before = (await stub.stats()).seq;
+      // Burst of twice the rate, then refused with the poster's own retry delay.
+      expect((await post("ada", "ordered", "a1")).status).toBe(201);
+      expect((await post("ada", "ordered", "a2")).status).toBe(201);
+      const limited = await post("ada", "ordered", "a3");
+      expect(limited.status).toBe(429);
+      expect(limited.body).toMatchObject({
+        error: {
+          code: "rate_limited",
+          message: expect.stringMatching(/^you are posting/),
+          details: { retry_after_ms: expect.any(Number), limit: "poster" },
+        },
+      });
+      // Everyone else in the channel is unaffected by ada's flood.
+      for (const who of ["bob", "cat", "dan"]) expect((await post(who, "ordered", `from ${who}`)).status).toBe(201);
+      expect((await post("ada", "ordered", "a4")).status).toBe(429);
+      expect((await stub.stats()).seq).toBe(before + 5);
+      await stub.configure(key, { publishPerUserPerSecond: 1000 });
     });
   });
 });

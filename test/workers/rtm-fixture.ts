@@ -1,6 +1,5 @@
 import { SELF } from "cloudflare:test";
-import { uniqueTeamId } from "../contract/fixtures";
-import { api, ok, platformToken, token } from "./client";
+import { api, newTeam, ok } from "./client";
 
 // Shared by the real-time tests: a WebSocket client that collects frames, and
 // a small team with channels whose topics start at seq 0.
@@ -38,16 +37,19 @@ export class Client {
     });
   }
 
-  static async connect(t: string, via: "header" | "query" = "header", withProfiles = false): Promise<Client> {
-    const res =
-      via === "header"
-        ? await SELF.fetch("https://edge.test/v1/rtm", {
-            headers: { upgrade: "websocket", authorization: `Bearer ${t}` },
-          })
-        : await SELF.fetch(`https://edge.test/v1/rtm?token=${encodeURIComponent(t)}`, {
-            headers: { upgrade: "websocket" },
-          });
+  /**
+   * Connects with access token `t`: by default as a browser does (a ticket
+   * from POST /v1/rtm.connect, then GET /v1/rtm?ticket=), or with the token
+   * in the Authorization header (non-browser clients).
+   */
+  static async connect(t: string, via: "ticket" | "header" = "ticket", withProfiles = false): Promise<Client> {
+    const res = via === "header" ? await rtmUpgrade("/v1/rtm", t) : await rtmUpgrade(await ticketUrl(t));
     if (res.status !== 101) throw new Error(`expected 101, got ${res.status}: ${await res.text()}`);
+    return Client.accept(res, withProfiles);
+  }
+
+  /** The socket of a 101 response. */
+  static accept(res: Response, withProfiles = false): Client {
     const ws = res.webSocket;
     if (!ws) throw new Error("no webSocket on the 101 response");
     ws.accept();
@@ -100,12 +102,37 @@ export class Client {
   }
 }
 
+/** POST /v1/rtm.connect with access token `t`: the ticket's URL (path and query). */
+export async function ticketUrl(t: string): Promise<string> {
+  const body = await ok<{ url: string; ticket: string; expires_in: number }>(
+    api("POST", "/v1/rtm.connect", { token: t }),
+  );
+  return body.url;
+}
+
+/** A WebSocket upgrade request to `path` (with `bearer` in the Authorization header when given). */
+export function rtmUpgrade(path: string, bearer?: string): Promise<Response> {
+  const headers: Record<string, string> = { upgrade: "websocket" };
+  if (bearer) headers.authorization = `Bearer ${bearer}`;
+  return SELF.fetch(`https://edge.test${path}`, { headers });
+}
+
+/** Waits for the server to close the socket; its code and reason. */
+export async function closedWith(c: Client, ms = 3_000): Promise<{ code: number; reason: string }> {
+  const deadline = Date.now() + ms;
+  while (!c.closed && Date.now() < deadline) await sleep(5);
+  if (!c.closed) throw new Error("socket still open");
+  return c.closed;
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
 export interface Fixture {
   team: string;
+  /** The access token of the team's admin (UADMIN, role admin: admin rights come from the live role). */
+  admin: string;
   ids: Record<string, string>;
   channels: Record<string, string>;
 }
@@ -113,9 +140,7 @@ export interface Fixture {
 export const MEMBERS = ["ada", "bob", "cat", "dan", "eve", "fay", "gil", "hal"];
 
 export async function buildTeam(): Promise<Fixture> {
-  const team = uniqueTeamId("T");
-  await ok(api("POST", "/v1/admin/teams", { token: await platformToken(), json: { id: team, name: "Live Co" } }), 201);
-  const admin = await token(team, "UADMIN", ["admin"]);
+  const { id: team, admin } = await newTeam();
   const base = `/v1/admin/teams/${team}`;
   const ids: Record<string, string> = {};
   for (const handle of [...MEMBERS, "gus"]) {
@@ -143,5 +168,5 @@ export async function buildTeam(): Promise<Fixture> {
   await make("leave", true, ["ada", "bob"]);
   // One bulk import (a team-topic `reload`), so channel topics start at seq 0.
   await ok(api("POST", `${base}/memberships/import`, { token: admin, json: { memberships } }), 201);
-  return { team, ids, channels };
+  return { team, admin, ids, channels };
 }

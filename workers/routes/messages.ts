@@ -8,7 +8,10 @@ import { type AppEnv, errorBody, jsonBody } from "../http";
 
 // POST /v1/channels/:channel/messages: the producer side of real-time
 // fan-out. The message travels to the channel's topic and from there to its
-// subscribers; its text is stored nowhere else.
+// subscribers; its text is stored nowhere else. The poster must see the
+// channel now (the team cache's live state: a deactivated poster is 403), and
+// posts within its own rate in the channel and the channel's overall rate
+// (Topic): over either, 429 with Retry-After, and `details.limit` says which.
 
 const ChannelId = /^[A-Za-z0-9_-]{1,40}$/;
 const MessageBody = z.strictObject({
@@ -20,7 +23,7 @@ export const messageRoutes = new Hono<AppEnv>().post("/:channel/messages", async
   const channelId = c.req.param("channel");
   if (!ChannelId.test(channelId)) throw new AppError(404, "not_found", `channel ${channelId} not found`);
   const body = await jsonBody(c, MessageBody);
-  const { team, user } = c.get("claims");
+  const { team, user } = c.get("identity");
   const result = await postMessage(
     { access: teamCacheAccess(c.env), publisher: topicPublisher(c.env) },
     { team, user, channelId, text: body.text, mentions: body.mentions, now: c.get("deps").clock.now() },
@@ -28,7 +31,10 @@ export const messageRoutes = new Hono<AppEnv>().post("/:channel/messages", async
   if (result.ok) return c.json({ topic: result.topic, seq: result.seq }, 201);
   if (result.status === 429) {
     c.header("retry-after", String(Math.max(1, Math.ceil(result.retryAfterMs / 1000))));
-    return c.json(errorBody("rate_limited", result.message, { retry_after_ms: result.retryAfterMs }), 429);
+    return c.json(
+      errorBody("rate_limited", result.message, { retry_after_ms: result.retryAfterMs, limit: result.limit }),
+      429,
+    );
   }
   throw new AppError(result.status, result.status === 404 ? "not_found" : "forbidden", result.message);
 });

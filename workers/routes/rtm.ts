@@ -1,37 +1,115 @@
 import { Hono } from "hono";
 import { GATEWAY_HEADERS } from "../../durable-objects/gateway/gateway";
-import { type Claims, verifyToken } from "../../src/auth/jwt";
+import { mayConnect, type Principal } from "../../src/auth/policy";
+import { type Identity, signToken, verifyToken } from "../../src/auth/tokens";
 import { AppError } from "../../src/errors";
+import { newNonce, TICKET_TTL_SECONDS, ticketGrant, ticketOf } from "../../src/realtime/tickets";
 import { gatewayName, parseShardCount } from "../../src/realtime/topics";
+import { authorize, secretOf } from "../auth";
 import { type AppContext, type AppEnv, errorBody } from "../http";
 
-// GET /v1/rtm: the client's one WebSocket. Mounted ahead of the bearer-token
-// middleware because a browser cannot set headers on a WebSocket: the token
-// comes in the Authorization header or in `?token=`. The socket is handed to
-// the user's gateway shard (gw:<team>:<n>), which speaks the protocol in
-// src/realtime/protocol.ts.
+// The client's one WebSocket, in two steps (the way Slack's rtm.connect
+// works), so that no long-lived token ever sits in a URL or a log:
+//
+// - POST /v1/rtm.connect, with the access token in `Authorization: Bearer`
+//   like every /v1 route (mounted after requireToken), answers a ticket:
+//   `{ url: "/v1/rtm?ticket=…", ticket, expires_in }`, good for one socket
+//   within TICKET_TTL_SECONDS (src/realtime/tickets.ts).
+// - GET /v1/rtm?ticket=… opens the socket. Mounted ahead of requireToken,
+//   because a browser cannot set headers on a WebSocket. A client that can
+//   (a server, a bot, the bench) may send `Authorization: Bearer <access
+//   token>` instead of a ticket: a header is not logged the way a URL is.
+//   `?token=` is refused: that is the long-lived token in a URL.
+//
+// Both steps read the user's live state: only an active member of the team
+// gets a ticket or a socket (403 otherwise, before any upgrade). The socket
+// goes to the user's gateway shard (gw:<team>:<n>), which uses the ticket up,
+// applies its limits, closes the socket when the access token expires, and
+// speaks the protocol in src/realtime/protocol.ts.
 
-async function claimsOf(c: AppContext): Promise<Claims> {
+/** Who may open a socket: the access token's user, if an active member of its team right now. */
+async function checkLive(c: AppContext, identity: Identity): Promise<Principal> {
+  c.set("identity", identity);
+  return authorize(c, (p) => mayConnect(p, identity.team));
+}
+
+export const rtmConnectRoutes = new Hono<AppEnv>().post("/", async (c) => {
+  const identity = c.get("identity");
+  await checkLive(c, identity);
+  const now = Math.floor(Date.now() / 1000);
+  const grant = ticketGrant(identity, now, newNonce());
+  const ticket = await signToken(
+    { team: identity.team, user: identity.user, use: "rtm", ttlSeconds: grant.ttlSeconds, extra: grant.extra },
+    secretOf(c.env),
+    now,
+  );
+  // A ticket is a credential: never cached on the way.
+  c.header("cache-control", "no-store");
+  return c.json({ url: `/v1/rtm?ticket=${encodeURIComponent(ticket)}`, ticket, expires_in: grant.ttlSeconds });
+});
+
+interface Credentials {
+  identity: Identity;
+  /** The ticket's nonce and expiry; null when connecting with a bearer token. */
+  ticket: { nonce: string; exp: number } | null;
+}
+
+async function credentialsOf(c: AppContext): Promise<Credentials> {
+  if (c.req.query("token") !== undefined) {
+    throw new AppError(
+      401,
+      "unauthorized",
+      "access tokens are not accepted in the URL; POST /v1/rtm.connect for a ticket, then connect with ?ticket=",
+    );
+  }
+  const secret = secretOf(c.env);
+  const ticket = c.req.query("ticket");
+  if (ticket !== undefined) {
+    const now = Math.floor(Date.now() / 1000);
+    const result = await verifyToken(ticket, secret, {
+      use: "rtm",
+      maxTtlSeconds: TICKET_TTL_SECONDS,
+      nowSeconds: now,
+    });
+    if (!result.ok) throw new AppError(401, "unauthorized", result.reason);
+    const t = result.claims ? ticketOf(result.claims, now) : null;
+    if (!t) throw new AppError(401, "unauthorized", "not a socket ticket");
+    const { team, user } = result.identity;
+    return { identity: { team, user, exp: t.tokenExp }, ticket: { nonce: t.nonce, exp: t.exp } };
+  }
   const header = /^Bearer\s+(\S+)$/i.exec(c.req.header("authorization") ?? "")?.[1];
-  const token = header ?? c.req.query("token");
-  if (!token) throw new AppError(401, "unauthorized", "missing token (Authorization header or ?token=)");
-  if (!c.env.JWT_SECRET) throw new Error("JWT_SECRET is not configured");
-  const result = await verifyToken(token, c.env.JWT_SECRET);
+  if (!header) {
+    throw new AppError(401, "unauthorized", "missing ticket (POST /v1/rtm.connect) or Authorization: Bearer header");
+  }
+  const result = await verifyToken(header, secret);
   if (!result.ok) throw new AppError(401, "unauthorized", result.reason);
-  return result.claims;
+  return { identity: result.identity, ticket: null };
 }
 
 export const rtmRoutes = new Hono<AppEnv>().get("/", async (c) => {
-  const claims = await claimsOf(c);
+  const { identity, ticket } = await credentialsOf(c);
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
     return c.json(errorBody("upgrade_required", "GET /v1/rtm is a WebSocket endpoint (Upgrade: websocket)"), 426);
   }
-  const name = gatewayName(claims.team, claims.user, parseShardCount(c.env.GATEWAY_SHARDS));
-  const headers = new Headers(c.req.raw.headers);
-  headers.delete("authorization");
-  headers.set(GATEWAY_HEADERS.team, claims.team);
-  headers.set(GATEWAY_HEADERS.user, claims.user);
+  const principal = await checkLive(c, identity);
+  if (principal.kind !== "member") throw new AppError(403, "forbidden", "not an active member of this team");
+  const name = gatewayName(identity.team, identity.user, parseShardCount(c.env.GATEWAY_SHARDS));
+  // The client's handshake headers, minus its credentials and anything that
+  // could pass for what only the Worker may tell a gateway.
+  const headers = new Headers();
+  for (const [k, v] of c.req.raw.headers) {
+    if (k === "authorization" || k === "cookie" || k.startsWith("x-rtm-")) continue;
+    headers.set(k, v);
+  }
+  headers.set(GATEWAY_HEADERS.team, identity.team);
+  headers.set(GATEWAY_HEADERS.user, identity.user);
   headers.set(GATEWAY_HEADERS.gateway, name);
+  headers.set(GATEWAY_HEADERS.exp, String(identity.exp));
+  headers.set(GATEWAY_HEADERS.role, principal.role);
+  if (ticket) {
+    headers.set(GATEWAY_HEADERS.ticket, ticket.nonce);
+    headers.set(GATEWAY_HEADERS.ticketExp, String(ticket.exp));
+  }
   const gateway = c.env.GATEWAY.get(c.env.GATEWAY.idFromName(name));
   return gateway.fetch("https://gateway/connect", { headers });
 });
