@@ -1,4 +1,5 @@
 import type { Clock } from "../../src/clock";
+import type { DirUser } from "../../src/directory/model";
 import type { DomainCountStore } from "../../src/domains/count-store";
 import type { DomainMutationMessage, HealPublisher, HealRequest, MutationPublisher } from "../../src/domains/messages";
 import type { TeamStore } from "../../src/teams/team-store";
@@ -94,4 +95,33 @@ export async function storedCounts(store: DomainCountStore, teamId: string): Pro
   const out: Record<string, number> = {};
   for (const c of await store.readAllCounts(teamId)) if (c.count !== 0) out[`${c.domain}/${c.role}`] = c.count;
   return out;
+}
+
+/** A directory user of team T1 (id U1, an active member), with `over` on top. */
+export function dirUser(over: Partial<DirUser> = {}): DirUser {
+  return {
+    teamId: "T1",
+    id: "U1",
+    name: "ada",
+    realName: "Ada",
+    displayName: "",
+    title: "",
+    avatarHash: "",
+    tz: "UTC",
+    isBot: false,
+    role: "member",
+    deleted: false,
+    updatedAt: 1,
+    ...over,
+  };
+}
+
+/** What a promise rejects with; throws when it resolves. */
+export async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected the promise to reject");
 }

@@ -16,6 +16,7 @@ import * as schema from "../../storage/schema/mysql";
 import { type SqlDriver, UniqueViolation } from "../../storage/sql-driver";
 import { sqlStore } from "../../storage/sql-store";
 import { startPsdbServer } from "../../tools/psdb-server/server";
+import { rejection } from "../contract/fixtures";
 import { MYSQL } from "./mysql-backend";
 
 const MIGRATIONS = "migrations/mysql";
@@ -77,15 +78,6 @@ async function collations(): Promise<Map<string, string>> {
     "SELECT TABLE_NAME AS t, COLUMN_NAME AS c, COLLATION_NAME AS coll FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND COLLATION_NAME IS NOT NULL AND TABLE_NAME <> '_migrations'",
   );
   return new Map(rows.map((r) => [`${r.t}.${r.c}`, String(r.coll)]));
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected the promise to reject");
 }
 
 const T = "TCASEa";

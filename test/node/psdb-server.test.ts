@@ -5,6 +5,7 @@ import { Client, type Connection, connect, DatabaseError } from "@planetscale/da
 import mysql, { type Connection as MysqlConnection, type RowDataPacket } from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type PsdbServer, type PsdbServerOptions, startPsdbServer } from "../../tools/psdb-server/server";
+import { rejection } from "../contract/fixtures";
 
 const MYSQL = {
   host: process.env.MYSQL_HOST ?? "127.0.0.1",
@@ -72,15 +73,6 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs = 5_000): Promis
     if (Date.now() > deadline) throw new Error("condition not reached in time");
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected the promise to reject");
 }
 
 function sleep(ms: number): Promise<void> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { ChangeEvent, DirUser } from "../../src/directory/model";
+import type { ChangeEvent } from "../../src/directory/model";
 import { Admitter } from "../../src/realtime/admission";
 import { MAX_REMEMBERED_PROFILES, mayNameUsers, remember, usersNamedBy } from "../../src/realtime/annotations";
 import { deactivatedUsers, directoryTopicEvents, publishDirectoryEvents } from "../../src/realtime/directory-events";
@@ -16,6 +16,7 @@ import { TokenBucket } from "../../src/realtime/rate-limit";
 import { decodeState, encodeState, type SocketState } from "../../src/realtime/socket-state";
 import { subTopicOfKey, topicKey } from "../../src/realtime/topics";
 import { positiveVar } from "../../src/vars";
+import { dirUser } from "../contract/fixtures";
 
 // The pure rules behind presence, annotation, directory events, admission and
 // rate limits. The end-to-end behaviour is in test/workers/rtm-control.test.ts.
@@ -162,21 +163,7 @@ describe("just-in-time annotation", () => {
 });
 
 describe("directory changes as topic events", () => {
-  const user = (over: Partial<DirUser> = {}): DirUser => ({
-    teamId: "T1",
-    id: "U1",
-    name: "ada",
-    realName: "Ada",
-    displayName: "",
-    title: "",
-    avatarHash: "",
-    tz: "UTC",
-    isBot: false,
-    role: "member",
-    deleted: false,
-    updatedAt: 1,
-    ...over,
-  });
+  const user = dirUser;
   const channel = (isPrivate: boolean, sharedWith: string[] = []) => ({
     teamId: "T1",
     id: "C1",

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { mayConnect, type Principal, seesWholeTeam } from "../../src/auth/policy";
 import { MAX_TOKEN_TTL_SECONDS, signToken, verifyToken } from "../../src/auth/tokens";
-import type { ChangeEvent, DirUser } from "../../src/directory/model";
+import type { ChangeEvent } from "../../src/directory/model";
 import { accessChanges, teamEventSubject, userChangedCard } from "../../src/realtime/directory-events";
 import type { LiveState, ProfileSource } from "../../src/realtime/ports";
 import { CLOSE_CODES, closeReason } from "../../src/realtime/protocol";
@@ -9,6 +9,7 @@ import { KeyedBuckets } from "../../src/realtime/rate-limit";
 import { forEachLimit, skippedFor, teamFilter } from "../../src/realtime/team-filter";
 import { newNonce, TICKET_TTL_SECONDS, ticketGrant, ticketOf } from "../../src/realtime/tickets";
 import { gatewayName, gatewayShardName } from "../../src/realtime/topics";
+import { dirUser } from "../contract/fixtures";
 
 // The pure rules behind the real-time side's trust: tickets, the close
 // codes, per-poster rate limits, which directory changes re-check which
@@ -105,21 +106,7 @@ describe("publish rate per poster", () => {
 });
 
 describe("which changes re-check which sockets", () => {
-  const user = (over: Partial<DirUser> = {}): DirUser => ({
-    teamId: "T1",
-    id: "U1",
-    name: "ada",
-    realName: "Ada",
-    displayName: "",
-    title: "",
-    avatarHash: "",
-    tz: "UTC",
-    isBot: false,
-    role: "member",
-    deleted: false,
-    updatedAt: 1,
-    ...over,
-  });
+  const user = dirUser;
   const ev = (version: number, change: ChangeEvent["change"]): ChangeEvent => ({ teamId: "T1", version, change });
 
   it("closes the deactivated, re-checks users changed or removed from a channel, and everyone after a reload", () => {
