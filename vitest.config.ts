@@ -1,13 +1,51 @@
+import { createServer } from "node:net";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
-// Two projects. "workers" runs inside workerd against the real bindings of
+// Three projects. "workers" runs inside workerd against the real bindings of
 // wrangler.toml (D1, Queues) with D1 migrations applied by test/workers/setup.ts.
-// "node" runs pure domain tests and the MySQL side: the real
-// @planetscale/database driver against MariaDB through tools/psdb-server.
+// "workers-mysql" runs the tenant-isolation and fuzz suites inside workerd
+// too, with STORAGE=planetscale: every read and write goes through the real
+// @planetscale/database driver to tools/psdb-server over a MariaDB database
+// made for the run (test/workers/mysql-global-setup.ts). "node" runs pure
+// domain tests and the MySQL side: the same driver against MariaDB through
+// tools/psdb-server.
+
+/** Suites that must hold on both storage backends (they also run in "workers", on D1). */
+const BOTH_BACKENDS = ["test/workers/isolation.test.ts", "test/workers/fuzz.test.ts"];
+
+/** Carries the psdb server's port to test/workers/mysql-global-setup.ts (same name there). */
+const PSDB_PORT_ENV = "EDGE_TEST_PSDB_PORT";
+
+/** A port free now on 127.0.0.1: the psdb server the global setup starts listens there. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
+      );
+    });
+  });
+}
 
 export default defineConfig(async () => {
   const migrations = await readD1Migrations("migrations/d1");
+  // Chosen here, where the Worker's bindings are made, and handed to the
+  // global setup through the environment (it runs in this same process).
+  // Vitest evaluates this file more than once (the root, then each project):
+  // the first choice stands, so the bindings and the server agree.
+  process.env[PSDB_PORT_ENV] ??= String(await freePort());
+  const psdbPort = Number(process.env[PSDB_PORT_ENV]);
+  const bindings = {
+    JWT_SECRET: "test-secret-0123456789abcdef-0123456789",
+    HEAL_SETTLE_SECONDS: "3",
+    PRESENCE_GRACE_SECONDS: "0.5",
+    TEST_MIGRATIONS: migrations,
+  };
   return {
     test: {
       projects: [
@@ -21,24 +59,36 @@ export default defineConfig(async () => {
           },
         },
         {
-          plugins: [
-            cloudflareTest({
-              wrangler: { configPath: "./wrangler.toml" },
-              miniflare: {
-                bindings: {
-                  JWT_SECRET: "test-secret-0123456789abcdef-0123456789",
-                  HEAL_SETTLE_SECONDS: "3",
-                  PRESENCE_GRACE_SECONDS: "0.5",
-                  TEST_MIGRATIONS: migrations,
-                },
-              },
-            }),
-          ],
+          plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings } })],
           test: {
             name: "workers",
             include: ["test/workers/**/*.test.ts"],
             setupFiles: ["./test/workers/setup.ts"],
             testTimeout: 60_000,
+          },
+        },
+        {
+          plugins: [
+            cloudflareTest({
+              wrangler: { configPath: "./wrangler.toml" },
+              miniflare: {
+                bindings: {
+                  ...bindings,
+                  STORAGE: "planetscale",
+                  // tools/psdb-server's basic auth: user root, no password.
+                  DATABASE_URL: `http://root:@127.0.0.1:${psdbPort}`,
+                },
+              },
+            }),
+          ],
+          test: {
+            name: "workers-mysql",
+            include: BOTH_BACKENDS,
+            // D1 stays bound (wrangler.toml) and migrated, unused with STORAGE=planetscale.
+            setupFiles: ["./test/workers/setup.ts"],
+            globalSetup: ["./test/workers/mysql-global-setup.ts"],
+            testTimeout: 60_000,
+            hookTimeout: 120_000,
           },
         },
       ],

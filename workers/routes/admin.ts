@@ -164,9 +164,12 @@ async function authorizeUserChange(
   await authorize(c, (p) => mayChangeUser(p, teamId, target, change));
 }
 
+/** Longest part of a refused address echoed back (an address is at most 254): a 1 MB one is not reflected whole. */
+const ECHO_MAX = 320;
+
 function addressOf(raw: string): { email: string; domain: string } {
   const parsed = parseEmail(raw);
-  if (!parsed.ok) throw new AppError(400, "invalid_body", `email: ${parsed.reason}`, { value: raw });
+  if (!parsed.ok) throw new AppError(400, "invalid_body", `email: ${parsed.reason}`, { value: raw.slice(0, ECHO_MAX) });
   return { email: parsed.email, domain: parsed.domain };
 }
 

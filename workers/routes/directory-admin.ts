@@ -115,6 +115,12 @@ export const directoryAdminRoutes = new Hono<AppEnv>()
       if (parsed.data.user_team_id) m.userTeamId = parsed.data.user_team_id;
       return { ok: true, value: m };
     });
+    // Another team's users: the same rule as /members and /share. Without it a
+    // host admin adds a partner team's users alone, and the 201-or-404 tells
+    // whether that team has them.
+    if (rows.some((m) => m.userTeamId !== undefined && m.userTeamId !== teamId)) {
+      await authorize(c, mayShareAcrossTeams);
+    }
     const deps = c.get("deps");
     const { imported, events } = await deps.directory.importMemberships(teamId, rows, deps.clock.now());
     await publishChanges(c, events);
