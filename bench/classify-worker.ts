@@ -139,6 +139,8 @@ const routes: Record<string, (req: Request, env: Env) => Promise<unknown>> = {
       users: number;
     };
     const deps = depsFor(env);
+    // Fresh ids per run: the consumer skips ids it has applied before.
+    const run = crypto.randomUUID().slice(0, 8);
     const messages: DomainMutationMessage[] = Array.from({ length: events }, (_, i) => {
       const u = (i * 7919) % users;
       const from = { domain: domainFor(u), role: roleFor(u) };
@@ -152,7 +154,7 @@ const routes: Record<string, (req: Request, env: Env) => Promise<unknown>> = {
         { domain: TEAM_TOTAL_DOMAIN, role: from.role, delta: -1 },
         { domain: TEAM_TOTAL_DOMAIN, role: to.role, delta: 1 },
       ].filter((d) => !(d.domain === TEAM_TOTAL_DOMAIN && from.role === to.role));
-      return { v: 1, id: `m${i}`, teamId: team, cause: "user_updated", deltas, at: 0 };
+      return { v: 1, id: `${run}-m${i}`, teamId: team, cause: "user_updated", deltas, at: 0 };
     });
     const t0 = performance.now();
     let statements = 0;

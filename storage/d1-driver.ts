@@ -1,4 +1,4 @@
-import { type Row, rethrowUnique, type SqlDriver, type Statement } from "./sql-driver";
+import { type Row, rethrowUnique, type SqlDriver, type Statement, type StatementResult } from "./sql-driver";
 
 export function d1Driver(db: D1Database): SqlDriver {
   const prepare = (sql: string, params: readonly unknown[] = []) => db.prepare(sql).bind(...params);
@@ -20,10 +20,11 @@ export function d1Driver(db: D1Database): SqlDriver {
         rethrowUnique(error);
       }
     },
-    async atomic(statements: readonly Statement[]) {
-      if (statements.length === 0) return;
+    async atomic(statements: readonly Statement[]): Promise<StatementResult[]> {
+      if (statements.length === 0) return [];
       try {
-        await db.batch(statements.map((s) => prepare(s.sql, s.params)));
+        const results = await db.batch<Row>(statements.map((s) => prepare(s.sql, s.params)));
+        return results.map((r) => ({ rows: r.results ?? [], changes: r.meta.changes ?? 0 }));
       } catch (error) {
         rethrowUnique(error);
       }

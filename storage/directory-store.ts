@@ -12,8 +12,9 @@ import {
   type ProfilePatch,
 } from "../src/directory/writer";
 import { AppError, badRequest, conflict, notFound } from "../src/errors";
+import { versionStatements } from "./change-log";
 import { bulkInsert, chunks, inList, MYSQL_CHUNK, num, roleOf, SQLITE_CHUNK } from "./portable-sql";
-import { type Dialect, type Row, type SqlDriver, type Statement, UniqueViolation } from "./sql-driver";
+import { type Row, type SqlDriver, type Statement, UniqueViolation } from "./sql-driver";
 
 // The directory's source of truth for the edge cache, on both engines (same
 // SQL subset and dialect split as sql-store.ts).
@@ -25,6 +26,10 @@ import { type Dialect, type Row, type SqlDriver, type Statement, UniqueViolation
 // never reused, and a failing write (a taken name) bumps nothing. The events a
 // write returns are read back after the commit with changesSince, so they
 // carry committed state and the versions the database actually assigned.
+// The admin user writes (sql-store.ts) append `user` and `bulk` rows to the
+// same log in their own units, through the same change-log.ts; the
+// recordUserChanges / recordReload below are a separate unit each, for
+// callers outside TeamStore.
 //
 // Change-log encoding, one row per version:
 //
@@ -63,14 +68,6 @@ const READ_BACK_PAGE = 1000;
 /** Attempts of a membership add that lost a race for the same member. */
 const MAX_ADD_ATTEMPTS = 3;
 
-type LogKind = "user" | "channel" | "member_added" | "member_removed" | "bulk";
-
-interface LogRow {
-  kind: LogKind;
-  entityId: string;
-  extra: string;
-}
-
 const USER_COLUMNS =
   "u.`team_id` AS u_team, u.`id` AS u_id, u.`name` AS u_name, u.`real_name` AS u_real_name, u.`display_name` AS u_display_name, u.`title` AS u_title, u.`avatar_hash` AS u_avatar_hash, u.`tz` AS u_tz, u.`is_bot` AS u_is_bot, u.`role` AS u_role, u.`deactivated` AS u_deactivated, u.`updated_at` AS u_updated";
 const CHANNEL_COLUMNS =
@@ -88,38 +85,6 @@ export function decodeMember(hostTeamId: string, channelId: string, extra: strin
   return at < 0
     ? { channelId, userId: extra, userTeamId: hostTeamId }
     : { channelId, userId: extra.slice(0, at), userTeamId: extra.slice(at + 1) };
-}
-
-/**
- * Bumps a team's dir_version by rows.length and logs the rows with the
- * versions that bump made room for, inside the caller's atomic unit. Row n
- * (0-based) gets version dir_version_after - (k - 1 - n).
- */
-function versionStatements(d: Dialect, teamId: string, rows: LogRow[], at: number): Statement[] {
-  const k = rows.length;
-  if (k === 0) return [];
-  const out: Statement[] = [
-    { sql: "UPDATE teams SET `dir_version` = `dir_version` + ? WHERE `id` = ?", params: [k, teamId] },
-  ];
-  const insert = "INSERT INTO directory_changes (`team_id`, `version`, `kind`, `entity_id`, `extra`, `at`)";
-  if (d === "sqlite") {
-    for (const [c, chunk] of chunks(rows, SQLITE_CHUNK).entries()) {
-      out.push({
-        sql: `${insert} SELECT t.\`id\`, t.\`dir_version\` - ? + j.key, j.value->>0, j.value->>1, j.value->>2, ? FROM teams t, json_each(?) AS j WHERE t.\`id\` = ?`,
-        params: [k - 1 - c * SQLITE_CHUNK, at, JSON.stringify(chunk.map((r) => [r.kind, r.entityId, r.extra])), teamId],
-      });
-    }
-    return out;
-  }
-  for (const [c, chunk] of chunks(rows, MYSQL_CHUNK).entries()) {
-    // Our own UPDATE holds the team row's lock until commit, so the subquery
-    // reads the value we just wrote and no one else's.
-    out.push({
-      sql: `${insert} VALUES ${chunk.map(() => "(?, (SELECT `dir_version` FROM teams WHERE `id` = ?) - ?, ?, ?, ?, ?)").join(", ")}`,
-      params: chunk.flatMap((r, i) => [teamId, teamId, k - 1 - (c * MYSQL_CHUNK + i), r.kind, r.entityId, r.extra, at]),
-    });
-  }
-  return out;
 }
 
 /** `col = ?` pairs for the fields that differ from the current row. */

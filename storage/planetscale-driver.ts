@@ -1,5 +1,5 @@
 import { type Config, connect } from "@planetscale/database";
-import { type Row, rethrowUnique, type SqlDriver, type Statement } from "./sql-driver";
+import { type Row, rethrowUnique, type SqlDriver, type Statement, type StatementResult } from "./sql-driver";
 
 /**
  * MySQL dialect over the PlanetScale HTTP driver. `url` is a PlanetScale
@@ -26,16 +26,20 @@ export function planetscaleDriver(config: Config): SqlDriver {
         rethrowUnique(error);
       }
     },
-    async atomic(statements: readonly Statement[]) {
-      if (statements.length === 0) return;
+    async atomic(statements: readonly Statement[]): Promise<StatementResult[]> {
+      if (statements.length === 0) return [];
       try {
-        if (statements.length === 1) {
-          const [only] = statements;
-          if (only) await conn.execute(only.sql, only.params as unknown[]);
-          return;
+        if (statements.length === 1 && statements[0]) {
+          const result = await conn.execute<Row>(statements[0].sql, statements[0].params as unknown[]);
+          return [{ rows: result.rows, changes: result.rowsAffected }];
         }
-        await conn.transaction(async (tx) => {
-          for (const s of statements) await tx.execute(s.sql, s.params as unknown[]);
+        return await conn.transaction(async (tx) => {
+          const results: StatementResult[] = [];
+          for (const s of statements) {
+            const result = await tx.execute<Row>(s.sql, s.params as unknown[]);
+            results.push({ rows: result.rows, changes: result.rowsAffected });
+          }
+          return results;
         });
       } catch (error) {
         rethrowUnique(error);

@@ -12,12 +12,22 @@ export interface Statement {
 
 export type Row = Record<string, unknown>;
 
+/** What one statement of an atomic unit did: rows it returned (SELECT, RETURNING) and rows it changed. */
+export interface StatementResult {
+  rows: Row[];
+  changes: number;
+}
+
 export interface SqlDriver {
   readonly dialect: Dialect;
   all<T extends Row = Row>(sql: string, params?: readonly unknown[]): Promise<T[]>;
   run(sql: string, params?: readonly unknown[]): Promise<{ changes: number }>;
-  /** All statements or none. D1: one batch (one round trip). MySQL: a transaction. */
-  atomic(statements: readonly Statement[]): Promise<void>;
+  /**
+   * All statements or none. D1: one batch (one round trip). MySQL: a transaction.
+   * Returns each statement's result, in order, as seen inside the unit: a
+   * SELECT at the end reads what the unit itself wrote.
+   */
+  atomic(statements: readonly Statement[]): Promise<StatementResult[]>;
 }
 
 export { UniqueViolation };

@@ -1,9 +1,19 @@
-import type { ApplyResult, DomainCountStore } from "../src/domains/count-store";
+import type { ApplyResult, DomainCountStore, MutationKey } from "../src/domains/count-store";
+import { isMutationMessage } from "../src/domains/messages";
 import type { DomainCount, DomainDelta } from "../src/domains/model";
+import { MUTATIONS_QUEUE, type OutboxKey, type OutboxRow, type UnsentQuery } from "../src/domains/outbox";
 import { PLANS, type Plan, type Team, type User } from "../src/teams/model";
-import type { ActiveUserRow, TeamPatch, TeamStore, UserPatch } from "../src/teams/team-store";
+import type {
+  ActiveUserRow,
+  DerivedWrites,
+  LoggedVersions,
+  TeamPatch,
+  TeamStore,
+  UserPatch,
+} from "../src/teams/team-store";
+import { type Guard, type LogRow, readVersionStatement, versionIn, versionStatements } from "./change-log";
 import { bulkInsert, chunks, inList, MYSQL_CHUNK, num, numOrNull, roleOf, SQLITE_CHUNK } from "./portable-sql";
-import { type Row, type SqlDriver, UniqueViolation } from "./sql-driver";
+import { type Dialect, type Row, type SqlDriver, type Statement, UniqueViolation } from "./sql-driver";
 
 // One implementation of the storage ports for both engines. The SQL is the
 // common subset of SQLite and MySQL/MariaDB; where they differ (bulk row input,
@@ -12,6 +22,12 @@ import { type Row, type SqlDriver, UniqueViolation } from "./sql-driver";
 //   parameter expanded by json_each: one statement however many rows.
 // - MySQL gets multi-row VALUES (the PlanetScale driver formats parameters
 //   client-side, so there is no parameter limit, only statement size).
+//
+// A user write and what it derives are one atomic unit (D1 batch / MySQL
+// transaction): the users rows, the directory version bump and change-log
+// rows (change-log.ts, as directory-store.ts writes them for channels), the
+// outbox rows of its queue messages, and a final read of the version the
+// bump made, which names the write's log rows without another round trip.
 
 const TEAM_COLUMNS =
   "t.`id` AS t_id, t.`name` AS t_name, t.`plan` AS t_plan, t.`claimed_domains` AS t_claimed, t.`created_at` AS t_created, t.`healed_at` AS t_healed";
@@ -85,7 +101,7 @@ export function sqlStore(driver: SqlDriver): TeamStore & DomainCountStore {
       return found;
     },
 
-    async insertUsers(users: User[]) {
+    async insertUsers(users: User[], derived?: DerivedWrites) {
       const columns = [
         "team_id",
         "id",
@@ -110,21 +126,70 @@ export function sqlStore(driver: SqlDriver): TeamStore & DomainCountStore {
         u.updatedAt,
         defaultHandle(u.email),
       ];
-      await driver.atomic(bulkInsert(d, "users", columns, users.map(tuple)));
+      const rows = bulkInsert(d, "users", columns, users.map(tuple));
+      if (!derived) {
+        await driver.atomic(rows);
+        return { logged: null };
+      }
+      const teamId = onlyTeam(users);
+      const log: LogRow[] =
+        derived.log === "reload"
+          ? [{ kind: "bulk", entityId: "", extra: "users" }]
+          : users.map((u) => ({ kind: "user", entityId: u.id, extra: "" }));
+      const results = await driver.atomic([
+        ...rows,
+        ...versionStatements(d, teamId, log, derived.at),
+        ...outboxInserts(d, derived.outbox),
+        readVersionStatement(teamId),
+      ]);
+      return { logged: loggedRange(teamId, log.length, versionIn(results.at(-1))) };
     },
 
-    async updateUser(teamId, userId, version, patch: UserPatch, now) {
+    async updateUser(teamId, userId, version, patch: UserPatch, now, derived?: DerivedWrites) {
       const { sets, params } = assignments({
         email: patch.email,
         domain: patch.domain,
         role: patch.role,
         deactivated: patch.deactivated === undefined ? undefined : patch.deactivated ? 1 : 0,
       });
-      const { changes } = await driver.run(
-        `UPDATE users SET ${[...sets, "`version` = `version` + 1", "`updated_at` = ?"].join(", ")} WHERE \`team_id\` = ? AND \`id\` = ? AND \`version\` = ?`,
-        [...params, now, teamId, userId, version],
-      );
-      return changes === 1;
+      const swap: Statement = {
+        sql: `UPDATE users SET ${[...sets, "`version` = `version` + 1", "`updated_at` = ?"].join(", ")} WHERE \`team_id\` = ? AND \`id\` = ? AND \`version\` = ?`,
+        params: [...params, now, teamId, userId, version],
+      };
+      if (!derived) {
+        const { changes } = await driver.run(swap.sql, swap.params);
+        return changes === 1 ? { logged: null } : null;
+      }
+      // The derived rows go first, each guarded by the swap's own condition
+      // read before the swap: true exactly when the swap will happen. (After
+      // the swap the row alone cannot tell our swap from a concurrent one
+      // that reached the same version.) D1 runs a batch with no other writer
+      // in between; on MySQL the unit first locks the user row, so no other
+      // transaction can change it between the guards and the swap.
+      const guard: Guard = {
+        sql: "EXISTS (SELECT 1 FROM users g WHERE g.`team_id` = ? AND g.`id` = ? AND g.`version` = ?)",
+        params: [teamId, userId, version],
+      };
+      const lock: Statement[] =
+        d === "mysql"
+          ? [
+              {
+                sql: "SELECT `version` FROM users WHERE `team_id` = ? AND `id` = ? FOR UPDATE",
+                params: [teamId, userId],
+              },
+            ]
+          : [];
+      const log: LogRow[] = [{ kind: "user", entityId: userId, extra: "" }];
+      const statements = [
+        ...lock,
+        ...versionStatements(d, teamId, log, derived.at, guard),
+        ...outboxInserts(d, derived.outbox, guard),
+        swap,
+        readVersionStatement(teamId),
+      ];
+      const results = await driver.atomic(statements);
+      if (results[statements.indexOf(swap)]?.changes !== 1) return null;
+      return { logged: loggedRange(teamId, log.length, versionIn(results.at(-1))) };
     },
 
     async listActiveUsers(teamId, afterId, limit) {
@@ -173,9 +238,76 @@ export function sqlStore(driver: SqlDriver): TeamStore & DomainCountStore {
       return rows.map((r) => String(r.id));
     },
 
-    async applyDeltas(deltas: DomainDelta[], now): Promise<ApplyResult> {
-      if (deltas.length === 0) return { statements: 0, upserts: 0, negative: [] };
-      return d === "sqlite" ? applySqlite(driver, deltas, now) : applyMysql(driver, deltas, now);
+    async unsentOutbox({ createdUpTo, limit, teamId, after }: UnsentQuery) {
+      const where = ["`sent_at` IS NULL", "`created_at` <= ?"];
+      const params: unknown[] = [createdUpTo];
+      if (teamId !== undefined) {
+        where.push("`team_id` = ?");
+        params.push(teamId);
+      }
+      if (after) {
+        where.push("(`created_at`, `team_id`, `id`) > (?, ?, ?)");
+        params.push(after.createdAt, after.teamId, after.id);
+      }
+      const rows = await driver.all(
+        `SELECT \`team_id\`, \`id\`, \`queue\`, \`body\`, \`created_at\` FROM outbox WHERE ${where.join(" AND ")} ORDER BY \`created_at\`, \`team_id\`, \`id\` LIMIT ?`,
+        [...params, limit],
+      );
+      return rows.map(toOutboxRow);
+    },
+
+    async markOutboxSent(keys: readonly OutboxKey[], now) {
+      const statements: Statement[] = [];
+      for (const [teamId, ids] of byTeam(keys)) {
+        for (const chunk of chunks(ids, d === "mysql" ? MYSQL_CHUNK : SQLITE_CHUNK)) {
+          const { clause, params } = inList(d, chunk);
+          statements.push({
+            sql: `UPDATE outbox SET \`sent_at\` = ? WHERE \`team_id\` = ? AND \`id\` IN ${clause} AND \`sent_at\` IS NULL`,
+            params: [now, teamId, ...params],
+          });
+        }
+      }
+      await driver.atomic(statements);
+    },
+
+    async pruneSentOutbox(sentBefore, limit) {
+      return deleteOldest(driver, "outbox", "sent_at", sentBefore, limit);
+    },
+
+    async applyDeltas(deltas: DomainDelta[], now, applied: readonly MutationKey[] = []): Promise<ApplyResult> {
+      if (deltas.length === 0 && applied.length === 0) return { statements: 0, upserts: 0, negative: [] };
+      const marks =
+        applied.length === 0
+          ? []
+          : bulkInsert(
+              d,
+              "applied_mutations",
+              ["team_id", "id", "applied_at"],
+              applied.map((k) => [k.teamId, k.id, now]),
+            );
+      return d === "sqlite" ? applySqlite(driver, deltas, now, marks) : applyMysql(driver, deltas, now, marks);
+    },
+
+    async appliedMutations(keys: readonly MutationKey[]) {
+      const out: MutationKey[] = [];
+      for (const chunk of chunks(keys, d === "mysql" ? MYSQL_CHUNK : SQLITE_CHUNK)) {
+        const rows =
+          d === "sqlite"
+            ? await driver.all(
+                "SELECT a.`team_id`, a.`id` FROM json_each(?) AS j JOIN applied_mutations a ON a.`team_id` = j.value->>0 AND a.`id` = j.value->>1",
+                [JSON.stringify(chunk.map((k) => [k.teamId, k.id]))],
+              )
+            : await driver.all(
+                `SELECT \`team_id\`, \`id\` FROM applied_mutations WHERE (\`team_id\`, \`id\`) IN (${chunk.map(() => "(?, ?)").join(", ")})`,
+                chunk.flatMap((k) => [k.teamId, k.id]),
+              );
+        for (const r of rows) out.push({ teamId: String(r.team_id), id: String(r.id) });
+      }
+      return out;
+    },
+
+    async pruneAppliedMutations(appliedBefore, limit) {
+      return deleteOldest(driver, "applied_mutations", "applied_at", appliedBefore, limit);
     },
 
     async readCounts(teamId, domainList) {
@@ -219,12 +351,66 @@ function assignments(fields: Record<string, unknown>): { sets: string[]; params:
   return { sets: present.map(([k]) => `\`${k}\` = ?`), params: present.map(([, v]) => v) };
 }
 
-async function applySqlite(driver: SqlDriver, deltas: DomainDelta[], now: number): Promise<ApplyResult> {
-  // One statement per chunk; RETURNING hands back every touched row, so
-  // negative counts are spotted without another read. Several chunks go in
-  // one atomic batch, and then we need a read for negatives (rare: only
-  // bulk imports produce more than SQLITE_CHUNK keys in one batch).
-  const statements = chunks(deltas, SQLITE_CHUNK).map((chunk) => ({
+/** The one team of a user write (a unit logs and bumps one team's version). */
+function onlyTeam(users: User[]): string {
+  const teams = new Set(users.map((u) => u.teamId));
+  const [teamId] = teams;
+  if (teams.size !== 1 || teamId === undefined) throw new Error("a user write covers exactly one team");
+  return teamId;
+}
+
+function loggedRange(teamId: string, rows: number, upTo: number): LoggedVersions {
+  return { teamId, after: upTo - rows, upTo };
+}
+
+const OUTBOX_COLUMNS = ["team_id", "id", "queue", "body", "created_at"];
+
+/** Outbox rows (unsent) for the write's unit; with a guard, each row only if it holds. */
+function outboxInserts(d: Dialect, rows: readonly OutboxRow[], guard?: Guard): Statement[] {
+  const tuple = (r: OutboxRow) => [r.teamId, r.id, r.queue, JSON.stringify(r.body), r.createdAt];
+  if (!guard) return rows.length === 0 ? [] : bulkInsert(d, "outbox", OUTBOX_COLUMNS, rows.map(tuple));
+  // Selected from the team's row, which exists: a FROM both dialects accept with a WHERE.
+  return rows.map((r) => ({
+    sql: `INSERT INTO outbox (${OUTBOX_COLUMNS.map((c) => `\`${c}\``).join(", ")}) SELECT ?, ?, ?, ?, ? FROM teams WHERE \`id\` = ? AND (${guard.sql})`,
+    params: [...tuple(r), r.teamId, ...guard.params],
+  }));
+}
+
+function byTeam(keys: readonly OutboxKey[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const k of keys) out.set(k.teamId, [...(out.get(k.teamId) ?? []), k.id]);
+  return out;
+}
+
+/**
+ * Deletes up to `limit` rows whose `column` is below `before`, oldest first.
+ * SQLite (as D1 builds it) has no DELETE ... LIMIT, so it picks rowids.
+ */
+async function deleteOldest(
+  driver: SqlDriver,
+  table: "outbox" | "applied_mutations",
+  column: "sent_at" | "applied_at",
+  before: number,
+  limit: number,
+): Promise<number> {
+  const sql =
+    driver.dialect === "sqlite"
+      ? `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE \`${column}\` < ? ORDER BY \`${column}\` LIMIT ?)`
+      : `DELETE FROM ${table} WHERE \`${column}\` < ? ORDER BY \`${column}\` LIMIT ?`;
+  const { changes } = await driver.run(sql, [before, limit]);
+  return changes;
+}
+
+async function applySqlite(
+  driver: SqlDriver,
+  deltas: DomainDelta[],
+  now: number,
+  marks: Statement[],
+): Promise<ApplyResult> {
+  // One statement per chunk, all in one atomic batch with the applied-id
+  // marks; RETURNING hands back every touched row, so negative counts are
+  // spotted without another read.
+  const upserts = chunks(deltas, SQLITE_CHUNK).map((chunk) => ({
     sql:
       "INSERT INTO domains (`team_id`, `domain`, `role`, `count`, `date_update`) " +
       "SELECT j.value->>0, j.value->>1, j.value->>2, j.value->>3, ? FROM json_each(?) AS j WHERE true " +
@@ -232,28 +418,32 @@ async function applySqlite(driver: SqlDriver, deltas: DomainDelta[], now: number
       "RETURNING `team_id`, `domain`, `role`, `count`",
     params: [now, JSON.stringify(chunk.map((x) => [x.teamId, x.domain, x.role, x.delta]))],
   }));
-  if (statements.length === 1 && statements[0]) {
-    const rows = await driver.all(statements[0].sql, statements[0].params);
-    return { statements: 1, upserts: 1, negative: rows.map(toCount).filter((c) => c.count < 0) };
-  }
-  await driver.atomic(statements);
-  const negative = await readNegatives(driver, deltas);
-  return { statements: statements.length + 1, upserts: statements.length, negative };
+  const results = await driver.atomic([...marks, ...upserts]);
+  const negative = results
+    .slice(marks.length)
+    .flatMap((r) => r.rows.map(toCount))
+    .filter((c) => c.count < 0);
+  return { statements: marks.length + upserts.length, upserts: upserts.length, negative };
 }
 
-async function applyMysql(driver: SqlDriver, deltas: DomainDelta[], now: number): Promise<ApplyResult> {
+async function applyMysql(
+  driver: SqlDriver,
+  deltas: DomainDelta[],
+  now: number,
+  marks: Statement[],
+): Promise<ApplyResult> {
   // VALUES(count) rather than the MySQL-8.0.19 row alias: it works on MariaDB,
   // MySQL 8 and Vitess alike.
-  const statements = chunks(deltas, MYSQL_CHUNK).map((chunk) => ({
+  const upserts = chunks(deltas, MYSQL_CHUNK).map((chunk) => ({
     sql:
       "INSERT INTO domains (`team_id`, `domain`, `role`, `count`, `date_update`) VALUES " +
       chunk.map(() => "(?, ?, ?, ?, ?)").join(", ") +
       " ON DUPLICATE KEY UPDATE `count` = `count` + VALUES(`count`), `date_update` = VALUES(`date_update`)",
     params: chunk.flatMap((x) => [x.teamId, x.domain, x.role, x.delta, now]),
   }));
-  await driver.atomic(statements);
+  await driver.atomic([...marks, ...upserts]);
   const negative = await readNegatives(driver, deltas);
-  return { statements: statements.length + 1, upserts: statements.length, negative };
+  return { statements: marks.length + upserts.length + 1, upserts: upserts.length, negative };
 }
 
 async function readNegatives(driver: SqlDriver, deltas: DomainDelta[]): Promise<DomainCount[]> {
@@ -305,4 +495,15 @@ function toUser(r: Row): User & { version: number } {
 
 function toCount(r: Row): DomainCount {
   return { teamId: String(r.team_id), domain: String(r.domain), role: roleOf(r.role), count: num(r.count) };
+}
+
+function toOutboxRow(r: Row): OutboxRow {
+  const queue = String(r.queue);
+  const body: unknown = JSON.parse(String(r.body));
+  // Written by this code from typed values; a row that fails the check is
+  // corruption, and relaying it would only move the problem to the consumer.
+  if (queue !== MUTATIONS_QUEUE || !isMutationMessage(body)) {
+    throw new Error(`corrupt outbox row ${String(r.team_id)}/${String(r.id)}`);
+  }
+  return { teamId: String(r.team_id), id: String(r.id), queue, body, createdAt: num(r.created_at) };
 }

@@ -21,6 +21,15 @@ import { rtmConnectRoutes, rtmRoutes } from "./routes/rtm";
 const JSON_LIMIT = 1024 * 1024;
 const IMPORT_LIMIT = 64 * 1024 * 1024;
 
+/** White space or a control character: no id or name has one. */
+function namesNothing(path: string): boolean {
+  for (const ch of path) {
+    const code = ch.codePointAt(0) ?? 0;
+    if (code < 0x20 || code === 0x7f || /\s/.test(ch)) return true;
+  }
+  return false;
+}
+
 export function createApp() {
   const app = new Hono<AppEnv>();
 
@@ -68,13 +77,13 @@ export function createApp() {
   // characters or broken escapes names nothing: 404 before any lookup (MySQL
   // would match "U1%20" to "U1", D1 would not).
   app.use("/v1/*", async (c, next) => {
-    let path: string;
+    let path: string | null;
     try {
       path = decodeURIComponent(new URL(c.req.url).pathname);
     } catch {
-      path = "\u0000";
+      path = null;
     }
-    if (/[\s\u0000-\u001f\u007f]/.test(path)) {
+    if (path === null || namesNothing(path)) {
       c.set("errorCode", "not_found");
       return c.json(errorBody("not_found", "nothing is named like that"), 404);
     }

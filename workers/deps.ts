@@ -32,6 +32,8 @@ export interface Deps {
   directory: DirectorySource & DirectoryWriter;
   /** Where committed directory changes go: the team caches. */
   changes: ChangePublisher;
+  /** A push after a committed write failed (relay, cache): logged; the outbox sweep and the caches' catch-up repair it. */
+  onPublishError: (error: unknown) => void;
 }
 
 /** sendBatch takes at most 100 messages. */
@@ -146,5 +148,10 @@ export function depsFor(env: Env): Deps {
     settleSeconds: Number(env.HEAL_SETTLE_SECONDS || "30"),
     directory: directoryStore(driver),
     changes: changePublisherFor(env),
+    onPublishError: (error) =>
+      console.error(
+        "a push after a committed write failed; the outbox sweep or the cache's catch-up delivers it",
+        error,
+      ),
   };
 }

@@ -1,8 +1,7 @@
 import { coveredByLastHeal, healTeam } from "../src/domains/healer";
-import type { DomainMutationMessage, HealRequest } from "../src/domains/messages";
+import { type DomainMutationMessage, type HealRequest, isMutationMessage } from "../src/domains/messages";
 import { applyMutationBatch } from "../src/domains/mutation-consumer";
 import { logObjects, parseRecLogBody, type RecLogEnvelope } from "../src/recommend/logs";
-import { isRole } from "../src/teams/model";
 import { depsFor } from "./deps";
 
 // Queue consumers. Bodies are checked before use: a malformed message can
@@ -23,12 +22,13 @@ export async function handleQueue(batch: MessageBatch<unknown>, env: Env): Promi
 async function consumeMutations(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const valid: DomainMutationMessage[] = [];
   for (const m of batch.messages) {
-    if (isMutation(m.body)) valid.push(m.body);
+    if (isMutationMessage(m.body)) valid.push(m.body);
     else console.error("dropping malformed domain mutation", m.id);
   }
   const deps = depsFor(env);
-  // One atomic apply for the whole batch: on failure nothing was written, so
-  // retrying every message cannot double-count.
+  // One atomic apply for the whole batch, with the ids it applies: on failure
+  // nothing was written, and a message delivered again (this batch retried,
+  // or the outbox relay publishing twice) is skipped by id.
   const outcome = await applyMutationBatch(valid, deps);
   console.log(JSON.stringify({ consumer: "domain-mutations", ...outcome }));
   batch.ackAll();
@@ -58,18 +58,6 @@ async function consumeHeals(batch: MessageBatch<unknown>, env: Env): Promise<voi
       m.retry({ delaySeconds: BUSY_RETRY_SECONDS });
     }
   }
-}
-
-function isMutation(b: unknown): b is DomainMutationMessage {
-  if (!b || typeof b !== "object") return false;
-  const m = b as Partial<DomainMutationMessage>;
-  return (
-    m.v === 1 &&
-    typeof m.id === "string" &&
-    typeof m.teamId === "string" &&
-    Array.isArray(m.deltas) &&
-    m.deltas.every((d) => d && typeof d.domain === "string" && isRole(d.role) && Number.isInteger(d.delta))
-  );
 }
 
 function isHealRequest(b: unknown): b is HealRequest {

@@ -1,11 +1,62 @@
-import { depsFor } from "./deps";
+import { APPLIED_RETENTION_MS } from "../src/domains/mutation-consumer";
+import { relayStranded } from "../src/domains/outbox";
+import { type Deps, depsFor } from "./deps";
 
 /** Teams queued for a heal per cron tick; the next tick takes the rest. */
 const SWEEP_LIMIT = 500;
+/** Sent outbox rows are kept this long (to look at), then deleted. */
+const SENT_RETENTION_MS = 24 * 3600_000;
+/** Rows each housekeeping delete removes per tick at most. */
+const PRUNE_LIMIT = 10_000;
 
-/** The staleness sweep: teams not healed for a while, or marked after a failed publish. */
+export interface OutboxSweep {
+  /** Stranded rows published and marked sent. */
+  relayed: number;
+  /** Sends that failed (their rows wait for the next tick). */
+  failed: number;
+  prunedSent: number;
+  prunedApplied: number;
+}
+
+/**
+ * The outbox part of the cron sweep. Rows a crash (or a failed send) left
+ * unsent for longer than STRANDED_AFTER_MS belong to writes that committed,
+ * so their messages are owed: they go to their queue now. A row its writer
+ * is still sending may go twice; the consumer applies each id once. Then
+ * housekeeping: sent rows, and applied ids older than any redelivery.
+ */
+export async function sweepOutbox(deps: Deps): Promise<OutboxSweep> {
+  const now = deps.clock.now();
+  const out: OutboxSweep = { relayed: 0, failed: 0, prunedSent: 0, prunedApplied: 0 };
+  try {
+    const relay = { outbox: deps.store, mutations: deps.mutations, clock: deps.clock };
+    const { sent, failed } = await relayStranded(relay);
+    out.relayed = sent;
+    out.failed = failed.length;
+    for (const error of failed) console.error("outbox relay: a send failed; the next cron tick retries it", error);
+  } catch (error) {
+    console.error("outbox relay failed; the next cron tick retries", error);
+  }
+  out.prunedSent = await deps.store.pruneSentOutbox(now - SENT_RETENTION_MS, PRUNE_LIMIT);
+  out.prunedApplied = await deps.counts.pruneAppliedMutations(now - APPLIED_RETENTION_MS, PRUNE_LIMIT);
+  return out;
+}
+
+/**
+ * The cron sweep (its name predates the outbox): first the outbox, then the
+ * staleness sweep, teams not healed for a while or marked as needing a heal.
+ * Returns the number of teams queued for a heal.
+ */
 export async function sweepStaleTeams(env: Env): Promise<number> {
   const deps = depsFor(env);
+  try {
+    const outbox = await sweepOutbox(deps);
+    if (outbox.relayed + outbox.failed + outbox.prunedSent + outbox.prunedApplied > 0) {
+      console.log(JSON.stringify({ cron: "outbox", ...outbox }));
+    }
+  } catch (error) {
+    console.error("outbox sweep failed", error);
+  }
   const now = deps.clock.now();
   const due = await deps.store.teamsNeedingHeal(now - deps.staleAfterMs, SWEEP_LIMIT);
   for (const teamId of due) await deps.heals.requestHeal({ v: 1, teamId, reason: "stale", requestedAt: now });

@@ -9,12 +9,25 @@ export interface ApplyResult {
   negative: DomainCount[];
 }
 
+/** A domain mutation message by its id (ids are unique per team; the team leads every key). */
+export interface MutationKey {
+  teamId: string;
+  id: string;
+}
+
 export interface DomainCountStore {
   /**
    * Relative upserts (`count = count + delta`) only, applied atomically: the
-   * whole list or nothing, so a retried batch never half-applies.
+   * whole list or nothing, so a retried batch never half-applies. With
+   * `applied`, the same unit records those mutation ids as applied; an id
+   * recorded already (a concurrent batch applied it) fails the whole unit with
+   * UniqueViolation, so no mutation is ever counted twice.
    */
-  applyDeltas(deltas: DomainDelta[], now: number): Promise<ApplyResult>;
+  applyDeltas(deltas: DomainDelta[], now: number, applied?: readonly MutationKey[]): Promise<ApplyResult>;
+  /** Which of these mutations were applied already (one round trip). */
+  appliedMutations(keys: readonly MutationKey[]): Promise<MutationKey[]>;
+  /** Forgets up to `limit` applied ids recorded before `appliedBefore` (housekeeping); returns how many. */
+  pruneAppliedMutations(appliedBefore: number, limit: number): Promise<number>;
   /**
    * Counts for these domains plus the team-total rows, in one round trip
    * whatever the number of domains.

@@ -2,13 +2,16 @@ import type { Clock } from "../clock";
 import type { Team } from "../teams/model";
 import type { TeamStore } from "../teams/team-store";
 import type { DomainCountStore } from "./count-store";
-import type { HealPublisher, HealRequest } from "./messages";
+import type { HealPublisher, HealRequest, MutationPublisher } from "./messages";
 import { type DomainCount, type DomainDelta, keyOf, TEAM_TOTAL_DOMAIN } from "./model";
+import { relayStranded } from "./outbox";
 
 export interface HealerDeps {
   store: TeamStore;
   counts: DomainCountStore;
   heals: HealPublisher;
+  /** Where the team's unsent outbox rows are relayed before the recount (phase 0). */
+  mutations: MutationPublisher;
   clock: Clock;
   /** Identifies this run in the lease row. */
   owner: string;
@@ -33,7 +36,12 @@ export interface HealReport {
   drift: number;
   /** Keys that moved while the heal ran. */
   racedKeys: number;
-  /** A verification heal was scheduled (keys moved, or user writes were recent enough to be in flight). */
+  /** Outbox rows of the team a crash (or a failed send) had left unsent, relayed in phase 0. */
+  strandedMutations: number;
+  /**
+   * A verification heal was scheduled (keys moved, user writes were recent
+   * enough to be in flight, or stranded mutations were still to land).
+   */
   verifyScheduled: boolean;
   ms: { read: number; recount: number; compare: number; apply: number; total: number };
 }
@@ -53,8 +61,12 @@ export const DEFAULT_LEASE_MS = 5 * 60_000;
 export const DEFAULT_SETTLE_SECONDS = 30;
 
 /**
- * The five-phase healer.
+ * The five-phase healer, after a phase 0.
  *
+ * 0. relay the team's outbox rows still unsent (a crash between a user
+ *    write's commit and its relay left them; the cron sweep would too, later):
+ *    their user writes are in the recount and their deltas are about to land,
+ *    so they are in flight like any queued mutation, and verified below;
  * 1. read the team's stored counts;
  * 2. recount active users in memory, paging through them by id;
  * 3. compare (and re-read, to see whether mutations landed meanwhile);
@@ -71,8 +83,10 @@ export const DEFAULT_SETTLE_SECONDS = 30;
  * counted twice. So a heal that sees keys move during phase 3, or user writes
  * recent enough to still be in flight (within `settleSeconds` of its start),
  * schedules a verification heal `settleSeconds` later, once those mutations
- * have landed. Never lost; over-counted by in-flight mutations for at most a
- * settle period after a heal; exact once writes pause for that long.
+ * have landed; so does a heal that found stranded outbox rows (phase 0),
+ * whose user writes may be older than that. Never lost; over-counted by
+ * in-flight mutations for at most a settle period after a heal; exact once
+ * writes pause for that long.
  *
  * The team's healed_at is the heal's start: counts are exact as of the
  * mutations that had landed then, which is what lets a queued heal request
@@ -91,6 +105,7 @@ export async function healTeam(teamId: string, deps: HealerDeps): Promise<HealOu
   }
   let healedAt: number | null = null;
   try {
+    const stranded = await relayStrandedOf(teamId, deps);
     const before = await counts.readAllCounts(teamId);
     const t1 = clock.now();
 
@@ -109,7 +124,7 @@ export async function healTeam(teamId: string, deps: HealerDeps): Promise<HealOu
     healedAt = t0;
 
     const settleSeconds = deps.settleSeconds ?? DEFAULT_SETTLE_SECONDS;
-    const verify = raced > 0 || (lastWrite !== null && lastWrite >= t0 - settleSeconds * 1000);
+    const verify = raced > 0 || stranded > 0 || (lastWrite !== null && lastWrite >= t0 - settleSeconds * 1000);
     if (verify) {
       await deps.heals.requestHeal({ v: 1, teamId, reason: "verify", requestedAt: t4 }, settleSeconds);
     }
@@ -121,11 +136,30 @@ export async function healTeam(teamId: string, deps: HealerDeps): Promise<HealOu
       keysRepaired: deltas.length,
       drift: deltas.reduce((s, d) => s + Math.abs(d.delta), 0),
       racedKeys: raced,
+      strandedMutations: stranded,
       verifyScheduled: verify,
       ms: { read: t1 - t0, recount: t2 - t1, compare: t3 - t2, apply: t4 - t3, total: t4 - t0 },
     };
   } finally {
     await store.releaseHealLease(teamId, deps.owner, healedAt);
+  }
+}
+
+/**
+ * Relays the team's unsent outbox rows; how many there were (sent or not: a
+ * row whose send failed stays for the sweep, and its delta is still to land
+ * either way, so the heal goes on and verifies later).
+ */
+async function relayStrandedOf(teamId: string, deps: HealerDeps): Promise<number> {
+  const relay = { outbox: deps.store, mutations: deps.mutations, clock: deps.clock };
+  try {
+    const { found, failed } = await relayStranded(relay, { teamId, minAgeMs: 0 });
+    for (const error of failed) console.error(`heal of ${teamId}: relaying an unsent mutation failed`, error);
+    return found;
+  } catch (error) {
+    // Could not even read the outbox: assume something is in flight.
+    console.error(`heal of ${teamId}: reading its unsent mutations failed`, error);
+    return 1;
   }
 }
 

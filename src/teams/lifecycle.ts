@@ -1,24 +1,42 @@
 import type { Clock } from "../clock";
+import type { ChangeEvent } from "../directory/model";
+import type { ChangePublisher, DirectorySource } from "../directory/source";
 import { type Contribution, coalesce, deltasForChange } from "../domains/deltas";
 import type { DomainMutationMessage, HealPublisher, MutationPublisher } from "../domains/messages";
 import type { DomainDelta } from "../domains/model";
+import { mutationRow, type OutboxRow, relayOutbox } from "../domains/outbox";
 import { AppError, conflict, notFound } from "../errors";
 import { newId } from "../ids";
 import { UniqueViolation } from "../unique-violation";
 import { type Plan, planRank, type Role, type Team, type User } from "./model";
-import type { TeamStore } from "./team-store";
+import type { DerivedWrites, LoggedVersions, TeamStore, UserWriteResult } from "./team-store";
 
-// Admin writes to the source of truth. Each one commits the user rows first
-// and then publishes the matching domain mutation. A publish that fails after
-// the commit is not an error for the caller (their write is durable): the team
-// is marked so the staleness sweep heals it.
+// Admin writes to the source of truth, one atomic step per change: the user
+// rows, the directory change-log rows the team caches catch up from, and the
+// outbox rows holding the change's domain mutations commit together (one D1
+// batch / MySQL transaction, storage/sql-store.ts). A crash at any point
+// leaves all of it or none of it.
+//
+// After the commit, two best-effort pushes, concurrently:
+// - the relay publishes the write's outbox rows to the queue and marks them
+//   sent (src/domains/outbox.ts); if it fails or the process dies, the rows
+//   stay unsent and the cron sweep relays them (the consumer dedupes);
+// - the write's change events go to the team's cache; if that fails, the
+//   cache finds the gap and catches up from the log.
+// Neither failure is the caller's error: their write is durable and whatever
+// derives from it is committed with it.
 
 export interface LifecycleDeps {
   store: TeamStore;
+  /** The queue the relay publishes domain mutations to. */
   mutations: MutationPublisher;
   heals: HealPublisher;
   clock: Clock;
-  /** Logs swallowed publish failures; the Worker passes console.error. */
+  /** Reads a write's change events back (with `changes`: the Worker passes both). */
+  directory?: Pick<DirectorySource, "changesSince">;
+  /** The team caches. Without it (or `directory`), caches learn of the write from the log alone. */
+  changes?: ChangePublisher;
+  /** Logs swallowed failures of the pushes after a commit; the Worker passes console.error. */
   onPublishError?: (error: unknown) => void;
 }
 
@@ -45,6 +63,16 @@ export interface UserChange {
 
 /** Keeps a message well under the 128 KB queue message limit (~60 bytes a delta). */
 const DELTAS_PER_MESSAGE = 500;
+
+/**
+ * An import of more users than this logs one `reload` per page rather than
+ * an event per user: the cache reloads once (a reload reads the latest
+ * version, so it skips the later pages' reloads) instead of replaying them.
+ */
+export const USER_EVENTS_INLINE = 1000;
+
+/** Events read back per changesSince call when pushing a write's events. */
+const READ_BACK_PAGE = 1000;
 
 /** CAS retries before a hot user's edit gives up with 409. */
 const MAX_CAS_ATTEMPTS = 5;
@@ -91,11 +119,13 @@ export interface ImportOptions {
 }
 
 /**
- * Inserts users in atomic pages and publishes each page's coalesced deltas.
+ * Inserts users in atomic pages; each page commits with its change-log rows
+ * and its coalesced deltas (outbox rows), which are relayed right after.
  * Conflicts with existing users, and repeats inside the request, are found
  * before anything is written, so a bad request changes nothing. Only a
  * concurrent writer racing for the same email can stop an import part-way;
- * the 409 then says how many users were imported.
+ * the 409 then says how many users were imported (whole pages, each with all
+ * it derives). The caches get the import's events once, at the end.
  */
 export async function importUsers(
   deps: LifecycleDeps,
@@ -125,18 +155,31 @@ export async function importUsers(
   if (existing.emails.length > 0 || existing.ids.length > 0) {
     throw conflict("some users already exist in this team", existing);
   }
-  for (let i = 0; i < users.length; i += pageSize) {
-    const page = users.slice(i, i + pageSize);
-    try {
-      await deps.store.insertUsers(page);
-    } catch (error) {
-      if (error instanceof UniqueViolation) {
-        throw conflict("a user with one of these ids or emails was created concurrently", { imported: i });
+  const log = users.length > USER_EVENTS_INLINE ? "reload" : "users";
+  const logged: LoggedVersions[] = [];
+  // A page's relay runs while the next page commits (relay never rejects).
+  let relaying = Promise.resolve();
+  try {
+    for (let i = 0; i < users.length; i += pageSize) {
+      const page = users.slice(i, i + pageSize);
+      const deltas = page.flatMap((u) => deltasForChange(teamId, null, contributionOf(u)));
+      const derived = derive(deps, teamId, cause, deltas, log);
+      let written: UserWriteResult;
+      try {
+        written = await deps.store.insertUsers(page, derived);
+      } catch (error) {
+        if (error instanceof UniqueViolation) {
+          throw conflict("a user with one of these ids or emails was created concurrently", { imported: i });
+        }
+        throw error;
       }
-      throw error;
+      if (written.logged) logged.push(written.logged);
+      await relaying;
+      relaying = relay(deps, derived.outbox);
     }
-    const deltas = page.flatMap((u) => deltasForChange(teamId, null, contributionOf(u)));
-    await publish(deps, teamId, cause, deltas);
+  } finally {
+    // Also after a 409 part-way: the pages that committed are the caches' to see.
+    await Promise.all([relaying, pushChanges(deps, logged)]);
   }
   return users;
 }
@@ -163,19 +206,20 @@ export async function changeUser(
       deactivated: change.deactivated ?? current.deactivated,
     };
     const now = deps.clock.now();
-    let swapped: boolean;
+    const cause = change.deactivated === true && !current.deactivated ? "user_deactivated" : "user_updated";
+    const deltas = deltasForChange(teamId, contributionOf(current), contributionOf(next));
+    const derived = derive(deps, teamId, cause, deltas, "users");
+    let written: UserWriteResult | null;
     try {
-      swapped = await deps.store.updateUser(teamId, userId, current.version, change, now);
+      written = await deps.store.updateUser(teamId, userId, current.version, change, now, derived);
     } catch (error) {
       if (error instanceof UniqueViolation) {
         throw conflict(`email ${change.email} is already used in team ${teamId}`);
       }
       throw error;
     }
-    if (!swapped) continue;
-    const deltas = deltasForChange(teamId, contributionOf(current), contributionOf(next));
-    const cause = change.deactivated === true && !current.deactivated ? "user_deactivated" : "user_updated";
-    await publish(deps, teamId, cause, deltas);
+    if (!written) continue;
+    await Promise.all([relay(deps, derived.outbox), pushChanges(deps, written.logged ? [written.logged] : [])]);
     return { ...next, updatedAt: now };
   }
   throw new AppError(409, "conflict", `user ${userId} is being changed concurrently; retry`);
@@ -207,30 +251,62 @@ function rejectDuplicatesWithin(users: User[]): void {
   }
 }
 
-async function publish(
+/** The change log mode and the outbox rows (the coalesced deltas as messages) of one write. */
+function derive(
   deps: LifecycleDeps,
   teamId: string,
   cause: DomainMutationMessage["cause"],
   deltas: DomainDelta[],
-): Promise<void> {
+  log: DerivedWrites["log"],
+): DerivedWrites {
   const merged = coalesce(deltas);
-  if (merged.length === 0) return;
   const at = deps.clock.now();
-  const messages: DomainMutationMessage[] = [];
+  const outbox: OutboxRow[] = [];
   for (let i = 0; i < merged.length; i += DELTAS_PER_MESSAGE) {
-    messages.push({
+    const message: DomainMutationMessage = {
       v: 1,
+      // The outbox row's id too: stable across relays, so the consumer can tell a repeat.
       id: crypto.randomUUID(),
       teamId,
       cause,
       deltas: merged.slice(i, i + DELTAS_PER_MESSAGE).map(({ domain, role, delta }) => ({ domain, role, delta })),
       at,
-    });
+    };
+    outbox.push(mutationRow(message, at));
   }
+  return { log, outbox, at };
+}
+
+/** Publishes a committed write's outbox rows now; on failure they wait for the sweep (STRANDED_AFTER_MS). */
+async function relay(deps: LifecycleDeps, rows: OutboxRow[]): Promise<void> {
+  const { failed } = await relayOutbox(rows, { outbox: deps.store, mutations: deps.mutations, clock: deps.clock });
+  for (const error of failed) deps.onPublishError?.(error);
+}
+
+/** Pushes committed writes' change events to the team caches, in version order; on failure the caches catch up from the log. */
+async function pushChanges(deps: LifecycleDeps, logged: LoggedVersions[]): Promise<void> {
+  const { directory, changes } = deps;
+  if (!directory || !changes || logged.length === 0) return;
   try {
-    await deps.mutations.publish(messages);
+    const byTeam = new Map<string, ChangeEvent[]>();
+    for (const { teamId, after, upTo } of logged) {
+      const events = byTeam.get(teamId) ?? [];
+      byTeam.set(teamId, events);
+      for (let since = after; since < upTo; ) {
+        const page = await directory.changesSince(teamId, since, Math.min(READ_BACK_PAGE, upTo - since));
+        events.push(...page.filter((e) => e.version <= upTo));
+        const last = page.at(-1)?.version;
+        if (last === undefined || page.length < Math.min(READ_BACK_PAGE, upTo - since)) break;
+        since = last;
+      }
+    }
+    for (const [teamId, events] of byTeam) {
+      await changes.publish(
+        teamId,
+        events.sort((a, b) => a.version - b.version),
+      );
+    }
   } catch (error) {
     deps.onPublishError?.(error);
-    await deps.store.markHealNeeded(teamId, deps.clock.now());
   }
 }

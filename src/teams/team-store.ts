@@ -1,3 +1,4 @@
+import type { OutboxRow, OutboxStore } from "../domains/outbox";
 import type { Plan, Role, Team, User } from "./model";
 
 // Port for the source of truth. Adapters: storage/sql-store.ts over D1 or
@@ -23,7 +24,37 @@ export interface ActiveUserRow {
   role: Role;
 }
 
-export interface TeamStore {
+/**
+ * What a user write derives, committed in the same atomic unit as its user
+ * rows: the directory change log the team caches catch up from, and the
+ * queue messages (outbox rows) the relay will publish. A crash therefore
+ * leaves all of it or none of it.
+ */
+export interface DerivedWrites {
+  /**
+   * `users`: one `user` event per written user. `reload`: one `reload`
+   * event for the whole write (a page of an import too big to replay user by
+   * user; the cache reloads instead).
+   */
+  log: "users" | "reload";
+  outbox: OutboxRow[];
+  /** Time of the change-log rows. */
+  at: number;
+}
+
+/** Directory versions a write logged: its events are those in (after, upTo]. */
+export interface LoggedVersions {
+  teamId: string;
+  after: number;
+  upTo: number;
+}
+
+export interface UserWriteResult {
+  /** null when the write was made without DerivedWrites (seeding). */
+  logged: LoggedVersions | null;
+}
+
+export interface TeamStore extends OutboxStore {
   /** Returns false when the id is taken. */
   createTeam(team: Team): Promise<boolean>;
   getTeam(teamId: string): Promise<Team | null>;
@@ -34,14 +65,28 @@ export interface TeamStore {
   getTeamAndUser(teamId: string, userId: string): Promise<{ team: Team; user: User } | null>;
   /** Which of these addresses or ids already exist in the team. */
   findExisting(teamId: string, emails: string[], ids: string[]): Promise<{ emails: string[]; ids: string[] }>;
-  /** Inserts atomically: all rows or none (a duplicate id or email throws UniqueViolation). */
-  insertUsers(users: User[]): Promise<void>;
+  /**
+   * Inserts users of one team atomically, with what they derive: all rows or
+   * none (a duplicate id or email throws UniqueViolation and writes nothing).
+   * Without `derived` only the users rows are written: for seeding a
+   * database, never for a change a cache or a count must see.
+   */
+  insertUsers(users: User[], derived?: DerivedWrites): Promise<UserWriteResult>;
   /**
    * Compare-and-set on the user's version, so two concurrent edits of one user
-   * cannot both derive their deltas from the same "before" state. Returns false
-   * when the version moved (the caller re-reads and retries).
+   * cannot both derive their deltas from the same "before" state; `derived`
+   * is written in the same unit and only if the swap happens. Returns null
+   * when the version moved (nothing was written; the caller re-reads and
+   * retries).
    */
-  updateUser(teamId: string, userId: string, version: number, patch: UserPatch, now: number): Promise<boolean>;
+  updateUser(
+    teamId: string,
+    userId: string,
+    version: number,
+    patch: UserPatch,
+    now: number,
+    derived?: DerivedWrites,
+  ): Promise<UserWriteResult | null>;
   /** Keyset page of active users ordered by id (recount input). */
   listActiveUsers(teamId: string, afterId: string | null, limit: number): Promise<ActiveUserRow[]>;
 
@@ -51,7 +96,7 @@ export interface TeamStore {
   /** Single-statement lease so two heals of one team never overlap. */
   acquireHealLease(teamId: string, owner: string, now: number, ttlMs: number): Promise<boolean>;
   releaseHealLease(teamId: string, owner: string, healedAt: number | null): Promise<void>;
-  /** When a mutation could not be enqueued: the sweep will heal the team. */
+  /** Flags the team for the sweep's heal (a recount is due). */
   markHealNeeded(teamId: string, now: number): Promise<void>;
   /** Teams whose last heal is older than `staleBefore`, never healed, or marked. */
   teamsNeedingHeal(staleBefore: number, limit: number): Promise<string[]>;

@@ -3,6 +3,7 @@ import {
   customType,
   index,
   int,
+  mediumtext,
   mysqlTable,
   primaryKey,
   text,
@@ -173,4 +174,32 @@ export const recFeatureRows = mysqlTable(
     data: text("data").notNull(),
   },
   (t) => [primaryKey({ columns: [t.teamId, t.snapshotId, t.kind, t.key] })],
+);
+
+/**
+ * The transactional outbox; see ./sqlite.ts. mediumtext: a message of 500
+ * deltas with long domains can pass text's 64 KB.
+ */
+export const outbox = mysqlTable(
+  "outbox",
+  {
+    teamId: varcharBin("team_id", { length: 40 }).notNull(),
+    id: varcharBin("id", { length: 64 }).notNull(),
+    queue: varchar("queue", { length: 32 }).notNull(),
+    body: mediumtext("body").notNull(),
+    createdAt: bigint("created_at", { mode: "number" }).notNull(),
+    sentAt: bigint("sent_at", { mode: "number" }),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.id] }), index("outbox_unsent").on(t.sentAt, t.createdAt)],
+);
+
+/** Domain mutations already applied; see ./sqlite.ts. */
+export const appliedMutations = mysqlTable(
+  "applied_mutations",
+  {
+    teamId: varcharBin("team_id", { length: 40 }).notNull(),
+    id: varcharBin("id", { length: 64 }).notNull(),
+    appliedAt: bigint("applied_at", { mode: "number" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.id] }), index("applied_mutations_at").on(t.appliedAt)],
 );

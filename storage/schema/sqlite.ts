@@ -147,3 +147,37 @@ export const recFeatureRows = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.teamId, t.snapshotId, t.kind, t.key] })],
 );
+
+/**
+ * Queue messages a write derived, committed in the same atomic unit as the
+ * write (the transactional outbox): the relay (src/domains/outbox.ts)
+ * publishes each row and then sets sent_at. `id` is the message's id, which
+ * the consumer dedupes on (applied_mutations). See docs/storage.md.
+ */
+export const outbox = sqliteTable(
+  "outbox",
+  {
+    teamId: text("team_id").notNull(),
+    id: text("id").notNull(),
+    queue: text("queue").notNull(),
+    body: text("body").notNull(),
+    createdAt: integer("created_at").notNull(),
+    sentAt: integer("sent_at"),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.id] }), index("outbox_unsent").on(t.sentAt, t.createdAt)],
+);
+
+/**
+ * Ids of the domain mutations the consumer applied, written in the same unit
+ * as their count upserts: a message delivered again (a relay that published
+ * twice, a queue redelivery) is recognised and skipped, in any later batch.
+ */
+export const appliedMutations = sqliteTable(
+  "applied_mutations",
+  {
+    teamId: text("team_id").notNull(),
+    id: text("id").notNull(),
+    appliedAt: integer("applied_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.id] }), index("applied_mutations_at").on(t.appliedAt)],
+);

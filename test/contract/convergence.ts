@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { healTeam } from "../../src/domains/healer";
 import { applyMutationBatch } from "../../src/domains/mutation-consumer";
+import { mutationRow } from "../../src/domains/outbox";
 import { changeUser, createTeam, createUser, type LifecycleDeps } from "../../src/teams/lifecycle";
 import { ROLES } from "../../src/teams/model";
 import type { TeamStore } from "../../src/teams/team-store";
@@ -8,7 +9,8 @@ import { type Backend, fixedClock, HeldQueue, recountBySql, rng, storedCounts } 
 
 // Convergence: whatever the queue does to deliveries (duplicates, reordering,
 // drops), the consumer plus one heal leave the aggregate equal to a recount
-// of the users table, exactly. Runs on both adapters.
+// of the users table, exactly; duplicates alone need no heal (the consumer
+// applies each mutation id once). Runs on both adapters.
 
 const DOMAINS = ["acme.test", "acme.dev", "partner.test", "gmail.com", "contractor.test"];
 
@@ -76,6 +78,29 @@ export function convergenceContract(open: () => Promise<Backend>): void {
       for (let i = 0; i < sent.length; i += 7) {
         await applyMutationBatch(sent.slice(i, i + 7), { counts: backend.store, heals: queue, clock: deps.clock });
       }
+      expect(await storedCounts(backend.store, teamId)).toEqual(await recountBySql(backend.driver, teamId));
+    });
+
+    it("counts a mutation once however often, and in however many batches, it is delivered", async () => {
+      const backend = await open();
+      const { queue, deps, teamId } = await setup(backend, 61);
+      await playHistory(deps, teamId, 61, 80);
+      const sent = queue.take();
+      const r = rng(61);
+      // The queue delivers everything, then everything again in other batches
+      // (a retried batch, a relay that published twice), some a third time.
+      const deliveries = [...sent, ...r.shuffle([...sent]), ...sent.filter(() => r.next() < 0.3)];
+      let duplicates = 0;
+      for (let i = 0; i < deliveries.length; i += 9) {
+        const out = await applyMutationBatch(deliveries.slice(i, i + 9), {
+          counts: backend.store,
+          heals: queue,
+          clock: deps.clock,
+        });
+        duplicates += out.duplicates;
+        expect(out.healsRequested).toEqual([]);
+      }
+      expect(duplicates).toBe(deliveries.length - sent.length);
       expect(await storedCounts(backend.store, teamId)).toEqual(await recountBySql(backend.driver, teamId));
     });
 
@@ -188,6 +213,51 @@ export function convergenceContract(open: () => Promise<Backend>): void {
       expect(await storedCounts(backend.store, teamId)).toEqual(truth);
     });
 
+    it("relays a team's stranded mutations before its heal, and verifies after they land", async () => {
+      const backend = await open();
+      const { queue, clock, deps, teamId } = await setup(backend, 71);
+      await playHistory(deps, teamId, 71, 30);
+      await applyMutationBatch(queue.take(), { counts: backend.store, heals: queue, clock: deps.clock });
+      // What a process that died right after committing a user leaves: the
+      // user (and its log row) and an unsent outbox row. The heal recounts
+      // that user, so the mutation must not land later unnoticed.
+      const at = deps.clock.now();
+      const body = {
+        v: 1 as const,
+        id: `${teamId}-stranded`,
+        teamId,
+        cause: "user_created" as const,
+        deltas: [
+          { domain: "late.test", role: "member" as const, delta: 1 },
+          { domain: "*", role: "member" as const, delta: 1 },
+        ],
+        at,
+      };
+      const late = {
+        teamId,
+        id: "ULATE",
+        email: "late@late.test",
+        domain: "late.test",
+        role: "member" as const,
+        deactivated: false,
+        createdAt: at,
+        updatedAt: at,
+      };
+      await backend.store.insertUsers([late], { log: "users", outbox: [mutationRow(body, at)], at });
+      clock.advance(3_600_000); // long after the write: no settle window covers it
+
+      const report = await healTeam(teamId, { ...deps, counts: backend.store, owner: "h" });
+      expect(report.status === "healed" && report.strandedMutations).toBe(1);
+      expect(report.status === "healed" && report.verifyScheduled).toBe(true);
+      expect(await backend.store.unsentOutbox({ createdUpTo: deps.clock.now(), limit: 10, teamId })).toEqual([]);
+      // It lands after the heal counted its user: over by one until the verification heal.
+      await applyMutationBatch(queue.take(), { counts: backend.store, heals: queue, clock: deps.clock });
+      const truth = await recountBySql(backend.driver, teamId);
+      expect((await storedCounts(backend.store, teamId))["late.test/member"]).toBe(2);
+      await healTeam(teamId, { ...deps, counts: backend.store, owner: "v" });
+      expect(await storedCounts(backend.store, teamId)).toEqual(truth);
+    });
+
     it("runs one heal per team at a time; the other reports busy", async () => {
       const backend = await open();
       const { queue, deps, teamId } = await setup(backend, 51);
@@ -208,6 +278,7 @@ export function convergenceContract(open: () => Promise<Backend>): void {
         store: backend.store,
         counts: backend.store,
         heals: queue,
+        mutations: queue,
         clock: fixedClock(),
         owner: "x",
       });

@@ -1,11 +1,13 @@
 import { describe, expect, it } from "vitest";
+import type { DomainMutationMessage } from "../../src/domains/messages";
 import { TEAM_TOTAL_DOMAIN } from "../../src/domains/model";
+import { mutationRow, relayOutbox, relayStranded } from "../../src/domains/outbox";
 import { importUsers, type NewUserInput } from "../../src/teams/lifecycle";
 import type { Team, User } from "../../src/teams/model";
 import type { TeamStore } from "../../src/teams/team-store";
 import { directoryStore } from "../../storage/directory-store";
 import { UniqueViolation } from "../../storage/sql-driver";
-import { type Backend, fixedClock, HeldQueue, uniqueTeamId } from "./fixtures";
+import { type Backend, fixedClock, HeldQueue, rejection, uniqueTeamId } from "./fixtures";
 
 // The storage contract: every adapter must pass it unchanged.
 
@@ -13,6 +15,10 @@ const NOW = 1_700_000_000_000;
 
 function team(id: string, extra: Partial<Team> = {}): Team {
   return { id, name: `Team ${id}`, plan: "free", claimedDomains: [], createdAt: NOW, healedAt: null, ...extra };
+}
+
+function message(teamId: string, id: string, delta = 1): DomainMutationMessage {
+  return { v: 1, id, teamId, cause: "user_created", deltas: [{ domain: "acme.test", role: "member", delta }], at: NOW };
 }
 
 function user(teamId: string, n: number, extra: Partial<User> = {}): User {
@@ -107,8 +113,8 @@ export function storageContract(open: () => Promise<Backend>): void {
       await store.insertUsers([user(id, 1), user(id, 2)]);
       const before = await store.getUser(id, "U0000001");
       expect(before?.version).toBe(1);
-      expect(await store.updateUser(id, "U0000001", 1, { role: "admin" }, NOW + 1)).toBe(true);
-      expect(await store.updateUser(id, "U0000001", 1, { role: "guest" }, NOW + 2)).toBe(false);
+      expect(await store.updateUser(id, "U0000001", 1, { role: "admin" }, NOW + 1)).toEqual({ logged: null });
+      expect(await store.updateUser(id, "U0000001", 1, { role: "guest" }, NOW + 2)).toBeNull();
       expect(await store.getUser(id, "U0000001")).toMatchObject({ role: "admin", version: 2, updatedAt: NOW + 1 });
       await expect(
         store.updateUser(id, "U0000001", 2, { email: "user2@acme.test", domain: "acme.test" }, NOW + 3),
@@ -197,6 +203,171 @@ export function storageContract(open: () => Promise<Backend>): void {
     });
   });
 
+  describe("user writes with what they derive", () => {
+    it("commits the users, their change-log rows and their outbox rows as one unit, or nothing", async () => {
+      const { driver, store } = await open();
+      const dir = directoryStore(driver);
+      const id = uniqueTeamId("T");
+      await store.createTeam(team(id));
+      const outbox = [mutationRow(message(id, `${id}-m1`, 2), NOW)];
+      const written = await store.insertUsers([user(id, 1), user(id, 2)], { log: "users", outbox, at: NOW });
+      expect(written.logged).toEqual({ teamId: id, after: 0, upTo: 2 });
+      expect((await dir.changesSince(id, 0, 10)).map((e) => [e.version, e.change.kind])).toEqual([
+        [1, "user"],
+        [2, "user"],
+      ]);
+      expect(await store.unsentOutbox({ createdUpTo: NOW, limit: 10, teamId: id })).toEqual(outbox);
+
+      // A taken email: no users, no version, no outbox row.
+      const clash = [user(id, 3), user(id, 4, { email: "user1@acme.test" })];
+      const failed = { log: "users" as const, outbox: [mutationRow(message(id, `${id}-m2`), NOW)], at: NOW };
+      expect(await rejection(store.insertUsers(clash, failed))).toBeInstanceOf(UniqueViolation);
+      expect(await store.getUser(id, "U0000003")).toBeNull();
+      expect(await dir.version(id)).toBe(2);
+      expect((await store.unsentOutbox({ createdUpTo: NOW, limit: 10, teamId: id })).map((r) => r.id)).toEqual([
+        `${id}-m1`,
+      ]);
+
+      // A page of a big import logs one reload.
+      const page = await store.insertUsers([user(id, 5), user(id, 6)], { log: "reload", outbox: [], at: NOW });
+      expect(page.logged).toEqual({ teamId: id, after: 2, upTo: 3 });
+      expect((await dir.changesSince(id, 2, 10)).map((e) => e.change.kind)).toEqual(["reload"]);
+    });
+
+    it("writes nothing derived when the compare-and-set loses", async () => {
+      const { driver, store } = await open();
+      const dir = directoryStore(driver);
+      const id = uniqueTeamId("T");
+      await store.createTeam(team(id));
+      await store.insertUsers([user(id, 1)]);
+      const derived = (m: string) => ({ log: "users" as const, outbox: [mutationRow(message(id, m), NOW)], at: NOW });
+      expect(await store.updateUser(id, "U0000001", 1, { role: "admin" }, NOW + 1, derived("won"))).toEqual({
+        logged: { teamId: id, after: 0, upTo: 1 },
+      });
+      expect(await store.updateUser(id, "U0000001", 1, { role: "guest" }, NOW + 2, derived("lost"))).toBeNull();
+      expect(await store.getUser(id, "U0000001")).toMatchObject({ role: "admin", version: 2 });
+      expect(await dir.version(id)).toBe(1);
+      expect((await store.unsentOutbox({ createdUpTo: NOW, limit: 10, teamId: id })).map((r) => r.id)).toEqual(["won"]);
+      const [event] = await dir.changesSince(id, 0, 10);
+      expect(event?.change).toMatchObject({ kind: "user", user: { id: "U0000001", role: "admin" } });
+      // A taken email fails the whole unit too.
+      await store.insertUsers([user(id, 2)]);
+      const taken = { email: "user2@acme.test", domain: "acme.test" };
+      expect(await rejection(store.updateUser(id, "U0000001", 2, taken, NOW + 3, derived("taken")))).toBeInstanceOf(
+        UniqueViolation,
+      );
+      expect(await dir.version(id)).toBe(1);
+      expect((await store.unsentOutbox({ createdUpTo: NOW, limit: 10, teamId: id })).map((r) => r.id)).toEqual(["won"]);
+    });
+  });
+
+  describe("outbox", () => {
+    it("lists unsent rows oldest first (by team or all), marks them sent once, prunes sent rows", async () => {
+      const { driver, store } = await open();
+      const a = uniqueTeamId("T");
+      const b = uniqueTeamId("T");
+      for (const id of [a, b]) await store.createTeam(team(id));
+      const row = (teamId: string, n: number, at: number) => mutationRow(message(teamId, `${teamId}-${n}`), at);
+      await store.insertUsers([user(a, 1)], { log: "users", outbox: [row(a, 1, NOW + 2)], at: NOW });
+      await store.insertUsers([user(b, 1)], { log: "users", outbox: [row(b, 1, NOW + 1)], at: NOW });
+      await store.insertUsers([user(a, 2)], { log: "users", outbox: [row(a, 2, NOW + 3)], at: NOW });
+      const ours = (rows: Array<{ teamId: string; id: string }>) =>
+        rows.filter((r) => r.teamId === a || r.teamId === b).map((r) => r.id);
+      expect(ours(await store.unsentOutbox({ createdUpTo: NOW + 2, limit: 1000 }))).toEqual([`${b}-1`, `${a}-1`]);
+      expect(await store.unsentOutbox({ createdUpTo: NOW + 3, limit: 10, teamId: a })).toEqual([
+        row(a, 1, NOW + 2),
+        row(a, 2, NOW + 3),
+      ]);
+
+      // Keyset paging: the rows after a given one.
+      const [first] = await store.unsentOutbox({ createdUpTo: NOW + 3, limit: 1, teamId: a });
+      expect(first?.id).toBe(`${a}-1`);
+      const next = first && (await store.unsentOutbox({ createdUpTo: NOW + 3, limit: 10, teamId: a, after: first }));
+      expect(next?.map((r) => r.id)).toEqual([`${a}-2`]);
+
+      await store.markOutboxSent([{ teamId: a, id: `${a}-1` }], NOW + 10);
+      await store.markOutboxSent([{ teamId: a, id: `${a}-1` }], NOW + 20); // keeps the first time
+      expect(ours(await store.unsentOutbox({ createdUpTo: NOW + 100, limit: 1000 }))).toEqual([`${b}-1`, `${a}-2`]);
+      expect(await store.pruneSentOutbox(NOW + 15, 1000)).toBeGreaterThanOrEqual(1);
+      const left = await driver.all("SELECT `id` FROM outbox WHERE `team_id` = ? ORDER BY `id`", [a]);
+      expect(left.map((r) => String(r.id))).toEqual([`${a}-2`]);
+    });
+  });
+
+  describe("relay", () => {
+    it("sends in groups under the queue's limits; a group that fails stays unsent and holds back no other", async () => {
+      const { store } = await open();
+      const id = uniqueTeamId("T");
+      await store.createTeam(team(id));
+      // ~140 KB each: a send takes one of them (sendBatch takes 256 KB at most).
+      const long = (n: number, i: number) => `${String(n).repeat(200)}.d${i}.test`;
+      const big = (n: number): DomainMutationMessage => ({
+        ...message(id, `${id}-big${n}`),
+        deltas: Array.from({ length: 500 }, (_, i) => ({ domain: long(n, i), role: "member" as const, delta: 1 })),
+      });
+      const rows = [1, 2, 3].map((n) => mutationRow(big(n), NOW));
+      await store.insertUsers([user(id, 1)], { log: "users", outbox: rows, at: NOW });
+      const sends: string[][] = [];
+      const flaky = {
+        async publish(messages: DomainMutationMessage[]) {
+          sends.push(messages.map((m) => m.id));
+          if (sends.length === 2) throw new Error("queue refused the send");
+        },
+      };
+      const clock = fixedClock(NOW + 60_000);
+      const outcome = await relayOutbox(rows, { outbox: store, mutations: flaky, clock });
+      expect(sends).toEqual([[`${id}-big1`], [`${id}-big2`], [`${id}-big3`]]);
+      expect({ sent: outcome.sent, failed: outcome.failed.length }).toEqual({ sent: 2, failed: 1 });
+      expect((await store.unsentOutbox({ createdUpTo: NOW, limit: 10, teamId: id })).map((r) => r.id)).toEqual([
+        `${id}-big2`,
+      ]);
+      // The sweep finds it (old enough) and sends it.
+      const swept = await relayStranded({ outbox: store, mutations: flaky, clock }, { teamId: id });
+      expect({ found: swept.found, sent: swept.sent }).toEqual({ found: 1, sent: 1 });
+      expect(await store.unsentOutbox({ createdUpTo: NOW, limit: 10, teamId: id })).toEqual([]);
+    });
+  });
+
+  describe("applied mutations", () => {
+    it("records ids with their upserts; an id applied again fails the unit and changes nothing", async () => {
+      const { store } = await open();
+      const id = uniqueTeamId("T");
+      const delta = { teamId: id, domain: "acme.test", role: "member" as const, delta: 1 };
+      await store.applyDeltas([delta], NOW, [{ teamId: id, id: "m1" }]);
+      expect(
+        await store.appliedMutations([
+          { teamId: id, id: "m1" },
+          { teamId: id, id: "m2" },
+        ]),
+      ).toEqual([{ teamId: id, id: "m1" }]);
+      // Same id in the next unit (a concurrent batch got there first): nothing of it lands.
+      const again = store.applyDeltas([{ ...delta, delta: 5 }], NOW, [
+        { teamId: id, id: "m2" },
+        { teamId: id, id: "m1" },
+      ]);
+      expect(await rejection(again)).toBeInstanceOf(UniqueViolation);
+      expect(await store.readAllCounts(id)).toEqual([{ teamId: id, domain: "acme.test", role: "member", count: 1 }]);
+      expect(await store.appliedMutations([{ teamId: id, id: "m2" }])).toEqual([]);
+      // Ids are per team and byte for byte.
+      expect(
+        await store.appliedMutations([
+          { teamId: `${id}X`, id: "m1" },
+          { teamId: id, id: "M1" },
+        ]),
+      ).toEqual([]);
+      // Marks alone (mutations whose deltas cancelled out) are still recorded.
+      await store.applyDeltas([], NOW + 5, [{ teamId: id, id: "m3" }]);
+      expect(await store.appliedMutations([{ teamId: id, id: "m3" }])).toHaveLength(1);
+      expect(await store.pruneAppliedMutations(NOW + 1, 100_000)).toBeGreaterThanOrEqual(1);
+      expect(
+        await store.appliedMutations([
+          { teamId: id, id: "m1" },
+          { teamId: id, id: "m3" },
+        ]),
+      ).toEqual([{ teamId: id, id: "m3" }]);
+    });
+  });
+
   describe("heal lease and sweep", () => {
     it("lets one owner hold the lease until it expires or is released", async () => {
       const { store } = await open();
@@ -251,7 +422,7 @@ export function storageContract(open: () => Promise<Backend>): void {
       expect((await store.getTeamAndUser(id, "UPAGEA"))?.user.email).toBe("upper@acme.test");
       // Byte order, as JS sorts strings: "A" (0x41) before "a" (0x61).
       expect(await allActiveIds(store, id)).toEqual(["UPAGEA", "UPAGEa"]);
-      expect(await store.updateUser(id, "UPAGEA", 1, { role: "admin" }, NOW + 1)).toBe(true);
+      expect(await store.updateUser(id, "UPAGEA", 1, { role: "admin" }, NOW + 1)).not.toBeNull();
       expect(await store.getUser(id, "UPAGEa")).toMatchObject({ role: "member", version: 1 });
     });
 

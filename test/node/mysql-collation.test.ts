@@ -130,7 +130,12 @@ describe("migration 0003_binary_ids on an existing database", () => {
     expect(await rejection(driver.run(insertUpper, [T]))).toBeInstanceOf(UniqueViolation);
 
     const rowsBefore = await dump();
-    expect(await applyMysqlMigrations(driver)).toEqual([CONVERSION]);
+    // The conversion and every migration after it.
+    const from = readdirSync(MIGRATIONS)
+      .filter((f) => f.endsWith(".sql") && f >= CONVERSION)
+      .sort();
+    expect(await applyMysqlMigrations(driver)).toEqual(from);
+    expect(from[0]).toBe(CONVERSION);
     expect(await dump()).toEqual(rowsBefore);
 
     expect(await driver.all("SELECT `id` FROM users WHERE `team_id` = ? AND `id` = 'UPAGEA'", [T])).toEqual([]);

@@ -1,4 +1,5 @@
 import { convergenceContract } from "../contract/convergence";
+import { crashContract } from "../contract/crash-contract";
 import { storageContract } from "../contract/storage-contract";
 import { useMysqlBackend } from "./mysql-backend";
 
@@ -6,3 +7,4 @@ const open = useMysqlBackend();
 
 storageContract(open);
 convergenceContract(open);
+crashContract(open);

@@ -1,5 +1,11 @@
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
+import type { DomainMutationMessage } from "../../src/domains/messages";
+import { mutationRow, STRANDED_AFTER_MS } from "../../src/domains/outbox";
+import { d1Driver } from "../../storage/d1-driver";
+import { sqlStore } from "../../storage/sql-store";
+import { depsFor } from "../../workers/deps";
+import { sweepOutbox } from "../../workers/scheduled";
 import { uniqueTeamId } from "../contract/fixtures";
 import { api, newTeam as createTeam, eventually, platformToken, token } from "./client";
 
@@ -350,5 +356,75 @@ describe("classification", () => {
       () => totals(t.id, t.admin),
       (c) => c["drift.test/member"] === 1,
     );
+  });
+});
+
+describe("outbox relay", () => {
+  it("relays each write's mutation right after its commit: no row is left unsent", async () => {
+    const t = await newTeam();
+    const uid = await addUser(t.id, t.admin, "ada@relay.test");
+    await api("PATCH", `/v1/admin/teams/${t.id}/users/${uid}`, { token: t.admin, json: { role: "admin" } });
+    const { results } = await env.DB.prepare("SELECT `sent_at` FROM outbox WHERE `team_id` = ?")
+      .bind(t.id)
+      .all<{ sent_at: number | null }>();
+    expect(results.length).toBe(3); // the team's admin, ada, ada's role
+    expect(results.every((r) => r.sent_at !== null)).toBe(true);
+    await eventually(
+      () => totals(t.id, t.admin),
+      (c) => c["relay.test/admin"] === 1 && c["relay.test/member"] === undefined,
+    );
+  });
+
+  it("sends what a crash left in the outbox from the cron sweep, once, and the consumer counts it once", async () => {
+    const t = await newTeam();
+    await addUser(t.id, t.admin, "first@stranded.test");
+    await eventually(
+      () => totals(t.id, t.admin),
+      (c) => c["stranded.test/member"] === 1,
+    );
+    // What a process that died right after committing a user leaves: the
+    // users row, its change-log row and its unsent outbox row.
+    const at = Date.now() - STRANDED_AFTER_MS - 1_000;
+    const body: DomainMutationMessage = {
+      v: 1,
+      id: crypto.randomUUID(),
+      teamId: t.id,
+      cause: "user_created",
+      deltas: [
+        { domain: "stranded.test", role: "member", delta: 1 },
+        { domain: "*", role: "member", delta: 1 },
+      ],
+      at,
+    };
+    const user = {
+      teamId: t.id,
+      id: "USTRANDED",
+      email: "second@stranded.test",
+      domain: "stranded.test",
+      role: "member" as const,
+      deactivated: false,
+      createdAt: at,
+      updatedAt: at,
+    };
+    await sqlStore(d1Driver(env.DB)).insertUsers([user], { log: "users", outbox: [mutationRow(body, at)], at });
+
+    // The bindings the Worker gets (the test env types only the test-only extras).
+    const deps = depsFor(env as unknown as Env);
+    expect((await sweepOutbox(deps)).relayed).toBeGreaterThanOrEqual(1);
+    await eventually(
+      () => totals(t.id, t.admin),
+      (c) => c["stranded.test/member"] === 2,
+    );
+    expect((await deps.store.unsentOutbox({ createdUpTo: Date.now(), limit: 10, teamId: t.id })).length).toBe(0);
+    // The queue delivering it again (a relay that crashed before marking it
+    // sent) changes nothing; a later write's count lands on top of it.
+    await env.DOMAIN_MUTATIONS.send(body);
+    await addUser(t.id, t.admin, "third@stranded.test");
+    await eventually(
+      () => totals(t.id, t.admin),
+      (c) => c["stranded.test/member"] === 3,
+    );
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect((await totals(t.id, t.admin))["stranded.test/member"]).toBe(3);
   });
 });

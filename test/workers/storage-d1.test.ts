@@ -2,6 +2,7 @@ import { env } from "cloudflare:test";
 import { d1Driver } from "../../storage/d1-driver";
 import { sqlStore } from "../../storage/sql-store";
 import { convergenceContract } from "../contract/convergence";
+import { crashContract } from "../contract/crash-contract";
 import type { Backend } from "../contract/fixtures";
 import { storageContract } from "../contract/storage-contract";
 
@@ -12,3 +13,4 @@ const open = async (): Promise<Backend> => {
 
 storageContract(open);
 convergenceContract(open);
+crashContract(open);

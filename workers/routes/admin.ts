@@ -15,10 +15,11 @@ import { PLANS, ROLES, type Role, type User } from "../../src/teams/model";
 import { authorize } from "../auth";
 import { type AppContext, type AppEnv, jsonBody } from "../http";
 import { issuesOf, readImport } from "../import-body";
-import { publishUserChanges } from "./directory-admin";
 
-// Admin API over the source of truth. Every user write commits first, then
-// publishes its domain mutation (see src/teams/lifecycle.ts).
+// Admin API over the source of truth. Every user write is one atomic step
+// (the users rows, their directory change-log rows and the outbox rows of
+// their domain mutations), relayed and pushed to the team caches after the
+// commit: see src/teams/lifecycle.ts.
 
 const ID = z
   .string()
@@ -88,25 +89,13 @@ export const adminRoutes = new Hono<AppEnv>()
     const body = await jsonBody(c, NewUser);
     await authorize(c, (p) => mayChangeUser(p, teamId, null, { role: body.role }));
     const user = await createUser(c.get("deps"), teamId, { id: body.id, ...addressOf(body.email), role: body.role });
-    await publishUserChanges(c, teamId, [user.id]);
     return c.json({ user: userJson(user) }, 201);
   })
   .post("/teams/:team/users/import", async (c) => {
     const teamId = c.req.param("team");
     await authorize(c, (p) => mayAdminister(p, teamId));
     const inputs = await readUsers(c);
-    const deps = c.get("deps");
-    const users = await importUsers(deps, teamId, inputs, { pageSize: IMPORT_PAGE_SIZE }).catch(async (error) => {
-      // Stopped part-way (a concurrent writer): some pages are in; the caches reload.
-      const imported = error instanceof AppError ? (error.details as { imported?: number } | undefined)?.imported : 0;
-      if (imported) await publishUserChanges(c, teamId, null);
-      throw error;
-    });
-    await publishUserChanges(
-      c,
-      teamId,
-      users.map((u) => u.id),
-    );
+    const users = await importUsers(c.get("deps"), teamId, inputs, { pageSize: IMPORT_PAGE_SIZE });
     return c.json({ imported: users.length, pages: Math.ceil(users.length / IMPORT_PAGE_SIZE) }, 201);
   })
   .get("/teams/:team/users/:user", async (c) => {
@@ -127,7 +116,6 @@ export const adminRoutes = new Hono<AppEnv>()
       role: body.role,
       deactivated: body.deactivated,
     });
-    await publishUserChanges(c, teamId, [user.id]);
     return c.json({ user: userJson(user) });
   })
   .delete("/teams/:team/users/:user", async (c) => {
@@ -135,7 +123,6 @@ export const adminRoutes = new Hono<AppEnv>()
     await authorize(c, (p) => mayAdminister(p, teamId));
     await authorizeUserChange(c, teamId, c.req.param("user"), { deactivated: true });
     const user = await changeUser(c.get("deps"), teamId, c.req.param("user"), { deactivated: true });
-    await publishUserChanges(c, teamId, [user.id]);
     return c.json({ user: userJson(user) });
   })
   .get("/teams/:team/domains", async (c) => {

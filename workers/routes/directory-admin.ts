@@ -236,21 +236,6 @@ export async function publishChanges(c: AppContext, events: ChangeEvent[]): Prom
   }
 }
 
-/**
- * For the user routes of admin.ts, which write through TeamStore: logs the
- * users' directory changes (a reload when there are many) and publishes them.
- * `null` means "some users of the team changed, which is unknown" (an import
- * that stopped part-way): a reload.
- */
-export async function publishUserChanges(c: AppContext, teamId: string, userIds: string[] | null): Promise<void> {
-  const { directory, clock } = c.get("deps");
-  const events =
-    userIds === null
-      ? await directory.recordReload(teamId, clock.now())
-      : await directory.recordUserChanges(teamId, userIds, clock.now());
-  await publishChanges(c, events);
-}
-
 function toNewChannel(body: z.infer<typeof NewChannelBody>): NewChannel {
   return {
     id: body.id ?? newChannelId(),
