@@ -1,3 +1,4 @@
+import { pathToFileURL } from "node:url";
 import WebSocket from "ws";
 import { CLOSE_CODES, retryAfterOf } from "../src/realtime/protocol";
 
@@ -15,6 +16,84 @@ import { CLOSE_CODES, retryAfterOf } from "../src/realtime/protocol";
 // machine, one clock). The platform may send several frames as one
 // `{"type":"batch","frames":[…]}` message: each inner event frame counts as a
 // delivery, with its own latency, as if it had come alone.
+//
+// Loss is counted by each client from the sequence numbers it receives
+// (SeqLedger): every seq of the phase's range it never got is missing,
+// whatever the server claims, and a seq at or below the last one it got is a
+// duplicate. The publisher puts `<send time> <index>` in each message's text;
+// each client folds the indexes it receives, in order, into a digest, so the
+// bench can tell whether every client got exactly what was published (the
+// same events, in seq order) on every system.
+
+/**
+ * One client's view of one topic's sequence: what a phase expected (every
+ * seq from `from` to the last one published) against what arrived. Pure, so
+ * a test can feed it a gap and a duplicate (test/node/realtime-bench-loss.test.ts).
+ */
+export class SeqLedger {
+  /** The last seq accepted (-1: none yet); survives phases (a resume continues from it). */
+  last = -1;
+  /** The first seq the current phase expects (-1: unknown, then nothing is counted missing). */
+  private from = -1;
+  /** Accepted seqs at or after `from` in this phase. */
+  private inRange = 0;
+  /** Frames whose seq was at or below the last accepted one (received twice, or out of order). */
+  dups = 0;
+  /** Seqs skipped over by a later event (a gap, as seen when the next event came). */
+  gaps = 0;
+  /** Seqs a `reload` frame told the client it would not get. */
+  reloaded = 0;
+
+  /** A new phase: from now on every seq from `from` on must arrive once. */
+  begin(from: number | null): void {
+    this.from = from ?? -1;
+    this.inRange = 0;
+    this.dups = 0;
+    this.gaps = 0;
+    this.reloaded = 0;
+  }
+
+  /** An event frame; true when it continues the sequence (false: a duplicate, not a delivery). */
+  event(seq: number): boolean {
+    if (this.last >= 0 && seq <= this.last) {
+      this.dups++;
+      return false;
+    }
+    if (this.last >= 0 && seq > this.last + 1) this.gaps += seq - this.last - 1;
+    this.last = seq;
+    if (this.from >= 0 && seq >= this.from) this.inRange++;
+    return true;
+  }
+
+  /** The server said: nothing up to `seq` is coming (platform `reload`); those seqs stay missing. */
+  reload(seq: number): void {
+    if (seq <= this.last) return;
+    this.reloaded += seq - Math.max(this.last, this.from - 1);
+    this.last = seq;
+  }
+
+  /** Where the client stands after a (re)subscribe answered `seq`, before any event (first subscription). */
+  start(seq: number): void {
+    if (this.last < 0) this.last = seq;
+  }
+
+  /** Seqs from `from` to `final` (the last one published in the phase) this client never received. */
+  missing(final: number | null): number {
+    if (this.from < 0 || final === null || final < this.from) return 0;
+    return Math.max(0, final - this.from + 1 - this.inRange);
+  }
+}
+
+/** FNV-1a over 32-bit words: the digest of the message indexes a client received, in order. */
+export function foldDigest(digest: number, index: number): number {
+  let h = digest;
+  for (let i = 0; i < 4; i++) {
+    h ^= (index >>> (i * 8)) & 0xff;
+    h = Math.imul(h, 16777619) >>> 0;
+  }
+  return h;
+}
+export const DIGEST_SEED = 2166136261;
 
 /** "platform": hello → subscribe (with since after a reconnect) → subscribed. "plain": ready when open. */
 export type ClientKind = "platform" | "plain";
@@ -32,8 +111,8 @@ export interface Target {
 
 export type Command =
   | { cmd: "connect"; id: number; set: string; kind: ClientKind; targets: Target[]; topic: string; concurrency: number }
-  | { cmd: "reset"; id: number; set: string }
-  | { cmd: "collect"; id: number; set: string }
+  | { cmd: "reset"; id: number; set: string; from: number | null }
+  | { cmd: "collect"; id: number; set: string; final: number | null }
   | { cmd: "storm"; id: number; set: string; at: number; spreadMs: number }
   | { cmd: "stormStatus"; id: number; set: string }
   | { cmd: "seqStats"; id: number; set: string; seq: number }
@@ -46,6 +125,9 @@ export interface ConnectReply {
   ms: number;
   attempts: number;
   firstError: string | null;
+  /** Per connected client (ms): attempt → socket open (the upgrade), and open → ready (platform: `subscribed`). */
+  openMs: number[];
+  readyMs: number[];
 }
 
 export interface ReconnectStats {
@@ -71,11 +153,17 @@ export interface PhaseStats {
   /** WebSocket messages that carried them (a batch may carry several). */
   messages: number;
   bytes: number;
-  /** Events received twice or out of order (seq ≤ the last one seen). */
+  /** Events received twice or out of order (seq ≤ the last one seen), counted by each client (SeqLedger). */
   dups: number;
-  /** Seqs skipped over by a later event (a gap), and by reload frames. */
+  /** Σ over clients of the phase's seqs (from the reset's `from` to the collect's `final`) never received. */
+  missing: number;
+  /** Seqs skipped over by a later event (a gap as it was noticed), and seqs given up by reload frames. */
   gapMissing: number;
+  reloaded: number;
   reloads: number;
+  /** Per client, in the set's order: the digest and count of the message indexes received (SeqLedger order). */
+  digests: number[];
+  counts: number[];
   errorFrames: number;
   /** Sockets the server closed (or that failed) while the client wanted them open. */
   unexpectedCloses: number;
@@ -143,8 +231,6 @@ class ClientSet {
   frames = 0;
   messages = 0;
   bytes = 0;
-  dups = 0;
-  gapMissing = 0;
   reloads = 0;
   errorFrames = 0;
   unexpectedCloses = 0;
@@ -155,6 +241,9 @@ class ClientSet {
   seqs = new Map<number, { count: number; maxAt: number; reported: boolean }>();
   stormAt = 0;
   stormTimers: NodeJS.Timeout[] = [];
+  /** Per client that became ready: attempt → open, open → ready (ms). */
+  openMs: number[] = [];
+  readyMs: number[] = [];
 
   constructor(
     readonly name: string,
@@ -162,12 +251,15 @@ class ClientSet {
     readonly topic: string,
   ) {}
 
-  reset(): void {
+  reset(from: number | null): void {
+    for (const c of this.clients) {
+      c.ledger.begin(from);
+      c.digest = DIGEST_SEED;
+      c.count = 0;
+    }
     this.frames = 0;
     this.messages = 0;
     this.bytes = 0;
-    this.dups = 0;
-    this.gapMissing = 0;
     this.reloads = 0;
     this.errorFrames = 0;
     this.unexpectedCloses = 0;
@@ -218,8 +310,11 @@ interface FrameView {
 
 class Client {
   ws: WebSocket | null = null;
-  /** The last seq seen of the topic (-1: none yet). */
-  last = -1;
+  /** The topic's sequence as this client saw it: the last seq, gaps, duplicates, what is missing. */
+  readonly ledger = new SeqLedger();
+  /** The message indexes received this phase, folded in order (foldDigest), and how many. */
+  digest = DIGEST_SEED;
+  count = 0;
   ready = false;
   /** When the client last became ready (clock). */
   readyAt = 0;
@@ -228,6 +323,9 @@ class Client {
   failed = false;
   private backoff = BACKOFF_MIN_MS;
   private lastError: string | null = null;
+  /** When the current attempt started and its socket opened (clock; 0: not yet). */
+  private attemptAt = 0;
+  private openAt = 0;
   /** Set while a reconnect waits for its socket to close. */
   private dropping: NodeJS.Timeout | null = null;
   private onReady: (() => void) | null = null;
@@ -316,6 +414,8 @@ class Client {
     const stats = this.set.reconnect;
     stats.attempts++;
     this.lastError = null;
+    this.attemptAt = now();
+    this.openAt = 0;
     const ws = new WebSocket(this.target.url, {
       perMessageDeflate: false,
       handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
@@ -346,6 +446,7 @@ class Client {
       });
     });
     ws.on("open", () => {
+      this.openAt = now();
       if (this.set.kind === "plain") this.becomeReady();
     });
     ws.on("message", (data: Buffer, isBinary: boolean) => {
@@ -409,6 +510,10 @@ class Client {
   private becomeReady(): void {
     this.ready = true;
     this.readyAt = now();
+    if (this.openAt > 0) {
+      this.set.openMs.push(this.openAt - this.attemptAt);
+      this.set.readyMs.push(this.readyAt - this.openAt);
+    }
     this.backoff = BACKOFF_MIN_MS;
     const done = this.onReady;
     this.onReady = null;
@@ -417,7 +522,8 @@ class Client {
   }
 
   private subscribe(): void {
-    const topic = this.last >= 0 ? { topic: this.set.topic, since: this.last } : { topic: this.set.topic };
+    const last = this.ledger.last;
+    const topic = last >= 0 ? { topic: this.set.topic, since: last } : { topic: this.set.topic };
     this.ws?.send(JSON.stringify({ v: 1, type: "subscribe", topics: [topic] }));
   }
 
@@ -447,17 +553,17 @@ class Client {
     switch (f.type) {
       case "event": {
         const seq = typeof f.seq === "number" ? f.seq : -1;
-        if (this.last >= 0 && seq <= this.last) {
-          set.dups++;
-          return;
-        }
-        if (this.last >= 0 && seq > this.last + 1) set.gapMissing += seq - this.last - 1;
-        this.last = seq;
+        const event = f.event as { text?: unknown } | undefined;
+        const text = typeof event?.text === "string" ? event.text : "";
+        const space = text.indexOf(" ");
+        // Every event frame goes into the digest, duplicates too: a client that got one twice did not get what was published.
+        this.digest = foldDigest(this.digest, space < 0 ? -1 : Number(text.slice(space + 1)));
+        this.count++;
+        if (!this.ledger.event(seq)) return;
         set.frames++;
         set.bytes += bytes;
         set.lastRecvAt = at;
-        const event = f.event as { text?: unknown } | undefined;
-        const sent = typeof event?.text === "string" ? Number(event.text) : Number.NaN;
+        const sent = Number(space < 0 ? text : text.slice(0, space));
         if (Number.isFinite(sent)) set.samples.push(at - sent);
         set.received(seq, at);
         return;
@@ -470,15 +576,13 @@ class Client {
         const seq = topics[0]?.seq;
         // A first subscription starts at the topic's current seq; a resumed one
         // continues from `since` (the replay follows this frame).
-        if (this.last < 0 && typeof seq === "number") this.last = seq;
+        if (typeof seq === "number") this.ledger.start(seq);
         this.becomeReady();
         return;
       }
       case "reload": {
-        const seq = typeof f.seq === "number" ? f.seq : this.last;
         set.reloads++;
-        if (seq > this.last) set.gapMissing += seq - this.last;
-        this.last = Math.max(this.last, seq);
+        if (typeof f.seq === "number") this.ledger.reload(f.seq);
         return;
       }
       case "error":
@@ -528,24 +632,44 @@ async function connect(c: Extract<Command, { cmd: "connect" }>): Promise<Connect
   );
   const attempts = set.reconnect.attempts;
   firstError ??= set.reconnect.firstError;
-  return { connected: set.clients.length - failed, failed, ms: now() - t0, attempts, firstError };
+  return {
+    connected: set.clients.length - failed,
+    failed,
+    ms: now() - t0,
+    attempts,
+    firstError,
+    openMs: set.openMs,
+    readyMs: set.readyMs,
+  };
 }
 
-function collect(set: ClientSet): PhaseStats {
+function collect(set: ClientSet, final: number | null): PhaseStats {
   let minLast = Number.POSITIVE_INFINITY;
   let maxLast = -1;
+  let dups = 0;
+  let missing = 0;
+  let gapMissing = 0;
+  let reloaded = 0;
   for (const c of set.clients) {
-    minLast = Math.min(minLast, c.last);
-    maxLast = Math.max(maxLast, c.last);
+    minLast = Math.min(minLast, c.ledger.last);
+    maxLast = Math.max(maxLast, c.ledger.last);
+    dups += c.ledger.dups;
+    missing += c.ledger.missing(final);
+    gapMissing += c.ledger.gaps + c.ledger.reloaded;
+    reloaded += c.ledger.reloaded;
   }
   return {
     clients: set.clients.length,
     frames: set.frames,
     messages: set.messages,
     bytes: set.bytes,
-    dups: set.dups,
-    gapMissing: set.gapMissing,
+    dups,
+    missing,
+    gapMissing,
+    reloaded,
     reloads: set.reloads,
+    digests: set.clients.map((c) => c.digest),
+    counts: set.clients.map((c) => c.count),
     errorFrames: set.errorFrames,
     unexpectedCloses: set.unexpectedCloses,
     samples: set.samples.take(),
@@ -584,10 +708,10 @@ async function handle(c: Command): Promise<unknown> {
     case "connect":
       return connect(c);
     case "reset":
-      setOf(c.set).reset();
+      setOf(c.set).reset(c.from);
       return null;
     case "collect":
-      return collect(setOf(c.set));
+      return collect(setOf(c.set), c.final);
     case "storm":
       storm(setOf(c.set), c.at, c.spreadMs);
       return null;
@@ -610,11 +734,19 @@ async function handle(c: Command): Promise<unknown> {
   }
 }
 
-process.on("message", (message: Command) => {
-  handle(message).then(
-    (value) => send({ type: "reply", id: message.id, ok: true, value }),
-    (error: unknown) =>
-      send({ type: "reply", id: message.id, ok: false, error: error instanceof Error ? error.message : String(error) }),
-  );
-});
-process.on("disconnect", () => process.exit(0));
+// Only as the forked client process: a test importing SeqLedger must not take over its own process's IPC.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.on("message", (message: Command) => {
+    handle(message).then(
+      (value) => send({ type: "reply", id: message.id, ok: true, value }),
+      (error: unknown) =>
+        send({
+          type: "reply",
+          id: message.id,
+          ok: false,
+          error: error instanceof Error ? error.message : String(error),
+        }),
+    );
+  });
+  process.on("disconnect", () => process.exit(0));
+}

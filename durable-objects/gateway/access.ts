@@ -1,4 +1,12 @@
-import type { Access, Actor, ChannelAccess, LiveState, ProfileSource, TopicAccess } from "../../src/realtime/ports";
+import type {
+  Access,
+  Actor,
+  ChannelAccess,
+  ChannelGrant,
+  LiveState,
+  ProfileSource,
+  TopicAccess,
+} from "../../src/realtime/ports";
 import { isRole } from "../../src/teams/model";
 
 // The real-time side's view of the directory: the team's edge cache answers
@@ -28,6 +36,21 @@ export function teamCacheAccess(env: Env): TopicAccess {
     async team(team, viewer): Promise<Access> {
       const r = await cacheOf(env, team).lookup(team, viewer, [], []);
       return r.ok ? { ok: true } : denied(r);
+    },
+    async channelGrant(team, viewer, channelId): Promise<ChannelGrant> {
+      // The viewer's card of the channel, under the same visibility rule as
+      // channelAccess (one call, which also says whether it is private or
+      // shared); a shared channel's host comes from channelAccess.
+      const cache = cacheOf(env, team);
+      const r = await cache.lookup(team, viewer, [], [channelId]);
+      if (!r.ok) return denied(r);
+      const card = r.value.channels.find((c) => c.id === channelId);
+      if (!card) return { ok: false, code: "not_found", message: `channel ${channelId} not found` };
+      if (card.is_shared) {
+        const a = await cache.channelAccess(team, viewer, channelId);
+        return a.ok ? { ok: true, host: a.value.host, everyMember: false } : denied(a);
+      }
+      return { ok: true, host: team, everyMember: !card.is_private };
     },
   };
 }

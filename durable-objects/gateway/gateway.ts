@@ -3,7 +3,7 @@ import { mayConnect, type Principal, seesWholeTeam } from "../../src/auth/policy
 import { type AdmissionLimits, Admitter } from "../../src/realtime/admission";
 import { MAX_REMEMBERED_PROFILES, mayNameUsers, remember, usersNamedBy } from "../../src/realtime/annotations";
 import { userChangedCard } from "../../src/realtime/directory-events";
-import type { Actor, LiveState, ProfileSource, TopicAccess, Visible } from "../../src/realtime/ports";
+import type { Actor, ChannelAccess, LiveState, ProfileSource, TopicAccess, Visible } from "../../src/realtime/ports";
 import {
   byPresenceTopic,
   DEFAULT_GRACE_SECONDS,
@@ -43,7 +43,12 @@ import { forEachLimit, skippedFor, type TeamFilter, teamFilter } from "../../src
 import { channelOf, type SubTopic, subTopicOfKey, topicKey } from "../../src/realtime/topics";
 import { isRole, type Role } from "../../src/teams/model";
 import { positiveVar, wholeVarOr } from "../../src/vars";
+import type { Catchup, Topic } from "../topic/topic";
 import { teamCacheAccess, teamCacheLiveState, teamCacheProfiles } from "./access";
+import { AwayLedger } from "./away";
+import { ChannelGrants } from "./grants";
+import { SharedPositions } from "./positions";
+import { PresenceOutbox } from "./presence-outbox";
 import { TicketLedger } from "./tickets";
 
 // A gateway shard (`gw:<team>:<n>`) terminates many users' WebSockets with the
@@ -60,10 +65,12 @@ import { TicketLedger } from "./tickets";
 // before anything newer is sent.
 //
 // Almost every socket of a topic is at the same point, so they share one
-// position: the topic's `delivered` seq, kept in the gateway's SQLite, and
-// such a socket's attachment records IN_SYNC instead of a number. Delivering
-// events to N in-sync sockets is then N sends and one small write, not N
-// attachment rewrites; and the frames a socket gets at once go as one `batch`
+// position: the topic's `delivered` seq, kept in the gateway's SQLite
+// (written behind the sends: positions.ts), and such a socket's attachment
+// records IN_SYNC instead of a number. Delivering events to N in-sync
+// sockets is then N sends and one small write, not N attachment rewrites;
+// a socket subscribing to a topic the gateway already follows starts there
+// too, without asking the topic; and the frames a socket gets at once go as one `batch`
 // message (protocol.ts), packed once for every socket getting the same ones.
 // A socket that falls behind (or subscribes at another point) records its own
 // seq until it catches up and rejoins. On the way it
@@ -198,8 +205,8 @@ export class Gateway extends DurableObject<Env> {
   private readonly pending = new Map<SubTopic, number>();
   /** The highest seq this instance has heard of, per topic key. */
   private readonly heads = new Map<string, number>();
-  /** Per topic, the seq every in-sync socket has been sent (mirrors the `delivered` table). */
-  private delivered: Map<SubTopic, number> | null = null;
+  /** Per topic, the seq every in-sync socket has been sent (positions.ts). */
+  private readonly positions: SharedPositions;
   private readonly topicQueues = new Map<string, Promise<unknown>>();
   private readonly socketQueues = new Map<string, Promise<unknown>>();
   /** Per socket, in memory only: frame rate bucket, frames dropped, profiles sent. */
@@ -208,6 +215,22 @@ export class Gateway extends DurableObject<Env> {
   private readonly sent = new Map<string, Set<string>>();
   /** Per topic, users every current subscriber was sent the profile of (reset when a socket subscribes). */
   private readonly annotated = new Map<SubTopic, Set<string>>();
+  /**
+   * Per followed topic, a token renewed each time this gateway starts
+   * following it (its first subscriber): "followed without a break since"
+   * is "the same token" (grants.ts).
+   */
+  private readonly follows = new Map<SubTopic, number>();
+  private followSeq = 0;
+  /** Public channels' access facts learned while following them (grants.ts). */
+  private readonly grants = new ChannelGrants();
+  /** Presence changes on their way to the shard topics, in rounds (presence-outbox.ts). */
+  private readonly outbox: PresenceOutbox;
+  /** Users whose last socket closed, and when they turn away (away.ts). */
+  private readonly away: AwayLedger;
+  private readonly topicStubs = new Map<string, DurableObjectStub<Topic>>();
+  /** The connection of a socket object this instance has seen (else its attachment is read). */
+  private readonly connByWs = new WeakMap<WebSocket, Conn>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -216,11 +239,14 @@ export class Gateway extends DurableObject<Env> {
     this.live = teamCacheLiveState(env);
     this.profileSource = teamCacheProfiles(env);
     this.filterPorts = { profiles: this.profileSource, live: this.live };
-    ctx.storage.sql.exec(`
-      CREATE TABLE IF NOT EXISTS away_pending (user TEXT PRIMARY KEY, team TEXT NOT NULL, due INTEGER NOT NULL);
-      CREATE TABLE IF NOT EXISTS delivered (topic TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
-    `);
+    this.away = new AwayLedger(ctx.storage.sql, (work) => ctx.waitUntil(work));
+    this.positions = new SharedPositions(ctx.storage.sql, (work) => ctx.waitUntil(work));
     this.tickets = new TicketLedger(ctx.storage.sql);
+    this.outbox = new PresenceOutbox(
+      (key, changes) => this.topic(key).publishMany(key, changes),
+      (key, changes, error) =>
+        console.error(`gateway: ${changes.length} presence changes to ${key} not published`, error),
+    );
   }
 
   /**
@@ -280,8 +306,9 @@ export class Gateway extends DurableObject<Env> {
     server.serializeAttachment(encodeState(state));
     this.track(server, state);
     server.send(frame({ v: 1, type: "hello", user, team, gateway }));
-    if (this.userSockets.get(user) === 1) this.ctx.waitUntil(this.arrived(team, user));
-    this.ctx.waitUntil(this.scheduleAlarm(exp * 1000));
+    if (this.userSockets.get(user) === 1) this.arrived(team, user);
+    // The alarm already comes before this token's expiry (the usual case): nothing to do.
+    if (this.alarmAt === null || this.alarmAt > exp * 1000) this.ctx.waitUntil(this.scheduleAlarm(exp * 1000));
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -335,14 +362,12 @@ export class Gateway extends DurableObject<Env> {
     const conns = this.load();
     const now = Date.now();
     for (const conn of [...conns.values()]) if (conn.state.exp * 1000 <= now) this.expire(conn);
-    const sql = this.ctx.storage.sql;
-    const due = sql
-      .exec<{ user: string; team: string }>("SELECT user, team FROM away_pending WHERE due <= ?", now)
-      .toArray();
-    for (const { user, team } of due) {
-      sql.exec("DELETE FROM away_pending WHERE user = ?", user);
-      if ((this.userSockets.get(user) ?? 0) === 0) await this.publishPresence(team, user, "away");
+    const published: Array<Promise<void>> = [];
+    for (const { user, team } of this.away.takeDue(now)) {
+      // Still away (a user back within the grace period kept its entry until now: nothing to say).
+      if ((this.userSockets.get(user) ?? 0) === 0) published.push(this.publishPresence(team, user, "away"));
     }
+    await Promise.all(published);
     this.tickets.prune(now);
     await this.scheduleAlarm();
   }
@@ -397,9 +422,7 @@ export class Gateway extends DurableObject<Env> {
     const conns = this.load();
     const topics: Record<string, number> = {};
     for (const [topic, sids] of this.byTopic) topics[topic] = sids.size;
-    const awayPending = Number(
-      this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM away_pending").one().n,
-    );
+    const awayPending = this.away.size;
     return {
       incarnation: this.incarnation,
       sockets: conns.size,
@@ -480,15 +503,15 @@ export class Gateway extends DurableObject<Env> {
 
   // --- presence ---------------------------------------------------------------
 
-  /** The user's first socket here: active, unless they only blinked (still within grace, never shown away). */
-  private async arrived(team: string, user: string): Promise<void> {
-    const sql = this.ctx.storage.sql;
-    const wasPending = sql.exec("SELECT 1 FROM away_pending WHERE user = ?", user).toArray().length > 0;
-    if (wasPending) {
-      sql.exec("DELETE FROM away_pending WHERE user = ?", user);
-      return;
-    }
-    await this.publishPresence(team, user, "active");
+  /**
+   * The user's first socket here: active, unless they only blinked (still
+   * within grace, never shown away). Nothing is written either way: the
+   * pending entry of a user who came back stays until its alarm, which finds
+   * them connected and drops it.
+   */
+  private arrived(team: string, user: string): void {
+    if (this.away.has(user)) return;
+    this.ctx.waitUntil(this.publishPresence(team, user, "active"));
   }
 
   /** The user's last socket here closed: away after the grace period (alarm). */
@@ -496,13 +519,8 @@ export class Gateway extends DurableObject<Env> {
     const graceMs =
       positiveVar("PRESENCE_GRACE_SECONDS", this.env.PRESENCE_GRACE_SECONDS, DEFAULT_GRACE_SECONDS) * 1000;
     const due = Date.now() + graceMs;
-    this.ctx.storage.sql.exec(
-      "INSERT OR REPLACE INTO away_pending (user, team, due) VALUES (?, ?, ?)",
-      user,
-      team,
-      due,
-    );
-    this.ctx.waitUntil(this.scheduleAlarm(due));
+    this.away.leave(user, team, due);
+    if (this.alarmAt === null || this.alarmAt > due) this.ctx.waitUntil(this.scheduleAlarm(due));
   }
 
   /**
@@ -524,10 +542,7 @@ export class Gateway extends DurableObject<Env> {
   }
 
   private earliestDue(): number | null {
-    const away = this.ctx.storage.sql
-      .exec<{ due: number | null }>("SELECT MIN(due) AS due FROM away_pending")
-      .one().due;
-    let next = away === null ? null : Number(away);
+    let next = this.away.earliest();
     for (const conn of this.conns?.values() ?? []) {
       const at = conn.state.exp * 1000;
       if (next === null || at < next) next = at;
@@ -535,13 +550,10 @@ export class Gateway extends DurableObject<Env> {
     return next;
   }
 
-  private async publishPresence(team: string, user: string, presence: PresenceState): Promise<void> {
+  /** Resolves once published (or failed, and logged): changes for one shard go out in rounds (presence-outbox.ts). */
+  private publishPresence(team: string, user: string, presence: PresenceState): Promise<void> {
     const key = topicKey(team, presenceTopic(presenceShardOf(user)));
-    try {
-      await this.topic(key).publish(key, presenceEventJson(user, presence), { stateKey: user });
-    } catch (error) {
-      console.error(`gateway: presence of ${user} not published`, error);
-    }
+    return this.outbox.send(key, { json: presenceEventJson(user, presence), stateKey: user });
   }
 
   // --- frames -----------------------------------------------------------------
@@ -652,14 +664,21 @@ export class Gateway extends DurableObject<Env> {
     if (this.accessEpoch !== epoch && started.length > 0) this.recheckSoon([user]);
   }
 
-  /** Checks access, registers this gateway with the topic, and fetches what `since` missed. */
+  /**
+   * Checks access, registers this gateway with the topic, and fetches what
+   * `since` missed. A gateway already following the topic is registered
+   * already (the topic keeps delivering while any socket here follows it):
+   * the socket starts at the position its in-sync sockets share, and only
+   * what `since` missed before it is read from the topic's log (no write,
+   * no registration call).
+   */
   private async open(team: string, user: string, gateway: string, role: Role, req: TopicRequest): Promise<Opened> {
     const { topic } = req;
     try {
       const channel = channelOf(topic);
       let host = team;
       if (channel) {
-        const access = await this.access.channel(team, user, channel);
+        const access = await this.channelAccess(team, user, role, channel, topic);
         if (!access.ok) return { ok: false, topic, code: access.code, message: access.message };
         host = access.host;
       } else {
@@ -668,8 +687,15 @@ export class Gateway extends DurableObject<Env> {
       }
       const key = topicKey(host, topic);
       const stub = this.topic(key);
-      let page = await stub.subscribe(key, gateway, req.since);
+      const shared = this.sharedPosition(topic, req.since);
+      let page: Catchup =
+        shared === null
+          ? await stub.subscribe(key, gateway, req.since)
+          : req.since === undefined || req.since === shared
+            ? { seq: shared, oldest: 0, events: [] }
+            : await stub.eventsSince(key, req.since);
       if (page.reload) return { ok: true, topic, key, seq: page.seq, replay: [], reload: page.reload };
+      if (shared !== null) page = { ...page, seq: Math.max(page.seq, shared) };
       const replay = [...page.events];
       // Later pages, until caught up with the seq the subscription started at.
       while (req.since !== undefined && page.events.length > 0 && (replay.at(-1)?.seq ?? 0) < page.seq) {
@@ -688,6 +714,54 @@ export class Gateway extends DurableObject<Env> {
       console.error(`gateway: subscribe to ${topic} failed`, error);
       return { ok: false, topic, code: "unavailable", message: "topic unavailable; try again" };
     }
+  }
+
+  /**
+   * Where a socket subscribing to a topic this gateway already follows
+   * starts: the position the topic's in-sync sockets share, when some
+   * socket here follows it (so this gateway is registered with the topic and
+   * receives every event after that position) and `since` is not past it.
+   * null: register with the topic (Topic.subscribe) as the first subscriber does.
+   */
+  private sharedPosition(topic: SubTopic, since: number | undefined): number | null {
+    if ((this.byTopic.get(topic)?.size ?? 0) === 0) return null;
+    const base = this.positions.get(topic);
+    if (base === undefined || (since !== undefined && since > base)) return null;
+    return base;
+  }
+
+  /**
+   * The subscribe-time channel check: the team cache, live, except for a
+   * full member subscribing to a public channel this gateway follows and
+   * checked while following it (grants.ts says why that fact may be reused
+   * and how it is forgotten). Re-checks never come here: they ask live.
+   */
+  private async channelAccess(
+    team: string,
+    user: string,
+    role: Role,
+    channel: string,
+    topic: SubTopic,
+  ): Promise<ChannelAccess> {
+    const ask = this.access.channelGrant;
+    if (!ask || !seesWholeTeam({ role, active: true })) return this.access.channel(team, user, channel);
+    const epoch = this.accessEpoch;
+    const follow = this.follows.get(topic);
+    const host = this.grants.get(team, channel, epoch, follow, Date.now());
+    if (host !== null) return { ok: true, host };
+    const grant = await ask.call(this.access, team, user, channel);
+    if (!grant.ok) return grant;
+    if (grant.everyMember) {
+      this.grants.put(
+        team,
+        channel,
+        grant.host,
+        { asked: epoch, now: this.accessEpoch },
+        { asked: follow, now: this.follows.get(topic) },
+        Date.now(),
+      );
+    }
+    return { ok: true, host: grant.host };
   }
 
   private async unsubscribe(sid: string, f: Extract<ClientFrame, { type: "unsubscribe" }>): Promise<void> {
@@ -891,7 +965,7 @@ export class Gateway extends DurableObject<Env> {
       }
       return messages;
     };
-    const base = this.deliveredMap().get(topic);
+    const base = this.positions.get(topic);
     const group = base === undefined ? null : continuation(base, known, head);
     const sendAll = (conn: Conn, events: TopicEvent[]) => {
       if (events.length === 0) return;
@@ -926,12 +1000,16 @@ export class Gateway extends DurableObject<Env> {
     const stuck = (at: number) => {
       behind = behind === null ? at : Math.min(behind, at);
     };
+    const conns = this.conns;
+    // The usual delivery: one message (or a few) for every in-sync socket, nothing per socket.
+    const only = groupMessages && !filter && groupMessages.length === 1 ? groupMessages[0] : undefined;
     for (const sid of sids) {
-      const conn = this.conns?.get(sid);
+      const conn = conns?.get(sid);
       const own = conn?.state.subs.get(topic);
       if (!conn || own === undefined) continue;
       if (own === IN_SYNC && group) {
-        if (groupMessages && !skipOf(conn)) for (const message of groupMessages) send(conn.ws, message);
+        if (only !== undefined) send(conn.ws, only);
+        else if (groupMessages && !skipOf(conn)) for (const message of groupMessages) send(conn.ws, message);
         else sendAll(conn, group.send);
         if (!group.complete) stuck(group.last);
         continue;
@@ -1075,7 +1153,7 @@ export class Gateway extends DurableObject<Env> {
       target = Math.max(seq, snap.seq);
     }
     // When the shared position itself is stale, every in-sync socket moves with it.
-    const base = this.deliveredMap().get(topic);
+    const base = this.positions.get(topic);
     if (base !== undefined && (reason === "gap_too_old" ? base + 1 < oldest : base > seq)) {
       this.setDelivered(topic, target);
     }
@@ -1125,6 +1203,7 @@ export class Gateway extends DurableObject<Env> {
     const sids = this.byTopic.get(topic);
     if (!channel || !sids) return;
     this.accessEpoch++;
+    this.grants.clear();
     const teamOf = new Map<string, string>();
     for (const sid of sids) {
       const conn = this.conns?.get(sid);
@@ -1161,6 +1240,7 @@ export class Gateway extends DurableObject<Env> {
   async recheckUsers(users?: string[]): Promise<{ sockets: number; closed: number; revoked: number }> {
     const conns = this.load();
     this.accessEpoch++;
+    this.grants.clear();
     const wanted = users ? new Set(users) : null;
     // team → user → socket ids (a gateway serves one team; grouped anyway, as its sockets say).
     const byTeam = new Map<string, Map<string, string[]>>();
@@ -1335,6 +1415,7 @@ export class Gateway extends DurableObject<Env> {
     if (this.conns) return this.conns;
     this.conns = new Map();
     this.byTopic.clear();
+    this.follows.clear();
     this.userSockets.clear();
     for (const ws of this.ctx.getWebSockets()) {
       const state = decodeState(ws.deserializeAttachment());
@@ -1344,14 +1425,18 @@ export class Gateway extends DurableObject<Env> {
   }
 
   private connOf(ws: WebSocket): Conn | null {
+    const conns = this.load();
+    // The socket object seen before (no attachment to parse per frame), if it is still tracked.
+    const known = this.connByWs.get(ws);
+    if (known && conns.get(known.state.sid) === known) return known;
     const state = decodeState(ws.deserializeAttachment());
     if (!state) return null;
-    const conns = this.load();
     return conns.get(state.sid) ?? this.track(ws, state);
   }
 
   private track(ws: WebSocket, state: SocketState): Conn {
     const conn = { ws, state };
+    this.connByWs.set(ws, conn);
     this.conns?.set(state.sid, conn);
     this.userSockets.set(state.user, (this.userSockets.get(state.user) ?? 0) + 1);
     for (const topic of state.subs.keys()) this.indexAdd(state.sid, topic);
@@ -1359,11 +1444,12 @@ export class Gateway extends DurableObject<Env> {
   }
 
   private untrack(ws: WebSocket): void {
-    const state = decodeState(ws.deserializeAttachment());
-    if (!state) return;
     this.load();
+    const state = this.connByWs.get(ws)?.state ?? decodeState(ws.deserializeAttachment());
+    if (!state) return;
     const conn = this.conns?.get(state.sid);
     if (!conn) return;
+    this.connByWs.delete(ws);
     this.conns?.delete(state.sid);
     for (const topic of conn.state.subs.keys()) this.indexRemove(state.sid, topic);
     this.buckets.delete(state.sid);
@@ -1394,6 +1480,7 @@ export class Gateway extends DurableObject<Env> {
     if (!sids) {
       sids = new Set();
       this.byTopic.set(topic, sids);
+      this.follows.set(topic, ++this.followSeq);
     }
     sids.add(sid);
   }
@@ -1404,6 +1491,7 @@ export class Gateway extends DurableObject<Env> {
     sids.delete(sid);
     if (sids.size === 0) {
       this.byTopic.delete(topic);
+      this.follows.delete(topic);
       // Nobody left at the shared position: the next subscriber starts a new one.
       this.setDelivered(topic, null);
     }
@@ -1415,7 +1503,7 @@ export class Gateway extends DurableObject<Env> {
    * one), else its own seq.
    */
   private place(state: SocketState, topic: SubTopic, seq: number): void {
-    const base = this.deliveredMap().get(topic);
+    const base = this.positions.get(topic);
     if (base === undefined && !this.hasOthers(state.sid, topic)) {
       this.setDelivered(topic, seq);
       state.subs.set(topic, IN_SYNC);
@@ -1432,34 +1520,22 @@ export class Gateway extends DurableObject<Env> {
   private lastOf(state: SocketState, topic: SubTopic): number | undefined {
     const own = state.subs.get(topic);
     if (own !== IN_SYNC) return own;
-    return this.deliveredMap().get(topic) ?? 0;
-  }
-
-  private deliveredMap(): Map<SubTopic, number> {
-    if (this.delivered) return this.delivered;
-    this.delivered = new Map();
-    for (const row of this.ctx.storage.sql
-      .exec<{ topic: string; seq: number }>("SELECT topic, seq FROM delivered")
-      .toArray()) {
-      this.delivered.set(row.topic as SubTopic, Number(row.seq));
-    }
-    return this.delivered;
+    return this.positions.get(topic) ?? 0;
   }
 
   private setDelivered(topic: SubTopic, seq: number | null): void {
-    const map = this.deliveredMap();
-    if (seq === null) {
-      if (!map.has(topic)) return;
-      map.delete(topic);
-      this.ctx.storage.sql.exec("DELETE FROM delivered WHERE topic = ?", topic);
-      return;
-    }
-    map.set(topic, seq);
-    this.ctx.storage.sql.exec("INSERT OR REPLACE INTO delivered (topic, seq) VALUES (?, ?)", topic, seq);
+    this.positions.set(topic, seq);
   }
 
-  private topic(key: string) {
-    return this.env.TOPIC.get(this.env.TOPIC.idFromName(key));
+  /** A topic's stub, kept: presence rounds, resumes and deliveries call the same few topics again and again. */
+  private topic(key: string): DurableObjectStub<Topic> {
+    let stub = this.topicStubs.get(key);
+    if (!stub) {
+      stub = this.env.TOPIC.get(this.env.TOPIC.idFromName(key));
+      if (this.topicStubs.size >= 1_000) this.topicStubs.clear();
+      this.topicStubs.set(key, stub);
+    }
+    return stub;
   }
 }
 

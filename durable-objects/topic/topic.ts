@@ -4,6 +4,8 @@ import type { ReloadReason } from "../../src/realtime/protocol";
 import { KeyedBuckets, TokenBucket } from "../../src/realtime/rate-limit";
 import { resumePlan, type TopicEvent } from "../../src/realtime/sequence";
 import { positiveVar } from "../../src/vars";
+import type { Gateway } from "../gateway/gateway";
+import { GatewayRegistry } from "./registry";
 
 // One Durable Object per topic (`ch:<team>:<channel>`, `team:<team>`). In its
 // SQLite: the topic's sequence number (monotonic, survives eviction), a short
@@ -14,9 +16,11 @@ import { positiveVar } from "../../src/vars";
 // delivery round sends every gateway that is behind the events it lacks, in
 // one RPC per gateway shard (never one per member). Rounds run one at a time,
 // so a gateway receives a topic's events in order; events published while a
-// round is in flight go out together in the next one. A gateway that fails
-// stays behind and is retried (by the next round, or an alarm); one that
-// answers that it has no subscribers left is dropped.
+// round is in flight (or before its first turn) go out together in the next
+// one. A gateway that fails stays behind and is retried (by the next round,
+// or an alarm); one that answers that it has no subscribers left is dropped.
+// Gateways' acknowledgements are written behind the rounds (registry.ts), so
+// the only write on an event's way out is the event itself.
 //
 // A topic can also keep state: an event published with a state key becomes
 // that key's current value (presence per user), handed out as a snapshot to
@@ -33,6 +37,8 @@ export const DEFAULT_LOG_SIZE = 1000;
 /** Events per delivery RPC and per page of eventsSince. */
 export const PAGE = 500;
 const DELIVERY_TIMEOUT_MS = 10_000;
+/** A round starting within this long of the last one's end is on a busy topic: it gathers first (round()). */
+const GATHER_AFTER_MS = 50;
 const RETRY_MS = 1_000;
 /** Client publishes per second per topic (TOPIC_PUBLISH_PER_SECOND); bursts of twice that. */
 export const DEFAULT_PUBLISH_PER_SECOND = 100;
@@ -75,6 +81,10 @@ export class Topic extends DurableObject<Env> {
   private limiter: TokenBucket | null = null;
   private posters: KeyedBuckets | null = null;
   private readonly meta = new Map<string, string | null>();
+  private readonly stubs = new Map<string, DurableObjectStub<Gateway>>();
+  private readonly registry: GatewayRegistry;
+  /** When the last round ended (0: none yet). */
+  private lastRound = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -87,6 +97,7 @@ export class Topic extends DurableObject<Env> {
       ) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, json TEXT NOT NULL) WITHOUT ROWID;
     `);
+    this.registry = new GatewayRegistry(this.sql, (work) => ctx.waitUntil(work));
   }
 
   /** Numbers and logs the event, then waits for the delivery round that carries it. */
@@ -108,6 +119,31 @@ export class Topic extends DurableObject<Env> {
   }
 
   /**
+   * System events (presence) published together: numbered and logged in
+   * order in one step, then carried by one delivery round, as the same
+   * publishes one by one would be (a gateway's many arrivals at once cost
+   * the topic one call and one write, not one each). Never rate limited.
+   */
+  async publishMany(topic: string, events: Array<{ json: string; stateKey?: string }>): Promise<{ seqs: number[] }> {
+    this.name(topic);
+    if (events.length === 0) return { seqs: [] };
+    let seq = this.seq();
+    const seqs: number[] = [];
+    for (const e of events) {
+      seq++;
+      seqs.push(seq);
+      this.sql.exec("INSERT INTO events (seq, json) VALUES (?, ?)", seq, e.json);
+      if (e.stateKey !== undefined) {
+        this.sql.exec("INSERT OR REPLACE INTO state (key, json) VALUES (?, ?)", e.stateKey, e.json);
+      }
+    }
+    this.setMeta("seq", String(seq));
+    this.sql.exec("DELETE FROM events WHERE seq <= ?", seq - this.logSize());
+    await this.round();
+    return { seqs };
+  }
+
+  /**
    * A gateway has a socket subscribing. From now on the gateway receives every
    * event after the returned seq; with `since`, the first page of what came
    * after it (the gateway pages on with eventsSince).
@@ -123,12 +159,7 @@ export class Topic extends DurableObject<Env> {
     // A new registration starts at the current seq; a known one keeps its
     // position, and its version changes so an in-flight "no subscribers"
     // answer from before this call cannot drop it.
-    this.sql.exec(
-      `INSERT INTO gateways (name, acked, version) VALUES (?, ?, 1)
-       ON CONFLICT (name) DO UPDATE SET version = version + 1`,
-      gateway,
-      seq,
-    );
+    this.registry.register(gateway, seq);
     const page = since === undefined ? { seq, oldest: this.oldest(), events: [] } : this.catchup(since);
     return stateKeys === undefined ? page : { ...page, state: this.stateOf(stateKeys) };
   }
@@ -175,10 +206,7 @@ export class Topic extends DurableObject<Env> {
       oldest: this.oldest(),
       logSize: this.logSize(),
       logged: Number(this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM events").one().n),
-      gateways: this.sql
-        .exec<{ name: string; acked: number }>("SELECT name, acked FROM gateways ORDER BY name")
-        .toArray()
-        .map((g) => ({ name: g.name, acked: Number(g.acked) })),
+      gateways: this.registry.list().map((g) => ({ name: g.name, acked: g.acked })),
       stateKeys: Number(this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM state").one().n),
       deliveries: this.deliveries,
       rounds: this.rounds,
@@ -217,15 +245,28 @@ export class Topic extends DurableObject<Env> {
     }
   }
 
-  /** Joins the round waiting to start, or queues one: at most one runs at a time. */
+  /**
+   * Joins the round waiting to start, or queues one: at most one runs at a
+   * time; events published while a round is in flight wait for the next. On
+   * a busy topic (a round ended within GATHER_AFTER_MS) a round yields once
+   * before taking its events, so publishes arriving together go out in one
+   * round rather than the first alone and the rest in the next; a quiet
+   * topic's event goes at once.
+   */
   private round(): Promise<void> {
     if (this.queued) return this.queued;
     const next = this.tail
+      .then(() =>
+        Date.now() - this.lastRound < GATHER_AFTER_MS ? new Promise((resolve) => setTimeout(resolve, 0)) : undefined,
+      )
       .then(() => {
         this.queued = null;
         return this.deliverRound();
       })
-      .catch((error) => console.error("topic delivery round failed", error));
+      .catch((error) => console.error("topic delivery round failed", error))
+      .finally(() => {
+        this.lastRound = Date.now();
+      });
     this.queued = next;
     this.tail = next;
     return next;
@@ -235,44 +276,58 @@ export class Topic extends DurableObject<Env> {
     const topic = this.getMeta("topic");
     if (!topic) return;
     const seq = this.seq();
-    const behind = this.sql
-      .exec<{ name: string; acked: number; version: number }>(
-        "SELECT name, acked, version FROM gateways WHERE acked < ?",
-        seq,
-      )
-      .toArray();
+    const behind = this.registry.behind(seq);
     if (behind.length === 0) return;
     this.rounds++;
+    // The events every gateway lacks, read once: a gateway far behind gets
+    // the latest page; its sockets see the gap and fetch (or reload) what
+    // they miss.
+    const from = Math.max(Math.min(...behind.map((g) => g.acked)), seq - PAGE);
+    const log = this.sql
+      .exec<{ seq: number; json: string }>(
+        "SELECT seq, json FROM events WHERE seq > ? AND seq <= ? ORDER BY seq",
+        from,
+        seq,
+      )
+      .toArray()
+      .map((e) => ({ seq: Number(e.seq), json: e.json }));
+    const answers: Array<{ name: string; version: number; gone: boolean }> = [];
     let failed = false;
     await Promise.all(
       behind.map(async (g) => {
-        // A gateway far behind gets the latest page; its sockets see the gap
-        // and fetch (or reload) what they miss.
-        const events = this.sql
-          .exec<{ seq: number; json: string }>(
-            "SELECT seq, json FROM events WHERE seq > ? AND seq <= ? ORDER BY seq",
-            Math.max(Number(g.acked), seq - PAGE),
-            seq,
-          )
-          .toArray()
-          .map((e) => ({ seq: Number(e.seq), json: e.json }));
+        const after = Math.max(g.acked, seq - PAGE);
+        const events = log[0] && log[0].seq > after ? log : log.filter((e) => e.seq > after);
         try {
+          let gone = false;
           if (events.length > 0) {
             this.deliveries++;
-            const stub = this.env.GATEWAY.get(this.env.GATEWAY.idFromName(g.name));
-            const { subscribers } = await withTimeout(stub.deliver(topic, events), DELIVERY_TIMEOUT_MS);
-            if (subscribers === 0) {
-              this.sql.exec("DELETE FROM gateways WHERE name = ? AND version = ?", g.name, g.version);
-            }
+            const { subscribers } = await withTimeout(this.gateway(g.name).deliver(topic, events), DELIVERY_TIMEOUT_MS);
+            gone = subscribers === 0;
           }
-          this.sql.exec("UPDATE gateways SET acked = MAX(acked, ?) WHERE name = ?", seq, g.name);
+          answers.push({ name: g.name, version: g.version, gone });
         } catch (error) {
           failed = true;
           console.error(`topic ${topic}: delivery to ${g.name} failed`, error);
         }
       }),
     );
+    // Acknowledgements are written behind the round (registry.ts); a drop at once.
+    for (const a of answers) {
+      if (a.gone) this.registry.drop(a.name, a.version);
+      else this.registry.ack(a.name, seq);
+    }
     if (failed) await this.ctx.storage.setAlarm(Date.now() + RETRY_MS);
+  }
+
+  /** A gateway shard's stub, kept: a busy topic calls the same few every round. */
+  private gateway(name: string): DurableObjectStub<Gateway> {
+    let stub = this.stubs.get(name);
+    if (!stub) {
+      stub = this.env.GATEWAY.get(this.env.GATEWAY.idFromName(name));
+      if (this.stubs.size > 1_000) this.stubs.clear();
+      this.stubs.set(name, stub);
+    }
+    return stub;
   }
 
   private stateOf(keys: string[]): Record<string, string> {

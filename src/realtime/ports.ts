@@ -8,12 +8,25 @@ export type Access = { ok: true } | Denied;
 /** A visible channel, with the team hosting it (its topic is keyed by the host). */
 export type ChannelAccess = { ok: true; host: string } | Denied;
 
+/**
+ * A visible channel, its host, and whether every active full member of the
+ * viewer's team may see it (public and hosted by that team: the directory
+ * shows such a channel to every non-guest member).
+ */
+export type ChannelGrant = { ok: true; host: string; everyMember: boolean } | Denied;
+
 /** Who may follow what: answered by the team's edge cache. */
 export interface TopicAccess {
   /** The viewer may see the channel (a private one only as a member, a guest only as a member). */
   channel(team: string, viewer: string, channelId: string): Promise<ChannelAccess>;
   /** The viewer is an active member of the team. */
   team(team: string, viewer: string): Promise<Access>;
+  /**
+   * channel(), answered with whether the answer holds for every full member
+   * (the gateway's subscribe-time check may then serve the team's other
+   * members from it for a while: durable-objects/gateway/grants.ts).
+   */
+  channelGrant?(team: string, viewer: string, channelId: string): Promise<ChannelGrant>;
 }
 
 /** A user as live state knows it (the team cache's row): what every trust decision reads. */
