@@ -43,7 +43,8 @@ describe("bench:report", () => {
   });
 
   it("replaces only what stands between an area's markers", () => {
-    const readme = "intro\n<!-- bench:demo -->\nold\n<!-- /bench:demo -->\nafter\n<!-- bench:other -->x<!-- /bench:other -->";
+    const readme =
+      "intro\n<!-- bench:demo -->\nold\n<!-- /bench:demo -->\nafter\n<!-- bench:other -->x<!-- /bench:other -->";
     const out = renderReadme(readme, [file]);
     expect(out.startsWith("intro\n<!-- bench:demo -->\n_From")).toBe(true);
     expect(out).toContain("<!-- /bench:demo -->\nafter\n<!-- bench:other -->x<!-- /bench:other -->");
