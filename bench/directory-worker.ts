@@ -1,8 +1,24 @@
 import { SharedChannel } from "../durable-objects/shared-channel/shared-channel";
-import { fold, searchText, searchWords } from "../durable-objects/team-cache/normalize";
-import { type DirectoryFilter, decodeCursor, encodeCursor, toUser } from "../durable-objects/team-cache/queries";
+import {
+  fold,
+  PREFIX_LEN,
+  prefixEnd,
+  prefixOf,
+  queryTokens,
+  searchText,
+  searchWords,
+  wordPrefixes,
+} from "../durable-objects/team-cache/normalize";
+import {
+  CONTACT_CHANNEL_MAX,
+  DENSE_MATCHES,
+  decodeCursor,
+  encodeCursor,
+  toUser,
+} from "../durable-objects/team-cache/queries";
 import { LOAD_PAGE, TeamCache } from "../durable-objects/team-cache/team-cache";
 import { verifyToken } from "../src/auth/tokens";
+import type { DirUser } from "../src/directory/model";
 import type { DirectorySource } from "../src/directory/source";
 import type { SqlDriver, Statement } from "../storage/sql-driver";
 import { createApp } from "../workers/app";
@@ -13,8 +29,11 @@ import worker from "../workers/index";
 // never deployed): the real app and queue handler, the team cache with one
 // extra RPC (an in-object loop), and /bench routes that
 // - seed a big team straight into the database (no admin validation),
-// - answer each directory query directly from the database: the baseline the
-//   edge cache replaces,
+// - build the indexed baseline's search tables in that database and answer
+//   each directory query from them: the best the database can do, what a
+//   team would build instead of the cache,
+// - time both sides from inside the Worker, interleaved, checking that they
+//   give the same answers,
 // - measure a full team snapshot's size.
 
 export { SharedChannel };
@@ -154,6 +173,62 @@ export class BenchTeamCache extends TeamCache {
 function cacheStub(env: Env, name: string) {
   const ns = env.TEAM_CACHE as unknown as DurableObjectNamespace<BenchTeamCache>;
   return ns.get(ns.idFromName(name));
+}
+
+/** One input of the paired loop: the cache's arguments (as the loop RPC takes them) and the baseline's. */
+interface PairCall {
+  viewer: string;
+  args: unknown[];
+  directArgs: DirectArgs;
+}
+
+/** What the app's /v1/directory route answers for this call, from the cache (the route's unwrap). */
+async function cacheAnswer(
+  stub: ReturnType<typeof cacheStub>,
+  team: string,
+  viewer: string,
+  op: LoopOp,
+  args: unknown[],
+): Promise<unknown> {
+  const a = args as [never, never, never];
+  const value = <T>(r: { ok: true; value: T } | { ok: false; status: number; message: string }): T => {
+    if (!r.ok) throw new HttpFail(r.status, r.message);
+    return r.value;
+  };
+  switch (op) {
+    case "switcher":
+      return { items: value(await stub.quickSwitcher(team, viewer, a[0], a[1])) };
+    case "mentions":
+      return { items: value(await stub.mentions(team, viewer, a[0], a[1], a[2])) };
+    case "channel":
+      return { channel: value(await stub.channel(team, viewer, a[0])) };
+    case "members":
+      return value(await stub.channelMembers(team, viewer, a[0], a[1], a[2]));
+    case "directory":
+      return value(await stub.directory(team, viewer, a[0]));
+    case "lookup":
+      return value(await stub.lookup(team, viewer, a[0], a[1]));
+    case "boot":
+      return value(await stub.boot(team, viewer, a[0]));
+    case "empty":
+      return null;
+  }
+}
+
+/**
+ * Every `id` in an answer, in document order: two answers are identical when
+ * these sequences are (the same ids in the same order). bench/directory.ts
+ * compares HTTP answers the same way.
+ */
+function answerIds(json: unknown, out: string[] = []): string[] {
+  if (Array.isArray(json)) for (const x of json) answerIds(x, out);
+  else if (json && typeof json === "object") {
+    for (const [k, v] of Object.entries(json)) {
+      if (k === "id" && typeof v === "string") out.push(v);
+      else if (typeof v === "object") answerIds(v, out);
+    }
+  }
+  return out;
 }
 
 // --- the team's shape (deterministic) ---------------------------------------
@@ -457,12 +532,24 @@ const USER_COLS = [
   "is_bot",
 ];
 
-// --- the database baseline: each query answered directly --------------------
+// --- the indexed database baseline ------------------------------------------
+//
+// What a team would build instead of the cache, in the same database: the
+// cache's search data as tables next to the source of truth (bench_dir_*,
+// built from the same DirectorySource pages the cache loads), with the same
+// indexes: rank-ordered prefixes, the word index, users in name order per
+// filter, member counts kept per channel and user/channel counts per team.
+// Each question is answered with the cache's plans, ranking and page size,
+// in one round trip: independent statements go in one D1 batch, or in
+// parallel over MySQL's connection pool, and a plan choice the cache makes in
+// code (a rare long token, a channel's size) is a one-row guard table joined
+// first, which both engines evaluate before reading anything it guards
+// (SQLite: the outer loop of a CROSS JOIN; MySQL: a const table, "Impossible
+// WHERE"). The one exception: mentions ask for non-members in a second round
+// trip, only when members leave room on the page.
 
-interface DirectViewer {
-  id: string;
-  isGuest: boolean;
-}
+type Dialect = SqlDriver["dialect"];
+type Row = Record<string, unknown>;
 
 class HttpFail extends Error {
   constructor(
@@ -473,19 +560,341 @@ class HttpFail extends Error {
   }
 }
 
-const U_COLS =
-  "u.`id`, u.`name`, u.`real_name`, u.`display_name`, u.`title`, u.`avatar_hash`, u.`tz`, u.`is_bot`, u.`role`, u.`deactivated` AS deleted";
-const SORT_NAME = "LOWER(COALESCE(NULLIF(u.`display_name`, ''), NULLIF(u.`real_name`, ''), u.`name`))";
-const IS_MEMBER =
-  "EXISTS (SELECT 1 FROM memberships vm WHERE vm.`team_id` = c.`team_id` AND vm.`channel_id` = c.`id` AND vm.`user_id` = ?)";
-const IS_SHARED =
-  "EXISTS (SELECT 1 FROM channel_shares s WHERE s.`host_team_id` = c.`team_id` AND s.`channel_id` = c.`id`)";
-const MEMBER_COUNT =
-  "(SELECT COUNT(*) FROM memberships mc WHERE mc.`team_id` = c.`team_id` AND mc.`channel_id` = c.`id`)";
-
 const n = (v: unknown) => Number(v);
 
-function channelJson(r: Record<string, unknown>) {
+/** The search tables: team-scoped copies of the cache's users/channels search columns and their indexes. */
+function searchDdl(d: Dialect): string[] {
+  const bin = (len: number) => (d === "mysql" ? `VARCHAR(${len}) COLLATE utf8mb4_bin NOT NULL` : "TEXT NOT NULL");
+  const str = (len: number) => (d === "mysql" ? `VARCHAR(${len}) NOT NULL` : "TEXT NOT NULL");
+  const int = d === "mysql" ? "INT NOT NULL" : "INTEGER NOT NULL";
+  /** keys: name -> columns, or [columns, condition] for a partial index (SQLite only). */
+  const table = (name: string, cols: string, pk: string, keys: Record<string, string | [string, string]> = {}) => {
+    const key = (k: string, c: string | [string, string]) => {
+      const [columns, partial] = typeof c === "string" ? [c, ""] : [c[0], ` WHERE ${c[1]}`];
+      return d === "mysql" ? `, KEY ${k} (${columns})` : `CREATE INDEX ${k} ON ${name} (${columns})${partial}`;
+    };
+    const inline = d === "mysql" ? Object.entries(keys).map(([k, c]) => key(k, c)) : [];
+    const rowid = d === "sqlite" ? " WITHOUT ROWID" : "";
+    return [
+      `CREATE TABLE ${name} (${cols}, PRIMARY KEY (${pk})${inline.join("")})${rowid}`,
+      ...(d === "sqlite" ? Object.entries(keys).map(([k, c]) => key(k, c)) : []),
+    ];
+  };
+  return [
+    ...table(
+      "bench_dir_users",
+      `team_id ${bin(40)}, id ${bin(40)}, name ${str(80)}, real_name ${str(200)}, display_name ${str(80)}, title ${str(200)},
+       avatar_hash ${str(64)}, tz ${str(64)}, is_bot ${int}, role ${str(8)}, deleted ${int}, sort_key ${bin(400)}, search_text ${bin(2000)}`,
+      "team_id, id",
+      // Name order per directory filter. SQLite's statistics cannot tell that
+      // bots and the deactivated are few (two values, either one), so there,
+      // as in the cache, they get partial indexes; MySQL's index dives can.
+      d === "sqlite"
+        ? {
+            bench_dir_users_sort: "team_id, sort_key, id",
+            bench_dir_users_role: "team_id, role, sort_key, id",
+            bench_dir_users_bot: ["team_id, sort_key, id", "is_bot = 1"],
+            bench_dir_users_deleted: ["team_id, sort_key, id", "deleted = 1"],
+          }
+        : {
+            bench_dir_users_sort: "team_id, sort_key, id",
+            bench_dir_users_role: "team_id, role, sort_key, id",
+            bench_dir_users_bot: "team_id, is_bot, sort_key, id",
+            bench_dir_users_deleted: "team_id, deleted, sort_key, id",
+          },
+    ),
+    ...table(
+      "bench_dir_user_words",
+      `team_id ${bin(40)}, word ${bin(400)}, user_id ${bin(40)}`,
+      "team_id, word, user_id",
+    ),
+    ...table(
+      "bench_dir_user_prefixes",
+      `team_id ${bin(40)}, prefix ${bin(PREFIX_LEN)}, sort_key ${bin(400)}, user_id ${bin(40)}`,
+      "team_id, prefix, sort_key, user_id",
+    ),
+    ...table(
+      "bench_dir_channels",
+      `team_id ${bin(40)}, id ${bin(40)}, name ${bin(80)}, topic ${str(250)}, purpose ${str(250)}, is_private ${int},
+       is_archived ${int}, is_shared ${int}, member_count ${int}, search_text ${bin(2000)}`,
+      "team_id, id",
+    ),
+    ...table(
+      "bench_dir_channel_words",
+      `team_id ${bin(40)}, word ${bin(400)}, channel_id ${bin(40)}`,
+      "team_id, word, channel_id",
+    ),
+    ...table(
+      "bench_dir_channel_prefixes",
+      `team_id ${bin(40)}, prefix ${bin(PREFIX_LEN)}, name ${bin(80)}, channel_id ${bin(40)}`,
+      "team_id, prefix, name, channel_id",
+    ),
+    ...table("bench_dir_teams", `team_id ${bin(40)}, active_users ${int}, channels ${int}`, "team_id"),
+  ];
+}
+
+/** Conditions, each starting with AND, and their parameters in order. */
+interface Cond {
+  where: string;
+  params: unknown[];
+}
+/** One statement. */
+interface Sel {
+  sql: string;
+  params: unknown[];
+}
+/** A one-row table joined first: its condition decides whether anything after it is read. */
+interface Guard {
+  from: string;
+  fromParams: unknown[];
+  where: string;
+  whereParams: unknown[];
+}
+
+const NONE: Cond = { where: "", params: [] };
+const and = (...cs: Cond[]): Cond => ({
+  where: cs
+    .map((c) => c.where)
+    .filter(Boolean)
+    .join(" "),
+  params: cs.flatMap((c) => c.params),
+});
+/** Forced join order: SQLite's CROSS JOIN, MySQL's STRAIGHT_JOIN. */
+const join = (d: Dialect) => (d === "mysql" ? " STRAIGHT_JOIN " : " CROSS JOIN ");
+
+/** Every token starts a word: the cache's instr test on " word word ...". */
+function tokenCheck(d: Dialect, alias: string, tokens: string[]): Cond {
+  const needle = d === "mysql" ? "CONCAT(' ', ?)" : "(' ' || ?)";
+  return { where: tokens.map(() => `AND INSTR(${alias}.search_text, ${needle}) > 0`).join(" "), params: tokens };
+}
+
+function keyAfter(key: string, id: string, after: readonly [string, string] | null): Cond {
+  if (!after) return NONE;
+  const [k, i] = after;
+  return { where: `AND ${key} >= ? AND (${key} > ? OR ${id} > ?)`, params: [k, k, i] };
+}
+
+const U_CARD =
+  "u.id, u.name, u.real_name, u.display_name, u.title, u.avatar_hash, u.tz, u.is_bot, u.role, u.deleted, u.sort_key";
+const C_CARD =
+  "c.id, c.name, c.topic, c.purpose, c.is_private, c.is_archived, c.is_shared, c.member_count, EXISTS (SELECT 1 FROM memberships mm WHERE mm.team_id = c.team_id AND mm.channel_id = c.id AND mm.user_id = vw.id) AS is_member";
+
+/** The viewer row (alias vw), active: every statement joins it, as the cache checks its caller on every query. */
+const viewerRow = (team: string, viewer: string): Cond => ({
+  where: "AND vw.team_id = ? AND vw.id = ? AND vw.deleted = 0",
+  params: [team, viewer],
+});
+
+/** queries.ts userVisible: a guest sees itself and the people it shares a channel with. */
+const USER_VISIBLE: Cond = {
+  where:
+    "AND (vw.role <> 'guest' OR u.id = vw.id OR EXISTS (SELECT 1 FROM memberships g1 JOIN memberships g2 ON g2.team_id = g1.team_id AND g2.channel_id = g1.channel_id AND g2.user_id = u.id WHERE g1.team_id = vw.team_id AND g1.user_id = vw.id))",
+  params: [],
+};
+/** queries.ts channelVisible: private channels to members; guests only their own. */
+const CHANNEL_VISIBLE: Cond = {
+  where:
+    "AND ((vw.role <> 'guest' AND c.is_private = 0) OR EXISTS (SELECT 1 FROM memberships vm WHERE vm.team_id = c.team_id AND vm.channel_id = c.id AND vm.user_id = vw.id))",
+  params: [],
+};
+
+/** Fewer than DENSE_MATCHES word rows start with `token` (queries.ts's choice for a long token): a one-row guard. */
+function wordCount(
+  table: "bench_dir_user_words" | "bench_dir_channel_words",
+  team: string,
+  token: string,
+  rare: boolean,
+): Guard {
+  return {
+    from: `(SELECT COUNT(*) AS n FROM (SELECT 1 FROM ${table} WHERE team_id = ? AND word >= ? AND word < ? LIMIT ${DENSE_MATCHES}) z) g`,
+    fromParams: [team, token, prefixEnd(token)],
+    where: `g.n ${rare ? "<" : ">="} ${DENSE_MATCHES}`,
+    whereParams: [],
+  };
+}
+
+/** Guards go first in FROM (their parameters first) and first in WHERE. */
+const withGuards = (d: Dialect, guards: Guard[]) => ({
+  from: guards.map((g) => `${g.from}${join(d)}`).join(""),
+  fromParams: guards.flatMap((g) => g.fromParams),
+  where: guards.map((g) => `${g.where} AND `).join(""),
+  whereParams: guards.flatMap((g) => g.whereParams),
+});
+
+/**
+ * queries.ts rankedUsers as one statement: people (alias u) matching every
+ * token and `where` (given the candidate id's expression, as there), in rank
+ * order (sort_key, id), after `after`, at most `limit`.
+ */
+function rankedUsers(
+  d: Dialect,
+  team: string,
+  viewer: string,
+  tokens: string[],
+  limit: number,
+  where: (id: string) => Cond,
+  after: readonly [string, string] | null = null,
+  guards: Guard[] = [],
+): Sel {
+  const first = tokens[0] as string;
+  const prefix = prefixOf(first);
+  const j = join(d);
+  const walk = (extra: Guard[]): Sel => {
+    const g = withGuards(d, [...guards, ...extra]);
+    const c = and(
+      viewerRow(team, viewer),
+      { where: "AND p.team_id = ? AND p.prefix = ?", params: [team, prefix] },
+      keyAfter("p.sort_key", "p.user_id", after),
+      { where: "AND u.team_id = p.team_id AND u.id = p.user_id", params: [] },
+      where("p.user_id"),
+      tokenCheck(d, "u", prefix === first ? tokens.slice(1) : tokens),
+    );
+    return {
+      sql: `SELECT ${U_CARD} FROM ${g.from}bench_dir_users vw${j}bench_dir_user_prefixes p${j}bench_dir_users u
+            WHERE ${g.where}1 ${c.where} ORDER BY p.sort_key, p.user_id LIMIT ?`,
+      params: [...g.fromParams, ...g.whereParams, ...c.params, limit],
+    };
+  };
+  if (prefix === first) return walk([]);
+  const g = withGuards(d, [...guards, wordCount("bench_dir_user_words", team, first, true)]);
+  // The word rows joined, not a DISTINCT subquery: SQLite would materialize
+  // that before looking at the guard. A user matching by two words is one
+  // row after DISTINCT (the cards include the id).
+  const c = and(
+    viewerRow(team, viewer),
+    { where: "AND w.team_id = ? AND w.word >= ? AND w.word < ?", params: [team, first, prefixEnd(first)] },
+    { where: "AND u.team_id = w.team_id AND u.id = w.user_id", params: [] },
+    where("u.id"),
+    tokenCheck(d, "u", tokens.slice(1)),
+    keyAfter("u.sort_key", "u.id", after),
+  );
+  const sparse: Sel = {
+    sql: `SELECT DISTINCT ${U_CARD} FROM ${g.from}bench_dir_users vw${j}bench_dir_user_words w${j}bench_dir_users u
+          WHERE ${g.where}1 ${c.where} ORDER BY u.sort_key, u.id LIMIT ?`,
+    params: [...g.fromParams, ...g.whereParams, ...c.params, limit],
+  };
+  const dense = walk([wordCount("bench_dir_user_words", team, first, false)]);
+  return {
+    sql: `SELECT * FROM (SELECT * FROM (${sparse.sql}) a UNION ALL SELECT * FROM (${dense.sql}) b) r ORDER BY r.sort_key, r.id LIMIT ?`,
+    params: [...sparse.params, ...dense.params, limit],
+  };
+}
+
+/** queries.ts rankedChannels as one statement: channels (alias c) in rank order (name, id). */
+function rankedChannels(d: Dialect, team: string, viewer: string, tokens: string[], limit: number, cond: Cond): Sel {
+  const first = tokens[0] as string;
+  const prefix = prefixOf(first);
+  const j = join(d);
+  const walk = (extra: Guard[]): Sel => {
+    const g = withGuards(d, extra);
+    const c = and(
+      viewerRow(team, viewer),
+      { where: "AND p.team_id = ? AND p.prefix = ?", params: [team, prefix] },
+      { where: "AND c.team_id = p.team_id AND c.id = p.channel_id", params: [] },
+      cond,
+      tokenCheck(d, "c", prefix === first ? tokens.slice(1) : tokens),
+    );
+    return {
+      sql: `SELECT ${C_CARD} FROM ${g.from}bench_dir_users vw${j}bench_dir_channel_prefixes p${j}bench_dir_channels c
+            WHERE ${g.where}1 ${c.where} ORDER BY p.name, p.channel_id LIMIT ?`,
+      params: [...g.fromParams, ...g.whereParams, ...c.params, limit],
+    };
+  };
+  if (prefix === first) return walk([]);
+  const g = withGuards(d, [wordCount("bench_dir_channel_words", team, first, true)]);
+  const c = and(
+    viewerRow(team, viewer),
+    { where: "AND w.team_id = ? AND w.word >= ? AND w.word < ?", params: [team, first, prefixEnd(first)] },
+    { where: "AND c.team_id = w.team_id AND c.id = w.channel_id", params: [] },
+    cond,
+    tokenCheck(d, "c", tokens.slice(1)),
+  );
+  const sparse: Sel = {
+    sql: `SELECT DISTINCT ${C_CARD} FROM ${g.from}bench_dir_users vw${j}bench_dir_channel_words w${j}bench_dir_channels c
+          WHERE ${g.where}1 ${c.where} ORDER BY c.name, c.id LIMIT ?`,
+    params: [...g.fromParams, ...g.whereParams, ...c.params, limit],
+  };
+  const dense = walk([wordCount("bench_dir_channel_words", team, first, false)]);
+  return {
+    sql: `SELECT * FROM (SELECT * FROM (${sparse.sql}) a UNION ALL SELECT * FROM (${dense.sql}) b) r ORDER BY r.name, r.id LIMIT ?`,
+    params: [...sparse.params, ...dense.params, limit],
+  };
+}
+
+function inList(d: Dialect, values: string[]): Cond {
+  if (values.length === 0) return { where: "(NULL)", params: [] };
+  if (d === "sqlite") return { where: "(SELECT value FROM json_each(?))", params: [JSON.stringify(values)] };
+  return { where: `(${values.map(() => "?").join(", ")})`, params: values };
+}
+
+/** Reads for one question in one round trip: a D1 batch, or MySQL statements in parallel on the pool. */
+interface Reader {
+  d: Dialect;
+  many(statements: Sel[]): Promise<Row[][]>;
+}
+
+/**
+ * SQLite's numbered parameters, one per distinct value: D1 binds at most 100
+ * per statement, and a composed statement repeats the team, viewer, channel
+ * and tokens many times.
+ */
+function numbered(s: Sel): Sel {
+  const values: unknown[] = [];
+  const slot = new Map<string, number>();
+  let i = 0;
+  const sql = s.sql.replace(/\?/g, () => {
+    const v = s.params[i++];
+    const key = `${typeof v}:${String(v)}`;
+    let k = slot.get(key);
+    if (k === undefined) {
+      values.push(v);
+      k = values.length;
+      slot.set(key, k);
+    }
+    return `?${k}`;
+  });
+  return { sql, params: values };
+}
+
+function readerFor(env: Env): Reader {
+  const db = driverFor(env);
+  if (db.dialect === "sqlite") {
+    return {
+      d: "sqlite",
+      async many(statements) {
+        const results = await env.DB.batch(
+          statements.map(numbered).map((s) => env.DB.prepare(s.sql).bind(...s.params)),
+        );
+        return results.map((r) => r.results as Row[]);
+      },
+    };
+  }
+  return { d: "mysql", many: (statements) => Promise.all(statements.map((s) => db.all(s.sql, s.params))) };
+}
+
+/** The caller, as the cache checks it: an active member, else 403. */
+const viewerCheck = (team: string, viewer: string): Sel => ({
+  sql: "SELECT role, deleted FROM bench_dir_users WHERE team_id = ? AND id = ?",
+  params: [team, viewer],
+});
+function mustBeActive(rows: Row[] | undefined): void {
+  const row = rows?.[0];
+  if (!row || n(row.deleted) === 1) throw new HttpFail(403, "not an active member of this team");
+}
+/** The channel if the viewer may see it (queries.ts channelIfVisible), with its member count. */
+const channelCheck = (d: Dialect, team: string, viewer: string, channel: string): Sel => {
+  const c = and(
+    viewerRow(team, viewer),
+    { where: "AND c.team_id = ? AND c.id = ?", params: [team, channel] },
+    CHANNEL_VISIBLE,
+  );
+  return {
+    sql: `SELECT c.member_count FROM bench_dir_users vw${join(d)}bench_dir_channels c WHERE 1 ${c.where}`,
+    params: c.params,
+  };
+};
+
+function channelJson(r: Row) {
   return {
     id: String(r.id),
     name: String(r.name),
@@ -499,274 +908,315 @@ function channelJson(r: Record<string, unknown>) {
   };
 }
 
-function tokensOf(q: string): string[] {
-  return [...new Set(q.toLowerCase().split(/\s+/).filter(Boolean))];
-}
-
-const esc = (t: string) => t.replace(/[!%_]/g, "!$&");
-
-/** Every token starts a word of the handle, real name or display name. */
-function userMatch(tokens: string[]): { where: string; params: string[] } {
-  const like = (col: string) => `${col} LIKE ? ESCAPE '!'`;
-  return {
-    where: tokens
-      .map(
-        () =>
-          `AND (${like("u.`name`")} OR ${like("u.`name`")} OR ${like("u.`real_name`")} OR ${like("u.`real_name`")} OR ${like("u.`display_name`")} OR ${like("u.`display_name`")})`,
-      )
-      .join(" "),
-    params: tokens.flatMap((t) => [
-      `${esc(t)}%`,
-      `%.${esc(t)}%`,
-      `${esc(t)}%`,
-      `% ${esc(t)}%`,
-      `${esc(t)}%`,
-      `% ${esc(t)}%`,
-    ]),
-  };
-}
-
-/** Every token starts a word of the channel name (words split by - and _). */
-function channelMatch(tokens: string[]): { where: string; params: string[] } {
-  return {
-    where: tokens
-      .map(() => "AND (c.`name` LIKE ? ESCAPE '!' OR c.`name` LIKE ? ESCAPE '!' OR c.`name` LIKE ? ESCAPE '!')")
-      .join(" "),
-    params: tokens.flatMap((t) => [`${esc(t)}%`, `%-${esc(t)}%`, `%!_${esc(t)}%`]),
-  };
-}
-
-function userVisible(v: DirectViewer, team: string): { where: string; params: string[] } {
-  if (!v.isGuest) return { where: "", params: [] };
-  return {
-    where:
-      "AND (u.`id` = ? OR EXISTS (SELECT 1 FROM memberships g1 JOIN memberships g2 ON g2.`team_id` = g1.`team_id` AND g2.`channel_id` = g1.`channel_id` AND g2.`user_id` = u.`id` WHERE g1.`team_id` = ? AND g1.`user_id` = ?))",
-    params: [v.id, team, v.id],
-  };
-}
-
-function channelVisible(v: DirectViewer): { where: string; params: string[] } {
-  const member =
-    "EXISTS (SELECT 1 FROM memberships cv WHERE cv.`team_id` = c.`team_id` AND cv.`channel_id` = c.`id` AND cv.`user_id` = ?)";
-  return { where: v.isGuest ? `AND ${member}` : `AND (c.\`is_private\` = 0 OR ${member})`, params: [v.id] };
-}
-
-function inList(driver: SqlDriver, values: string[]): { clause: string; params: unknown[] } {
-  if (values.length === 0) return { clause: "(NULL)", params: [] };
-  if (driver.dialect === "sqlite")
-    return { clause: "(SELECT value FROM json_each(?))", params: [JSON.stringify(values)] };
-  return { clause: `(${values.map(() => "?").join(", ")})`, params: values };
-}
-
-/**
- * MySQL drives a memberships-users join from users (a range on the users key
- * implied by m.user_id > ?, then a filesort: 0.7 s for a page of #general);
- * the obvious fix, joining in the written order, is part of "best
- * straightforward SQL". SQLite already plans it that way.
- */
-function straight(db: SqlDriver): string {
-  return db.dialect === "mysql" ? "STRAIGHT_JOIN " : "";
-}
-
-async function directViewer(db: SqlDriver, team: string, id: string): Promise<DirectViewer> {
-  const rows = await db.all("SELECT `role`, `deactivated` FROM users WHERE `team_id` = ? AND `id` = ?", [team, id]);
-  const row = rows[0];
-  if (!row || n(row.deactivated) === 1) throw new HttpFail(403, "not an active member of this team");
-  return { id, isGuest: row.role === "guest" };
-}
-
-async function visibleChannel(db: SqlDriver, team: string, v: DirectViewer, channel: string): Promise<void> {
-  const vis = channelVisible(v);
-  const rows = await db.all(`SELECT c.\`id\` FROM channels c WHERE c.\`team_id\` = ? AND c.\`id\` = ? ${vis.where}`, [
-    team,
-    channel,
-    ...vis.params,
-  ]);
-  if (rows.length === 0) throw new HttpFail(404, `channel ${channel} not found`);
-}
-
 type DirectArgs = Record<string, unknown>;
+const limitOf = (a: DirectArgs) => n(a.limit ?? 10);
 
-/** Each query as the database would answer it without the cache (same viewer, same inputs). */
-const direct: Record<string, (db: SqlDriver, team: string, viewerId: string, a: DirectArgs) => Promise<unknown>> = {
-  async switcher(db, team, viewerId, a) {
-    const v = await directViewer(db, team, viewerId);
-    const limit = n(a.limit ?? 10);
-    const tokens = tokensOf(String(a.q ?? ""));
-    if (tokens.length === 0) return { items: [] };
-    const cm = channelMatch(tokens);
-    const cvis = channelVisible(v);
-    const um = userMatch(tokens);
-    const uvis = userVisible(v, team);
-    const [channels, users] = await Promise.all([
-      db.all(
-        `SELECT x.*, (SELECT COUNT(*) FROM memberships mc WHERE mc.\`team_id\` = x.\`team_id\` AND mc.\`channel_id\` = x.\`id\`) AS member_count,
-           EXISTS (SELECT 1 FROM channel_shares s WHERE s.\`host_team_id\` = x.\`team_id\` AND s.\`channel_id\` = x.\`id\`) AS is_shared
-         FROM (SELECT c.\`team_id\`, c.\`id\`, c.\`name\`, c.\`topic\`, c.\`purpose\`, c.\`is_private\`, c.\`is_archived\`, ${IS_MEMBER} AS is_member
-               FROM channels c WHERE c.\`team_id\` = ? AND c.\`is_archived\` = 0 ${cvis.where} ${cm.where}
-               ORDER BY is_member DESC, c.\`name\` LIMIT ?) x
-         ORDER BY x.is_member DESC, x.\`name\``,
-        [v.id, team, ...cvis.params, ...cm.params, limit],
-      ),
-      db.all(
-        `SELECT ${U_COLS} FROM users u WHERE u.\`team_id\` = ? AND u.\`deactivated\` = 0 ${uvis.where} ${um.where}
-         ORDER BY ${SORT_NAME}, u.\`id\` LIMIT ?`,
-        [team, ...uvis.params, ...um.params, limit],
-      ),
-    ]);
-    const items = [
-      ...channels.map((r) => ({ type: "channel", reason: n(r.is_member) ? "member" : "match", ...channelJson(r) })),
-      ...users.map((r) => ({ type: "user", reason: "match", ...toUser(r) })),
-    ];
-    return { items: items.slice(0, limit) };
-  },
-
-  async mentions(db, team, viewerId, a) {
-    const v = await directViewer(db, team, viewerId);
-    const channel = String(a.channel);
-    const limit = n(a.limit ?? 10);
-    const tokens = tokensOf(String(a.q ?? ""));
-    const uvis = userVisible(v, team);
-    const um = userMatch(tokens);
-    const [, rows] = await Promise.all([
-      visibleChannel(db, team, v, channel),
-      tokens.length === 0
-        ? db.all(
-            `SELECT ${straight(db)}${U_COLS}, 1 AS in_channel FROM memberships m JOIN users u ON u.\`team_id\` = m.\`team_id\` AND u.\`id\` = m.\`user_id\`
-             WHERE m.\`team_id\` = ? AND m.\`channel_id\` = ? AND u.\`deactivated\` = 0 ORDER BY m.\`user_id\` LIMIT ?`,
-            [team, channel, limit],
-          )
-        : db.all(
-            `SELECT ${U_COLS}, EXISTS (SELECT 1 FROM memberships cm WHERE cm.\`team_id\` = u.\`team_id\` AND cm.\`channel_id\` = ? AND cm.\`user_id\` = u.\`id\`) AS in_channel
-             FROM users u WHERE u.\`team_id\` = ? AND u.\`deactivated\` = 0 ${uvis.where} ${um.where}
-             ORDER BY in_channel DESC, ${SORT_NAME}, u.\`id\` LIMIT ?`,
-            [channel, team, ...uvis.params, ...um.params, limit],
-          ),
-    ]);
-    return { items: rows.map((r) => ({ ...toUser(r), in_channel: n(r.in_channel) === 1 })) };
-  },
-
-  async channel(db, team, viewerId, a) {
-    const v = await directViewer(db, team, viewerId);
-    const vis = channelVisible(v);
-    const rows = await db.all(
-      `SELECT c.\`id\`, c.\`name\`, c.\`topic\`, c.\`purpose\`, c.\`is_private\`, c.\`is_archived\`, ${IS_SHARED} AS is_shared,
-         ${MEMBER_COUNT} AS member_count, ${IS_MEMBER} AS is_member
-       FROM channels c WHERE c.\`team_id\` = ? AND c.\`id\` = ? ${vis.where}`,
-      [v.id, team, String(a.channel), ...vis.params],
+/** Each question as the indexed database answers it (same viewer, same inputs, same answer as the cache). */
+const direct: Record<string, (r: Reader, team: string, viewer: string, a: DirectArgs) => Promise<unknown>> = {
+  async switcher({ d, many }, team, viewer, a) {
+    const limit = limitOf(a);
+    const tokens = queryTokens(String(a.q ?? ""));
+    if (tokens.length === 0) {
+      mustBeActive((await many([viewerCheck(team, viewer)]))[0]);
+      return { items: [] };
+    }
+    const j = join(d);
+    const vw = viewerRow(team, viewer);
+    const mine = and(
+      vw,
+      { where: "AND m.team_id = ? AND m.user_id = ?", params: [team, viewer] },
+      { where: "AND c.team_id = m.team_id AND c.id = m.channel_id AND c.is_archived = 0", params: [] },
+      tokenCheck(d, "c", tokens),
     );
-    if (!rows[0]) throw new HttpFail(404, `channel ${String(a.channel)} not found`);
-    return { channel: channelJson(rows[0]) };
-  },
-
-  async members(db, team, viewerId, a) {
-    const v = await directViewer(db, team, viewerId);
-    const channel = String(a.channel);
-    const limit = n(a.limit ?? 10);
-    const after = a.cursor ? (decodeCursor(String(a.cursor))[0] ?? "") : "";
-    const [, rows] = await Promise.all([
-      visibleChannel(db, team, v, channel),
-      db.all(
-        `SELECT ${straight(db)}${U_COLS} FROM memberships m JOIN users u ON u.\`team_id\` = m.\`team_id\` AND u.\`id\` = m.\`user_id\`
-         WHERE m.\`team_id\` = ? AND m.\`channel_id\` = ? AND m.\`user_id\` > ? AND u.\`deactivated\` = 0
-         ORDER BY m.\`user_id\` LIMIT ?`,
-        [team, channel, after, limit + 1],
+    // The viewer's small channels drive (memberships (team, user), then their members).
+    const contacts = and(
+      vw,
+      { where: "AND u.team_id = ? AND u.id = x.user_id AND u.deleted = 0", params: [team] },
+      tokenCheck(d, "u", tokens),
+    );
+    const smallChannelPeople = {
+      sql: `(SELECT DISTINCT m2.user_id FROM memberships m1
+          JOIN bench_dir_channels cc ON cc.team_id = m1.team_id AND cc.id = m1.channel_id AND cc.member_count <= ${CONTACT_CHANNEL_MAX} AND cc.is_shared = 0
+          JOIN memberships m2 ON m2.team_id = m1.team_id AND m2.channel_id = m1.channel_id
+          WHERE m1.team_id = ? AND m1.user_id = ? AND m2.user_id <> ?) x`,
+      params: [team, viewer, viewer],
+    };
+    const [who, mineRows, contactRows, channelRows, peopleRows] = await many([
+      viewerCheck(team, viewer),
+      {
+        sql: `SELECT ${C_CARD} FROM bench_dir_users vw${j}memberships m${j}bench_dir_channels c WHERE 1 ${mine.where} ORDER BY c.name, c.id LIMIT ?`,
+        params: [...mine.params, limit],
+      },
+      {
+        sql: `SELECT ${U_CARD} FROM bench_dir_users vw${j}${smallChannelPeople.sql}${j}bench_dir_users u WHERE 1 ${contacts.where} ORDER BY u.sort_key, u.id LIMIT ?`,
+        params: [...smallChannelPeople.params, ...contacts.params, limit],
+      },
+      rankedChannels(
+        d,
+        team,
+        viewer,
+        tokens,
+        limit,
+        and({ where: "AND c.is_archived = 0", params: [] }, CHANNEL_VISIBLE),
       ),
+      rankedUsers(d, team, viewer, tokens, limit, () => and({ where: "AND u.deleted = 0", params: [] }, USER_VISIBLE)),
     ]);
-    const items = rows.slice(0, limit).map(toUser);
-    const last = items.at(-1);
-    return { items, next_cursor: rows.length > limit && last ? encodeCursor([last.id]) : null };
+    mustBeActive(who);
+    const seen = new Set<string>();
+    const items: unknown[] = [];
+    const tiers = [
+      ...(mineRows ?? []).map((r) => ({ type: "channel", reason: "member", ...channelJson(r) })),
+      ...(contactRows ?? []).map((r) => ({ type: "user", reason: "contact", ...toUser(r) })),
+      ...(channelRows ?? []).map((r) => ({ type: "channel", reason: "match", ...channelJson(r) })),
+      ...(peopleRows ?? []).map((r) => ({ type: "user", reason: "match", ...toUser(r) })),
+    ];
+    for (const s of tiers) {
+      if (seen.has(s.id) || items.length >= limit) continue;
+      seen.add(s.id);
+      items.push(s);
+    }
+    return { items };
   },
 
-  async people(db, team, viewerId, a) {
-    const v = await directViewer(db, team, viewerId);
-    const f = a as unknown as DirectoryFilter & { role?: string };
-    const where: string[] = [];
-    const params: unknown[] = [team];
-    const uvis = userVisible(v, team);
-    where.push(uvis.where);
-    params.push(...uvis.params);
+  async mentions({ d, many }, team, viewer, a) {
+    const channel = String(a.channel);
+    const limit = limitOf(a);
+    const tokens = queryTokens(String(a.q ?? ""));
+    const j = join(d);
+    const vw = viewerRow(team, viewer);
+    let query: Sel;
+    let othersQuery: Sel | null = null;
+    if (tokens.length === 0) {
+      const c = and(vw, {
+        where:
+          "AND m.team_id = ? AND m.channel_id = ? AND u.team_id = m.team_id AND u.id = m.user_id AND u.deleted = 0",
+        params: [team, channel],
+      });
+      query = {
+        sql: `SELECT 1 AS in_channel, ${U_CARD} FROM bench_dir_users vw${j}memberships m${j}bench_dir_users u WHERE 1 ${c.where} ORDER BY m.user_id LIMIT ?`,
+        params: [...c.params, limit],
+      };
+    } else {
+      // queries.ts memberPlan, from the kept member and user counts, as
+      // one-row guards: sort a small channel's matching members, or walk the
+      // ranked prefix testing membership against the channel's ids gathered
+      // once (list) or probing it row by row (probe, a channel of most of the team).
+      const PLAN = {
+        sort: "6 * ch.member_count * ch.member_count <= ? * t.active_users",
+        list: "NOT (6 * ch.member_count * ch.member_count <= ? * t.active_users) AND 2 * ch.member_count * ch.member_count <= 27 * ? * t.active_users",
+        probe: "2 * ch.member_count * ch.member_count > 27 * ? * t.active_users",
+        notProbe: "2 * ch.member_count * ch.member_count <= 27 * ? * t.active_users",
+      };
+      const planIs = (which: keyof typeof PLAN): Guard => ({
+        from: `bench_dir_channels ch${j}bench_dir_teams t`,
+        fromParams: [],
+        where: `ch.team_id = ? AND ch.id = ? AND t.team_id = ch.team_id AND ${PLAN[which]}`,
+        whereParams: [team, channel, ...(which === "list" ? [limit, limit] : [limit])],
+      });
+      const sortGuard = planIs("sort");
+      const sc = and(
+        vw,
+        {
+          where:
+            "AND m.team_id = ? AND m.channel_id = ? AND u.team_id = m.team_id AND u.id = m.user_id AND u.deleted = 0",
+          params: [team, channel],
+        },
+        tokenCheck(d, "u", tokens),
+      );
+      const bySort: Sel = {
+        sql: `SELECT ${U_CARD} FROM ${sortGuard.from}${j}bench_dir_users vw${j}memberships m${j}bench_dir_users u
+              WHERE ${sortGuard.where} ${sc.where} ORDER BY u.sort_key, u.id LIMIT ?`,
+        params: [...sortGuard.whereParams, ...sc.params, limit],
+      };
+      const inChannel =
+        (probe: boolean, yes: boolean) =>
+        (id: string): Cond =>
+          probe
+            ? {
+                where: `AND ${yes ? "" : "NOT "}EXISTS (SELECT 1 FROM memberships cm WHERE cm.team_id = ? AND cm.channel_id = ? AND cm.user_id = ${id})`,
+                params: [team, channel],
+              }
+            : {
+                where: `AND ${id} ${yes ? "" : "NOT "}IN (SELECT user_id FROM memberships WHERE team_id = ? AND channel_id = ?)`,
+                params: [team, channel],
+              };
+      const member = (probe: boolean) => (id: string) =>
+        and({ where: "AND u.deleted = 0", params: [] }, inChannel(probe, true)(id));
+      const byList = rankedUsers(d, team, viewer, tokens, limit, member(false), null, [planIs("list")]);
+      const byProbe = rankedUsers(d, team, viewer, tokens, limit, member(true), null, [planIs("probe")]);
+      // Others only when members leave room: a second round trip, which most
+      // questions never need (one statement with a guard on the members' count
+      // measured slower on MariaDB than this).
+      const other = (probe: boolean) => (id: string) =>
+        and({ where: "AND u.deleted = 0", params: [] }, USER_VISIBLE, inChannel(probe, false)(id));
+      const othersList = rankedUsers(d, team, viewer, tokens, limit, other(false), null, [planIs("notProbe")]);
+      const othersProbe = rankedUsers(d, team, viewer, tokens, limit, other(true), null, [planIs("probe")]);
+      query = {
+        sql: `SELECT 1 AS in_channel, x.* FROM (SELECT * FROM (${bySort.sql}) s UNION ALL SELECT * FROM (${byList.sql}) l UNION ALL SELECT * FROM (${byProbe.sql}) p) x
+              ORDER BY x.sort_key, x.id`,
+        params: [...bySort.params, ...byList.params, ...byProbe.params],
+      };
+      othersQuery = {
+        sql: `SELECT 0 AS in_channel, x.* FROM (SELECT * FROM (${othersList.sql}) ol UNION ALL SELECT * FROM (${othersProbe.sql}) op) x
+              ORDER BY x.sort_key, x.id`,
+        params: [...othersList.params, ...othersProbe.params],
+      };
+    }
+    const [who, visible, members = []] = await many([
+      viewerCheck(team, viewer),
+      channelCheck(d, team, viewer, channel),
+      query,
+    ]);
+    mustBeActive(who);
+    if (!visible?.[0]) throw new HttpFail(404, `channel ${channel} not found`);
+    const others = othersQuery && members.length < limit ? ((await many([othersQuery]))[0] ?? []) : [];
+    return {
+      items: [...members, ...others].slice(0, limit).map((r) => ({ ...toUser(r), in_channel: n(r.in_channel) === 1 })),
+    };
+  },
+
+  async channel({ d, many }, team, viewer, a) {
+    const c = and(
+      viewerRow(team, viewer),
+      { where: "AND c.team_id = ? AND c.id = ?", params: [team, String(a.channel)] },
+      CHANNEL_VISIBLE,
+    );
+    const [who, rows] = await many([
+      viewerCheck(team, viewer),
+      {
+        sql: `SELECT ${C_CARD} FROM bench_dir_users vw${join(d)}bench_dir_channels c WHERE 1 ${c.where}`,
+        params: c.params,
+      },
+    ]);
+    mustBeActive(who);
+    const row = rows?.[0];
+    if (!row) throw new HttpFail(404, `channel ${String(a.channel)} not found`);
+    return { channel: channelJson(row) };
+  },
+
+  async members({ d, many }, team, viewer, a) {
+    const channel = String(a.channel);
+    const limit = limitOf(a);
+    const after = a.cursor ? (decodeCursor(String(a.cursor))[0] ?? "") : "";
+    const [who, visible, rows] = await many([
+      viewerCheck(team, viewer),
+      channelCheck(d, team, viewer, channel),
+      {
+        sql: `SELECT ${U_CARD} FROM memberships m${join(d)}bench_dir_users u
+              WHERE m.team_id = ? AND m.channel_id = ? AND m.user_id > ? AND u.team_id = m.team_id AND u.id = m.user_id AND u.deleted = 0
+              ORDER BY m.user_id LIMIT ?`,
+        params: [team, channel, after, limit + 1],
+      },
+    ]);
+    mustBeActive(who);
+    if (!visible?.[0]) throw new HttpFail(404, `channel ${channel} not found`);
+    const items = (rows ?? []).slice(0, limit).map(toUser);
+    const last = items.at(-1);
+    return { items, next_cursor: (rows ?? []).length > limit && last ? encodeCursor([last.id]) : null };
+  },
+
+  async people({ d, many }, team, viewer, a) {
+    const f = a as { q?: string; role?: string; deactivated?: string; bots?: string; cursor?: string; limit?: string };
+    const filters: string[] = [];
+    const params: unknown[] = [];
     const deactivated = f.deactivated ?? "exclude";
-    if (deactivated !== "include")
-      where.push(deactivated === "only" ? "AND u.`deactivated` = 1" : "AND u.`deactivated` = 0");
+    if (deactivated !== "include") filters.push(deactivated === "only" ? "AND u.deleted = 1" : "AND u.deleted = 0");
     const bots = f.bots ?? "include";
-    if (bots !== "include") where.push(bots === "only" ? "AND u.`is_bot` = 1" : "AND u.`is_bot` = 0");
+    if (bots !== "include") filters.push(bots === "only" ? "AND u.is_bot = 1" : "AND u.is_bot = 0");
     const roles = f.role ? f.role.split(",") : [];
     if (roles.length > 0) {
-      where.push(`AND u.\`role\` IN (${roles.map(() => "?").join(", ")})`);
+      filters.push(`AND u.role IN (${roles.map(() => "?").join(", ")})`);
       params.push(...roles);
     }
-    const um = userMatch(tokensOf(f.q ?? ""));
-    where.push(um.where);
-    params.push(...um.params);
+    const cond = and(USER_VISIBLE, { where: filters.join(" "), params });
+    let after: [string, string] | null = null;
     if (f.cursor) {
-      const [sortKey, id] = decodeCursor(f.cursor);
-      where.push(`AND (${SORT_NAME} > ? OR (${SORT_NAME} = ? AND u.\`id\` > ?))`);
-      params.push(sortKey ?? "", sortKey ?? "", id ?? "");
+      const [k, id] = decodeCursor(f.cursor);
+      after = [k ?? "", id ?? ""];
     }
-    const limit = n(f.limit ?? 10);
-    const rows = await db.all(
-      `SELECT ${U_COLS}, ${SORT_NAME} AS sort_name FROM users u WHERE u.\`team_id\` = ? ${where.join(" ")}
-       ORDER BY ${SORT_NAME}, u.\`id\` LIMIT ?`,
-      [...params, limit + 1],
-    );
+    const limit = limitOf(a);
+    const tokens = queryTokens(f.q ?? "");
+    const narrow = deactivated === "only" || bots === "only" || (roles.length > 0 && !roles.includes("member"));
+    let query: Sel;
+    if (tokens.length > 0 && !narrow) query = rankedUsers(d, team, viewer, tokens, limit + 1, () => cond, after);
+    else {
+      const c = and(
+        viewerRow(team, viewer),
+        { where: "AND u.team_id = ?", params: [team] },
+        cond,
+        tokenCheck(d, "u", tokens),
+        keyAfter("u.sort_key", "u.id", after),
+      );
+      query = {
+        sql: `SELECT ${U_CARD} FROM bench_dir_users vw${join(d)}bench_dir_users u WHERE 1 ${c.where} ORDER BY u.sort_key, u.id LIMIT ?`,
+        params: [...c.params, limit + 1],
+      };
+    }
+    const [who, rows = []] = await many([viewerCheck(team, viewer), query]);
+    mustBeActive(who);
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     return {
       items: page.map(toUser),
-      next_cursor: rows.length > limit && last ? encodeCursor([String(last.sort_name), String(last.id)]) : null,
+      next_cursor: rows.length > limit && last ? encodeCursor([String(last.sort_key), String(last.id)]) : null,
     };
   },
 
-  async lookup(db, team, viewerId, a) {
-    const v = await directViewer(db, team, viewerId);
+  async lookup({ d, many }, team, viewer, a) {
     const userIds = (a.users as string[] | undefined) ?? [];
     const channelIds = (a.channels as string[] | undefined) ?? [];
-    const ui = inList(db, userIds);
-    const ci = inList(db, channelIds);
-    const uvis = userVisible(v, team);
-    const cvis = channelVisible(v);
-    const [users, channels] = await Promise.all([
-      userIds.length === 0
-        ? []
-        : db.all(`SELECT ${U_COLS} FROM users u WHERE u.\`team_id\` = ? AND u.\`id\` IN ${ui.clause} ${uvis.where}`, [
-            team,
-            ...ui.params,
-            ...uvis.params,
-          ]),
-      channelIds.length === 0
-        ? []
-        : db.all(
-            `SELECT c.\`id\`, c.\`name\`, c.\`topic\`, c.\`purpose\`, c.\`is_private\`, c.\`is_archived\`, ${IS_SHARED} AS is_shared,
-               ${MEMBER_COUNT} AS member_count, ${IS_MEMBER} AS is_member
-             FROM channels c WHERE c.\`team_id\` = ? AND c.\`id\` IN ${ci.clause} ${cvis.where}`,
-            [v.id, team, ...ci.params, ...cvis.params],
-          ),
+    const j = join(d);
+    const ui = inList(d, userIds);
+    const ci = inList(d, channelIds);
+    const uc = and(
+      viewerRow(team, viewer),
+      { where: `AND u.team_id = ? AND u.id IN ${ui.where}`, params: [team, ...ui.params] },
+      USER_VISIBLE,
+    );
+    const cc = and(
+      viewerRow(team, viewer),
+      { where: `AND c.team_id = ? AND c.id IN ${ci.where}`, params: [team, ...ci.params] },
+      CHANNEL_VISIBLE,
+    );
+    const [who, users = [], channels = []] = await many([
+      viewerCheck(team, viewer),
+      {
+        sql: `SELECT ${U_CARD} FROM bench_dir_users vw${j}bench_dir_users u WHERE 1 ${uc.where} ORDER BY u.id`,
+        params: uc.params,
+      },
+      {
+        sql: `SELECT ${C_CARD} FROM bench_dir_users vw${j}bench_dir_channels c WHERE 1 ${cc.where} ORDER BY c.id`,
+        params: cc.params,
+      },
     ]);
-    return { users: users.map(toUser), channels: channels.map(channelJson) };
+    mustBeActive(who);
+    return {
+      users: userIds.length === 0 ? [] : users.map(toUser),
+      channels: channelIds.length === 0 ? [] : channels.map(channelJson),
+    };
   },
 
-  async boot(db, team, viewerId) {
-    const v = await directViewer(db, team, viewerId);
-    const [self, channels, counts] = await Promise.all([
-      db.all(`SELECT ${U_COLS} FROM users u WHERE u.\`team_id\` = ? AND u.\`id\` = ?`, [team, v.id]),
-      db.all(
-        `SELECT c.\`id\`, c.\`name\`, c.\`is_private\`, c.\`is_archived\`, ${IS_SHARED} AS is_shared
-         FROM memberships m JOIN channels c ON c.\`team_id\` = m.\`team_id\` AND c.\`id\` = m.\`channel_id\`
-         WHERE m.\`team_id\` = ? AND m.\`user_id\` = ? ORDER BY c.\`name\``,
-        [team, v.id],
-      ),
-      db.all(
-        "SELECT (SELECT `dir_version` FROM teams WHERE `id` = ?) AS version, (SELECT COUNT(*) FROM users WHERE `team_id` = ? AND `deactivated` = 0) AS users, (SELECT COUNT(*) FROM channels WHERE `team_id` = ?) AS channels",
-        [team, team, team],
-      ),
+  async boot({ d, many }, team, viewer) {
+    const [who, self = [], channels = [], counts = []] = await many([
+      viewerCheck(team, viewer),
+      { sql: `SELECT ${U_CARD} FROM bench_dir_users u WHERE u.team_id = ? AND u.id = ?`, params: [team, viewer] },
+      {
+        sql: `SELECT c.id, c.name, c.is_private, c.is_archived, c.is_shared FROM memberships m${join(d)}bench_dir_channels c
+              WHERE m.team_id = ? AND m.user_id = ? AND c.team_id = m.team_id AND c.id = m.channel_id ORDER BY c.name, c.id`,
+        params: [team, viewer],
+      },
+      {
+        sql: "SELECT t.dir_version AS version, b.active_users, b.channels FROM teams t JOIN bench_dir_teams b ON b.team_id = t.id WHERE t.id = ?",
+        params: [team],
+      },
     ]);
+    mustBeActive(who);
     const c = counts[0] ?? {};
     return {
       version: n(c.version),
       full: true,
       self: self[0] ? toUser(self[0]) : undefined,
-      team: { id: team, users: n(c.users), channels: n(c.channels) },
+      team: { id: team, users: n(c.active_users), channels: n(c.channels) },
       channels: channels.map((r) => ({
         id: String(r.id),
         name: String(r.name),
@@ -784,6 +1234,34 @@ async function directArgs(req: Request): Promise<DirectArgs> {
   const a: DirectArgs = Object.fromEntries(url.searchParams);
   if (req.method === "POST") Object.assign(a, (await req.json()) as DirectArgs);
   return a;
+}
+
+// --- building the search tables ---------------------------------------------
+
+const SEARCH_TABLES = [
+  "bench_dir_users",
+  "bench_dir_user_words",
+  "bench_dir_user_prefixes",
+  "bench_dir_channels",
+  "bench_dir_channel_words",
+  "bench_dir_channel_prefixes",
+  "bench_dir_teams",
+];
+
+/** The cache's derived columns for one user (cache-db.ts insertUsers: sort key, words, search text) and its prefixes. */
+function searchRows(team: string, u: DirUser) {
+  const words = searchWords(u.name, u.realName, u.displayName);
+  const sortKey = fold(u.displayName || u.realName || u.name);
+  // biome-ignore format: one row
+  const user = [
+    team, u.id, u.name, u.realName, u.displayName, u.title, u.avatarHash, u.tz, u.isBot ? 1 : 0, u.role,
+    u.deleted ? 1 : 0, sortKey, searchText(words),
+  ];
+  return {
+    user,
+    words: words.map((w) => [team, w, u.id]),
+    prefixes: wordPrefixes(words).map((p) => [team, p, sortKey, u.id]),
+  };
 }
 
 // --- bench routes -----------------------------------------------------------
@@ -998,25 +1476,6 @@ const routes: Record<string, (req: Request, env: Env) => Promise<unknown>> = {
     return { ...inside, outsideMs: performance.now() - t0 };
   },
 
-  /** The baseline loop: n direct queries inside the Worker, no HTTP. */
-  async "/bench/direct-loop"(req, env) {
-    const { team, query, n, calls } = await body<{
-      team: string;
-      query: string;
-      n: number;
-      calls: Array<{ viewer: string; args: DirectArgs }>;
-    }>(req);
-    const fn = direct[query];
-    if (!fn) throw new HttpFail(404, `no direct query ${query}`);
-    const db = driverFor(env);
-    const t0 = performance.now();
-    for (let i = 0; i < n; i++) {
-      const c = calls[i % calls.length] as { viewer: string; args: DirectArgs };
-      await fn(db, team, c.viewer, c.args);
-    }
-    return { n, ms: performance.now() - t0 };
-  },
-
   /**
    * Bytes of a full team snapshot as JSON: every user with its profile, every
    * channel with its member ids, read in pages and counted, never held whole.
@@ -1109,6 +1568,177 @@ const routes: Record<string, (req: Request, env: Env) => Promise<unknown>> = {
     };
   },
 
+  /**
+   * The indexed baseline's search tables: created, then filled from the same
+   * DirectorySource pages the cache loads (so both derive from identical
+   * rows), then member and team counts. `after` pages users and channels
+   * across requests.
+   */
+  async "/bench/seed/search"(req, env) {
+    const { team, step, after } = await body<{
+      team: string;
+      step: "create" | "users" | "channels" | "counts";
+      after?: string | null;
+    }>(req);
+    const db = driverFor(env);
+    const src = directorySourceFor(env);
+    const PAGES = 10;
+    if (step === "create") {
+      for (const statement of searchDdl(db.dialect)) await db.run(statement);
+      return { tables: SEARCH_TABLES };
+    }
+    if (step === "users") {
+      let cursor = after ?? null;
+      let rows = 0;
+      for (let i = 0; i < PAGES; i++) {
+        const page = await src.pageUsers(team, cursor, LOAD_PAGE.users);
+        const built = page.map((u) => searchRows(team, u));
+        // biome-ignore format: column lists
+        await runAll(db, [
+          ...inserts(db, "bench_dir_users", ["team_id", "id", "name", "real_name", "display_name", "title", "avatar_hash", "tz", "is_bot", "role", "deleted", "sort_key", "search_text"], built.map((b) => b.user)),
+          ...inserts(db, "bench_dir_user_words", ["team_id", "word", "user_id"], built.flatMap((b) => b.words)),
+          ...inserts(db, "bench_dir_user_prefixes", ["team_id", "prefix", "sort_key", "user_id"], built.flatMap((b) => b.prefixes)),
+        ]);
+        rows += page.length;
+        if (page.length < LOAD_PAGE.users) return { rows, after: null };
+        cursor = page.at(-1)?.id ?? null;
+      }
+      return { rows, after: cursor };
+    }
+    if (step === "channels") {
+      let cursor = after ?? null;
+      let rows = 0;
+      for (let i = 0; i < PAGES; i++) {
+        const page = await src.pageChannels(team, cursor, LOAD_PAGE.channels);
+        const words = page.map((c) => searchWords(c.name));
+        // biome-ignore format: column lists
+        await runAll(db, [
+          ...inserts(db, "bench_dir_channels", ["team_id", "id", "name", "topic", "purpose", "is_private", "is_archived", "is_shared", "member_count", "search_text"],
+            page.map((c, k) => [team, c.id, c.name, c.topic, c.purpose, c.isPrivate ? 1 : 0, c.isArchived ? 1 : 0, c.sharedWith.length > 0 ? 1 : 0, 0, searchText(words[k] ?? [])])),
+          ...inserts(db, "bench_dir_channel_words", ["team_id", "word", "channel_id"], page.flatMap((c, k) => (words[k] ?? []).map((w) => [team, w, c.id]))),
+          ...inserts(db, "bench_dir_channel_prefixes", ["team_id", "prefix", "name", "channel_id"], page.flatMap((c, k) => wordPrefixes(words[k] ?? []).map((p) => [team, p, c.name, c.id]))),
+        ]);
+        rows += page.length;
+        if (page.length < LOAD_PAGE.channels) return { rows, after: null };
+        cursor = page.at(-1)?.id ?? null;
+      }
+      return { rows, after: cursor };
+    }
+    // Planner statistics, as a team would keep them: without them SQLite takes
+    // team_id, the first column of every key, for selective, and reads a
+    // team's whole memberships primary key rather than its (team, user) index.
+    if (db.dialect === "sqlite") await db.run("ANALYZE");
+    else await db.run(`ANALYZE TABLE memberships, users, channels, ${SEARCH_TABLES.join(", ")}`);
+    // Counts a team keeps rather than computes per request, as the cache does.
+    await db.run(
+      "UPDATE bench_dir_channels SET member_count = (SELECT COUNT(*) FROM memberships m WHERE m.team_id = bench_dir_channels.team_id AND m.channel_id = bench_dir_channels.id) WHERE team_id = ?",
+      [team],
+    );
+    await db.run(
+      "INSERT INTO bench_dir_teams (team_id, active_users, channels) SELECT ?, (SELECT COUNT(*) FROM bench_dir_users WHERE team_id = ? AND deleted = 0), (SELECT COUNT(*) FROM bench_dir_channels WHERE team_id = ?)",
+      [team, team, team],
+    );
+    const one = async (sql: string) => n((await db.all(sql, [team]))[0]?.n);
+    return {
+      users: await one("SELECT COUNT(*) AS n FROM bench_dir_users WHERE team_id = ?"),
+      userWords: await one("SELECT COUNT(*) AS n FROM bench_dir_user_words WHERE team_id = ?"),
+      userPrefixes: await one("SELECT COUNT(*) AS n FROM bench_dir_user_prefixes WHERE team_id = ?"),
+      channels: await one("SELECT COUNT(*) AS n FROM bench_dir_channels WHERE team_id = ?"),
+      channelPrefixes: await one("SELECT COUNT(*) AS n FROM bench_dir_channel_prefixes WHERE team_id = ?"),
+    };
+  },
+
+  /** Debugging the baseline (bench --explain): each statement of one question alone, timed, with its plan. */
+  async "/bench/explain"(req, env) {
+    const { team, viewer, query, args } = await body<{ team: string; viewer: string; query: string; args: DirectArgs }>(
+      req,
+    );
+    const fn = direct[query];
+    if (!fn) throw new HttpFail(404, `no direct query ${query}`);
+    const db = driverFor(env);
+    const out: Array<{ ms: number; rows: number; sql: string; plan: unknown[] }> = [];
+    const reader: Reader = {
+      d: db.dialect,
+      async many(statements) {
+        const all: Row[][] = [];
+        for (const statement of statements) {
+          const s = db.dialect === "sqlite" ? numbered(statement) : statement;
+          const t0 = performance.now();
+          const rows = await db.all(s.sql, s.params);
+          const ms = performance.now() - t0;
+          const plan = await db.all(`${db.dialect === "sqlite" ? "EXPLAIN QUERY PLAN" : "EXPLAIN"} ${s.sql}`, s.params);
+          out.push({ ms, rows: rows.length, sql: s.sql.replace(/\s+/g, " "), plan });
+          all.push(rows);
+        }
+        return all;
+      },
+    };
+    await fn(reader, team, viewer, args).catch((e: unknown) => out.push({ ms: 0, rows: 0, sql: String(e), plan: [] }));
+    return out;
+  },
+
+  /**
+   * Both sides from inside the Worker, interleaved by blocks of `block` calls
+   * (alternating which side goes first), each block timed whole: workerd's
+   * clock has millisecond steps, too coarse for one sub-millisecond call. The
+   * cache is called as the app calls it (the RPC into the object, its work,
+   * the answer cloned back), the indexed database as the baseline calls it
+   * (its round trip). Every pair of answers is compared.
+   */
+  async "/bench/pair-loop"(req, env) {
+    const { team, query, blocks, block, calls } = await body<{
+      team: string;
+      query: LoopOp;
+      blocks: number;
+      block: number;
+      calls: PairCall[];
+    }>(req);
+    const fn = direct[query === "directory" ? "people" : query];
+    if (!fn) throw new HttpFail(404, `no direct query ${query}`);
+    const reader = readerFor(env);
+    const stub = cacheStub(env, team);
+    const cacheMs: number[] = [];
+    const dbMs: number[] = [];
+    let identical = 0;
+    let sameJson = 0;
+    let compared = 0;
+    let firstDiff = "";
+    for (let b = 0; b < blocks; b++) {
+      const inputs = Array.from({ length: block }, (_, k) => calls[(b * block + k) % calls.length] as PairCall);
+      const viaCache = async () => {
+        const out: unknown[] = [];
+        const t0 = performance.now();
+        for (const c of inputs) out.push(await cacheAnswer(stub, team, c.viewer, query, c.args));
+        cacheMs.push(performance.now() - t0);
+        return out;
+      };
+      const viaDb = async () => {
+        const out: unknown[] = [];
+        const t0 = performance.now();
+        for (const c of inputs) out.push(await fn(reader, team, c.viewer, c.directArgs));
+        dbMs.push(performance.now() - t0);
+        return out;
+      };
+      let a: unknown[];
+      let d: unknown[];
+      if (b % 2 === 0) {
+        a = await viaCache();
+        d = await viaDb();
+      } else {
+        d = await viaDb();
+        a = await viaCache();
+      }
+      inputs.forEach((c, k) => {
+        compared++;
+        const [x, y] = [answerIds(a[k]).join(","), answerIds(d[k]).join(",")];
+        if (x === y) identical++;
+        else if (!firstDiff) firstDiff = `${JSON.stringify(c.args)}: cache ${x} / db ${y}`;
+        if (JSON.stringify(a[k]) === JSON.stringify(d[k])) sameJson++;
+      });
+    }
+    return { cacheMs, dbMs, compared, identical, sameJson, firstDiff };
+  },
+
   async "/bench/db-counts"(req, env) {
     const { team } = await body<{ team: string }>(req);
     const db = driverFor(env);
@@ -1134,7 +1764,7 @@ async function handleDirect(request: Request, env: Env, query: string): Promise<
   const verified = token ? await verifyToken(token, env.JWT_SECRET) : null;
   if (!verified?.ok) return Response.json({ error: { code: "unauthorized", message: "bad token" } }, { status: 401 });
   try {
-    const out = await fn(driverFor(env), verified.identity.team, verified.identity.user, await directArgs(request));
+    const out = await fn(readerFor(env), verified.identity.team, verified.identity.user, await directArgs(request));
     return Response.json(out);
   } catch (error) {
     if (error instanceof HttpFail) {

@@ -1,6 +1,6 @@
 import type { Sql } from "./cache-db";
 import { getMeta } from "./cache-db";
-import { prefixEnd, queryTokens } from "./normalize";
+import { prefixEnd, prefixOf, queryTokens } from "./normalize";
 
 // The lazy-load queries, answered from the cache's SQLite. Each one is a few
 // index range scans bounded by a LIMIT; none walks the whole team.
@@ -50,11 +50,11 @@ export interface Page<T> {
 }
 
 /**
- * Above this many word-index matches for a query's first token, walking rows
- * in output order and testing each (stopping at the limit) is cheaper than
- * collecting every match and sorting it; below it, the reverse.
+ * Below this many word-index rows for a token longer than PREFIX_LEN,
+ * collecting its matches and sorting them is cheaper than walking its
+ * prefix's rank-ordered rows; at or above it, the reverse.
  */
-export const DENSE_MATCHES = 2_000;
+export const DENSE_MATCHES = 500;
 
 /** A channel at most this big is a small group: its members count as the viewer's frequent contacts. */
 export const CONTACT_CHANNEL_MAX = 8;
@@ -101,24 +101,146 @@ export function channelIfVisible(sql: Sql, v: Viewer, channelId: string): Channe
   return row ? toChannel(row) : null;
 }
 
+// --- ranking ----------------------------------------------------------------
+//
+// Every suggestion list is ranked over ALL its matches and only then cut to
+// the page: people by (sort_key, id), channels by (name, id), byte order.
+// The word index finds matches in word order, which is no rank at all, so
+// its first rows are not the first matches. Two exact plans:
+// - walk the token's rank-ordered prefix index (user_prefixes,
+//   channel_prefixes: schema.ts) and stop when the page is full: one range
+//   read for a token of up to PREFIX_LEN characters, and for a longer one a
+//   walk of its first PREFIX_LEN characters' range, most of which matches;
+// - for a longer token with few matches (fewer than DENSE_MATCHES word rows),
+//   collect them all from the word index and sort: the walk could pass many
+//   rows that share only the shorter prefix.
+
+/** Conditions, each starting with AND, and their parameters in order. */
+interface Cond {
+  where: string;
+  params: SqlStorageValue[];
+}
+
+const NONE: Cond = { where: "", params: [] };
+
+const and = (...cs: Cond[]): Cond => ({
+  where: cs
+    .map((c) => c.where)
+    .filter(Boolean)
+    .join(" "),
+  params: cs.flatMap((c) => c.params),
+});
+
+/** Rows whose (key, id) comes after a cursor's, written so the key's index bounds the range. */
+function keyAfter(key: string, id: string, after: readonly [string, string]): Cond {
+  const [k, i] = after;
+  return { where: `AND ${key} >= ? AND (${key} > ? OR ${id} > ?)`, params: [k, k, i] };
+}
+
+/**
+ * People (alias u) matching every token and `where`, in rank order, after
+ * `after`, at most `limit`. `where` is given the expression naming a
+ * candidate's id: in the walk that is the prefix row's, so a test on the id
+ * alone (membership) runs before the user's row is read.
+ */
+function rankedUsers(
+  sql: Sql,
+  tokens: string[],
+  limit: number,
+  where: (id: string) => Cond,
+  after: readonly [string, string] | null = null,
+): Row[] {
+  const [first] = tokens;
+  if (!first) return [];
+  const prefix = prefixOf(first);
+  if (prefix !== first && matchesUpTo(sql, "user_words", first, DENSE_MATCHES) < DENSE_MATCHES) {
+    const cond = where("u.id");
+    const rest = tokenFilter("u", tokens.slice(1));
+    const from = after ? keyAfter("u.sort_key", "u.id", after) : NONE;
+    return sql
+      .exec<Row>(
+        `SELECT ${USER_COLS} FROM (SELECT DISTINCT user_id FROM user_words WHERE word >= ? AND word < ?) w
+         CROSS JOIN users u ON u.id = w.user_id
+         WHERE 1 ${cond.where} ${rest.where} ${from.where} ORDER BY u.sort_key, u.id LIMIT ?`,
+        first,
+        prefixEnd(first),
+        ...cond.params,
+        ...rest.params,
+        ...from.params,
+        limit,
+      )
+      .toArray();
+  }
+  const cond = where("p.user_id");
+  const checked = tokenFilter("u", prefix === first ? tokens.slice(1) : tokens);
+  const from = after ? keyAfter("p.sort_key", "p.user_id", after) : NONE;
+  return sql
+    .exec<Row>(
+      `SELECT ${USER_COLS} FROM user_prefixes p CROSS JOIN users u ON u.id = p.user_id
+       WHERE p.prefix = ? ${from.where} ${cond.where} ${checked.where} ORDER BY p.sort_key, p.user_id LIMIT ?`,
+      prefix,
+      ...from.params,
+      ...cond.params,
+      ...checked.params,
+      limit,
+    )
+    .toArray();
+}
+
+/** Channels (alias c) matching every token and `cond`, in rank order, at most `limit`. */
+function rankedChannels(sql: Sql, v: Viewer, tokens: string[], limit: number, cond: Cond): Row[] {
+  const [first] = tokens;
+  if (!first) return [];
+  const prefix = prefixOf(first);
+  if (prefix !== first && matchesUpTo(sql, "channel_words", first, DENSE_MATCHES) < DENSE_MATCHES) {
+    const rest = tokenFilter("c", tokens.slice(1));
+    return sql
+      .exec<Row>(
+        `SELECT ${CHANNEL_COLS} FROM (SELECT DISTINCT channel_id FROM channel_words WHERE word >= ? AND word < ?) w
+         CROSS JOIN channels c ON c.id = w.channel_id
+         WHERE 1 ${cond.where} ${rest.where} ORDER BY c.name, c.id LIMIT ?`,
+        v.id,
+        first,
+        prefixEnd(first),
+        ...cond.params,
+        ...rest.params,
+        limit,
+      )
+      .toArray();
+  }
+  const checked = tokenFilter("c", prefix === first ? tokens.slice(1) : tokens);
+  return sql
+    .exec<Row>(
+      `SELECT ${CHANNEL_COLS} FROM channel_prefixes p CROSS JOIN channels c ON c.id = p.channel_id
+       WHERE p.prefix = ? ${cond.where} ${checked.where} ORDER BY p.name, p.channel_id LIMIT ?`,
+      v.id,
+      prefix,
+      ...cond.params,
+      ...checked.params,
+      limit,
+    )
+    .toArray();
+}
+
 // --- quick switcher ---------------------------------------------------------
 
 /**
  * Channels and people whose name has a word starting with the query (every
- * query token must prefix some word). The viewer's own channels and frequent
- * contacts come first; then other matches, by name.
+ * query token must prefix some word), ranked in four tiers, each over all of
+ * its matches: the viewer's own channels (by name), its frequent contacts
+ * (by name), then other channels (by name), then other people (by name);
+ * the first `limit` of that order.
  */
 export function quickSwitcher(sql: Sql, v: Viewer, q: string, limit: number): Suggestion[] {
   const tokens = queryTokens(q);
-  const [first] = tokens;
-  if (!first) return [];
+  if (tokens.length === 0) return [];
   const all = tokenFilter("c", tokens);
-  const rest = tokenFilter("c", tokens.slice(1));
 
+  // The viewer's memberships drive (members_by_user): a few rows, all sorted.
   const mine = sql
     .exec<Row>(
-      `SELECT ${CHANNEL_COLS} FROM members m JOIN channels c ON c.id = m.channel_id
-       WHERE m.user_id = ? AND c.is_archived = 0 ${all.where} ORDER BY c.name LIMIT ?`,
+      `SELECT ${CHANNEL_COLS} FROM members m CROSS JOIN channels c ON c.id = m.channel_id
+       WHERE m.user_id = ? AND c.is_archived = 0 ${all.where} ORDER BY c.name, c.id LIMIT ?`,
       v.id,
       v.id,
       ...all.params,
@@ -129,30 +251,19 @@ export function quickSwitcher(sql: Sql, v: Viewer, q: string, limit: number): Su
 
   const contacts = contactMatches(sql, v, tokens, limit);
 
-  // Scan the word index in word order and stop at the limit: bounded work
-  // however many names share a short prefix. Filters apply during the scan,
-  // so a private channel never uses up a slot.
+  // Each tier's first `limit` overall: any of them that belong to an earlier
+  // tier drop out below, and what remains is still that tier's top.
   const vis = channelVisible(v);
-  const otherChannels = sql
-    .exec<Row>(
-      `SELECT DISTINCT ${CHANNEL_COLS} FROM channel_words w JOIN channels c ON c.id = w.channel_id
-       WHERE w.word >= ? AND w.word < ? AND c.is_archived = 0 AND ${vis.where} ${rest.where} LIMIT ?`,
-      v.id,
-      first,
-      prefixEnd(first),
-      ...vis.params,
-      ...rest.params,
-      limit,
-    )
-    .toArray()
-    .map((r) => ({ type: "channel" as const, reason: "match" as const, ...toChannel(r) }))
-    .sort((a, b) => a.name.localeCompare(b.name));
+  const otherChannels = rankedChannels(sql, v, tokens, limit, {
+    where: `AND c.is_archived = 0 AND ${vis.where}`,
+    params: vis.params,
+  }).map((r) => ({ type: "channel" as const, reason: "match" as const, ...toChannel(r) }));
 
-  const people = peopleMatching(sql, v, tokens, limit).map((u) => ({
-    type: "user" as const,
-    reason: "match" as const,
-    ...u,
-  }));
+  const uvis = userVisible(v);
+  const people = rankedUsers(sql, tokens, limit, () => ({
+    where: `AND u.deleted = 0 AND ${uvis.where}`,
+    params: uvis.params,
+  })).map((r) => ({ type: "user" as const, reason: "match" as const, ...toUser(r) }));
 
   const seen = new Set<string>();
   const out: Suggestion[] = [];
@@ -166,14 +277,18 @@ export function quickSwitcher(sql: Sql, v: Viewer, q: string, limit: number): Su
 
 function contactMatches(sql: Sql, v: Viewer, tokens: string[], limit: number): Suggestion[] {
   const all = tokenFilter("u", tokens);
+  // The viewer's small channels drive (members_by_user, then their members):
+  // a few rows. Left to itself the planner may walk users_by_sort for the
+  // ORDER BY instead, testing the whole team against the list.
   return sql
     .exec<Row>(
-      `SELECT ${USER_COLS} FROM users u WHERE u.id IN (
+      `SELECT ${USER_COLS} FROM (
          SELECT DISTINCT m2.user_id FROM members m1
          JOIN channels c ON c.id = m1.channel_id AND c.member_count <= ${CONTACT_CHANNEL_MAX} AND c.shared_with = '[]'
          JOIN members m2 ON m2.channel_id = m1.channel_id
-         WHERE m1.user_id = ? AND m2.user_id != ?)
-       AND u.deleted = 0 ${all.where} ORDER BY u.sort_key, u.id LIMIT ?`,
+         WHERE m1.user_id = ? AND m2.user_id != ?) x
+       CROSS JOIN users u ON u.id = x.user_id
+       WHERE u.deleted = 0 ${all.where} ORDER BY u.sort_key, u.id LIMIT ?`,
       v.id,
       v.id,
       ...all.params,
@@ -183,40 +298,17 @@ function contactMatches(sql: Sql, v: Viewer, tokens: string[], limit: number): S
     .map((r) => ({ type: "user" as const, reason: "contact" as const, ...toUser(r) }));
 }
 
-/** Active, visible people matching every token; `extra` narrows further (e.g. not in a channel). */
-function peopleMatching(
-  sql: Sql,
-  v: Viewer,
-  tokens: string[],
-  limit: number,
-  extra: { where: string; params: SqlStorageValue[] } = { where: "", params: [] },
-): UserCard[] {
-  const [first] = tokens;
-  if (!first) return [];
-  const rest = tokenFilter("u", tokens.slice(1));
-  const vis = userVisible(v);
-  const rows = sql
-    .exec<Row>(
-      `SELECT DISTINCT ${USER_COLS} FROM user_words w JOIN users u ON u.id = w.user_id
-       WHERE w.word >= ? AND w.word < ? AND u.deleted = 0 AND ${vis.where} ${rest.where} ${extra.where} LIMIT ?`,
-      first,
-      prefixEnd(first),
-      ...vis.params,
-      ...rest.params,
-      ...extra.params,
-      limit,
-    )
-    .toArray();
-  return rows.sort((a, b) => String(a.sort_key).localeCompare(String(b.sort_key))).map(toUser);
-}
-
 // --- mentions ---------------------------------------------------------------
 
 export interface MentionSuggestion extends UserCard {
   in_channel: boolean;
 }
 
-/** People to @-mention in a channel: members first, then other visible people. */
+/**
+ * People to @-mention in a channel: its active members matching the query
+ * (by name), then other visible active people matching it (by name). With
+ * no query: members by id.
+ */
 export function mentions(sql: Sql, v: Viewer, channelId: string, q: string, limit: number): MentionSuggestion[] {
   const tokens = queryTokens(q);
   if (tokens.length === 0) {
@@ -230,22 +322,54 @@ export function mentions(sql: Sql, v: Viewer, channelId: string, q: string, limi
       .toArray();
     return rows.map((r) => ({ ...toUser(r), in_channel: true }));
   }
-  const inChannel = "AND EXISTS (SELECT 1 FROM members cm WHERE cm.channel_id = ? AND cm.user_id = u.id)";
-  const notInChannel = "AND NOT EXISTS (SELECT 1 FROM members cm WHERE cm.channel_id = ? AND cm.user_id = u.id)";
   const size = Number(
     sql.exec<{ n: number }>("SELECT member_count AS n FROM channels WHERE id = ?", channelId).toArray()[0]?.n ?? 0,
   );
-  // A small channel: test its members directly. A big one: walk the word
-  // index and check membership, which finds members fast because most people are.
+  const plan = memberPlan(size, limit, Number(getMeta(sql, "active_users") ?? 0));
+  // Membership of a walked candidate: against the channel's ids gathered
+  // once, or, for a channel of most of the team, probed row by row.
+  const inChannel = (id: string, yes: boolean): Cond =>
+    plan === "probe"
+      ? {
+          where: `AND ${yes ? "" : "NOT "}EXISTS (SELECT 1 FROM members cm WHERE cm.channel_id = ? AND cm.user_id = ${id})`,
+          params: [channelId],
+        }
+      : {
+          where: `AND ${id} ${yes ? "" : "NOT "}IN (SELECT user_id FROM members WHERE channel_id = ?)`,
+          params: [channelId],
+        };
   const members =
-    size <= DENSE_MATCHES
+    plan === "sort"
       ? membersMatching(sql, channelId, tokens, limit)
-      : peopleMatching(sql, v, tokens, limit, { where: inChannel, params: [channelId] });
+      : rankedUsers(sql, tokens, limit, (id) =>
+          and({ where: "AND u.deleted = 0", params: [] }, inChannel(id, true)),
+        ).map(toUser);
+  const vis = userVisible(v);
   const others =
     members.length < limit
-      ? peopleMatching(sql, v, tokens, limit - members.length, { where: notInChannel, params: [channelId] })
+      ? rankedUsers(sql, tokens, limit - members.length, (id) =>
+          and({ where: `AND u.deleted = 0 AND ${vis.where}`, params: vis.params }, inChannel(id, false)),
+        ).map(toUser)
       : [];
   return [...members.map((u) => ({ ...u, in_channel: true })), ...others.map((u) => ({ ...u, in_channel: false }))];
+}
+
+/**
+ * Mentions' plan for a channel's members, from a cost model (microseconds
+ * per row, measured on a 200,000-user cache): sorting the channel's
+ * matching members reads every member's user row (about 2 per member);
+ * walking the token's ranked prefix reads about limit × team / size rows
+ * before the page fills (membership being unrelated to names), testing each
+ * against the channel's ids gathered once (0.2 per member, then 0.3 per row:
+ * "list") or with a membership probe (3 per row: "probe", no gathering).
+ * At 10 a page in a team of 190,000: sort up to ~560 members, list up to
+ * ~5,000, probe beyond.
+ */
+export function memberPlan(size: number, limit: number, teamSize: number): "sort" | "list" | "probe" {
+  const reach = limit * teamSize; // size × rows walked
+  if (6 * size * size <= reach) return "sort";
+  if (2 * size * size <= 27 * reach) return "list";
+  return "probe";
 }
 
 /** Members of one channel matching every token, by name: cost follows the channel's size, not the team's. */
@@ -326,38 +450,38 @@ export function directory(sql: Sql, v: Viewer, f: DirectoryFilter): Page<UserCar
   if (deactivated !== "include") where.push(deactivated === "only" ? "u.deleted = 1" : "u.deleted = 0");
   const bots = f.bots ?? "include";
   if (bots !== "include") where.push(bots === "only" ? "u.is_bot = 1" : "u.is_bot = 0");
-  if (f.roles && f.roles.length > 0) {
-    where.push(`u.role IN (${f.roles.map(() => "?").join(", ")})`);
-    params.push(...f.roles);
+  const roles = f.roles ?? [];
+  if (roles.length > 0) {
+    where.push(`u.role IN (${roles.map(() => "?").join(", ")})`);
+    params.push(...roles);
   }
-  const tokens = queryTokens(f.q ?? "");
-  const [first] = tokens;
-  if (first) {
-    // A common prefix: walk the name index in order testing each row, and
-    // stop at the page size. A rare one: collect its few matches and sort.
-    const dense = matchesUpTo(sql, "user_words", first, DENSE_MATCHES) >= DENSE_MATCHES;
-    const checked = tokenFilter("u", dense ? tokens : tokens.slice(1));
-    if (!dense) {
-      where.push("u.id IN (SELECT user_id FROM user_words WHERE word >= ? AND word < ?)");
-      params.push(first, prefixEnd(first));
-    }
-    if (checked.where) {
-      where.push(checked.where.replace(/^AND /, ""));
-      params.push(...checked.params);
-    }
-  }
+  let after: [string, string] | null = null;
   if (f.cursor) {
     const [sortKey, id] = decodeCursor(f.cursor);
-    where.push("(u.sort_key > ? OR (u.sort_key = ? AND u.id > ?))");
-    params.push(sortKey ?? "", sortKey ?? "", id ?? "");
+    after = [sortKey ?? "", id ?? ""];
   }
-  const rows = sql
-    .exec<Row>(
-      `SELECT ${USER_COLS} FROM users u WHERE ${where.join(" AND ")} ORDER BY u.sort_key, u.id LIMIT ?`,
-      ...params,
-      f.limit + 1,
-    )
-    .toArray();
+  const tokens = queryTokens(f.q ?? "");
+  // A filter that keeps few people (deactivated, bots, a role other than
+  // member) pages from its own name index, checking the tokens; a search
+  // among most people walks the token's ranked prefix, checking the filters.
+  const narrow = deactivated === "only" || bots === "only" || (roles.length > 0 && !roles.includes("member"));
+  const cond: Cond = { where: where.map((w) => `AND ${w}`).join(" "), params };
+  let rows: Row[];
+  if (tokens.length > 0 && !narrow) {
+    rows = rankedUsers(sql, tokens, f.limit + 1, () => cond, after);
+  } else {
+    const checked = tokenFilter("u", tokens);
+    const from = after ? keyAfter("u.sort_key", "u.id", after) : NONE;
+    rows = sql
+      .exec<Row>(
+        `SELECT ${USER_COLS} FROM users u WHERE 1 ${cond.where} ${checked.where} ${from.where} ORDER BY u.sort_key, u.id LIMIT ?`,
+        ...cond.params,
+        ...checked.params,
+        ...from.params,
+        f.limit + 1,
+      )
+      .toArray();
+  }
   const more = rows.length > f.limit;
   const page = rows.slice(0, f.limit);
   const last = page.at(-1);
@@ -462,7 +586,7 @@ export function lookup(
       ? []
       : sql
           .exec<Row>(
-            `SELECT ${USER_COLS} FROM users u WHERE u.id IN (SELECT value FROM json_each(?)) AND ${uvis.where}`,
+            `SELECT ${USER_COLS} FROM users u WHERE u.id IN (SELECT value FROM json_each(?)) AND ${uvis.where} ORDER BY u.id`,
             JSON.stringify(userIds),
             ...uvis.params,
           )
@@ -474,7 +598,7 @@ export function lookup(
       ? []
       : sql
           .exec<Row>(
-            `SELECT ${CHANNEL_COLS} FROM channels c WHERE c.id IN (SELECT value FROM json_each(?)) AND ${cvis.where}`,
+            `SELECT ${CHANNEL_COLS} FROM channels c WHERE c.id IN (SELECT value FROM json_each(?)) AND ${cvis.where} ORDER BY c.id`,
             v.id,
             JSON.stringify(channelIds),
             ...cvis.params,
@@ -526,7 +650,7 @@ export function boot(sql: Sql, v: Viewer, teamId: string, since: number | null):
     const channels = sql
       .exec<Row>(
         `SELECT c.id, c.name, c.is_private, c.is_archived, c.shared_with FROM members m JOIN channels c ON c.id = m.channel_id
-         WHERE m.user_id = ? ORDER BY c.name`,
+         WHERE m.user_id = ? ORDER BY c.name, c.id`,
         v.id,
       )
       .toArray()
@@ -556,7 +680,7 @@ export function boot(sql: Sql, v: Viewer, teamId: string, since: number | null):
       : sql
           .exec<Row>(
             `SELECT c.id, c.name, c.is_private, c.is_archived, c.shared_with FROM members m JOIN channels c ON c.id = m.channel_id
-             WHERE m.user_id = ? AND c.id IN (SELECT value FROM json_each(?)) ORDER BY c.name`,
+             WHERE m.user_id = ? AND c.id IN (SELECT value FROM json_each(?)) ORDER BY c.name, c.id`,
             v.id,
             JSON.stringify([...touched]),
           )

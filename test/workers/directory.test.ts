@@ -480,4 +480,130 @@ describe("bigger team: both query plans", () => {
     expect(m.items.map((i) => i.in_channel)).toEqual(m.items.map(() => true));
     expect(m.items[0]?.name).toMatch(/^rare7/);
   });
+
+  // Matches beyond the page: the answer is the top of the documented rank
+  // over ALL matches, not the first rows the word index happens to hold.
+  // Ids run opposite to names, so word-index order (word, then id) is the
+  // reverse of rank order (name, then id) and a ranking that cuts first and
+  // sorts second returns the wrong people.
+  it("ranks over all matches, then pages (short, long dense and long rare tokens)", async () => {
+    const team = uniqueTeamId("T");
+    await ok(api("POST", "/v1/admin/teams", { token: await platformToken(), json: { id: team, name: "Rank" } }), 201);
+    const admin = await platformToken();
+    const base = `/v1/admin/teams/${team}`;
+    const N = 2_200;
+    const pad = (n: number) => String(n).padStart(4, "0");
+    // i = rank; handle (the local part) n0000.smith, n0001.smith, ...; every tenth a smithson.
+    const people = Array.from({ length: N }, (_, i) => ({
+      id: `UR${pad(N - 1 - i)}`,
+      handle: `n${pad(i)}.${i % 10 === 3 ? "smithson" : "smith"}`,
+    }));
+    const viewer = "URVIEWER";
+    await ok(
+      api("POST", `${base}/users/import`, {
+        token: admin,
+        json: {
+          users: [
+            { id: viewer, email: "viewer@rank.test" },
+            ...people.map((p) => ({ id: p.id, email: `${p.handle}@rank.test` })),
+          ],
+        },
+      }),
+      201,
+    );
+    // 15 channels smith-00 .. smith-14, ids again opposite to names; the viewer is in two.
+    const channels = Array.from({ length: 15 }, (_, k) => ({
+      id: `CR${pad(99 - k)}`,
+      name: `smith-${String(k).padStart(2, "0")}`,
+    }));
+    for (const c of channels) await ok(api("POST", `${base}/channels`, { token: admin, json: c }), 201);
+    await ok(api("POST", `${base}/channels`, { token: admin, json: { id: "CRBIG", name: "everyone" } }), 201);
+    await ok(api("POST", `${base}/channels`, { token: admin, json: { id: "CRSMALL", name: "few" } }), 201);
+    await ok(api("POST", `${base}/channels`, { token: admin, json: { id: "CRMID", name: "some" } }), 201);
+    await ok(api("POST", `${base}/channels`, { token: admin, json: { id: "CRPAIR", name: "pair" } }), 201);
+    const at = (i: number) => people[i] as { id: string; handle: string };
+    const memberships = [
+      ...[viewer, ...people.map((p) => p.id)].map((u) => ({ channel_id: "CRBIG", user_id: u })),
+      ...[viewer, ...Array.from({ length: 10 }, (_, k) => at(1500 + k).id)].map((u) => ({
+        channel_id: "CRSMALL",
+        user_id: u,
+      })),
+      ...Array.from({ length: N / 10 }, (_, k) => ({ channel_id: "CRMID", user_id: at(k * 10).id })),
+      { channel_id: "CRPAIR", user_id: viewer },
+      { channel_id: "CRPAIR", user_id: at(2000).id },
+      { channel_id: "CR0087", user_id: viewer }, // smith-12
+      { channel_id: "CR0092", user_id: viewer }, // smith-07
+    ];
+    await ok(api("POST", `${base}/memberships/import`, { token: admin, json: { memberships } }), 201);
+    const t = await token(team, viewer);
+
+    const ranked = (word: string) =>
+      people.filter((p) => p.handle.split(".").some((w) => w.startsWith(word))).map((p) => p.id);
+    const ids = (items: Item[]) => items.map((i) => i.id);
+
+    // Quick switcher: own channels, the frequent contact, other channels, people; each tier by name.
+    const sw = await ok<{ items: Item[] }>(api("GET", "/v1/directory/switcher?q=smi&limit=30", { token: t }));
+    const others = channels.filter((c) => !["CR0087", "CR0092"].includes(c.id)).map((c) => c.id);
+    const contact = at(2000).id;
+    expect(ids(sw.items)).toEqual([
+      "CR0092",
+      "CR0087",
+      contact,
+      ...others,
+      ...ranked("smi")
+        .filter((id) => id !== contact)
+        .slice(0, 30 - 3 - others.length),
+    ]);
+    expect(sw.items.map((i) => i.reason)).toEqual([
+      "member",
+      "member",
+      "contact",
+      ...others.map(() => "match"),
+      ...Array.from({ length: 30 - 3 - others.length }, () => "match"),
+    ]);
+    for (const q of ["smith", "smithson"]) {
+      const res = await ok<{ items: Item[] }>(api("GET", `/v1/directory/switcher?q=${q}&limit=5`, { token: t }));
+      const expected = q === "smith" ? ["CR0092", "CR0087", contact, others[0], others[1]] : ranked(q).slice(0, 5);
+      expect(ids(res.items)).toEqual(expected);
+    }
+    const n07 = await ok<{ items: Item[] }>(api("GET", "/v1/directory/switcher?q=n07&limit=10", { token: t }));
+    expect(ids(n07.items)).toEqual(ranked("n07").slice(0, 10));
+
+    // Mentions, under each of queries.ts memberPlan's plans: a channel of
+    // 2,201 (walk, probing membership), of 220 (walk, against its gathered
+    // ids), of 11 (its members sorted).
+    const big = await ok<{ items: Item[] }>(
+      api("GET", "/v1/directory/mentions?channel=CRBIG&q=smi&limit=5", { token: t }),
+    );
+    expect(ids(big.items)).toEqual(ranked("smi").slice(0, 5));
+    expect(big.items.every((i) => i.in_channel)).toBe(true);
+    const mid = await ok<{ items: Item[] }>(
+      api("GET", "/v1/directory/mentions?channel=CRMID&q=smi&limit=10", { token: t }),
+    );
+    expect(ids(mid.items)).toEqual(Array.from({ length: 10 }, (_, k) => at(k * 10).id));
+    const midOthers = await ok<{ items: Item[] }>(
+      api("GET", "/v1/directory/mentions?channel=CRMID&q=smithson&limit=10", { token: t }),
+    );
+    expect(ids(midOthers.items)).toEqual(ranked("smithson").slice(0, 10));
+    expect(midOthers.items.every((i) => i.in_channel === false)).toBe(true);
+    const small = await ok<{ items: Item[] }>(
+      api("GET", "/v1/directory/mentions?channel=CRSMALL&q=smithson&limit=4", { token: t }),
+    );
+    expect(ids(small.items)).toEqual([at(1503).id, ...ranked("smithson").slice(0, 3)]);
+    expect(small.items.map((i) => i.in_channel)).toEqual([true, false, false, false]);
+
+    // Directory: every page, in rank order, for each plan.
+    for (const q of ["smi", "smith", "smithson", "n2"]) {
+      const all: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const page: PageBody = await ok<PageBody>(
+          api("GET", `/v1/directory/people?q=${q}&limit=100${cursor ? `&cursor=${cursor}` : ""}`, { token: t }),
+        );
+        all.push(...ids(page.items));
+        cursor = page.next_cursor;
+      } while (cursor);
+      expect(all).toEqual(ranked(q));
+    }
+  });
 });
