@@ -1,3 +1,4 @@
+import { deferredFlush } from "../deferred-flush";
 // Users whose last socket on this gateway closed, and when they turn away
 // (after the presence grace period), in memory and in the gateway's SQLite
 // (`away_pending`), so the alarm of a gateway woken from hibernation still
@@ -20,7 +21,12 @@ export class AwayLedger {
   private map: Map<string, { team: string; due: number }> | null = null;
   /** Changed since the last flush (null: removed). */
   private readonly dirty = new Map<string, { team: string; due: number } | null>();
-  private scheduled = false;
+  /** Writes what changed within FLUSH_MS, once for every change meanwhile. */
+  private readonly scheduleFlush = deferredFlush(
+    FLUSH_MS,
+    (work) => this.keep(work),
+    () => this.flush(),
+  );
 
   constructor(
     private readonly sql: SqlStorage,
@@ -84,14 +90,7 @@ export class AwayLedger {
 
   private change(user: string, entry: { team: string; due: number } | null): void {
     this.dirty.set(user, entry);
-    if (this.scheduled) return;
-    this.scheduled = true;
-    this.keep(
-      new Promise((resolve) => setTimeout(resolve, FLUSH_MS)).then(() => {
-        this.scheduled = false;
-        this.flush();
-      }),
-    );
+    this.scheduleFlush();
   }
 
   private pending(): Map<string, { team: string; due: number }> {

@@ -1,4 +1,5 @@
 import type { SubTopic } from "../../src/realtime/topics";
+import { deferredFlush } from "../deferred-flush";
 
 // The seq every in-sync socket of a topic has been sent (the gateway's
 // "shared position", see gateway.ts), in memory and in the gateway's SQLite
@@ -24,7 +25,12 @@ export class SharedPositions {
   private map: Map<SubTopic, number> | null = null;
   /** Changed since the last flush (null: dropped). */
   private readonly dirty = new Map<SubTopic, number | null>();
-  private scheduled = false;
+  /** Writes what changed within FLUSH_MS, once for every change meanwhile. */
+  private readonly scheduleFlush = deferredFlush(
+    FLUSH_MS,
+    (work) => this.keep(work),
+    () => this.flush(),
+  );
 
   constructor(
     private readonly sql: SqlStorage,
@@ -49,14 +55,7 @@ export class SharedPositions {
       map.set(topic, seq);
     }
     this.dirty.set(topic, seq);
-    if (this.scheduled) return;
-    this.scheduled = true;
-    this.keep(
-      new Promise((resolve) => setTimeout(resolve, FLUSH_MS)).then(() => {
-        this.scheduled = false;
-        this.flush();
-      }),
-    );
+    this.scheduleFlush();
   }
 
   /** Writes every changed position now. */

@@ -1,3 +1,4 @@
+import { deferredFlush } from "../deferred-flush";
 // A topic's gateway shards with subscribers, each with the last seq it
 // acknowledged and a version (bumped by every registration, so a "no
 // subscribers left" answer from before a registration cannot drop it), in
@@ -24,7 +25,12 @@ export interface Registered {
 export class GatewayRegistry {
   private rows: Map<string, { acked: number; version: number }> | null = null;
   private readonly dirty = new Set<string>();
-  private scheduled = false;
+  /** Writes what changed within FLUSH_MS, once for every change meanwhile. */
+  private readonly scheduleFlush = deferredFlush(
+    FLUSH_MS,
+    (work) => this.keep(work),
+    () => this.flush(),
+  );
 
   constructor(
     private readonly sql: SqlStorage,
@@ -59,14 +65,7 @@ export class GatewayRegistry {
     if (!row || row.acked >= seq) return;
     row.acked = seq;
     this.dirty.add(name);
-    if (this.scheduled) return;
-    this.scheduled = true;
-    this.keep(
-      new Promise((resolve) => setTimeout(resolve, FLUSH_MS)).then(() => {
-        this.scheduled = false;
-        this.flush();
-      }),
-    );
+    this.scheduleFlush();
   }
 
   /** The gateway said it has no subscribers left: dropped, unless it registered again since (another version). */
