@@ -10,10 +10,13 @@ import {
   wordPrefixes,
 } from "../durable-objects/team-cache/normalize";
 import {
+  and,
+  type Cond as CacheCond,
   CONTACT_CHANNEL_MAX,
   DENSE_MATCHES,
   decodeCursor,
   encodeCursor,
+  NONE,
   toUser,
 } from "../durable-objects/team-cache/queries";
 import { LOAD_PAGE, TeamCache } from "../durable-objects/team-cache/team-cache";
@@ -633,11 +636,8 @@ function searchDdl(d: Dialect): string[] {
   ];
 }
 
-/** Conditions, each starting with AND, and their parameters in order. */
-interface Cond {
-  where: string;
-  params: unknown[];
-}
+/** Conditions, each starting with AND, and their parameters in order (the cache's own helper). */
+type Cond = CacheCond<unknown>;
 /** One statement. */
 interface Sel {
   sql: string;
@@ -651,14 +651,6 @@ interface Guard {
   whereParams: unknown[];
 }
 
-const NONE: Cond = { where: "", params: [] };
-const and = (...cs: Cond[]): Cond => ({
-  where: cs
-    .map((c) => c.where)
-    .filter(Boolean)
-    .join(" "),
-  params: cs.flatMap((c) => c.params),
-});
 /** Forced join order: SQLite's CROSS JOIN, MySQL's STRAIGHT_JOIN. */
 const join = (d: Dialect) => (d === "mysql" ? " STRAIGHT_JOIN " : " CROSS JOIN ");
 

@@ -116,20 +116,23 @@ export function channelIfVisible(sql: Sql, v: Viewer, channelId: string): Channe
 //   rows that share only the shorter prefix.
 
 /** Conditions, each starting with AND, and their parameters in order. */
-interface Cond {
+export interface Cond<P = SqlStorageValue> {
   where: string;
-  params: SqlStorageValue[];
+  params: P[];
 }
 
-const NONE: Cond = { where: "", params: [] };
+export const NONE: Cond<never> = { where: "", params: [] };
 
-const and = (...cs: Cond[]): Cond => ({
-  where: cs
-    .map((c) => c.where)
-    .filter(Boolean)
-    .join(" "),
-  params: cs.flatMap((c) => c.params),
-});
+/** Joins conditions (each starting with AND) and their parameters, in order. */
+export function and<P>(...cs: Cond<P>[]): Cond<P> {
+  return {
+    where: cs
+      .map((c) => c.where)
+      .filter(Boolean)
+      .join(" "),
+    params: cs.flatMap((c) => c.params),
+  };
+}
 
 /** Rows whose (key, id) comes after a cursor's, written so the key's index bounds the range. */
 function keyAfter(key: string, id: string, after: readonly [string, string]): Cond {
