@@ -95,7 +95,7 @@ export function foldDigest(digest: number, index: number): number {
 }
 export const DIGEST_SEED = 2166136261;
 
-/** "platform": hello → subscribe (with since after a reconnect) → subscribed. "plain": ready when open. */
+/** "platform": connect with ?subscribe= (with @since after a reconnect) → hello, subscribed. "plain": ready when open. */
 export type ClientKind = "platform" | "plain";
 
 /**
@@ -416,7 +416,7 @@ class Client {
     this.lastError = null;
     this.attemptAt = now();
     this.openAt = 0;
-    const ws = new WebSocket(this.target.url, {
+    const ws = new WebSocket(this.url(), {
       perMessageDeflate: false,
       handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
       ...(this.target.bearer ? { headers: { authorization: `Bearer ${this.target.bearer}` } } : {}),
@@ -521,6 +521,19 @@ class Client {
     done?.();
   }
 
+  /**
+   * The platform's clients subscribe in the handshake (`?subscribe=topic`,
+   * `topic@since` after a reconnect): no subscribe frame, no round trip, as
+   * partyserver's clients follow their room by connecting to it.
+   */
+  private url(): string {
+    if (this.set.kind !== "platform") return this.target.url;
+    const last = this.ledger.last;
+    const topic = last >= 0 ? `${this.set.topic}@${last}` : this.set.topic;
+    return `${this.target.url}${this.target.url.includes("?") ? "&" : "?"}subscribe=${encodeURIComponent(topic)}`;
+  }
+
+  /** A subscribe frame: only to ask again after a refused one (the handshake's comes with hello). */
   private subscribe(): void {
     const last = this.ledger.last;
     const topic = last >= 0 ? { topic: this.set.topic, since: last } : { topic: this.set.topic };
@@ -569,7 +582,6 @@ class Client {
         return;
       }
       case "hello":
-        this.subscribe();
         return;
       case "subscribed": {
         const topics = Array.isArray(f.topics) ? (f.topics as Array<{ seq?: unknown }>) : [];

@@ -67,7 +67,7 @@ import { profileReport, startProfiler } from "./realtime-profile";
 // the deployed limits.
 //
 // Per subscriber count (1,000 and 5,000; --quick: 200 and 500), on one topic:
-// 0. connect: every subscriber opens its socket (platform: and gets
+// 0. connect: every subscriber opens its socket (platform: with ?subscribe=, and gets
 //    `subscribed`), CONNECT_REPEATS times (closing them in between), the
 //    systems interleaved; the median time to connect them all.
 // 1. saturation: a closed-loop publisher keeps windowFor(n) messages in
@@ -1410,7 +1410,7 @@ function resultsOf(n: number, s: SizeSummary, present: FigureKey[]): RealtimeRes
     out.push(
       versus(
         {
-          name: `connect ${n} subscribers (platform: hello + subscribe)${k === base ? "" : ` (vs ${LABEL[k]})`}`,
+          name: `connect ${n} subscribers (platform: until subscribed, subscribing in the handshake)${k === base ? "" : ` (vs ${LABEL[k]})`}`,
           unit: "ms",
           better: "lower",
           value: Math.round(connMs("platform")),

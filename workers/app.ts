@@ -61,6 +61,14 @@ export function createApp() {
     return c.text(await renderMetrics(c.env), 200, { "content-type": "text/plain; version=0.0.4" });
   });
 
+  // The socket route first: it has no body and a fixed path, and a team
+  // connecting at once sends thousands of upgrades (each middleware skipped
+  // is CPU not spent per connect). Ahead of requireToken: a browser
+  // WebSocket cannot set headers, so /v1/rtm takes a single-use ticket
+  // (?ticket=, from POST /v1/rtm.connect) or a bearer header; never an
+  // access token in the URL.
+  app.route("/v1/rtm", rtmRoutes);
+
   const tooLarge = (limit: number) => () => {
     throw new AppError(413, "payload_too_large", `request body larger than ${limit} bytes`);
   };
@@ -89,10 +97,6 @@ export function createApp() {
     }
     await next();
   });
-  // Ahead of requireToken: a browser WebSocket cannot set headers, so /v1/rtm
-  // takes a single-use ticket (?ticket=, from POST /v1/rtm.connect) or a
-  // bearer header; never an access token in the URL.
-  app.route("/v1/rtm", rtmRoutes);
   app.use("/v1/*", requireToken);
   app.use("/v1/*", async (c, next) => {
     c.set("deps", depsFor(c.env));

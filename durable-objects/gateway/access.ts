@@ -7,7 +7,6 @@ import type {
   ProfileSource,
   TopicAccess,
 } from "../../src/realtime/ports";
-import { isRole } from "../../src/teams/model";
 
 // The real-time side's view of the directory: the team's edge cache answers
 // who may follow what (the same visibility rules as the directory), what
@@ -58,13 +57,10 @@ export function teamCacheAccess(env: Env): TopicAccess {
 export function teamCacheLiveState(env: Env): LiveState {
   return {
     async actors(team, users) {
-      // The profile cards carry role and deleted for any number of users in
-      // one call (actor() answers one at a time; a reload re-checks a whole
-      // gateway). Asked with no viewers, the cache computes no visibility.
       const out = new Map<string, Actor>();
       for (let i = 0; i < users.length; i += ACTOR_PAGE) {
-        const { profiles } = await cacheOf(env, team).profiles(team, [], users.slice(i, i + ACTOR_PAGE));
-        for (const p of profiles) if (isRole(p.role)) out.set(p.id, { role: p.role, active: !p.deleted });
+        const found = await cacheOf(env, team).actors(team, users.slice(i, i + ACTOR_PAGE));
+        for (const [id, actor] of Object.entries(found)) out.set(id, actor);
       }
       return out;
     },

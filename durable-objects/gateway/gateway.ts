@@ -33,6 +33,7 @@ import {
   PONG_TEXT,
   packFrames,
   parseClientFrame,
+  parseHandshakeTopics,
   type ReloadReason,
   type TopicRequest,
 } from "../../src/realtime/protocol";
@@ -103,8 +104,9 @@ import { TicketLedger } from "./tickets";
 /**
  * Headers by which the Worker tells the gateway who connects (only the
  * Worker can reach a gateway, and it drops any x-rtm-* header a client sent):
- * identity, the access token's expiry (seconds), the live role it read, and
- * for a ticket its nonce and expiry.
+ * identity, the access token's expiry (seconds), for a ticket its nonce and
+ * expiry, the live role the Worker read, and the topics to subscribe in the
+ * handshake (`?subscribe=`, as the client wrote it: parsed again here).
  */
 export const GATEWAY_HEADERS = {
   team: "x-rtm-team",
@@ -114,6 +116,7 @@ export const GATEWAY_HEADERS = {
   role: "x-rtm-role",
   ticket: "x-rtm-ticket",
   ticketExp: "x-rtm-ticket-exp",
+  subscribe: "x-rtm-subscribe",
 } as const;
 
 /** At most this many catch-up pages per delivery before giving up until the next one. */
@@ -252,7 +255,8 @@ export class Gateway extends DurableObject<Env> {
   /**
    * A client connecting, forwarded by the Worker after it verified the
    * ticket (or bearer token) and read the user's live state. Here: the
-   * ticket's single use, admission, and the per-user socket limit.
+   * ticket's single use, admission, the per-user socket limit, and the
+   * handshake's subscriptions.
    */
   override async fetch(request: Request): Promise<Response> {
     const h = (name: string) => request.headers.get(name);
@@ -263,6 +267,8 @@ export class Gateway extends DurableObject<Env> {
     const exp = Number(h(GATEWAY_HEADERS.exp));
     const ticket = h(GATEWAY_HEADERS.ticket);
     const ticketExp = Number(h(GATEWAY_HEADERS.ticketExp));
+    const subscribeRaw = h(GATEWAY_HEADERS.subscribe);
+    const topics = subscribeRaw === null ? [] : parseHandshakeTopics(subscribeRaw);
     if (
       !team ||
       !user ||
@@ -270,6 +276,7 @@ export class Gateway extends DurableObject<Env> {
       !isRole(role) ||
       !Number.isSafeInteger(exp) ||
       (ticket !== null && !Number.isSafeInteger(ticketExp)) ||
+      typeof topics === "string" ||
       h("upgrade")?.toLowerCase() !== "websocket"
     ) {
       return new Response("expected a WebSocket upgrade forwarded by the Worker", { status: 400 });
@@ -303,9 +310,28 @@ export class Gateway extends DurableObject<Env> {
       role,
     };
     this.ctx.acceptWebSocket(server);
-    server.serializeAttachment(encodeState(state));
+    // With handshake topics the subscribe's answer saves the attachment (an
+    // object with work in progress does not hibernate; a failed subscribe
+    // saves it below).
+    if (topics.length === 0) server.serializeAttachment(encodeState(state));
     this.track(server, state);
-    server.send(frame({ v: 1, type: "hello", user, team, gateway }));
+    const hello = frame({ v: 1, type: "hello", user, team, gateway });
+    if (topics.length === 0) server.send(hello);
+    else {
+      // As if the client's first frame were this subscribe: same queue, same
+      // answer, which `hello` leads in one message (one send, not two).
+      const sid = state.sid;
+      const lead = { text: hello, sent: false };
+      void enqueue(this.socketQueues, sid, () => this.subscribe(sid, { v: 1, type: "subscribe", topics }, lead)).catch(
+        (error) => {
+          console.error("gateway: handshake subscribe failed", error);
+          const conn = this.conns?.get(sid);
+          if (conn) this.save(conn);
+          const refusal = frame({ v: 1, type: "error", code: "unavailable", message: "internal error; try again" });
+          this.sendFrames(server, lead.sent ? [refusal] : [hello, refusal]);
+        },
+      );
+    }
     if (this.userSockets.get(user) === 1) this.arrived(team, user);
     // The alarm already comes before this token's expiry (the usual case): nothing to do.
     if (this.alarmAt === null || this.alarmAt > exp * 1000) this.ctx.waitUntil(this.scheduleAlarm(exp * 1000));
@@ -581,16 +607,25 @@ export class Gateway extends DurableObject<Env> {
     }
   }
 
-  private async subscribe(sid: string, f: Extract<ClientFrame, { type: "subscribe" }>): Promise<void> {
+  /** `lead`: a frame to send first, in the same message as the answer (the handshake's hello). */
+  private async subscribe(
+    sid: string,
+    f: Extract<ClientFrame, { type: "subscribe" }>,
+    lead?: { text: string; sent: boolean },
+  ): Promise<void> {
     this.subscribing++;
     try {
-      await this.subscribeNow(sid, f);
+      await this.subscribeNow(sid, f, lead);
     } finally {
       this.subscribing--;
     }
   }
 
-  private async subscribeNow(sid: string, f: Extract<ClientFrame, { type: "subscribe" }>): Promise<void> {
+  private async subscribeNow(
+    sid: string,
+    f: Extract<ClientFrame, { type: "subscribe" }>,
+    lead?: { text: string; sent: boolean },
+  ): Promise<void> {
     const before = this.conns?.get(sid);
     if (!before) return;
     const { team, user, gateway, role } = before.state;
@@ -658,7 +693,8 @@ export class Gateway extends DurableObject<Env> {
     for (const o of accepted) this.indexAdd(conn.state.sid, o.topic);
     if (accepted.length > 0) out.push(frame({ v: 1, type: "subscribed", ...idOf(f), topics: accepted }));
     // The answer and the missed events after it: one message when they fit.
-    this.sendFrames(conn.ws, [...out, ...after]);
+    if (lead) lead.sent = true;
+    this.sendFrames(conn.ws, lead ? [lead.text, ...out, ...after] : [...out, ...after]);
     this.catchUp(conn.state, started);
     // Access was checked before a re-check that ran meanwhile: check again.
     if (this.accessEpoch !== epoch && started.length > 0) this.recheckSoon([user]);

@@ -130,6 +130,26 @@ export class TeamCache extends DurableObject<Env> {
     return this.liveActor(userId);
   }
 
+  /**
+   * actor() for many users in one call (a gateway checking the sockets that
+   * connect together, or re-checking all of its users): users the team does
+   * not have are left out.
+   */
+  async actors(teamId: string, userIds: string[]): Promise<Record<string, { role: Role; active: boolean }>> {
+    await this.ready(teamId);
+    this.checkFreshness(teamId);
+    const out: Record<string, { role: Role; active: boolean }> = {};
+    for (const row of this.sql
+      .exec<{ id: string; role: string; deleted: number }>(
+        "SELECT id, role, deleted FROM users WHERE id IN (SELECT value FROM json_each(?))",
+        JSON.stringify(userIds),
+      )
+      .toArray()) {
+      if (isRole(row.role)) out[row.id] = { role: row.role, active: !row.deleted };
+    }
+    return out;
+  }
+
   async quickSwitcher(teamId: string, viewerId: string, q: string, limit: number): Promise<CacheResult<Suggestion[]>> {
     return this.asViewer(teamId, viewerId, (v) => ok(quickSwitcher(this.sql, v, q, limit)));
   }

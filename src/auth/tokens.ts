@@ -45,6 +45,30 @@ export function checkSecret(secret: string | undefined): string {
 
 const ID = /^[A-Za-z0-9_-]{1,40}$/;
 
+/**
+ * The HMAC key of a secret, imported once per isolate: hono/jwt imports a
+ * string secret on every call, which cost a socket connect more than the
+ * signature check itself. The key itself is kept, never the import's promise:
+ * a promise made in one request and awaited by another ties the two
+ * requests' lifetimes together in workerd. A deployment has one secret (two
+ * while rotating).
+ */
+const keys = new Map<string, CryptoKey>();
+async function keyOf(secret: string): Promise<CryptoKey> {
+  const known = keys.get(secret);
+  if (known) return known;
+  const key = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign", "verify"],
+  );
+  if (keys.size >= 4) keys.clear();
+  keys.set(secret, key);
+  return key;
+}
+
 export async function signToken(
   who: { team: string; user: string; ttlSeconds?: number; use?: TokenUse; extra?: Record<string, string | number> },
   secret: string,
@@ -62,7 +86,7 @@ export async function signToken(
       nbf: nowSeconds,
       exp: nowSeconds + ttl,
     },
-    secret,
+    await keyOf(secret),
     "HS256",
   );
 }
@@ -86,10 +110,12 @@ export async function verifyToken(
   try {
     // hono/jwt checks exp/nbf/iat against its own clock; ours (injectable for
     // tests) is checked below, strictly, so theirs is switched off here.
-    payload = (await verify(token, secret, { alg: "HS256", exp: false, nbf: false, iat: false })) as Record<
-      string,
-      unknown
-    >;
+    payload = (await verify(token, await keyOf(secret), {
+      alg: "HS256",
+      exp: false,
+      nbf: false,
+      iat: false,
+    })) as Record<string, unknown>;
   } catch (error) {
     return { ok: false, reason: reasonOf(error) };
   }

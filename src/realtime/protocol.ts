@@ -11,6 +11,14 @@
  * now (else 403, no socket), and the socket closes with TOKEN_EXPIRED when
  * the access token it came from expires.
  *
+ * Subscribing in the handshake. `GET /v1/rtm?…&subscribe=<topic>[@<since>],…`
+ * (for example `subscribe=team,channel:C1@42`) subscribes as a `subscribe`
+ * frame with those topics would, with no round trip: the answer is the same
+ * `subscribed` (without id), errors and missed events, in one message led by
+ * `hello` (a `batch` whose first frame is `hello`). A
+ * malformed list is a 400 before any upgrade. A reconnecting client puts the
+ * last seq it saw of each topic after `@`.
+ *
  * Client → server
  * - `{ v: 1, type: "subscribe", id?, topics: [{ topic, since? }] }`: topic is
  *   `"channel:<id>"` or `"team"`; `since` is the last sequence number the
@@ -27,7 +35,8 @@
  *   the gateway (hibernation auto-response).
  *
  * Server → client
- * - `{ v: 1, type: "hello", user, team, gateway }`, first, on connect.
+ * - `{ v: 1, type: "hello", user, team, gateway }`, first, on connect (alone,
+ *   or leading the batch that answers the handshake's `?subscribe=`).
  * - `{ v: 1, type: "subscribed", id?, topics: [{ topic, seq }] }`: the topics
  *   accepted, each with the topic's current sequence number. Sent only when at
  *   least one topic was accepted; each refused topic gets an `error` (with
@@ -60,7 +69,7 @@
  *   error and changes nothing; the socket stays open.
  * - `{ v: 1, type: "batch", frames: [frame, ...] }`: several of the frames
  *   above in one WebSocket message, exactly those that would otherwise come
- *   one by one, in the same order (never nested; never `hello`). Sent when
+ *   one by one, in the same order (never nested; `hello` only first). Sent when
  *   the server has more than one frame for the socket at once: a delivery of
  *   several events, the just-in-time profiles before them, a resume's missed
  *   events after `subscribed`. A client handles each inner frame as if it had
@@ -270,6 +279,31 @@ function topicList(value: unknown, allowSince: boolean): TopicRequest[] | string
     if (seen.has(entry.topic)) continue;
     seen.add(entry.topic);
     out.push(since === undefined ? { topic: entry.topic } : { topic: entry.topic, since });
+  }
+  return out;
+}
+
+/**
+ * The `subscribe` query parameter of GET /v1/rtm (`team,channel:C1@42`): the
+ * topic requests a subscribe frame would carry, or what is wrong with them.
+ */
+export function parseHandshakeTopics(raw: string): TopicRequest[] | string {
+  const parts = raw.split(",");
+  if (parts.length > MAX_TOPICS_PER_FRAME) return `subscribe: at most ${MAX_TOPICS_PER_FRAME} topics`;
+  const seen = new Set<string>();
+  const out: TopicRequest[] = [];
+  for (const part of parts) {
+    const at = part.indexOf("@");
+    const topic = at < 0 ? part : part.slice(0, at);
+    const since = at < 0 ? undefined : part.slice(at + 1);
+    const shown = JSON.stringify(part.slice(0, 60));
+    if (!isClientTopic(topic)) return `subscribe: ${shown} is not "team" or "channel:<id>"`;
+    if (since !== undefined && !/^\d{1,15}$/.test(since)) {
+      return `subscribe: ${shown}: the seq after @ must be a non-negative integer`;
+    }
+    if (seen.has(topic)) continue;
+    seen.add(topic);
+    out.push(since === undefined ? { topic } : { topic, since: Number(since) });
   }
   return out;
 }

@@ -12,6 +12,7 @@ import {
   MAX_TOPICS_PER_FRAME,
   packFrames,
   parseClientFrame,
+  parseHandshakeTopics,
 } from "../../src/realtime/protocol";
 import { continuation, logWindow, mergeEvents, resumePlan, type TopicEvent } from "../../src/realtime/sequence";
 import {
@@ -336,5 +337,33 @@ describe("posting a message", () => {
     );
     expect(result).toEqual({ ok: false, status: 404, message: "channel C1 not found" });
     expect(calls).toBe(0);
+  });
+});
+
+describe("parseHandshakeTopics (GET /v1/rtm?subscribe=)", () => {
+  it("reads topics with an optional @since, deduplicated, first wins", () => {
+    expect(parseHandshakeTopics("team,channel:C1@42,channel:C1@7,channel:C2")).toEqual([
+      { topic: "team" },
+      { topic: "channel:C1", since: 42 },
+      { topic: "channel:C2" },
+    ]);
+    expect(parseHandshakeTopics("channel:C1@0")).toEqual([{ topic: "channel:C1", since: 0 }]);
+  });
+
+  it("names what is wrong, and refuses more topics than a frame may carry", () => {
+    for (const bad of [
+      "",
+      "general",
+      "team,",
+      "channel:",
+      "channel:C1@",
+      "channel:C1@-1",
+      "channel:C1@1e3",
+      "team@1@2",
+    ]) {
+      expect(parseHandshakeTopics(bad), bad).toMatch(/^subscribe: /);
+    }
+    const many = Array.from({ length: MAX_TOPICS_PER_FRAME + 1 }, (_, i) => `channel:C${i}`).join(",");
+    expect(parseHandshakeTopics(many)).toBe(`subscribe: at most ${MAX_TOPICS_PER_FRAME} topics`);
   });
 });

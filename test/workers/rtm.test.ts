@@ -2,7 +2,7 @@ import { env, evictDurableObject, runInDurableObject, SELF } from "cloudflare:te
 import { beforeAll, describe, expect, it } from "vitest";
 import { PING_TEXT } from "../../src/realtime/protocol";
 import { api, ok, token } from "./client";
-import { buildTeam, Client, type Fixture, type Frame, MEMBERS, rtmUpgrade, sleep } from "./rtm-fixture";
+import { buildTeam, Client, type Fixture, type Frame, MEMBERS, rtmUpgrade, sleep, ticketUrl } from "./rtm-fixture";
 
 // Real-time fan-out end to end, inside workerd: client WebSockets through the
 // Worker to gateway shards, messages through POST /v1/channels/:id/messages to
@@ -229,6 +229,68 @@ describe("real-time fan-out", () => {
     again.c.close();
   });
 
+  it("subscribes in the handshake (?subscribe=): hello, subscribed and the missed events, with no frame sent", async () => {
+    const created = await ok<{ channel: { id: string } }>(
+      api("POST", `/v1/admin/teams/${f.team}/channels`, { token: f.admin, json: { name: "handshake-room" } }),
+      201,
+    );
+    const topic = `channel:${created.channel.id}`;
+    for (const t of ["1", "2", "3"]) await post("ada", created.channel.id, t);
+    const url = await ticketUrl(await as("eve"));
+    const c = Client.accept(await rtmUpgrade(`${url}&subscribe=${encodeURIComponent(`${topic}@1,team`)}`));
+    const [hello, sub, ...missed] = await c.take(4);
+    expect(hello).toMatchObject({ type: "hello", user: f.ids.eve });
+    expect(sub).toEqual({
+      v: 1,
+      type: "subscribed",
+      topics: [
+        { topic, seq: 3 },
+        { topic: "team", seq: expect.any(Number) },
+      ],
+    });
+    expect(missed.map((x) => [x.type, x.topic, x.seq])).toEqual([
+      ["event", topic, 2],
+      ["event", topic, 3],
+    ]);
+    await post("ada", created.channel.id, "4");
+    expect(await c.one()).toMatchObject({ type: "event", topic, seq: 4 });
+    expect(c.messages.some((m) => m.type === "error")).toBe(false);
+    // Refused topics get the same error frames as a subscribe frame, and the socket stays.
+    const bob = Client.accept(
+      await rtmUpgrade(`/v1/rtm?subscribe=channel:${f.channels.secret},channel:CNOPE`, await as("bob")),
+    );
+    const [, ...refused] = await bob.take(3);
+    expect(refused.map((x) => [x.type, x.code, x.topic])).toEqual([
+      ["error", "not_found", `channel:${f.channels.secret}`],
+      ["error", "not_found", "channel:CNOPE"],
+    ]);
+    c.close();
+    bob.close();
+  });
+
+  it("refuses a malformed ?subscribe= with 400 JSON before any upgrade, leaving the ticket unused", async () => {
+    const url = await ticketUrl(await as("eve"));
+    for (const bad of [
+      "",
+      "general",
+      "channel:",
+      "channel:C1@-1",
+      "channel:C1@x",
+      "team@1.5",
+      `channel:${"x".repeat(41)}`,
+    ]) {
+      const res = await rtmUpgrade(`${url}&subscribe=${encodeURIComponent(bad)}`);
+      expect(res.status, bad).toBe(400);
+      expect(res.webSocket).toBeNull();
+      expect(await res.json()).toMatchObject({
+        error: { code: "bad_request", message: expect.stringMatching(/^subscribe/) },
+      });
+    }
+    const c = Client.accept(await rtmUpgrade(url));
+    expect(await c.one()).toMatchObject({ type: "hello" });
+    c.close();
+  });
+
   it("sends reload when since is older than the topic's log", async () => {
     const { key, stub } = topicStub("old");
     await stub.configure(key, { logSize: 3 });
@@ -444,5 +506,34 @@ describe("real-time fan-out", () => {
     await evictDurableObject(stub);
     expect((await post("ada", "general", "and another")).seq).toBe(seq + 1);
     expect((await stub.stats()).topic).toBe(key);
+  });
+
+  it("numbers a publishMany list in order, logs every event, and keeps each state key's last value", async () => {
+    const key = `presence:${f.team}:test`;
+    const stub = env.TOPIC.get(env.TOPIC.idFromName(key));
+    const change = (user: string, presence: string) => ({ json: JSON.stringify({ user, presence }), stateKey: user });
+    expect(
+      await stub.publishMany(key, [change("U1", "active"), { json: '{"note":1}' }, change("U2", "active")]),
+    ).toEqual({
+      seqs: [1, 2, 3],
+    });
+    expect(await stub.publishMany(key, [change("U1", "away"), change("U1", "active"), change("U2", "away")])).toEqual({
+      seqs: [4, 5, 6],
+    });
+    const log = await stub.eventsSince(key, 0);
+    expect(log.events.map((e) => [e.seq, JSON.parse(e.json)])).toEqual([
+      [1, { user: "U1", presence: "active" }],
+      [2, { note: 1 }],
+      [3, { user: "U2", presence: "active" }],
+      [4, { user: "U1", presence: "away" }],
+      [5, { user: "U1", presence: "active" }],
+      [6, { user: "U2", presence: "away" }],
+    ]);
+    const snap = await stub.snapshot(key, ["U1", "U2", "U3"]);
+    expect(snap.seq).toBe(6);
+    expect(Object.fromEntries(Object.entries(snap.state).map(([k, v]) => [k, JSON.parse(v).presence]))).toEqual({
+      U1: "active",
+      U2: "away",
+    });
   });
 });

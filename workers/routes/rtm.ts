@@ -3,6 +3,7 @@ import { GATEWAY_HEADERS } from "../../durable-objects/gateway/gateway";
 import { mayConnect, type Principal } from "../../src/auth/policy";
 import { type Identity, signToken, verifyToken } from "../../src/auth/tokens";
 import { AppError } from "../../src/errors";
+import { parseHandshakeTopics } from "../../src/realtime/protocol";
 import { newNonce, TICKET_TTL_SECONDS, ticketGrant, ticketOf } from "../../src/realtime/tickets";
 import { gatewayName, parseShardCount } from "../../src/realtime/topics";
 import { authorize, secretOf } from "../auth";
@@ -23,9 +24,10 @@ import { type AppContext, type AppEnv, errorBody } from "../http";
 //
 // Both steps read the user's live state: only an active member of the team
 // gets a ticket or a socket (403 otherwise, before any upgrade). The socket
-// goes to the user's gateway shard (gw:<team>:<n>), which uses the ticket up,
-// applies its limits, closes the socket when the access token expires, and
-// speaks the protocol in src/realtime/protocol.ts.
+// goes to the user's gateway shard (gw:<team>:<n>), which uses the ticket
+// up, applies its limits, closes the socket when the access token expires,
+// and speaks the protocol in src/realtime/protocol.ts (`?subscribe=`
+// subscribes in the handshake).
 
 /** Who may open a socket: the access token's user, if an active member of its team right now. */
 async function checkLive(c: AppContext, identity: Identity): Promise<Principal> {
@@ -88,8 +90,14 @@ async function credentialsOf(c: AppContext): Promise<Credentials> {
 
 export const rtmRoutes = new Hono<AppEnv>().get("/", async (c) => {
   const { identity, ticket } = await credentialsOf(c);
+  c.set("identity", identity);
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
     return c.json(errorBody("upgrade_required", "GET /v1/rtm is a WebSocket endpoint (Upgrade: websocket)"), 426);
+  }
+  const subscribe = c.req.query("subscribe");
+  if (subscribe !== undefined) {
+    const topics = parseHandshakeTopics(subscribe);
+    if (typeof topics === "string") throw new AppError(400, "bad_request", topics);
   }
   const principal = await checkLive(c, identity);
   if (principal.kind !== "member") throw new AppError(403, "forbidden", "not an active member of this team");
@@ -106,6 +114,7 @@ export const rtmRoutes = new Hono<AppEnv>().get("/", async (c) => {
   headers.set(GATEWAY_HEADERS.gateway, name);
   headers.set(GATEWAY_HEADERS.exp, String(identity.exp));
   headers.set(GATEWAY_HEADERS.role, principal.role);
+  if (subscribe !== undefined) headers.set(GATEWAY_HEADERS.subscribe, subscribe);
   if (ticket) {
     headers.set(GATEWAY_HEADERS.ticket, ticket.nonce);
     headers.set(GATEWAY_HEADERS.ticketExp, String(ticket.exp));
