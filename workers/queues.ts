@@ -1,4 +1,4 @@
-import { coveredByLastHeal, healTeam } from "../src/domains/healer";
+import { busyRetrySeconds, coveredByLastHeal, healTeam } from "../src/domains/healer";
 import { type DomainMutationMessage, type HealRequest, isMutationMessage } from "../src/domains/messages";
 import { applyMutationBatch } from "../src/domains/mutation-consumer";
 import { logObjects, parseRecLogBody, type RecLogEnvelope } from "../src/recommend/logs";
@@ -8,8 +8,8 @@ import { depsFor } from "./deps";
 // never succeed, so it is acknowledged and logged instead of retried into the
 // dead-letter queue.
 
-/** Back-off when another heal of the team holds the lease. */
-const BUSY_RETRY_SECONDS = 15;
+/** Back-off after a failed heal; a busy one waits for the holder's lease instead (busyRetrySeconds). */
+const FAILED_RETRY_SECONDS = 15;
 
 export async function handleQueue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   if (batch.queue.startsWith("domain-mutations")) return consumeMutations(batch, env);
@@ -51,11 +51,11 @@ async function consumeHeals(batch: MessageBatch<unknown>, env: Env): Promise<voi
       }
       const outcome = await healTeam(request.teamId, { ...deps, owner: `${m.id}` });
       console.log(JSON.stringify({ consumer: "heals", reason: request.reason, ...outcome }));
-      if (outcome.status === "busy") m.retry({ delaySeconds: BUSY_RETRY_SECONDS });
+      if (outcome.status === "busy") m.retry({ delaySeconds: busyRetrySeconds(outcome.retryAfterMs) });
       else m.ack();
     } catch (error) {
       console.error("heal failed", request.teamId, error);
-      m.retry({ delaySeconds: BUSY_RETRY_SECONDS });
+      m.retry({ delaySeconds: FAILED_RETRY_SECONDS });
     }
   }
 }

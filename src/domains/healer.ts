@@ -46,7 +46,19 @@ export interface HealReport {
   ms: { read: number; recount: number; compare: number; apply: number; total: number };
 }
 
-export type HealOutcome = HealReport | { status: "busy"; teamId: string } | { status: "no_team"; teamId: string };
+/**
+ * `busy`: another heal holds the team's lease, until `retryAfterMs` from now
+ * at the latest (it renews while it runs; a crashed one's lease runs out).
+ */
+export type HealOutcome =
+  | HealReport
+  | { status: "busy"; teamId: string; retryAfterMs: number }
+  | { status: "no_team"; teamId: string };
+
+/** The heal lost its lease (it ran longer than the lease without renewing, and another heal took it over). */
+export class HealLeaseLost extends Error {
+  override readonly name = "HealLeaseLost";
+}
 
 /**
  * A queued heal request is covered when a heal started after it was made:
@@ -57,8 +69,23 @@ export function coveredByLastHeal(team: Pick<Team, "healedAt">, request: Pick<He
 }
 
 export const DEFAULT_PAGE_SIZE = 2000;
-export const DEFAULT_LEASE_MS = 5 * 60_000;
+/**
+ * How long a heal's lease lasts unless renewed. Short, so a crashed heal
+ * blocks its team's heals for at most this long (its retries wait that out);
+ * a running heal renews it between pages, at a third of it.
+ */
+export const DEFAULT_LEASE_MS = 60_000;
 export const DEFAULT_SETTLE_SECONDS = 30;
+
+/**
+ * When a queue should try a busy heal again: once the holder's lease has run
+ * out, plus a second. A live holder renews it and the retry is busy again
+ * (its heal covers the request anyway); a crashed holder's lease is gone by
+ * then, so a crashed heal never outlasts the retries.
+ */
+export function busyRetrySeconds(retryAfterMs: number): number {
+  return Math.min(Math.max(Math.ceil(retryAfterMs / 1000) + 1, 2), Math.ceil(DEFAULT_LEASE_MS / 1000) + 1);
+}
 
 /**
  * The five-phase healer, after a phase 0.
@@ -94,22 +121,37 @@ export const DEFAULT_SETTLE_SECONDS = 30;
  *
  * Why a lease: two heals of one team computing the same delta would both
  * apply it. A single conditional UPDATE on the team row takes the lease, so
- * at most one heal per team runs at a time; a crashed heal's lease expires.
+ * at most one heal per team runs at a time; a crashed heal's lease expires
+ * within DEFAULT_LEASE_MS. A running heal renews it as it goes, and renews
+ * it once more right before applying: a heal that lost it (stalled past its
+ * lease while another took over) applies nothing (HealLeaseLost).
  */
 export async function healTeam(teamId: string, deps: HealerDeps): Promise<HealOutcome> {
   const { store, counts, clock } = deps;
   const leaseMs = deps.leaseMs ?? DEFAULT_LEASE_MS;
   const t0 = clock.now();
   if (!(await store.acquireHealLease(teamId, deps.owner, t0, leaseMs))) {
-    return (await store.getTeam(teamId)) ? { status: "busy", teamId } : { status: "no_team", teamId };
+    if (!(await store.getTeam(teamId))) return { status: "no_team", teamId };
+    const until = await store.healLeaseUntil(teamId);
+    return { status: "busy", teamId, retryAfterMs: Math.max(0, (until ?? t0) - t0) };
   }
+  let renewedAt = t0;
+  /** Renews the lease when a third of it has gone by (or always, with force); throws when it was lost. */
+  const keepLease = async (force = false) => {
+    const now = clock.now();
+    if (!force && now - renewedAt < leaseMs / 3) return;
+    if (!(await store.renewHealLease(teamId, deps.owner, now, leaseMs))) {
+      throw new HealLeaseLost(`heal ${deps.owner} of ${teamId} lost its lease`);
+    }
+    renewedAt = now;
+  };
   let healedAt: number | null = null;
   try {
     const stranded = await relayStrandedOf(teamId, deps);
     const before = await counts.readAllCounts(teamId);
     const t1 = clock.now();
 
-    const recount = await recountActiveUsers(teamId, store, deps.pageSize ?? DEFAULT_PAGE_SIZE);
+    const recount = await recountActiveUsers(teamId, store, deps.pageSize ?? DEFAULT_PAGE_SIZE, keepLease);
     const t2 = clock.now();
 
     const after = await counts.readAllCounts(teamId);
@@ -117,6 +159,7 @@ export async function healTeam(teamId: string, deps: HealerDeps): Promise<HealOu
     const deltas = diff(teamId, before, recount.counts);
     const t3 = clock.now();
 
+    await keepLease(true);
     await counts.applyDeltas(deltas, t3);
     await counts.deleteZeroRows(teamId);
     const lastWrite = await store.lastUserWriteAt(teamId);
@@ -169,7 +212,12 @@ interface Recount {
   counts: Map<string, { domain: string; role: DomainCount["role"]; count: number }>;
 }
 
-async function recountActiveUsers(teamId: string, store: TeamStore, pageSize: number): Promise<Recount> {
+async function recountActiveUsers(
+  teamId: string,
+  store: TeamStore,
+  pageSize: number,
+  betweenPages: () => Promise<void>,
+): Promise<Recount> {
   const counts: Recount["counts"] = new Map();
   const bump = (domain: string, role: DomainCount["role"]) => {
     const k = keyOf({ teamId, domain, role });
@@ -180,6 +228,7 @@ async function recountActiveUsers(teamId: string, store: TeamStore, pageSize: nu
   let users = 0;
   let after: string | null = null;
   for (;;) {
+    await betweenPages();
     const page = await store.listActiveUsers(teamId, after, pageSize);
     for (const u of page) {
       bump(u.domain, u.role);

@@ -95,6 +95,10 @@ export interface TeamStore extends OutboxStore {
 
   /** Single-statement lease so two heals of one team never overlap. */
   acquireHealLease(teamId: string, owner: string, now: number, ttlMs: number): Promise<boolean>;
+  /** Extends the lease to now + ttlMs if `owner` still holds it (unexpired); false when it does not. */
+  renewHealLease(teamId: string, owner: string, now: number, ttlMs: number): Promise<boolean>;
+  /** When the current lease runs out (null: no lease). */
+  healLeaseUntil(teamId: string): Promise<number | null>;
   releaseHealLease(teamId: string, owner: string, healedAt: number | null): Promise<void>;
   /** Flags the team for the sweep's heal (a recount is due). */
   markHealNeeded(teamId: string, now: number): Promise<void>;

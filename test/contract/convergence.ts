@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { healTeam } from "../../src/domains/healer";
+import { busyRetrySeconds, DEFAULT_LEASE_MS, HealLeaseLost, healTeam } from "../../src/domains/healer";
 import { applyMutationBatch } from "../../src/domains/mutation-consumer";
 import { mutationRow } from "../../src/domains/outbox";
 import { changeUser, createTeam, createUser, type LifecycleDeps } from "../../src/teams/lifecycle";
@@ -269,6 +269,61 @@ export function convergenceContract(open: () => Promise<Backend>): void {
       ]);
       expect([a.status, b.status].sort()).toEqual(["busy", "healed"]);
       expect(await storedCounts(backend.store, teamId)).toEqual(await recountBySql(backend.driver, teamId));
+    });
+
+    it("says how long a busy heal should wait: until the holder's lease runs out", async () => {
+      const backend = await open();
+      const { deps, teamId, clock } = await setup(backend, 52);
+      // A heal that crashed holding the lease: it never renews or releases it.
+      expect(await backend.store.acquireHealLease(teamId, "crashed", clock.now(), DEFAULT_LEASE_MS)).toBe(true);
+      clock.advance(20_000);
+      const busy = await healTeam(teamId, { ...deps, counts: backend.store, owner: "next" });
+      expect(busy).toEqual({ status: "busy", teamId, retryAfterMs: DEFAULT_LEASE_MS - 20_000 });
+      // The consumer's retry lands after that lease is gone, however many retries it takes.
+      clock.advance(busyRetrySeconds(busy.status === "busy" ? busy.retryAfterMs : 0) * 1000);
+      expect((await healTeam(teamId, { ...deps, counts: backend.store, owner: "next" })).status).toBe("healed");
+    });
+
+    it("renews its lease while it recounts, and applies nothing once it lost it", async () => {
+      const backend = await open();
+      const { queue, deps, teamId, clock } = await setup(backend, 53);
+      await playHistory(deps, teamId, 53, 40);
+      await deliverFaultily(backend, queue, 53);
+      // A long recount: every page takes 25 s. The lease (60 s) is renewed as
+      // it goes, so nobody else gets in while it runs.
+      let pages = 0;
+      const slow: TeamStore = Object.create(backend.store);
+      slow.listActiveUsers = async (...args) => {
+        pages++;
+        clock.advance(25_000);
+        expect(await backend.store.acquireHealLease(teamId, "intruder", clock.now(), DEFAULT_LEASE_MS)).toBe(false);
+        return backend.store.listActiveUsers(...args);
+      };
+      const report = await healTeam(teamId, {
+        ...deps,
+        store: slow,
+        counts: backend.store,
+        owner: "long",
+        pageSize: 5,
+      });
+      expect(report.status).toBe("healed");
+      expect(pages).toBeGreaterThan(3);
+      expect(await storedCounts(backend.store, teamId)).toEqual(await recountBySql(backend.driver, teamId));
+
+      // A heal that stalls past its lease (no renewal in 61 s) and was taken over applies nothing.
+      await backend.store.applyDeltas([{ teamId, domain: "drift.test", role: "member", delta: 5 }], clock.now());
+      const drifted = await storedCounts(backend.store, teamId);
+      expect(drifted).not.toEqual(await recountBySql(backend.driver, teamId));
+      const stalled: TeamStore = Object.create(backend.store);
+      stalled.listActiveUsers = async (...args) => {
+        clock.advance(DEFAULT_LEASE_MS + 1_000);
+        await backend.store.acquireHealLease(teamId, "successor", clock.now(), DEFAULT_LEASE_MS);
+        return backend.store.listActiveUsers(...args);
+      };
+      await expect(
+        healTeam(teamId, { ...deps, store: stalled, counts: backend.store, owner: "stalled", pageSize: 1_000 }),
+      ).rejects.toBeInstanceOf(HealLeaseLost);
+      expect(await storedCounts(backend.store, teamId)).toEqual(drifted);
     });
 
     it("reports no_team for a team that does not exist", async () => {

@@ -383,6 +383,27 @@ export function storageContract(open: () => Promise<Backend>): void {
       expect(await store.acquireHealLease(id, "c", NOW + 2_001, 1_000)).toBe(true);
     });
 
+    it("renews a lease only for its holder, only while it holds it, and says until when it runs", async () => {
+      const { store } = await open();
+      const id = uniqueTeamId("T");
+      await store.createTeam(team(id));
+      expect(await store.healLeaseUntil(id)).toBeNull();
+      expect(await store.acquireHealLease(id, "a", NOW, 1_000)).toBe(true);
+      expect(await store.healLeaseUntil(id)).toBe(NOW + 1_000);
+      expect(await store.renewHealLease(id, "a", NOW, 1_000)).toBe(true); // same millisecond: nothing changes, still held
+      expect(await store.renewHealLease(id, "b", NOW + 500, 1_000)).toBe(false);
+      expect(await store.renewHealLease(id, "a", NOW + 900, 1_000)).toBe(true);
+      expect(await store.healLeaseUntil(id)).toBe(NOW + 1_900);
+      // Held past its end by nobody: "a" lost it, and "b" may take it.
+      expect(await store.acquireHealLease(id, "b", NOW + 1_850, 1_000)).toBe(false);
+      expect(await store.renewHealLease(id, "a", NOW + 1_901, 1_000)).toBe(false);
+      expect(await store.acquireHealLease(id, "b", NOW + 1_901, 1_000)).toBe(true);
+      expect(await store.renewHealLease(id, "a", NOW + 1_950, 1_000)).toBe(false);
+      await store.releaseHealLease(id, "b", null);
+      expect(await store.healLeaseUntil(id)).toBeNull();
+      expect(await store.renewHealLease(id, "b", NOW + 2_000, 1_000)).toBe(false);
+    });
+
     it("lists stale and marked teams for the sweep", async () => {
       const { store } = await open();
       const stale = uniqueTeamId("T");
