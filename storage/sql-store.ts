@@ -6,6 +6,7 @@ import { PLANS, type Plan, type Team, type User } from "../src/teams/model";
 import type {
   ActiveUserRow,
   DerivedWrites,
+  IdempotencyRecord,
   LoggedVersions,
   TeamPatch,
   TeamStore,
@@ -140,6 +141,7 @@ export function sqlStore(driver: SqlDriver): TeamStore & DomainCountStore {
         ...rows,
         ...versionStatements(d, teamId, log, derived.at),
         ...outboxInserts(d, derived.outbox),
+        ...idempotencyInsert(teamId, derived.idempotency),
         readVersionStatement(teamId),
       ]);
       return { logged: loggedRange(teamId, log.length, versionIn(results.at(-1))) };
@@ -184,6 +186,7 @@ export function sqlStore(driver: SqlDriver): TeamStore & DomainCountStore {
         ...lock,
         ...versionStatements(d, teamId, log, derived.at, guard),
         ...outboxInserts(d, derived.outbox, guard),
+        ...idempotencyInsert(teamId, derived.idempotency, guard),
         swap,
         readVersionStatement(teamId),
       ];
@@ -289,6 +292,19 @@ export function sqlStore(driver: SqlDriver): TeamStore & DomainCountStore {
         }
       }
       await driver.atomic(statements);
+    },
+
+    async idempotencyRecord(teamId, key) {
+      const rows = await driver.all(
+        "SELECT `request_hash` AS h, `result` AS r, `created_at` AS t FROM idempotency_keys WHERE `team_id` = ? AND `idem_key` = ?",
+        [teamId, key],
+      );
+      const row = rows[0];
+      return row ? { key, requestHash: String(row.h), result: String(row.r), at: Number(row.t) } : null;
+    },
+
+    async pruneIdempotencyKeys(before, limit) {
+      return deleteOldest(driver, "idempotency_keys", "created_at", before, limit);
     },
 
     async pruneSentOutbox(sentBefore, limit) {
@@ -397,6 +413,24 @@ function outboxInserts(d: Dialect, rows: readonly OutboxRow[], guard?: Guard): S
   }));
 }
 
+/**
+ * The Idempotency-Key record of a write, in its atomic unit; with a guard
+ * (a compare-and-set), only if the swap happens. A second write with the
+ * same key fails on the primary key and takes its change down with it.
+ */
+function idempotencyInsert(teamId: string, record: IdempotencyRecord | undefined, guard?: Guard): Statement[] {
+  if (!record) return [];
+  const columns = "(`team_id`, `idem_key`, `request_hash`, `result`, `created_at`)";
+  const values = [teamId, record.key, record.requestHash, record.result, record.at];
+  if (!guard) return [{ sql: `INSERT INTO idempotency_keys ${columns} VALUES (?, ?, ?, ?, ?)`, params: values }];
+  return [
+    {
+      sql: `INSERT INTO idempotency_keys ${columns} SELECT ?, ?, ?, ?, ? FROM teams WHERE \`id\` = ? AND (${guard.sql})`,
+      params: [...values, teamId, ...guard.params],
+    },
+  ];
+}
+
 function byTeam(keys: readonly OutboxKey[]): Map<string, string[]> {
   const out = new Map<string, string[]>();
   for (const k of keys) out.set(k.teamId, [...(out.get(k.teamId) ?? []), k.id]);
@@ -409,8 +443,8 @@ function byTeam(keys: readonly OutboxKey[]): Map<string, string[]> {
  */
 async function deleteOldest(
   driver: SqlDriver,
-  table: "outbox" | "applied_mutations",
-  column: "sent_at" | "applied_at",
+  table: "outbox" | "applied_mutations" | "idempotency_keys",
+  column: "sent_at" | "applied_at" | "created_at",
   before: number,
   limit: number,
 ): Promise<number> {

@@ -1,5 +1,6 @@
 import { APPLIED_RETENTION_MS } from "../src/domains/mutation-consumer";
 import { relayStranded } from "../src/domains/outbox";
+import { IDEMPOTENCY_RETENTION_MS } from "../src/teams/idempotency";
 import { type Deps, depsFor } from "./deps";
 
 /** Teams queued for a heal per cron tick; the next tick takes the rest. */
@@ -16,6 +17,8 @@ export interface OutboxSweep {
   failed: number;
   prunedSent: number;
   prunedApplied: number;
+  /** Idempotency-Key records past their retention. */
+  prunedKeys: number;
 }
 
 /**
@@ -27,7 +30,7 @@ export interface OutboxSweep {
  */
 export async function sweepOutbox(deps: Deps): Promise<OutboxSweep> {
   const now = deps.clock.now();
-  const out: OutboxSweep = { relayed: 0, failed: 0, prunedSent: 0, prunedApplied: 0 };
+  const out: OutboxSweep = { relayed: 0, failed: 0, prunedSent: 0, prunedApplied: 0, prunedKeys: 0 };
   try {
     const relay = { outbox: deps.store, mutations: deps.mutations, clock: deps.clock };
     const { sent, failed } = await relayStranded(relay);
@@ -39,6 +42,7 @@ export async function sweepOutbox(deps: Deps): Promise<OutboxSweep> {
   }
   out.prunedSent = await deps.store.pruneSentOutbox(now - SENT_RETENTION_MS, PRUNE_LIMIT);
   out.prunedApplied = await deps.counts.pruneAppliedMutations(now - APPLIED_RETENTION_MS, PRUNE_LIMIT);
+  out.prunedKeys = await deps.store.pruneIdempotencyKeys(now - IDEMPOTENCY_RETENTION_MS, PRUNE_LIMIT);
   return out;
 }
 

@@ -8,6 +8,7 @@ import { mutationRow, type OutboxRow, relayOutbox } from "../domains/outbox";
 import { AppError, conflict, notFound } from "../errors";
 import { newId } from "../ids";
 import { UniqueViolation } from "../unique-violation";
+import { type IdempotencyRequest, priorResult, recordOf } from "./idempotency";
 import { type Plan, planRank, type Role, type Team, type User } from "./model";
 import type { DerivedWrites, LoggedVersions, TeamStore, UserWriteResult } from "./team-store";
 
@@ -106,16 +107,75 @@ export async function updateTeam(
   return team;
 }
 
-export async function createUser(deps: LifecycleDeps, teamId: string, input: NewUserInput): Promise<User> {
-  const [user] = await importUsers(deps, teamId, [input], { cause: "user_created" });
+export async function createUser(
+  deps: LifecycleDeps,
+  teamId: string,
+  input: NewUserInput,
+  idempotency?: IdempotencyRequest,
+): Promise<User> {
+  const [user] = await importUsers(deps, teamId, [input], { cause: "user_created", idempotency });
   if (!user) throw new Error("importUsers returned no user");
   return user;
+}
+
+/** A write's result, and whether it is the stored answer of an earlier request with the same Idempotency-Key. */
+export interface Once<T> {
+  value: T;
+  replayed: boolean;
+}
+
+/**
+ * Runs a write at most once per Idempotency-Key (src/teams/idempotency.ts):
+ * an earlier write with the key answers instead, and a concurrent request
+ * with the same key that won the race answers in place of our 409.
+ */
+async function once<T>(
+  store: TeamStore,
+  teamId: string,
+  idempotency: IdempotencyRequest | null,
+  write: (idempotency?: IdempotencyRequest) => Promise<T>,
+): Promise<Once<T>> {
+  if (!idempotency) return { value: await write(), replayed: false };
+  const prior = await priorResult<T>(store, teamId, idempotency);
+  if (prior !== null) return { value: prior, replayed: true };
+  try {
+    return { value: await write(idempotency), replayed: false };
+  } catch (error) {
+    if (error instanceof AppError && error.status === 409) {
+      const raced = await priorResult<T>(store, teamId, idempotency);
+      if (raced !== null) return { value: raced, replayed: true };
+    }
+    throw error;
+  }
+}
+
+/** createUser, at most once per Idempotency-Key. */
+export function createUserOnce(
+  deps: LifecycleDeps,
+  teamId: string,
+  input: NewUserInput,
+  idempotency: IdempotencyRequest | null,
+): Promise<Once<User>> {
+  return once(deps.store, teamId, idempotency, (idem) => createUser(deps, teamId, input, idem));
+}
+
+/** changeUser, at most once per Idempotency-Key. */
+export function changeUserOnce(
+  deps: LifecycleDeps,
+  teamId: string,
+  userId: string,
+  change: UserChange,
+  idempotency: IdempotencyRequest | null,
+): Promise<Once<User>> {
+  return once(deps.store, teamId, idempotency, (idem) => changeUser(deps, teamId, userId, change, idem));
 }
 
 export interface ImportOptions {
   /** Users per atomic insert (and per published mutation). */
   pageSize?: number;
   cause?: DomainMutationMessage["cause"];
+  /** A single-page write's Idempotency-Key (createUser): its record commits with the page. */
+  idempotency?: IdempotencyRequest;
 }
 
 /**
@@ -164,6 +224,10 @@ export async function importUsers(
       const page = users.slice(i, i + pageSize);
       const deltas = page.flatMap((u) => deltasForChange(teamId, null, contributionOf(u)));
       const derived = derive(deps, teamId, cause, deltas, log);
+      if (options.idempotency) {
+        if (users.length > pageSize) throw new Error("an Idempotency-Key covers a single-page write");
+        derived.idempotency = recordOf(options.idempotency, page.length === 1 ? page[0] : page, derived.at);
+      }
       let written: UserWriteResult;
       try {
         written = await deps.store.insertUsers(page, derived);
@@ -194,6 +258,7 @@ export async function changeUser(
   teamId: string,
   userId: string,
   change: UserChange,
+  idempotency?: IdempotencyRequest,
 ): Promise<User> {
   for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
     const current = await deps.store.getUser(teamId, userId);
@@ -209,6 +274,7 @@ export async function changeUser(
     const cause = change.deactivated === true && !current.deactivated ? "user_deactivated" : "user_updated";
     const deltas = deltasForChange(teamId, contributionOf(current), contributionOf(next));
     const derived = derive(deps, teamId, cause, deltas, "users");
+    if (idempotency) derived.idempotency = recordOf(idempotency, { ...next, updatedAt: now }, now);
     let written: UserWriteResult | null;
     try {
       written = await deps.store.updateUser(teamId, userId, current.version, change, now, derived);

@@ -40,6 +40,16 @@ export interface DerivedWrites {
   outbox: OutboxRow[];
   /** Time of the change-log rows. */
   at: number;
+  /** The request's Idempotency-Key record, kept with the change it made (src/teams/idempotency.ts). */
+  idempotency?: IdempotencyRecord;
+}
+
+/** What an Idempotency-Key names: the request it came with (hash) and the result it got (JSON). */
+export interface IdempotencyRecord {
+  key: string;
+  requestHash: string;
+  result: string;
+  at: number;
 }
 
 /** Directory versions a write logged: its events are those in (after, upTo]. */
@@ -100,6 +110,10 @@ export interface TeamStore extends OutboxStore {
   /** When the current lease runs out (null: no lease). */
   healLeaseUntil(teamId: string): Promise<number | null>;
   releaseHealLease(teamId: string, owner: string, healedAt: number | null): Promise<void>;
+  /** The record a write with this Idempotency-Key left, if any. */
+  idempotencyRecord(teamId: string, key: string): Promise<IdempotencyRecord | null>;
+  /** Deletes up to `limit` records older than `before`; how many. */
+  pruneIdempotencyKeys(before: number, limit: number): Promise<number>;
   /** Flags the team for the sweep's heal (a recount is due). */
   markHealNeeded(teamId: string, now: number): Promise<void>;
   /** Teams whose last heal is older than `staleBefore`, never healed, or marked. */

@@ -203,3 +203,16 @@ export const appliedMutations = mysqlTable(
   },
   (t) => [primaryKey({ columns: [t.teamId, t.id] }), index("applied_mutations_at").on(t.appliedAt)],
 );
+
+/** Idempotency-Key records; see ./sqlite.ts. */
+export const idempotencyKeys = mysqlTable(
+  "idempotency_keys",
+  {
+    teamId: varcharBin("team_id", { length: 40 }).notNull(),
+    key: varcharBin("idem_key", { length: 255 }).notNull(),
+    requestHash: varchar("request_hash", { length: 64 }).notNull(),
+    result: mediumtext("result").notNull(),
+    createdAt: bigint("created_at", { mode: "number" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.key] }), index("idempotency_keys_at").on(t.createdAt)],
+);

@@ -181,3 +181,21 @@ export const appliedMutations = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.teamId, t.id] }), index("applied_mutations_at").on(t.appliedAt)],
 );
+
+/**
+ * Idempotency-Key records of admin writes: what the request was (a hash of
+ * method, path and body) and what it returned, written in the same atomic
+ * unit as the change it made, so a retry after any crash replays the first
+ * answer instead of writing twice. Pruned after a day (workers/scheduled.ts).
+ */
+export const idempotencyKeys = sqliteTable(
+  "idempotency_keys",
+  {
+    teamId: text("team_id").notNull(),
+    key: text("idem_key").notNull(),
+    requestHash: text("request_hash").notNull(),
+    result: text("result").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.key] }), index("idempotency_keys_at").on(t.createdAt)],
+);

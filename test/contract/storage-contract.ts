@@ -261,6 +261,69 @@ export function storageContract(open: () => Promise<Backend>): void {
     });
   });
 
+  describe("idempotency records", () => {
+    it("commit with their write or not at all, and a repeated key takes its write down with it", async () => {
+      const { store } = await open();
+      const id = uniqueTeamId("T");
+      await store.createTeam(team(id));
+      const rec = (key: string, result: string, at = NOW) => ({ key, requestHash: `h-${key}`, result, at });
+      const derived = (m: string, key: string) => ({
+        log: "users" as const,
+        outbox: [mutationRow(message(id, m), NOW)],
+        at: NOW,
+        idempotency: rec(key, `{"m":"${m}"}`),
+      });
+      await store.insertUsers([user(id, 1)], derived("create", "K1"));
+      expect(await store.idempotencyRecord(id, "K1")).toEqual(rec("K1", '{"m":"create"}'));
+      expect(await store.idempotencyRecord(id, "k1")).toBeNull(); // keys compare byte for byte
+      expect(await store.idempotencyRecord(uniqueTeamId("T"), "K1")).toBeNull(); // and per team
+      // The same key again: the unit fails whole, the second user is not there.
+      expect(await rejection(store.insertUsers([user(id, 2)], derived("again", "K1")))).toBeInstanceOf(UniqueViolation);
+      expect(await store.getUser(id, "U0000002")).toBeNull();
+      // A compare-and-set that loses writes no record; the one that wins does.
+      expect(
+        await store.updateUser(id, "U0000001", 1, { role: "admin" }, NOW + 1, derived("won", "K2")),
+      ).not.toBeNull();
+      expect(await store.updateUser(id, "U0000001", 1, { role: "guest" }, NOW + 2, derived("lost", "K3"))).toBeNull();
+      expect(await store.idempotencyRecord(id, "K2")).toMatchObject({ result: '{"m":"won"}' });
+      expect(await store.idempotencyRecord(id, "K3")).toBeNull();
+      // A swap under a key already used fails whole: the role stays.
+      expect(
+        await rejection(store.updateUser(id, "U0000001", 2, { role: "guest" }, NOW + 3, derived("dup", "K2"))),
+      ).toBeInstanceOf(UniqueViolation);
+      expect(await store.getUser(id, "U0000001")).toMatchObject({ role: "admin", version: 2 });
+      expect((await store.unsentOutbox({ createdUpTo: NOW, limit: 10, teamId: id })).map((r) => r.id).sort()).toEqual([
+        "create",
+        "won",
+      ]);
+    });
+
+    it("are pruned oldest first", async () => {
+      const { store } = await open();
+      const id = uniqueTeamId("T");
+      await store.createTeam(team(id));
+      const far = NOW - 10 * 86_400_000; // older than any other test's records in this database
+      for (const [n, at] of [
+        [1, far],
+        [2, far + 1],
+        [3, NOW],
+      ] as const) {
+        await store.insertUsers([user(id, n)], {
+          log: "users",
+          outbox: [],
+          at,
+          idempotency: { key: `P${n}`, requestHash: "h", result: "{}", at },
+        });
+      }
+      expect(await store.pruneIdempotencyKeys(far + 1, 10)).toBeGreaterThanOrEqual(1);
+      expect(await store.idempotencyRecord(id, "P1")).toBeNull();
+      expect(await store.idempotencyRecord(id, "P2")).not.toBeNull();
+      expect(await store.pruneIdempotencyKeys(far + 2, 10)).toBeGreaterThanOrEqual(1);
+      expect(await store.idempotencyRecord(id, "P2")).toBeNull();
+      expect(await store.idempotencyRecord(id, "P3")).not.toBeNull();
+    });
+  });
+
   describe("outbox", () => {
     it("lists unsent rows oldest first (by team or all), marks them sent once, prunes sent rows", async () => {
       const { driver, store } = await open();

@@ -3,10 +3,11 @@ import { z } from "zod";
 import { mayAdminister, mayChangeUser, mayOperate } from "../../src/auth/policy";
 import { AppError, notFound } from "../../src/errors";
 import { parseEmail } from "../../src/invites/email";
+import { type IdempotencyRequest, idempotencyKeyOf, requestHashOf } from "../../src/teams/idempotency";
 import {
-  changeUser,
+  changeUserOnce,
   createTeam,
-  createUser,
+  createUserOnce,
   importUsers,
   type NewUserInput,
   updateTeam,
@@ -88,7 +89,13 @@ export const adminRoutes = new Hono<AppEnv>()
     await authorize(c, (p) => mayAdminister(p, teamId));
     const body = await jsonBody(c, NewUser);
     await authorize(c, (p) => mayChangeUser(p, teamId, null, { role: body.role }));
-    const user = await createUser(c.get("deps"), teamId, { id: body.id, ...addressOf(body.email), role: body.role });
+    const { value: user, replayed } = await createUserOnce(
+      c.get("deps"),
+      teamId,
+      { id: body.id, ...addressOf(body.email), role: body.role },
+      await idempotencyOf(c, body),
+    );
+    if (replayed) c.header("idempotent-replayed", "true");
     return c.json({ user: userJson(user) }, 201);
   })
   .post("/teams/:team/users/import", async (c) => {
@@ -111,18 +118,28 @@ export const adminRoutes = new Hono<AppEnv>()
     const body = await jsonBody(c, UserChange);
     await authorizeUserChange(c, teamId, c.req.param("user"), { role: body.role, deactivated: body.deactivated });
     const address = body.email === undefined ? {} : addressOf(body.email);
-    const user = await changeUser(c.get("deps"), teamId, c.req.param("user"), {
-      ...address,
-      role: body.role,
-      deactivated: body.deactivated,
-    });
+    const { value: user, replayed } = await changeUserOnce(
+      c.get("deps"),
+      teamId,
+      c.req.param("user"),
+      { ...address, role: body.role, deactivated: body.deactivated },
+      await idempotencyOf(c, body),
+    );
+    if (replayed) c.header("idempotent-replayed", "true");
     return c.json({ user: userJson(user) });
   })
   .delete("/teams/:team/users/:user", async (c) => {
     const teamId = c.req.param("team");
     await authorize(c, (p) => mayAdminister(p, teamId));
     await authorizeUserChange(c, teamId, c.req.param("user"), { deactivated: true });
-    const user = await changeUser(c.get("deps"), teamId, c.req.param("user"), { deactivated: true });
+    const { value: user, replayed } = await changeUserOnce(
+      c.get("deps"),
+      teamId,
+      c.req.param("user"),
+      { deactivated: true },
+      await idempotencyOf(c, null),
+    );
+    if (replayed) c.header("idempotent-replayed", "true");
     return c.json({ user: userJson(user) });
   })
   .get("/teams/:team/domains", async (c) => {
@@ -203,4 +220,14 @@ function userJson(u: User) {
     created_at: u.createdAt,
     updated_at: u.updatedAt,
   };
+}
+
+/**
+ * The request's Idempotency-Key (header), with a hash of what it asks: the
+ * method, the path (team and user ids) and the validated body. null without
+ * the header. See src/teams/idempotency.ts.
+ */
+async function idempotencyOf(c: AppContext, body: unknown): Promise<IdempotencyRequest | null> {
+  const key = idempotencyKeyOf(c.req.header("idempotency-key"));
+  return key === null ? null : { key, requestHash: await requestHashOf(c.req.method, c.req.path, body) };
 }
