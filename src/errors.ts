@@ -33,3 +33,14 @@ export class AppError extends Error {
 export const badRequest = (message: string, details?: unknown) => new AppError(400, "bad_request", message, details);
 export const notFound = (message: string) => new AppError(404, "not_found", message);
 export const conflict = (message: string, details?: unknown) => new AppError(409, "conflict", message, details);
+
+/**
+ * An error message fit for a log line: the values it quotes (SQL literals,
+ * addresses, names) and id-like words blanked, at most 200 characters.
+ */
+export function redactedMessage(message: string): string {
+  return message
+    .replace(/'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|`(?:[^`\\]|\\.)*`/g, "?")
+    .replace(/\b(?=[A-Z0-9]*\d)[A-Z][A-Z0-9]{5,}\b/g, "?")
+    .slice(0, 200);
+}

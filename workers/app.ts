@@ -1,7 +1,8 @@
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { mayOperate } from "../src/auth/policy";
-import { AppError } from "../src/errors";
+import { AppError, redactedMessage } from "../src/errors";
+import { DatabaseUnavailable } from "../storage/guarded-driver";
 import { authorize, requireToken } from "./auth";
 import { depsFor } from "./deps";
 import { type AppEnv, errorBody } from "./http";
@@ -34,6 +35,10 @@ export function createApp() {
   const app = new Hono<AppEnv>();
 
   app.onError((err, c) => {
+    if (err instanceof DatabaseUnavailable) {
+      c.header("retry-after", String(err.retryAfterSeconds));
+      console.error(`database unavailable (request ${requestIdOf(c)}): ${err.message}`);
+    }
     if (err instanceof AppError) {
       c.set("errorCode", err.code);
       try {
@@ -43,8 +48,11 @@ export function createApp() {
         return c.json(errorBody(err.code, err.message), err.status);
       }
     }
-    // The class and message only: never a stack with SQL text or ids in the log.
-    console.error(`unhandled error: ${err.name}: ${err.message.slice(0, 200)}`);
+    // The class, a request id and the message with its quoted values blanked:
+    // never a stack, SQL values or ids in the log. The id is in the answer too.
+    const id = requestIdOf(c);
+    c.header("x-request-id", id);
+    console.error(`unhandled error (request ${id}): ${err.name}: ${redactedMessage(err.message)}`);
     c.set("errorCode", "internal");
     return c.json(errorBody("internal", "internal error"), 500);
   });
@@ -113,4 +121,9 @@ export function createApp() {
   app.route("/v1/recommend", recommendRoutes);
   app.route("/v1/rtm.connect", rtmConnectRoutes);
   return app;
+}
+
+/** Cloudflare's ray id when there is one, else a fresh id: what a log line and an answer share. */
+function requestIdOf(c: Context<AppEnv>): string {
+  return c.req.header("cf-ray") ?? crypto.randomUUID();
 }

@@ -11,6 +11,7 @@ import { gatewayName, gatewayShardName, parseShardCount } from "../src/realtime/
 import type { TeamStore } from "../src/teams/team-store";
 import { d1Driver } from "../storage/d1-driver";
 import { directoryStore } from "../storage/directory-store";
+import { CircuitBreaker, guardedDriver } from "../storage/guarded-driver";
 import { planetscaleDriver } from "../storage/planetscale-driver";
 import type { SqlDriver } from "../storage/sql-driver";
 import { sqlStore } from "../storage/sql-store";
@@ -39,13 +40,26 @@ export interface Deps {
 /** sendBatch takes at most 100 messages. */
 const SEND_BATCH_MAX = 100;
 
+/** One breaker per database and isolate: every request of this isolate sees the same database trouble. */
+const breakers = new Map<string, CircuitBreaker>();
+
+function breakerFor(key: string): CircuitBreaker {
+  let breaker = breakers.get(key);
+  if (!breaker) {
+    breaker = new CircuitBreaker();
+    breakers.set(key, breaker);
+  }
+  return breaker;
+}
+
+/** The database driver, bounded per call and behind the isolate's circuit breaker (storage/guarded-driver.ts). */
 export function driverFor(env: Env): SqlDriver {
   switch (env.STORAGE) {
     case "d1":
-      return d1Driver(env.DB);
+      return guardedDriver(d1Driver(env.DB), breakerFor("d1"));
     case "planetscale":
       if (!env.DATABASE_URL) throw new Error("STORAGE=planetscale needs the DATABASE_URL secret");
-      return planetscaleDriver({ url: env.DATABASE_URL });
+      return guardedDriver(planetscaleDriver({ url: env.DATABASE_URL }), breakerFor(`planetscale|${env.DATABASE_URL}`));
     default:
       throw new Error(`unknown STORAGE "${env.STORAGE}" (use "d1" or "planetscale")`);
   }

@@ -1,0 +1,150 @@
+import { AppError } from "../src/errors";
+import { type Row, type SqlDriver, type Statement, type StatementResult, UniqueViolation } from "./sql-driver";
+
+// Fail fast under database trouble. Without this, a frozen database made
+// requests queue for as long as the driver waited (up to 28 s measured, 499
+// requests piled up), and the first ones still ended in a 500. Two parts:
+//
+// - a bound per call (timeoutMs, plus a little per statement of an atomic
+//   unit): a call that has not answered by then fails with 503;
+// - a circuit breaker per database and isolate: after `failuresToOpen`
+//   consecutive failures (timeouts, lost connections) it opens, and every
+//   call fails at once with 503 and Retry-After for `openMs`; then one trial
+//   call goes through (half-open), and its outcome closes or reopens it.
+//
+// A timed-out write may still commit: the client got a 503, and retries it
+// with the same Idempotency-Key (src/teams/idempotency.ts) to get the first
+// answer. A database that answers with an error about the request (a
+// unique violation, a bad statement) is not in trouble: those pass through
+// and count as answers.
+
+/** 503 with Retry-After: the database did not answer in time, or the breaker is open. */
+export class DatabaseUnavailable extends AppError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(503, "unavailable", message);
+    this.name = "DatabaseUnavailable";
+  }
+}
+
+export interface BreakerOptions {
+  /** Bound per call (ms); an atomic unit gets perStatementMs more per statement. */
+  timeoutMs: number;
+  perStatementMs: number;
+  /** Consecutive failures that open the breaker. */
+  failuresToOpen: number;
+  /** How long it stays open before a trial call (ms). */
+  openMs: number;
+}
+
+export const DEFAULT_BREAKER: BreakerOptions = {
+  timeoutMs: 5_000,
+  perStatementMs: 10,
+  failuresToOpen: 3,
+  openMs: 5_000,
+};
+
+/** Errors that mean the database (or the way to it) is in trouble, not that the request was wrong. */
+const TROUBLE =
+  /network|connection|connect|socket|fetch failed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|timed? ?out|overloaded|unavailable|too many|reset|\b50[234]\b/i;
+
+export class CircuitBreaker {
+  private failures = 0;
+  private openedAt: number | null = null;
+  private trial = false;
+  /** Calls refused while open (stats, tests). */
+  refused = 0;
+
+  constructor(
+    readonly options: BreakerOptions = DEFAULT_BREAKER,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get state(): "closed" | "open" | "half-open" {
+    if (this.openedAt === null) return "closed";
+    return this.now() - this.openedAt >= this.options.openMs ? "half-open" : "open";
+  }
+
+  /** Throws DatabaseUnavailable when calls are not let through now; returns whether this call is the trial. */
+  admit(): boolean {
+    if (this.openedAt === null) return false;
+    const left = this.openedAt + this.options.openMs - this.now();
+    if (left > 0 || this.trial) {
+      this.refused++;
+      throw new DatabaseUnavailable(
+        "the database is not answering; try again shortly",
+        Math.max(1, Math.ceil(Math.max(left, 1_000) / 1000)),
+      );
+    }
+    this.trial = true;
+    return true;
+  }
+
+  succeeded(): void {
+    this.failures = 0;
+    this.openedAt = null;
+    this.trial = false;
+  }
+
+  failed(): void {
+    this.trial = false;
+    this.failures++;
+    if (this.failures >= this.options.failuresToOpen || this.openedAt !== null) this.openedAt = this.now();
+  }
+}
+
+/** `driver` with a bound per call and `breaker` in front of it. */
+export function guardedDriver(driver: SqlDriver, breaker: CircuitBreaker): SqlDriver {
+  const { timeoutMs, perStatementMs } = breaker.options;
+  const guard = async <T>(statements: number, call: () => Promise<T>): Promise<T> => {
+    breaker.admit();
+    const limit = timeoutMs + perStatementMs * statements;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new DatabaseUnavailable(`the database did not answer within ${limit} ms`, 1)),
+        limit,
+      );
+    });
+    try {
+      const result = await Promise.race([call(), timeout]);
+      breaker.succeeded();
+      return result;
+    } catch (error) {
+      if (error instanceof DatabaseUnavailable || isTrouble(error)) {
+        breaker.failed();
+        if (error instanceof DatabaseUnavailable) throw error;
+        throw new DatabaseUnavailable(`the database is unavailable (${errorClass(error)})`, 1);
+      }
+      breaker.succeeded();
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  return {
+    dialect: driver.dialect,
+    all<T extends Row = Row>(sql: string, params?: readonly unknown[]) {
+      return guard(1, () => driver.all<T>(sql, params));
+    },
+    run(sql: string, params?: readonly unknown[]) {
+      return guard(1, () => driver.run(sql, params));
+    },
+    atomic(statements: readonly Statement[]): Promise<StatementResult[]> {
+      return guard(statements.length, () => driver.atomic(statements));
+    },
+  };
+}
+
+function isTrouble(error: unknown): boolean {
+  if (error instanceof UniqueViolation) return false;
+  const text = error instanceof Error ? `${error.name} ${error.message}` : String(error);
+  return TROUBLE.test(text);
+}
+
+/** The error's class, never its message (which may carry SQL text and ids). */
+export function errorClass(error: unknown): string {
+  return error instanceof Error ? error.name : typeof error;
+}
