@@ -48,7 +48,7 @@ export const DEFAULT_BREAKER: BreakerOptions = {
 
 /** Errors that mean the database (or the way to it) is in trouble, not that the request was wrong. */
 const TROUBLE =
-  /network|connection|connect|socket|fetch failed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|timed? ?out|overloaded|unavailable|too many|reset|\b50[234]\b/i;
+  /network|connection (?:lost|refused|reset|closed)|connect(?:ion)? timeout|socket hang up|fetch failed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|timed? ?out|overloaded|unavailable|too many connections|too many requests|bad gateway|gateway timeout|service unavailable/i;
 
 export class CircuitBreaker {
   private failures = 0;
