@@ -330,6 +330,19 @@ export function directoryStore(driver: SqlDriver): DirectorySource & DirectoryWr
       return rows.map(toDirUser);
     },
 
+    async users(teamId, ids) {
+      const out: DirUser[] = [];
+      for (const chunk of chunks([...new Set(ids)], chunkSize)) {
+        const { clause, params } = inList(d, chunk);
+        const rows = await driver.all(
+          `SELECT ${USER_COLUMNS} FROM users u WHERE u.\`team_id\` = ? AND u.\`id\` IN ${clause}`,
+          [teamId, ...params],
+        );
+        out.push(...rows.map(toDirUser));
+      }
+      return out;
+    },
+
     async pageChannels(teamId, afterId, limit) {
       // Own channels and channels shared in, each side limited before the
       // merge so neither scans past the page.

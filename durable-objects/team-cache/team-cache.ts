@@ -125,9 +125,25 @@ export class TeamCache extends DurableObject<Env> {
    * authorization decision reads this, never a token's claims.
    */
   async actor(teamId: string, userId: string): Promise<{ role: Role; active: boolean } | null> {
-    await this.ready(teamId);
+    if (!this.isLoaded()) return (await this.actorsWhileLoading(teamId, [userId]))[userId] ?? null;
     this.checkFreshness(teamId);
     return this.liveActor(userId);
+  }
+
+  /**
+   * A cache that is not loaded (cold, or loading a big team: tens of
+   * seconds) answers who the callers are from the database itself, which is
+   * as live as it gets, and starts the load without waiting for it: an
+   * admin's write to a cold team does not wait for the whole team to load.
+   */
+  private async actorsWhileLoading(
+    teamId: string,
+    userIds: string[],
+  ): Promise<Record<string, { role: Role; active: boolean }>> {
+    this.ctx.waitUntil(this.ready(teamId).catch((error) => console.error("team cache load failed", error)));
+    const out: Record<string, { role: Role; active: boolean }> = {};
+    for (const u of await this.source().users(teamId, userIds)) out[u.id] = { role: u.role, active: !u.deleted };
+    return out;
   }
 
   /**
@@ -136,7 +152,7 @@ export class TeamCache extends DurableObject<Env> {
    * not have are left out.
    */
   async actors(teamId: string, userIds: string[]): Promise<Record<string, { role: Role; active: boolean }>> {
-    await this.ready(teamId);
+    if (!this.isLoaded()) return this.actorsWhileLoading(teamId, userIds);
     this.checkFreshness(teamId);
     const out: Record<string, { role: Role; active: boolean }> = {};
     for (const row of this.sql

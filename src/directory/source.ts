@@ -8,6 +8,8 @@ export interface DirectorySource {
   /** The team's current directory version (0 for a team with no changes yet). */
   version(teamId: string): Promise<number>;
   pageUsers(teamId: string, afterId: string | null, limit: number): Promise<DirUser[]>;
+  /** These users of the team, as they are now (those it does not have are left out). */
+  users(teamId: string, ids: string[]): Promise<DirUser[]>;
   /** Channels hosted by the team or shared with it, ordered by id. */
   pageChannels(teamId: string, afterId: string | null, limit: number): Promise<DirChannel[]>;
   /** Memberships of the team's own (not shared-in) channels, ordered by (channelId, userId). */

@@ -1,4 +1,4 @@
-import { env, evictDurableObject } from "cloudflare:test";
+import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { sharedChannelName } from "../../durable-objects/shared-channel/shared-channel";
 import { uniqueTeamId } from "../contract/fixtures";
@@ -310,6 +310,42 @@ describe("change propagation", () => {
     const after = await env.TEAM_CACHE.get(env.TEAM_CACHE.idFromName(f.team)).stats();
     expect(after.loadedAt).toBe(before.loadedAt);
     expect(after.loaded).toBe(true);
+  });
+});
+
+describe("a cold cache", () => {
+  it("answers who the caller is from the database without waiting for its load, and loads behind", async () => {
+    const f = await buildTeam();
+    const stub = env.TEAM_CACHE.get(env.TEAM_CACHE.idFromName(f.team));
+    // buildTeam's writes went through the operator and the Worker: nothing has loaded this cache yet.
+    expect((await stub.stats()).loaded).toBe(false);
+    await ok(
+      api("PATCH", `/v1/admin/teams/${f.team}/users/${f.ids.bob}`, {
+        token: await platformToken(),
+        json: { role: "admin" },
+      }),
+    );
+    await ok(api("DELETE", `/v1/admin/teams/${f.team}/users/${f.ids.dee}`, { token: await platformToken() }));
+    // A load that takes forever (a huge team): the answers must not wait for it.
+    await runInDurableObject(stub, async (instance) => {
+      const cache = instance as unknown as { ready: (team: string) => Promise<void> };
+      const load = cache.ready;
+      cache.ready = () => new Promise(() => {});
+      const inTime = <T>(p: Promise<T>) =>
+        Promise.race([p, new Promise<never>((_, no) => setTimeout(() => no(new Error("waited for the load")), 1_000))]);
+      expect(await inTime(instance.actor(f.team, f.ids.bob ?? ""))).toEqual({ role: "admin", active: true });
+      expect(await inTime(instance.actor(f.team, f.ids.dee ?? ""))).toEqual({ role: "member", active: false });
+      expect(await inTime(instance.actor(f.team, "UNOBODY"))).toBeNull();
+      expect(await inTime(instance.actors(f.team, [f.ids.bob ?? "", "UNOBODY"]))).toEqual({
+        [f.ids.bob ?? ""]: { role: "admin", active: true },
+      });
+      cache.ready = load;
+    });
+    expect(await stub.actor(f.team, f.ids.bob ?? "")).toEqual({ role: "admin", active: true });
+    // The load started behind those answers.
+    for (let i = 0; i < 100 && !(await stub.stats()).loaded; i++) await new Promise((r) => setTimeout(r, 20));
+    expect((await stub.stats()).loaded).toBe(true);
+    expect(await stub.actor(f.team, f.ids.dee ?? "")).toEqual({ role: "member", active: false });
   });
 });
 
