@@ -13,13 +13,8 @@ import { planetscaleDriver } from "../../storage/planetscale-driver";
 import { UniqueViolation } from "../../storage/sql-driver";
 import { type PsdbServer, startPsdbServer } from "../../tools/psdb-server/server";
 import { rejection } from "../contract/fixtures";
+import { MYSQL } from "./mysql-backend";
 
-const MYSQL = {
-  host: process.env.MYSQL_HOST ?? "127.0.0.1",
-  port: Number(process.env.MYSQL_PORT ?? 3306),
-  user: process.env.MYSQL_USER ?? "root",
-  password: process.env.MYSQL_PASSWORD ?? "",
-};
 const DB = `guarded_test_${randomBytes(6).toString("hex")}`;
 
 /** A TCP proxy that, while frozen, holds what clients send instead of passing it on. */

@@ -6,13 +6,7 @@ import mysql, { type Connection as MysqlConnection, type RowDataPacket } from "m
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type PsdbServer, type PsdbServerOptions, startPsdbServer } from "../../tools/psdb-server/server";
 import { rejection } from "../contract/fixtures";
-
-const MYSQL = {
-  host: process.env.MYSQL_HOST ?? "127.0.0.1",
-  port: Number(process.env.MYSQL_PORT ?? 3306),
-  user: process.env.MYSQL_USER ?? "root",
-  password: process.env.MYSQL_PASSWORD ?? "",
-};
+import { MYSQL } from "./mysql-backend";
 
 const DB = `psdb_test_${randomBytes(6).toString("hex")}`;
 const databases: string[] = [];
