@@ -62,6 +62,10 @@ export function sqlStore(driver: SqlDriver): TeamStore & DomainCountStore {
         plan: patch.plan,
         claimed_domains: patch.claimedDomains && JSON.stringify(patch.claimedDomains),
       });
+      if (patch.healNeededAt !== undefined) {
+        sets.push("`heal_needed_at` = COALESCE(`heal_needed_at`, ?)");
+        params.push(patch.healNeededAt);
+      }
       if (sets.length > 0)
         await driver.run(`UPDATE teams SET ${sets.join(", ")} WHERE \`id\` = ?`, [...params, teamId]);
       return this.getTeam(teamId);

@@ -98,12 +98,18 @@ export async function updateTeam(
 ): Promise<Team> {
   const before = await requireTeam(deps.store, teamId);
   const claimedDomains = patch.claimedDomains && [...new Set(patch.claimedDomains)];
-  const team = await deps.store.updateTeam(teamId, { ...patch, claimedDomains });
-  if (!team) throw notFound(`team ${teamId} not found`);
   // A plan upgrade changes who may invite whom; recount before it matters.
-  if (patch.plan && planRank(patch.plan) > planRank(before.plan)) {
-    await deps.heals.requestHeal({ v: 1, teamId, reason: "plan_upgrade", requestedAt: deps.clock.now() });
-  }
+  // The team is flagged for the sweep in the same statement as the upgrade,
+  // so a crash before the heal request below still gets the recount.
+  const upgrade = patch.plan !== undefined && planRank(patch.plan) > planRank(before.plan);
+  const now = deps.clock.now();
+  const team = await deps.store.updateTeam(teamId, {
+    ...patch,
+    claimedDomains,
+    ...(upgrade ? { healNeededAt: now } : {}),
+  });
+  if (!team) throw notFound(`team ${teamId} not found`);
+  if (upgrade) await deps.heals.requestHeal({ v: 1, teamId, reason: "plan_upgrade", requestedAt: now });
   return team;
 }
 

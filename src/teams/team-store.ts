@@ -8,6 +8,8 @@ export interface TeamPatch {
   name?: string;
   plan?: Plan;
   claimedDomains?: string[];
+  /** Flags the team for the sweep's heal in the same statement (a plan upgrade: the recount must not be lost to a crash). */
+  healNeededAt?: number;
 }
 
 export interface UserPatch {

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { busyRetrySeconds, DEFAULT_LEASE_MS, HealLeaseLost, healTeam } from "../../src/domains/healer";
 import { applyMutationBatch } from "../../src/domains/mutation-consumer";
 import { mutationRow } from "../../src/domains/outbox";
-import { changeUser, createTeam, createUser, type LifecycleDeps } from "../../src/teams/lifecycle";
+import { changeUser, createTeam, createUser, type LifecycleDeps, updateTeam } from "../../src/teams/lifecycle";
 import { ROLES } from "../../src/teams/model";
 import type { TeamStore } from "../../src/teams/team-store";
 import { type Backend, fixedClock, HeldQueue, recountBySql, rng, storedCounts } from "./fixtures";
@@ -324,6 +324,30 @@ export function convergenceContract(open: () => Promise<Backend>): void {
         healTeam(teamId, { ...deps, store: stalled, counts: backend.store, owner: "stalled", pageSize: 1_000 }),
       ).rejects.toBeInstanceOf(HealLeaseLost);
       expect(await storedCounts(backend.store, teamId)).toEqual(drifted);
+    });
+
+    it("flags a plan upgrade for the sweep in the same statement: a crash before the heal request loses no recount", async () => {
+      const backend = await open();
+      const { deps, teamId, clock } = await setup(backend, 55);
+      expect((await healTeam(teamId, { ...deps, counts: backend.store, owner: "first" })).status).toBe("healed");
+      clock.advance(1_000);
+      const healedBefore = clock.now();
+      expect(await backend.store.teamsNeedingHeal(healedBefore - 60_000, 10_000)).not.toContain(teamId);
+      // The process dies right after the upgrade committed, before its heal request is sent.
+      const dying: LifecycleDeps = {
+        ...deps,
+        heals: {
+          requestHeal: async () => {
+            throw new Error("process died");
+          },
+        },
+      };
+      await expect(updateTeam(dying, teamId, { plan: "enterprise" })).rejects.toThrow("process died");
+      expect(await backend.store.teamsNeedingHeal(healedBefore - 60_000, 10_000)).toContain(teamId);
+      // A rename or a downgrade flags nothing.
+      await healTeam(teamId, { ...deps, counts: backend.store, owner: "second" });
+      await updateTeam(deps, teamId, { name: "renamed", plan: "free" });
+      expect(await backend.store.teamsNeedingHeal(healedBefore - 60_000, 10_000)).not.toContain(teamId);
     });
 
     it("reports no_team for a team that does not exist", async () => {
