@@ -10,7 +10,7 @@ import { newId } from "../ids";
 import { UniqueViolation } from "../unique-violation";
 import { type IdempotencyRequest, priorResult, recordOf } from "./idempotency";
 import { type Plan, planRank, type Role, type Team, type User } from "./model";
-import type { DerivedWrites, LoggedVersions, TeamStore, UserWriteResult } from "./team-store";
+import type { DerivedWrites, IdempotencyRecord, LoggedVersions, TeamStore, UserWriteResult } from "./team-store";
 
 // Admin writes to the source of truth, one atomic step per change: the user
 // rows, the directory change-log rows the team caches catch up from, and the
@@ -119,7 +119,10 @@ export async function createUser(
   input: NewUserInput,
   idempotency?: IdempotencyRequest,
 ): Promise<User> {
-  const [user] = await importUsers(deps, teamId, [input], { cause: "user_created", idempotency });
+  const [user] = await importUsers(deps, teamId, [input], {
+    cause: "user_created",
+    record: idempotency ? (page) => recordOf(idempotency, page[0], deps.clock.now()) : undefined,
+  });
   if (!user) throw new Error("importUsers returned no user");
   return user;
 }
@@ -165,6 +168,54 @@ export function createUserOnce(
   return once(deps.store, teamId, idempotency, (idem) => createUser(deps, teamId, input, idem));
 }
 
+/** What an import answers, and what its key's record holds while it runs (`done` false: pages committed so far). */
+export interface ImportSummary {
+  imported: number;
+  pages: number;
+}
+interface ImportRecord extends ImportSummary {
+  done: boolean;
+}
+
+/**
+ * importUsers with an Idempotency-Key: each page commits with the key's
+ * record of how far the import got. A retry of a finished import answers its
+ * summary; a retry of an interrupted one (the process died, the connection
+ * dropped) resumes after the last committed page, so the same request,
+ * retried with its key, always completes the import exactly once.
+ */
+export async function importUsersOnce(
+  deps: LifecycleDeps,
+  teamId: string,
+  inputs: NewUserInput[],
+  pageSize: number,
+  idempotency: IdempotencyRequest | null,
+): Promise<Once<ImportSummary>> {
+  const pages = Math.ceil(inputs.length / pageSize);
+  const summary = { imported: inputs.length, pages };
+  if (!idempotency) {
+    await importUsers(deps, teamId, inputs, { pageSize });
+    return { value: summary, replayed: false };
+  }
+  const prior = await priorResult<ImportRecord>(deps.store, teamId, idempotency);
+  if (prior?.done) return { value: { imported: prior.imported, pages: prior.pages }, replayed: true };
+  const startPage = prior?.pages ?? 0;
+  await importUsers(deps, teamId, inputs, {
+    pageSize,
+    startPage,
+    record: (_page, index) => {
+      const progress: ImportRecord = {
+        done: index + 1 === pages,
+        imported: Math.min(inputs.length, (index + 1) * pageSize),
+        pages: index + 1,
+      };
+      // The first page of a fresh import creates the record; every later one updates it.
+      return { ...recordOf(idempotency, progress, deps.clock.now()), update: index > 0 || prior !== null };
+    },
+  });
+  return { value: summary, replayed: false };
+}
+
 /** changeUser, at most once per Idempotency-Key. */
 export function changeUserOnce(
   deps: LifecycleDeps,
@@ -180,8 +231,10 @@ export interface ImportOptions {
   /** Users per atomic insert (and per published mutation). */
   pageSize?: number;
   cause?: DomainMutationMessage["cause"];
-  /** A single-page write's Idempotency-Key (createUser): its record commits with the page. */
-  idempotency?: IdempotencyRequest;
+  /** Pages of `inputs` already committed by an earlier run of this import (resumed with its key): skipped. */
+  startPage?: number;
+  /** The Idempotency-Key record each page commits with (its progress, or createUser's result). */
+  record?: (page: User[], index: number, pages: number) => IdempotencyRecord;
 }
 
 /**
@@ -199,10 +252,10 @@ export async function importUsers(
   inputs: NewUserInput[],
   options: ImportOptions = {},
 ): Promise<User[]> {
-  const { pageSize = 1000, cause = "bulk_import" } = options;
+  const { pageSize = 1000, cause = "bulk_import", startPage = 0 } = options;
   await requireTeam(deps.store, teamId);
   const now = deps.clock.now();
-  const users: User[] = inputs.map((u) => ({
+  const all: User[] = inputs.map((u) => ({
     teamId,
     id: u.id ?? newId("U"),
     email: u.email,
@@ -212,7 +265,9 @@ export async function importUsers(
     createdAt: now,
     updatedAt: now,
   }));
-  rejectDuplicatesWithin(users);
+  rejectDuplicatesWithin(all);
+  const pages = Math.ceil(all.length / pageSize);
+  const users = all.slice(startPage * pageSize);
   const existing = await deps.store.findExisting(
     teamId,
     users.map((u) => u.email),
@@ -230,10 +285,7 @@ export async function importUsers(
       const page = users.slice(i, i + pageSize);
       const deltas = page.flatMap((u) => deltasForChange(teamId, null, contributionOf(u)));
       const derived = derive(deps, teamId, cause, deltas, log);
-      if (options.idempotency) {
-        if (users.length > pageSize) throw new Error("an Idempotency-Key covers a single-page write");
-        derived.idempotency = recordOf(options.idempotency, page.length === 1 ? page[0] : page, derived.at);
-      }
+      if (options.record) derived.idempotency = options.record(page, startPage + i / pageSize, pages);
       let written: UserWriteResult;
       try {
         written = await deps.store.insertUsers(page, derived);

@@ -1,8 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { busyRetrySeconds, DEFAULT_LEASE_MS, HealLeaseLost, healTeam } from "../../src/domains/healer";
 import { applyMutationBatch } from "../../src/domains/mutation-consumer";
-import { mutationRow } from "../../src/domains/outbox";
-import { changeUser, createTeam, createUser, type LifecycleDeps, updateTeam } from "../../src/teams/lifecycle";
+import { mutationRow, relayStranded } from "../../src/domains/outbox";
+import {
+  changeUser,
+  createTeam,
+  createUser,
+  importUsersOnce,
+  type LifecycleDeps,
+  updateTeam,
+} from "../../src/teams/lifecycle";
 import { ROLES } from "../../src/teams/model";
 import type { TeamStore } from "../../src/teams/team-store";
 import { type Backend, fixedClock, HeldQueue, recountBySql, rng, storedCounts } from "./fixtures";
@@ -348,6 +355,51 @@ export function convergenceContract(open: () => Promise<Backend>): void {
       await healTeam(teamId, { ...deps, counts: backend.store, owner: "second" });
       await updateTeam(deps, teamId, { name: "renamed", plan: "free" });
       expect(await backend.store.teamsNeedingHeal(healedBefore - 60_000, 10_000)).not.toContain(teamId);
+    });
+
+    it("resumes an import retried with its Idempotency-Key after the process died part-way: every user once, counts exact", async () => {
+      const backend = await open();
+      const { queue, deps, teamId } = await setup(backend, 56);
+      const inputs = Array.from({ length: 23 }, (_, i) => ({
+        email: `imp${i}@${DOMAINS[i % DOMAINS.length]}`,
+        domain: DOMAINS[i % DOMAINS.length] as string,
+        role: "member" as const,
+      }));
+      const key = { key: "import-56", requestHash: "hash-of-the-import" };
+      // The process dies right after the third page (of five) committed.
+      let pages = 0;
+      const dying: TeamStore = Object.create(backend.store);
+      dying.insertUsers = async (...args) => {
+        const written = await backend.store.insertUsers(...args);
+        if (++pages === 3) throw new Error("process died");
+        return written;
+      };
+      await expect(importUsersOnce({ ...deps, store: dying }, teamId, inputs, 5, key)).rejects.toThrow("process died");
+      expect(await backend.store.idempotencyRecord(teamId, key.key)).toMatchObject({
+        result: JSON.stringify({ done: false, imported: 15, pages: 3 }),
+      });
+      // The same request again: the last two pages, not a 409 on the first fifteen.
+      expect(await importUsersOnce(deps, teamId, inputs, 5, key)).toEqual({
+        value: { imported: 23, pages: 5 },
+        replayed: false,
+      });
+      const rows = await backend.driver.all<{ n: number }>("SELECT COUNT(*) AS n FROM users WHERE `team_id` = ?", [
+        teamId,
+      ]);
+      expect(Number(rows[0]?.n)).toBe(23);
+      // Once more: the summary, nothing written.
+      expect(await importUsersOnce(deps, teamId, inputs, 5, key)).toEqual({
+        value: { imported: 23, pages: 5 },
+        replayed: true,
+      });
+      await expect(
+        importUsersOnce(deps, teamId, inputs.slice(1), 5, { ...key, requestHash: "another" }),
+      ).rejects.toMatchObject({ status: 422 });
+      // The page that committed as the process died left its mutations in the
+      // outbox: the cron sweep relays them. Then the counts equal the recount, with no heal.
+      await relayStranded({ outbox: backend.store, mutations: queue, clock: deps.clock }, { teamId, minAgeMs: 0 });
+      await applyMutationBatch(queue.take(), { counts: backend.store, heals: queue, clock: deps.clock });
+      expect(await storedCounts(backend.store, teamId)).toEqual(await recountBySql(backend.driver, teamId));
     });
 
     it("reports no_team for a team that does not exist", async () => {

@@ -90,6 +90,15 @@ describe("Idempotency-Key", () => {
     expect(JSON.stringify(probe.body)).not.toContain("UIDEM5");
   });
 
+  it("imports once: the retried import answers its summary and adds nobody", async () => {
+    const body = { users: [0, 1, 2].map((i) => ({ id: `UIMP${i}`, email: `imp${i}@idem.test`, role: "member" })) };
+    const first = await send("POST", `${users()}/import`, "import-1", body);
+    expect(first.status).toBe(201);
+    expect(first.body).toEqual({ imported: 3, pages: 1 });
+    expect(await send("POST", `${users()}/import`, "import-1", body)).toEqual({ ...first, replayed: "true" });
+    expect((await send("POST", `${users()}/import`, null, body)).status).toBe(409);
+  });
+
   it("refuses a malformed key with 400 before writing", async () => {
     for (const key of ["has space", "x".repeat(256), "tab\tkey"]) {
       const res = await send("POST", users(), key, { id: "UIDEM6", email: "idem6@idem.test", role: "member" });

@@ -8,7 +8,7 @@ import {
   changeUserOnce,
   createTeam,
   createUserOnce,
-  importUsers,
+  importUsersOnce,
   type NewUserInput,
   updateTeam,
 } from "../../src/teams/lifecycle";
@@ -102,8 +102,15 @@ export const adminRoutes = new Hono<AppEnv>()
     const teamId = c.req.param("team");
     await authorize(c, (p) => mayAdminister(p, teamId));
     const inputs = await readUsers(c);
-    const users = await importUsers(c.get("deps"), teamId, inputs, { pageSize: IMPORT_PAGE_SIZE });
-    return c.json({ imported: users.length, pages: Math.ceil(users.length / IMPORT_PAGE_SIZE) }, 201);
+    const { value, replayed } = await importUsersOnce(
+      c.get("deps"),
+      teamId,
+      inputs,
+      IMPORT_PAGE_SIZE,
+      await idempotencyOf(c, inputs),
+    );
+    if (replayed) c.header("idempotent-replayed", "true");
+    return c.json(value, 201);
   })
   .get("/teams/:team/users/:user", async (c) => {
     const teamId = c.req.param("team");
