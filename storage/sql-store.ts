@@ -311,8 +311,49 @@ export function sqlStore(driver: SqlDriver): TeamStore & DomainCountStore {
       return deleteOldest(driver, "idempotency_keys", "created_at", before, limit);
     },
 
+    async unappliedOutbox({ sentBefore, limit, teamId }) {
+      const where = [
+        "o.`sent_at` IS NOT NULL",
+        "o.`sent_at` < ?",
+        "NOT EXISTS (SELECT 1 FROM applied_mutations a WHERE a.`team_id` = o.`team_id` AND a.`id` = o.`id`)",
+      ];
+      const params: unknown[] = [sentBefore];
+      if (teamId !== undefined) {
+        where.push("o.`team_id` = ?");
+        params.push(teamId);
+      }
+      const rows = await driver.all(
+        `SELECT o.\`team_id\`, o.\`id\`, o.\`queue\`, o.\`body\`, o.\`created_at\` FROM outbox o WHERE ${where.join(" AND ")} ORDER BY o.\`sent_at\`, o.\`team_id\`, o.\`id\` LIMIT ?`,
+        [...params, limit],
+      );
+      return rows.map(toOutboxRow);
+    },
+
+    async markOutboxResent(keys: readonly OutboxKey[], now) {
+      const statements: Statement[] = [];
+      for (const [teamId, ids] of byTeam(keys)) {
+        for (const chunk of chunks(ids, d === "mysql" ? MYSQL_CHUNK : SQLITE_CHUNK)) {
+          const { clause, params } = inList(d, chunk);
+          statements.push({
+            sql: `UPDATE outbox SET \`sent_at\` = ? WHERE \`team_id\` = ? AND \`id\` IN ${clause}`,
+            params: [now, teamId, ...params],
+          });
+        }
+      }
+      await driver.atomic(statements);
+    },
+
     async pruneSentOutbox(sentBefore, limit) {
-      return deleteOldest(driver, "outbox", "sent_at", sentBefore, limit);
+      // Only rows whose id the consumer applied: a sent row that was never
+      // applied is a message the queue may have lost, still owed (redeliverUnapplied).
+      const applied =
+        "EXISTS (SELECT 1 FROM applied_mutations a WHERE a.`team_id` = outbox.`team_id` AND a.`id` = outbox.`id`)";
+      const sql =
+        d === "sqlite"
+          ? `DELETE FROM outbox WHERE rowid IN (SELECT rowid FROM outbox WHERE \`sent_at\` < ? AND ${applied} ORDER BY \`sent_at\` LIMIT ?)`
+          : `DELETE FROM outbox WHERE \`sent_at\` < ? AND ${applied} ORDER BY \`sent_at\` LIMIT ?`;
+      const { changes } = await driver.run(sql, [sentBefore, limit]);
+      return changes;
     },
 
     async applyDeltas(deltas: DomainDelta[], now, applied: readonly MutationKey[] = []): Promise<ApplyResult> {
@@ -455,8 +496,8 @@ function byTeam(keys: readonly OutboxKey[]): Map<string, string[]> {
  */
 async function deleteOldest(
   driver: SqlDriver,
-  table: "outbox" | "applied_mutations" | "idempotency_keys",
-  column: "sent_at" | "applied_at" | "created_at",
+  table: "applied_mutations" | "idempotency_keys",
+  column: "applied_at" | "created_at",
   before: number,
   limit: number,
 ): Promise<number> {

@@ -1,11 +1,11 @@
 import { APPLIED_RETENTION_MS } from "../src/domains/mutation-consumer";
-import { relayStranded } from "../src/domains/outbox";
+import { redeliverUnapplied, relayStranded } from "../src/domains/outbox";
 import { IDEMPOTENCY_RETENTION_MS } from "../src/teams/idempotency";
 import { type Deps, depsFor } from "./deps";
 
 /** Teams queued for a heal per cron tick; the next tick takes the rest. */
 const SWEEP_LIMIT = 500;
-/** Sent outbox rows are kept this long (to look at), then deleted. */
+/** Applied outbox rows are kept this long (to look at), then deleted; unapplied ones stay owed. */
 const SENT_RETENTION_MS = 24 * 3600_000;
 /** Rows each housekeeping delete removes per tick at most. */
 const PRUNE_LIMIT = 10_000;
@@ -13,6 +13,8 @@ const PRUNE_LIMIT = 10_000;
 export interface OutboxSweep {
   /** Stranded rows published and marked sent. */
   relayed: number;
+  /** Rows sent long ago whose ids were never applied (lost on the queue's side), sent again. */
+  redelivered: number;
   /** Sends that failed (their rows wait for the next tick). */
   failed: number;
   prunedSent: number;
@@ -30,13 +32,25 @@ export interface OutboxSweep {
  */
 export async function sweepOutbox(deps: Deps): Promise<OutboxSweep> {
   const now = deps.clock.now();
-  const out: OutboxSweep = { relayed: 0, failed: 0, prunedSent: 0, prunedApplied: 0, prunedKeys: 0 };
+  const out: OutboxSweep = {
+    relayed: 0,
+    redelivered: 0,
+    failed: 0,
+    prunedSent: 0,
+    prunedApplied: 0,
+    prunedKeys: 0,
+  };
   try {
     const relay = { outbox: deps.store, mutations: deps.mutations, clock: deps.clock };
     const { sent, failed } = await relayStranded(relay);
     out.relayed = sent;
     out.failed = failed.length;
     for (const error of failed) console.error("outbox relay: a send failed; the next cron tick retries it", error);
+    const again = await redeliverUnapplied(relay);
+    out.redelivered = again.sent;
+    out.failed += again.failed.length;
+    for (const error of again.failed)
+      console.error("outbox redelivery: a send failed; the next cron tick retries it", error);
   } catch (error) {
     console.error("outbox relay failed; the next cron tick retries", error);
   }

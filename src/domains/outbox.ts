@@ -13,6 +13,13 @@ import type { DomainMutationMessage, MutationPublisher } from "./messages";
 //   longer than STRANDED_AFTER_MS;
 // - by a heal, for its team's unsent rows, before it recounts (healer.ts).
 //
+// A sent message can still be lost on the queue's side (it ran out of
+// retries into the dead-letter queue; a local queue that lives in memory
+// dies with the process). So "sent" is not "done": a row stays until the
+// consumer has applied its id (applied_mutations), and the sweep sends again
+// any row sent more than REDELIVER_AFTER_MS ago whose id was never applied
+// (redeliverUnapplied). Only applied rows are pruned.
+//
 // Publish first, mark second: a crash between the two publishes the row again
 // later. That is safe because the message id is the row's id and the
 // consumer applies each id once (mutation-consumer.ts, applied_mutations).
@@ -53,9 +60,16 @@ export interface OutboxStore {
   unsentOutbox(query: UnsentQuery): Promise<OutboxRow[]>;
   /** Sets sent_at on these rows; a row already marked keeps its time. */
   markOutboxSent(keys: readonly OutboxKey[], now: number): Promise<void>;
-  /** Deletes up to `limit` rows sent before `sentBefore` (housekeeping); returns how many. */
+  /** Rows sent before `sentBefore` whose id the consumer never applied, oldest send first. */
+  unappliedOutbox(query: { sentBefore: number; limit: number; teamId?: string }): Promise<OutboxRow[]>;
+  /** Sets sent_at to `now` on these rows (sent again). */
+  markOutboxResent(keys: readonly OutboxKey[], now: number): Promise<void>;
+  /** Deletes up to `limit` rows sent before `sentBefore` whose id was applied (housekeeping); returns how many. */
   pruneSentOutbox(sentBefore: number, limit: number): Promise<number>;
 }
+
+/** A sent row whose id is still not applied after this long is sent again by the sweep. */
+export const REDELIVER_AFTER_MS = 15 * 60_000;
 
 /**
  * An unsent row younger than this may be in the hands of the request that
@@ -162,6 +176,36 @@ export async function relayStranded(deps: RelayDeps, options: StrandedOptions = 
     const last = rows.at(-1);
     if (!last || rows.length < limit) break;
     after = { createdAt: last.createdAt, teamId: last.teamId, id: last.id };
+  }
+  return out;
+}
+
+/**
+ * Sends again the rows sent more than `olderThanMs` ago whose ids the
+ * consumer never applied (a message lost on the queue's side), and stamps
+ * them sent now, so each goes again at most once a window. The consumer
+ * applies each id once, so a message that was only slow costs a skipped
+ * delivery. Never throws for a failed send (the row waits for the next sweep).
+ */
+export async function redeliverUnapplied(
+  deps: RelayDeps,
+  options: { olderThanMs?: number; teamId?: string; maxRows?: number } = {},
+): Promise<StrandedOutcome> {
+  const { olderThanMs = REDELIVER_AFTER_MS, teamId, maxRows = 5_000 } = options;
+  const rows = await deps.outbox.unappliedOutbox({
+    sentBefore: deps.clock.now() - olderThanMs,
+    limit: maxRows,
+    teamId,
+  });
+  const out: StrandedOutcome = { found: rows.length, sent: 0, failed: [] };
+  for (const group of sendGroups(rows)) {
+    try {
+      await deps.mutations.publish(group.map((r) => r.body));
+      await deps.outbox.markOutboxResent(group, deps.clock.now());
+      out.sent += group.length;
+    } catch (error) {
+      out.failed.push(error);
+    }
   }
   return out;
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { busyRetrySeconds, DEFAULT_LEASE_MS, HealLeaseLost, healTeam } from "../../src/domains/healer";
 import { applyMutationBatch } from "../../src/domains/mutation-consumer";
-import { mutationRow, relayStranded } from "../../src/domains/outbox";
+import { mutationRow, REDELIVER_AFTER_MS, redeliverUnapplied, relayStranded } from "../../src/domains/outbox";
 import {
   changeUser,
   createTeam,
@@ -400,6 +400,38 @@ export function convergenceContract(open: () => Promise<Backend>): void {
       await relayStranded({ outbox: backend.store, mutations: queue, clock: deps.clock }, { teamId, minAgeMs: 0 });
       await applyMutationBatch(queue.take(), { counts: backend.store, heals: queue, clock: deps.clock });
       expect(await storedCounts(backend.store, teamId)).toEqual(await recountBySql(backend.driver, teamId));
+    });
+
+    it("sends again what the queue lost: a sent mutation never applied goes out once more, and the counts come right with no heal", async () => {
+      const backend = await open();
+      const { queue, deps, teamId, clock } = await setup(backend, 57);
+      await playHistory(deps, teamId, 57, 30);
+      const sent = queue.take();
+      // The queue loses every third message after accepting it (dead-lettered, or a local queue that died).
+      const lost = sent.filter((_, i) => i % 3 === 0);
+      await applyMutationBatch(
+        sent.filter((_, i) => i % 3 !== 0),
+        { counts: backend.store, heals: queue, clock: deps.clock },
+      );
+      expect(await storedCounts(backend.store, teamId)).not.toEqual(await recountBySql(backend.driver, teamId));
+      const relay = { outbox: backend.store, mutations: queue, clock: deps.clock };
+      // Too soon: a slow message is not lost.
+      expect((await redeliverUnapplied(relay, { teamId })).found).toBe(0);
+      clock.advance(REDELIVER_AFTER_MS + 1);
+      const again = await redeliverUnapplied(relay, { teamId });
+      expect(again.sent).toBe(lost.length);
+      expect(
+        queue
+          .take()
+          .map((m) => m.id)
+          .sort(),
+      ).toEqual(lost.map((m) => m.id).sort());
+      // Delivered again, and a late copy of the original too: each applied once.
+      await applyMutationBatch([...lost, ...lost], { counts: backend.store, heals: queue, clock: deps.clock });
+      expect(await storedCounts(backend.store, teamId)).toEqual(await recountBySql(backend.driver, teamId));
+      clock.advance(REDELIVER_AFTER_MS + 1);
+      expect((await redeliverUnapplied(relay, { teamId })).found).toBe(0);
+      expect(await backend.store.pruneSentOutbox(clock.now(), 10_000)).toBeGreaterThanOrEqual(sent.length);
     });
 
     it("reports no_team for a team that does not exist", async () => {

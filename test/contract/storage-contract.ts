@@ -351,9 +351,34 @@ export function storageContract(open: () => Promise<Backend>): void {
       await store.markOutboxSent([{ teamId: a, id: `${a}-1` }], NOW + 10);
       await store.markOutboxSent([{ teamId: a, id: `${a}-1` }], NOW + 20); // keeps the first time
       expect(ours(await store.unsentOutbox({ createdUpTo: NOW + 100, limit: 1000 }))).toEqual([`${b}-1`, `${a}-2`]);
+      const ids = async () =>
+        (await driver.all("SELECT `id` FROM outbox WHERE `team_id` = ? ORDER BY `id`", [a])).map((r) => String(r.id));
+      // Sent but never applied: still owed, so not pruned.
+      await store.pruneSentOutbox(NOW + 15, 1000);
+      expect(await ids()).toEqual([`${a}-1`, `${a}-2`]);
+      await store.applyDeltas([], NOW + 12, [{ teamId: a, id: `${a}-1` }]);
       expect(await store.pruneSentOutbox(NOW + 15, 1000)).toBeGreaterThanOrEqual(1);
-      const left = await driver.all("SELECT `id` FROM outbox WHERE `team_id` = ? ORDER BY `id`", [a]);
-      expect(left.map((r) => String(r.id))).toEqual([`${a}-2`]);
+      expect(await ids()).toEqual([`${a}-2`]);
+    });
+
+    it("lists rows sent long ago and never applied, oldest send first, and stamps them sent again", async () => {
+      const { store } = await open();
+      const a = uniqueTeamId("T");
+      await store.createTeam(team(a));
+      const row = (n: number) => mutationRow(message(a, `${a}-${n}`), NOW);
+      await store.insertUsers([user(a, 1)], { log: "users", outbox: [row(1), row(2), row(3)], at: NOW });
+      await store.markOutboxSent([{ teamId: a, id: `${a}-2` }], NOW + 5);
+      await store.markOutboxSent([{ teamId: a, id: `${a}-1` }], NOW + 6);
+      await store.markOutboxSent([{ teamId: a, id: `${a}-3` }], NOW + 50);
+      await store.applyDeltas([], NOW + 7, [{ teamId: a, id: `${a}-1` }]);
+      const unapplied = (before: number) => store.unappliedOutbox({ sentBefore: before, limit: 10, teamId: a });
+      // 1 was applied; 3 was sent too recently; 2 is lost.
+      expect((await unapplied(NOW + 40)).map((r) => r.id)).toEqual([`${a}-2`]);
+      expect(await unapplied(NOW + 40)).toEqual([row(2)]);
+      await store.markOutboxResent([{ teamId: a, id: `${a}-2` }], NOW + 60);
+      expect(await unapplied(NOW + 40)).toEqual([]);
+      expect((await unapplied(NOW + 61)).map((r) => r.id)).toEqual([`${a}-3`, `${a}-2`]);
+      expect(await store.unsentOutbox({ createdUpTo: NOW + 100, limit: 10, teamId: a })).toEqual([]);
     });
   });
 
