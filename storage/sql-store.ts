@@ -285,17 +285,7 @@ export function sqlStore(driver: SqlDriver): TeamStore & DomainCountStore {
     },
 
     async markOutboxSent(keys: readonly OutboxKey[], now) {
-      const statements: Statement[] = [];
-      for (const [teamId, ids] of byTeam(keys)) {
-        for (const chunk of chunks(ids, d === "mysql" ? MYSQL_CHUNK : SQLITE_CHUNK)) {
-          const { clause, params } = inList(d, chunk);
-          statements.push({
-            sql: `UPDATE outbox SET \`sent_at\` = ? WHERE \`team_id\` = ? AND \`id\` IN ${clause} AND \`sent_at\` IS NULL`,
-            params: [now, teamId, ...params],
-          });
-        }
-      }
-      await driver.atomic(statements);
+      await driver.atomic(stampSent(d, keys, now, "unsent only"));
     },
 
     async idempotencyRecord(teamId, key) {
@@ -330,17 +320,7 @@ export function sqlStore(driver: SqlDriver): TeamStore & DomainCountStore {
     },
 
     async markOutboxResent(keys: readonly OutboxKey[], now) {
-      const statements: Statement[] = [];
-      for (const [teamId, ids] of byTeam(keys)) {
-        for (const chunk of chunks(ids, d === "mysql" ? MYSQL_CHUNK : SQLITE_CHUNK)) {
-          const { clause, params } = inList(d, chunk);
-          statements.push({
-            sql: `UPDATE outbox SET \`sent_at\` = ? WHERE \`team_id\` = ? AND \`id\` IN ${clause}`,
-            params: [now, teamId, ...params],
-          });
-        }
-      }
-      await driver.atomic(statements);
+      await driver.atomic(stampSent(d, keys, now, "all"));
     },
 
     async pruneSentOutbox(sentBefore, limit) {
@@ -482,6 +462,22 @@ function idempotencyInsert(teamId: string, record: IdempotencyRecord | undefined
       params: [...values, teamId, ...guard.params],
     },
   ];
+}
+
+/** Sets sent_at on outbox rows, team by team in IN-list chunks; "unsent only" keeps a row's first time. */
+function stampSent(d: Dialect, keys: readonly OutboxKey[], now: number, which: "unsent only" | "all"): Statement[] {
+  const statements: Statement[] = [];
+  const unsent = which === "unsent only" ? " AND `sent_at` IS NULL" : "";
+  for (const [teamId, ids] of byTeam(keys)) {
+    for (const chunk of chunks(ids, d === "mysql" ? MYSQL_CHUNK : SQLITE_CHUNK)) {
+      const { clause, params } = inList(d, chunk);
+      statements.push({
+        sql: `UPDATE outbox SET \`sent_at\` = ? WHERE \`team_id\` = ? AND \`id\` IN ${clause}${unsent}`,
+        params: [now, teamId, ...params],
+      });
+    }
+  }
+  return statements;
 }
 
 function byTeam(keys: readonly OutboxKey[]): Map<string, string[]> {

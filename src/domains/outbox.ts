@@ -108,13 +108,18 @@ const SEND_MAX_BYTES = 200_000;
  * after its send. A group that fails stays unsent and the others go on: one
  * row that cannot be sent must not hold back the rest. Never throws.
  */
-export async function relayOutbox(rows: readonly OutboxRow[], deps: RelayDeps): Promise<RelayOutcome> {
+export async function relayOutbox(
+  rows: readonly OutboxRow[],
+  deps: RelayDeps,
+  mark: "sent" | "resent" = "sent",
+): Promise<RelayOutcome> {
   const out: RelayOutcome = { sent: 0, failed: [] };
   for (const group of sendGroups(rows)) {
     try {
       // One queue so far; a second one would group the rows by `queue` too.
       await deps.mutations.publish(group.map((r) => r.body));
-      await deps.outbox.markOutboxSent(group, deps.clock.now());
+      if (mark === "sent") await deps.outbox.markOutboxSent(group, deps.clock.now());
+      else await deps.outbox.markOutboxResent(group, deps.clock.now());
       out.sent += group.length;
     } catch (error) {
       out.failed.push(error);
@@ -197,15 +202,5 @@ export async function redeliverUnapplied(
     limit: maxRows,
     teamId,
   });
-  const out: StrandedOutcome = { found: rows.length, sent: 0, failed: [] };
-  for (const group of sendGroups(rows)) {
-    try {
-      await deps.mutations.publish(group.map((r) => r.body));
-      await deps.outbox.markOutboxResent(group, deps.clock.now());
-      out.sent += group.length;
-    } catch (error) {
-      out.failed.push(error);
-    }
-  }
-  return out;
+  return { found: rows.length, ...(await relayOutbox(rows, deps, "resent")) };
 }
