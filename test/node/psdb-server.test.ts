@@ -616,6 +616,40 @@ describe("psdb-server: transactions", () => {
     expect((await other.execute("SELECT id FROM t")).rows).toEqual([{ id: 3 }]);
   });
 
+  it("a transaction open past maxTransactionMs is rolled back and its locks freed, even mid-statement", async () => {
+    const database = await scratchDatabase();
+    const s = await start(database, { maxTransactionMs: 600 });
+    const conn = connect({ url: s.url });
+    await conn.execute("CREATE TABLE t (id INT PRIMARY KEY, n INT NOT NULL)");
+    await conn.execute("INSERT INTO t VALUES (1, 0), (2, 0)");
+    // A client that dies inside a transaction: it took a row lock and never comes back.
+    const dead = connect({ url: s.url });
+    await dead.execute("BEGIN");
+    await dead.execute("UPDATE t SET n = 1 WHERE id = 1");
+    const t0 = Date.now();
+    await conn.execute("UPDATE t SET n = 2 WHERE id = 1"); // waits for the lock, freed at the limit
+    expect(Date.now() - t0).toBeLessThan(3_000);
+    const late = (await rejection(dead.execute("COMMIT"))) as DatabaseError;
+    expect(late.message).toContain("killed: the transaction ran past 600 ms");
+
+    // A statement stuck behind a lock held outside the server: killed while it runs.
+    const holder = await mysql.createConnection({ ...MYSQL, database });
+    await holder.query("BEGIN");
+    await holder.query("UPDATE t SET n = 5 WHERE id = 2");
+    const blocked = connect({ url: s.url });
+    await blocked.execute("BEGIN");
+    const t1 = Date.now();
+    expect(await rejection(blocked.execute("UPDATE t SET n = 6 WHERE id = 2"))).toBeInstanceOf(DatabaseError);
+    expect(Date.now() - t1).toBeLessThan(3_000);
+    await holder.query("COMMIT");
+    await holder.end();
+    await waitFor(async () => (await openTransactionsIn(database)) === 0);
+    expect((await conn.execute("SELECT id, n FROM t ORDER BY id")).rows).toEqual([
+      { id: 1, n: 2 },
+      { id: 2, n: 5 },
+    ]);
+  });
+
   it("a statement carrying an unknown session id errors and does not run", async () => {
     const t = await table("id INT PRIMARY KEY");
     const conn = connect({ url: server.url });

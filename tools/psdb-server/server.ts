@@ -26,6 +26,8 @@ export interface PsdbServerOptions {
   poolSize?: number;
   /** Pinned transaction connections are rolled back and released after this idle time; default 30000. */
   sessionIdleMs?: number;
+  /** A transaction open longer is killed, mid-statement too (PlanetScale's per-transaction timeout); default 20000. */
+  maxTransactionMs?: number;
   /** Most transactions open at once (more BEGINs wait); default 64. */
   maxSessions?: number;
 }
@@ -191,7 +193,10 @@ export async function startPsdbServer(options: PsdbServerOptions): Promise<PsdbS
     throw error;
   }
 
-  const sessions = new SessionStore(sessionIdleMs);
+  const sessions = new SessionStore(sessionIdleMs, options.maxTransactionMs ?? 20_000, async (conn) => {
+    // From the autocommit pool: the pinned connection itself may be busy.
+    await pool.query(`KILL ${Number(conn.threadId)}`);
+  });
   const executor = new Executor({ pool, txPool, sessions, database, callerId: username });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -11,6 +11,13 @@
 // rolled back and released; their ids are remembered for a while so a late
 // statement gets a clear "expired" error instead of running outside the
 // transaction.
+//
+// Like PlanetScale (per-transaction timeout 20 s), a transaction open longer
+// than `maxTxMs` is killed whatever it is doing: its connection is KILLed
+// (MySQL rolls it back) even mid-statement. Without this, a client that died
+// inside a transaction, or gave up on a statement stuck behind a lock, left
+// locks held for as long as the idle timer kept being put off: the fault
+// suite saw one user row stay locked for minutes after a platform crash.
 import { randomUUID } from "node:crypto";
 import type { PoolConnection } from "mysql2/promise";
 
@@ -22,6 +29,8 @@ export interface PinnedSession {
   /** Completion of the last queued statement (serialises use of `conn`). */
   tail: Promise<void>;
   timer: NodeJS.Timeout | undefined;
+  /** Fires at the transaction's age limit. */
+  deadline: NodeJS.Timeout | undefined;
 }
 
 /** How many ended session ids are remembered, for error messages. */
@@ -33,7 +42,15 @@ export class SessionStore {
   private readonly live = new Map<string, PinnedSession>();
   private readonly ended = new Map<string, string>();
 
-  constructor(private readonly idleMs: number) {}
+  /**
+   * @param kill ends a connection from outside (`KILL <thread id>` on another
+   *   connection): the only way to stop a statement that is running.
+   */
+  constructor(
+    private readonly idleMs: number,
+    private readonly maxTxMs = 20_000,
+    private readonly kill: (conn: PoolConnection) => Promise<void> = async () => {},
+  ) {}
 
   /** Number of currently pinned connections. */
   get size(): number {
@@ -42,9 +59,18 @@ export class SessionStore {
 
   /** Pins `conn` (currently inside a transaction) under a new session id. */
   pin(conn: PoolConnection): PinnedSession {
-    const session: PinnedSession = { id: randomUUID(), conn, pending: 0, tail: Promise.resolve(), timer: undefined };
+    const session: PinnedSession = {
+      id: randomUUID(),
+      conn,
+      pending: 0,
+      tail: Promise.resolve(),
+      timer: undefined,
+      deadline: undefined,
+    };
     this.live.set(session.id, session);
     this.arm(session);
+    session.deadline = setTimeout(() => this.killOverdue(session), this.maxTxMs);
+    session.deadline.unref();
     return session;
   }
 
@@ -95,10 +121,20 @@ export class SessionStore {
     );
   }
 
+  private killOverdue(session: PinnedSession): void {
+    if (!this.forget(session, `killed: the transaction ran past ${this.maxTxMs} ms`)) return;
+    const { conn } = session;
+    this.kill(conn).then(
+      () => conn.destroy(),
+      () => conn.destroy(),
+    );
+  }
+
   private forget(session: PinnedSession, reason: string): boolean {
     if (this.live.get(session.id) !== session) return false;
     this.live.delete(session.id);
     this.disarm(session);
+    clearTimeout(session.deadline);
     this.ended.set(session.id, reason);
     if (this.ended.size > ENDED_MEMORY) {
       const oldest = this.ended.keys().next();
