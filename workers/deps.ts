@@ -3,7 +3,9 @@ import { systemClock } from "../src/clock";
 import type { ChangePublisher, DirectorySource } from "../src/directory/source";
 import type { DirectoryWriter } from "../src/directory/writer";
 import type { DomainCountStore } from "../src/domains/count-store";
+import { DEFAULT_LEASE_MS } from "../src/domains/healer";
 import type { DomainMutationMessage, HealPublisher, HealRequest, MutationPublisher } from "../src/domains/messages";
+import { REDELIVER_AFTER_MS } from "../src/domains/outbox";
 import type { ClassifyPolicy } from "../src/invites/classify-policy";
 import { parsePolicy } from "../src/invites/classify-policy";
 import { accessChanges, publishDirectoryEvents } from "../src/realtime/directory-events";
@@ -29,6 +31,10 @@ export interface Deps {
   staleAfterMs: number;
   /** See HealerDeps.settleSeconds. */
   settleSeconds: number;
+  /** See HealerDeps.leaseMs (HEAL_LEASE_SECONDS). */
+  healLeaseMs: number;
+  /** Sent outbox rows never applied after this long are sent again (OUTBOX_REDELIVER_AFTER_SECONDS). */
+  redeliverAfterMs: number;
   /** The directory's source of truth (users, channels, memberships, change log). */
   directory: DirectorySource & DirectoryWriter;
   /** Where committed directory changes go: the team caches. */
@@ -160,6 +166,8 @@ export function depsFor(env: Env): Deps {
     policy: policyFor(env),
     staleAfterMs: Number(env.HEAL_STALE_AFTER_MINUTES || "1440") * 60_000,
     settleSeconds: Number(env.HEAL_SETTLE_SECONDS || "30"),
+    healLeaseMs: secondsVar(env.HEAL_LEASE_SECONDS, DEFAULT_LEASE_MS / 1000) * 1000,
+    redeliverAfterMs: secondsVar(env.OUTBOX_REDELIVER_AFTER_SECONDS, REDELIVER_AFTER_MS / 1000) * 1000,
     directory: directoryStore(driver),
     changes: changePublisherFor(env),
     onPublishError: (error) =>
@@ -168,4 +176,10 @@ export function depsFor(env: Env): Deps {
         error,
       ),
   };
+}
+
+/** A positive number of seconds from a var, or the default when unset or not one. */
+function secondsVar(raw: string | undefined, fallback: number): number {
+  const n = Number(raw);
+  return raw !== undefined && raw !== "" && Number.isFinite(n) && n > 0 ? n : fallback;
 }

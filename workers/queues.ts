@@ -49,7 +49,7 @@ async function consumeHeals(batch: MessageBatch<unknown>, env: Env): Promise<voi
         m.ack();
         continue;
       }
-      const outcome = await healTeam(request.teamId, { ...deps, owner: `${m.id}` });
+      const outcome = await healTeam(request.teamId, { ...deps, owner: `${m.id}`, leaseMs: deps.healLeaseMs });
       console.log(JSON.stringify({ consumer: "heals", reason: request.reason, ...outcome }));
       if (outcome.status === "busy") m.retry({ delaySeconds: busyRetrySeconds(outcome.retryAfterMs) });
       else m.ack();

@@ -46,7 +46,7 @@ export async function sweepOutbox(deps: Deps): Promise<OutboxSweep> {
     out.relayed = sent;
     out.failed = failed.length;
     for (const error of failed) console.error("outbox relay: a send failed; the next cron tick retries it", error);
-    const again = await redeliverUnapplied(relay);
+    const again = await redeliverUnapplied(relay, { olderThanMs: deps.redeliverAfterMs });
     out.redelivered = again.sent;
     out.failed += again.failed.length;
     for (const error of again.failed)

@@ -135,6 +135,9 @@ export async function healTeam(teamId: string, deps: HealerDeps): Promise<HealOu
     const until = await store.healLeaseUntil(teamId);
     return { status: "busy", teamId, retryAfterMs: Math.max(0, (until ?? t0) - t0) };
   }
+  // Flagged while it runs: a heal that dies with its process (or fails) leaves
+  // the team flagged, and the cron sweep asks again; a finished heal clears it.
+  await store.markHealNeeded(teamId, t0);
   let renewedAt = t0;
   /** Renews the lease when a third of it has gone by (or always, with force); throws when it was lost. */
   const keepLease = async (force = false) => {
@@ -146,6 +149,7 @@ export async function healTeam(teamId: string, deps: HealerDeps): Promise<HealOu
     renewedAt = now;
   };
   let healedAt: number | null = null;
+  let verifyAt: number | null = null;
   try {
     const stranded = await relayStrandedOf(teamId, deps);
     const before = await counts.readAllCounts(teamId);
@@ -170,6 +174,7 @@ export async function healTeam(teamId: string, deps: HealerDeps): Promise<HealOu
     const verify = raced > 0 || stranded > 0 || (lastWrite !== null && lastWrite >= t0 - settleSeconds * 1000);
     if (verify) {
       await deps.heals.requestHeal({ v: 1, teamId, reason: "verify", requestedAt: t4 }, settleSeconds);
+      verifyAt = t4;
     }
     return {
       status: "healed",
@@ -185,6 +190,10 @@ export async function healTeam(teamId: string, deps: HealerDeps): Promise<HealOu
     };
   } finally {
     await store.releaseHealLease(teamId, deps.owner, healedAt);
+    // A heal owed a verification stays flagged until one finishes: if the
+    // delayed request is lost (a queue that drops it, a purge), the cron
+    // sweep still runs it, instead of the double count waiting a day.
+    if (verifyAt !== null) await store.markHealNeeded(teamId, verifyAt);
   }
 }
 

@@ -214,6 +214,8 @@ export function convergenceContract(open: () => Promise<Backend>): void {
       );
       const verify = queue.heals.find((h) => h.request.reason === "verify");
       expect(verify?.delaySeconds).toBeGreaterThan(0);
+      // Owed a verification, the team stays flagged: a lost request is still run by the sweep.
+      expect(await backend.store.teamsNeedingHeal(0, 1_000)).toContain(teamId);
 
       const again = await healTeam(teamId, { ...deps, counts: backend.store, owner: "v" });
       expect(again.status === "healed" && again.racedKeys).toBe(0);

@@ -160,7 +160,10 @@ export const adminRoutes = new Hono<AppEnv>()
     await authorize(c, (p) => mayAdminister(p, teamId));
     const deps = c.get("deps");
     if (!(await deps.store.getTeam(teamId))) throw notFound(`team ${teamId} not found`);
-    await deps.heals.requestHeal({ v: 1, teamId, reason: "admin", requestedAt: deps.clock.now() });
+    // Flagged first: a request the queue loses is asked again by the cron sweep.
+    const now = deps.clock.now();
+    await deps.store.markHealNeeded(teamId, now);
+    await deps.heals.requestHeal({ v: 1, teamId, reason: "admin", requestedAt: now });
     return c.json({ queued: true }, 202);
   });
 
