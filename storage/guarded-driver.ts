@@ -17,6 +17,24 @@ import { type Row, type SqlDriver, type Statement, type StatementResult, UniqueV
 // answer. A database that answers with an error about the request (a
 // unique violation, a bad statement) is not in trouble: those pass through
 // and count as answers.
+//
+// A call that outlives its bound is not dropped halfway: it is handed to
+// `background` (the request's waitUntil) to finish or fail on its own. The
+// runtime cancels what a finished request left running, and a transaction
+// cut off between statements stays open, holding its row locks, until the
+// database's transaction killer ends it (PlanetScale: 20 s). The fault suite
+// saw that become a livelock: a retried write queued behind such a
+// transaction, timed out, and was itself cut off holding the same locks, one
+// round after another for minutes. Left to finish, the late call commits (the
+// retry then replays it by its key) or rolls back as soon as its lock comes.
+//
+// Contention is neither: MySQL picks a deadlock's victim and rolls its
+// transaction back whole (errno 1213), and a lock wait can time out (1205;
+// our transactions then roll back whole too). The unit did nothing, so it is
+// run again, up to CONTENTION_ATTEMPTS times within the same bound; if it
+// still loses, the answer is a 503 with Retry-After, never a 500 (the fault
+// suite saw a resumed import deadlock with the mutation consumer's count
+// upserts). The breaker does not count it: the database is answering.
 
 /** 503 with Retry-After: the database did not answer in time, or the breaker is open. */
 export class DatabaseUnavailable extends AppError {
@@ -45,6 +63,13 @@ export const DEFAULT_BREAKER: BreakerOptions = {
   failuresToOpen: 3,
   openMs: 5_000,
 };
+
+/** Tries of a unit that lost to a concurrent one (deadlock victim, lock wait timeout). */
+export const CONTENTION_ATTEMPTS = 3;
+
+/** MySQL's deadlock and lock-wait errors (by number, as Vitess reports them), SQLite's busy database. */
+const CONTENTION =
+  /errno 1213|errno 1205|sqlstate 40001|deadlock found|lock wait timeout|SQLITE_BUSY|database is locked/i;
 
 /** Errors that mean the database (or the way to it) is in trouble, not that the request was wrong. */
 const TROUBLE =
@@ -95,24 +120,35 @@ export class CircuitBreaker {
   }
 }
 
-/** `driver` with a bound per call and `breaker` in front of it. */
-export function guardedDriver(driver: SqlDriver, breaker: CircuitBreaker): SqlDriver {
+/** Keeps work alive after the answer was sent (ExecutionContext.waitUntil). */
+export type Background = (work: Promise<unknown>) => void;
+
+/** `driver` with a bound per call and `breaker` in front of it; calls past their bound go to `background`. */
+export function guardedDriver(driver: SqlDriver, breaker: CircuitBreaker, background?: Background): SqlDriver {
   const { timeoutMs, perStatementMs } = breaker.options;
   const guard = async <T>(statements: number, call: () => Promise<T>): Promise<T> => {
     breaker.admit();
     const limit = timeoutMs + perStatementMs * statements;
+    const work = retryContention(call);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new DatabaseUnavailable(`the database did not answer within ${limit} ms`, 1)),
-        limit,
-      );
+      timer = setTimeout(() => {
+        background?.(work.catch(() => undefined));
+        reject(new DatabaseUnavailable(`the database did not answer within ${limit} ms`, 1));
+      }, limit);
     });
     try {
-      const result = await Promise.race([call(), timeout]);
+      const result = await Promise.race([work, timeout]);
       breaker.succeeded();
       return result;
     } catch (error) {
+      if (isContention(error)) {
+        breaker.succeeded();
+        throw new DatabaseUnavailable(
+          `the write lost to concurrent ones ${CONTENTION_ATTEMPTS} times (${errorClass(error)}); nothing was written`,
+          1,
+        );
+      }
       if (error instanceof DatabaseUnavailable || isTrouble(error)) {
         breaker.failed();
         if (error instanceof DatabaseUnavailable) throw error;
@@ -136,6 +172,24 @@ export function guardedDriver(driver: SqlDriver, breaker: CircuitBreaker): SqlDr
       return guard(statements.length, () => driver.atomic(statements));
     },
   };
+}
+
+/** Runs `call` again (after a short random pause) while it fails on contention, up to CONTENTION_ATTEMPTS tries. */
+async function retryContention<T>(call: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      if (attempt >= CONTENTION_ATTEMPTS || !isContention(error)) throw error;
+      await new Promise((r) => setTimeout(r, 20 * attempt + Math.random() * 50 * attempt));
+    }
+  }
+}
+
+function isContention(error: unknown): boolean {
+  if (error instanceof DatabaseUnavailable || error instanceof UniqueViolation) return false;
+  const text = error instanceof Error ? `${error.name} ${error.message}` : String(error);
+  return CONTENTION.test(text);
 }
 
 function isTrouble(error: unknown): boolean {

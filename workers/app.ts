@@ -107,7 +107,10 @@ export function createApp() {
   });
   app.use("/v1/*", requireToken);
   app.use("/v1/*", async (c, next) => {
-    c.set("deps", depsFor(c.env));
+    c.set(
+      "deps",
+      depsFor(c.env, (work) => c.executionCtx.waitUntil(work)),
+    );
     await next();
   });
 

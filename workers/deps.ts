@@ -13,7 +13,7 @@ import { gatewayName, gatewayShardName, parseShardCount } from "../src/realtime/
 import type { TeamStore } from "../src/teams/team-store";
 import { d1Driver } from "../storage/d1-driver";
 import { directoryStore } from "../storage/directory-store";
-import { CircuitBreaker, guardedDriver } from "../storage/guarded-driver";
+import { type Background, CircuitBreaker, guardedDriver } from "../storage/guarded-driver";
 import { planetscaleDriver } from "../storage/planetscale-driver";
 import type { SqlDriver } from "../storage/sql-driver";
 import { sqlStore } from "../storage/sql-store";
@@ -58,14 +58,22 @@ function breakerFor(key: string): CircuitBreaker {
   return breaker;
 }
 
-/** The database driver, bounded per call and behind the isolate's circuit breaker (storage/guarded-driver.ts). */
-export function driverFor(env: Env): SqlDriver {
+/**
+ * The database driver, bounded per call and behind the isolate's circuit
+ * breaker (storage/guarded-driver.ts); `background` (the invocation's
+ * waitUntil) lets a call past its bound finish instead of being cut off.
+ */
+export function driverFor(env: Env, background?: Background): SqlDriver {
   switch (env.STORAGE) {
     case "d1":
-      return guardedDriver(d1Driver(env.DB), breakerFor("d1"));
+      return guardedDriver(d1Driver(env.DB), breakerFor("d1"), background);
     case "planetscale":
       if (!env.DATABASE_URL) throw new Error("STORAGE=planetscale needs the DATABASE_URL secret");
-      return guardedDriver(planetscaleDriver({ url: env.DATABASE_URL }), breakerFor(`planetscale|${env.DATABASE_URL}`));
+      return guardedDriver(
+        planetscaleDriver({ url: env.DATABASE_URL }),
+        breakerFor(`planetscale|${env.DATABASE_URL}`),
+        background,
+      );
     default:
       throw new Error(`unknown STORAGE "${env.STORAGE}" (use "d1" or "planetscale")`);
   }
@@ -154,8 +162,8 @@ export function changePublisherFor(env: Env): ChangePublisher {
   };
 }
 
-export function depsFor(env: Env): Deps {
-  const driver = driverFor(env);
+export function depsFor(env: Env, background?: Background): Deps {
+  const driver = driverFor(env, background);
   const store = sqlStore(driver);
   return {
     store,

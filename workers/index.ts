@@ -16,8 +16,8 @@ const app = createApp();
 
 export default {
   fetch: app.fetch,
-  async queue(batch, env) {
-    await handleQueue(batch, env);
+  async queue(batch, env, ctx) {
+    await handleQueue(batch, env, (work) => ctx.waitUntil(work));
   },
   async scheduled(_controller, env, ctx) {
     ctx.waitUntil(sweepStaleTeams(env));

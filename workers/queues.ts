@@ -2,6 +2,7 @@ import { busyRetrySeconds, coveredByLastHeal, healTeam } from "../src/domains/he
 import { type DomainMutationMessage, type HealRequest, isMutationMessage } from "../src/domains/messages";
 import { applyMutationBatch } from "../src/domains/mutation-consumer";
 import { logObjects, parseRecLogBody, type RecLogEnvelope } from "../src/recommend/logs";
+import type { Background } from "../storage/guarded-driver";
 import { depsFor } from "./deps";
 
 // Queue consumers. Bodies are checked before use: a malformed message can
@@ -11,21 +12,21 @@ import { depsFor } from "./deps";
 /** Back-off after a failed heal; a busy one waits for the holder's lease instead (busyRetrySeconds). */
 const FAILED_RETRY_SECONDS = 15;
 
-export async function handleQueue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
-  if (batch.queue.startsWith("domain-mutations")) return consumeMutations(batch, env);
-  if (batch.queue.startsWith("heals")) return consumeHeals(batch, env);
+export async function handleQueue(batch: MessageBatch<unknown>, env: Env, background?: Background): Promise<void> {
+  if (batch.queue.startsWith("domain-mutations")) return consumeMutations(batch, env, background);
+  if (batch.queue.startsWith("heals")) return consumeHeals(batch, env, background);
   if (batch.queue.startsWith("rec-logs")) return consumeRecLogs(batch, env);
   console.error(`no consumer for queue ${batch.queue}; retrying`);
   batch.retryAll();
 }
 
-async function consumeMutations(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+async function consumeMutations(batch: MessageBatch<unknown>, env: Env, background?: Background): Promise<void> {
   const valid: DomainMutationMessage[] = [];
   for (const m of batch.messages) {
     if (isMutationMessage(m.body)) valid.push(m.body);
     else console.error("dropping malformed domain mutation", m.id);
   }
-  const deps = depsFor(env);
+  const deps = depsFor(env, background);
   // One atomic apply for the whole batch, with the ids it applies: on failure
   // nothing was written, and a message delivered again (this batch retried,
   // or the outbox relay publishing twice) is skipped by id.
@@ -34,8 +35,8 @@ async function consumeMutations(batch: MessageBatch<unknown>, env: Env): Promise
   batch.ackAll();
 }
 
-async function consumeHeals(batch: MessageBatch<unknown>, env: Env): Promise<void> {
-  const deps = depsFor(env);
+async function consumeHeals(batch: MessageBatch<unknown>, env: Env, background?: Background): Promise<void> {
+  const deps = depsFor(env, background);
   for (const m of batch.messages) {
     const request = m.body;
     if (!isHealRequest(request)) {

@@ -120,4 +120,83 @@ describe("guarded driver (PlanetScale driver → psdb server → MariaDB, throug
     expect(await rejection(db.all("SELECT nope FROM g"))).not.toBeInstanceOf(DatabaseUnavailable);
     expect(breaker.state).toBe("closed");
   });
+
+  it("runs a unit again when MySQL makes it a deadlock's victim, and answers 503 (not 500) if it keeps losing", async () => {
+    const breaker = new CircuitBreaker({ timeoutMs: 10_000, perStatementMs: 0, failuresToOpen: 2, openMs: 60_000 });
+    const db = guardedDriver(planetscaleDriver({ url }), breaker);
+    await db.run("CREATE TABLE IF NOT EXISTS dl (id INT PRIMARY KEY, n INT NOT NULL)");
+    await db.run("DELETE FROM dl");
+    await db.run(`INSERT INTO dl VALUES ${Array.from({ length: 100 }, (_, i) => `(${i + 1}, 0)`).join(", ")}`);
+    // A heavy transaction (it changed 99 rows, so InnoDB keeps it and rolls the light one back)
+    // that will want row 2 after the unit below has taken it.
+    const heavy = await mysql.createConnection({ ...MYSQL, database: DB });
+    await heavy.query("BEGIN");
+    await heavy.query("UPDATE dl SET n = 9 WHERE id <> 2");
+    const unit = db.atomic([
+      { sql: "UPDATE dl SET n = n + 1 WHERE id = 2", params: [] },
+      { sql: "UPDATE dl SET n = n + 1 WHERE id = 1", params: [] }, // waits for heavy's lock on row 1
+    ]);
+    await new Promise((r) => setTimeout(r, 300));
+    const closing = heavy.query("UPDATE dl SET n = 9 WHERE id = 2").then(() => heavy.query("COMMIT")); // deadlock
+    await expect(unit).resolves.toHaveLength(2);
+    await closing;
+    await heavy.end();
+    // The victim's first try was rolled back whole; its retry ran after heavy committed.
+    expect(await db.all("SELECT id, n FROM dl WHERE id IN (1, 2) ORDER BY id")).toEqual([
+      { id: 1, n: 10 },
+      { id: 2, n: 10 },
+    ]);
+    expect(breaker.state).toBe("closed");
+
+    // A driver whose every try deadlocks: 503 with Retry-After, and the breaker stays closed.
+    const losing = guardedDriver(
+      {
+        dialect: "mysql",
+        all: async () => [],
+        run: async () => ({ rows: [], changes: 0 }),
+        atomic: async () => {
+          throw new Error(
+            "target: x.-.primary: vttablet: Deadlock found when trying to get lock (errno 1213) (sqlstate 40001)",
+          );
+        },
+      },
+      breaker,
+    );
+    const refused = await rejection(losing.atomic([{ sql: "SELECT 1", params: [] }]));
+    expect(refused).toBeInstanceOf(DatabaseUnavailable);
+    expect((refused as DatabaseUnavailable).status).toBe(503);
+    expect(breaker.state).toBe("closed");
+  });
+
+  it("hands a unit past its bound to `background`, which sees it finish once the lock it waited for is free", async () => {
+    const breaker = new CircuitBreaker({ timeoutMs: 300, perStatementMs: 0, failuresToOpen: 5, openMs: 60_000 });
+    const late: Array<Promise<unknown>> = [];
+    const db = guardedDriver(planetscaleDriver({ url }), breaker, (work) => late.push(work));
+    await db.run("CREATE TABLE IF NOT EXISTS bg (id INT PRIMARY KEY, n INT NOT NULL)");
+    await db.run("DELETE FROM bg");
+    await db.run("INSERT INTO bg VALUES (1, 0), (2, 0)");
+    // Another transaction (a crashed client's, say) holds row 2.
+    const holder = await mysql.createConnection({ ...MYSQL, database: DB });
+    await holder.query("BEGIN");
+    await holder.query("SELECT n FROM bg WHERE id = 2 FOR UPDATE");
+    const refused = await rejection(
+      db.atomic([
+        { sql: "UPDATE bg SET n = n + 1 WHERE id = 1", params: [] },
+        { sql: "UPDATE bg SET n = n + 1 WHERE id = 2", params: [] },
+      ]),
+    );
+    expect(refused).toBeInstanceOf(DatabaseUnavailable);
+    expect(late).toHaveLength(1);
+    // The answer went out; the unit is still waiting, holding row 1. It is
+    // not cut off between statements (an open transaction left holding row
+    // 1 until the database kills it): when row 2 comes free it commits.
+    await holder.query("ROLLBACK");
+    await holder.end();
+    await late[0];
+    expect(await db.all("SELECT id, n FROM bg ORDER BY id")).toEqual([
+      { id: 1, n: 1 },
+      { id: 2, n: 1 },
+    ]);
+    expect(await db.atomic([{ sql: "UPDATE bg SET n = n + 1 WHERE id = 1", params: [] }])).toHaveLength(1);
+  });
 });
