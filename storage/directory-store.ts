@@ -13,6 +13,7 @@ import {
 } from "../src/directory/writer";
 import { AppError, badRequest, conflict, notFound } from "../src/errors";
 import { versionStatements } from "./change-log";
+import { idempotencyInsert } from "./idempotency-sql";
 import { bulkInsert, chunks, inList, MYSQL_CHUNK, num, roleOf, SQLITE_CHUNK } from "./portable-sql";
 import { type Row, type SqlDriver, type Statement, UniqueViolation } from "./sql-driver";
 
@@ -686,7 +687,7 @@ export function directoryStore(driver: SqlDriver): DirectorySource & DirectoryWr
       return { channel: changeOf(events, teamId, "channel") ?? (await requireChannel(teamId, channelId)), events };
     },
 
-    async importChannels(teamId, channels: NewChannel[], now) {
+    async importChannels(teamId, channels: NewChannel[], now, record) {
       for (const c of channels) checkChannelInput(c);
       rejectRepeats(
         channels.map((c) => c.id),
@@ -725,7 +726,8 @@ export function directoryStore(driver: SqlDriver): DirectorySource & DirectoryWr
         channels.map((c) => [teamId, c.id, c.name, c.topic, c.purpose, c.isPrivate ? 1 : 0, 0, now, now]),
       );
       try {
-        const events = await bulkChange(teamId, "channels", rows, now);
+        const keyed = idempotencyInsert(teamId, record?.({ imported: channels.length }));
+        const events = await bulkChange(teamId, "channels", [...rows, ...keyed], now);
         return { imported: channels.length, events };
       } catch (error) {
         if (error instanceof UniqueViolation) {
@@ -735,7 +737,7 @@ export function directoryStore(driver: SqlDriver): DirectorySource & DirectoryWr
       }
     },
 
-    async importMemberships(teamId, input: MembershipInput[], now) {
+    async importMemberships(teamId, input: MembershipInput[], now, record) {
       await versionsBefore([teamId]);
       const unique = new Map<string, Membership>();
       for (const m of input) {
@@ -788,8 +790,17 @@ export function directoryStore(driver: SqlDriver): DirectorySource & DirectoryWr
         rows.map((m) => [teamId, m.channelId, m.userId, m.userTeamId, now]),
         true,
       );
-      const events = await bulkChange(teamId, "memberships", inserts, now);
-      return { imported: rows.length, events };
+      try {
+        const keyed = idempotencyInsert(teamId, record?.({ imported: rows.length }));
+        const events = await bulkChange(teamId, "memberships", [...inserts, ...keyed], now);
+        return { imported: rows.length, events };
+      } catch (error) {
+        // Only the key's record can collide (memberships already there are kept).
+        if (error instanceof UniqueViolation) {
+          throw conflict("a request with this Idempotency-Key committed concurrently; nothing was imported");
+        }
+        throw error;
+      }
     },
 
     async recordUserChanges(teamId, userIds, now) {

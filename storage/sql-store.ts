@@ -6,13 +6,13 @@ import { PLANS, type Plan, type Team, type User } from "../src/teams/model";
 import type {
   ActiveUserRow,
   DerivedWrites,
-  IdempotencyRecord,
   LoggedVersions,
   TeamPatch,
   TeamStore,
   UserPatch,
 } from "../src/teams/team-store";
 import { type Guard, type LogRow, readVersionStatement, versionIn, versionStatements } from "./change-log";
+import { idempotencyInsert } from "./idempotency-sql";
 import { bulkInsert, chunks, inList, MYSQL_CHUNK, num, numOrNull, roleOf, SQLITE_CHUNK } from "./portable-sql";
 import { type Dialect, type Row, type SqlDriver, type Statement, UniqueViolation } from "./sql-driver";
 
@@ -436,32 +436,6 @@ function outboxInserts(d: Dialect, rows: readonly OutboxRow[], guard?: Guard): S
     sql: `INSERT INTO outbox (${OUTBOX_COLUMNS.map((c) => `\`${c}\``).join(", ")}) SELECT ?, ?, ?, ?, ? FROM teams WHERE \`id\` = ? AND (${guard.sql})`,
     params: [...tuple(r), r.teamId, ...guard.params],
   }));
-}
-
-/**
- * The Idempotency-Key record of a write, in its atomic unit; with a guard
- * (a compare-and-set), only if the swap happens. A second write with the
- * same key fails on the primary key and takes its change down with it.
- */
-function idempotencyInsert(teamId: string, record: IdempotencyRecord | undefined, guard?: Guard): Statement[] {
-  if (!record) return [];
-  if (record.update) {
-    return [
-      {
-        sql: "UPDATE idempotency_keys SET `result` = ?, `created_at` = ? WHERE `team_id` = ? AND `idem_key` = ? AND `request_hash` = ?",
-        params: [record.result, record.at, teamId, record.key, record.requestHash],
-      },
-    ];
-  }
-  const columns = "(`team_id`, `idem_key`, `request_hash`, `result`, `created_at`)";
-  const values = [teamId, record.key, record.requestHash, record.result, record.at];
-  if (!guard) return [{ sql: `INSERT INTO idempotency_keys ${columns} VALUES (?, ?, ?, ?, ?)`, params: values }];
-  return [
-    {
-      sql: `INSERT INTO idempotency_keys ${columns} SELECT ?, ?, ?, ?, ? FROM teams WHERE \`id\` = ? AND (${guard.sql})`,
-      params: [...values, teamId, ...guard.params],
-    },
-  ];
 }
 
 /** Sets sent_at on outbox rows, team by team in IN-list chunks; "unsent only" keeps a row's first time. */

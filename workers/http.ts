@@ -3,6 +3,7 @@ import type { z } from "zod";
 import type { Principal } from "../src/auth/policy";
 import type { Identity } from "../src/auth/tokens";
 import { AppError } from "../src/errors";
+import { type IdempotencyRequest, idempotencyKeyOf, requestHashOf } from "../src/teams/idempotency";
 import type { Deps } from "./deps";
 
 // Transport plumbing shared by the routes: the Hono env type, body parsing
@@ -71,4 +72,14 @@ export function depthOf(value: unknown): number {
     }
   }
   return max;
+}
+
+/**
+ * The request's Idempotency-Key (header), with a hash of what it asks: the
+ * method, the path (team and user ids) and the validated body. null without
+ * the header. See src/teams/idempotency.ts.
+ */
+export async function idempotencyOf(c: AppContext, body: unknown): Promise<IdempotencyRequest | null> {
+  const key = idempotencyKeyOf(c.req.header("idempotency-key"));
+  return key === null ? null : { key, requestHash: await requestHashOf(c.req.method, c.req.path, body) };
 }

@@ -1,4 +1,5 @@
 import { newId } from "../ids";
+import type { IdempotencyRecord } from "../teams/team-store";
 import type { ChangeEvent, DirChannel, DirUser, Membership } from "./model";
 
 // Writes to the directory's source of truth (adapter: storage/directory-store.ts).
@@ -100,23 +101,27 @@ export interface DirectoryWriter {
   ): Promise<{ channel: DirChannel; events: ChangeEvent[] }>;
   /**
    * Bulk create, all or nothing: conflicts are checked first (409 naming
-   * them), then every row, one version bump and one `reload` event commit as
-   * one unit.
+   * them), then every row, one version bump, one `reload` event and the
+   * request's Idempotency-Key record (`record` of the answer, if given)
+   * commit as one unit.
    */
   importChannels(
     teamId: string,
     channels: NewChannel[],
     now: number,
+    record?: (answer: { imported: number }) => IdempotencyRecord,
   ): Promise<{ imported: number; events: ChangeEvent[] }>;
   /**
    * Bulk memberships of the team's own channels, all or nothing: unknown
    * channels and users are a 404 naming them; memberships already there are
-   * kept; one version bump and one `reload` event.
+   * kept; one version bump, one `reload` event and the Idempotency-Key
+   * record (`record` of the answer, if given), as one unit.
    */
   importMemberships(
     teamId: string,
     rows: MembershipInput[],
     now: number,
+    record?: (answer: { imported: number }) => IdempotencyRecord,
   ): Promise<{ imported: number; events: ChangeEvent[] }>;
   /**
    * Logs `user` events for users just written through TeamStore (which knows

@@ -63,3 +63,34 @@ export async function priorResult<T>(
 export function recordOf(request: IdempotencyRequest, result: unknown, at: number): IdempotencyRecord {
   return { key: request.key, requestHash: request.requestHash, result: JSON.stringify(result), at };
 }
+
+/** A write's result, and whether it is the stored answer of an earlier request with the same Idempotency-Key. */
+export interface Once<T> {
+  value: T;
+  replayed: boolean;
+}
+
+/**
+ * Runs a write at most once per Idempotency-Key:
+ * an earlier write with the key answers instead, and a concurrent request
+ * with the same key that won the race answers in place of our 409.
+ */
+export async function writeOnce<T>(
+  store: Pick<TeamStore, "idempotencyRecord">,
+  teamId: string,
+  idempotency: IdempotencyRequest | null,
+  write: (idempotency?: IdempotencyRequest) => Promise<T>,
+): Promise<Once<T>> {
+  if (!idempotency) return { value: await write(), replayed: false };
+  const prior = await priorResult<T>(store, teamId, idempotency);
+  if (prior !== null) return { value: prior, replayed: true };
+  try {
+    return { value: await write(idempotency), replayed: false };
+  } catch (error) {
+    if (error instanceof AppError && error.status === 409) {
+      const raced = await priorResult<T>(store, teamId, idempotency);
+      if (raced !== null) return { value: raced, replayed: true };
+    }
+    throw error;
+  }
+}

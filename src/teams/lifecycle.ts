@@ -8,7 +8,7 @@ import { mutationRow, type OutboxRow, relayOutbox } from "../domains/outbox";
 import { AppError, conflict, notFound } from "../errors";
 import { newId } from "../ids";
 import { UniqueViolation } from "../unique-violation";
-import { type IdempotencyRequest, priorResult, recordOf } from "./idempotency";
+import { type IdempotencyRequest, type Once, priorResult, recordOf, writeOnce } from "./idempotency";
 import { type Plan, planRank, type Role, type Team, type User } from "./model";
 import type { DerivedWrites, IdempotencyRecord, LoggedVersions, TeamStore, UserWriteResult } from "./team-store";
 
@@ -127,37 +127,6 @@ export async function createUser(
   return user;
 }
 
-/** A write's result, and whether it is the stored answer of an earlier request with the same Idempotency-Key. */
-export interface Once<T> {
-  value: T;
-  replayed: boolean;
-}
-
-/**
- * Runs a write at most once per Idempotency-Key (src/teams/idempotency.ts):
- * an earlier write with the key answers instead, and a concurrent request
- * with the same key that won the race answers in place of our 409.
- */
-async function once<T>(
-  store: TeamStore,
-  teamId: string,
-  idempotency: IdempotencyRequest | null,
-  write: (idempotency?: IdempotencyRequest) => Promise<T>,
-): Promise<Once<T>> {
-  if (!idempotency) return { value: await write(), replayed: false };
-  const prior = await priorResult<T>(store, teamId, idempotency);
-  if (prior !== null) return { value: prior, replayed: true };
-  try {
-    return { value: await write(idempotency), replayed: false };
-  } catch (error) {
-    if (error instanceof AppError && error.status === 409) {
-      const raced = await priorResult<T>(store, teamId, idempotency);
-      if (raced !== null) return { value: raced, replayed: true };
-    }
-    throw error;
-  }
-}
-
 /** createUser, at most once per Idempotency-Key. */
 export function createUserOnce(
   deps: LifecycleDeps,
@@ -165,7 +134,7 @@ export function createUserOnce(
   input: NewUserInput,
   idempotency: IdempotencyRequest | null,
 ): Promise<Once<User>> {
-  return once(deps.store, teamId, idempotency, (idem) => createUser(deps, teamId, input, idem));
+  return writeOnce(deps.store, teamId, idempotency, (idem) => createUser(deps, teamId, input, idem));
 }
 
 /** What an import answers, and what its key's record holds while it runs (`done` false: pages committed so far). */
@@ -224,7 +193,7 @@ export function changeUserOnce(
   change: UserChange,
   idempotency: IdempotencyRequest | null,
 ): Promise<Once<User>> {
-  return once(deps.store, teamId, idempotency, (idem) => changeUser(deps, teamId, userId, change, idem));
+  return writeOnce(deps.store, teamId, idempotency, (idem) => changeUser(deps, teamId, userId, change, idem));
 }
 
 export interface ImportOptions {

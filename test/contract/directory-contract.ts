@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { importChannelsOnce, importMembershipsOnce } from "../../src/directory/imports";
 import type { ChangeEvent, DirChannel, Membership } from "../../src/directory/model";
 import type { DirectorySource } from "../../src/directory/source";
 import type { DirectoryWriter, NewChannel } from "../../src/directory/writer";
@@ -272,6 +273,61 @@ export function directoryContract(open: () => Promise<Backend>): void {
 
       expect(kinds(await allChanges(dir, teamId))).toEqual(["channel", "reload", "member_added", "reload"]);
       expect((await dir.recordReload(teamId, NOW)).map((e) => e.version)).toEqual([5]);
+    });
+  });
+
+  describe("imports with an Idempotency-Key", () => {
+    it("commit the key's record with the import: a retry replays it, a twin racing with the key writes nothing", async () => {
+      const { dir, teamId } = await setup(open, 3);
+      const { store } = await open();
+      const deps = { store, directory: dir, clock: { now: () => NOW } };
+      const channels = [channel(1), channel(2)];
+      const first = await importChannelsOnce(deps, teamId, channels, { key: "k-chan", requestHash: "h1" });
+      expect(first).toMatchObject({ value: { imported: 2 }, replayed: false });
+      expect(kinds(first.events)).toEqual(["reload"]);
+      const version = await dir.version(teamId);
+      // The client lost the answer and sends it again: the first answer, nothing written or published.
+      expect(await importChannelsOnce(deps, teamId, channels, { key: "k-chan", requestHash: "h1" })).toEqual({
+        value: { imported: 2 },
+        replayed: true,
+        events: [],
+      });
+      expect(await dir.version(teamId)).toBe(version);
+      expect((await store.idempotencyRecord(teamId, "k-chan"))?.result).toBe(JSON.stringify({ imported: 2 }));
+      // A twin that passed the lookup before the first committed: its unit fails on the key, whole.
+      const record = (answer: { imported: number }) => ({
+        key: "k-chan",
+        requestHash: "h1",
+        result: "{}",
+        at: NOW,
+        ...answer,
+      });
+      await expect(dir.importChannels(teamId, [channel(3)], NOW, record)).rejects.toMatchObject({ status: 409 });
+      expect(await dir.pageChannels(teamId, channelId(2), 10)).toEqual([]);
+
+      const rows = [1, 2, 3].map((u) => ({ channelId: channelId(1), userId: userId(u) }));
+      const idem = { key: "k-members", requestHash: "h2" };
+      expect(await importMembershipsOnce(deps, teamId, [...rows, ...rows], idem)).toMatchObject({
+        value: { imported: 3 },
+        replayed: false,
+      });
+      expect(await importMembershipsOnce(deps, teamId, [...rows, ...rows], idem)).toEqual({
+        value: { imported: 3 },
+        replayed: true,
+        events: [],
+      });
+      const twin = (answer: { imported: number }) => ({
+        key: "k-members",
+        requestHash: "h2",
+        result: "{}",
+        at: NOW,
+        ...answer,
+      });
+      await expect(
+        dir.importMemberships(teamId, [{ channelId: channelId(2), userId: userId(1) }], NOW, twin),
+      ).rejects.toMatchObject({ status: 409 });
+      expect(await dir.pageMemberships(teamId, null, 100)).toHaveLength(3);
+      expect(kinds(await allChanges(dir, teamId))).toEqual(["reload", "reload"]);
     });
   });
 

@@ -2,7 +2,7 @@ import { SELF } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { api, newTeam } from "./client";
 
-// Idempotency-Key on the admin user routes, through the Worker on D1: a
+// Idempotency-Key on the admin user and directory import routes, through the Worker on D1: a
 // retried write answers what the first one did (with Idempotent-Replayed),
 // writes nothing more, and a key reused for another request is a 422. The
 // storage contract (both databases) checks that the key's record commits in
@@ -97,6 +97,38 @@ describe("Idempotency-Key", () => {
     expect(first.body).toEqual({ imported: 3, pages: 1 });
     expect(await send("POST", `${users()}/import`, "import-1", body)).toEqual({ ...first, replayed: "true" });
     expect((await send("POST", `${users()}/import`, null, body)).status).toBe(409);
+  });
+
+  it("imports channels and memberships once: the retry answers the first 201 instead of a 409, and writes nothing", async () => {
+    const base = `/v1/admin/teams/${team.id}`;
+    const channels = { channels: [1, 2].map((i) => ({ id: `CIDEM${i}`, name: `idem-${i}` })) };
+    const first = await send("POST", `${base}/channels/import`, "chan-import-1", channels);
+    expect(first).toEqual({ status: 201, body: { imported: 2 }, replayed: null });
+    expect(await send("POST", `${base}/channels/import`, "chan-import-1", channels)).toEqual({
+      ...first,
+      replayed: "true",
+    });
+    // Without the key the same import is a new request: the channels exist.
+    expect((await send("POST", `${base}/channels/import`, null, channels)).status).toBe(409);
+    const reused = await send("POST", `${base}/channels/import`, "chan-import-1", {
+      channels: [{ id: "CIDEM3", name: "idem-3" }],
+    });
+    expect(reused.status).toBe(422);
+
+    const memberships = { memberships: [{ channel_id: "CIDEM1", user_id: "UIMP0" }] };
+    await send("POST", users(), null, { id: "UIMP0", email: "imp0-member@idem.test", role: "member" });
+    const added = await send("POST", `${base}/memberships/import`, "members-import-1", memberships);
+    expect(added.status).toBe(201);
+    expect(await send("POST", `${base}/memberships/import`, "members-import-1", memberships)).toEqual({
+      ...added,
+      replayed: "true",
+    });
+    // Another team's admin with the same key: refused before the key is looked at, learns nothing.
+    const other = await newTeam();
+    const probe = await send("POST", `${base}/channels/import`, "chan-import-1", channels, other.admin);
+    expect(probe.status).toBe(404);
+    expect(probe.replayed).toBeNull();
+    expect(JSON.stringify(probe.body)).not.toContain("imported");
   });
 
   it("refuses a malformed key with 400 before writing", async () => {

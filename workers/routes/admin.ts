@@ -3,7 +3,6 @@ import { z } from "zod";
 import { mayAdminister, mayChangeUser, mayOperate } from "../../src/auth/policy";
 import { AppError, notFound } from "../../src/errors";
 import { parseEmail } from "../../src/invites/email";
-import { type IdempotencyRequest, idempotencyKeyOf, requestHashOf } from "../../src/teams/idempotency";
 import {
   changeUserOnce,
   createTeam,
@@ -14,7 +13,7 @@ import {
 } from "../../src/teams/lifecycle";
 import { PLANS, ROLES, type Role, type User } from "../../src/teams/model";
 import { authorize } from "../auth";
-import { type AppContext, type AppEnv, jsonBody } from "../http";
+import { type AppContext, type AppEnv, idempotencyOf, jsonBody } from "../http";
 import { issuesOf, readImport } from "../import-body";
 
 // Admin API over the source of truth. Every user write is one atomic step
@@ -230,14 +229,4 @@ function userJson(u: User) {
     created_at: u.createdAt,
     updated_at: u.updatedAt,
   };
-}
-
-/**
- * The request's Idempotency-Key (header), with a hash of what it asks: the
- * method, the path (team and user ids) and the validated body. null without
- * the header. See src/teams/idempotency.ts.
- */
-async function idempotencyOf(c: AppContext, body: unknown): Promise<IdempotencyRequest | null> {
-  const key = idempotencyKeyOf(c.req.header("idempotency-key"));
-  return key === null ? null : { key, requestHash: await requestHashOf(c.req.method, c.req.path, body) };
 }

@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { mayAdminister, mayShareAcrossTeams } from "../../src/auth/policy";
+import { importChannelsOnce, importMembershipsOnce } from "../../src/directory/imports";
 import type { ChangeEvent, DirChannel, DirUser } from "../../src/directory/model";
 import {
   CHANNEL_TEXT_MAX,
@@ -11,7 +12,7 @@ import {
   PROFILE_MAX,
 } from "../../src/directory/writer";
 import { authorize } from "../auth";
-import { type AppContext, type AppEnv, jsonBody } from "../http";
+import { type AppContext, type AppEnv, idempotencyOf, jsonBody } from "../http";
 import { issuesOf, readImport } from "../import-body";
 
 // Admin API over the directory (channels, memberships, profiles): the source
@@ -100,10 +101,15 @@ export const directoryAdminRoutes = new Hono<AppEnv>()
       const parsed = NewChannelBody.safeParse(value);
       return parsed.success ? { ok: true, value: toNewChannel(parsed.data) } : issuesOf(parsed.error);
     });
-    const deps = c.get("deps");
-    const { imported, events } = await deps.directory.importChannels(teamId, channels, deps.clock.now());
+    const { value, replayed, events } = await importChannelsOnce(
+      c.get("deps"),
+      teamId,
+      channels,
+      await idempotencyOf(c, channels),
+    );
     await publishChanges(c, events);
-    return c.json({ imported }, 201);
+    if (replayed) c.header("idempotent-replayed", "true");
+    return c.json(value, 201);
   })
   .post("/teams/:team/memberships/import", async (c) => {
     const teamId = c.req.param("team");
@@ -121,10 +127,15 @@ export const directoryAdminRoutes = new Hono<AppEnv>()
     if (rows.some((m) => m.userTeamId !== undefined && m.userTeamId !== teamId)) {
       await authorize(c, mayShareAcrossTeams);
     }
-    const deps = c.get("deps");
-    const { imported, events } = await deps.directory.importMemberships(teamId, rows, deps.clock.now());
+    const { value, replayed, events } = await importMembershipsOnce(
+      c.get("deps"),
+      teamId,
+      rows,
+      await idempotencyOf(c, rows),
+    );
     await publishChanges(c, events);
-    return c.json({ imported }, 201);
+    if (replayed) c.header("idempotent-replayed", "true");
+    return c.json(value, 201);
   })
   .post("/teams/:team/channels", async (c) => {
     const teamId = c.req.param("team");

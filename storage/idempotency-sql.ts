@@ -1,0 +1,33 @@
+import type { IdempotencyRecord } from "../src/teams/team-store";
+import type { Guard } from "./change-log";
+import type { Statement } from "./sql-driver";
+
+// The Idempotency-Key record (src/teams/idempotency.ts) as statements for a
+// write's own atomic unit, shared by the team store and the directory store:
+// the change and its record commit together or not at all.
+
+/**
+ * The Idempotency-Key record of a write, in its atomic unit; with a guard
+ * (a compare-and-set), only if the swap happens. A second write with the
+ * same key fails on the primary key and takes its change down with it.
+ */
+export function idempotencyInsert(teamId: string, record: IdempotencyRecord | undefined, guard?: Guard): Statement[] {
+  if (!record) return [];
+  if (record.update) {
+    return [
+      {
+        sql: "UPDATE idempotency_keys SET `result` = ?, `created_at` = ? WHERE `team_id` = ? AND `idem_key` = ? AND `request_hash` = ?",
+        params: [record.result, record.at, teamId, record.key, record.requestHash],
+      },
+    ];
+  }
+  const columns = "(`team_id`, `idem_key`, `request_hash`, `result`, `created_at`)";
+  const values = [teamId, record.key, record.requestHash, record.result, record.at];
+  if (!guard) return [{ sql: `INSERT INTO idempotency_keys ${columns} VALUES (?, ?, ?, ?, ?)`, params: values }];
+  return [
+    {
+      sql: `INSERT INTO idempotency_keys ${columns} SELECT ?, ?, ?, ?, ? FROM teams WHERE \`id\` = ? AND (${guard.sql})`,
+      params: [...values, teamId, ...guard.params],
+    },
+  ];
+}
