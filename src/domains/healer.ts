@@ -4,7 +4,7 @@ import type { TeamStore } from "../teams/team-store";
 import type { DomainCountStore } from "./count-store";
 import type { HealPublisher, HealRequest, MutationPublisher } from "./messages";
 import { type DomainCount, type DomainDelta, keyOf, TEAM_TOTAL_DOMAIN } from "./model";
-import { relayStranded } from "./outbox";
+import { redeliverUnapplied, relayStranded } from "./outbox";
 
 export interface HealerDeps {
   store: TeamStore;
@@ -39,8 +39,14 @@ export interface HealReport {
   /** Outbox rows of the team a crash (or a failed send) had left unsent, relayed in phase 0. */
   strandedMutations: number;
   /**
+   * Rows sent but not applied yet (in the queue, or lost by it: those older
+   * than the settle period are sent again in phase 0). Their deltas are
+   * still to land on counts the recount already covers.
+   */
+  unappliedMutations: number;
+  /**
    * A verification heal was scheduled (keys moved, user writes were recent
-   * enough to be in flight, or stranded mutations were still to land).
+   * enough to be in flight, or the team's outbox held mutations not yet applied).
    */
   verifyScheduled: boolean;
   ms: { read: number; recount: number; compare: number; apply: number; total: number };
@@ -110,8 +116,11 @@ export function busyRetrySeconds(retryAfterMs: number): number {
  * counted twice. So a heal that sees keys move during phase 3, or user writes
  * recent enough to still be in flight (within `settleSeconds` of its start),
  * schedules a verification heal `settleSeconds` later, once those mutations
- * have landed; so does a heal that found stranded outbox rows (phase 0),
- * whose user writes may be older than that. Never lost; over-counted by
+ * have landed; so does a heal that found outbox rows not yet applied
+ * (phase 0), unsent or sent, whose user writes may be older than that: the
+ * fault suite saw a message the local queue lost in a crash land, resent,
+ * after a heal whose settle window had passed, counted twice for good.
+ * Never lost; over-counted by
  * in-flight mutations for at most a settle period after a heal; exact once
  * writes pause for that long.
  *
@@ -151,7 +160,7 @@ export async function healTeam(teamId: string, deps: HealerDeps): Promise<HealOu
   let healedAt: number | null = null;
   let verifyAt: number | null = null;
   try {
-    const stranded = await relayStrandedOf(teamId, deps);
+    const { stranded, unapplied } = await owedMutationsOf(teamId, deps);
     const before = await counts.readAllCounts(teamId);
     const t1 = clock.now();
 
@@ -171,7 +180,8 @@ export async function healTeam(teamId: string, deps: HealerDeps): Promise<HealOu
     healedAt = t0;
 
     const settleSeconds = deps.settleSeconds ?? DEFAULT_SETTLE_SECONDS;
-    const verify = raced > 0 || stranded > 0 || (lastWrite !== null && lastWrite >= t0 - settleSeconds * 1000);
+    const verify =
+      raced > 0 || stranded > 0 || unapplied > 0 || (lastWrite !== null && lastWrite >= t0 - settleSeconds * 1000);
     if (verify) {
       await deps.heals.requestHeal({ v: 1, teamId, reason: "verify", requestedAt: t4 }, settleSeconds);
       verifyAt = t4;
@@ -185,6 +195,7 @@ export async function healTeam(teamId: string, deps: HealerDeps): Promise<HealOu
       drift: deltas.reduce((s, d) => s + Math.abs(d.delta), 0),
       racedKeys: raced,
       strandedMutations: stranded,
+      unappliedMutations: unapplied,
       verifyScheduled: verify,
       ms: { read: t1 - t0, recount: t2 - t1, compare: t3 - t2, apply: t4 - t3, total: t4 - t0 },
     };
@@ -198,20 +209,34 @@ export async function healTeam(teamId: string, deps: HealerDeps): Promise<HealOu
 }
 
 /**
- * Relays the team's unsent outbox rows; how many there were (sent or not: a
- * row whose send failed stays for the sweep, and its delta is still to land
- * either way, so the heal goes on and verifies later).
+ * Phase 0: the team's outbox rows whose deltas are still to land. Unsent
+ * rows (a crash, a failed send) are relayed now; sent rows not applied yet
+ * are counted, and those sent longer than the settle period ago (lost by the
+ * queue, most likely) are sent again, so the verification finds them landed.
+ * Any of either means this heal's recount runs ahead of the counts, and a
+ * verification follows.
  */
-async function relayStrandedOf(teamId: string, deps: HealerDeps): Promise<number> {
+async function owedMutationsOf(teamId: string, deps: HealerDeps): Promise<{ stranded: number; unapplied: number }> {
   const relay = { outbox: deps.store, mutations: deps.mutations, clock: deps.clock };
+  let stranded = 0;
   try {
     const { found, failed } = await relayStranded(relay, { teamId, minAgeMs: 0 });
     for (const error of failed) console.error(`heal of ${teamId}: relaying an unsent mutation failed`, error);
-    return found;
+    stranded = found;
   } catch (error) {
     // Could not even read the outbox: assume something is in flight.
     console.error(`heal of ${teamId}: reading its unsent mutations failed`, error);
-    return 1;
+    stranded = 1;
+  }
+  try {
+    const settleMs = (deps.settleSeconds ?? DEFAULT_SETTLE_SECONDS) * 1000;
+    const resent = await redeliverUnapplied(relay, { teamId, olderThanMs: settleMs });
+    for (const error of resent.failed) console.error(`heal of ${teamId}: sending a lost mutation again failed`, error);
+    const owed = await deps.store.unappliedOutbox({ sentBefore: deps.clock.now() + 1, limit: 1_000, teamId });
+    return { stranded, unapplied: owed.length };
+  } catch (error) {
+    console.error(`heal of ${teamId}: reading its unapplied mutations failed`, error);
+    return { stranded, unapplied: 1 };
   }
 }
 

@@ -267,6 +267,32 @@ export function convergenceContract(open: () => Promise<Backend>): void {
       expect(await storedCounts(backend.store, teamId)).toEqual(truth);
     });
 
+    it("counts a team's sent but unapplied mutations as owed: sends lost ones again and verifies after they land", async () => {
+      const backend = await open();
+      const { queue, clock, deps, teamId } = await setup(backend, 73);
+      await playHistory(deps, teamId, 73, 30);
+      await applyMutationBatch(queue.take(), { counts: backend.store, heals: queue, clock: deps.clock });
+      // A user whose mutation was sent (the row is stamped) and then lost by
+      // the queue: Miniflare's in-memory queue dying with the process, say.
+      await createUser(deps, teamId, { id: "ULOST", email: "lost@lost.test", domain: "lost.test", role: "member" });
+      expect(queue.take()).toHaveLength(1); // gone
+      clock.advance(3_600_000); // long after the write: no settle window covers it
+
+      const report = await healTeam(teamId, { ...deps, counts: backend.store, owner: "h" });
+      expect(report.status === "healed" && report.strandedMutations).toBe(0);
+      expect(report.status === "healed" && report.unappliedMutations).toBe(1);
+      expect(report.status === "healed" && report.verifyScheduled).toBe(true);
+      // Phase 0 sent it again; it lands after the heal counted its user: over by one until the verification.
+      const resent = queue.take();
+      expect(resent.map((m) => m.cause)).toEqual(["user_created"]);
+      await applyMutationBatch(resent, { counts: backend.store, heals: queue, clock: deps.clock });
+      const truth = await recountBySql(backend.driver, teamId);
+      expect((await storedCounts(backend.store, teamId))["lost.test/member"]).toBe(2);
+      const verify = await healTeam(teamId, { ...deps, counts: backend.store, owner: "v" });
+      expect(verify.status === "healed" && verify.unappliedMutations).toBe(0);
+      expect(await storedCounts(backend.store, teamId)).toEqual(truth);
+    });
+
     it("runs one heal per team at a time; the other reports busy", async () => {
       const backend = await open();
       const { queue, deps, teamId } = await setup(backend, 51);
