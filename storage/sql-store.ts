@@ -496,12 +496,12 @@ async function applySqlite(
       "RETURNING `team_id`, `domain`, `role`, `count`",
     params: [now, JSON.stringify(chunk.map((x) => [x.teamId, x.domain, x.role, x.delta]))],
   }));
-  const results = await driver.atomic([...marks, ...upserts]);
+  const results = await driver.atomic([...marks, ...upserts, ...flagNegative("sqlite", deltas, now)]);
   const negative = results
-    .slice(marks.length)
+    .slice(marks.length, marks.length + upserts.length)
     .flatMap((r) => r.rows.map(toCount))
     .filter((c) => c.count < 0);
-  return { statements: marks.length + upserts.length, upserts: upserts.length, negative };
+  return { statements: results.length, upserts: upserts.length, negative };
 }
 
 async function applyMysql(
@@ -519,9 +519,38 @@ async function applyMysql(
       " ON DUPLICATE KEY UPDATE `count` = `count` + VALUES(`count`), `date_update` = VALUES(`date_update`)",
     params: chunk.flatMap((x) => [x.teamId, x.domain, x.role, x.delta, now]),
   }));
-  await driver.atomic([...marks, ...upserts]);
+  const flags = flagNegative("mysql", deltas, now);
+  await driver.atomic([...marks, ...upserts, ...flags]);
   const negative = await readNegatives(driver, deltas);
-  return { statements: marks.length + upserts.length + 1, upserts: upserts.length, negative };
+  return { statements: marks.length + upserts.length + flags.length + 1, upserts: upserts.length, negative };
+}
+
+/**
+ * Flags for a heal (heal_needed_at), in the apply's own unit, the teams whose
+ * counts these deltas drove below zero (only keys that went down can have).
+ * The consumer also asks for the heal at once; the flag is what survives a
+ * crash between the apply and that request (the batch is then skipped as
+ * applied), so the cron sweep still heals the team.
+ */
+function flagNegative(d: Dialect, deltas: DomainDelta[], now: number): Statement[] {
+  const down = deltas.filter((x) => x.delta < 0);
+  if (d === "sqlite") {
+    return chunks(down, SQLITE_CHUNK).map((chunk) => ({
+      sql:
+        "UPDATE teams SET `heal_needed_at` = COALESCE(`heal_needed_at`, ?) WHERE `id` IN (" +
+        "SELECT x.`team_id` FROM json_each(?) AS j JOIN domains x ON x.`team_id` = j.value->>0 AND x.`domain` = j.value->>1 AND x.`role` = j.value->>2 WHERE x.`count` < 0)",
+      params: [now, JSON.stringify(chunk.map((x) => [x.teamId, x.domain, x.role]))],
+    }));
+  }
+  // A join on a derived table, not `id IN (subquery)`: MySQL runs the latter
+  // as a dependent subquery per teams row in an UPDATE.
+  return chunks(down, MYSQL_CHUNK).map((chunk) => ({
+    sql:
+      "UPDATE teams t JOIN (SELECT DISTINCT x.`team_id` FROM domains x WHERE x.`count` < 0 AND (x.`team_id`, x.`domain`, x.`role`) IN (" +
+      chunk.map(() => "(?, ?, ?)").join(", ") +
+      ")) n ON n.`team_id` = t.`id` SET t.`heal_needed_at` = COALESCE(t.`heal_needed_at`, ?)",
+    params: [...chunk.flatMap((x) => [x.teamId, x.domain, x.role]), now],
+  }));
 }
 
 async function readNegatives(driver: SqlDriver, deltas: DomainDelta[]): Promise<DomainCount[]> {

@@ -21,7 +21,8 @@ export interface DomainCountStore {
    * whole list or nothing, so a retried batch never half-applies. With
    * `applied`, the same unit records those mutation ids as applied; an id
    * recorded already (a concurrent batch applied it) fails the whole unit with
-   * UniqueViolation, so no mutation is ever counted twice.
+   * UniqueViolation, so no mutation is ever counted twice. A team with a
+   * count driven below zero is flagged for a heal in the same unit.
    */
   applyDeltas(deltas: DomainDelta[], now: number, applied?: readonly MutationKey[]): Promise<ApplyResult>;
   /** Which of these mutations were applied already (one round trip). */

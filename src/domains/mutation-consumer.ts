@@ -53,8 +53,10 @@ const keyOf = (k: MutationKey) => `${k.teamId}\u0000${k.id}`;
  * queue's own redeliveries. The price here is one indexed read and one
  * insert per batch, not per message.
  *
- * A count below zero still means drift (a mutation lost before this change,
- * a bug): the team is sent to the healer.
+ * A count below zero means drift or, after a crash, mutations applied out of
+ * order (a deactivation's before the creation's stranded one): the team is
+ * sent to the healer, and the apply's own unit has already flagged it for the
+ * cron sweep in case that request is lost.
  */
 export async function applyMutationBatch(
   messages: readonly DomainMutationMessage[],
