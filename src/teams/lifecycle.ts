@@ -166,24 +166,40 @@ export async function importUsersOnce(
     await importUsers(deps, teamId, inputs, { pageSize });
     return { value: summary, replayed: false };
   }
-  const prior = await priorResult<ImportRecord>(deps.store, teamId, idempotency);
-  if (prior?.done) return { value: { imported: prior.imported, pages: prior.pages }, replayed: true };
-  const startPage = prior?.pages ?? 0;
-  await importUsers(deps, teamId, inputs, {
-    pageSize,
-    startPage,
-    record: (_page, index) => {
-      const progress: ImportRecord = {
-        done: index + 1 === pages,
-        imported: Math.min(inputs.length, (index + 1) * pageSize),
-        pages: index + 1,
-      };
-      // The first page of a fresh import creates the record; every later one updates it.
-      return { ...recordOf(idempotency, progress, deps.clock.now()), update: index > 0 || prior !== null };
-    },
-  });
-  return { value: summary, replayed: false };
+  for (let attempt = 1; ; attempt++) {
+    const prior = await priorResult<ImportRecord>(deps.store, teamId, idempotency);
+    if (prior?.done) return { value: { imported: prior.imported, pages: prior.pages }, replayed: true };
+    const startPage = prior?.pages ?? 0;
+    try {
+      await importUsers(deps, teamId, inputs, {
+        pageSize,
+        startPage,
+        record: (_page, index) => {
+          const progress: ImportRecord = {
+            done: index + 1 === pages,
+            imported: Math.min(inputs.length, (index + 1) * pageSize),
+            pages: index + 1,
+          };
+          // The first page of a fresh import creates the record; every later one updates it.
+          return { ...recordOf(idempotency, progress, deps.clock.now()), update: index > 0 || prior !== null };
+        },
+      });
+      return { value: summary, replayed: false };
+    } catch (error) {
+      // Another run of this import (an earlier attempt whose page outlived
+      // its time bound and committed late, or the client's own retry) took
+      // the page first: its users collide with ours. If the key's record
+      // moved past where we started, carry on from there; else it is a real
+      // conflict.
+      if (!(error instanceof AppError && error.status === 409) || attempt >= MAX_IMPORT_RESUMES) throw error;
+      const now = await priorResult<ImportRecord>(deps.store, teamId, idempotency);
+      if (!now || now.pages <= startPage) throw error;
+    }
+  }
 }
+
+/** Times one request resumes its import after another run with the same key committed pages under it. */
+const MAX_IMPORT_RESUMES = 5;
 
 /** changeUser, at most once per Idempotency-Key. */
 export function changeUserOnce(

@@ -430,6 +430,37 @@ export function convergenceContract(open: () => Promise<Backend>): void {
       expect(await storedCounts(backend.store, teamId)).toEqual(await recountBySql(backend.driver, teamId));
     });
 
+    it("resumes an import whose pages another run with the same key committed first, instead of a 409", async () => {
+      const backend = await open();
+      const { deps, teamId } = await setup(backend, 58);
+      const inputs = Array.from({ length: 23 }, (_, i) => ({
+        email: `race${i}@${DOMAINS[i % DOMAINS.length]}`,
+        domain: DOMAINS[i % DOMAINS.length] as string,
+        role: "member" as const,
+      }));
+      const key = { key: "import-58", requestHash: "hash-of-the-import" };
+      // Our run reads the key's record (nothing yet), then, before its first
+      // page commits, another run with the key (an earlier attempt that
+      // outlived its time bound, say) commits the whole import.
+      let raced = false;
+      const racing: TeamStore = Object.create(backend.store);
+      racing.insertUsers = async (...args) => {
+        if (!raced) {
+          raced = true;
+          await importUsersOnce(deps, teamId, inputs, 5, key);
+        }
+        return backend.store.insertUsers(...args);
+      };
+      expect(await importUsersOnce({ ...deps, store: racing }, teamId, inputs, 5, key)).toEqual({
+        value: { imported: 23, pages: 5 },
+        replayed: true,
+      });
+      const rows = await backend.driver.all<{ n: number }>("SELECT COUNT(*) AS n FROM users WHERE `team_id` = ?", [
+        teamId,
+      ]);
+      expect(Number(rows[0]?.n)).toBe(23);
+    });
+
     it("sends again what the queue lost: a sent mutation never applied goes out once more, and the counts come right with no heal", async () => {
       const backend = await open();
       const { queue, deps, teamId, clock } = await setup(backend, 57);
