@@ -134,3 +134,38 @@ export async function cacheMatches(
     await sleep(1000);
   }
 }
+
+/**
+ * For a failure message: per drifting key, what the outbox rows' deltas add
+ * up to beside the stored count and the recount (rows that sum to the stored
+ * count mean a change published deltas it did not make, or the reverse; rows
+ * that sum to the recount mean the consumer or a heal applied something
+ * wrong), and the team's heal columns.
+ */
+export async function explainDrift(rig: Rig, team: string, drift: Map<string, [number, number]>) {
+  const sums = new Map<string, number>();
+  const rows = await rig.db.all<{ body: string; sent_at: number | null }>(
+    "SELECT body, sent_at FROM outbox WHERE team_id = ?",
+    [team],
+  );
+  for (const r of rows) {
+    const body = JSON.parse(r.body) as { deltas: Array<{ domain: string; role: string; delta: number }> };
+    for (const d of body.deltas) {
+      sums.set(`${d.domain}|${d.role}`, (sums.get(`${d.domain}|${d.role}`) ?? 0) + d.delta);
+      sums.set(`*|${d.role}`, (sums.get(`*|${d.role}`) ?? 0) + d.delta);
+    }
+  }
+  const [teamRow] = await rig.db.all<Record<string, unknown>>(
+    "SELECT healed_at, heal_needed_at, heal_lease_owner FROM teams WHERE id = ?",
+    [team],
+  );
+  const [applied] = await rig.db.all<{ n: number }>("SELECT COUNT(*) AS n FROM applied_mutations WHERE team_id = ?", [
+    team,
+  ]);
+  return {
+    outboxRows: rows.length,
+    applied: Number(applied?.n ?? 0),
+    team: teamRow,
+    keys: [...drift].map(([k, [stored, recount]]) => ({ key: k, stored, recount, outboxSum: sums.get(k) ?? 0 })),
+  };
+}
