@@ -1,9 +1,15 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { readFaultResults, renderFaultsInto } from "./faults-table";
+import { formatNumber } from "./number-format";
+
+export { formatNumber };
 
 // npm run bench:report [-- --check]: renders every committed
 // bench/results/<area>.json into the README between
 //   <!-- bench:<area> -->  and  <!-- /bench:<area> -->
+// and the fault suite's test/faults/results.json between <!-- faults -->
+// and <!-- /faults --> (scripts/faults-table.ts)
 // so the README's benchmark figures are the JSON's, never typed by hand.
 // --check changes nothing and exits 1 when the README differs from what the
 // JSON renders to (npm test runs it: prose and data cannot drift).
@@ -27,16 +33,6 @@ export interface BenchFile {
   machine: { cpus: number; node: string; wrangler?: string; notes?: string };
   results: BenchFigure[];
   notes?: string;
-}
-
-/** Three significant digits, thousands separated; small numbers keep their digits. */
-export function formatNumber(n: number): string {
-  if (!Number.isFinite(n)) return String(n);
-  const abs = Math.abs(n);
-  if (abs >= 1000) return Math.round(n).toLocaleString("en-US");
-  if (abs === 0) return "0";
-  const digits = Math.max(0, 2 - Math.floor(Math.log10(abs)));
-  return n.toFixed(Math.min(digits, 6));
 }
 
 function withUnit(n: number, unit: string): string {
@@ -94,7 +90,7 @@ export function renderReadme(readme: string, files: BenchFile[]): string {
 if (import.meta.url === `file://${process.argv[1]}`) {
   const check = process.argv.includes("--check");
   const readme = readFileSync("README.md", "utf8");
-  const rendered = renderReadme(readme, readResults());
+  const rendered = renderFaultsInto(renderReadme(readme, readResults()), readFaultResults());
   if (check) {
     if (rendered !== readme) {
       console.error("README.md's benchmark tables differ from bench/results/*.json: run npm run bench:report");

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { type BenchFile, formatNumber, readResults, renderArea, renderReadme } from "../../scripts/bench-report";
+import { readFaultResults, renderFaults, renderFaultsInto } from "../../scripts/faults-table";
 
 // The README's benchmark figures are rendered from bench/results/*.json
 // (npm run bench:report): this fails when someone edits one without the other.
@@ -51,8 +52,27 @@ describe("bench:report", () => {
     expect(renderReadme(out, [file])).toBe(out);
   });
 
+  it("renders the fault suite's figures per database", () => {
+    const table = renderFaults({
+      date: "2026-12-06T00:00:00Z",
+      node: "v24.21.0",
+      adapters: {
+        mysql: {
+          platform_killed_mid_heal: {
+            attempts: [{ midHeal: true, driftAtKill: 8, flaggedAtKill: true }],
+            healed_after_restart_ms: 1637,
+          },
+        },
+      },
+    });
+    expect(table).toContain(
+      "| platform killed mid-heal | — | killed while the heal held its lease (8 keys still off, team flagged); healed by the cron sweep 1.64 s after the restart |",
+    );
+  });
+
   it("the README's tables are the committed JSON's", () => {
     const readme = readFileSync("README.md", "utf8");
-    expect(renderReadme(readme, readResults()) === readme, "run npm run bench:report").toBe(true);
+    const rendered = renderFaultsInto(renderReadme(readme, readResults()), readFaultResults());
+    expect(rendered === readme, "run npm run bench:report").toBe(true);
   });
 });
