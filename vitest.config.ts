@@ -1,6 +1,6 @@
-import { createServer } from "node:net";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { freePort } from "./test/free-port";
 
 // Three projects. "workers" runs inside workerd against the real bindings of
 // wrangler.toml (D1, Queues) with D1 migrations applied by test/workers/setup.ts.
@@ -16,21 +16,6 @@ const BOTH_BACKENDS = ["test/workers/isolation.test.ts", "test/workers/fuzz.test
 
 /** Carries the psdb server's port to test/workers/mysql-global-setup.ts (same name there). */
 const PSDB_PORT_ENV = "EDGE_TEST_PSDB_PORT";
-
-/** A port free now on 127.0.0.1: the psdb server the global setup starts listens there. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
-}
 
 export default defineConfig(async () => {
   const migrations = await readD1Migrations("migrations/d1");

@@ -1,5 +1,4 @@
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mysql from "mysql2/promise";
@@ -7,6 +6,7 @@ import { applyMysqlMigrations } from "../../scripts/mysql-migrate";
 import { signToken } from "../../src/auth/tokens";
 import { planetscaleDriver } from "../../storage/planetscale-driver";
 import { type PsdbServer, startPsdbServer } from "../../tools/psdb-server/server";
+import { freePort } from "../free-port";
 import { type DbView, d1View, mysqlView } from "./db-view";
 import { MariaDbInstance } from "./mariadb";
 import { PlatformProcess } from "./platform";
@@ -77,18 +77,4 @@ export async function openRig(adapter: Adapter): Promise<Rig> {
       else console.log(`faults: kept ${root}`);
     },
   };
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
 }
