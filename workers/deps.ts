@@ -1,4 +1,5 @@
 import { topicPublisher } from "../durable-objects/topic/publisher";
+import { gatewayNamed, teamCacheOf } from "../platform/stubs";
 import { systemClock } from "../src/clock";
 import type { ChangePublisher, DirectorySource } from "../src/directory/source";
 import type { DirectoryWriter } from "../src/directory/writer";
@@ -125,12 +126,12 @@ export function directorySourceFor(env: Env): DirectorySource {
 export function changePublisherFor(env: Env): ChangePublisher {
   return {
     async publish(teamId, events) {
-      await env.TEAM_CACHE.get(env.TEAM_CACHE.idFromName(teamId)).applyChanges(teamId, events);
+      await teamCacheOf(env, teamId).applyChanges(teamId, events);
       await publishDirectoryEvents(topicPublisher(env), events, (key, error) =>
         console.error(`directory event to topic ${key} failed`, error),
       );
       const shards = parseShardCount(env.GATEWAY_SHARDS);
-      const gateway = (name: string) => env.GATEWAY.get(env.GATEWAY.idFromName(name));
+      const gateway = (name: string) => gatewayNamed(env, name);
       const changes = accessChanges(events);
       const calls: Array<Promise<unknown>> = [];
       // A deactivated user's open sockets close now, not at their next reconnect.

@@ -1,4 +1,5 @@
 import type { Context, Next } from "hono";
+import { metricsObject } from "../platform/stubs";
 import { platformRegistry } from "../src/metrics/platform-metrics";
 import type { AppEnv } from "./http";
 
@@ -10,10 +11,6 @@ const FLUSH_MS = 1_000;
 
 export const metrics = platformRegistry();
 let lastFlush = 0;
-
-function metricsObject(env: Env) {
-  return env.METRICS.get(env.METRICS.idFromName("global"));
-}
 
 export async function flushMetrics(env: Env): Promise<void> {
   lastFlush = Date.now();

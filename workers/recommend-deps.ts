@@ -1,4 +1,5 @@
 import { VISIBLE, type VisibleSet } from "../durable-objects/team-cache/queries";
+import { recStoreOf, teamCacheOf } from "../platform/stubs";
 import { fromBlock } from "../src/recommend/candidate-block";
 import type { ChannelView, RecDeps, UserView } from "../src/recommend/ports";
 
@@ -9,7 +10,7 @@ import type { ChannelView, RecDeps, UserView } from "../src/recommend/ports";
 // already checked costs no second round trip (and sees the same answer).
 
 export function recDepsFor(env: Env): RecDeps {
-  const cache = (team: string) => env.TEAM_CACHE.get(env.TEAM_CACHE.idFromName(team));
+  const cache = (team: string) => teamCacheOf(env, team);
   // Per team and viewer, per id: the view, or null when the viewer may not see it.
   const channels = new Map<string, Map<string, ChannelView | null>>();
   const users = new Map<string, Map<string, UserView | null>>();
@@ -46,7 +47,7 @@ export function recDepsFor(env: Env): RecDeps {
   return {
     store: {
       async candidates(req) {
-        const store = env.REC_STORE.get(env.REC_STORE.idFromName(req.team));
+        const store = recStoreOf(env, req.team);
         return fromBlock(await store.candidates(req.team, req.source, req.user, req.context));
       },
     },

@@ -1,3 +1,4 @@
+import { teamCacheOf } from "../../platform/stubs";
 import type {
   Access,
   Actor,
@@ -23,7 +24,7 @@ function denied(r: Denial): Exclude<Access, { ok: true }> {
 }
 
 function cacheOf(env: Env, team: string) {
-  return env.TEAM_CACHE.get(env.TEAM_CACHE.idFromName(team));
+  return teamCacheOf(env, team);
 }
 
 export function teamCacheAccess(env: Env): TopicAccess {

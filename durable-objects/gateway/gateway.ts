@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { topicOf } from "../../platform/stubs";
 import { mayConnect, type Principal, seesWholeTeam } from "../../src/auth/policy";
 import { type AdmissionLimits, Admitter } from "../../src/realtime/admission";
 import { MAX_REMEMBERED_PROFILES, mayNameUsers, remember, usersNamedBy } from "../../src/realtime/annotations";
@@ -1567,7 +1568,7 @@ export class Gateway extends DurableObject<Env> {
   private topic(key: string): DurableObjectStub<Topic> {
     let stub = this.topicStubs.get(key);
     if (!stub) {
-      stub = this.env.TOPIC.get(this.env.TOPIC.idFromName(key));
+      stub = topicOf(this.env, key);
       if (this.topicStubs.size >= 1_000) this.topicStubs.clear();
       this.topicStubs.set(key, stub);
     }

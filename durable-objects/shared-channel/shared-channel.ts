@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { teamCacheOf } from "../../platform/stubs";
 import type { Membership } from "../../src/directory/model";
 import type { DirectorySource } from "../../src/directory/source";
 import { directorySourceFor } from "../../workers/deps";
@@ -102,7 +103,7 @@ export class SharedChannel extends DurableObject<Env> {
     if (added) this.sql.exec("INSERT OR REPLACE INTO members (user_id, team_id) VALUES (?, ?)", m.userId, m.userTeamId);
     else this.sql.exec("DELETE FROM members WHERE user_id = ?", m.userId);
     if (m.userTeamId !== hostTeamId) {
-      const cache = this.env.TEAM_CACHE.get(this.env.TEAM_CACHE.idFromName(m.userTeamId));
+      const cache = teamCacheOf(this.env, m.userTeamId);
       await cache.applyForeignMembership(m.userTeamId, m, added);
     }
   }

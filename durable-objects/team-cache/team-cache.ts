@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { sharedChannelNamed, teamCacheOf } from "../../platform/stubs";
 import { mayUseTeam } from "../../src/auth/policy";
 import type { ChangeEvent, DirectoryChange } from "../../src/directory/model";
 import type { DirectorySource } from "../../src/directory/source";
@@ -449,11 +450,11 @@ export class TeamCache extends DurableObject<Env> {
 
   /** A shared channel's object is named by its host team and channel: another team's same id is another object. */
   private sharedChannel(hostTeamId: string, channelId: string) {
-    return this.env.SHARED_CHANNEL.get(this.env.SHARED_CHANNEL.idFromName(sharedChannelName(hostTeamId, channelId)));
+    return sharedChannelNamed(this.env, sharedChannelName(hostTeamId, channelId));
   }
 
   private teamCache(teamId: string) {
-    return this.env.TEAM_CACHE.get(this.env.TEAM_CACHE.idFromName(teamId));
+    return teamCacheOf(this.env, teamId);
   }
 
   private isLoaded(): boolean {

@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { gatewayNamed } from "../../platform/stubs";
 import type { PublishOptions, PublishResult } from "../../src/realtime/ports";
 import type { ReloadReason } from "../../src/realtime/protocol";
 import { KeyedBuckets, TokenBucket } from "../../src/realtime/rate-limit";
@@ -331,7 +332,7 @@ export class Topic extends DurableObject<Env> {
   private gateway(name: string): DurableObjectStub<Gateway> {
     let stub = this.stubs.get(name);
     if (!stub) {
-      stub = this.env.GATEWAY.get(this.env.GATEWAY.idFromName(name));
+      stub = gatewayNamed(this.env, name);
       if (this.stubs.size > 1_000) this.stubs.clear();
       this.stubs.set(name, stub);
     }

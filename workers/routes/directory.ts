@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import type { CacheResult } from "../../durable-objects/team-cache/team-cache";
+import { teamCacheOf } from "../../platform/stubs";
 import { AppError } from "../../src/errors";
 import { type AppContext, type AppEnv, jsonBody } from "../http";
 
@@ -52,7 +53,7 @@ function params<S extends z.ZodType>(c: AppContext, schema: S): z.infer<S> {
 
 function cacheFor(c: AppContext) {
   const { team, user } = c.get("identity");
-  return { team, user, stub: c.env.TEAM_CACHE.get(c.env.TEAM_CACHE.idFromName(team)) };
+  return { team, user, stub: teamCacheOf(c.env, team) };
 }
 
 function unwrap<T>(result: CacheResult<T>): T {

@@ -1,4 +1,5 @@
 import { Hono } from "hono";
+import { recStoreOf } from "../../platform/stubs";
 import { mayAdminister } from "../../src/auth/policy";
 import { dayOf, isoOf } from "../../src/datasets/collab";
 import { AppError } from "../../src/errors";
@@ -65,7 +66,7 @@ export const recommendFeatureRoutes = new Hono<AppEnv>().post("/teams/:team/feat
   }
   if (rows === 0) await fail(400, "empty snapshot; nothing was imported");
   await store.publishSnapshot(teamId, snapshotId, rows, Date.now());
-  const recStore = c.env.REC_STORE.get(c.env.REC_STORE.idFromName(teamId));
+  const recStore = recStoreOf(c.env, teamId);
   await recStore.reload(teamId).catch((e) => console.error(`rec store ${teamId} reload failed; it rechecks`, e));
   return c.json({ snapshot_id: snapshotId, as_of: isoOf(asOf), dataset, rows }, 201);
 });

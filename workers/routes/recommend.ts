@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { z } from "zod";
+import { recStoreOf, teamCacheOf } from "../../platform/stubs";
 import { mayActFor, mayUseTeam } from "../../src/auth/policy";
 import { AppError } from "../../src/errors";
 import { FEEDBACK_ACTIONS, type RecLogMessage, recLogEnvelope, servedItems } from "../../src/recommend/logs";
@@ -61,7 +62,7 @@ export const recommendRoutes = new Hono<AppEnv>()
     const { team, user: caller } = c.get("identity");
     const subject = subjectOf(c, source, body.context.user);
     await authorize(c, (p) => mayActFor(p, team, subject));
-    const cache = c.env.TEAM_CACHE.get(c.env.TEAM_CACHE.idFromName(team));
+    const cache = teamCacheOf(c.env, team);
     // The subject must be an active member; for invite, the member's channels default to theirs now.
     let context: Record<string, unknown> = body.context;
     const known =
@@ -100,7 +101,7 @@ export const recommendRoutes = new Hono<AppEnv>()
     for (const d of result.degraded) metrics.inc("rec_degraded_total", { source, step: d.step });
     metrics.inc("rec_served_items_total", { source, arm: selection.arm }, result.items.length);
     const items = result.items.map((it, i) => ({ id: it.id, score: round(it.score), rank: i + 1 }));
-    const store = c.env.REC_STORE.get(c.env.REC_STORE.idFromName(team));
+    const store = recStoreOf(c.env, team);
     await store.recordServed({
       requestId,
       user: caller,
@@ -148,7 +149,7 @@ export const recommendRoutes = new Hono<AppEnv>()
     const body = await jsonBody(c, FeedbackBody);
     const { team, user } = c.get("identity");
     await authorize(c, (p) => mayUseTeam(p, team));
-    const store = c.env.REC_STORE.get(c.env.REC_STORE.idFromName(team));
+    const store = recStoreOf(c.env, team);
     const check = await store.checkFeedback(
       body.request_id,
       user,

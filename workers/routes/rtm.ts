@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { GATEWAY_HEADERS } from "../../durable-objects/gateway/gateway";
+import { gatewayNamed } from "../../platform/stubs";
 import { mayConnect, type Principal } from "../../src/auth/policy";
 import { type Identity, signToken, verifyToken } from "../../src/auth/tokens";
 import { AppError } from "../../src/errors";
@@ -119,6 +120,6 @@ export const rtmRoutes = new Hono<AppEnv>().get("/", async (c) => {
     headers.set(GATEWAY_HEADERS.ticket, ticket.nonce);
     headers.set(GATEWAY_HEADERS.ticketExp, String(ticket.exp));
   }
-  const gateway = c.env.GATEWAY.get(c.env.GATEWAY.idFromName(name));
+  const gateway = gatewayNamed(c.env, name);
   return gateway.fetch("https://gateway/connect", { headers });
 });
