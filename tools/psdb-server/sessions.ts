@@ -38,6 +38,27 @@ const ENDED_MEMORY = 1024;
 
 const noop = (): void => {};
 
+/** How long a killed session's statements get to report the KILL before the connection is dropped. */
+const KILL_GRACE_MS = 5_000;
+
+/** Resolves when `p` settles or after `ms`, whichever comes first. */
+function settled(p: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref();
+    p.then(
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+    );
+  });
+}
+
 export class SessionStore {
   private readonly live = new Map<string, PinnedSession>();
   private readonly ended = new Map<string, string>();
@@ -124,8 +145,13 @@ export class SessionStore {
   private killOverdue(session: PinnedSession): void {
     if (!this.forget(session, `killed: the transaction ran past ${this.maxTxMs} ms`)) return;
     const { conn } = session;
+    // After the KILL, the server ends the running statement (its caller gets
+    // the error) and closes the connection. Destroying our end before that
+    // error has arrived would leave the statement's promise, and the HTTP
+    // request waiting on it, unsettled for good (seen as a flaky 60 s hang):
+    // so wait for the session's statements to settle, a few seconds at most.
     this.kill(conn).then(
-      () => conn.destroy(),
+      () => settled(session.tail, KILL_GRACE_MS).then(() => conn.destroy()),
       () => conn.destroy(),
     );
   }
