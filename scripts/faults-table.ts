@@ -22,7 +22,8 @@ interface FaultFigures {
   platform_killed_mid_write?: WriteLoad;
   platform_killed_mid_import?: {
     users: number;
-    committed_at_kill: number;
+    staged_at_kill: number;
+    visible_at_kill: number;
     resume_ms: number;
     resumed_answer: { imported: number };
     counts_converged_ms: number;
@@ -63,7 +64,7 @@ function cells(f: FaultFigures | undefined): Record<string, string> {
   if (f.platform_killed_mid_write) out.write = writeLoad(f.platform_killed_mid_write);
   const i = f.platform_killed_mid_import;
   if (i) {
-    out.import = `killed at ${n(i.committed_at_kill)} of ${n(i.users)} users committed; the retry with the key resumed and answered \`imported: ${i.resumed_answer.imported}\` in ${s(i.resume_ms)}; each user once; counts = recount in ${s(i.counts_converged_ms)}; cache in ${s(i.cache_matched_ms)}`;
+    out.import = `killed with ${n(i.staged_at_kill)} of ${n(i.users)} users staged and ${n(i.visible_at_kill)} visible; the retry with the key staged the rest, landed and answered \`imported: ${i.resumed_answer.imported}\` in ${s(i.resume_ms)}; each user once; counts = recount in ${s(i.counts_converged_ms)}; cache in ${s(i.cache_matched_ms)}`;
   }
   const h = f.platform_killed_mid_heal;
   if (h) {

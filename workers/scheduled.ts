@@ -21,6 +21,8 @@ export interface OutboxSweep {
   prunedApplied: number;
   /** Idempotency-Key records past their retention. */
   prunedKeys: number;
+  /** Staged users of imports abandoned for as long. */
+  prunedStaged: number;
 }
 
 /**
@@ -39,6 +41,7 @@ export async function sweepOutbox(deps: Deps): Promise<OutboxSweep> {
     prunedSent: 0,
     prunedApplied: 0,
     prunedKeys: 0,
+    prunedStaged: 0,
   };
   try {
     const relay = { outbox: deps.store, mutations: deps.mutations, clock: deps.clock };
@@ -57,6 +60,8 @@ export async function sweepOutbox(deps: Deps): Promise<OutboxSweep> {
   out.prunedSent = await deps.store.pruneSentOutbox(now - SENT_RETENTION_MS, PRUNE_LIMIT);
   out.prunedApplied = await deps.counts.pruneAppliedMutations(now - APPLIED_RETENTION_MS, PRUNE_LIMIT);
   out.prunedKeys = await deps.store.pruneIdempotencyKeys(now - IDEMPOTENCY_RETENTION_MS, PRUNE_LIMIT);
+  // Stagings of imports no one came back for within the keys' retention.
+  out.prunedStaged = await deps.store.pruneStagedUsers(now - IDEMPOTENCY_RETENTION_MS, PRUNE_LIMIT);
   return out;
 }
 

@@ -6,7 +6,7 @@ import type { DomainMutationMessage, HealPublisher, MutationPublisher } from "..
 import type { DomainDelta } from "../domains/model";
 import { mutationRow, type OutboxRow, relayOutbox } from "../domains/outbox";
 import { AppError, conflict, notFound } from "../errors";
-import { newId } from "../ids";
+import { idFromSeed, newId } from "../ids";
 import { UniqueViolation } from "../unique-violation";
 import { type IdempotencyRequest, type Once, priorResult, recordOf, writeOnce } from "./idempotency";
 import { type Plan, planRank, type Role, type Team, type User } from "./model";
@@ -137,21 +137,28 @@ export function createUserOnce(
   return writeOnce(deps.store, teamId, idempotency, (idem) => createUser(deps, teamId, input, idem));
 }
 
-/** What an import answers, and what its key's record holds while it runs (`done` false: pages committed so far). */
+/** What an import answers (and what its key's record holds once it has landed). */
 export interface ImportSummary {
   imported: number;
   pages: number;
 }
-interface ImportRecord extends ImportSummary {
-  done: boolean;
-}
 
 /**
- * importUsers with an Idempotency-Key: each page commits with the key's
- * record of how far the import got. A retry of a finished import answers its
- * summary; a retry of an interrupted one (the process died, the connection
- * dropped) resumes after the last committed page, so the same request,
- * retried with its key, always completes the import exactly once.
+ * An import, all or nothing, at most once per Idempotency-Key. Its pages
+ * are staged (TeamStore.stageUsers: each its own unit, invisible to every
+ * reader), then landed in one unit with everything derived from them:
+ * users, change log, the import's coalesced deltas (outbox) and the key's
+ * record. A crash part-way leaves nothing visible; the same request retried
+ * with its key stages only the pages still missing (ids a request leaves to
+ * us are derived from the key, so they come out the same) and lands; a
+ * retry after the landing answers its summary. Without a key the import
+ * stages under a key of its own: all or nothing still, not resumable
+ * (abandoned stagings are pruned by the cron sweep after a day).
+ *
+ * A landing can race another run of the same import (an attempt whose
+ * landing outlived its time bound and committed late): the key's record is
+ * inserted first in the landing unit, so the second landing fails whole on
+ * it and answers the first's summary.
  */
 export async function importUsersOnce(
   deps: LifecycleDeps,
@@ -160,46 +167,80 @@ export async function importUsersOnce(
   pageSize: number,
   idempotency: IdempotencyRequest | null,
 ): Promise<Once<ImportSummary>> {
-  const pages = Math.ceil(inputs.length / pageSize);
-  const summary = { imported: inputs.length, pages };
-  if (!idempotency) {
-    await importUsers(deps, teamId, inputs, { pageSize });
-    return { value: summary, replayed: false };
+  const summary: ImportSummary = { imported: inputs.length, pages: Math.ceil(inputs.length / pageSize) };
+  // A space cannot occur in a client's key (printable ASCII without spaces): no collision.
+  const importKey = idempotency?.key ?? `request ${newId("U")}`;
+  const requestHash = idempotency?.requestHash ?? "";
+  if (idempotency) {
+    const prior = await priorResult<ImportSummary>(deps.store, teamId, idempotency);
+    if (prior) return { value: prior, replayed: true };
   }
-  for (let attempt = 1; ; attempt++) {
-    const prior = await priorResult<ImportRecord>(deps.store, teamId, idempotency);
-    if (prior?.done) return { value: { imported: prior.imported, pages: prior.pages }, replayed: true };
-    const startPage = prior?.pages ?? 0;
-    try {
-      await importUsers(deps, teamId, inputs, {
-        pageSize,
-        startPage,
-        record: (_page, index) => {
-          const progress: ImportRecord = {
-            done: index + 1 === pages,
-            imported: Math.min(inputs.length, (index + 1) * pageSize),
-            pages: index + 1,
-          };
-          // The first page of a fresh import creates the record; every later one updates it.
-          return { ...recordOf(idempotency, progress, deps.clock.now()), update: index > 0 || prior !== null };
-        },
-      });
-      return { value: summary, replayed: false };
-    } catch (error) {
-      // Another run of this import (an earlier attempt whose page outlived
-      // its time bound and committed late, or the client's own retry) took
-      // the page first: its users collide with ours. If the key's record
-      // moved past where we started, carry on from there; else it is a real
-      // conflict.
-      if (!(error instanceof AppError && error.status === 409) || attempt >= MAX_IMPORT_RESUMES) throw error;
-      const now = await priorResult<ImportRecord>(deps.store, teamId, idempotency);
-      if (!now || now.pages <= startPage) throw error;
+  await requireTeam(deps.store, teamId);
+  const staged = await deps.store.stagedImport(teamId, importKey);
+  if (staged && staged.requestHash !== requestHash) {
+    throw new AppError(
+      422,
+      "idempotency_key_reused",
+      "this Idempotency-Key was used with a different request; use a new key for a new request",
+    );
+  }
+  const now = deps.clock.now();
+  const all: User[] = [];
+  for (const [i, u] of inputs.entries()) {
+    all.push({
+      teamId,
+      id: u.id ?? (idempotency ? await idFromSeed("U", `${teamId}\n${importKey}\n${i}`) : newId("U")),
+      email: u.email,
+      domain: u.domain,
+      role: u.role,
+      deactivated: false,
+      createdAt: now,
+      updatedAt: now,
+    });
+  }
+  rejectDuplicatesWithin(all);
+  const existing = await deps.store.findExisting(
+    teamId,
+    all.map((u) => u.email),
+    all.map((u) => u.id),
+  );
+  if (existing.emails.length > 0 || existing.ids.length > 0) {
+    if (staged) await deps.store.dropStagedUsers(teamId, importKey);
+    throw conflict("some users already exist in this team; nothing was imported", existing);
+  }
+  // Pages are staged whole, in order: what is staged is a prefix of `all`.
+  for (let i = staged?.users ?? 0; i < all.length; i += pageSize) {
+    await deps.store.stageUsers(importKey, requestHash, all.slice(i, i + pageSize), now);
+  }
+  const deltas = all.flatMap((u) => deltasForChange(teamId, null, contributionOf(u)));
+  const log = all.length > USER_EVENTS_INLINE ? "reload" : "users";
+  const derived = derive(deps, teamId, "bulk_import", deltas, log);
+  if (idempotency) derived.idempotency = recordOf(idempotency, summary, deps.clock.now());
+  let written: UserWriteResult;
+  try {
+    written = await deps.store.landStagedUsers(
+      teamId,
+      importKey,
+      derived,
+      all.map((u) => u.id),
+    );
+  } catch (error) {
+    if (!(error instanceof UniqueViolation)) throw error;
+    if (idempotency) {
+      // Another run of this import landed first: its answer is ours.
+      const landed = await priorResult<ImportSummary>(deps.store, teamId, idempotency);
+      if (landed) {
+        await deps.store.dropStagedUsers(teamId, importKey);
+        return { value: landed, replayed: true };
+      }
     }
+    // A user written meanwhile took one of the emails or ids: nothing lands.
+    await deps.store.dropStagedUsers(teamId, importKey);
+    throw conflict("a user with one of these ids or emails was created meanwhile; nothing was imported");
   }
+  await Promise.all([relay(deps, derived.outbox), pushChanges(deps, written.logged ? [written.logged] : [])]);
+  return { value: summary, replayed: false };
 }
-
-/** Times one request resumes its import after another run with the same key committed pages under it. */
-const MAX_IMPORT_RESUMES = 5;
 
 /** changeUser, at most once per Idempotency-Key. */
 export function changeUserOnce(
@@ -216,8 +257,6 @@ export interface ImportOptions {
   /** Users per atomic insert (and per published mutation). */
   pageSize?: number;
   cause?: DomainMutationMessage["cause"];
-  /** Pages of `inputs` already committed by an earlier run of this import (resumed with its key): skipped. */
-  startPage?: number;
   /** The Idempotency-Key record each page commits with (its progress, or createUser's result). */
   record?: (page: User[], index: number, pages: number) => IdempotencyRecord;
 }
@@ -237,10 +276,10 @@ export async function importUsers(
   inputs: NewUserInput[],
   options: ImportOptions = {},
 ): Promise<User[]> {
-  const { pageSize = 1000, cause = "bulk_import", startPage = 0 } = options;
+  const { pageSize = 1000, cause = "bulk_import" } = options;
   await requireTeam(deps.store, teamId);
   const now = deps.clock.now();
-  const all: User[] = inputs.map((u) => ({
+  const users: User[] = inputs.map((u) => ({
     teamId,
     id: u.id ?? newId("U"),
     email: u.email,
@@ -250,9 +289,8 @@ export async function importUsers(
     createdAt: now,
     updatedAt: now,
   }));
-  rejectDuplicatesWithin(all);
-  const pages = Math.ceil(all.length / pageSize);
-  const users = all.slice(startPage * pageSize);
+  rejectDuplicatesWithin(users);
+  const pages = Math.ceil(users.length / pageSize);
   const existing = await deps.store.findExisting(
     teamId,
     users.map((u) => u.email),
@@ -270,7 +308,7 @@ export async function importUsers(
       const page = users.slice(i, i + pageSize);
       const deltas = page.flatMap((u) => deltasForChange(teamId, null, contributionOf(u)));
       const derived = derive(deps, teamId, cause, deltas, log);
-      if (options.record) derived.idempotency = options.record(page, startPage + i / pageSize, pages);
+      if (options.record) derived.idempotency = options.record(page, i / pageSize, pages);
       let written: UserWriteResult;
       try {
         written = await deps.store.insertUsers(page, derived);

@@ -120,6 +120,31 @@ export interface TeamStore extends OutboxStore {
   pruneIdempotencyKeys(before: number, limit: number): Promise<number>;
   /** Flags the team for the sweep's heal (a recount is due). */
   markHealNeeded(teamId: string, now: number): Promise<void>;
+
+  /**
+   * An import's staged users, not landed yet (invisible to every reader):
+   * how many, and the hash of the request that staged them; null if none.
+   */
+  stagedImport(teamId: string, importKey: string): Promise<{ users: number; requestHash: string } | null>;
+  /** Stages a page of an import in one unit; a user already staged under the key (a repeat of the page) is skipped. */
+  stageUsers(importKey: string, requestHash: string, users: User[], at: number): Promise<void>;
+  /**
+   * Lands an import in one unit: `derived.idempotency` (inserted first, so a
+   * second landing of the key fails whole on it with UniqueViolation), every
+   * staged user into users, the staged rows deleted, the change-log rows
+   * (`derived.log`; "users" logs `userIds`) and the outbox rows. A user that
+   * collides with one written meanwhile also fails it whole.
+   */
+  landStagedUsers(
+    teamId: string,
+    importKey: string,
+    derived: DerivedWrites,
+    userIds: readonly string[],
+  ): Promise<UserWriteResult>;
+  /** Drops an import's staged users (a landing that failed for good). */
+  dropStagedUsers(teamId: string, importKey: string): Promise<void>;
+  /** Deletes up to `limit` staged users older than `before` (abandoned imports); how many. */
+  pruneStagedUsers(before: number, limit: number): Promise<number>;
   /** Teams whose last heal is older than `staleBefore`, never healed, or marked. */
   teamsNeedingHeal(staleBefore: number, limit: number): Promise<string[]>;
 }

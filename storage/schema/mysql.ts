@@ -216,3 +216,20 @@ export const idempotencyKeys = mysqlTable(
   },
   (t) => [primaryKey({ columns: [t.teamId, t.key] }), index("idempotency_keys_at").on(t.createdAt)],
 );
+
+/** Users of an import not landed yet; see ./sqlite.ts. */
+export const stagedUsers = mysqlTable(
+  "staged_users",
+  {
+    teamId: varcharBin("team_id", { length: 40 }).notNull(),
+    importKey: varcharBin("import_key", { length: 255 }).notNull(),
+    requestHash: varchar("request_hash", { length: 64 }).notNull(),
+    id: varcharBin("id", { length: 40 }).notNull(),
+    email: varcharBin("email", { length: 254 }).notNull(),
+    domain: varcharBin("domain", { length: 253 }).notNull(),
+    role: varchar("role", { length: 8 }).notNull(),
+    name: varchar("name", { length: 80 }).notNull(),
+    stagedAt: bigint("staged_at", { mode: "number" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.importKey, t.id] }), index("staged_users_at").on(t.stagedAt)],
+);

@@ -199,3 +199,27 @@ export const idempotencyKeys = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.teamId, t.key] }), index("idempotency_keys_at").on(t.createdAt)],
 );
+
+/**
+ * Users of an import not landed yet (src/teams/lifecycle.ts, importUsersOnce):
+ * each page is staged here in its own unit, invisible to every reader, and
+ * the landing moves them all to users in one unit with everything derived
+ * from them. A crash part-way leaves nothing visible; the same request
+ * retried with its key stages the rest and lands. Abandoned stagings are
+ * pruned after a day (workers/scheduled.ts).
+ */
+export const stagedUsers = sqliteTable(
+  "staged_users",
+  {
+    teamId: text("team_id").notNull(),
+    importKey: text("import_key").notNull(),
+    requestHash: text("request_hash").notNull(),
+    id: text("id").notNull(),
+    email: text("email").notNull(),
+    domain: text("domain").notNull(),
+    role: text("role").notNull(),
+    name: text("name").notNull(),
+    stagedAt: integer("staged_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.importKey, t.id] }), index("staged_users_at").on(t.stagedAt)],
+);

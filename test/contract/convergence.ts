@@ -385,7 +385,7 @@ export function convergenceContract(open: () => Promise<Backend>): void {
       expect(await backend.store.teamsNeedingHeal(healedBefore - 60_000, 10_000)).not.toContain(teamId);
     });
 
-    it("resumes an import retried with its Idempotency-Key after the process died part-way: every user once, counts exact", async () => {
+    it("lands an import whole or not at all: killed part-way, nothing is visible; retried with its key, it stages the rest and lands once", async () => {
       const backend = await open();
       const { queue, deps, teamId } = await setup(backend, 56);
       const inputs = Array.from({ length: 23 }, (_, i) => ({
@@ -394,27 +394,40 @@ export function convergenceContract(open: () => Promise<Backend>): void {
         role: "member" as const,
       }));
       const key = { key: "import-56", requestHash: "hash-of-the-import" };
-      // The process dies right after the third page (of five) committed.
+      const usersOfTeam = async () =>
+        Number(
+          (await backend.driver.all<{ n: number }>("SELECT COUNT(*) AS n FROM users WHERE `team_id` = ?", [teamId]))[0]
+            ?.n,
+        );
+      // The process dies right after the third page (of five) was staged.
       let pages = 0;
       const dying: TeamStore = Object.create(backend.store);
-      dying.insertUsers = async (...args) => {
-        const written = await backend.store.insertUsers(...args);
+      dying.stageUsers = async (...args) => {
+        await backend.store.stageUsers(...args);
         if (++pages === 3) throw new Error("process died");
-        return written;
       };
       await expect(importUsersOnce({ ...deps, store: dying }, teamId, inputs, 5, key)).rejects.toThrow("process died");
-      expect(await backend.store.idempotencyRecord(teamId, key.key)).toMatchObject({
-        result: JSON.stringify({ done: false, imported: 15, pages: 3 }),
-      });
-      // The same request again: the last two pages, not a 409 on the first fifteen.
-      expect(await importUsersOnce(deps, teamId, inputs, 5, key)).toEqual({
+      expect(await usersOfTeam()).toBe(0);
+      expect(await backend.store.idempotencyRecord(teamId, key.key)).toBeNull();
+      expect(await backend.store.stagedImport(teamId, key.key)).toEqual({ users: 15, requestHash: key.requestHash });
+      // Another body under the key while it is staged: 422, nothing changes.
+      await expect(
+        importUsersOnce(deps, teamId, inputs.slice(1), 5, { ...key, requestHash: "another" }),
+      ).rejects.toMatchObject({ status: 422 });
+      // The same request again: the last two pages, then one landing.
+      let staged = 0;
+      const counting: TeamStore = Object.create(backend.store);
+      counting.stageUsers = async (...args) => {
+        staged++;
+        return backend.store.stageUsers(...args);
+      };
+      expect(await importUsersOnce({ ...deps, store: counting }, teamId, inputs, 5, key)).toEqual({
         value: { imported: 23, pages: 5 },
         replayed: false,
       });
-      const rows = await backend.driver.all<{ n: number }>("SELECT COUNT(*) AS n FROM users WHERE `team_id` = ?", [
-        teamId,
-      ]);
-      expect(Number(rows[0]?.n)).toBe(23);
+      expect(staged).toBe(2);
+      expect(await usersOfTeam()).toBe(23);
+      expect(await backend.store.stagedImport(teamId, key.key)).toBeNull();
       // Once more: the summary, nothing written.
       expect(await importUsersOnce(deps, teamId, inputs, 5, key)).toEqual({
         value: { imported: 23, pages: 5 },
@@ -423,14 +436,40 @@ export function convergenceContract(open: () => Promise<Backend>): void {
       await expect(
         importUsersOnce(deps, teamId, inputs.slice(1), 5, { ...key, requestHash: "another" }),
       ).rejects.toMatchObject({ status: 422 });
-      // The page that committed as the process died left its mutations in the
-      // outbox: the cron sweep relays them. Then the counts equal the recount, with no heal.
+      // The landing's mutations (one coalesced set for the import): counts equal the recount, with no heal.
       await relayStranded({ outbox: backend.store, mutations: queue, clock: deps.clock }, { teamId, minAgeMs: 0 });
       await applyMutationBatch(queue.take(), { counts: backend.store, heals: queue, clock: deps.clock });
       expect(await storedCounts(backend.store, teamId)).toEqual(await recountBySql(backend.driver, teamId));
     });
 
-    it("resumes an import whose pages another run with the same key committed first, instead of a 409", async () => {
+    it("lands nothing when a user written meanwhile takes one of the import's emails: 409, nothing staged or visible", async () => {
+      const backend = await open();
+      const { deps, teamId } = await setup(backend, 59);
+      const inputs = Array.from({ length: 12 }, (_, i) => ({
+        email: `late${i}@acme.test`,
+        domain: "acme.test",
+        role: "member" as const,
+      }));
+      const racing: TeamStore = Object.create(backend.store);
+      racing.landStagedUsers = async (...args) => {
+        await createUser(deps, teamId, { email: "late7@acme.test", domain: "acme.test", role: "guest" });
+        return backend.store.landStagedUsers(...args);
+      };
+      await expect(importUsersOnce({ ...deps, store: racing }, teamId, inputs, 5, null)).rejects.toMatchObject({
+        status: 409,
+      });
+      const rows = await backend.driver.all<{ email: string }>("SELECT `email` FROM users WHERE `team_id` = ?", [
+        teamId,
+      ]);
+      expect(rows.map((r) => r.email)).toEqual(["late7@acme.test"]);
+      const left = await backend.driver.all<{ n: number }>(
+        "SELECT COUNT(*) AS n FROM staged_users WHERE `team_id` = ?",
+        [teamId],
+      );
+      expect(Number(left[0]?.n)).toBe(0);
+    });
+
+    it("answers the first landing's summary when another run of the same import landed first", async () => {
       const backend = await open();
       const { deps, teamId } = await setup(backend, 58);
       const inputs = Array.from({ length: 23 }, (_, i) => ({
@@ -439,17 +478,17 @@ export function convergenceContract(open: () => Promise<Backend>): void {
         role: "member" as const,
       }));
       const key = { key: "import-58", requestHash: "hash-of-the-import" };
-      // Our run reads the key's record (nothing yet), then, before its first
-      // page commits, another run with the key (an earlier attempt that
-      // outlived its time bound, say) commits the whole import.
+      // Our run has read the key's record (nothing yet); before it stages,
+      // another run with the key (an earlier attempt that outlived its time
+      // bound, say) stages and lands the whole import.
       let raced = false;
       const racing: TeamStore = Object.create(backend.store);
-      racing.insertUsers = async (...args) => {
+      racing.stageUsers = async (...args) => {
         if (!raced) {
           raced = true;
           await importUsersOnce(deps, teamId, inputs, 5, key);
         }
-        return backend.store.insertUsers(...args);
+        return backend.store.stageUsers(...args);
       };
       expect(await importUsersOnce({ ...deps, store: racing }, teamId, inputs, 5, key)).toEqual({
         value: { imported: 23, pages: 5 },
@@ -459,6 +498,7 @@ export function convergenceContract(open: () => Promise<Backend>): void {
         teamId,
       ]);
       expect(Number(rows[0]?.n)).toBe(23);
+      expect(await backend.store.stagedImport(teamId, key.key)).toBeNull();
     });
 
     it("sends again what the queue lost: a sent mutation never applied goes out once more, and the counts come right with no heal", async () => {

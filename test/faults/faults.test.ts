@@ -142,7 +142,7 @@ describe.each(ADAPTERS)("faults on %s", (adapter) => {
     };
   }, 600_000);
 
-  it("the platform killed mid-import: the same request with its key finishes it, each user once, counts exact", async () => {
+  it("the platform killed mid-import: nothing of it is visible, the same request with its key lands it once, counts exact", async () => {
     const team = "TFIMPORT";
     await newTeam(team);
     const domains = ["acme.example", "globex.example", "initech.example", "gmail.com", "yahoo.com"];
@@ -165,20 +165,24 @@ describe.each(ADAPTERS)("faults on %s", (adapter) => {
       "idempotency-key": write.key,
       "content-type": write.contentType,
     });
-    const count = async () =>
-      Number((await rig.db.all<{ n: number }>("SELECT COUNT(*) AS n FROM users WHERE team_id = ?", [team]))[0]?.n ?? 0);
+    const count = async (table: "users" | "staged_users") =>
+      Number(
+        (await rig.db.all<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table} WHERE team_id = ?`, [team]))[0]?.n ?? 0,
+      );
     let seen = 0;
     const deadline = Date.now() + 120_000;
     while (seen < 2000 && Date.now() < deadline) {
       await sleep(20);
-      seen = await count();
+      seen = await count("staged_users");
     }
     await rig.platform.kill();
     const firstAnswer = await first;
-    const atKill = (await count()) - 1; // the reader
+    const atKill = await count("staged_users");
     expect(firstAnswer.status, "the killed import got no answer").toBe(0);
     expect(atKill).toBeGreaterThan(0);
     expect(atKill, "killed part-way").toBeLessThan(IMPORT_USERS);
+    // All or nothing: the staged pages are invisible, the team still has only its reader.
+    expect(await count("users"), "nothing of the import is visible").toBe(1);
 
     await rig.platform.start();
     const t0 = Date.now();
@@ -202,7 +206,8 @@ describe.each(ADAPTERS)("faults on %s", (adapter) => {
     expect(cache.ok, `cache differs on ${cache.wrong.slice(0, 10).join(", ")}`).toBe(true);
     figures.platform_killed_mid_import = {
       users: IMPORT_USERS,
-      committed_at_kill: atKill,
+      staged_at_kill: atKill,
+      visible_at_kill: 0,
       resume_ms: resumeMs,
       resumed_answer: retry.final.body,
       counts_converged_ms: counts.ms,
