@@ -1,3 +1,4 @@
+import { depsFor, driverFor } from "../platform/deps";
 import { healTeam } from "../src/domains/healer";
 import type { DomainMutationMessage } from "../src/domains/messages";
 import { type DomainDelta, TEAM_TOTAL_DOMAIN } from "../src/domains/model";
@@ -8,7 +9,6 @@ import { parseEmail } from "../src/invites/email";
 import { createTeam, importUsers } from "../src/teams/lifecycle";
 import { ROLES, type Role } from "../src/teams/model";
 import { createApp } from "../workers/app";
-import { depsFor, driverFor } from "../workers/deps";
 import worker from "../workers/index";
 
 // Benchmark-only Worker: the real app plus /bench routes that run the same

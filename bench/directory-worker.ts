@@ -20,12 +20,12 @@ import {
   toUser,
 } from "../durable-objects/team-cache/queries";
 import { LOAD_PAGE, TeamCache } from "../durable-objects/team-cache/team-cache";
+import { directorySourceFor, driverFor } from "../platform/deps";
 import { verifyToken } from "../src/auth/tokens";
 import type { DirUser } from "../src/directory/model";
 import type { DirectorySource } from "../src/directory/source";
 import type { SqlDriver, Statement } from "../storage/sql-driver";
 import { createApp } from "../workers/app";
-import { directorySourceFor, driverFor } from "../workers/deps";
 import worker from "../workers/index";
 
 // Benchmark-only Worker for `npm run bench:directory` (bench/wrangler.directory.toml,

@@ -1,10 +1,10 @@
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { depsFor } from "../platform/deps";
 import { mayOperate } from "../src/auth/policy";
 import { AppError, redactedMessage } from "../src/errors";
 import { DatabaseUnavailable } from "../storage/guarded-driver";
 import { authorize, requireToken } from "./auth";
-import { depsFor } from "./deps";
 import { type AppEnv, errorBody } from "./http";
 import { countRequests, renderMetrics } from "./metrics";
 import { MODEL_ONNX_MAX_BYTES } from "./models/model-uploads";

@@ -1,10 +1,10 @@
 import type { Context } from "hono";
 import type { z } from "zod";
+import type { Deps } from "../platform/deps";
 import type { Principal } from "../src/auth/policy";
 import type { Identity } from "../src/auth/tokens";
 import { AppError } from "../src/errors";
 import { type IdempotencyRequest, idempotencyKeyOf, requestHashOf } from "../src/teams/idempotency";
-import type { Deps } from "./deps";
 
 // Transport plumbing shared by the routes: the Hono env type, body parsing
 // with zod, and the JSON error shape.

@@ -1,9 +1,9 @@
+import { depsFor } from "../platform/deps";
 import { busyRetrySeconds, coveredByLastHeal, healTeam } from "../src/domains/healer";
 import { type DomainMutationMessage, type HealRequest, isMutationMessage } from "../src/domains/messages";
 import { applyMutationBatch } from "../src/domains/mutation-consumer";
 import { logObjects, parseRecLogBody, type RecLogEnvelope } from "../src/recommend/logs";
 import type { Background } from "../storage/guarded-driver";
-import { depsFor } from "./deps";
 
 // Queue consumers. Bodies are checked before use: a malformed message can
 // never succeed, so it is acknowledged and logged instead of retried into the

@@ -1,7 +1,7 @@
+import { type Deps, depsFor } from "../platform/deps";
 import { APPLIED_RETENTION_MS } from "../src/domains/mutation-consumer";
 import { redeliverUnapplied, relayStranded } from "../src/domains/outbox";
 import { IDEMPOTENCY_RETENTION_MS } from "../src/teams/idempotency";
-import { type Deps, depsFor } from "./deps";
 
 /** Teams queued for a heal per cron tick; the next tick takes the rest. */
 const SWEEP_LIMIT = 500;

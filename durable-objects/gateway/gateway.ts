@@ -95,7 +95,7 @@ import { TicketLedger } from "./tickets";
 // again, which checks afresh):
 // - a channel topic's `member_left` re-checks that member's subscriptions
 //   to it, and its `channel_changed` (turned private, say) every subscriber's;
-// - the directory's publisher (workers/deps.ts) calls recheckUsers() for
+// - the directory's publisher (platform/deps.ts) calls recheckUsers() for
 //   every user a change touched (a demotion to guest, a removal from a
 //   channel; a reload: everyone), and disconnectUser() for deactivations.
 //   recheckUsers() re-reads the user's role and active state (not an

@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { driverFor } from "../../platform/deps";
 import { type CandidateBlock, toBlock } from "../../src/recommend/candidate-block";
 import type { FeatureStore, SnapshotMeta } from "../../src/recommend/feature-store";
 import {
@@ -11,7 +12,6 @@ import { CANDIDATES_PER_GENERATOR } from "../../src/recommend/features/spec";
 import { isSource } from "../../src/recommend/sources";
 import { wholeVarOr } from "../../src/vars";
 import { featureStore } from "../../storage/feature-store";
-import { driverFor } from "../../workers/deps";
 import {
   checkFeedback,
   type FeedbackCheck,

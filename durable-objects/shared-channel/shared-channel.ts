@@ -1,8 +1,8 @@
 import { DurableObject } from "cloudflare:workers";
+import { directorySourceFor } from "../../platform/deps";
 import { teamCacheOf } from "../../platform/stubs";
 import type { Membership } from "../../src/directory/model";
 import type { DirectorySource } from "../../src/directory/source";
-import { directorySourceFor } from "../../workers/deps";
 
 // A channel shared by several teams lives once, here: its complete member
 // list (every team's members), which no team cache copies. Each team cache

@@ -1,10 +1,10 @@
 import { DurableObject } from "cloudflare:workers";
+import { directorySourceFor } from "../../platform/deps";
 import { sharedChannelNamed, teamCacheOf } from "../../platform/stubs";
 import { mayUseTeam } from "../../src/auth/policy";
 import type { ChangeEvent, DirectoryChange } from "../../src/directory/model";
 import type { DirectorySource } from "../../src/directory/source";
 import { isRole, type Role } from "../../src/teams/model";
-import { directorySourceFor } from "../../workers/deps";
 import { sharedChannelName } from "../shared-channel/shared-channel";
 import {
   addMember,

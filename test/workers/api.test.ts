@@ -1,10 +1,10 @@
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
+import { depsFor } from "../../platform/deps";
 import type { DomainMutationMessage } from "../../src/domains/messages";
 import { mutationRow, STRANDED_AFTER_MS } from "../../src/domains/outbox";
 import { d1Driver } from "../../storage/d1-driver";
 import { sqlStore } from "../../storage/sql-store";
-import { depsFor } from "../../workers/deps";
 import { sweepOutbox } from "../../workers/scheduled";
 import { uniqueTeamId } from "../contract/fixtures";
 import { api, newTeam as createTeam, eventually, platformToken, token } from "./client";

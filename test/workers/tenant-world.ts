@@ -1,9 +1,9 @@
 import { env, SELF } from "cloudflare:test";
 import { expect } from "vitest";
+import { driverFor } from "../../platform/deps";
 import { type CollabDataset, dayOf } from "../../src/datasets/collab";
 import { buildSnapshot, snapshotToRows } from "../../src/recommend/features/index";
 import { featureStore } from "../../storage/feature-store";
-import { driverFor } from "../../workers/deps";
 import { uniqueTeamId } from "../contract/fixtures";
 import { api, eventually, ok, platformToken, token } from "./client";
 

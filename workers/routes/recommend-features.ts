@@ -1,4 +1,5 @@
 import { Hono } from "hono";
+import { driverFor } from "../../platform/deps";
 import { recStoreOf } from "../../platform/stubs";
 import { mayAdminister } from "../../src/auth/policy";
 import { dayOf, isoOf } from "../../src/datasets/collab";
@@ -8,7 +9,6 @@ import type { FeatureRow } from "../../src/recommend/feature-store";
 import { UniqueViolation } from "../../src/unique-violation";
 import { featureStore } from "../../storage/feature-store";
 import { authorize } from "../auth";
-import { driverFor } from "../deps";
 import type { AppEnv } from "../http";
 import { readNdjson } from "../ndjson";
 

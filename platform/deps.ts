@@ -1,5 +1,4 @@
 import { topicPublisher } from "../durable-objects/topic/publisher";
-import { gatewayNamed, teamCacheOf } from "../platform/stubs";
 import { systemClock } from "../src/clock";
 import type { ChangePublisher, DirectorySource } from "../src/directory/source";
 import type { DirectoryWriter } from "../src/directory/writer";
@@ -18,6 +17,7 @@ import { type Background, CircuitBreaker, guardedDriver } from "../storage/guard
 import { planetscaleDriver } from "../storage/planetscale-driver";
 import type { SqlDriver } from "../storage/sql-driver";
 import { sqlStore } from "../storage/sql-store";
+import { gatewayNamed, teamCacheOf } from "./stubs";
 
 // Builds the ports the domain logic needs from the Worker's bindings. The
 // only place that knows which storage adapter a deployment uses.
