@@ -1,4 +1,3 @@
-import { topicPublisher } from "../durable-objects/topic/publisher";
 import { systemClock } from "../src/clock";
 import type { ChangePublisher, DirectorySource } from "../src/directory/source";
 import type { DirectoryWriter } from "../src/directory/writer";
@@ -9,6 +8,7 @@ import { REDELIVER_AFTER_MS } from "../src/domains/outbox";
 import type { ClassifyPolicy } from "../src/invites/classify-policy";
 import { parsePolicy } from "../src/invites/classify-policy";
 import { accessChanges, publishDirectoryEvents } from "../src/realtime/directory-events";
+import type { TopicPublisher } from "../src/realtime/ports";
 import { gatewayName, gatewayShardName, parseShardCount } from "../src/realtime/topics";
 import type { TeamStore } from "../src/teams/team-store";
 import { d1Driver } from "../storage/d1-driver";
@@ -17,7 +17,7 @@ import { type Background, CircuitBreaker, guardedDriver } from "../storage/guard
 import { planetscaleDriver } from "../storage/planetscale-driver";
 import type { SqlDriver } from "../storage/sql-driver";
 import { sqlStore } from "../storage/sql-store";
-import { gatewayNamed, teamCacheOf } from "./stubs";
+import { gatewayNamed, teamCacheOf, topicOf } from "./stubs";
 
 // Builds the ports the domain logic needs from the Worker's bindings. The
 // only place that knows which storage adapter a deployment uses.
@@ -106,6 +106,15 @@ export function queueHealPublisher(queue: Queue<HealRequest>): HealPublisher {
   return {
     async requestHeal(request, delaySeconds) {
       await queue.send(request, delaySeconds ? { delaySeconds } : undefined);
+    },
+  };
+}
+
+/** Publishes through the topic's Durable Object, which numbers, logs and fans out. */
+export function topicPublisher(env: Env): TopicPublisher {
+  return {
+    async publish(topicKey, eventJson, options) {
+      return topicOf(env, topicKey).publish(topicKey, eventJson, options);
     },
   };
 }

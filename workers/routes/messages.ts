@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { teamCacheAccess } from "../../durable-objects/gateway/access";
-import { topicPublisher } from "../../durable-objects/topic/publisher";
+import { topicPublisher } from "../../platform/deps";
 import { AppError } from "../../src/errors";
 import { MAX_MENTIONS, MAX_TEXT_LENGTH, postMessage } from "../../src/realtime/messages";
 import { type AppEnv, errorBody, jsonBody } from "../http";
