@@ -187,16 +187,8 @@ export async function importUsersOnce(
   const now = deps.clock.now();
   const all: User[] = [];
   for (const [i, u] of inputs.entries()) {
-    all.push({
-      teamId,
-      id: u.id ?? (idempotency ? await idFromSeed("U", `${teamId}\n${importKey}\n${i}`) : newId("U")),
-      email: u.email,
-      domain: u.domain,
-      role: u.role,
-      deactivated: false,
-      createdAt: now,
-      updatedAt: now,
-    });
+    const id = u.id ?? (idempotency ? await idFromSeed("U", `${teamId}\n${importKey}\n${i}`) : newId("U"));
+    all.push(newUser(teamId, u, id, now));
   }
   rejectDuplicatesWithin(all);
   const existing = await deps.store.findExisting(
@@ -279,16 +271,7 @@ export async function importUsers(
   const { pageSize = 1000, cause = "bulk_import" } = options;
   await requireTeam(deps.store, teamId);
   const now = deps.clock.now();
-  const users: User[] = inputs.map((u) => ({
-    teamId,
-    id: u.id ?? newId("U"),
-    email: u.email,
-    domain: u.domain,
-    role: u.role,
-    deactivated: false,
-    createdAt: now,
-    updatedAt: now,
-  }));
+  const users = inputs.map((u) => newUser(teamId, u, u.id ?? newId("U"), now));
   rejectDuplicatesWithin(users);
   const pages = Math.ceil(users.length / pageSize);
   const existing = await deps.store.findExisting(
@@ -380,6 +363,20 @@ async function requireTeam(store: TeamStore, teamId: string): Promise<Team> {
   const team = await store.getTeam(teamId);
   if (!team) throw notFound(`team ${teamId} not found`);
   return team;
+}
+
+/** A new, active user of `teamId` from an admin's input. */
+function newUser(teamId: string, u: NewUserInput, id: string, now: number): User {
+  return {
+    teamId,
+    id,
+    email: u.email,
+    domain: u.domain,
+    role: u.role,
+    deactivated: false,
+    createdAt: now,
+    updatedAt: now,
+  };
 }
 
 function rejectDuplicatesWithin(users: User[]): void {
