@@ -1,4 +1,4 @@
-import { fnv1a } from "./topics";
+import { fnv1a } from "../fnv1a";
 
 // Presence: a user is active while any of their sockets is connected. All of
 // a user's sockets land on the same gateway shard (by a hash of the user), so

@@ -1,3 +1,4 @@
+import { fnv1a } from "../fnv1a";
 import type { PresenceTopic } from "./presence";
 import type { ClientTopic } from "./protocol";
 
@@ -62,14 +63,4 @@ export function gatewayName(team: string, user: string, shards: number): string 
 /** Gateway shard `n` of a team (every shard: a change that may touch any of its users). */
 export function gatewayShardName(team: string, n: number): string {
   return `gw:${team}:${n}`;
-}
-
-/** 32-bit FNV-1a over UTF-16 code units: stable, fast, well spread for short ids. */
-export function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
 }

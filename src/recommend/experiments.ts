@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { fnv1a } from "../fnv1a";
 
 // Experiments: a user is assigned to an arm by a hash of the experiment's name
 // and the user id, so the same user sees the same arm on every request and
@@ -50,15 +51,6 @@ export function assignArm(experiment: Experiment, user: string): Arm {
     if (point < acc) return arm;
   }
   return experiment.arms.at(-1) as Arm;
-}
-
-function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
 }
 
 /** murmur3's finalizer: FNV alone leaves the low bits of similar strings correlated. */
