@@ -13,14 +13,6 @@ import type { Statement } from "./sql-driver";
  */
 export function idempotencyInsert(teamId: string, record: IdempotencyRecord | undefined, guard?: Guard): Statement[] {
   if (!record) return [];
-  if (record.update) {
-    return [
-      {
-        sql: "UPDATE idempotency_keys SET `result` = ?, `created_at` = ? WHERE `team_id` = ? AND `idem_key` = ? AND `request_hash` = ?",
-        params: [record.result, record.at, teamId, record.key, record.requestHash],
-      },
-    ];
-  }
   const columns = "(`team_id`, `idem_key`, `request_hash`, `result`, `created_at`)";
   const values = [teamId, record.key, record.requestHash, record.result, record.at];
   if (!guard) return [{ sql: `INSERT INTO idempotency_keys ${columns} VALUES (?, ?, ?, ?, ?)`, params: values }];

@@ -50,13 +50,18 @@ export async function priorResult<T>(
   const record = await store.idempotencyRecord(teamId, request.key);
   if (!record) return null;
   if (record.requestHash !== request.requestHash) {
-    throw new AppError(
-      422,
-      "idempotency_key_reused",
-      "this Idempotency-Key was used with a different request; use a new key for a new request",
-    );
+    throw keyReused();
   }
   return JSON.parse(record.result) as T;
+}
+
+/** 422: the key came with another request; nothing is written or replayed. */
+export function keyReused(): AppError {
+  return new AppError(
+    422,
+    "idempotency_key_reused",
+    "this Idempotency-Key was used with a different request; use a new key for a new request",
+  );
 }
 
 /** The record to write with the change. */

@@ -8,7 +8,7 @@ import { mutationRow, type OutboxRow, relayOutbox } from "../domains/outbox";
 import { AppError, conflict, notFound } from "../errors";
 import { idFromSeed, newId } from "../ids";
 import { UniqueViolation } from "../unique-violation";
-import { type IdempotencyRequest, type Once, priorResult, recordOf, writeOnce } from "./idempotency";
+import { type IdempotencyRequest, keyReused, type Once, priorResult, recordOf, writeOnce } from "./idempotency";
 import { type Plan, planRank, type Role, type Team, type User } from "./model";
 import type { DerivedWrites, IdempotencyRecord, LoggedVersions, TeamStore, UserWriteResult } from "./team-store";
 
@@ -178,11 +178,7 @@ export async function importUsersOnce(
   await requireTeam(deps.store, teamId);
   const staged = await deps.store.stagedImport(teamId, importKey);
   if (staged && staged.requestHash !== requestHash) {
-    throw new AppError(
-      422,
-      "idempotency_key_reused",
-      "this Idempotency-Key was used with a different request; use a new key for a new request",
-    );
+    throw keyReused();
   }
   const now = deps.clock.now();
   const all: User[] = [];
@@ -249,8 +245,8 @@ export interface ImportOptions {
   /** Users per atomic insert (and per published mutation). */
   pageSize?: number;
   cause?: DomainMutationMessage["cause"];
-  /** The Idempotency-Key record each page commits with (its progress, or createUser's result). */
-  record?: (page: User[], index: number, pages: number) => IdempotencyRecord;
+  /** The Idempotency-Key record the write commits with (createUser's result). */
+  record?: (page: User[]) => IdempotencyRecord;
 }
 
 /**
@@ -273,7 +269,6 @@ export async function importUsers(
   const now = deps.clock.now();
   const users = inputs.map((u) => newUser(teamId, u, u.id ?? newId("U"), now));
   rejectDuplicatesWithin(users);
-  const pages = Math.ceil(users.length / pageSize);
   const existing = await deps.store.findExisting(
     teamId,
     users.map((u) => u.email),
@@ -291,7 +286,7 @@ export async function importUsers(
       const page = users.slice(i, i + pageSize);
       const deltas = page.flatMap((u) => deltasForChange(teamId, null, contributionOf(u)));
       const derived = derive(deps, teamId, cause, deltas, log);
-      if (options.record) derived.idempotency = options.record(page, i / pageSize, pages);
+      if (options.record) derived.idempotency = options.record(page);
       let written: UserWriteResult;
       try {
         written = await deps.store.insertUsers(page, derived);

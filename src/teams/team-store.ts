@@ -52,8 +52,6 @@ export interface IdempotencyRecord {
   requestHash: string;
   result: string;
   at: number;
-  /** The record exists (a resumed or multi-page import): its result is replaced, not inserted. */
-  update?: boolean;
 }
 
 /** Directory versions a write logged: its events are those in (after, upTo]. */
