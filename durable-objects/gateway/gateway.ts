@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { topicOf } from "../../platform/stubs";
 import { mayConnect, type Principal, seesWholeTeam } from "../../src/auth/policy";
+import { ActorRounds } from "../../src/realtime/actor-rounds";
 import { type AdmissionLimits, Admitter } from "../../src/realtime/admission";
 import { MAX_REMEMBERED_PROFILES, mayNameUsers, remember, usersNamedBy } from "../../src/realtime/annotations";
 import { userChangedCard } from "../../src/realtime/directory-events";
@@ -106,15 +107,16 @@ import { TicketLedger } from "./tickets";
  * Headers by which the Worker tells the gateway who connects (only the
  * Worker can reach a gateway, and it drops any x-rtm-* header a client sent):
  * identity, the access token's expiry (seconds), for a ticket its nonce and
- * expiry, the live role the Worker read, and the topics to subscribe in the
- * handshake (`?subscribe=`, as the client wrote it: parsed again here).
+ * expiry, and the topics to subscribe in the handshake (`?subscribe=`, as
+ * the client wrote it: parsed again here). The user's live role and active
+ * state are read here, not by the Worker: a gateway asks the team cache for
+ * the users connecting at once in one call (src/realtime/actor-rounds.ts).
  */
 export const GATEWAY_HEADERS = {
   team: "x-rtm-team",
   user: "x-rtm-user",
   gateway: "x-rtm-gateway",
   exp: "x-rtm-exp",
-  role: "x-rtm-role",
   ticket: "x-rtm-ticket",
   ticketExp: "x-rtm-ticket-exp",
   subscribe: "x-rtm-subscribe",
@@ -180,6 +182,8 @@ export class Gateway extends DurableObject<Env> {
   private expired = 0;
   private readonly access: TopicAccess;
   private readonly live: LiveState;
+  /** Connects' live checks, one team-cache call per round of them. */
+  private readonly actorRounds: ActorRounds;
   private readonly profileSource: ProfileSource;
   /** What the team-topic filter asks (team-filter.ts). */
   private readonly filterPorts: { profiles: ProfileSource; live: LiveState };
@@ -241,6 +245,7 @@ export class Gateway extends DurableObject<Env> {
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_TEXT, PONG_TEXT));
     this.access = teamCacheAccess(env);
     this.live = teamCacheLiveState(env);
+    this.actorRounds = new ActorRounds(this.live);
     this.profileSource = teamCacheProfiles(env);
     this.filterPorts = { profiles: this.profileSource, live: this.live };
     this.away = new AwayLedger(ctx.storage.sql, (work) => ctx.waitUntil(work));
@@ -255,16 +260,15 @@ export class Gateway extends DurableObject<Env> {
 
   /**
    * A client connecting, forwarded by the Worker after it verified the
-   * ticket (or bearer token) and read the user's live state. Here: the
-   * ticket's single use, admission, the per-user socket limit, and the
-   * handshake's subscriptions.
+   * ticket (or bearer token). Here: the user's live state (an active member
+   * of the team, or 403 before any upgrade), the ticket's single use,
+   * admission, the per-user socket limit, and the handshake's subscriptions.
    */
   override async fetch(request: Request): Promise<Response> {
     const h = (name: string) => request.headers.get(name);
     const team = h(GATEWAY_HEADERS.team);
     const user = h(GATEWAY_HEADERS.user);
     const gateway = h(GATEWAY_HEADERS.gateway);
-    const role = h(GATEWAY_HEADERS.role);
     const exp = Number(h(GATEWAY_HEADERS.exp));
     const ticket = h(GATEWAY_HEADERS.ticket);
     const ticketExp = Number(h(GATEWAY_HEADERS.ticketExp));
@@ -274,7 +278,6 @@ export class Gateway extends DurableObject<Env> {
       !team ||
       !user ||
       !gateway ||
-      !isRole(role) ||
       !Number.isSafeInteger(exp) ||
       (ticket !== null && !Number.isSafeInteger(ticketExp)) ||
       typeof topics === "string" ||
@@ -282,8 +285,21 @@ export class Gateway extends DurableObject<Env> {
     ) {
       return new Response("expected a WebSocket upgrade forwarded by the Worker", { status: 400 });
     }
+    if (exp * 1000 <= Date.now()) return unauthorized("token expired");
+    let actor: Actor | null;
+    try {
+      actor = await this.actorRounds.actor(team, user);
+    } catch (error) {
+      console.error("gateway: live state unavailable for a connect", error);
+      return httpError(503, "unavailable", "the team's live state is unavailable; try again", 1);
+    }
+    const decision = mayConnect(
+      actor ? { kind: "member", team, user, role: actor.role, active: actor.active } : { kind: "unknown", team, user },
+      team,
+    );
+    if (!decision.ok) return httpError(403, "forbidden", decision.message);
+    const role = (actor as Actor).role;
     const now = Date.now();
-    if (exp * 1000 <= now) return unauthorized("token expired");
     // Checked and recorded with no await in between: two connects with one
     // ticket cannot both pass.
     if (ticket !== null && this.tickets.used(ticket)) {
@@ -1582,11 +1598,14 @@ function presenceFrame(user: string, presence: PresenceState): string {
 }
 
 /** An HTTP refusal before the upgrade, in the API's error shape (the Worker passes it on). */
+function httpError(status: 401 | 403 | 503, code: string, message: string, retryAfterSeconds?: number): Response {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (retryAfterSeconds !== undefined) headers["retry-after"] = String(retryAfterSeconds);
+  return new Response(JSON.stringify({ error: { code, message } }), { status, headers });
+}
+
 function unauthorized(message: string): Response {
-  return new Response(JSON.stringify({ error: { code: "unauthorized", message } }), {
-    status: 401,
-    headers: { "content-type": "application/json" },
-  });
+  return httpError(401, "unauthorized", message);
 }
 
 function idOf(f: { id?: string | number }): { id?: string | number } {

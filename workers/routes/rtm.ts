@@ -1,13 +1,13 @@
 import { Hono } from "hono";
 import { GATEWAY_HEADERS } from "../../durable-objects/gateway/gateway";
 import { gatewayNamed } from "../../platform/stubs";
-import { mayConnect, type Principal } from "../../src/auth/policy";
+import { isOperator, mayConnect, type Principal, parseOperators } from "../../src/auth/policy";
 import { type Identity, signToken, verifyToken } from "../../src/auth/tokens";
 import { AppError } from "../../src/errors";
 import { parseHandshakeTopics } from "../../src/realtime/protocol";
 import { newNonce, TICKET_TTL_SECONDS, ticketGrant, ticketOf } from "../../src/realtime/tickets";
 import { gatewayName, parseShardCount } from "../../src/realtime/topics";
-import { authorize, secretOf } from "../auth";
+import { authorize, enforce, secretOf } from "../auth";
 import { type AppContext, type AppEnv, errorBody } from "../http";
 
 // The client's one WebSocket, in two steps (the way Slack's rtm.connect
@@ -25,7 +25,8 @@ import { type AppContext, type AppEnv, errorBody } from "../http";
 //
 // Both steps read the user's live state: only an active member of the team
 // gets a ticket or a socket (403 otherwise, before any upgrade). The socket
-// goes to the user's gateway shard (gw:<team>:<n>), which uses the ticket
+// goes to the user's gateway shard (gw:<team>:<n>), which reads that live
+// state (for the users connecting at once, in one call), uses the ticket
 // up, applies its limits, closes the socket when the access token expires,
 // and speaks the protocol in src/realtime/protocol.ts (`?subscribe=`
 // subscribes in the handshake).
@@ -100,8 +101,12 @@ export const rtmRoutes = new Hono<AppEnv>().get("/", async (c) => {
     const topics = parseHandshakeTopics(subscribe);
     if (typeof topics === "string") throw new AppError(400, "bad_request", topics);
   }
-  const principal = await checkLive(c, identity);
-  if (principal.kind !== "member") throw new AppError(403, "forbidden", "not an active member of this team");
+  // Operators have no sockets (decided here, without I/O); whether the user
+  // is an active member now is read by the gateway, which asks the team
+  // cache once for everyone connecting at the same moment.
+  if (isOperator(parseOperators(c.env.PLATFORM_OPERATORS), identity.team, identity.user)) {
+    enforce(mayConnect({ kind: "operator", team: identity.team, user: identity.user }, identity.team));
+  }
   const name = gatewayName(identity.team, identity.user, parseShardCount(c.env.GATEWAY_SHARDS));
   // The client's handshake headers, minus its credentials and anything that
   // could pass for what only the Worker may tell a gateway.
@@ -114,7 +119,6 @@ export const rtmRoutes = new Hono<AppEnv>().get("/", async (c) => {
   headers.set(GATEWAY_HEADERS.user, identity.user);
   headers.set(GATEWAY_HEADERS.gateway, name);
   headers.set(GATEWAY_HEADERS.exp, String(identity.exp));
-  headers.set(GATEWAY_HEADERS.role, principal.role);
   if (subscribe !== undefined) headers.set(GATEWAY_HEADERS.subscribe, subscribe);
   if (ticket) {
     headers.set(GATEWAY_HEADERS.ticket, ticket.nonce);
