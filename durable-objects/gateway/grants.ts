@@ -4,7 +4,7 @@
 // thousand. Only one fact is kept: "channel C is public and hosted by this
 // team", which any active full member may follow (the directory's rule:
 // a public channel is visible to every non-guest member). Who asks is not
-// cached: the socket's role (read live by the Worker at connect, lowered by
+// cached: the socket's role (read live by the gateway at connect, lowered by
 // every re-check and by user_changed events) must be a full member's, and
 // guests always ask the team cache.
 //

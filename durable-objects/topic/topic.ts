@@ -5,8 +5,10 @@ import type { ReloadReason } from "../../src/realtime/protocol";
 import { KeyedBuckets, TokenBucket } from "../../src/realtime/rate-limit";
 import { resumePlan, type TopicEvent } from "../../src/realtime/sequence";
 import { positiveVar } from "../../src/vars";
-import type { Gateway } from "../gateway/gateway";
 import { GatewayRegistry } from "./registry";
+
+/** A gateway shard's stub (typed by the binding: no import of the gateway from here). */
+type GatewayStub = ReturnType<typeof gatewayNamed>;
 
 // One Durable Object per topic (`ch:<team>:<channel>`, `team:<team>`). In its
 // SQLite: the topic's sequence number (monotonic, survives eviction), a short
@@ -82,7 +84,7 @@ export class Topic extends DurableObject<Env> {
   private limiter: TokenBucket | null = null;
   private posters: KeyedBuckets | null = null;
   private readonly meta = new Map<string, string | null>();
-  private readonly stubs = new Map<string, DurableObjectStub<Gateway>>();
+  private readonly stubs = new Map<string, GatewayStub>();
   private readonly registry: GatewayRegistry;
   /** When the last round ended (0: none yet). */
   private lastRound = 0;
@@ -329,7 +331,7 @@ export class Topic extends DurableObject<Env> {
   }
 
   /** A gateway shard's stub, kept: a busy topic calls the same few every round. */
-  private gateway(name: string): DurableObjectStub<Gateway> {
+  private gateway(name: string): GatewayStub {
     let stub = this.stubs.get(name);
     if (!stub) {
       stub = gatewayNamed(this.env, name);

@@ -182,3 +182,25 @@ export function userChangedCard(json: string): { id: string; role: unknown; dele
     return null;
   }
 }
+
+/**
+ * What a channel topic's event changes about who may follow the channel: a
+ * member left (that member's subscriptions are re-checked), or the channel
+ * changed (turned private, say: every subscriber's are). null for anything
+ * else, including messages, which are never parsed for this (a message's
+ * text may say "member_left"; its JSON is not a directory event).
+ */
+export type ChannelAccessChange = { kind: "member_left"; user: string } | { kind: "channel_changed" };
+
+export function channelAccessChange(json: string): ChannelAccessChange | null {
+  // Most events are messages: a cheap test before parsing anything.
+  if (!json.includes('"member_left"') && !json.includes('"channel_changed"')) return null;
+  try {
+    const e = JSON.parse(json) as { type?: unknown; user?: unknown };
+    if (e.type === "channel_changed") return { kind: "channel_changed" };
+    if (e.type === "member_left" && typeof e.user === "string") return { kind: "member_left", user: e.user };
+  } catch {
+    // not JSON: nothing changes
+  }
+  return null;
+}
