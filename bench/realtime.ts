@@ -79,7 +79,8 @@ import { profileReport, startProfiler } from "./realtime-profile";
 // 2. latency at a moderate rate: open loop at MODERATE_DELIVERIES/s (the
 //    same absolute load for everyone, which every one of them keeps up with);
 //    p50/p99 of receive time − send time over every delivery (nearest rank,
-//    bench/harness.ts percentile). Median of LAT_REPEATS runs' percentiles.
+//    bench/harness.ts percentile). Median of LAT_REPEATS runs' percentiles;
+//    each run lasts LAT_SECONDS, or long enough for LAT_MESSAGES messages.
 // 3. reconnect storm (at STORM_SIZE): while the publisher keeps publishing at
 //    the moderate rate, every client drops its socket at a random moment
 //    within one second and reconnects (platform clients resubscribe with
@@ -111,6 +112,13 @@ const STORM_SIZE = Number(opt("--storm") ?? SIZES.at(-1));
 const SAT_SECONDS = QUICK ? 1 : 4;
 const SAT_REPEATS = QUICK ? 1 : 3;
 const LAT_SECONDS = QUICK ? 1 : 4;
+/**
+ * Messages per moderate run at least (the run lasts longer at low rates):
+ * a delivery's p99 is set by the slowest few messages' tails, so a run of
+ * four messages (5,000 subscribers at 1 msg/s for 4 s) quoted its maximum.
+ */
+const LAT_MESSAGES = QUICK ? 5 : 30;
+const latSecondsAt = (rate: number) => Math.max(LAT_SECONDS, Math.ceil(LAT_MESSAGES / rate));
 const LAT_REPEATS = QUICK ? 1 : 3;
 /** Connecting every subscriber, this many times per size (the last stays connected for the phases). */
 const CONNECT_REPEATS = Number(opt("--connect-repeats") ?? 3);
@@ -1212,7 +1220,11 @@ async function runSize(n: number, systems: System[], pool: ClientPool): Promise<
   for (let rep = 0; PHASES.has("lat") && rep < LAT_REPEATS; rep++) {
     for (const system of [...live]) {
       const p = await profiled(system, `${system.key}-${n}-moderate`, rep === 0, () =>
-        loadPhase(system, pool, n, { kind: "rate", perSecond: summary.moderateRate, seconds: LAT_SECONDS }),
+        loadPhase(system, pool, n, {
+          kind: "rate",
+          perSecond: summary.moderateRate,
+          seconds: latSecondsAt(summary.moderateRate),
+        }),
       );
       if (!stillUp(system)) continue;
       add(summary.lat, system.key, p);
@@ -1388,7 +1400,7 @@ function resultsOf(n: number, s: SizeSummary, present: FigureKey[]): RealtimeRes
             value: round(med(lat("platform"), f), 2),
             runs: lat("platform").length,
             target: label === "p99" ? ">= 1x (at least partyserver)" : undefined,
-            notes: `open loop at a fixed ${MODERATE_DELIVERIES} deliveries/s, ${LAT_SECONDS} s; each run's percentile over its ${Math.min(...lat("platform").map((p) => p.samples.length))}+ deliveries (nearest rank), median of ${lat("platform").length} runs; the same messages (same index, same order) on every system; platform ${cpuNote(lat("platform"))}, ${lossNote(lat("platform"))}; ${others(lat, f, "ms", "platform")}`,
+            notes: `open loop at a fixed ${MODERATE_DELIVERIES} deliveries/s, ${latSecondsAt(s.moderateRate)} s (${Math.round(latSecondsAt(s.moderateRate) * s.moderateRate)} messages); each run's percentile over its ${Math.min(...lat("platform").map((p) => p.samples.length))}+ deliveries (nearest rank), median of ${lat("platform").length} runs; the same messages (same index, same order) on every system; platform ${cpuNote(lat("platform"))}, ${lossNote(lat("platform"))}; ${others(lat, f, "ms", "platform")}`,
           },
           k,
           round(med(lat(k), f), 2),
