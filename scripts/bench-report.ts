@@ -1,18 +1,22 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { readFaultResults, renderFaultsInto } from "./faults-table";
+import { type FaultResults, readFaultResults, renderFaultsInto } from "./faults-table";
 import { formatNumber } from "./number-format";
 
 export { formatNumber };
 
 // npm run bench:report [-- --check]: renders every committed
-// bench/results/<area>.json into the README between
+// bench/results/<area>.json between
 //   <!-- bench:<area> -->  and  <!-- /bench:<area> -->
 // and the fault suite's test/faults/results.json between <!-- faults -->
-// and <!-- /faults --> (scripts/faults-table.ts)
-// so the README's benchmark figures are the JSON's, never typed by hand.
-// --check changes nothing and exits 1 when the README differs from what the
-// JSON renders to (npm test runs it: prose and data cannot drift).
+// and <!-- /faults --> (scripts/faults-table.ts), in every file of
+// renderedFiles(): the benchmark tables live in bench/README.md, the fault
+// table in docs/storage.md, and README.md or any docs page may hold a marked
+// region too. So the figures in prose are the JSON's, never typed by hand.
+// --check changes nothing and exits 1 when a file differs from what the
+// JSON renders to, or when a results file is rendered nowhere
+// (test/node/bench-report.test.ts checks the same in npm test: prose and
+// data cannot drift).
 
 export interface BenchFigure {
   name: string;
@@ -73,7 +77,7 @@ export function readResults(dir = "bench/results"): BenchFile[] {
     .map((f) => JSON.parse(readFileSync(join(dir, f), "utf8")) as BenchFile);
 }
 
-/** The README with each marked area replaced by its rendering; areas without markers are left alone. */
+/** The text with each marked area replaced by its rendering; areas without markers are left alone. */
 export function renderReadme(readme: string, files: BenchFile[]): string {
   let out = readme;
   for (const file of files) {
@@ -87,18 +91,48 @@ export function renderReadme(readme: string, files: BenchFile[]): string {
   return out;
 }
 
+/** Every marked region of one file rendered: the benchmark areas, then the fault table. */
+export function renderMarked(text: string, files: BenchFile[], faults: FaultResults | null): string {
+  return renderFaultsInto(renderReadme(text, files), faults);
+}
+
+/** The files bench:report renders into: README.md, bench/README.md and every page in docs/. */
+export function renderedFiles(): string[] {
+  const docs = readdirSync("docs")
+    .filter((f) => f.endsWith(".md"))
+    .sort()
+    .map((f) => `docs/${f}`);
+  return ["README.md", "bench/README.md", ...docs];
+}
+
+/** Marker names ("bench:<area>", "faults") that no text holds: figures that would be rendered nowhere. */
+export function unrendered(texts: string[], files: BenchFile[], faults: FaultResults | null): string[] {
+  const names = [...files.map((f) => `bench:${f.area}`), ...(faults ? ["faults"] : [])];
+  return names.filter((name) => !texts.some((t) => t.includes(`<!-- ${name} -->`) && t.includes(`<!-- /${name} -->`)));
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const check = process.argv.includes("--check");
-  const readme = readFileSync("README.md", "utf8");
-  const rendered = renderFaultsInto(renderReadme(readme, readResults()), readFaultResults());
-  if (check) {
-    if (rendered !== readme) {
-      console.error("README.md's benchmark tables differ from bench/results/*.json: run npm run bench:report");
-      process.exit(1);
-    }
-    console.log("README.md's benchmark tables match bench/results/*.json");
-  } else if (rendered !== readme) {
-    writeFileSync("README.md", rendered);
-    console.log("README.md: benchmark tables rendered from bench/results/*.json");
-  } else console.log("README.md already matches bench/results/*.json");
+  const results = readResults();
+  const faults = readFaultResults();
+  const paths = renderedFiles();
+  const texts = paths.map((path) => readFileSync(path, "utf8"));
+  const missing = unrendered(texts, results, faults);
+  if (missing.length > 0) {
+    console.error(`no file has a marked region for ${missing.join(", ")} (files: ${paths.join(", ")})`);
+    process.exit(1);
+  }
+  const stale: string[] = [];
+  for (const [i, path] of paths.entries()) {
+    const text = texts[i] ?? "";
+    const rendered = renderMarked(text, results, faults);
+    if (rendered === text) continue;
+    stale.push(path);
+    if (!check) writeFileSync(path, rendered);
+  }
+  if (stale.length === 0) console.log(`${paths.join(", ")}: tables match bench/results/*.json`);
+  else if (check) {
+    console.error(`${stale.join(", ")}: tables differ from bench/results/*.json: run npm run bench:report`);
+    process.exit(1);
+  } else console.log(`${stale.join(", ")}: tables rendered from bench/results/*.json`);
 }

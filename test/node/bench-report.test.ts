@@ -1,10 +1,21 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { type BenchFile, formatNumber, readResults, renderArea, renderReadme } from "../../scripts/bench-report";
-import { readFaultResults, renderFaults, renderFaultsInto } from "../../scripts/faults-table";
+import {
+  type BenchFile,
+  formatNumber,
+  readResults,
+  renderArea,
+  renderedFiles,
+  renderMarked,
+  renderReadme,
+  unrendered,
+} from "../../scripts/bench-report";
+import { readFaultResults, renderFaults } from "../../scripts/faults-table";
 
-// The README's benchmark figures are rendered from bench/results/*.json
-// (npm run bench:report): this fails when someone edits one without the other.
+// The benchmark figures in bench/README.md (and the fault table in
+// docs/storage.md) are rendered from bench/results/*.json and
+// test/faults/results.json (npm run bench:report): this fails when someone
+// edits one without the other, or moves a table out of every rendered file.
 
 const file: BenchFile = {
   area: "demo",
@@ -70,9 +81,27 @@ describe("bench:report", () => {
     );
   });
 
-  it("the README's tables are the committed JSON's", () => {
-    const readme = readFileSync("README.md", "utf8");
-    const rendered = renderFaultsInto(renderReadme(readme, readResults()), readFaultResults());
-    expect(rendered === readme, "run npm run bench:report").toBe(true);
+  it("names the areas no text has markers for", () => {
+    const texts = ["<!-- bench:demo -->\n<!-- /bench:demo -->", "<!-- faults -->"];
+    expect(unrendered(texts, [file, { ...file, area: "other" }], null)).toEqual(["bench:other"]);
+    expect(unrendered(texts, [file], { date: "2026-12-06T00:00:00Z", node: "v24.21.0", adapters: {} })).toEqual([
+      "faults",
+    ]);
+  });
+
+  it("renders into the README, bench/README.md and every docs page", () => {
+    const files = renderedFiles();
+    expect(files.slice(0, 2)).toEqual(["README.md", "bench/README.md"]);
+    expect(files).toContain("docs/storage.md");
+  });
+
+  it("every committed results file is rendered somewhere", () => {
+    const texts = renderedFiles().map((path) => readFileSync(path, "utf8"));
+    expect(unrendered(texts, readResults(), readFaultResults())).toEqual([]);
+  });
+
+  it.each(renderedFiles())("%s: its tables are the committed JSON's", (path) => {
+    const text = readFileSync(path, "utf8");
+    expect(renderMarked(text, readResults(), readFaultResults()) === text, "run npm run bench:report").toBe(true);
   });
 });
