@@ -2,11 +2,9 @@ import { DurableObject } from "cloudflare:workers";
 import { topicOf } from "../../platform/stubs";
 import { mayConnect } from "../../src/auth/policy";
 import { ActorRounds } from "../../src/realtime/actor-rounds";
-import { type AdmissionLimits, Admitter } from "../../src/realtime/admission";
 import type { Actor } from "../../src/realtime/ports";
 import { DEFAULT_GRACE_SECONDS } from "../../src/realtime/presence";
 import {
-  batchFramesOf,
   CLOSE_CODES,
   type CloseCode,
   closeReason,
@@ -18,7 +16,7 @@ import {
 } from "../../src/realtime/protocol";
 import type { TopicEvent } from "../../src/realtime/sequence";
 import { encodeState, type SocketState } from "../../src/realtime/socket-state";
-import { positiveVar, wholeVarOr } from "../../src/vars";
+import { positiveVar } from "../../src/vars";
 import type { Topic } from "../topic/topic";
 import { teamCacheAccess, teamCacheLiveState, teamCacheProfiles } from "./access";
 import { AccessGuard } from "./access-guard";
@@ -26,6 +24,7 @@ import { Annotator } from "./annotator";
 import { type Conn, enqueue, idOf, send } from "./conn";
 import { Fanout } from "./fanout";
 import { FrameRate } from "./frame-rate";
+import { type GatewayLimits, ShardLimits } from "./limits";
 import { SharedPositions } from "./positions";
 import { PresenceKeeper } from "./presence-keeper";
 import { SocketIndex } from "./sockets";
@@ -49,7 +48,8 @@ import { TicketLedger } from "./tickets";
 //                    coalesced into batch messages;
 // - annotator.ts     profiles sent just before the first message naming a user;
 // - access-guard.ts  subscribe-time checks and every re-check, failing closed;
-// - frame-rate.ts    client frames per socket;
+// - frame-rate.ts    client frames per socket; limits.ts: admission, sockets
+//                    per user, frames per message;
 // - presence-keeper.ts its users' presence (away.ts: grace periods,
 //                    presence-outbox.ts: changes in rounds);
 // - tickets.ts, grants.ts: socket tickets, reusable channel grants;
@@ -80,10 +80,6 @@ export const GATEWAY_HEADERS = {
   subscribe: "x-rtm-subscribe",
 } as const;
 
-const DEFAULT_MAX_SOCKETS = 20_000;
-const DEFAULT_ACCEPT_PER_SECOND = 1_000;
-/** Sockets one user may hold (GATEWAY_MAX_SOCKETS_PER_USER): tabs and devices, not a connection farm. */
-export const DEFAULT_MAX_SOCKETS_PER_USER = 10;
 /** Topic stubs kept at most (presence rounds, resumes and deliveries call the same few topics again and again). */
 const MAX_TOPIC_STUBS = 1_000;
 
@@ -105,9 +101,6 @@ export interface GatewayStats {
   usedTickets: number;
 }
 
-/** What configure() sets: admission, sockets per user, and the most frames one message carries (1: no batching). */
-export type GatewayLimits = AdmissionLimits & { batchFrames: number; maxSocketsPerUser: number };
-
 export class Gateway extends DurableObject<Env> {
   private readonly incarnation = crypto.randomUUID();
   private frames = 0;
@@ -123,11 +116,7 @@ export class Gateway extends DurableObject<Env> {
   private readonly actorRounds: ActorRounds;
   private readonly tickets: TicketLedger;
   private readonly presence: PresenceKeeper;
-  private admitter: Admitter | null = null;
-  /** Sockets per user at most (GATEWAY_MAX_SOCKETS_PER_USER, or configure()); read on first use. */
-  private perUser: number | null = null;
-  /** Frames per message at most (GATEWAY_BATCH_FRAMES, or configure()); read on first use. */
-  private batchFrames: number | null = null;
+  private readonly limits: ShardLimits;
   /** When the alarm is set for (null: unknown or none). */
   private alarmAt: number | null = null;
   /** One frame at a time per socket, so answers come in the order asked. */
@@ -138,6 +127,7 @@ export class Gateway extends DurableObject<Env> {
     super(ctx, env);
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_TEXT, PONG_TEXT));
     const background = (work: Promise<unknown>) => ctx.waitUntil(work);
+    this.limits = new ShardLimits(env);
     const access = teamCacheAccess(env);
     const live = teamCacheLiveState(env);
     const profiles = teamCacheProfiles(env);
@@ -157,7 +147,7 @@ export class Gateway extends DurableObject<Env> {
     });
     this.fanout = new Fanout(this.sockets, this.annotator, this.guard, {
       topic,
-      batchLimit: () => this.batchLimit(),
+      batchLimit: () => this.limits.batchFrames(),
     });
     this.subscriptions = new Subscriptions(this.sockets, this.fanout, this.guard, { access, live, profiles, topic });
     this.actorRounds = new ActorRounds(live);
@@ -222,9 +212,9 @@ export class Gateway extends DurableObject<Env> {
     // Refusals below are accepted only to be closed: a browser cannot read an
     // HTTP refusal of a WebSocket handshake, but it can read a close code and
     // reason. A refused ticket is not used up: it may try again while valid.
-    const admission = this.admission().admit(conns.size, now, this.subscriptions.inProgress);
+    const admission = this.limits.admission().admit(conns.size, now, this.subscriptions.inProgress);
     if (!admission.ok) return this.refuse(server, client, "overloaded", admission.retryAfterMs);
-    if (this.sockets.socketsOf(user) >= this.socketsPerUser()) {
+    if (this.sockets.socketsOf(user) >= this.limits.socketsPerUser()) {
       return this.refuse(server, client, "too_many_sockets");
     }
     if (ticket !== null) this.tickets.record(ticket, ticketExp, now);
@@ -337,26 +327,9 @@ export class Gateway extends DurableObject<Env> {
     return { subscribers: await this.fanout.deliver(key, events) };
   }
 
-  /**
-   * Admission limits, sockets per user and frames per batch message for this
-   * shard (an operator's lever for a hot gateway; tests). Until the next restart.
-   */
+  /** Admission limits, sockets per user and frames per batch message for this shard, until the next restart (limits.ts). */
   async configure(limits: Partial<GatewayLimits>): Promise<GatewayLimits> {
-    const { batchFrames, maxSocketsPerUser, ...admission } = limits;
-    if (batchFrames !== undefined && !(Number.isInteger(batchFrames) && batchFrames >= 1)) {
-      throw new Error("batchFrames must be a whole number ≥ 1");
-    }
-    if (maxSocketsPerUser !== undefined && !(Number.isInteger(maxSocketsPerUser) && maxSocketsPerUser >= 1)) {
-      throw new Error("maxSocketsPerUser must be a whole number ≥ 1");
-    }
-    if (maxSocketsPerUser !== undefined) this.perUser = maxSocketsPerUser;
-    if (Object.keys(admission).length > 0) {
-      const next = { ...this.admission().limits, ...admission };
-      if (!(next.maxSockets > 0) || !(next.perSecond > 0)) throw new Error("limits must be positive");
-      this.admitter = new Admitter(next, Date.now());
-    }
-    if (batchFrames !== undefined) this.batchFrames = batchFrames;
-    return { ...this.admission().limits, batchFrames: this.batchLimit(), maxSocketsPerUser: this.socketsPerUser() };
+    return this.limits.configure(limits);
   }
 
   /** Closes every socket of a user here (deactivated): they must not reconnect, and see why. */
@@ -390,37 +363,6 @@ export class Gateway extends DurableObject<Env> {
   /** Re-reads these users' live state and re-checks their sockets' subscriptions (access-guard.ts); all sockets without a list. */
   recheckUsers(users?: string[]): Promise<{ sockets: number; closed: number; revoked: number }> {
     return this.guard.recheckUsers(users);
-  }
-
-  // --- limits -------------------------------------------------------------------
-
-  private admission(): Admitter {
-    this.admitter ??= new Admitter(
-      {
-        maxSockets: positiveVar("GATEWAY_MAX_SOCKETS", this.env.GATEWAY_MAX_SOCKETS, DEFAULT_MAX_SOCKETS),
-        perSecond: positiveVar(
-          "GATEWAY_ACCEPT_PER_SECOND",
-          this.env.GATEWAY_ACCEPT_PER_SECOND,
-          DEFAULT_ACCEPT_PER_SECOND,
-        ),
-      },
-      Date.now(),
-    );
-    return this.admitter;
-  }
-
-  private batchLimit(): number {
-    this.batchFrames ??= batchFramesOf(this.env.GATEWAY_BATCH_FRAMES);
-    return this.batchFrames;
-  }
-
-  private socketsPerUser(): number {
-    this.perUser ??= wholeVarOr(
-      "GATEWAY_MAX_SOCKETS_PER_USER",
-      this.env.GATEWAY_MAX_SOCKETS_PER_USER,
-      DEFAULT_MAX_SOCKETS_PER_USER,
-    );
-    return this.perUser;
   }
 
   // --- frames ----------------------------------------------------------------------
