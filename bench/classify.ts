@@ -1,15 +1,7 @@
 import { signToken } from "../src/auth/tokens";
-import {
-  type BenchResult,
-  bundle,
-  compare,
-  median,
-  percentile,
-  postJson,
-  printTable,
-  startBackend,
-  writeResults,
-} from "./harness";
+import { bundle, startBackend } from "../tools/harness/backend";
+import { type BenchResult, compare, printTable, writeResults } from "../tools/harness/results";
+import { median, percentile, postJson } from "./harness";
 
 // npm run bench:classify [-- --quick] [--only d1|mysql]
 //

@@ -1,17 +1,8 @@
 import { Log, LogLevel } from "miniflare";
 import { signToken } from "../src/auth/tokens";
-import {
-  type BenchResult,
-  bundle,
-  compare,
-  descendantPids,
-  median,
-  percentile,
-  printTable,
-  processUsage,
-  startBackend,
-  writeResults,
-} from "./harness";
+import { bundle, startBackend } from "../tools/harness/backend";
+import { type BenchResult, compare, printTable, writeResults } from "../tools/harness/results";
+import { descendantPids, median, percentile, processUsage } from "./harness";
 
 // npm run bench:directory [-- --quick] [--only d1|mysql] [--explain] [--queries switcher,mentions,...]
 //

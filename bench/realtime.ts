@@ -5,18 +5,9 @@ import { convertV4MiniflareOptions, Log, LogLevel, Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { signToken } from "../src/auth/tokens";
 import { topicKey } from "../src/realtime/topics";
-import {
-  type BenchResult,
-  bundle,
-  compare,
-  descendantPids,
-  median,
-  percentile,
-  printTable,
-  processUsage,
-  startBackend,
-  writeResults,
-} from "./harness";
+import { bundle, startBackend } from "../tools/harness/backend";
+import { type BenchResult, compare, printTable, writeResults } from "../tools/harness/results";
+import { descendantPids, median, percentile, processUsage } from "./harness";
 import {
   type ClientKind,
   type Command,

@@ -11,19 +11,9 @@ import { signToken } from "../src/auth/tokens";
 import { dayOf } from "../src/datasets/collab";
 import { linearParamsSchema } from "../src/models/linear";
 import { featureMatrix, type ModelManifest, parseManifest } from "../src/models/manifest";
-import {
-  type BenchResult,
-  bundle,
-  bundleAssets,
-  compare,
-  descendantPids,
-  median,
-  percentile,
-  postJson,
-  printTable,
-  processUsage,
-  writeResults,
-} from "./harness";
+import { bundle, bundleAssets } from "../tools/harness/backend";
+import { type BenchResult, compare, printTable, writeResults } from "../tools/harness/results";
+import { descendantPids, median, percentile, postJson, processUsage } from "./harness";
 import { profileReport, startProfiler } from "./realtime-profile";
 import { BATCH, benchRecords } from "./recommend-rows";
 import type { ColdResult, LoopResult, ScoreOp } from "./recommend-worker";

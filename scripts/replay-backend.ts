@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Log, LogLevel } from "miniflare";
-import { type Backend, bundle, bundleAssets, startBackend } from "../bench/harness";
+import { type Backend, bundle, bundleAssets, startBackend } from "../tools/harness/backend";
 
 // The main Worker (wrangler.toml) built the way a deploy would and served by
 // Miniflare on D1, with every binding it declares: the Durable Objects, the

@@ -49,8 +49,10 @@ from datetime import datetime, timezone
 import numpy as np
 
 import models as M
+from artifacts import hand_tuned_doc, register, write_json
 from features import FEATURES
 from metrics import auc, evaluate_group
+from progress import log
 
 
 def _open(path):
@@ -207,7 +209,6 @@ def evaluate_requests(source: str, reqs: list[_Req], scorer) -> dict:
 
 def run(args) -> dict:
     from onnx_export import write_model
-    from train import _write, log, register
 
     trees = args.trees if args.trees is not None else (50 if args.quick else 200)
     raw_stats: dict = {}
@@ -257,13 +258,11 @@ def run(args) -> dict:
         log(f"logs {src}: {entry['rows']} rows, {entry['requests']} requests, {entry['clicks']} clicks; "
               + ", ".join(f"{k}: {entry[k]}" for k in M.KINDS))
     os.makedirs(args.out, exist_ok=True)
-    _write(os.path.join(args.out, "logs_metrics.json"), report)
+    write_json(os.path.join(args.out, "logs_metrics.json"), report)
     if args.register:
         for src in by_source:
             os.makedirs(os.path.join(args.out, "models", src), exist_ok=True)
-            from train import hand_tuned_doc
-
             if src in FEATURES:
-                _write(os.path.join(args.out, "models", src, "hand_tuned.json"), hand_tuned_doc(src))
+                write_json(os.path.join(args.out, "models", src, "hand_tuned.json"), hand_tuned_doc(src))
         register(args.out, args.register, metrics_for_register, exported, sorted(by_source))
     return report

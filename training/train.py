@@ -34,21 +34,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
+from artifacts import hand_tuned_doc, register, write_json  # noqa: E402
 from data import LABEL_DAYS, default_cuts, iso_of, load_dataset, parse_cuts  # noqa: E402
-from features import (CANDIDATES_PER_GENERATOR, HAND_TUNED, OUTPUT_MEANING, SOURCES, Cut,  # noqa: E402
+from features import (CANDIDATES_PER_GENERATOR, OUTPUT_MEANING, SOURCES, Cut,  # noqa: E402
                       baseline_scores, build_groups, feature_defaults)
+import logs  # noqa: E402
 from metrics import auc, evaluate_group  # noqa: E402
 import models as M  # noqa: E402
+import progress  # noqa: E402
+from progress import log  # noqa: E402
 
 MODELS = ("popularity", "recent_popularity", "hand_tuned", "lr", "xgboost")
-
-
-QUIET = False
-
-
-def log(*a):
-    if not QUIET:
-        print(*a, file=sys.stderr, flush=True)
 
 
 def training_cuts(T: int, n: int, step: float, min_day: int) -> list[int]:
@@ -179,14 +175,14 @@ def run_dataset(args) -> None:
                 "users": int(sum(r["users"] for r in rows)),
             }
     os.makedirs(args.out, exist_ok=True)
-    _write(os.path.join(args.out, "metrics.json"), metrics)
+    write_json(os.path.join(args.out, "metrics.json"), metrics)
     by_cut["notes"] = {s: n for s, n in notes.items() if n}
     by_cut["notes_general"] = [
         "users = number of rankings evaluated; archive has one ranking (the team's channel list) per cut",
         "send_time: recall10 holds the hit rate of the top-ranked hour within +-1 hour (circular)",
         "metrics.json averages the per-cut means with equal weight per cut; users are summed over cuts",
     ]
-    _write(os.path.join(args.out, "metrics_by_cut.json"), by_cut)
+    write_json(os.path.join(args.out, "metrics_by_cut.json"), by_cut)
 
     # artifacts: embeddings and models of the latest cut
     T = cuts[-1]
@@ -238,7 +234,7 @@ def export_models(args, dataset, version, T, fitted, metrics, per_cut, train_cut
         exported[src] = {}
         base = os.path.join(args.out, "models", src)
         os.makedirs(base, exist_ok=True)
-        _write(os.path.join(base, "hand_tuned.json"), hand_tuned_doc(src))
+        write_json(os.path.join(base, "hand_tuned.json"), hand_tuned_doc(src))
         for kind in M.KINDS:
             if (src, kind) not in fitted:
                 exported[src][kind] = None
@@ -260,45 +256,6 @@ def export_models(args, dataset, version, T, fitted, metrics, per_cut, train_cut
                 X_sample=sample)
             exported[src][kind] = manifest["version"]
     return exported
-
-
-def hand_tuned_doc(src: str) -> dict:
-    return {"source": src, "kind": "hand_tuned", "score": "sum(weight * feature)",
-            "weights": HAND_TUNED[src], "features": feature_defaults(src),
-            "output_meaning": "a rank score (not a probability): higher ranks first; "
-                              + OUTPUT_MEANING[src].replace("probability that", "more likely that")}
-
-
-MODEL_FILES = ("model.onnx", "manifest.json", "parity.json", "linear.json")
-
-
-def register(out: str, registry: str, metrics: dict, exported: dict, sources) -> None:
-    """Copy the better of lr / xgboost (averaged NDCG@10; lr on a tie) to registry/<source>/."""
-    for src in sources:
-        ok = [k for k in M.KINDS if exported.get(src, {}).get(k)]
-        if not ok:
-            log(f"register {src}: nothing exported, registry left as is")
-            continue
-        best = max(ok, key=lambda k: (metrics["sources"][src][k]["ndcg10"], k == "lr"))
-        dst = os.path.join(registry, src)
-        os.makedirs(dst, exist_ok=True)
-        for f in MODEL_FILES + ("hand_tuned.json",):
-            if os.path.exists(os.path.join(dst, f)):
-                os.remove(os.path.join(dst, f))
-        srcdir = os.path.join(out, "models", src, best)
-        for f in MODEL_FILES:
-            if os.path.exists(os.path.join(srcdir, f)):
-                shutil.copy2(os.path.join(srcdir, f), os.path.join(dst, f))
-        ht = os.path.join(out, "models", src, "hand_tuned.json")
-        if os.path.exists(ht):
-            shutil.copy2(ht, os.path.join(dst, "hand_tuned.json"))
-        log(f"register {src}: {best} (ndcg10 {metrics['sources'][src][best]['ndcg10']:.4f}) -> {dst}")
-
-
-def _write(path, doc) -> None:
-    with open(path, "w") as f:
-        json.dump(doc, f, indent=2, allow_nan=False)
-        f.write("\n")
 
 
 def main(argv=None) -> None:
@@ -324,15 +281,12 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = p.parse_args(argv)
-    global QUIET
-    QUIET = args.quiet
+    progress.QUIET = args.quiet
     if bool(args.data) == bool(args.logs):
         p.error("give exactly one of --data and --logs")
     if args.candidates_per_generator < 1:
         p.error("--candidates-per-generator must be at least 1")
     if args.logs:
-        import logs
-
         logs.run(args)
     else:
         run_dataset(args)

@@ -1,4 +1,4 @@
-import { type FeatureRow, MAX_ROW_KEY } from "./feature-store";
+import { type FeatureRow, MAX_ROW_KEY, MAX_ROW_KIND } from "./feature-store";
 
 // Validation of feature store rows at the edge: a kind, a key and counts.
 // Values are numbers or short arrays of numbers (embedding vectors) and
@@ -6,7 +6,7 @@ import { type FeatureRow, MAX_ROW_KEY } from "./feature-store";
 // training data or logs. The one exception is the snapshot's `meta` row,
 // which may name its dataset and embedding run in short strings.
 
-const KIND = /^[a-z_]{1,8}$/;
+const KIND = new RegExp(`^[a-z_]{1,${MAX_ROW_KIND}}$`);
 /** Ids joined by single spaces for pairs ("U1 C7"). */
 const KEY = new RegExp(`^(?=.{1,${MAX_ROW_KEY}}$)[A-Za-z0-9_:.@-]+( [A-Za-z0-9_:.@-]+)*$`);
 const MAX_META_STRING = 100;
@@ -21,7 +21,8 @@ export function parseFeatureRow(value: unknown): RowCheck {
   }
   const { kind, key, data, ...rest } = value as Record<string, unknown>;
   if (Object.keys(rest).length > 0) return { ok: false, message: `unknown field(s) ${Object.keys(rest).join(", ")}` };
-  if (typeof kind !== "string" || !KIND.test(kind)) return { ok: false, message: "kind must be 1-8 of a-z _" };
+  if (typeof kind !== "string" || !KIND.test(kind))
+    return { ok: false, message: `kind must be 1-${MAX_ROW_KIND} of a-z _` };
   if (typeof key !== "string" || !KEY.test(key)) {
     return {
       ok: false,

@@ -20,6 +20,7 @@ export interface SnapshotMeta {
   createdAt: number;
 }
 
+/** The longest key and kind a row may have (the MySQL table's column widths, storage/schema/mysql.ts). */
 export const MAX_ROW_KEY = 96;
 export const MAX_ROW_KIND = 8;
 

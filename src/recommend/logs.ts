@@ -18,7 +18,6 @@ import { featureNames } from "./candidate-block";
 // request arrived meanwhile waited for it.
 
 export const FEEDBACK_ACTIONS = ["impression", "click", "dismiss"] as const;
-export type FeedbackAction = (typeof FEEDBACK_ACTIONS)[number];
 
 // A served item's features are an array aligned with its message's
 // `feature_names` (null: the item lacks that feature, the model's default

@@ -1,18 +1,16 @@
 import type { FeatureRecord } from "../models/manifest";
 
 // One framework for every recommender. A recommender for a source (a place in
-// the product) over a corpus (channels, users, hours) is a list of steps:
-// fetchers generate candidates, filters drop what must never be shown,
-// augmenters add features, a model scores, rerankers apply business rules.
-// Steps are small named objects, shared between recommenders; a new
-// recommender is a declaration (see recommenders.ts).
+// the product, sources.ts) is a list of steps: fetchers generate candidates
+// with their features, filters drop what must never be shown, a model scores,
+// rerankers apply business rules. Steps are small named objects, shared
+// between recommenders; a new recommender is a declaration (see
+// recommenders.ts).
 //
 // Each step is timed. A step marked optional that fails is skipped and named
 // in the answer's `degraded` list; a required step that fails fails the
 // request (a filter that enforces visibility is never optional: without it
 // the answer could show what the user may not see).
-
-export type Corpus = "channel" | "user" | "hour";
 
 export interface Candidate {
   /** Channel id, user id, or hour "0".."23". */
@@ -41,7 +39,7 @@ interface StepBase {
 
 export interface Fetcher<D> extends StepBase {
   kind: "fetch";
-  /** Fresh objects per call: the pipeline takes them over (augmenters add features in place). */
+  /** Fresh objects per call: the pipeline takes them over. */
   run(req: RecRequest, deps: D): Promise<Array<{ id: string; features?: Record<string, number> }>>;
 }
 
@@ -51,19 +49,13 @@ export interface Filter<D> extends StepBase {
   run(req: RecRequest, candidates: Candidate[], deps: D): Promise<Candidate[]>;
 }
 
-export interface Augmenter<D> extends StepBase {
-  kind: "augment";
-  /** Adds features to the candidates in place (missing ones take the model's defaults). */
-  run(req: RecRequest, candidates: Candidate[], deps: D): Promise<void>;
-}
-
 export interface Reranker<D> extends StepBase {
   kind: "rerank";
   /** Reorders (or trims) candidates already sorted by score. */
   run(req: RecRequest, candidates: Candidate[], deps: D): Promise<Candidate[]>;
 }
 
-export type Step<D> = Fetcher<D> | Filter<D> | Augmenter<D> | Reranker<D>;
+export type Step<D> = Fetcher<D> | Filter<D> | Reranker<D>;
 
 /** Scores candidates. The runner picks it from the experiment arm, falling back to the hand-tuned one. */
 export interface Scorer {
@@ -76,13 +68,8 @@ export interface Scorer {
 }
 
 export interface Recommender<D> {
-  source: string;
-  corpus: Corpus;
-  /** Candidates generated (before filters) at most; each fetcher is asked for this many. */
-  candidates: number;
   fetchers: Fetcher<D>[];
   filters: Filter<D>[];
-  augmenters: Augmenter<D>[];
   rerankers: Reranker<D>[];
   /** The plain-rules model for cold start and fallback: never fails. */
   handTuned: Scorer;
@@ -119,7 +106,7 @@ export class RecommendError extends Error {
 
 /**
  * Runs a recommender: fetchers at once (their candidates merged by id),
- * then filters, augmenters, the scorer and rerankers in order.
+ * then filters, the scorer and rerankers in order.
  */
 export async function runRecommender<D>(
   rec: Recommender<D>,
@@ -179,13 +166,6 @@ export async function runRecommender<D>(
       (list) => list.length,
     );
     if (kept) candidates = kept;
-  }
-  for (const a of rec.augmenters) {
-    await timed(
-      a,
-      () => a.run(req, candidates, deps),
-      () => candidates.length,
-    );
   }
   const rows = candidates.map((c) => c.features);
   let used = scorer;

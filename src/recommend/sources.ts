@@ -1,6 +1,6 @@
-import type { Corpus } from "./pipeline";
-
 // The places in the product that ask for recommendations, and what each ranks.
+
+export type Corpus = "channel" | "user" | "hour";
 
 export const SOURCES = {
   /** Channels to join, in the channel browser. */

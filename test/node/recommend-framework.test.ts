@@ -37,9 +37,6 @@ const byFeature = (name: string): Scorer => ({
 
 function recommender(over: Partial<Recommender<null>> = {}): Recommender<null> {
   return {
-    source: "test",
-    corpus: "channel",
-    candidates: 100,
     fetchers: [
       { kind: "fetch", name: "a", run: async () => [{ id: "C1", features: { x: 1 } }, { id: "C2" }] },
       {
@@ -52,7 +49,6 @@ function recommender(over: Partial<Recommender<null>> = {}): Recommender<null> {
       },
     ],
     filters: [],
-    augmenters: [],
     rerankers: [],
     handTuned: byFeature("x"),
     ...over,
@@ -77,9 +73,9 @@ describe("runRecommender", () => {
 
   it("skips a failing optional step and says so; a failing required step fails the request", async () => {
     const flaky = recommender({
-      augmenters: [
+      filters: [
         {
-          kind: "augment",
+          kind: "filter",
           name: "slow-store",
           optional: true,
           run: async () => {
@@ -108,18 +104,10 @@ describe("runRecommender", () => {
   it("applies filters before scoring, rerankers after, then the limit; ties break by id", async () => {
     const rec = recommender({
       filters: [{ kind: "filter", name: "no-C3", run: async (_r, cs) => cs.filter((c) => c.id !== "C3") }],
-      augmenters: [
-        {
-          kind: "augment",
-          name: "flat",
-          run: async (_r, cs) => {
-            for (const c of cs) c.features.x = 1;
-          },
-        },
-      ],
       rerankers: [{ kind: "rerank", name: "reverse", run: async (_r, cs: Candidate[]) => [...cs].reverse() }],
     });
-    const out = await runRecommender(rec, { ...req, limit: 1 }, null, byFeature("x"));
+    // No candidate has feature "flat": every score is 0, a tie.
+    const out = await runRecommender(rec, { ...req, limit: 1 }, null, byFeature("flat"));
     expect(out.scored.map((c) => c.id)).toEqual(["C1", "C2"]);
     expect(out.items.map((c) => c.id)).toEqual(["C2"]);
   });

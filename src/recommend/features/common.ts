@@ -1,5 +1,5 @@
 import { DAYS_CAP, MISSING_DAYS_LOG, NW, WALL } from "./spec";
-import type { Csr, FeatureTables } from "./tables";
+import type { FeatureTables } from "./tables";
 
 // Small shared pieces of the per-source modules: features.py's `ld`,
 // `ld_since`, `_log`, `cosine_rows` and `_top_k`, and row reads of the tables
@@ -147,13 +147,6 @@ export function unionCandidates(
     }
   }
   return [...from.keys()].sort((a, b) => a - b).map((i) => ({ id: ids[i] as string, from: from.get(i) as string[] }));
-}
-
-/** Calls f(col, entry) for the entries of row r of a CSR. */
-export function eachEntry(m: Csr, r: number, f: (col: number, entry: number) => void): void {
-  if (r < 0) return;
-  const end = m.ptr[r + 1] as number;
-  for (let e = m.ptr[r] as number; e < end; e++) f(m.col[e] as number, e);
 }
 
 /** The channels of row u of the membership table with a count in window w (features.py `member_channels`). */

@@ -25,7 +25,7 @@ import type { FeatureTables } from "./tables";
 
 export type { FeatureValues, GeneratedCandidate, PreparedSubject } from "./common";
 export { contextPartner } from "./composer-dm";
-export { type SnapshotRow, snapshotFromRows, snapshotToRows } from "./rows";
+export { snapshotFromRows, snapshotToRows } from "./rows";
 export {
   buildSnapshot,
   describeSnapshot,

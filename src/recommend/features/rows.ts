@@ -1,3 +1,4 @@
+import { type FeatureRow, MAX_ROW_KEY } from "../feature-store";
 import type {
   FeatureSnapshot,
   SnapshotChannel,
@@ -25,17 +26,6 @@ import type {
 // sameday  "a b"                {n}
 // hour     "user hour"          {c: commits, d: days, l}
 
-export interface SnapshotRow {
-  kind: string;
-  key: string;
-  /** JSON text. */
-  data: string;
-}
-
-export const ROW_KINDS = ["meta", "user", "channel", "member", "pair", "sameday", "hour"] as const;
-/** The longest key the feature store accepts (feature-store.ts MAX_ROW_KEY). */
-export const MAX_KEY = 96;
-
 const isZero = (w: Windowed) => w.every((x) => x === 0);
 
 function key(...parts: Array<string | number>): string {
@@ -44,7 +34,7 @@ function key(...parts: Array<string | number>): string {
       throw new Error(`id "${p}" is empty or has a space`);
   }
   const k = parts.join(" ");
-  if (k.length > MAX_KEY) throw new Error(`row key longer than ${MAX_KEY}: "${k.slice(0, 40)}…"`);
+  if (k.length > MAX_ROW_KEY) throw new Error(`row key longer than ${MAX_ROW_KEY}: "${k.slice(0, 40)}…"`);
   return k;
 }
 
@@ -56,8 +46,8 @@ function compact(o: Record<string, unknown>): string {
 const windowed = (w: Windowed) => (isZero(w) ? undefined : w);
 const day = (d: number | null) => (d === null ? undefined : d);
 
-export function snapshotToRows(s: FeatureSnapshot): SnapshotRow[] {
-  const rows: SnapshotRow[] = [
+export function snapshotToRows(s: FeatureSnapshot): FeatureRow[] {
+  const rows: FeatureRow[] = [
     {
       kind: "meta",
       key: "snapshot",
@@ -124,21 +114,21 @@ export function snapshotToRows(s: FeatureSnapshot): SnapshotRow[] {
 
 type Json = Record<string, unknown>;
 
-function fail(row: SnapshotRow, what: string): never {
+function fail(row: FeatureRow, what: string): never {
   throw new Error(`feature row ${row.kind}/${row.key}: ${what}`);
 }
 
-function num(row: SnapshotRow, o: Json, name: string): number {
+function num(row: FeatureRow, o: Json, name: string): number {
   const v = o[name];
   if (typeof v !== "number" || !Number.isFinite(v)) fail(row, `${name} is not a number`);
   return v;
 }
 
-function optDay(row: SnapshotRow, o: Json, name: string): number | null {
+function optDay(row: FeatureRow, o: Json, name: string): number | null {
   return o[name] === undefined ? null : num(row, o, name);
 }
 
-function win(row: SnapshotRow, o: Json, name: string): Windowed {
+function win(row: FeatureRow, o: Json, name: string): Windowed {
   const v = o[name];
   if (v === undefined) return [0, 0, 0, 0];
   if (!Array.isArray(v) || v.length !== 4 || !v.every((x) => typeof x === "number" && Number.isFinite(x))) {
@@ -147,7 +137,7 @@ function win(row: SnapshotRow, o: Json, name: string): Windowed {
   return [v[0], v[1], v[2], v[3]];
 }
 
-function vec(row: SnapshotRow, o: Json, dims: number): number[] | null {
+function vec(row: FeatureRow, o: Json, dims: number): number[] | null {
   const v = o.v;
   if (v === undefined) return null;
   if (!Array.isArray(v) || v.length !== dims || !v.every((x) => typeof x === "number" && Number.isFinite(x))) {
@@ -156,13 +146,13 @@ function vec(row: SnapshotRow, o: Json, dims: number): number[] | null {
   return v as number[];
 }
 
-function parts(row: SnapshotRow, n: number): string[] {
+function parts(row: FeatureRow, n: number): string[] {
   const p = row.key.split(" ");
   if (p.length !== n || p.some((x) => x.length === 0)) fail(row, `key is not ${n} ids`);
   return p;
 }
 
-function parse(row: SnapshotRow): Json {
+function parse(row: FeatureRow): Json {
   let v: unknown;
   try {
     v = JSON.parse(row.data);
@@ -174,9 +164,9 @@ function parse(row: SnapshotRow): Json {
 }
 
 /** Rebuilds a snapshot from its rows (any order). */
-export function snapshotFromRows(rows: Iterable<SnapshotRow>): FeatureSnapshot {
+export function snapshotFromRows(rows: Iterable<FeatureRow>): FeatureSnapshot {
   let meta: Json | null = null;
-  const pending: Array<[SnapshotRow, Json]> = [];
+  const pending: Array<[FeatureRow, Json]> = [];
   for (const row of rows) {
     const o = parse(row);
     if (row.kind === "meta") meta = o;
