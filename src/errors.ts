@@ -1,6 +1,44 @@
-// Errors a client can cause carry their HTTP status and a stable code, so the
-// transport maps them to `{ error: { code, message } }` without guessing.
+// Errors a client can cause. Each carries a kind (what went wrong, in the
+// domain's words), a stable code (what clients match on) and a message, and
+// maybe details. No HTTP here: the edge turns a kind into a status
+// (statusOf in workers/http.ts) and every error into the one JSON shape
+// `{ error: { code, message, details? } }` (errorBody, same file).
 
+/** What went wrong, as the domain sees it. */
+export type ErrorKind =
+  /** The request is malformed or breaks a rule (a bad body, a bad parameter, a reused idempotency key). */
+  | "invalid"
+  /** No valid credentials. */
+  | "unauthorized"
+  /** Known caller, not allowed. */
+  | "forbidden"
+  /** Nothing of that name (or nothing the caller may know about). */
+  | "not_found"
+  /** The current state refuses it (taken, exists, changed concurrently). */
+  | "conflict"
+  /** More than is accepted in one request. */
+  | "too_large"
+  /** A body in a form that is not taken. */
+  | "unsupported"
+  /** Over a rate; retry later (retryAfterSeconds says when). */
+  | "limited"
+  /** A dependency is down or misconfigured; retry later. */
+  | "unavailable";
+
+/** Every kind, for exhaustive checks and tests. */
+export const ERROR_KINDS = [
+  "invalid",
+  "unauthorized",
+  "forbidden",
+  "not_found",
+  "conflict",
+  "too_large",
+  "unsupported",
+  "limited",
+  "unavailable",
+] as const satisfies readonly ErrorKind[];
+
+/** The codes clients see (`error.code`); stable. */
 export type ErrorCode =
   | "bad_request"
   | "invalid_body"
@@ -16,23 +54,73 @@ export type ErrorCode =
   | "invalid_model"
   | "rate_limited"
   | "unavailable"
+  | "runtime_unavailable"
   | "internal";
 
-export class AppError extends Error {
+export interface DomainErrorOptions {
+  /** For limited and unavailable: when a retry may succeed (the edge's Retry-After). */
+  retryAfterSeconds?: number;
+}
+
+export class DomainError extends Error {
+  readonly retryAfterSeconds: number | undefined;
+
   constructor(
-    readonly status: 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 500 | 503,
+    readonly kind: ErrorKind,
     readonly code: ErrorCode,
     message: string,
     readonly details?: unknown,
+    options: DomainErrorOptions = {},
   ) {
     super(message);
-    this.name = "AppError";
+    this.name = "DomainError";
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
 
-export const badRequest = (message: string, details?: unknown) => new AppError(400, "bad_request", message, details);
-export const notFound = (message: string) => new AppError(404, "not_found", message);
-export const conflict = (message: string, details?: unknown) => new AppError(409, "conflict", message, details);
+// The usual pairs of kind and code.
+export const badRequest = (message: string, details?: unknown) =>
+  new DomainError("invalid", "bad_request", message, details);
+export const invalidBody = (message: string, details?: unknown) =>
+  new DomainError("invalid", "invalid_body", message, details);
+export const unauthorized = (message: string) => new DomainError("unauthorized", "unauthorized", message);
+export const forbidden = (message: string) => new DomainError("forbidden", "forbidden", message);
+export const notFound = (message: string, details?: unknown) =>
+  new DomainError("not_found", "not_found", message, details);
+export const conflict = (message: string, details?: unknown) =>
+  new DomainError("conflict", "conflict", message, details);
+export const tooLarge = (message: string, details?: unknown) =>
+  new DomainError("too_large", "payload_too_large", message, details);
+export const unsupportedMedia = (message: string) => new DomainError("unsupported", "unsupported_media_type", message);
+export const rateLimited = (message: string, retryAfterSeconds: number, details?: unknown) =>
+  new DomainError("limited", "rate_limited", message, details, { retryAfterSeconds });
+export const unavailable = (message: string, options?: DomainErrorOptions) =>
+  new DomainError("unavailable", "unavailable", message, undefined, options);
+
+/** The HTTP statuses the status-first constructor below took. */
+type LegacyStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 429 | 503;
+const LEGACY_KINDS: Record<LegacyStatus, ErrorKind> = {
+  400: "invalid",
+  401: "unauthorized",
+  403: "forbidden",
+  404: "not_found",
+  409: "conflict",
+  413: "too_large",
+  415: "unsupported",
+  429: "limited",
+  503: "unavailable",
+};
+
+/**
+ * @deprecated Transitional, for callers not yet moved to DomainError and its
+ * factories (workers/routes/rtm.ts): the old status-first constructor, read
+ * as the kind that answers that status. Remove with its last caller.
+ */
+export class AppError extends DomainError {
+  constructor(status: LegacyStatus, code: ErrorCode, message: string, details?: unknown) {
+    super(LEGACY_KINDS[status], code, message, details);
+  }
+}
 
 /**
  * An error message fit for a log line: the values it quotes (SQL literals,

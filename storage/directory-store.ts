@@ -11,7 +11,7 @@ import {
   PROFILE_MAX,
   type ProfilePatch,
 } from "../src/directory/writer";
-import { AppError, badRequest, conflict, notFound } from "../src/errors";
+import { badRequest, conflict, type DomainError, notFound } from "../src/errors";
 import { versionStatements } from "./change-log";
 import { idempotencyInsert } from "./idempotency-sql";
 import { bulkInsert, chunks, inList, MYSQL_CHUNK, num, roleOf, SQLITE_CHUNK } from "./portable-sql";
@@ -53,7 +53,7 @@ import { type Row, type SqlDriver, type Statement, UniqueViolation } from "./sql
 //
 // Identity. Channel ids are per team; a team must never see two channels with
 // one id, so creating a channel whose id is shared into the team, or sharing a
-// channel into a team that already sees that id, is a 409. Within a channel a
+// channel into a team that already sees that id, is a conflict. Within a channel a
 // member is keyed by user id alone (the memberships primary key).
 //
 // Races. Nothing here deletes users or channels and shares are never
@@ -177,7 +177,7 @@ export function directoryStore(driver: SqlDriver): DirectorySource & DirectoryWr
   const d = driver.dialect;
   const chunkSize = d === "mysql" ? MYSQL_CHUNK : SQLITE_CHUNK;
 
-  /** Versions of these teams now (before a write); 404 for a team that does not exist. */
+  /** Versions of these teams now (before a write); not_found for a team that does not exist. */
   async function versionsBefore(teamIds: string[]): Promise<Map<string, number>> {
     const unique = [...new Set(teamIds)];
     const { clause, params } = inList(d, unique);
@@ -260,7 +260,7 @@ export function directoryStore(driver: SqlDriver): DirectorySource & DirectoryWr
     return found;
   }
 
-  /** 404 naming the users that are in none of the channel's teams. */
+  /** not_found naming the users that are in none of the channel's teams. */
   async function requireUsers(channel: DirChannel, members: Array<{ userId: string; userTeamId: string }>) {
     const allowed = new Set([channel.teamId, ...channel.sharedWith]);
     const byTeam = new Map<string, string[]>();
@@ -274,7 +274,7 @@ export function directoryStore(driver: SqlDriver): DirectorySource & DirectoryWr
       for (const id of ids) if (!found.has(id)) missing.push(teamId === channel.teamId ? id : `${id}@${teamId}`);
     }
     if (missing.length > 0) {
-      throw new AppError(404, "not_found", `users not found in the teams of channel ${channel.id}`, {
+      throw notFound(`users not found in the teams of channel ${channel.id}`, {
         users: missing,
       });
     }
@@ -778,7 +778,7 @@ export function directoryStore(driver: SqlDriver): DirectorySource & DirectoryWr
         }
       }
       if (missingChannels.length > 0 || missingUsers.length > 0) {
-        throw new AppError(404, "not_found", "unknown channels or users; nothing was imported", {
+        throw notFound("unknown channels or users; nothing was imported", {
           channels: missingChannels,
           users: missingUsers,
         });
@@ -823,8 +823,8 @@ export function directoryStore(driver: SqlDriver): DirectorySource & DirectoryWr
     },
   };
 
-  /** 409 with what is taken: the id, the name, or both. */
-  async function channelTaken(teamId: string, id: string, name: string): Promise<AppError> {
+  /** A conflict with what is taken: the id, the name, or both. */
+  async function channelTaken(teamId: string, id: string, name: string): Promise<DomainError> {
     const rows = await driver.all(
       "SELECT `id`, `name` FROM channels WHERE `team_id` = ? AND (`id` = ? OR `name` = ?)",
       [teamId, id, name],
@@ -837,7 +837,7 @@ export function directoryStore(driver: SqlDriver): DirectorySource & DirectoryWr
     return conflict(`channel ${what} is taken in team ${teamId}`, taken);
   }
 
-  /** 409 when the team already sees a channel with this id (its own, or shared in from another host). */
+  /** A conflict when the team already sees a channel with this id (its own, or shared in from another host). */
   async function requireIdFree(teamId: string, channelId: string, hostTeamId: string): Promise<void> {
     const rows = await driver.all(
       "SELECT `id` FROM channels WHERE `team_id` = ? AND `id` = ? UNION ALL SELECT `channel_id` FROM channel_shares WHERE `team_id` = ? AND `channel_id` = ? AND `host_team_id` <> ?",
@@ -846,7 +846,7 @@ export function directoryStore(driver: SqlDriver): DirectorySource & DirectoryWr
     if (rows.length > 0) throw conflict(`team ${teamId} already sees a channel with id ${channelId}`);
   }
 
-  /** 404 unless each of these users exists in the channel's team or a team it is shared with. */
+  /** not_found unless each of these users exists in the channel's team or a team it is shared with. */
   async function requireUserAnywhere(channel: DirChannel, userIds: string[]): Promise<void> {
     let left = [...new Set(userIds)];
     for (const teamId of [channel.teamId, ...channel.sharedWith]) {
@@ -855,7 +855,7 @@ export function directoryStore(driver: SqlDriver): DirectorySource & DirectoryWr
       left = left.filter((id) => !found.has(id));
     }
     if (left.length > 0) {
-      throw new AppError(404, "not_found", `users not found in the teams of channel ${channel.id}`, { users: left });
+      throw notFound(`users not found in the teams of channel ${channel.id}`, { users: left });
     }
   }
 

@@ -1,4 +1,4 @@
-import { AppError } from "../src/errors";
+import { DomainError } from "../src/errors";
 import { type Row, type SqlDriver, type Statement, type StatementResult, UniqueViolation } from "./sql-driver";
 
 // Fail fast under database trouble. Without this, a frozen database made
@@ -6,15 +6,15 @@ import { type Row, type SqlDriver, type Statement, type StatementResult, UniqueV
 // requests piled up), and the first ones still ended in a 500. Two parts:
 //
 // - a bound per call (timeoutMs, plus a little per statement of an atomic
-//   unit): a call that has not answered by then fails with 503;
+//   unit): a call that has not answered by then fails as unavailable;
 // - a circuit breaker per database and isolate: after `failuresToOpen`
 //   consecutive failures (timeouts, lost connections) it opens, and every
-//   call fails at once with 503 and Retry-After for `openMs`; then one trial
+//   call fails at once as unavailable, retry after `openMs`; then one trial
 //   call goes through (half-open), and its outcome closes or reopens it.
 //
-// A timed-out write may still commit: the client got a 503, and retries it
-// with the same Idempotency-Key (src/teams/idempotency.ts) to get the first
-// answer. A database that answers with an error about the request (a
+// A timed-out write may still commit: the client was told unavailable, and
+// retries it with the same Idempotency-Key (src/teams/idempotency.ts) to get
+// the first answer. A database that answers with an error about the request (a
 // unique violation, a bad statement) is not in trouble: those pass through
 // and count as answers.
 //
@@ -32,17 +32,17 @@ import { type Row, type SqlDriver, type Statement, type StatementResult, UniqueV
 // transaction back whole (errno 1213), and a lock wait can time out (1205;
 // our transactions then roll back whole too). The unit did nothing, so it is
 // run again, up to CONTENTION_ATTEMPTS times within the same bound; if it
-// still loses, the answer is a 503 with Retry-After, never a 500 (the fault
-// suite saw a resumed import deadlock with the mutation consumer's count
-// upserts). The breaker does not count it: the database is answering.
+// still loses, the answer is unavailable with a retry-after, never an
+// internal error (the fault suite saw a resumed import deadlock with the
+// mutation consumer's count upserts). The breaker does not count it: the database is answering.
 
-/** 503 with Retry-After: the database did not answer in time, or the breaker is open. */
-export class DatabaseUnavailable extends AppError {
+/** Unavailable, retry after a while: the database did not answer in time, or the breaker is open. */
+export class DatabaseUnavailable extends DomainError {
   constructor(
     message: string,
-    readonly retryAfterSeconds: number,
+    override readonly retryAfterSeconds: number,
   ) {
-    super(503, "unavailable", message);
+    super("unavailable", "unavailable", message, undefined, { retryAfterSeconds });
     this.name = "DatabaseUnavailable";
   }
 }

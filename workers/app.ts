@@ -2,10 +2,10 @@ import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { depsFor } from "../platform/deps";
 import { mayOperate } from "../src/auth/policy";
-import { AppError, redactedMessage } from "../src/errors";
+import { DomainError, notFound, redactedMessage, tooLarge } from "../src/errors";
 import { DatabaseUnavailable } from "../storage/guarded-driver";
 import { authorize, requireToken } from "./auth";
-import { type AppEnv, errorBody } from "./http";
+import { type AppEnv, errorBody, errorResponse } from "./http";
 import { countRequests, renderMetrics } from "./metrics";
 import { MODEL_ONNX_MAX_BYTES } from "./models/model-uploads";
 import { adminRoutes } from "./routes/admin";
@@ -36,18 +36,9 @@ export function createApp() {
 
   app.onError((err, c) => {
     if (err instanceof DatabaseUnavailable) {
-      c.header("retry-after", String(err.retryAfterSeconds));
       console.error(`database unavailable (request ${requestIdOf(c)}): ${err.message}`);
     }
-    if (err instanceof AppError) {
-      c.set("errorCode", err.code);
-      try {
-        return c.json(errorBody(err.code, err.message, err.details), err.status);
-      } catch {
-        // Details that cannot be serialized never turn a 4xx into a 500.
-        return c.json(errorBody(err.code, err.message), err.status);
-      }
-    }
+    if (err instanceof DomainError) return errorResponse(c, err);
     // The class, a request id and the message with its quoted values blanked:
     // never a stack, SQL values or ids in the log. The id is in the answer too.
     const id = requestIdOf(c);
@@ -57,10 +48,7 @@ export function createApp() {
     return c.json(errorBody("internal", "internal error"), 500);
   });
   app.use("*", countRequests);
-  app.notFound((c) => {
-    c.set("errorCode", "not_found");
-    return c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404);
-  });
+  app.notFound((c) => errorResponse(c, notFound(`no route for ${c.req.method} ${c.req.path}`)));
 
   app.get("/healthz", (c) => c.json({ ok: true, storage: c.env.STORAGE }));
   // Prometheus text for the whole deployment; scrapers send a platform token.
@@ -77,17 +65,17 @@ export function createApp() {
   // access token in the URL.
   app.route("/v1/rtm", rtmRoutes);
 
-  const tooLarge = (limit: number) => () => {
-    throw new AppError(413, "payload_too_large", `request body larger than ${limit} bytes`);
+  const bodyTooLarge = (limit: number) => () => {
+    throw tooLarge(`request body larger than ${limit} bytes`);
   };
   app.use("/v1/*", async (c, next) => {
     if (c.req.path.endsWith("/import")) {
-      return bodyLimit({ maxSize: IMPORT_LIMIT, onError: tooLarge(IMPORT_LIMIT) })(c, next);
+      return bodyLimit({ maxSize: IMPORT_LIMIT, onError: bodyTooLarge(IMPORT_LIMIT) })(c, next);
     }
     if (c.req.path.endsWith("/model.onnx")) {
-      return bodyLimit({ maxSize: MODEL_ONNX_MAX_BYTES, onError: tooLarge(MODEL_ONNX_MAX_BYTES) })(c, next);
+      return bodyLimit({ maxSize: MODEL_ONNX_MAX_BYTES, onError: bodyTooLarge(MODEL_ONNX_MAX_BYTES) })(c, next);
     }
-    return bodyLimit({ maxSize: JSON_LIMIT, onError: tooLarge(JSON_LIMIT) })(c, next);
+    return bodyLimit({ maxSize: JSON_LIMIT, onError: bodyTooLarge(JSON_LIMIT) })(c, next);
   });
   // Path segments are ids and names. One with white space, control
   // characters or broken escapes names nothing: 404 before any lookup (MySQL
@@ -99,10 +87,7 @@ export function createApp() {
     } catch {
       path = null;
     }
-    if (path === null || namesNothing(path)) {
-      c.set("errorCode", "not_found");
-      return c.json(errorBody("not_found", "nothing is named like that"), 404);
-    }
+    if (path === null || namesNothing(path)) return errorResponse(c, notFound("nothing is named like that"));
     await next();
   });
   app.use("/v1/*", requireToken);

@@ -2,7 +2,7 @@ import type { MiddlewareHandler } from "hono";
 import { teamCacheOf } from "../platform/stubs";
 import { type Decision, isOperator, type Principal, parseOperators } from "../src/auth/policy";
 import { checkSecret, SecretError, verifyToken } from "../src/auth/tokens";
-import { AppError } from "../src/errors";
+import { forbidden, notFound, unauthorized, unavailable } from "../src/errors";
 import type { AppContext, AppEnv } from "./http";
 
 // Authentication at the edge: a bearer access token names the caller; what
@@ -16,7 +16,7 @@ export function secretOf(env: Env): string {
   } catch (error) {
     if (error instanceof SecretError) {
       console.error(`refusing to serve: ${error.message}`);
-      throw new AppError(503, "unavailable", "the platform is misconfigured (token secret); see docs/security.md");
+      throw unavailable("the platform is misconfigured (token secret); see docs/security.md");
     }
     throw error;
   }
@@ -26,9 +26,9 @@ export function secretOf(env: Env): string {
 export const requireToken: MiddlewareHandler<AppEnv> = async (c, next) => {
   const header = c.req.header("authorization") ?? "";
   const match = /^Bearer\s+(\S+)$/i.exec(header);
-  if (!match?.[1]) throw new AppError(401, "unauthorized", "missing bearer token");
+  if (!match?.[1]) throw unauthorized("missing bearer token");
   const result = await verifyToken(match[1], secretOf(c.env));
-  if (!result.ok) throw new AppError(401, "unauthorized", result.reason);
+  if (!result.ok) throw unauthorized(result.reason);
   c.set("identity", result.identity);
   await next();
 };
@@ -55,11 +55,11 @@ export async function principalOf(c: AppContext): Promise<Principal> {
   return principal;
 }
 
-/** Turns a denial into the one error shape: 403 for the caller's own things, 404 for anything else. */
+/** Turns a denial into an error: forbidden for the caller's own things, not_found for anything else. */
 export function enforce(decision: Decision): void {
   if (decision.ok) return;
-  if (decision.kind === "not_found") throw new AppError(404, "not_found", decision.message);
-  throw new AppError(403, "forbidden", decision.message);
+  if (decision.kind === "not_found") throw notFound(decision.message);
+  throw forbidden(decision.message);
 }
 
 /** Asks the policy about the caller: `check(principal)` must allow, or the request ends here. */

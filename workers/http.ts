@@ -3,11 +3,12 @@ import type { z } from "zod";
 import type { Deps } from "../platform/deps";
 import type { Principal } from "../src/auth/policy";
 import type { Identity } from "../src/auth/tokens";
-import { AppError } from "../src/errors";
+import { type DomainError, type ErrorCode, type ErrorKind, invalidBody, unsupportedMedia } from "../src/errors";
 import { type IdempotencyRequest, idempotencyKeyOf, requestHashOf } from "../src/teams/idempotency";
 
 // Transport plumbing shared by the routes: the Hono env type, body parsing
-// with zod, and the JSON error shape.
+// with zod, and errors as HTTP: the status of each error kind (statusOf) and
+// the one JSON error shape (errorBody, errorResponse).
 
 export type AppEnv = {
   Bindings: Env;
@@ -22,8 +23,51 @@ export type AppEnv = {
 };
 export type AppContext = Context<AppEnv>;
 
+/** The statuses errors answer with (500 is the unhandled error's, app.ts). */
+export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 503;
+
+const STATUS_OF_KIND = {
+  invalid: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  too_large: 413,
+  unsupported: 415,
+  limited: 429,
+  unavailable: 503,
+} as const satisfies Record<ErrorKind, ErrorStatus>;
+
+/** Codes that answer with another status than their kind's. */
+const STATUS_OF_CODE: { [K in ErrorKind]?: { [C in ErrorCode]?: ErrorStatus } } = {
+  // Well-formed, but the key came with another request: 422, told apart from a malformed request.
+  invalid: { idempotency_key_reused: 422 },
+};
+
+/** The one place an error kind (and, for a few, its code) becomes an HTTP status. */
+export function statusOf(kind: ErrorKind, code?: ErrorCode): ErrorStatus {
+  return (code === undefined ? undefined : STATUS_OF_CODE[kind]?.[code]) ?? STATUS_OF_KIND[kind];
+}
+
+/** The one JSON error shape: `{ error: { code, message, details? } }`. */
 export function errorBody(code: string, message: string, details?: unknown) {
   return { error: details === undefined ? { code, message } : { code, message, details } };
+}
+
+/**
+ * A domain error as the answer: its status, its code for the request's
+ * metrics, Retry-After when it says when to retry, and errorBody.
+ */
+export function errorResponse(c: Context<AppEnv>, error: DomainError): Response {
+  const status = statusOf(error.kind, error.code);
+  c.set("errorCode", error.code);
+  if (error.retryAfterSeconds !== undefined) c.header("retry-after", String(error.retryAfterSeconds));
+  try {
+    return c.json(errorBody(error.code, error.message, error.details), status);
+  } catch {
+    // Details that cannot be serialized never turn a 4xx into a 500.
+    return c.json(errorBody(error.code, error.message), status);
+  }
 }
 
 /** Deeper bodies are refused before validation: no route takes more than a few levels. */
@@ -38,23 +82,21 @@ export const MAX_JSON_DEPTH = 32;
 export async function jsonBody<S extends z.ZodType>(c: AppContext, schema: S): Promise<z.infer<S>> {
   const type = (c.req.header("content-type") ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
   if (type !== "application/json" && !/^application\/[a-z0-9.+-]+\+json$/.test(type)) {
-    throw new AppError(415, "unsupported_media_type", "send the body as application/json");
+    throw unsupportedMedia("send the body as application/json");
   }
   let raw: unknown;
   try {
     raw = await c.req.json();
   } catch {
-    throw new AppError(400, "invalid_body", "request body must be valid JSON");
+    throw invalidBody("request body must be valid JSON");
   }
   if (depthOf(raw) > MAX_JSON_DEPTH) {
-    throw new AppError(400, "invalid_body", `request body is nested deeper than ${MAX_JSON_DEPTH} levels`);
+    throw invalidBody(`request body is nested deeper than ${MAX_JSON_DEPTH} levels`);
   }
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message }));
-    throw new AppError(400, "invalid_body", issues.map((i) => `${i.path || "body"}: ${i.message}`).join("; "), {
-      issues,
-    });
+    throw invalidBody(issues.map((i) => `${i.path || "body"}: ${i.message}`).join("; "), { issues });
   }
   return parsed.data;
 }

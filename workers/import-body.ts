@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { AppError } from "../src/errors";
+import { invalidBody, tooLarge } from "../src/errors";
 import { type AppContext, jsonBody } from "./http";
 import { readNdjson } from "./ndjson";
 
@@ -32,7 +32,7 @@ export async function readImport<T>(
   const records: T[] = [];
   const take = (value: unknown, line: number) => {
     if (records.length + errors.length >= max) {
-      throw new AppError(413, "payload_too_large", `at most ${max} ${key} per import request`);
+      throw tooLarge(`at most ${max} ${key} per import request`);
     }
     const result = accept(value);
     if (result.ok) records.push(result.value);
@@ -40,7 +40,7 @@ export async function readImport<T>(
   };
   if (type.includes("ndjson")) {
     const body = c.req.raw.body;
-    if (!body) throw new AppError(400, "invalid_body", "empty import");
+    if (!body) throw invalidBody("empty import");
     for await (const { line, value, error } of readNdjson(body)) {
       if (error) errors.push({ line, message: error });
       else take(value, line);
@@ -51,8 +51,8 @@ export async function readImport<T>(
     for (const [i, value] of (body[key] as unknown[]).entries()) take(value, i + 1);
   }
   if (errors.length > 0) {
-    throw new AppError(400, "invalid_body", `${errors.length} invalid record(s); nothing was imported`, { errors });
+    throw invalidBody(`${errors.length} invalid record(s); nothing was imported`, { errors });
   }
-  if (records.length === 0) throw new AppError(400, "invalid_body", "empty import");
+  if (records.length === 0) throw invalidBody("empty import");
   return records;
 }

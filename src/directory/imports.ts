@@ -7,7 +7,7 @@ import type { DirectoryWriter, MembershipInput, NewChannel } from "./writer";
 // Channel and membership imports, at most once per Idempotency-Key. Each is
 // one atomic unit already (all rows or none), so the key's record simply
 // joins that unit: a client that lost the answer sends the same request
-// again and gets the first summary, instead of a 409 for channels it just
+// again and gets the first summary, instead of a conflict for channels it just
 // created. A retry writes nothing and publishes nothing.
 
 export interface DirectoryImportDeps {

@@ -10,8 +10,9 @@ import type { ChangeEvent, DirChannel, DirUser, Membership } from "./model";
 // for the caller to publish (ChangePublisher). A write that changes nothing
 // returns no events and bumps nothing.
 //
-// Errors are AppErrors: 404 for an unknown team, channel or user, 409 for a
-// taken channel name or id, 400 for input the port's rules reject.
+// Errors are DomainErrors (src/errors.ts): not_found for an unknown team,
+// channel or user, conflict for a taken channel name or id, invalid for input
+// the port's rules reject.
 
 export interface NewChannel {
   id: string;
@@ -52,7 +53,10 @@ export interface MembershipInput extends MemberInput {
 }
 
 export interface DirectoryWriter {
-  /** 404 unknown team; 409 when the name or id is taken (or the id is a channel shared into the team). */
+  /**
+   * not_found for an unknown team; conflict when the name or id is taken (or
+   * the id is a channel shared into the team).
+   */
   createChannel(
     teamId: string,
     channel: NewChannel,
@@ -75,7 +79,10 @@ export interface DirectoryWriter {
     members: MemberInput[],
     now: number,
   ): Promise<{ added: Membership[]; unchanged: number; events: ChangeEvent[] }>;
-  /** One member_removed event per removed member; non-members are a no-op. 404 for a user in no team of the channel. */
+  /**
+   * One member_removed event per removed member; non-members are a no-op.
+   * not_found for a user in no team of the channel.
+   */
   removeMembers(
     teamId: string,
     channelId: string,
@@ -90,7 +97,7 @@ export interface DirectoryWriter {
   ): Promise<{ user: DirUser; events: ChangeEvent[] }>;
   /**
    * Shares a channel hosted by `teamId` into `withTeamId`: a channel event in
-   * both teams' logs. Sharing again is a no-op. 409 when the other team already
+   * both teams' logs. Sharing again is a no-op. A conflict when the other team already
    * sees a channel with that id.
    */
   shareChannel(
@@ -100,8 +107,8 @@ export interface DirectoryWriter {
     now: number,
   ): Promise<{ channel: DirChannel; events: ChangeEvent[] }>;
   /**
-   * Bulk create, all or nothing: conflicts are checked first (409 naming
-   * them), then every row, one version bump, one `reload` event and the
+   * Bulk create, all or nothing: conflicts are checked first (a conflict
+   * naming them), then every row, one version bump, one `reload` event and the
    * request's Idempotency-Key record (`record` of the answer, if given)
    * commit as one unit.
    */
@@ -113,7 +120,7 @@ export interface DirectoryWriter {
   ): Promise<{ imported: number; events: ChangeEvent[] }>;
   /**
    * Bulk memberships of the team's own channels, all or nothing: unknown
-   * channels and users are a 404 naming them; memberships already there are
+   * channels and users are a not_found naming them; memberships already there are
    * kept; one version bump, one `reload` event and the Idempotency-Key
    * record (`record` of the answer, if given), as one unit.
    */

@@ -2,7 +2,7 @@ import type { Clock } from "../clock";
 import type { DomainCountStore } from "../domains/count-store";
 import type { HealPublisher, HealReason } from "../domains/messages";
 import { TEAM_TOTAL_DOMAIN } from "../domains/model";
-import { AppError } from "../errors";
+import { badRequest, forbidden } from "../errors";
 import type { TeamStore } from "../teams/team-store";
 import {
   type Classification,
@@ -55,9 +55,9 @@ export async function classifyInvites(
   inviterId: string,
   rawEmails: readonly unknown[],
 ): Promise<ClassifyResult> {
-  if (rawEmails.length === 0) throw new AppError(400, "bad_request", "emails must not be empty");
+  if (rawEmails.length === 0) throw badRequest("emails must not be empty");
   if (rawEmails.length > MAX_EMAILS_PER_REQUEST) {
-    throw new AppError(400, "bad_request", `at most ${MAX_EMAILS_PER_REQUEST} emails per request`);
+    throw badRequest(`at most ${MAX_EMAILS_PER_REQUEST} emails per request`);
   }
   const parsed = rawEmails.map((raw, index) => ({ raw, index, result: parseEmail(raw) }));
   const invalid = parsed.flatMap((p) =>
@@ -65,7 +65,7 @@ export async function classifyInvites(
     p.result.ok ? [] : [{ index: p.index, value: echo(p.raw), reason: p.result.reason }],
   );
   if (invalid.length > 0) {
-    throw new AppError(400, "bad_request", `${invalid.length} invalid email address(es)`, { invalid });
+    throw badRequest(`${invalid.length} invalid email address(es)`, { invalid });
   }
   const emails = parsed.map((p) => {
     if (!p.result.ok) throw new Error("unreachable: invalid emails were rejected above");
@@ -74,7 +74,7 @@ export async function classifyInvites(
 
   const found = await deps.store.getTeamAndUser(teamId, inviterId);
   if (!found || found.user.deactivated) {
-    throw new AppError(403, "forbidden", "the inviter is not an active member of this team");
+    throw forbidden("the inviter is not an active member of this team");
   }
   const { team, user } = found;
   const domains = uniqueDomains(emails);

@@ -1,14 +1,15 @@
-import { AppError } from "../errors";
+import { badRequest, DomainError } from "../errors";
 import type { IdempotencyRecord, TeamStore } from "./team-store";
 
 // Idempotency-Key on admin writes (the way Stripe's API does it): a client
 // that did not see the answer to a write (a timeout, a dropped connection, a
 // crash on our side) sends the same request with the same key again and gets
-// the first answer, instead of a duplicate or a 409. The key's record (a hash
-// of the request, the result) is written in the same atomic unit as the
+// the first answer, instead of a duplicate or a conflict. The key's record (a
+// hash of the request, the result) is written in the same atomic unit as the
 // change (DerivedWrites.idempotency), so there is no moment at which the
 // change exists without its record, or the reverse. Keys are per team, kept
-// IDEMPOTENCY_RETENTION_MS, and a key sent with a different request is a 422.
+// IDEMPOTENCY_RETENTION_MS, and a key sent with a different request is
+// refused (idempotency_key_reused).
 
 /** Printable ASCII, no spaces, at most 255 characters (a UUID fits). */
 const KEY = /^[\x21-\x7e]{1,255}$/;
@@ -20,11 +21,11 @@ export interface IdempotencyRequest {
   requestHash: string;
 }
 
-/** The header's key, checked (400 when malformed), or null when the header is absent. */
+/** The header's key, checked (invalid when malformed), or null when the header is absent. */
 export function idempotencyKeyOf(header: string | undefined): string | null {
   if (header === undefined) return null;
   if (!KEY.test(header)) {
-    throw new AppError(400, "bad_request", "Idempotency-Key must be 1-255 printable ASCII characters without spaces");
+    throw badRequest("Idempotency-Key must be 1-255 printable ASCII characters without spaces");
   }
   return header;
 }
@@ -39,8 +40,8 @@ export async function requestHashOf(method: string, path: string, body: unknown)
 /**
  * The stored result of an earlier write with this key, decoded, or null when
  * there was none (the write is to be made now). A different request under the
- * same key is a 422: the client reused a key by mistake, and nothing is
- * written or replayed.
+ * same key is refused (idempotency_key_reused): the client reused a key by
+ * mistake, and nothing is written or replayed.
  */
 export async function priorResult<T>(
   store: Pick<TeamStore, "idempotencyRecord">,
@@ -55,10 +56,10 @@ export async function priorResult<T>(
   return JSON.parse(record.result) as T;
 }
 
-/** 422: the key came with another request; nothing is written or replayed. */
-export function keyReused(): AppError {
-  return new AppError(
-    422,
+/** Invalid: the key came with another request; nothing is written or replayed. */
+export function keyReused(): DomainError {
+  return new DomainError(
+    "invalid",
     "idempotency_key_reused",
     "this Idempotency-Key was used with a different request; use a new key for a new request",
   );
@@ -78,7 +79,7 @@ export interface Once<T> {
 /**
  * Runs a write at most once per Idempotency-Key:
  * an earlier write with the key answers instead, and a concurrent request
- * with the same key that won the race answers in place of our 409.
+ * with the same key that won the race answers in place of our conflict.
  */
 export async function writeOnce<T>(
   store: Pick<TeamStore, "idempotencyRecord">,
@@ -92,7 +93,7 @@ export async function writeOnce<T>(
   try {
     return { value: await write(idempotency), replayed: false };
   } catch (error) {
-    if (error instanceof AppError && error.status === 409) {
+    if (error instanceof DomainError && error.kind === "conflict") {
       const raced = await priorResult<T>(store, teamId, idempotency);
       if (raced !== null) return { value: raced, replayed: true };
     }

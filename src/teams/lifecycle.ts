@@ -5,7 +5,7 @@ import { type Contribution, coalesce, deltasForChange } from "../domains/deltas"
 import type { DomainMutationMessage, HealPublisher, MutationPublisher } from "../domains/messages";
 import type { DomainDelta } from "../domains/model";
 import { mutationRow, type OutboxRow, relayOutbox } from "../domains/outbox";
-import { AppError, conflict, notFound } from "../errors";
+import { badRequest, conflict, notFound } from "../errors";
 import { idFromSeed, newId } from "../ids";
 import { UniqueViolation } from "../unique-violation";
 import { type IdempotencyRequest, keyReused, type Once, priorResult, recordOf, writeOnce } from "./idempotency";
@@ -75,7 +75,7 @@ export const USER_EVENTS_INLINE = 1000;
 /** Events read back per changesSince call when pushing a write's events. */
 const READ_BACK_PAGE = 1000;
 
-/** CAS retries before a hot user's edit gives up with 409. */
+/** CAS retries before a hot user's edit gives up with a conflict. */
 const MAX_CAS_ATTEMPTS = 5;
 
 export async function createTeam(deps: LifecycleDeps, input: NewTeamInput): Promise<Team> {
@@ -255,8 +255,8 @@ export interface ImportOptions {
  * Conflicts with existing users, and repeats inside the request, are found
  * before anything is written, so a bad request changes nothing. Only a
  * concurrent writer racing for the same email can stop an import part-way;
- * the 409 then says how many users were imported (whole pages, each with all
- * it derives). The caches get the import's events once, at the end.
+ * the conflict then says how many users were imported (whole pages, each
+ * with all it derives). The caches get the import's events once, at the end.
  */
 export async function importUsers(
   deps: LifecycleDeps,
@@ -301,7 +301,7 @@ export async function importUsers(
       relaying = relay(deps, derived.outbox);
     }
   } finally {
-    // Also after a 409 part-way: the pages that committed are the caches' to see.
+    // Also after a conflict part-way: the pages that committed are the caches' to see.
     await Promise.all([relaying, pushChanges(deps, logged)]);
   }
   return users;
@@ -347,7 +347,7 @@ export async function changeUser(
     await Promise.all([relay(deps, derived.outbox), pushChanges(deps, written.logged ? [written.logged] : [])]);
     return { ...next, updatedAt: now };
   }
-  throw new AppError(409, "conflict", `user ${userId} is being changed concurrently; retry`);
+  throw conflict(`user ${userId} is being changed concurrently; retry`);
 }
 
 function contributionOf(u: User): Contribution {
@@ -386,7 +386,7 @@ function rejectDuplicatesWithin(users: User[]): void {
     ids.add(u.id);
   }
   if (dupEmails.length > 0 || dupIds.length > 0) {
-    throw new AppError(400, "bad_request", "the request repeats an email or id", { emails: dupEmails, ids: dupIds });
+    throw badRequest("the request repeats an email or id", { emails: dupEmails, ids: dupIds });
   }
 }
 

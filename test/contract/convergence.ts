@@ -413,7 +413,7 @@ export function convergenceContract(open: () => Promise<Backend>): void {
       // Another body under the key while it is staged: 422, nothing changes.
       await expect(
         importUsersOnce(deps, teamId, inputs.slice(1), 5, { ...key, requestHash: "another" }),
-      ).rejects.toMatchObject({ status: 422 });
+      ).rejects.toMatchObject({ kind: "invalid", code: "idempotency_key_reused" });
       // The same request again: the last two pages, then one landing.
       let staged = 0;
       const counting: TeamStore = Object.create(backend.store);
@@ -435,7 +435,7 @@ export function convergenceContract(open: () => Promise<Backend>): void {
       });
       await expect(
         importUsersOnce(deps, teamId, inputs.slice(1), 5, { ...key, requestHash: "another" }),
-      ).rejects.toMatchObject({ status: 422 });
+      ).rejects.toMatchObject({ kind: "invalid", code: "idempotency_key_reused" });
       // The landing's mutations (one coalesced set for the import): counts equal the recount, with no heal.
       await relayStranded({ outbox: backend.store, mutations: queue, clock: deps.clock }, { teamId, minAgeMs: 0 });
       await applyMutationBatch(queue.take(), { counts: backend.store, heals: queue, clock: deps.clock });
@@ -456,7 +456,7 @@ export function convergenceContract(open: () => Promise<Backend>): void {
         return backend.store.landStagedUsers(...args);
       };
       await expect(importUsersOnce({ ...deps, store: racing }, teamId, inputs, 5, null)).rejects.toMatchObject({
-        status: 409,
+        kind: "conflict",
       });
       const rows = await backend.driver.all<{ email: string }>("SELECT `email` FROM users WHERE `team_id` = ?", [
         teamId,

@@ -157,15 +157,15 @@ export function directoryContract(open: () => Promise<Backend>): void {
       await dir.createChannel(teamId, channel(1, { name: "general" }), NOW);
       await dir.createChannel(teamId, channel(2, { name: "random" }), NOW);
       await expect(dir.createChannel(teamId, channel(3, { name: "general" }), NOW)).rejects.toMatchObject({
-        status: 409,
+        kind: "conflict",
         details: { names: ["general"] },
       });
       await expect(dir.createChannel(teamId, channel(1, { name: "fresh" }), NOW)).rejects.toMatchObject({
-        status: 409,
+        kind: "conflict",
         details: { ids: [channelId(1)] },
       });
       await expect(dir.updateChannel(teamId, channelId(2), { name: "general", topic: "x" }, NOW)).rejects.toMatchObject(
-        { status: 409 },
+        { kind: "conflict" },
       );
       expect(await dir.version(teamId)).toBe(2);
       expect(versions(await allChanges(dir, teamId))).toEqual([1, 2]);
@@ -176,17 +176,23 @@ export function directoryContract(open: () => Promise<Backend>): void {
     it("rejects invalid names and unknown teams, channels and users", async () => {
       const { dir, teamId } = await setup(open, 1);
       await expect(dir.createChannel(teamId, channel(1, { name: "Not Valid" }), NOW)).rejects.toMatchObject({
-        status: 400,
+        kind: "invalid",
       });
-      await expect(dir.createChannel(`${teamId}X`, channel(1), NOW)).rejects.toMatchObject({ status: 404 });
-      await expect(dir.updateChannel(teamId, channelId(9), { topic: "x" }, NOW)).rejects.toMatchObject({ status: 404 });
+      await expect(dir.createChannel(`${teamId}X`, channel(1), NOW)).rejects.toMatchObject({ kind: "not_found" });
+      await expect(dir.updateChannel(teamId, channelId(9), { topic: "x" }, NOW)).rejects.toMatchObject({
+        kind: "not_found",
+      });
       await dir.createChannel(teamId, channel(1), NOW);
       await expect(dir.addMembers(teamId, channelId(1), [{ userId: "UNOBODY" }], NOW)).rejects.toMatchObject({
-        status: 404,
+        kind: "not_found",
         details: { users: ["UNOBODY"] },
       });
-      await expect(dir.removeMembers(teamId, channelId(1), ["UNOBODY"], NOW)).rejects.toMatchObject({ status: 404 });
-      await expect(dir.updateProfile(teamId, "UNOBODY", { title: "x" }, NOW)).rejects.toMatchObject({ status: 404 });
+      await expect(dir.removeMembers(teamId, channelId(1), ["UNOBODY"], NOW)).rejects.toMatchObject({
+        kind: "not_found",
+      });
+      await expect(dir.updateProfile(teamId, "UNOBODY", { title: "x" }, NOW)).rejects.toMatchObject({
+        kind: "not_found",
+      });
       expect(await dir.version(teamId)).toBe(1);
     });
   });
@@ -245,9 +251,9 @@ export function directoryContract(open: () => Promise<Backend>): void {
       // One taken name: nothing written, nothing bumped.
       await expect(
         dir.importChannels(teamId, [channel(4), channel(5, { name: "general" })], NOW),
-      ).rejects.toMatchObject({ status: 409, details: { names: ["general"] } });
+      ).rejects.toMatchObject({ kind: "conflict", details: { names: ["general"] } });
       await expect(dir.importChannels(teamId, [channel(6), channel(6, { name: "other" })], NOW)).rejects.toMatchObject({
-        status: 400,
+        kind: "invalid",
       });
       expect(await dir.pageChannels(teamId, channelId(3), 10)).toEqual([]);
 
@@ -263,7 +269,7 @@ export function directoryContract(open: () => Promise<Backend>): void {
           ],
           NOW,
         ),
-      ).rejects.toMatchObject({ status: 404, details: { channels: [channelId(9)], users: ["UNOBODY"] } });
+      ).rejects.toMatchObject({ kind: "not_found", details: { channels: [channelId(9)], users: ["UNOBODY"] } });
       const rows = [1, 2, 3].flatMap((u) =>
         [channelId(1), channelId(2)].map((c) => ({ channelId: c, userId: userId(u) })),
       );
@@ -302,7 +308,7 @@ export function directoryContract(open: () => Promise<Backend>): void {
         at: NOW,
         ...answer,
       });
-      await expect(dir.importChannels(teamId, [channel(3)], NOW, record)).rejects.toMatchObject({ status: 409 });
+      await expect(dir.importChannels(teamId, [channel(3)], NOW, record)).rejects.toMatchObject({ kind: "conflict" });
       expect(await dir.pageChannels(teamId, channelId(2), 10)).toEqual([]);
 
       const rows = [1, 2, 3].map((u) => ({ channelId: channelId(1), userId: userId(u) }));
@@ -325,7 +331,7 @@ export function directoryContract(open: () => Promise<Backend>): void {
       });
       await expect(
         dir.importMemberships(teamId, [{ channelId: channelId(2), userId: userId(1) }], NOW, twin),
-      ).rejects.toMatchObject({ status: 409 });
+      ).rejects.toMatchObject({ kind: "conflict" });
       expect(await dir.pageMemberships(teamId, null, 100)).toHaveLength(3);
       expect(kinds(await allChanges(dir, teamId))).toEqual(["reload", "reload"]);
     });
@@ -364,11 +370,13 @@ export function directoryContract(open: () => Promise<Backend>): void {
       ]);
 
       // One id per team's view; no sharing with oneself.
-      await expect(dir.createChannel(x, channel(1, { name: "clash" }), NOW)).rejects.toMatchObject({ status: 409 });
+      await expect(dir.createChannel(x, channel(1, { name: "clash" }), NOW)).rejects.toMatchObject({
+        kind: "conflict",
+      });
       await dir.createChannel(y, channel(2, { name: "y-two" }), NOW);
-      await expect(dir.shareChannel(host, channelId(2), y, NOW)).rejects.toMatchObject({ status: 409 });
-      await expect(dir.shareChannel(host, channelId(2), host, NOW)).rejects.toMatchObject({ status: 400 });
-      await expect(dir.shareChannel(host, channelId(2), `${x}Z`, NOW)).rejects.toMatchObject({ status: 404 });
+      await expect(dir.shareChannel(host, channelId(2), y, NOW)).rejects.toMatchObject({ kind: "conflict" });
+      await expect(dir.shareChannel(host, channelId(2), host, NOW)).rejects.toMatchObject({ kind: "invalid" });
+      await expect(dir.shareChannel(host, channelId(2), `${x}Z`, NOW)).rejects.toMatchObject({ kind: "not_found" });
 
       // A change to the channel is an event in all three teams.
       const renamed = await dir.updateChannel(host, channelId(1), { name: "partners-2" }, NOW + 4);
@@ -417,10 +425,10 @@ export function directoryContract(open: () => Promise<Backend>): void {
       // Not shared with that team, or not shared at all: the user is unknown here.
       await expect(
         dir.addMembers(host, channelId(1), [{ userId: userId(9_000), userTeamId: stranger }], NOW),
-      ).rejects.toMatchObject({ status: 404 });
+      ).rejects.toMatchObject({ kind: "not_found" });
       await expect(
         dir.addMembers(host, channelId(2), [{ userId: userId(9_000), userTeamId: x }], NOW),
-      ).rejects.toMatchObject({ status: 404 });
+      ).rejects.toMatchObject({ kind: "not_found" });
 
       const removed = await dir.removeMembers(host, channelId(1), [userId(9_000)], NOW);
       expect(removed.events[0]?.change).toEqual({

@@ -99,7 +99,7 @@ describe("guarded driver (PlanetScale driver → psdb server → MariaDB, throug
     expect(performance.now() - started).toBeLessThan(50);
     expect(refused).toBeInstanceOf(DatabaseUnavailable);
     expect((refused as DatabaseUnavailable).retryAfterSeconds).toBeGreaterThanOrEqual(1);
-    expect((refused as DatabaseUnavailable).status).toBe(503);
+    expect((refused as DatabaseUnavailable).kind).toBe("unavailable");
     expect(breaker.refused).toBe(1);
 
     proxy.thaw();
@@ -164,7 +164,7 @@ describe("guarded driver (PlanetScale driver → psdb server → MariaDB, throug
     );
     const refused = await rejection(losing.atomic([{ sql: "SELECT 1", params: [] }]));
     expect(refused).toBeInstanceOf(DatabaseUnavailable);
-    expect((refused as DatabaseUnavailable).status).toBe(503);
+    expect((refused as DatabaseUnavailable).kind).toBe("unavailable");
     expect(breaker.state).toBe("closed");
   });
 

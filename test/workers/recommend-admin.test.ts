@@ -3,13 +3,13 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { AppError } from "../../src/errors";
+import { DomainError, tooLarge } from "../../src/errors";
 import type { ModelKey } from "../../src/models/manifest";
 import type { ModelLoader } from "../../src/models/ports";
 import { assignArm, type Experiment } from "../../src/recommend/experiments";
 import type { Scorer } from "../../src/recommend/pipeline";
 import { requireToken } from "../../workers/auth";
-import { type AppEnv, errorBody } from "../../workers/http";
+import { type AppEnv, errorBody, errorResponse } from "../../workers/http";
 import { metrics } from "../../workers/metrics";
 import { bundledModelStore } from "../../workers/models/bundled";
 import {
@@ -52,20 +52,17 @@ const JSON_LIMIT = 1024 * 1024;
 function testApp(routes = recommendAdminRoutes) {
   const app = new Hono<AppEnv>();
   app.onError((err, c) => {
-    if (err instanceof AppError) {
-      c.set("errorCode", err.code);
-      return c.json(errorBody(err.code, err.message, err.details), err.status);
-    }
+    if (err instanceof DomainError) return errorResponse(c, err);
     console.error("unhandled error", err);
     return c.json(errorBody("internal", "internal error"), 500);
   });
   app.notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404));
-  const tooLarge = (limit: number) => () => {
-    throw new AppError(413, "payload_too_large", `request body larger than ${limit} bytes`);
+  const bodyTooLarge = (limit: number) => () => {
+    throw tooLarge(`request body larger than ${limit} bytes`);
   };
   app.use("/v1/*", async (c, next) => {
     const limit = c.req.path.endsWith("/model.onnx") ? MODEL_LIMIT : JSON_LIMIT;
-    return bodyLimit({ maxSize: limit, onError: tooLarge(limit) })(c, next);
+    return bodyLimit({ maxSize: limit, onError: bodyTooLarge(limit) })(c, next);
   });
   app.use("/v1/*", requireToken);
   app.route("/v1/admin", routes);

@@ -1,3 +1,4 @@
+import type { ErrorKind } from "../../src/errors";
 import { featureMatrix, type ModelKey, type ModelManifest, modelKeyString } from "../../src/models/manifest";
 import type { BundledModelStore } from "./bundled";
 import { ortRuntime } from "./onnx-runtime";
@@ -26,7 +27,7 @@ export const MODEL_VERSION = /^[A-Za-z0-9_.:-]{1,80}$/;
 
 export type UploadRefusal = {
   ok: false;
-  status: 400 | 409 | 503;
+  kind: Extract<ErrorKind, "invalid" | "conflict" | "unavailable">;
   code: "conflict" | "invalid_body" | "invalid_model" | "runtime_unavailable";
   message: string;
 };
@@ -44,9 +45,9 @@ export interface ModelListing {
   uploaded?: string;
 }
 
-const refuse = (status: UploadRefusal["status"], code: UploadRefusal["code"], message: string): UploadRefusal => ({
+const refuse = (kind: UploadRefusal["kind"], code: UploadRefusal["code"], message: string): UploadRefusal => ({
   ok: false,
-  status,
+  kind,
   code,
   message,
 });
@@ -65,7 +66,9 @@ export async function putManifest(
   manifest: ModelManifest,
 ): Promise<UploadResult<{ complete: false }>> {
   const id = modelKeyString(key);
-  if (isBundled(bundled, key)) return refuse(409, "conflict", `${id} ships with the Worker; upload a new version`);
+  if (isBundled(bundled, key)) {
+    return refuse("conflict", "conflict", `${id} ships with the Worker; upload a new version`);
+  }
   const prefix = r2ModelPrefix(key);
   const written = await bucket.put(`${prefix}manifest.json`, JSON.stringify(manifest), {
     onlyIf: IF_ABSENT,
@@ -75,7 +78,7 @@ export async function putManifest(
   if (!written) {
     const complete = (await bucket.head(`${prefix}model.onnx`)) !== null;
     return refuse(
-      409,
+      "conflict",
       "conflict",
       complete
         ? `${id} exists; versions are immutable: upload a new version`
@@ -93,14 +96,16 @@ export async function putModelOnnx(
   onnx: Uint8Array,
 ): Promise<UploadResult<{ manifest: ModelManifest; bytes: number }>> {
   const id = modelKeyString(key);
-  if (isBundled(bundled, key)) return refuse(409, "conflict", `${id} ships with the Worker; upload a new version`);
+  if (isBundled(bundled, key)) {
+    return refuse("conflict", "conflict", `${id} ships with the Worker; upload a new version`);
+  }
   const prefix = r2ModelPrefix(key);
   const [manifestObject, existing] = await Promise.all([
     bucket.get(`${prefix}manifest.json`),
     bucket.head(`${prefix}model.onnx`),
   ]);
-  if (existing) return refuse(409, "conflict", `${id} exists; versions are immutable: upload a new version`);
-  if (!manifestObject) return refuse(409, "conflict", `upload ${prefix}manifest.json first`);
+  if (existing) return refuse("conflict", "conflict", `${id} exists; versions are immutable: upload a new version`);
+  if (!manifestObject) return refuse("conflict", "conflict", `upload ${prefix}manifest.json first`);
   let manifestJson: unknown;
   try {
     manifestJson = JSON.parse(await manifestObject.text());
@@ -110,21 +115,25 @@ export async function putModelOnnx(
   const stored = storedModel(key, manifestJson, onnx, "r2");
   if (!stored.ok) {
     // Only an object written around the API gets here (or an empty body).
-    return refuse(400, stored.error.code === "invalid_model" ? "invalid_model" : "invalid_body", stored.error.message);
+    return refuse(
+      "invalid",
+      stored.error.code === "invalid_model" ? "invalid_model" : "invalid_body",
+      stored.error.message,
+    );
   }
   const { manifest } = stored.value;
   const problem = await checkOnnx(manifest, onnx);
   if (problem) {
     if (problem.code === "invalid_model") await bucket.delete(`${prefix}manifest.json`);
     return problem.code === "invalid_model"
-      ? refuse(400, "invalid_model", `${problem.message}; nothing of ${id} is stored, upload both parts again`)
-      : refuse(503, "runtime_unavailable", problem.message);
+      ? refuse("invalid", "invalid_model", `${problem.message}; nothing of ${id} is stored, upload both parts again`)
+      : refuse("unavailable", "runtime_unavailable", problem.message);
   }
   const written = await bucket.put(`${prefix}model.onnx`, onnx, {
     onlyIf: IF_ABSENT,
     httpMetadata: { contentType: "application/octet-stream" },
   });
-  if (!written) return refuse(409, "conflict", `${id} exists; versions are immutable: upload a new version`);
+  if (!written) return refuse("conflict", "conflict", `${id} exists; versions are immutable: upload a new version`);
   return { ok: true, value: { manifest, bytes: onnx.byteLength } };
 }
 

@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { mayAdminister, mayChangeUser, mayOperate } from "../../src/auth/policy";
-import { AppError, notFound } from "../../src/errors";
+import { invalidBody, notFound } from "../../src/errors";
 import { parseEmail } from "../../src/invites/email";
 import {
   changeUserOnce,
@@ -182,7 +182,7 @@ const ECHO_MAX = 320;
 
 function addressOf(raw: string): { email: string; domain: string } {
   const parsed = parseEmail(raw);
-  if (!parsed.ok) throw new AppError(400, "invalid_body", `email: ${parsed.reason}`, { value: raw.slice(0, ECHO_MAX) });
+  if (!parsed.ok) throw invalidBody(`email: ${parsed.reason}`, { value: raw.slice(0, ECHO_MAX) });
   return { email: parsed.email, domain: parsed.domain };
 }
 

@@ -2,9 +2,9 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { teamCacheAccess } from "../../durable-objects/gateway/access";
 import { topicPublisher } from "../../platform/deps";
-import { AppError } from "../../src/errors";
+import { forbidden, notFound, rateLimited } from "../../src/errors";
 import { MAX_MENTIONS, MAX_TEXT_LENGTH, postMessage } from "../../src/realtime/messages";
-import { type AppEnv, errorBody, jsonBody } from "../http";
+import { type AppEnv, jsonBody } from "../http";
 
 // POST /v1/channels/:channel/messages: the producer side of real-time
 // fan-out. The message travels to the channel's topic and from there to its
@@ -21,7 +21,7 @@ const MessageBody = z.strictObject({
 
 export const messageRoutes = new Hono<AppEnv>().post("/:channel/messages", async (c) => {
   const channelId = c.req.param("channel");
-  if (!ChannelId.test(channelId)) throw new AppError(404, "not_found", `channel ${channelId} not found`);
+  if (!ChannelId.test(channelId)) throw notFound(`channel ${channelId} not found`);
   const body = await jsonBody(c, MessageBody);
   const { team, user } = c.get("identity");
   const result = await postMessage(
@@ -29,12 +29,12 @@ export const messageRoutes = new Hono<AppEnv>().post("/:channel/messages", async
     { team, user, channelId, text: body.text, mentions: body.mentions, now: c.get("deps").clock.now() },
   );
   if (result.ok) return c.json({ topic: result.topic, seq: result.seq }, 201);
+  // postMessage (src/realtime/messages.ts) still answers refusals with an HTTP status.
   if (result.status === 429) {
-    c.header("retry-after", String(Math.max(1, Math.ceil(result.retryAfterMs / 1000))));
-    return c.json(
-      errorBody("rate_limited", result.message, { retry_after_ms: result.retryAfterMs, limit: result.limit }),
-      429,
-    );
+    throw rateLimited(result.message, Math.max(1, Math.ceil(result.retryAfterMs / 1000)), {
+      retry_after_ms: result.retryAfterMs,
+      limit: result.limit,
+    });
   }
-  throw new AppError(result.status, result.status === 404 ? "not_found" : "forbidden", result.message);
+  throw result.status === 404 ? notFound(result.message) : forbidden(result.message);
 });

@@ -2,12 +2,12 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { mayOperate } from "../../src/auth/policy";
-import { AppError } from "../../src/errors";
+import { badRequest, conflict, DomainError, invalidBody, tooLarge, unsupportedMedia } from "../../src/errors";
 import { type ModelKey, modelKeyString, parseManifest } from "../../src/models/manifest";
 import { armModel, experimentSchema } from "../../src/recommend/experiments";
 import { isSource, SOURCE_NAMES } from "../../src/recommend/sources";
 import { authorize } from "../auth";
-import { type AppContext, type AppEnv, errorBody, jsonBody } from "../http";
+import { type AppContext, type AppEnv, jsonBody } from "../http";
 import type { BundledModelStore } from "../models/bundled";
 import { type CurrentExperiment, r2ExperimentStore } from "../models/experiment-store";
 import {
@@ -47,7 +47,11 @@ export function createRecommendAdminRoutes(options: RecommendAdminOptions = {}) 
     await authorize(c, mayOperate);
     const source = c.req.param("source") ?? "";
     if (!isSource(source)) {
-      return refuse(c, 404, "unknown_source", `unknown source "${source}"; sources are ${SOURCE_NAMES.join(", ")}`);
+      throw new DomainError(
+        "not_found",
+        "unknown_source",
+        `unknown source "${source}"; sources are ${SOURCE_NAMES.join(", ")}`,
+      );
     }
     await next();
   };
@@ -75,9 +79,7 @@ export function createRecommendAdminRoutes(options: RecommendAdminOptions = {}) 
       }
     }
     if (unloadable.length > 0) {
-      throw new AppError(
-        409,
-        "conflict",
+      throw conflict(
         unloadable.map((u) => `arm ${u.arm}: ${u.model} cannot be loaded (${u.code}: ${u.message})`).join("; "),
         { arms: unloadable },
       );
@@ -102,17 +104,13 @@ export function createRecommendAdminRoutes(options: RecommendAdminOptions = {}) 
   routes.put("/models/:source/:name/:version/manifest.json", async (c) => {
     const key = modelKeyOf(c);
     const parsed = parseManifest(await jsonBody(c, z.unknown()));
-    if (!parsed.ok) throw new AppError(400, "invalid_body", parsed.message);
+    if (!parsed.ok) throw invalidBody(parsed.message);
     const { manifest } = parsed;
     if (modelKeyString(manifest) !== modelKeyString(key)) {
-      throw new AppError(
-        400,
-        "invalid_body",
-        `the manifest is for ${modelKeyString(manifest)}, the path names ${modelKeyString(key)}`,
-      );
+      throw invalidBody(`the manifest is for ${modelKeyString(manifest)}, the path names ${modelKeyString(key)}`);
     }
     const result = await putManifest(bucketOf(c), bundled(), key, manifest);
-    if (!result.ok) return refused(c, result);
+    if (!result.ok) throw refusal(result);
     return c.json({ model: { ...key, kind: manifest.kind, origin: "r2", complete: false } }, 201);
   });
 
@@ -121,19 +119,19 @@ export function createRecommendAdminRoutes(options: RecommendAdminOptions = {}) 
     bodyLimit({
       maxSize: MODEL_ONNX_MAX_BYTES,
       onError: () => {
-        throw new AppError(413, "payload_too_large", `model.onnx larger than ${MODEL_ONNX_MAX_BYTES} bytes`);
+        throw tooLarge(`model.onnx larger than ${MODEL_ONNX_MAX_BYTES} bytes`);
       },
     }),
     async (c) => {
       const key = modelKeyOf(c);
       const type = c.req.header("content-type") ?? "";
       if (!/^application\/octet-stream\b/i.test(type)) {
-        throw new AppError(415, "unsupported_media_type", "model.onnx is sent as application/octet-stream");
+        throw unsupportedMedia("model.onnx is sent as application/octet-stream");
       }
       const onnx = new Uint8Array(await c.req.arrayBuffer());
-      if (onnx.byteLength === 0) throw new AppError(400, "invalid_body", "empty model.onnx");
+      if (onnx.byteLength === 0) throw invalidBody("empty model.onnx");
       const result = await putModelOnnx(bucketOf(c), bundled(), key, onnx);
-      if (!result.ok) return refused(c, result);
+      if (!result.ok) throw refusal(result);
       const { manifest, bytes } = result.value;
       return c.json({ model: { ...key, kind: manifest.kind, origin: "r2", complete: true, bytes } }, 201);
     },
@@ -158,9 +156,7 @@ function experimentAnswer(source: string, current: CurrentExperiment) {
 function modelKeyOf(c: AppContext): ModelKey {
   const { source, name, version } = c.req.param() as Record<string, string>;
   if (!MODEL_NAME.test(name ?? "") || !MODEL_VERSION.test(version ?? "")) {
-    throw new AppError(
-      400,
-      "bad_request",
+    throw badRequest(
       "model names are 1-80 of A-Z a-z 0-9 _ . - and versions 1-80 of the same or : (an experiment arm names them as <name>@<version>)",
     );
   }
@@ -172,10 +168,4 @@ function bucketOf(c: AppContext): R2Bucket {
   return c.env.MODELS;
 }
 
-/** Codes the shared ErrorCode union does not have (unknown_source, invalid_model, ...) are answered here. */
-function refuse(c: AppContext, status: 400 | 404 | 409 | 503, code: string, message: string) {
-  c.set("errorCode", code);
-  return c.json(errorBody(code, message), status);
-}
-
-const refused = (c: AppContext, r: UploadRefusal) => refuse(c, r.status, r.code, r.message);
+const refusal = (r: UploadRefusal) => new DomainError(r.kind, r.code, r.message);

@@ -3,7 +3,7 @@ import { driverFor } from "../../platform/deps";
 import { recStoreOf } from "../../platform/stubs";
 import { mayAdminister } from "../../src/auth/policy";
 import { dayOf, isoOf } from "../../src/datasets/collab";
-import { AppError } from "../../src/errors";
+import { badRequest, DomainError, invalidBody, tooLarge, unsupportedMedia } from "../../src/errors";
 import { parseFeatureRow } from "../../src/recommend/feature-rows";
 import type { FeatureRow } from "../../src/recommend/feature-store";
 import { UniqueViolation } from "../../src/unique-violation";
@@ -30,29 +30,29 @@ export const recommendFeatureRoutes = new Hono<AppEnv>().post("/teams/:team/feat
   try {
     asOf = dayOf(asOfText);
   } catch {
-    throw new AppError(400, "bad_request", "as_of must be the snapshot's cut date, YYYY-MM-DD");
+    throw badRequest("as_of must be the snapshot's cut date, YYYY-MM-DD");
   }
   const dataset = c.req.query("dataset") ?? "";
-  if (!/^[A-Za-z0-9_.-]{1,100}$/.test(dataset)) throw new AppError(400, "bad_request", "dataset must be a short name");
+  if (!/^[A-Za-z0-9_.-]{1,100}$/.test(dataset)) throw badRequest("dataset must be a short name");
   if (!(c.req.header("content-type") ?? "").includes("ndjson") || !c.req.raw.body) {
-    throw new AppError(415, "unsupported_media_type", "send the rows as application/x-ndjson");
+    throw unsupportedMedia("send the rows as application/x-ndjson");
   }
   const store = featureStore(driverFor(c.env));
   const snapshotId = `${isoOf(asOf)}.${crypto.randomUUID().slice(0, 8)}`;
   await store.createSnapshot(teamId, { snapshotId, asOf, dataset, createdAt: Date.now() });
   let batch: FeatureRow[] = [];
   let rows = 0;
-  const fail = async (status: 400 | 413, message: string, details?: unknown): Promise<never> => {
+  const fail = async (error: DomainError): Promise<never> => {
     // Unpublished rows are invisible; drop them now rather than at the next publish.
     await store.discardSnapshot(teamId, snapshotId).catch((e) => console.error("discarding a failed snapshot", e));
-    throw new AppError(status, status === 400 ? "invalid_body" : "payload_too_large", message, details);
+    throw error;
   };
   try {
     for await (const { line, value, error } of readNdjson(c.req.raw.body)) {
       const parsed = error ? { ok: false as const, message: error } : parseFeatureRow(value);
-      if (!parsed.ok) await fail(400, `line ${line}: ${parsed.message}; nothing was imported`, { line });
+      if (!parsed.ok) await fail(invalidBody(`line ${line}: ${parsed.message}; nothing was imported`, { line }));
       else batch.push(parsed.value);
-      if (++rows > MAX_SNAPSHOT_ROWS) await fail(413, `at most ${MAX_SNAPSHOT_ROWS} rows per snapshot`);
+      if (++rows > MAX_SNAPSHOT_ROWS) await fail(tooLarge(`at most ${MAX_SNAPSHOT_ROWS} rows per snapshot`));
       if (batch.length >= APPEND_BATCH) {
         await store.appendRows(teamId, snapshotId, batch);
         batch = [];
@@ -60,11 +60,11 @@ export const recommendFeatureRoutes = new Hono<AppEnv>().post("/teams/:team/feat
     }
     await store.appendRows(teamId, snapshotId, batch);
   } catch (error) {
-    if (error instanceof AppError) throw error;
-    if (error instanceof UniqueViolation) await fail(400, "a (kind, key) appears twice; nothing was imported");
+    if (error instanceof DomainError) throw error;
+    if (error instanceof UniqueViolation) await fail(invalidBody("a (kind, key) appears twice; nothing was imported"));
     throw error;
   }
-  if (rows === 0) await fail(400, "empty snapshot; nothing was imported");
+  if (rows === 0) await fail(invalidBody("empty snapshot; nothing was imported"));
   await store.publishSnapshot(teamId, snapshotId, rows, Date.now());
   const recStore = recStoreOf(c.env, teamId);
   await recStore.reload(teamId).catch((e) => console.error(`rec store ${teamId} reload failed; it rechecks`, e));

@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { recStoreOf, teamCacheOf } from "../../platform/stubs";
 import { mayActFor, mayUseTeam } from "../../src/auth/policy";
-import { AppError } from "../../src/errors";
+import { badRequest, DomainError, forbidden, notFound, unavailable } from "../../src/errors";
 import { FEEDBACK_ACTIONS, type RecLogMessage, recLogEnvelope, servedItems } from "../../src/recommend/logs";
 import { RecommendError, type RecRequest, runRecommender } from "../../src/recommend/pipeline";
 import { recommenders } from "../../src/recommend/recommenders";
@@ -73,8 +73,8 @@ export const recommendRoutes = new Hono<AppEnv>()
           })
         : await cache.lookup(team, subject, [], []);
     if (!known.ok) {
-      if (subject === caller) throw new AppError(403, "forbidden", known.message);
-      throw new AppError(404, "not_found", `user ${subject} not found`);
+      if (subject === caller) throw forbidden(known.message);
+      throw notFound(`user ${subject} not found`);
     }
     const rec = recommenders[source];
     const req: RecRequest = { team, user: subject, source, limit: body.limit, context, now: Date.now() };
@@ -90,7 +90,7 @@ export const recommendRoutes = new Hono<AppEnv>()
     } catch (error) {
       if (!(error instanceof RecommendError)) throw error;
       console.error(error);
-      throw new AppError(503, "unavailable", `recommendations for ${source} are unavailable right now (${error.step})`);
+      throw unavailable(`recommendations for ${source} are unavailable right now (${error.step})`);
     }
     const requestId = crypto.randomUUID();
     const scorer = result.scorer;
@@ -155,7 +155,9 @@ export const recommendRoutes = new Hono<AppEnv>()
       user,
       body.events.map((e) => e.item),
     );
-    if (!check.ok) throw new AppError(check.code === "not_found" ? 404 : 400, check.code, check.message);
+    if (!check.ok) {
+      throw new DomainError(check.code === "not_found" ? "not_found" : "invalid", check.code, check.message);
+    }
     const { source, arm } = check.request;
     c.set("recSource", source);
     const now = Date.now();
@@ -177,8 +179,8 @@ export const recommendRoutes = new Hono<AppEnv>()
 
 function sourceOf(c: AppContext, value: string): Source {
   if (!isSource(value)) {
-    throw new AppError(
-      400,
+    throw new DomainError(
+      "invalid",
       "unknown_source",
       `unknown source "${value.slice(0, 40)}"; one of ${SOURCE_NAMES.join(", ")}`,
     );
@@ -192,11 +194,7 @@ function subjectOf(c: AppContext, source: Source, named: string | undefined): st
   const { user } = c.get("identity");
   if (named === undefined || named === user) return user;
   if (!takesSubject(source)) {
-    throw new AppError(
-      400,
-      "bad_request",
-      `context.user is only for ${SUBJECT_SOURCES.join(" and ")}, not ${source} (${SOURCES[source]}s)`,
-    );
+    throw badRequest(`context.user is only for ${SUBJECT_SOURCES.join(" and ")}, not ${source} (${SOURCES[source]}s)`);
   }
   return named;
 }
