@@ -97,31 +97,6 @@ export const rateLimited = (message: string, retryAfterSeconds: number, details?
 export const unavailable = (message: string, options?: DomainErrorOptions) =>
   new DomainError("unavailable", "unavailable", message, undefined, options);
 
-/** The HTTP statuses the status-first constructor below took. */
-type LegacyStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 429 | 503;
-const LEGACY_KINDS: Record<LegacyStatus, ErrorKind> = {
-  400: "invalid",
-  401: "unauthorized",
-  403: "forbidden",
-  404: "not_found",
-  409: "conflict",
-  413: "too_large",
-  415: "unsupported",
-  429: "limited",
-  503: "unavailable",
-};
-
-/**
- * @deprecated Transitional, for callers not yet moved to DomainError and its
- * factories (workers/routes/rtm.ts): the old status-first constructor, read
- * as the kind that answers that status. Remove with its last caller.
- */
-export class AppError extends DomainError {
-  constructor(status: LegacyStatus, code: ErrorCode, message: string, details?: unknown) {
-    super(LEGACY_KINDS[status], code, message, details);
-  }
-}
-
 /**
  * An error message fit for a log line: the values it quotes (SQL literals,
  * addresses, names) and id-like words blanked, at most 200 characters.

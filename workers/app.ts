@@ -1,11 +1,12 @@
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { depsFor } from "../platform/deps";
+import { errorBody } from "../platform/error-status";
 import { mayOperate } from "../src/auth/policy";
 import { DomainError, notFound, redactedMessage, tooLarge } from "../src/errors";
 import { DatabaseUnavailable } from "../storage/guarded-driver";
 import { authorize, requireToken } from "./auth";
-import { type AppEnv, errorBody, errorResponse } from "./http";
+import { type AppEnv, errorResponse } from "./http";
 import { countRequests, renderMetrics } from "./metrics";
 import { MODEL_ONNX_MAX_BYTES } from "./models/model-uploads";
 import { adminRoutes } from "./routes/admin";

@@ -1,14 +1,16 @@
 import type { Context } from "hono";
 import type { z } from "zod";
 import type { Deps } from "../platform/deps";
+
+import { errorBody, statusOf } from "../platform/error-status";
 import type { Principal } from "../src/auth/policy";
 import type { Identity } from "../src/auth/tokens";
-import { type DomainError, type ErrorCode, type ErrorKind, invalidBody, unsupportedMedia } from "../src/errors";
+import { type DomainError, invalidBody, unsupportedMedia } from "../src/errors";
 import { type IdempotencyRequest, idempotencyKeyOf, requestHashOf } from "../src/teams/idempotency";
 
 // Transport plumbing shared by the routes: the Hono env type, body parsing
-// with zod, and errors as HTTP: the status of each error kind (statusOf) and
-// the one JSON error shape (errorBody, errorResponse).
+// with zod, and errors as answers (errorResponse, over platform/error-status.ts:
+// the status of each error kind and the one JSON error shape).
 
 export type AppEnv = {
   Bindings: Env;
@@ -22,37 +24,6 @@ export type AppEnv = {
   };
 };
 export type AppContext = Context<AppEnv>;
-
-/** The statuses errors answer with (500 is the unhandled error's, app.ts). */
-export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 503;
-
-const STATUS_OF_KIND = {
-  invalid: 400,
-  unauthorized: 401,
-  forbidden: 403,
-  not_found: 404,
-  conflict: 409,
-  too_large: 413,
-  unsupported: 415,
-  limited: 429,
-  unavailable: 503,
-} as const satisfies Record<ErrorKind, ErrorStatus>;
-
-/** Codes that answer with another status than their kind's. */
-const STATUS_OF_CODE: { [K in ErrorKind]?: { [C in ErrorCode]?: ErrorStatus } } = {
-  // Well-formed, but the key came with another request: 422, told apart from a malformed request.
-  invalid: { idempotency_key_reused: 422 },
-};
-
-/** The one place an error kind (and, for a few, its code) becomes an HTTP status. */
-export function statusOf(kind: ErrorKind, code?: ErrorCode): ErrorStatus {
-  return (code === undefined ? undefined : STATUS_OF_CODE[kind]?.[code]) ?? STATUS_OF_KIND[kind];
-}
-
-/** The one JSON error shape: `{ error: { code, message, details? } }`. */
-export function errorBody(code: string, message: string, details?: unknown) {
-  return { error: details === undefined ? { code, message } : { code, message, details } };
-}
 
 /**
  * A domain error as the answer: its status, its code for the request's

@@ -1,6 +1,8 @@
 import { DurableObject } from "cloudflare:workers";
+import { errorAnswer } from "../../platform/error-status";
 import { topicOf } from "../../platform/stubs";
 import { mayConnect } from "../../src/auth/policy";
+import { badRequest, forbidden, unauthorized, unavailable } from "../../src/errors";
 import { ActorRounds } from "../../src/realtime/actor-rounds";
 import type { Actor } from "../../src/realtime/ports";
 import { DEFAULT_GRACE_SECONDS } from "../../src/realtime/presence";
@@ -185,27 +187,27 @@ export class Gateway extends DurableObject<Env> {
       typeof topics === "string" ||
       h("upgrade")?.toLowerCase() !== "websocket"
     ) {
-      return new Response("expected a WebSocket upgrade forwarded by the Worker", { status: 400 });
+      return errorAnswer(badRequest("expected a WebSocket upgrade forwarded by the Worker"));
     }
-    if (exp * 1000 <= Date.now()) return unauthorized("token expired");
+    if (exp * 1000 <= Date.now()) return errorAnswer(unauthorized("token expired"));
     let actor: Actor | null;
     try {
       actor = await this.actorRounds.actor(team, user);
     } catch (error) {
       console.error("gateway: live state unavailable for a connect", error);
-      return httpError(503, "unavailable", "the team's live state is unavailable; try again", 1);
+      return errorAnswer(unavailable("the team's live state is unavailable; try again", { retryAfterSeconds: 1 }));
     }
     const decision = mayConnect(
       actor ? { kind: "member", team, user, role: actor.role, active: actor.active } : { kind: "unknown", team, user },
       team,
     );
-    if (!decision.ok) return httpError(403, "forbidden", decision.message);
+    if (!decision.ok) return errorAnswer(forbidden(decision.message));
     const role = (actor as Actor).role;
     const now = Date.now();
     // Checked and recorded with no await in between: two connects with one
     // ticket cannot both pass.
     if (ticket !== null && this.tickets.used(ticket)) {
-      return unauthorized("this ticket was already used; get a new one from POST /v1/rtm.connect");
+      return errorAnswer(unauthorized("this ticket was already used; get a new one from POST /v1/rtm.connect"));
     }
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     const conns = this.sockets.all();
@@ -451,15 +453,4 @@ export class Gateway extends DurableObject<Env> {
     }
     return stub;
   }
-}
-
-/** An HTTP refusal before the upgrade, in the API's error shape (the Worker passes it on). */
-function httpError(status: 401 | 403 | 503, code: string, message: string, retryAfterSeconds?: number): Response {
-  const headers: Record<string, string> = { "content-type": "application/json" };
-  if (retryAfterSeconds !== undefined) headers["retry-after"] = String(retryAfterSeconds);
-  return new Response(JSON.stringify({ error: { code, message } }), { status, headers });
-}
-
-function unauthorized(message: string): Response {
-  return httpError(401, "unauthorized", message);
 }

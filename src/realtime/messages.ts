@@ -1,3 +1,4 @@
+import { forbidden, notFound, rateLimited } from "../errors";
 import type { TopicAccess, TopicPublisher } from "./ports";
 import type { ClientTopic } from "./protocol";
 import { channelTopic, topicKey } from "./topics";
@@ -28,19 +29,24 @@ export interface PostMessage {
   now: number;
 }
 
-export type PostResult =
-  | { ok: true; topic: ClientTopic; seq: number }
-  | { ok: false; status: 403 | 404; message: string }
-  /** `limit`: the poster's own rate in this channel, or the channel's for everyone. */
-  | { ok: false; status: 429; message: string; retryAfterMs: number; limit: "poster" | "topic" };
+/** A posted message: its topic and its seq there. */
+export interface Posted {
+  topic: ClientTopic;
+  seq: number;
+}
 
-/** The poster must see the channel (else 404, exactly like a channel that does not exist). */
+/**
+ * The poster must see the channel (else not_found, exactly like a channel
+ * that does not exist; forbidden when the cache says so). Over the poster's
+ * own rate in the channel or the channel's overall rate: limited, with the
+ * retry delay and `details.limit` saying which.
+ */
 export async function postMessage(
   ports: { access: TopicAccess; publisher: TopicPublisher },
   m: PostMessage,
-): Promise<PostResult> {
+): Promise<Posted> {
   const access = await ports.access.channel(m.team, m.user, m.channelId);
-  if (!access.ok) return { ok: false, status: access.code === "forbidden" ? 403 : 404, message: access.message };
+  if (!access.ok) throw access.code === "forbidden" ? forbidden(access.message) : notFound(access.message);
   const event: MessageEvent = {
     type: "message",
     channel: m.channelId,
@@ -56,16 +62,14 @@ export async function postMessage(
     poster: `${m.team}:${m.user}`,
   });
   if (!published.ok) {
-    return {
-      ok: false,
-      status: 429,
-      message:
-        published.limit === "poster"
-          ? "you are posting to this channel faster than your limit; retry later"
-          : "this channel receives messages faster than its limit; retry later",
-      retryAfterMs: published.retryAfterMs,
+    const message =
+      published.limit === "poster"
+        ? "you are posting to this channel faster than your limit; retry later"
+        : "this channel receives messages faster than its limit; retry later";
+    throw rateLimited(message, Math.max(1, Math.ceil(published.retryAfterMs / 1000)), {
+      retry_after_ms: published.retryAfterMs,
       limit: published.limit,
-    };
+    });
   }
-  return { ok: true, topic, seq: published.seq };
+  return { topic, seq: published.seq };
 }

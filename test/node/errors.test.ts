@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { errorBody, statusOf } from "../../platform/error-status";
 import {
-  AppError,
   badRequest,
   conflict,
   DomainError,
@@ -18,7 +18,6 @@ import {
 } from "../../src/errors";
 import { keyReused } from "../../src/teams/idempotency";
 import { DatabaseUnavailable } from "../../storage/guarded-driver";
-import { errorBody, statusOf } from "../../workers/http";
 
 describe("redactedMessage (log lines)", () => {
   it("blanks quoted values and id-like words, keeps the rest, and stays short", () => {
@@ -97,14 +96,6 @@ describe("statusOf (the edge's one mapping from kinds to HTTP)", () => {
       retryAfterSeconds: 5,
     });
     expect(statusOf(error.kind, error.code)).toBe(503);
-  });
-
-  it("the transitional status-first AppError keeps answering the status it was given", () => {
-    for (const status of [400, 401, 403, 404, 409, 413, 415, 429, 503] as const) {
-      const error = new AppError(status, "bad_request", "m");
-      expect(error).toBeInstanceOf(DomainError);
-      expect(statusOf(error.kind, error.code)).toBe(status);
-    }
   });
 });
 

@@ -289,7 +289,7 @@ describe("posting a message", () => {
       },
       { team: "T1", user: "U1", channelId: "C1", text: "hi", mentions: ["U2", "U2", "U3"], now: 1000 },
     );
-    expect(result).toEqual({ ok: true, topic: "channel:C1", seq: 42 });
+    expect(result).toEqual({ topic: "channel:C1", seq: 42 });
     expect(published).toEqual([
       [
         "ch:THOST:C1",
@@ -300,30 +300,32 @@ describe("posting a message", () => {
     ]);
   });
 
-  it("answers 429 with the retry delay of the limit it hit: the poster's own, or the channel's", async () => {
+  it("refuses as limited, with the retry delay of the limit it hit: the poster's own, or the channel's", async () => {
     const over = (limit: "poster" | "topic") =>
       postMessage(
         {
           access: access({ ok: true, host: "T1" }),
-          publisher: { publish: async () => ({ ok: false, retryAfterMs: 120, limit }) },
+          publisher: { publish: async () => ({ ok: false, retryAfterMs: 1_200, limit }) },
         },
         { team: "T1", user: "U1", channelId: "C1", text: "hi", mentions: [], now: 1 },
       );
-    expect(await over("poster")).toMatchObject({
-      ok: false,
-      status: 429,
-      retryAfterMs: 120,
+    await expect(over("poster")).rejects.toMatchObject({
+      kind: "limited",
+      code: "rate_limited",
+      retryAfterSeconds: 2,
+      details: { retry_after_ms: 1_200, limit: "poster" },
       message: expect.stringMatching(/^you are posting/),
     });
-    expect(await over("topic")).toMatchObject({
-      status: 429,
+    await expect(over("topic")).rejects.toMatchObject({
+      kind: "limited",
+      details: { limit: "topic" },
       message: expect.stringMatching(/^this channel receives/),
     });
   });
 
   it("publishes nothing for a channel the poster cannot see", async () => {
     let calls = 0;
-    const result = await postMessage(
+    const refused = postMessage(
       {
         access: access({ ok: false, code: "not_found", message: "channel C1 not found" }),
         publisher: {
@@ -335,7 +337,7 @@ describe("posting a message", () => {
       },
       { team: "T1", user: "U1", channelId: "C1", text: "hi", mentions: [], now: 1 },
     );
-    expect(result).toEqual({ ok: false, status: 404, message: "channel C1 not found" });
+    await expect(refused).rejects.toMatchObject({ kind: "not_found", message: "channel C1 not found" });
     expect(calls).toBe(0);
   });
 });

@@ -3,13 +3,14 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
+import { errorBody } from "../../platform/error-status";
 import { DomainError, tooLarge } from "../../src/errors";
 import type { ModelKey } from "../../src/models/manifest";
 import type { ModelLoader } from "../../src/models/ports";
 import { assignArm, type Experiment } from "../../src/recommend/experiments";
 import type { Scorer } from "../../src/recommend/pipeline";
 import { requireToken } from "../../workers/auth";
-import { type AppEnv, errorBody, errorResponse } from "../../workers/http";
+import { type AppEnv, errorResponse } from "../../workers/http";
 import { metrics } from "../../workers/metrics";
 import { bundledModelStore } from "../../workers/models/bundled";
 import {

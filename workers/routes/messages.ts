@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { teamCacheAccess } from "../../durable-objects/gateway/access";
 import { topicPublisher } from "../../platform/deps";
-import { forbidden, notFound, rateLimited } from "../../src/errors";
+import { notFound } from "../../src/errors";
 import { MAX_MENTIONS, MAX_TEXT_LENGTH, postMessage } from "../../src/realtime/messages";
 import { type AppEnv, jsonBody } from "../http";
 
@@ -24,17 +24,9 @@ export const messageRoutes = new Hono<AppEnv>().post("/:channel/messages", async
   if (!ChannelId.test(channelId)) throw notFound(`channel ${channelId} not found`);
   const body = await jsonBody(c, MessageBody);
   const { team, user } = c.get("identity");
-  const result = await postMessage(
+  const posted = await postMessage(
     { access: teamCacheAccess(c.env), publisher: topicPublisher(c.env) },
     { team, user, channelId, text: body.text, mentions: body.mentions, now: c.get("deps").clock.now() },
   );
-  if (result.ok) return c.json({ topic: result.topic, seq: result.seq }, 201);
-  // postMessage (src/realtime/messages.ts) still answers refusals with an HTTP status.
-  if (result.status === 429) {
-    throw rateLimited(result.message, Math.max(1, Math.ceil(result.retryAfterMs / 1000)), {
-      retry_after_ms: result.retryAfterMs,
-      limit: result.limit,
-    });
-  }
-  throw result.status === 404 ? notFound(result.message) : forbidden(result.message);
+  return c.json(posted, 201);
 });

@@ -1,14 +1,15 @@
 import { Hono } from "hono";
 import { GATEWAY_HEADERS } from "../../durable-objects/gateway/gateway";
+import { errorBody } from "../../platform/error-status";
 import { gatewayNamed } from "../../platform/stubs";
 import { isOperator, mayConnect, type Principal, parseOperators } from "../../src/auth/policy";
 import { type Identity, signToken, verifyToken } from "../../src/auth/tokens";
-import { AppError } from "../../src/errors";
+import { badRequest, unauthorized } from "../../src/errors";
 import { parseHandshakeTopics } from "../../src/realtime/protocol";
 import { newNonce, TICKET_TTL_SECONDS, ticketGrant, ticketOf } from "../../src/realtime/tickets";
 import { gatewayName, parseShardCount } from "../../src/realtime/topics";
 import { authorize, enforce, secretOf } from "../auth";
-import { type AppContext, type AppEnv, errorBody } from "../http";
+import type { AppContext, AppEnv } from "../http";
 
 // The client's one WebSocket, in two steps (the way Slack's rtm.connect
 // works), so that no long-lived token ever sits in a URL or a log:
@@ -60,9 +61,7 @@ interface Credentials {
 
 async function credentialsOf(c: AppContext): Promise<Credentials> {
   if (c.req.query("token") !== undefined) {
-    throw new AppError(
-      401,
-      "unauthorized",
+    throw unauthorized(
       "access tokens are not accepted in the URL; POST /v1/rtm.connect for a ticket, then connect with ?ticket=",
     );
   }
@@ -75,18 +74,18 @@ async function credentialsOf(c: AppContext): Promise<Credentials> {
       maxTtlSeconds: TICKET_TTL_SECONDS,
       nowSeconds: now,
     });
-    if (!result.ok) throw new AppError(401, "unauthorized", result.reason);
+    if (!result.ok) throw unauthorized(result.reason);
     const t = result.claims ? ticketOf(result.claims, now) : null;
-    if (!t) throw new AppError(401, "unauthorized", "not a socket ticket");
+    if (!t) throw unauthorized("not a socket ticket");
     const { team, user } = result.identity;
     return { identity: { team, user, exp: t.tokenExp }, ticket: { nonce: t.nonce, exp: t.exp } };
   }
   const header = /^Bearer\s+(\S+)$/i.exec(c.req.header("authorization") ?? "")?.[1];
   if (!header) {
-    throw new AppError(401, "unauthorized", "missing ticket (POST /v1/rtm.connect) or Authorization: Bearer header");
+    throw unauthorized("missing ticket (POST /v1/rtm.connect) or Authorization: Bearer header");
   }
   const result = await verifyToken(header, secret);
-  if (!result.ok) throw new AppError(401, "unauthorized", result.reason);
+  if (!result.ok) throw unauthorized(result.reason);
   return { identity: result.identity, ticket: null };
 }
 
@@ -99,7 +98,7 @@ export const rtmRoutes = new Hono<AppEnv>().get("/", async (c) => {
   const subscribe = c.req.query("subscribe");
   if (subscribe !== undefined) {
     const topics = parseHandshakeTopics(subscribe);
-    if (typeof topics === "string") throw new AppError(400, "bad_request", topics);
+    if (typeof topics === "string") throw badRequest(topics);
   }
   // Operators have no sockets (decided here, without I/O); whether the user
   // is an active member now is read by the gateway, which asks the team
