@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { formatNumber } from "./number-format";
 
-// The README's fault-suite table, rendered from test/faults/results.json
+// The fault-suite table (docs/storage.md), rendered from test/faults/results.json
 // (written by `npm run test:faults`) between <!-- faults --> and
 // <!-- /faults -->, the way bench:report renders the benchmark tables.
 
@@ -114,7 +114,7 @@ export function readFaultResults(path = "test/faults/results.json"): FaultResult
   }
 }
 
-/** The README with the faults table rendered between its markers (unchanged without them). */
+/** A page with the faults table rendered between its markers (unchanged without them). */
 export function renderFaultsInto(readme: string, results: FaultResults | null): string {
   const open = "<!-- faults -->";
   const close = "<!-- /faults -->";

@@ -11,7 +11,7 @@ import { deferredFlush } from "../deferred-flush";
 // are applied in memory at once and written within FLUSH_MS, one transaction
 // for every close meanwhile. What that risks is what a crash already costs:
 // a gateway that dies without hibernating loses its sockets without close
-// events, and their users stay active until they connect again (README,
+// events, and their users stay active until they connect again (docs/realtime.md,
 // known limits). Hibernation waits for an idle instance, long after a flush.
 
 /** How long a change may wait to be written (ms). */
