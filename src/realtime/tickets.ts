@@ -1,4 +1,4 @@
-import { type Identity, MAX_TOKEN_TTL_SECONDS } from "../auth/tokens";
+import { type Identity, MAX_TOKEN_TTL_SECONDS, signToken } from "../auth/tokens";
 
 // Socket tickets, the way Slack's rtm.connect works: a browser cannot set
 // headers on a WebSocket, and an access token in a URL ends up in proxy and
@@ -29,6 +29,21 @@ export function ticketGrant(
 ): { ttlSeconds: number; extra: { jti: string; token_exp: number } } {
   const ttlSeconds = Math.max(1, Math.min(TICKET_TTL_SECONDS, identity.exp - nowSeconds));
   return { ttlSeconds, extra: { jti: nonce, token_exp: identity.exp } };
+}
+
+/** A signed ticket for the identity's next socket, and how long it lives. */
+export async function issueTicket(
+  identity: Identity,
+  secret: string,
+  nowSeconds: number,
+): Promise<{ ticket: string; ttlSeconds: number }> {
+  const { ttlSeconds, extra } = ticketGrant(identity, nowSeconds, newNonce());
+  const ticket = await signToken(
+    { team: identity.team, user: identity.user, use: "rtm", ttlSeconds, extra },
+    secret,
+    nowSeconds,
+  );
+  return { ticket, ttlSeconds };
 }
 
 /** A fresh nonce: 128 random bits, URL-safe. */

@@ -3,10 +3,10 @@ import { GATEWAY_HEADERS } from "../../durable-objects/gateway/gateway";
 import { errorBody } from "../../platform/error-status";
 import { gatewayNamed } from "../../platform/stubs";
 import { isOperator, mayConnect, type Principal, parseOperators } from "../../src/auth/policy";
-import { type Identity, signToken, verifyToken } from "../../src/auth/tokens";
+import { type Identity, verifyToken } from "../../src/auth/tokens";
 import { badRequest, unauthorized } from "../../src/errors";
 import { parseHandshakeTopics } from "../../src/realtime/protocol";
-import { newNonce, TICKET_TTL_SECONDS, ticketGrant, ticketOf } from "../../src/realtime/tickets";
+import { issueTicket, TICKET_TTL_SECONDS, ticketOf } from "../../src/realtime/tickets";
 import { gatewayName, parseShardCount } from "../../src/realtime/topics";
 import { authorize, enforce, secretOf } from "../auth";
 import type { AppContext, AppEnv } from "../http";
@@ -41,16 +41,10 @@ async function checkLive(c: AppContext, identity: Identity): Promise<Principal> 
 export const rtmConnectRoutes = new Hono<AppEnv>().post("/", async (c) => {
   const identity = c.get("identity");
   await checkLive(c, identity);
-  const now = Math.floor(Date.now() / 1000);
-  const grant = ticketGrant(identity, now, newNonce());
-  const ticket = await signToken(
-    { team: identity.team, user: identity.user, use: "rtm", ttlSeconds: grant.ttlSeconds, extra: grant.extra },
-    secretOf(c.env),
-    now,
-  );
+  const { ticket, ttlSeconds } = await issueTicket(identity, secretOf(c.env), Math.floor(Date.now() / 1000));
   // A ticket is a credential: never cached on the way.
   c.header("cache-control", "no-store");
-  return c.json({ url: `/v1/rtm?ticket=${encodeURIComponent(ticket)}`, ticket, expires_in: grant.ttlSeconds });
+  return c.json({ url: `/v1/rtm?ticket=${encodeURIComponent(ticket)}`, ticket, expires_in: ttlSeconds });
 });
 
 interface Credentials {
@@ -90,39 +84,50 @@ async function credentialsOf(c: AppContext): Promise<Credentials> {
 }
 
 export const rtmRoutes = new Hono<AppEnv>().get("/", async (c) => {
-  const { identity, ticket } = await credentialsOf(c);
-  c.set("identity", identity);
+  const credentials = await credentialsOf(c);
+  c.set("identity", credentials.identity);
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
     return c.json(errorBody("upgrade_required", "GET /v1/rtm is a WebSocket endpoint (Upgrade: websocket)"), 426);
   }
   const subscribe = c.req.query("subscribe");
-  if (subscribe !== undefined) {
-    const topics = parseHandshakeTopics(subscribe);
-    if (typeof topics === "string") throw badRequest(topics);
-  }
+  const topics = subscribe === undefined ? [] : parseHandshakeTopics(subscribe);
+  if (typeof topics === "string") throw badRequest(topics);
+  const { team, user } = credentials.identity;
   // Operators have no sockets (decided here, without I/O); whether the user
   // is an active member now is read by the gateway, which asks the team
   // cache once for everyone connecting at the same moment.
-  if (isOperator(parseOperators(c.env.PLATFORM_OPERATORS), identity.team, identity.user)) {
-    enforce(mayConnect({ kind: "operator", team: identity.team, user: identity.user }, identity.team));
+  if (isOperator(parseOperators(c.env.PLATFORM_OPERATORS), team, user)) {
+    enforce(mayConnect({ kind: "operator", team, user }, team));
   }
-  const name = gatewayName(identity.team, identity.user, parseShardCount(c.env.GATEWAY_SHARDS));
-  // The client's handshake headers, minus its credentials and anything that
-  // could pass for what only the Worker may tell a gateway.
+  const name = gatewayName(team, user, parseShardCount(c.env.GATEWAY_SHARDS));
+  const headers = handshakeHeaders(c.req.raw.headers, name, credentials, subscribe);
+  return gatewayNamed(c.env, name).fetch("https://gateway/connect", { headers });
+});
+
+/**
+ * What the gateway hears of a handshake: the client's headers minus its
+ * credentials and anything that could pass for what only the Worker may
+ * tell a gateway, then who connects (GATEWAY_HEADERS).
+ */
+function handshakeHeaders(
+  client: Headers,
+  gateway: string,
+  { identity, ticket }: Credentials,
+  subscribe: string | undefined,
+): Headers {
   const headers = new Headers();
-  for (const [k, v] of c.req.raw.headers) {
+  for (const [k, v] of client) {
     if (k === "authorization" || k === "cookie" || k.startsWith("x-rtm-")) continue;
     headers.set(k, v);
   }
   headers.set(GATEWAY_HEADERS.team, identity.team);
   headers.set(GATEWAY_HEADERS.user, identity.user);
-  headers.set(GATEWAY_HEADERS.gateway, name);
+  headers.set(GATEWAY_HEADERS.gateway, gateway);
   headers.set(GATEWAY_HEADERS.exp, String(identity.exp));
   if (subscribe !== undefined) headers.set(GATEWAY_HEADERS.subscribe, subscribe);
   if (ticket) {
     headers.set(GATEWAY_HEADERS.ticket, ticket.nonce);
     headers.set(GATEWAY_HEADERS.ticketExp, String(ticket.exp));
   }
-  const gateway = gatewayNamed(c.env, name);
-  return gateway.fetch("https://gateway/connect", { headers });
-});
+  return headers;
+}
