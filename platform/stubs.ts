@@ -34,3 +34,8 @@ export function sharedChannelNamed(env: Pick<Env, "SHARED_CHANNEL">, name: strin
 export function metricsObject(env: Pick<Env, "METRICS">) {
   return env.METRICS.get(env.METRICS.idFromName("global"));
 }
+
+/** The team's Slack Connect connection index (durable-objects/connect-index). */
+export function connectIndexOf(env: Pick<Env, "CONNECT_INDEX">, teamId: string) {
+  return env.CONNECT_INDEX.get(env.CONNECT_INDEX.idFromName(teamId));
+}

@@ -5,6 +5,7 @@ import { sweepStaleTeams } from "./scheduled";
 // The one Worker: the Hono app is `fetch`, the queue consumers are `queue`,
 // the cron sweep is `scheduled`. Durable Object classes are exported here too.
 
+export { ConnectIndex } from "../durable-objects/connect-index/connect-index";
 export { Gateway } from "../durable-objects/gateway/gateway";
 export { Metrics } from "../durable-objects/metrics/metrics";
 export { RecStore } from "../durable-objects/rec-store/rec-store";

@@ -1,0 +1,176 @@
+import { type ConnectionDoc, nameKey, prefText, type SearchQuery, type SortKey } from "../../src/connect/search";
+
+// One team's connections, denormalized for the admin search: a row per
+// connection with the columns it sorts and filters on, an FTS5 table over
+// the partner's name and domains (prefix-indexed, so "acm" finds "Acme"),
+// and every pref's effective value as (key, value) rows, so a filter on any
+// pref, including one added later, is an index lookup with no code here.
+// Sorting pages by keyset (the sort value, then the connection id): a page
+// is stable while the index changes under it.
+
+const SORT_COLUMN: Record<SortKey, string> = { name: "name_key", date: "connected_at", channels: "channels" };
+
+interface Row extends Record<string, SqlStorageValue> {
+  id: string;
+  partner_id: string;
+  name: string;
+  name_key: string;
+  domains: string;
+  status: string;
+  channels: number;
+  pending: number;
+  connected_at: number;
+  prefs: string;
+}
+
+export interface SearchPage {
+  docs: ConnectionDoc[];
+  /** The last doc's sort value, when there may be more. */
+  last: { value: string | number; id: string } | null;
+}
+
+export class ConnectionIndexDb {
+  constructor(
+    private readonly sql: SqlStorage,
+    private readonly transaction: <T>(fn: () => T) => T,
+  ) {
+    sql.exec(`
+      CREATE TABLE IF NOT EXISTS conn (
+        id TEXT PRIMARY KEY, partner_id TEXT NOT NULL, name TEXT NOT NULL, name_key TEXT NOT NULL,
+        domains TEXT NOT NULL, status TEXT NOT NULL, channels INTEGER NOT NULL, pending INTEGER NOT NULL,
+        connected_at INTEGER NOT NULL, prefs TEXT NOT NULL);
+      CREATE INDEX IF NOT EXISTS conn_by_name ON conn (name_key, id);
+      CREATE INDEX IF NOT EXISTS conn_by_date ON conn (connected_at, id);
+      CREATE INDEX IF NOT EXISTS conn_by_channels ON conn (channels, id);
+      CREATE INDEX IF NOT EXISTS conn_by_status ON conn (status, name_key, id);
+      CREATE TABLE IF NOT EXISTS conn_pref (
+        conn_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (conn_id, key)) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS conn_pref_by_value ON conn_pref (key, value, conn_id);
+      CREATE VIRTUAL TABLE IF NOT EXISTS conn_text USING fts5(
+        name, domains, tokenize = 'unicode61 remove_diacritics 2', prefix = '1 2 3');
+    `);
+  }
+
+  /** Adds or replaces a connection's document (its text, columns and pref rows together). */
+  upsert(doc: ConnectionDoc): void {
+    this.transaction(() => this.write(doc));
+  }
+
+  remove(connectionId: string): void {
+    this.transaction(() => this.erase(connectionId));
+  }
+
+  /** Replaces everything with these documents (the rebuild from the source of truth). */
+  rebuild(docs: ConnectionDoc[]): void {
+    this.transaction(() => {
+      this.sql.exec("DELETE FROM conn; DELETE FROM conn_pref; DELETE FROM conn_text;");
+      for (const doc of docs) this.write(doc);
+    });
+  }
+
+  count(): number {
+    return Number(this.sql.exec("SELECT count(*) AS n FROM conn").one().n);
+  }
+
+  search(q: SearchQuery): SearchPage {
+    const col = SORT_COLUMN[q.sort];
+    const dir = q.order === "asc" ? "ASC" : "DESC";
+    const where: string[] = [];
+    const args: SqlStorageValue[] = [];
+    let from = "conn c";
+    if (q.words.length > 0) {
+      from = "conn_text t JOIN conn c ON c.rowid = t.rowid";
+      where.push("conn_text MATCH ?");
+      args.push(q.words.map((w) => `"${w}"*`).join(" AND "));
+    }
+    if (q.status) {
+      where.push("c.status = ?");
+      args.push(q.status);
+    }
+    for (const [key, value] of Object.entries(q.prefs)) {
+      where.push("EXISTS (SELECT 1 FROM conn_pref p WHERE p.conn_id = c.id AND p.key = ? AND p.value = ?)");
+      args.push(key, value);
+    }
+    if (q.after) {
+      where.push(`(c.${col}, c.id) ${q.order === "asc" ? ">" : "<"} (?, ?)`);
+      args.push(q.after.value, q.after.id);
+    }
+    const rows = this.sql
+      .exec<Row>(
+        `SELECT c.* FROM ${from} ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
+         ORDER BY c.${col} ${dir}, c.id ${dir} LIMIT ?`,
+        ...args,
+        q.limit + 1,
+      )
+      .toArray();
+    const more = rows.length > q.limit;
+    const page = rows.slice(0, q.limit);
+    const tail = page.at(-1);
+    return {
+      docs: page.map(docOf),
+      last: more && tail ? { value: tail[col] as string | number, id: tail.id } : null,
+    };
+  }
+
+  /** Every document, in id order (tests: a rebuild equals the incremental result). */
+  all(): ConnectionDoc[] {
+    return this.sql.exec<Row>("SELECT * FROM conn ORDER BY id").toArray().map(docOf);
+  }
+
+  private write(doc: ConnectionDoc): void {
+    this.erase(doc.connectionId);
+    const row = this.sql
+      .exec<{ rowid: number }>(
+        `INSERT INTO conn (id, partner_id, name, name_key, domains, status, channels, pending, connected_at, prefs)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING rowid`,
+        doc.connectionId,
+        doc.partnerId,
+        doc.partnerName,
+        nameKey(doc.partnerName),
+        doc.partnerDomains.join(" "),
+        doc.status,
+        doc.channelCount,
+        doc.pendingInvitations,
+        doc.connectedAt,
+        JSON.stringify(doc.prefs),
+      )
+      .one();
+    this.sql.exec(
+      "INSERT INTO conn_text (rowid, name, domains) VALUES (?, ?, ?)",
+      row.rowid,
+      doc.partnerName,
+      // "acme.co.uk" is found by "acme" and by "co": its parts are words.
+      doc.partnerDomains.map((d) => `${d} ${d.replaceAll(".", " ")}`).join(" "),
+    );
+    for (const [key, value] of Object.entries(doc.prefs)) {
+      this.sql.exec(
+        "INSERT INTO conn_pref (conn_id, key, value) VALUES (?, ?, ?)",
+        doc.connectionId,
+        key,
+        prefText(value),
+      );
+    }
+  }
+
+  private erase(connectionId: string): void {
+    const found = this.sql.exec<{ rowid: number }>("SELECT rowid FROM conn WHERE id = ?", connectionId).toArray()[0];
+    if (!found) return;
+    this.sql.exec("DELETE FROM conn_text WHERE rowid = ?", found.rowid);
+    this.sql.exec("DELETE FROM conn_pref WHERE conn_id = ?", connectionId);
+    this.sql.exec("DELETE FROM conn WHERE id = ?", connectionId);
+  }
+}
+
+function docOf(r: Row): ConnectionDoc {
+  return {
+    connectionId: r.id,
+    partnerId: r.partner_id,
+    partnerName: r.name,
+    partnerDomains: r.domains === "" ? [] : r.domains.split(" "),
+    status: r.status === "disconnected" ? "disconnected" : "accepted",
+    channelCount: r.channels,
+    pendingInvitations: r.pending,
+    connectedAt: r.connected_at,
+    prefs: JSON.parse(r.prefs) as ConnectionDoc["prefs"],
+  };
+}
