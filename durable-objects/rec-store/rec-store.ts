@@ -9,17 +9,11 @@ import {
   snapshotFromRows,
 } from "../../src/recommend/features/index";
 import { CANDIDATES_PER_GENERATOR } from "../../src/recommend/features/spec";
+import type { FeedbackCheck, ServedRequest } from "../../src/recommend/ports";
 import { isSource } from "../../src/recommend/sources";
 import { wholeVarOr } from "../../src/vars";
 import { featureStore } from "../../storage/feature-store";
-import {
-  checkFeedback,
-  type FeedbackCheck,
-  migrateServed,
-  recordServed,
-  type ServedRequest,
-  sweepServed,
-} from "./served-log";
+import { checkFeedback, migrateServed, recordServed, sweepServed } from "./served-log";
 
 // One RecStore per team: the edge side of the recommenders. It keeps the
 // team's current feature snapshot in its own SQLite (copied from the

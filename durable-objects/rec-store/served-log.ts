@@ -1,3 +1,5 @@
+import type { FeedbackCheck, ServedRequest } from "../../src/recommend/ports";
+
 // What a team's recommend answers were, kept for a while so feedback can be
 // checked: it must name a request of this very user and an item that request
 // served. SQLite in the team's RecStore object; rows older than
@@ -6,20 +8,6 @@
 export const SERVED_TTL_MS = 30 * 24 * 3600 * 1000;
 
 type Sql = SqlStorage;
-
-export interface ServedRequest {
-  requestId: string;
-  user: string;
-  source: string;
-  experiment: string;
-  arm: string;
-  items: string[];
-  ts: number;
-}
-
-export type FeedbackCheck =
-  | { ok: true; request: ServedRequest }
-  | { ok: false; code: "not_found" | "unknown_item"; message: string };
 
 export function migrateServed(sql: Sql): void {
   sql.exec(`

@@ -29,11 +29,14 @@ export function plainScorer(
   return { key, manifest, engine, score: async (matrix, rows) => score(matrix, rows) };
 }
 
-/** A model as stored: its manifest and the ONNX bytes. */
-export interface StoredModel {
+/** The bytes of a model.onnx file: a serialized ONNX graph (models/, or an upload). */
+export type OnnxGraph = Uint8Array;
+
+/** A model version as stored (in R2 or bundled): its manifest and its ONNX graph. */
+export interface ModelRecord {
   key: ModelKey;
   manifest: ModelManifest;
-  onnx: Uint8Array;
+  onnx: OnnxGraph;
   /** Where it came from, for logs: "r2" or "bundled". */
   origin: "r2" | "bundled";
 }
@@ -57,9 +60,9 @@ export interface ModelLoadError {
 
 export type ModelLoadResult<T> = { ok: true; value: T } | { ok: false; error: ModelLoadError };
 
-/** Manifests and bytes by key. */
-export interface ModelStore {
-  load(key: ModelKey): Promise<ModelLoadResult<StoredModel>>;
+/** Model records (manifest and ONNX graph) by key. */
+export interface ModelRecordStore {
+  load(key: ModelKey): Promise<ModelLoadResult<ModelRecord>>;
 }
 
 /** Ready-to-use scorers by key, cached while the isolate is warm. */

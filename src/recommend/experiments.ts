@@ -30,6 +30,27 @@ export const experimentSchema = z.strictObject({
 export type Arm = z.infer<typeof armSchema>;
 export type Experiment = z.infer<typeof experimentSchema>;
 
+/** A source's experiment as serving sees it, and where it came from. */
+export interface CurrentExperiment {
+  experiment: Experiment;
+  /** "stored": as stored. "default": none stored, or the stored one is unusable (see problem). */
+  origin: "stored" | "default";
+  /** Why a stored experiment is not being used (corrupt object, failed read); null when all is well. */
+  problem: string | null;
+}
+
+/** Where experiments are kept (the Worker's: workers/models/experiment-store.ts, in the MODELS bucket). */
+export interface ExperimentStore {
+  /** What serving uses: cached per isolate. `fresh` reads the store now (admin reads), refreshing the cache. */
+  current(source: string, options?: { fresh?: boolean }): Promise<CurrentExperiment>;
+  /** Stores an experiment (already validated); this isolate serves it from now on. */
+  put(source: string, experiment: Experiment): Promise<void>;
+  /** Deletes the stored experiment: the source reverts to its default. */
+  remove(source: string): Promise<void>;
+  /** The experiment a source has when none is stored. */
+  defaultFor(source: string): Experiment;
+}
+
 /** The model an arm names: null for the hand-tuned model. */
 export function armModel(arm: Arm): { name: string; version: string } | null {
   if (arm.model === HAND_TUNED) return null;

@@ -1,7 +1,9 @@
+import type { RecLogMessage } from "./logs";
 import type { RecRequest } from "./pipeline";
 
-// What the recommenders need from the rest of the platform; the Worker builds
-// these from its bindings (workers/recommend-deps.ts).
+// What the recommenders and the recommend use cases need from the rest of the
+// platform; the Worker builds these from its bindings
+// (platform/recommend-deps.ts).
 
 /** Candidates with their features, from the team's feature snapshot at the edge (RecStore). */
 export interface CandidateSource {
@@ -31,4 +33,47 @@ export interface DirectoryView {
 export interface RecDeps {
   store: CandidateSource;
   directory: DirectoryView;
+}
+
+/** Whether a user is an active member the caller may see (the team's edge cache), and their channels when asked. */
+export interface MemberLookup {
+  find(
+    team: string,
+    user: string,
+    options: { withChannels: boolean },
+  ): Promise<{ ok: true; channels: string[] | null } | { ok: false; message: string }>;
+}
+
+/** An answer as the team's served log keeps it, for checking feedback. */
+export interface ServedRequest {
+  requestId: string;
+  user: string;
+  source: string;
+  experiment: string;
+  arm: string;
+  items: string[];
+  ts: number;
+}
+
+export type FeedbackCheck =
+  | { ok: true; request: ServedRequest }
+  | { ok: false; code: "not_found" | "unknown_item"; message: string };
+
+/** What a team's answers were (its RecStore): written when serving, read when feedback comes. */
+export interface ServedLog {
+  record(team: string, served: ServedRequest): Promise<void>;
+  /** Feedback may only name the user's own request, and only items it served. */
+  check(team: string, requestId: string, user: string, items: string[]): Promise<FeedbackCheck>;
+}
+
+/** The rec-logs queue, for training. */
+export interface RecLogSink {
+  send(message: RecLogMessage): Promise<unknown>;
+  sendBatch(messages: readonly RecLogMessage[]): Promise<unknown>;
+}
+
+/** The series the use cases count and time (the platform's metrics registry). */
+export interface RecMetrics {
+  inc(name: string, labels?: Readonly<Record<string, string>>, by?: number): void;
+  observe(name: string, labels: Readonly<Record<string, string>>, value: number): void;
 }

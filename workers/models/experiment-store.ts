@@ -1,5 +1,11 @@
 import type { ModelKey } from "../../src/models/manifest";
-import { type Experiment, experimentSchema, HAND_TUNED } from "../../src/recommend/experiments";
+import {
+  type CurrentExperiment,
+  type Experiment,
+  type ExperimentStore,
+  experimentSchema,
+  HAND_TUNED,
+} from "../../src/recommend/experiments";
 
 // Experiments live in the MODELS bucket as experiments/<source>.json, written
 // by the admin API (workers/routes/recommend-admin.ts), so an arm changes
@@ -24,25 +30,6 @@ import { type Experiment, experimentSchema, HAND_TUNED } from "../../src/recomme
 export const EXPERIMENT_TTL_MS = 10_000;
 
 export const experimentObjectKey = (source: string) => `experiments/${source}.json`;
-
-export interface CurrentExperiment {
-  experiment: Experiment;
-  /** "stored": read from the bucket. "default": none stored, or the stored one is unusable (see problem). */
-  origin: "stored" | "default";
-  /** Why a stored experiment is not being used (corrupt object, failed read); null when all is well. */
-  problem: string | null;
-}
-
-export interface ExperimentStore {
-  /** What serving uses: cached per isolate. `fresh` reads the bucket now (admin reads), refreshing the cache. */
-  current(source: string, options?: { fresh?: boolean }): Promise<CurrentExperiment>;
-  /** Stores an experiment (already validated); this isolate serves it from now on. */
-  put(source: string, experiment: Experiment): Promise<void>;
-  /** Deletes the stored experiment: the source reverts to its default. */
-  remove(source: string): Promise<void>;
-  /** The experiment a source has when none is stored. */
-  defaultFor(source: string): Experiment;
-}
 
 /** One cache entry per source: when it was read, and the (shared) read. */
 export type ExperimentCache = Map<string, { at: number; value: Promise<CurrentExperiment> }>;

@@ -1,9 +1,9 @@
-import type { ErrorKind } from "../../src/errors";
 import { featureMatrix, type ModelKey, type ModelManifest, modelKeyString } from "../../src/models/manifest";
+import type { ModelListing, ModelVersionStore, UploadRefusal, UploadResult } from "../../src/recommend/model-versions";
 import type { BundledModelStore } from "./bundled";
+import { modelRecord } from "./model-record";
 import { ortRuntime } from "./onnx-runtime";
 import { r2ModelPrefix } from "./r2-model-store";
-import { storedModel } from "./stored-model";
 
 // Uploading trained models to the MODELS bucket (the layout r2-model-store.ts
 // reads), for the admin API. A version is uploaded in two parts, manifest.json
@@ -18,31 +18,19 @@ import { storedModel } from "./stored-model";
 // nothing of the version stays and it can be uploaded again from the start
 // (the manifest may be what was wrong).
 
-/** The largest model.onnx taken (the XGBoost fixture, 200 trees of depth 6, is ~1 MB). */
-export const MODEL_ONNX_MAX_BYTES = 16 * 1024 * 1024;
+export { MODEL_ONNX_MAX_BYTES } from "../../src/recommend/model-versions";
 
-/** What an experiment arm can name (`<name>@<version>`, src/recommend/experiments.ts): nothing else is uploaded. */
-export const MODEL_NAME = /^[A-Za-z0-9_.-]{1,80}$/;
-export const MODEL_VERSION = /^[A-Za-z0-9_.:-]{1,80}$/;
-
-export type UploadRefusal = {
-  ok: false;
-  kind: Extract<ErrorKind, "invalid" | "conflict" | "unavailable">;
-  code: "conflict" | "invalid_body" | "invalid_model" | "runtime_unavailable";
-  message: string;
-};
-export type UploadResult<T> = { ok: true; value: T } | UploadRefusal;
-
-export interface ModelListing {
-  name: string;
-  version: string;
-  /** From the manifest; absent for an R2 upload whose manifest predates this metadata. */
-  kind?: string;
-  origin: "r2" | "bundled";
-  /** Both parts are there (always, for bundled models). */
-  complete: boolean;
-  /** When the last part was written to R2. */
-  uploaded?: string;
+/** The ModelVersionStore over the MODELS bucket and the bundled defaults. */
+export function r2ModelVersions(bucket: R2Bucket | undefined, bundled: BundledModelStore): ModelVersionStore {
+  const bound = (): R2Bucket => {
+    if (!bucket) throw new Error("no MODELS bucket bound");
+    return bucket;
+  };
+  return {
+    list: (source) => listModels(bucket, bundled, source),
+    putManifest: (key, manifest) => putManifest(bound(), bundled, key, manifest),
+    putGraph: (key, onnx) => putModelOnnx(bound(), bundled, key, onnx),
+  };
 }
 
 const refuse = (kind: UploadRefusal["kind"], code: UploadRefusal["code"], message: string): UploadRefusal => ({
@@ -110,9 +98,9 @@ export async function putModelOnnx(
   try {
     manifestJson = JSON.parse(await manifestObject.text());
   } catch {
-    manifestJson = undefined; // storedModel reports it
+    manifestJson = undefined; // modelRecord reports it
   }
-  const stored = storedModel(key, manifestJson, onnx, "r2");
+  const stored = modelRecord(key, manifestJson, onnx, "r2");
   if (!stored.ok) {
     // Only an object written around the API gets here (or an empty body).
     return refuse(

@@ -8,8 +8,8 @@ import type {
   ModelLoadError,
   ModelLoader,
   ModelLoadResult,
+  ModelRecordStore,
   ModelScorer,
-  ModelStore,
 } from "../../src/models/ports";
 
 // onnxruntime-web (wasm build, one thread) inside workerd: the thin adapter
@@ -180,7 +180,7 @@ function plainScorer(
 }
 
 /** ModelLoader over a store: bytes from the store, sessions from onnxScorer's cache. */
-export function onnxModelLoader(store: ModelStore): ModelLoader {
+export function onnxModelLoader(store: ModelRecordStore): ModelLoader {
   return {
     async scorer(key) {
       const cached = sessions.get(modelKeyString(key));

@@ -1,6 +1,6 @@
 import { type ModelKey, modelKeyString } from "../../src/models/manifest";
-import type { ModelLoadResult, ModelStore, StoredModel } from "../../src/models/ports";
-import { storedModel } from "./stored-model";
+import type { ModelLoadResult, ModelRecord, ModelRecordStore } from "../../src/models/ports";
+import { modelRecord } from "./model-record";
 
 // Trained models live in the MODELS bucket under
 //   models/<source>/<name>/<version>/model.onnx
@@ -12,7 +12,7 @@ import { storedModel } from "./stored-model";
 
 export const r2ModelPrefix = (k: ModelKey) => `models/${modelKeyString(k)}/`;
 
-export function r2ModelStore(bucket: R2Bucket | undefined, fallback: ModelStore): ModelStore {
+export function r2ModelStore(bucket: R2Bucket | undefined, fallback: ModelRecordStore): ModelRecordStore {
   return {
     async load(key) {
       if (!bucket) return fallback.load(key);
@@ -42,7 +42,7 @@ export function r2ModelStore(bucket: R2Bucket | undefined, fallback: ModelStore)
           error: { code: "invalid_manifest", key, message: `r2: ${prefix}manifest.json is not JSON` },
         };
       }
-      return storedModel(key, manifestJson, new Uint8Array(await onnx.arrayBuffer()), "r2");
+      return modelRecord(key, manifestJson, new Uint8Array(await onnx.arrayBuffer()), "r2");
     },
   };
 }
@@ -50,10 +50,10 @@ export function r2ModelStore(bucket: R2Bucket | undefined, fallback: ModelStore)
 /** The fallback's model if it has one, else the R2 problem. */
 async function orFallback(
   key: ModelKey,
-  fallback: ModelStore,
+  fallback: ModelRecordStore,
   code: "storage" | "not_found",
   message: string,
-): Promise<ModelLoadResult<StoredModel>> {
+): Promise<ModelLoadResult<ModelRecord>> {
   const r = await fallback.load(key);
   if (r.ok || r.error.code !== "not_found") return r;
   return { ok: false, error: { code, key, message } };

@@ -1,36 +1,30 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
+import { experimentAdminPortsFor, modelVersionPortsFor } from "../../platform/recommend-deps";
 import { mayOperate } from "../../src/auth/policy";
-import { badRequest, conflict, DomainError, invalidBody, tooLarge, unsupportedMedia } from "../../src/errors";
-import { type ModelKey, modelKeyString, parseManifest } from "../../src/models/manifest";
-import { armModel, experimentSchema } from "../../src/recommend/experiments";
+import { DomainError, tooLarge, unsupportedMedia } from "../../src/errors";
+import { currentExperiment, resetExperiment, storeExperiment } from "../../src/recommend/experiment-admin";
+import { experimentSchema } from "../../src/recommend/experiments";
+import {
+  listModelVersions,
+  MODEL_ONNX_MAX_BYTES,
+  modelKeyNamed,
+  uploadGraph,
+  uploadManifest,
+} from "../../src/recommend/model-versions";
 import { isSource, SOURCE_NAMES } from "../../src/recommend/sources";
 import { authorize } from "../auth";
 import { type AppContext, type AppEnv, jsonBody } from "../http";
 import type { BundledModelStore } from "../models/bundled";
-import { type CurrentExperiment, r2ExperimentStore } from "../models/experiment-store";
-import {
-  listModels,
-  MODEL_NAME,
-  MODEL_ONNX_MAX_BYTES,
-  MODEL_VERSION,
-  putManifest,
-  putModelOnnx,
-  type UploadRefusal,
-} from "../models/model-uploads";
-import { onnxModelLoader } from "../models/onnx-runtime";
-import { r2ModelStore } from "../models/r2-model-store";
-import { isolateBundledModels } from "../models/scorer-selection";
 
 // Operators' API over recommendations (platform scope only), mounted at /v1/admin:
 //   PUT|GET|DELETE /recommend/experiments/:source   the source's experiment (arms → models)
 //   PUT /models/:source/:name/:version/manifest.json then .../model.onnx   upload a model version
 //   GET /models/:source                              the source's models, R2 and bundled
-// Everything is validated before anything is written: a refused request
-// changes nothing. An experiment may only name models that load now, so a
-// typo cannot silently send an arm to the hand-tuned fallback. Serving picks
-// a stored experiment up within EXPERIMENT_TTL_MS (experiment-store.ts).
+// The use cases are src/recommend/experiment-admin.ts and model-versions.ts:
+// everything is validated before anything is written, so a refused request
+// changes nothing.
 
 export interface RecommendAdminOptions {
   /** The bundled default models (the Worker's own by default; tests pass fixtures). */
@@ -38,9 +32,10 @@ export interface RecommendAdminOptions {
 }
 
 export function createRecommendAdminRoutes(options: RecommendAdminOptions = {}) {
-  const bundled = options.bundled ?? isolateBundledModels;
+  const bundled = () => options.bundled?.();
+  const experiments = (c: AppContext) => experimentAdminPortsFor(c.env, bundled());
+  const models = (c: AppContext) => modelVersionPortsFor(c.env, bundled());
   const routes = new Hono<AppEnv>();
-  const experimentsOf = (c: AppContext) => r2ExperimentStore({ bucket: c.env.MODELS, bundled: bundled().keys() });
 
   // Scoped to these paths: a "*" here would apply to every /v1/admin route once mounted.
   const operatorsOnly = async (c: AppContext, next: () => Promise<void>) => {
@@ -59,59 +54,28 @@ export function createRecommendAdminRoutes(options: RecommendAdminOptions = {}) 
   // Hono's trailing /* also matches /models/:source itself.
   routes.use("/models/:source/*", operatorsOnly);
 
-  routes.get("/recommend/experiments/:source", async (c) => {
-    const source = c.req.param("source");
-    return c.json(experimentAnswer(source, await experimentsOf(c).current(source, { fresh: true })));
-  });
+  routes.get("/recommend/experiments/:source", async (c) =>
+    c.json(await currentExperiment(experiments(c), c.req.param("source"))),
+  );
 
   routes.put("/recommend/experiments/:source", async (c) => {
-    const source = c.req.param("source");
     const experiment = await jsonBody(c, experimentSchema);
-    // Load every model the arms name (R2 first, then the bundle), as serving will.
-    const loader = onnxModelLoader(r2ModelStore(c.env.MODELS, bundled()));
-    const unloadable: Array<{ arm: string; model: string; code: string; message: string }> = [];
-    for (const arm of experiment.arms) {
-      const named = armModel(arm);
-      if (!named) continue;
-      const loaded = await loader.scorer({ source, ...named });
-      if (!loaded.ok) {
-        unloadable.push({ arm: arm.name, model: arm.model, code: loaded.error.code, message: loaded.error.message });
-      }
-    }
-    if (unloadable.length > 0) {
-      throw conflict(
-        unloadable.map((u) => `arm ${u.arm}: ${u.model} cannot be loaded (${u.code}: ${u.message})`).join("; "),
-        { arms: unloadable },
-      );
-    }
-    const store = experimentsOf(c);
-    await store.put(source, experiment);
-    return c.json(experimentAnswer(source, { experiment, origin: "stored", problem: null }));
+    return c.json(await storeExperiment(experiments(c), c.req.param("source"), experiment));
   });
 
-  routes.delete("/recommend/experiments/:source", async (c) => {
-    const source = c.req.param("source");
-    const store = experimentsOf(c);
-    await store.remove(source);
-    return c.json(experimentAnswer(source, { experiment: store.defaultFor(source), origin: "default", problem: null }));
-  });
+  routes.delete("/recommend/experiments/:source", async (c) =>
+    c.json(await resetExperiment(experiments(c), c.req.param("source"))),
+  );
 
   routes.get("/models/:source", async (c) => {
     const source = c.req.param("source");
-    return c.json({ source, models: await listModels(c.env.MODELS, bundled(), source) });
+    return c.json({ source, models: await listModelVersions(models(c), source) });
   });
 
   routes.put("/models/:source/:name/:version/manifest.json", async (c) => {
     const key = modelKeyOf(c);
-    const parsed = parseManifest(await jsonBody(c, z.unknown()));
-    if (!parsed.ok) throw invalidBody(parsed.message);
-    const { manifest } = parsed;
-    if (modelKeyString(manifest) !== modelKeyString(key)) {
-      throw invalidBody(`the manifest is for ${modelKeyString(manifest)}, the path names ${modelKeyString(key)}`);
-    }
-    const result = await putManifest(bucketOf(c), bundled(), key, manifest);
-    if (!result.ok) throw refusal(result);
-    return c.json({ model: { ...key, kind: manifest.kind, origin: "r2", complete: false } }, 201);
+    const body = await jsonBody(c, z.unknown());
+    return c.json({ model: await uploadManifest(models(c), key, body) }, 201);
   });
 
   routes.put(
@@ -124,16 +88,11 @@ export function createRecommendAdminRoutes(options: RecommendAdminOptions = {}) 
     }),
     async (c) => {
       const key = modelKeyOf(c);
-      const type = c.req.header("content-type") ?? "";
-      if (!/^application\/octet-stream\b/i.test(type)) {
+      if (!/^application\/octet-stream\b/i.test(c.req.header("content-type") ?? "")) {
         throw unsupportedMedia("model.onnx is sent as application/octet-stream");
       }
       const onnx = new Uint8Array(await c.req.arrayBuffer());
-      if (onnx.byteLength === 0) throw invalidBody("empty model.onnx");
-      const result = await putModelOnnx(bucketOf(c), bundled(), key, onnx);
-      if (!result.ok) throw refusal(result);
-      const { manifest, bytes } = result.value;
-      return c.json({ model: { ...key, kind: manifest.kind, origin: "r2", complete: true, bytes } }, 201);
+      return c.json({ model: await uploadGraph(models(c), key, onnx) }, 201);
     },
   );
 
@@ -143,29 +102,7 @@ export function createRecommendAdminRoutes(options: RecommendAdminOptions = {}) 
 /** The routes over the Worker's own bindings and bundled models. */
 export const recommendAdminRoutes = createRecommendAdminRoutes();
 
-function experimentAnswer(source: string, current: CurrentExperiment) {
-  return {
-    source,
-    experiment: current.experiment,
-    /** True when no experiment is stored (or the stored one is unusable: see problem). */
-    default: current.origin === "default",
-    ...(current.problem ? { problem: current.problem } : {}),
-  };
+function modelKeyOf(c: AppContext) {
+  const { source, name, version } = c.req.param() as Record<string, string | undefined>;
+  return modelKeyNamed(source ?? "", name ?? "", version ?? "");
 }
-
-function modelKeyOf(c: AppContext): ModelKey {
-  const { source, name, version } = c.req.param() as Record<string, string>;
-  if (!MODEL_NAME.test(name ?? "") || !MODEL_VERSION.test(version ?? "")) {
-    throw badRequest(
-      "model names are 1-80 of A-Z a-z 0-9 _ . - and versions 1-80 of the same or : (an experiment arm names them as <name>@<version>)",
-    );
-  }
-  return { source: source as string, name: name as string, version: version as string };
-}
-
-function bucketOf(c: AppContext): R2Bucket {
-  if (!c.env.MODELS) throw new Error("no MODELS bucket bound");
-  return c.env.MODELS;
-}
-
-const refusal = (r: UploadRefusal) => new DomainError(r.kind, r.code, r.message);

@@ -1,15 +1,15 @@
 import { type ModelKey, modelKeyString, parseManifest } from "../../src/models/manifest";
-import type { ModelLoadResult, StoredModel } from "../../src/models/ports";
+import type { ModelLoadResult, ModelRecord } from "../../src/models/ports";
 
 // Shared by the R2 and bundled stores: a manifest plus bytes become a
-// StoredModel only when the manifest parses and names the key it was found under.
+// ModelRecord only when the manifest parses and names the key it was found under.
 
-export function storedModel(
+export function modelRecord(
   key: ModelKey,
   manifestJson: unknown,
   onnx: Uint8Array,
-  origin: StoredModel["origin"],
-): ModelLoadResult<StoredModel> {
+  origin: ModelRecord["origin"],
+): ModelLoadResult<ModelRecord> {
   const parsed = parseManifest(manifestJson);
   if (!parsed.ok)
     return { ok: false, error: { code: "invalid_manifest", key, message: `${origin}: ${parsed.message}` } };
