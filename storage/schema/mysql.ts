@@ -233,3 +233,35 @@ export const stagedUsers = mysqlTable(
   },
   (t) => [primaryKey({ columns: [t.teamId, t.importKey, t.id] }), index("staged_users_at").on(t.stagedAt)],
 );
+
+/** The protobuf payload of a pref row: bytes, up to 16 MiB (a row is a few hundred bytes). */
+const mediumblob = customType<{ data: Uint8Array }>({ dataType: () => "mediumblob" });
+
+/** Slack Connect prefs; see ./sqlite.ts. */
+export const connectPrefs = mysqlTable(
+  "connect_prefs",
+  {
+    teamId: varcharBin("team_id", { length: 40 }).notNull(),
+    targetTeamId: varcharBin("target_team_id", { length: 40 }).notNull(),
+    prefs: mediumblob("prefs").notNull(),
+    dateCreate: bigint("date_create", { mode: "number" }).notNull(),
+    dateUpdate: bigint("date_update", { mode: "number" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.targetTeamId] }), index("connect_prefs_target").on(t.targetTeamId)],
+);
+
+/** Connect pref changes; see ./sqlite.ts. */
+export const connectPrefsAudit = mysqlTable(
+  "connect_prefs_audit",
+  {
+    teamId: varcharBin("team_id", { length: 40 }).notNull(),
+    id: varcharBin("id", { length: 40 }).notNull(),
+    targetTeamId: varcharBin("target_team_id", { length: 40 }).notNull(),
+    prefKey: varchar("pref_key", { length: 64 }).notNull(),
+    actor: varcharBin("actor", { length: 40 }).notNull(),
+    at: bigint("at", { mode: "number" }).notNull(),
+    before: mediumtext("before"),
+    after: mediumtext("after"),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.id] }), index("connect_prefs_audit_at").on(t.teamId, t.at)],
+);

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { blob, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 // D1 (SQLite) schema. Keep column names and meaning identical to ./mysql.ts:
 // storage/sql-store.ts runs the same SQL on both.
@@ -222,4 +222,37 @@ export const stagedUsers = sqliteTable(
     stagedAt: integer("staged_at").notNull(),
   },
   (t) => [primaryKey({ columns: [t.teamId, t.importKey, t.id] }), index("staged_users_at").on(t.stagedAt)],
+);
+
+/**
+ * Slack Connect prefs (src/connect/prefs/): one row per team and level,
+ * target_team_id "0" for the org level, any other the partner's team id;
+ * `prefs` is the protobuf ConnectPrefs message (proto/connect/v1/prefs.proto).
+ */
+export const connectPrefs = sqliteTable(
+  "connect_prefs",
+  {
+    teamId: text("team_id").notNull(),
+    targetTeamId: text("target_team_id").notNull(),
+    prefs: blob("prefs").notNull(),
+    dateCreate: integer("date_create").notNull(),
+    dateUpdate: integer("date_update").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.targetTeamId] }), index("connect_prefs_target").on(t.targetTeamId)],
+);
+
+/** Every change of a connect pref: who, when, the level, and the value before and after (JSON; null: not set). */
+export const connectPrefsAudit = sqliteTable(
+  "connect_prefs_audit",
+  {
+    teamId: text("team_id").notNull(),
+    id: text("id").notNull(),
+    targetTeamId: text("target_team_id").notNull(),
+    prefKey: text("pref_key").notNull(),
+    actor: text("actor").notNull(),
+    at: integer("at").notNull(),
+    before: text("before"),
+    after: text("after"),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.id] }), index("connect_prefs_audit_at").on(t.teamId, t.at)],
 );

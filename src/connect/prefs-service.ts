@@ -1,0 +1,114 @@
+import { create } from "@bufbuild/protobuf";
+import { conflict, DomainError } from "../errors";
+import { type ConnectPrefs, ConnectPrefsSchema } from "./gen/connect/v1/prefs_pb";
+import type { PrefEffect } from "./prefs/pref";
+import { type Level, PrefContainer, PrefPatchError, type PrefProblem, type Resolved } from "./prefs/registry";
+import { type ConnectPrefsStore, ORG_LEVEL, type PrefAuditEntry, type PrefLevelRow } from "./prefs-store";
+
+// The connect prefs use cases: read a partner's effective prefs (each with
+// its source), read what one level sets, and change a level. A change is
+// validated whole by the container, written with an audit line per changed
+// pref in one atomic unit guarded by the payload it replaces (two admins at
+// once: the later one re-reads and re-applies its patch), and answered with
+// what it causes (events, invitation reviews, profile re-filtering) for the
+// caller to publish. Authorization (an admin of the team; a partner it is
+// connected to) is the caller's.
+
+export interface PrefsPorts {
+  store: ConnectPrefsStore;
+  newId(): string;
+  now(): number;
+}
+
+const container = new PrefContainer();
+/** Writes retried when another admin's write came first. */
+const WRITE_ATTEMPTS = 5;
+
+function decodeRow(row: PrefLevelRow | undefined, level: Level, problems: PrefProblem[]): ConnectPrefs | null {
+  return row ? container.decode(row.prefs, level, problems) : null;
+}
+
+/** Every pref's effective value for one partner (partner -> org -> default), and what could not be read. */
+export async function effectivePrefs(
+  ports: Pick<PrefsPorts, "store">,
+  teamId: string,
+  partnerTeamId: string,
+): Promise<{ prefs: Record<string, Resolved>; problems: PrefProblem[] }> {
+  const rows = await ports.store.levels(teamId, [ORG_LEVEL, partnerTeamId]);
+  const problems: PrefProblem[] = [];
+  const org = decodeRow(
+    rows.find((r) => r.targetTeamId === ORG_LEVEL),
+    "org",
+    problems,
+  );
+  const partner = decodeRow(
+    rows.find((r) => r.targetTeamId === partnerTeamId),
+    "partner",
+    problems,
+  );
+  return { prefs: container.resolve(org, partner, problems), problems };
+}
+
+/** What one level sets (the org level: target "0"). */
+export async function levelPrefs(
+  ports: Pick<PrefsPorts, "store">,
+  teamId: string,
+  targetTeamId: string,
+): Promise<{ prefs: Record<string, unknown>; problems: PrefProblem[] }> {
+  const [row] = await ports.store.levels(teamId, [targetTeamId]);
+  const problems: PrefProblem[] = [];
+  const level: Level = targetTeamId === ORG_LEVEL ? "org" : "partner";
+  const prefs = decodeRow(row, level, problems);
+  return { prefs: prefs ? container.levelValues(prefs, level, problems) : {}, problems };
+}
+
+export interface PrefsChange {
+  teamId: string;
+  targetTeamId: string;
+  actor: string;
+  /** `{ key: value }` sets, `{ key: null }` clears. */
+  patch: Record<string, unknown>;
+}
+
+/** Changes a level; invalid input (any pref) changes nothing and names every problem. */
+export async function changePrefs(
+  ports: PrefsPorts,
+  change: PrefsChange,
+): Promise<{ changed: string[]; effects: PrefEffect[]; problems: PrefProblem[] }> {
+  const level: Level = change.targetTeamId === ORG_LEVEL ? "org" : "partner";
+  for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
+    const [row] = await ports.store.levels(change.teamId, [change.targetTeamId]);
+    const problems: PrefProblem[] = [];
+    const prefs = decodeRow(row, level, problems) ?? create(ConnectPrefsSchema, {});
+    let planned: ReturnType<PrefContainer["patch"]>;
+    try {
+      planned = container.patch(prefs, level, change.patch, problems);
+    } catch (error) {
+      if (error instanceof PrefPatchError) {
+        throw new DomainError("invalid", "invalid_body", error.message, { prefs: error.problems });
+      }
+      throw error;
+    }
+    if (planned.changes.length === 0) return { changed: [], effects: [], problems };
+    const at = ports.now();
+    const audit: PrefAuditEntry[] = planned.changes.map((c) => ({
+      id: ports.newId(),
+      targetTeamId: change.targetTeamId,
+      prefKey: c.key,
+      actor: change.actor,
+      at,
+      before: c.before === undefined ? null : JSON.stringify(c.before),
+      after: c.after === undefined ? null : JSON.stringify(c.after),
+    }));
+    const written = await ports.store.writeLevel(
+      change.teamId,
+      change.targetTeamId,
+      container.encode(prefs),
+      row ? row.prefs : null,
+      audit,
+      at,
+    );
+    if (written) return { changed: planned.changes.map((c) => c.key), effects: planned.effects, problems };
+  }
+  throw conflict("the prefs kept changing under this write; try again");
+}

@@ -1,0 +1,4 @@
+import { connectPrefsContract } from "../contract/connect-prefs-contract";
+import { useMysqlBackend } from "./mysql-backend";
+
+connectPrefsContract(useMysqlBackend());
