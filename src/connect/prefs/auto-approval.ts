@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { AutoApproval_Mode, AutoApprovalSchema, type ConnectPrefs } from "../gen/connect/v1/prefs_pb";
-import { objectWith, type PrefClass, PrefInputError, stringList } from "./pref";
+import { nameOf, objectWith, type PrefClass, PrefInputError, stringList } from "./pref";
 
 // Shared-channel invitations from the partner approved without an admin of
 // this team: never (the default), always, or only when sent by listed users
@@ -28,7 +28,7 @@ export const autoApproval: PrefClass<AutoApprovalValue> = {
   read(prefs) {
     const m = prefs.autoApproval;
     if (!m) return undefined;
-    const mode = (Object.keys(MODES) as AutoApprovalMode[]).find((k) => MODES[k] === m.mode);
+    const mode = nameOf(MODES, m.mode);
     // An unknown mode (a newer writer's) reads as not set: the level below decides.
     return mode ? { mode, users: [...m.users] } : undefined;
   },

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { ChannelCreation_Who, ChannelCreationSchema } from "../gen/connect/v1/prefs_pb";
-import { objectWith, type PrefClass, PrefInputError } from "./pref";
+import { nameOf, objectWith, type PrefClass, PrefInputError } from "./pref";
 
 // Who of this team may create shared channels with the partner: a
 // connection-aware permission, checked beside the team's own roles.
@@ -24,7 +24,7 @@ export const channelCreation: PrefClass<ChannelCreationValue> = {
   read(prefs) {
     const m = prefs.channelCreation;
     if (!m) return undefined;
-    const who = (Object.keys(WHO) as ChannelCreators[]).find((k) => WHO[k] === m.who);
+    const who = nameOf(WHO, m.who);
     return who ? { who } : undefined;
   },
 

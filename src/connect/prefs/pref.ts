@@ -74,3 +74,8 @@ export function objectWith(input: unknown, what: string, keys: readonly string[]
   if (extra.length > 0) throw new PrefInputError(`${what} does not take ${extra.join(", ")}`);
   return input as Record<string, unknown>;
 }
+
+/** The API name of a proto enum value, by a map from names to values; undefined for a value the map lacks. */
+export function nameOf<K extends string, E>(names: Record<K, E>, value: E): K | undefined {
+  return (Object.keys(names) as K[]).find((k) => names[k] === value);
+}
