@@ -19,8 +19,9 @@ import {
   NONE,
   toUser,
 } from "../durable-objects/team-cache/queries";
-import { LOAD_PAGE, TeamCache } from "../durable-objects/team-cache/team-cache";
+import { type CacheError, LOAD_PAGE, TeamCache } from "../durable-objects/team-cache/team-cache";
 import { directorySourceFor, driverFor } from "../platform/deps";
+import { statusOf } from "../platform/error-status";
 import { verifyToken } from "../src/auth/tokens";
 import type { DirUser } from "../src/directory/model";
 import type { DirectorySource } from "../src/directory/source";
@@ -194,8 +195,8 @@ async function cacheAnswer(
   args: unknown[],
 ): Promise<unknown> {
   const a = args as [never, never, never];
-  const value = <T>(r: { ok: true; value: T } | { ok: false; status: number; message: string }): T => {
-    if (!r.ok) throw new HttpFail(r.status, r.message);
+  const value = <T>(r: { ok: true; value: T } | CacheError): T => {
+    if (!r.ok) throw new HttpFail(statusOf(r.kind, r.code), r.message);
     return r.value;
   };
   switch (op) {

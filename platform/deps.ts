@@ -172,27 +172,69 @@ export function changePublisherFor(env: Env): ChangePublisher {
   };
 }
 
+/**
+ * The ports of one caller (a request, a queue batch, a cron run), each built
+ * on first use and kept: a queue batch of domain mutations builds the driver
+ * and the team store, never the directory store or the classify policy.
+ * Spreading the result reads (so builds) every port: pass the fields a use
+ * case needs instead.
+ */
 export function depsFor(env: Env, background?: Background): Deps {
-  const driver = driverFor(env, background);
-  const store = sqlStore(driver);
+  const driver = once(() => driverFor(env, background));
+  const store = once(() => sqlStore(driver()));
+  const directory = once(() => directoryStore(driver()));
+  const mutations = once(() => queueMutationPublisher(env.DOMAIN_MUTATIONS as Queue<DomainMutationMessage>));
+  const heals = once(() => queueHealPublisher(env.HEALS as Queue<HealRequest>));
+  const changes = once(() => changePublisherFor(env));
   return {
-    store,
-    counts: store,
-    mutations: queueMutationPublisher(env.DOMAIN_MUTATIONS as Queue<DomainMutationMessage>),
-    heals: queueHealPublisher(env.HEALS as Queue<HealRequest>),
+    get store() {
+      return store();
+    },
+    get counts() {
+      return store();
+    },
+    get mutations() {
+      return mutations();
+    },
+    get heals() {
+      return heals();
+    },
     clock: systemClock,
-    policy: policyFor(env),
-    staleAfterMs: Number(env.HEAL_STALE_AFTER_MINUTES || "1440") * 60_000,
-    settleSeconds: Number(env.HEAL_SETTLE_SECONDS || "30"),
-    healLeaseMs: secondsVar(env.HEAL_LEASE_SECONDS, DEFAULT_LEASE_MS / 1000) * 1000,
-    redeliverAfterMs: secondsVar(env.OUTBOX_REDELIVER_AFTER_SECONDS, REDELIVER_AFTER_MS / 1000) * 1000,
-    directory: directoryStore(driver),
-    changes: changePublisherFor(env),
+    get policy() {
+      return policyFor(env);
+    },
+    get staleAfterMs() {
+      return Number(env.HEAL_STALE_AFTER_MINUTES || "1440") * 60_000;
+    },
+    get settleSeconds() {
+      return Number(env.HEAL_SETTLE_SECONDS || "30");
+    },
+    get healLeaseMs() {
+      return secondsVar(env.HEAL_LEASE_SECONDS, DEFAULT_LEASE_MS / 1000) * 1000;
+    },
+    get redeliverAfterMs() {
+      return secondsVar(env.OUTBOX_REDELIVER_AFTER_SECONDS, REDELIVER_AFTER_MS / 1000) * 1000;
+    },
+    get directory() {
+      return directory();
+    },
+    get changes() {
+      return changes();
+    },
     onPublishError: (error) =>
       console.error(
         "a push after a committed write failed; the outbox sweep or the cache's catch-up delivers it",
         error,
       ),
+  };
+}
+
+/** A value built on the first call and kept. */
+function once<T>(build: () => T): () => T {
+  let built: { value: T } | undefined;
+  return () => {
+    built ??= { value: build() };
+    return built.value;
   };
 }
 

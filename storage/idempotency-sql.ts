@@ -1,6 +1,7 @@
-import type { IdempotencyRecord } from "../src/teams/team-store";
+import type { IdempotencyRecord, TeamStore } from "../src/teams/team-store";
 import type { Guard } from "./change-log";
-import type { Statement } from "./sql-driver";
+import { deleteOldest } from "./portable-sql";
+import type { SqlDriver, Statement } from "./sql-driver";
 
 // The Idempotency-Key record (src/teams/idempotency.ts) as statements for a
 // write's own atomic unit, shared by the team store and the directory store:
@@ -22,4 +23,22 @@ export function idempotencyInsert(teamId: string, record: IdempotencyRecord | un
       params: [...values, teamId, ...guard.params],
     },
   ];
+}
+
+/** The recorded keys: read one back (a retry), prune old ones (the cron sweep). */
+export function idempotencyKeys(driver: SqlDriver): Pick<TeamStore, "idempotencyRecord" | "pruneIdempotencyKeys"> {
+  return {
+    async idempotencyRecord(teamId, key) {
+      const rows = await driver.all(
+        "SELECT `request_hash` AS h, `result` AS r, `created_at` AS t FROM idempotency_keys WHERE `team_id` = ? AND `idem_key` = ?",
+        [teamId, key],
+      );
+      const row = rows[0];
+      return row ? { key, requestHash: String(row.h), result: String(row.r), at: Number(row.t) } : null;
+    },
+
+    async pruneIdempotencyKeys(before, limit) {
+      return deleteOldest(driver, "idempotency_keys", "created_at", before, limit);
+    },
+  };
 }

@@ -1,5 +1,5 @@
 import { isRole, type Role } from "../src/teams/model";
-import type { Dialect, Statement } from "./sql-driver";
+import type { Dialect, SqlDriver, Statement } from "./sql-driver";
 
 // The pieces of SQL where SQLite/D1 and MySQL differ, and the value coercions
 // both stores need. D1 binds at most 100 parameters per statement, so bulk
@@ -63,4 +63,34 @@ export function numOrNull(v: unknown): number | null {
 export function roleOf(v: unknown): Role {
   if (!isRole(v)) throw new Error(`corrupt role in storage: ${String(v)}`);
   return v;
+}
+
+/** Rows per IN-list or bulk statement on this dialect. */
+export function chunkSizeOf(d: Dialect): number {
+  return d === "mysql" ? MYSQL_CHUNK : SQLITE_CHUNK;
+}
+
+/** `col = ?` pairs for the fields a patch sets (undefined means "leave it"). */
+export function assignments(fields: Record<string, unknown>): { sets: string[]; params: unknown[] } {
+  const present = Object.entries(fields).filter(([, v]) => v !== undefined);
+  return { sets: present.map(([k]) => `\`${k}\` = ?`), params: present.map(([, v]) => v) };
+}
+
+/**
+ * Deletes up to `limit` rows whose `column` is below `before`, oldest first.
+ * SQLite (as D1 builds it) has no DELETE ... LIMIT, so it picks rowids.
+ */
+export async function deleteOldest(
+  driver: SqlDriver,
+  table: "applied_mutations" | "idempotency_keys" | "staged_users",
+  column: "applied_at" | "created_at" | "staged_at",
+  before: number,
+  limit: number,
+): Promise<number> {
+  const sql =
+    driver.dialect === "sqlite"
+      ? `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE \`${column}\` < ? ORDER BY \`${column}\` LIMIT ?)`
+      : `DELETE FROM ${table} WHERE \`${column}\` < ? ORDER BY \`${column}\` LIMIT ?`;
+  const { changes } = await driver.run(sql, [before, limit]);
+  return changes;
 }

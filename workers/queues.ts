@@ -50,7 +50,10 @@ async function consumeHeals(batch: MessageBatch<unknown>, env: Env, background?:
         m.ack();
         continue;
       }
-      const outcome = await healTeam(request.teamId, { ...deps, owner: `${m.id}`, leaseMs: deps.healLeaseMs });
+      // Named, not spread: spreading deps would build every port (depsFor).
+      const { store, counts, heals, mutations, clock, settleSeconds, healLeaseMs: leaseMs } = deps;
+      const healer = { store, counts, heals, mutations, clock, settleSeconds, leaseMs, owner: `${m.id}` };
+      const outcome = await healTeam(request.teamId, healer);
       console.log(JSON.stringify({ consumer: "heals", reason: request.reason, ...outcome }));
       if (outcome.status === "busy") m.retry({ delaySeconds: busyRetrySeconds(outcome.retryAfterMs) });
       else m.ack();

@@ -1,4 +1,5 @@
 import { teamCacheOf } from "../../platform/stubs";
+import type { ErrorKind } from "../../src/errors";
 import type {
   Access,
   Actor,
@@ -17,10 +18,11 @@ import type {
 /** Users per actors() call to the cache: one RPC for the usual handful, pages for a whole gateway. */
 const ACTOR_PAGE = 1_000;
 
-type Denial = { ok: false; status: number; message: string };
+type Denial = { ok: false; kind: ErrorKind; message: string };
 
+/** Not found stays not found; any other refusal (forbidden, a bad cursor) is forbidden. */
 function denied(r: Denial): Exclude<Access, { ok: true }> {
-  return { ok: false, code: r.status === 404 ? "not_found" : "forbidden", message: r.message };
+  return { ok: false, code: r.kind === "not_found" ? "not_found" : "forbidden", message: r.message };
 }
 
 function cacheOf(env: Env, team: string) {

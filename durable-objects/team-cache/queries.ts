@@ -1,3 +1,4 @@
+import { type ChannelCardBase, channelCard, type UserCard, userCard } from "../../src/directory/cards";
 import type { Sql } from "./cache-db";
 import { getMeta } from "./cache-db";
 import { prefixEnd, prefixOf, queryTokens } from "./normalize";
@@ -15,27 +16,10 @@ export interface Viewer {
   isGuest: boolean;
 }
 
-export interface UserCard {
-  id: string;
-  name: string;
-  real_name: string;
-  display_name: string;
-  title: string;
-  avatar_hash: string;
-  tz: string;
-  is_bot: boolean;
-  role: string;
-  deleted: boolean;
-}
+export type { UserCard };
 
-export interface ChannelCard {
-  id: string;
-  name: string;
-  topic: string;
-  purpose: string;
-  is_private: boolean;
-  is_archived: boolean;
-  is_shared: boolean;
+/** The shared channel card plus the viewer's view of it. */
+export interface ChannelCard extends ChannelCardBase {
   member_count: number;
   is_member: boolean;
 }
@@ -733,29 +717,31 @@ export class CursorError extends Error {
 
 /** A user row (users table columns, `deleted` as 0/1) as clients see it. */
 export function toUser(r: Record<string, unknown>): UserCard {
-  return {
+  return userCard({
     id: String(r.id),
     name: String(r.name),
-    real_name: String(r.real_name),
-    display_name: String(r.display_name),
+    realName: String(r.real_name),
+    displayName: String(r.display_name),
     title: String(r.title),
-    avatar_hash: String(r.avatar_hash),
+    avatarHash: String(r.avatar_hash),
     tz: String(r.tz),
-    is_bot: Number(r.is_bot) === 1,
+    isBot: Number(r.is_bot) === 1,
     role: String(r.role),
     deleted: Number(r.deleted) === 1,
-  };
+  });
 }
 
 function toChannel(r: Row): ChannelCard {
   return {
-    id: String(r.id),
-    name: String(r.name),
-    topic: String(r.topic),
-    purpose: String(r.purpose),
-    is_private: Number(r.is_private) === 1,
-    is_archived: Number(r.is_archived) === 1,
-    is_shared: String(r.shared_with) !== "[]",
+    ...channelCard({
+      id: String(r.id),
+      name: String(r.name),
+      topic: String(r.topic),
+      purpose: String(r.purpose),
+      isPrivate: Number(r.is_private) === 1,
+      isArchived: Number(r.is_archived) === 1,
+      isShared: String(r.shared_with) !== "[]",
+    }),
     member_count: Number(r.member_count),
     is_member: Number(r.is_member) === 1,
   };

@@ -4,6 +4,7 @@ import { sharedChannelNamed, teamCacheOf } from "../../platform/stubs";
 import { mayUseTeam } from "../../src/auth/policy";
 import type { ChangeEvent, DirectoryChange } from "../../src/directory/model";
 import type { DirectorySource } from "../../src/directory/source";
+import type { ErrorCode, ErrorKind } from "../../src/errors";
 import { isRole, type Role } from "../../src/teams/model";
 import { sharedChannelName } from "../shared-channel/shared-channel";
 import {
@@ -50,7 +51,13 @@ import {
 // pages), then kept current by change events. Queries never touch the
 // database. After eviction the object reopens its SQLite as it was.
 
-export type CacheError = { ok: false; status: 400 | 403 | 404; code: string; message: string };
+/** A refusal, in the domain's words (src/errors.ts): the edge maps the kind to a status. */
+export type CacheError = {
+  ok: false;
+  kind: Extract<ErrorKind, "invalid" | "forbidden" | "not_found">;
+  code: Extract<ErrorCode, "bad_request" | "forbidden" | "not_found">;
+  message: string;
+};
 export type CacheResult<T> = { ok: true; value: T } | CacheError;
 
 export interface CacheStats {
@@ -382,11 +389,12 @@ export class TeamCache extends DurableObject<Env> {
       teamId,
     );
     const v = decision.ok ? viewerOf(this.sql, viewerId) : null;
-    if (!v) return { ok: false, status: 403, code: "forbidden", message: "not an active member of this team" };
+    if (!v) return { ok: false, kind: "forbidden", code: "forbidden", message: "not an active member of this team" };
     try {
       return run(v);
     } catch (error) {
-      if (error instanceof CursorError) return { ok: false, status: 400, code: "bad_request", message: error.message };
+      if (error instanceof CursorError)
+        return { ok: false, kind: "invalid", code: "bad_request", message: error.message };
       throw error;
     }
   }
@@ -631,5 +639,5 @@ function ok<T>(value: T): CacheResult<T> {
 }
 
 function notFound(message: string): CacheError {
-  return { ok: false, status: 404, code: "not_found", message };
+  return { ok: false, kind: "not_found", code: "not_found", message };
 }

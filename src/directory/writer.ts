@@ -2,7 +2,9 @@ import { newId } from "../ids";
 import type { IdempotencyRecord } from "../teams/team-store";
 import type { ChangeEvent, DirChannel, DirUser, Membership } from "./model";
 
-// Writes to the directory's source of truth (adapter: storage/directory-store.ts).
+// Writes to the directory's source of truth: the input rules (rules.ts, applied
+// by service.ts) in front of the SQL adapter (storage/directory/, composed by
+// storage/directory-store.ts).
 // Every write that changes something is one atomic unit: the entity rows, a
 // bump of the team's directory version, and one change-log row per version,
 // so versions are dense, never reused, and never ahead of (or behind) the data.

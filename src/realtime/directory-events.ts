@@ -1,4 +1,5 @@
-import type { ChangeEvent, DirChannel, DirUser } from "../directory/model";
+import { type ChannelCardBase, dirChannelCard, type UserCard, userCard } from "../directory/cards";
+import type { ChangeEvent, DirUser } from "../directory/model";
 import type { TopicPublisher } from "./ports";
 import type { ClientTopic } from "./protocol";
 import { channelTopic, topicKey } from "./topics";
@@ -26,37 +27,10 @@ export interface TopicEventOut {
 }
 
 export type DirectoryRealtimeEvent =
-  | { type: "user_changed"; user: ReturnType<typeof userCard> }
-  | { type: "channel_changed"; channel: ReturnType<typeof channelCard> }
+  | { type: "user_changed"; user: UserCard }
+  | { type: "channel_changed"; channel: ChannelCardBase }
   | { type: "member_joined" | "member_left"; channel: string; user: string; user_team: string }
   | { type: "directory_reload" };
-
-export function userCard(u: DirUser) {
-  return {
-    id: u.id,
-    name: u.name,
-    real_name: u.realName,
-    display_name: u.displayName,
-    title: u.title,
-    avatar_hash: u.avatarHash,
-    tz: u.tz,
-    is_bot: u.isBot,
-    role: u.role,
-    deleted: u.deleted,
-  };
-}
-
-function channelCard(c: DirChannel) {
-  return {
-    id: c.id,
-    name: c.name,
-    topic: c.topic,
-    purpose: c.purpose,
-    is_private: c.isPrivate,
-    is_archived: c.isArchived,
-    is_shared: c.sharedWith.length > 0,
-  };
-}
 
 /** The topic events one directory change becomes. */
 export function directoryTopicEvents(e: ChangeEvent): TopicEventOut[] {
@@ -70,7 +44,7 @@ export function directoryTopicEvents(e: ChangeEvent): TopicEventOut[] {
     case "user":
       return [out(c.user.teamId, "team", { type: "user_changed", user: userCard(c.user) })];
     case "channel": {
-      const event: DirectoryRealtimeEvent = { type: "channel_changed", channel: channelCard(c.channel) };
+      const event: DirectoryRealtimeEvent = { type: "channel_changed", channel: dirChannelCard(c.channel) };
       if (c.channel.isPrivate) return [out(c.channel.teamId, channelTopic(c.channel.id), event)];
       return [c.channel.teamId, ...c.channel.sharedWith].map((team) => out(team, "team", event));
     }

@@ -354,7 +354,8 @@ function contributionOf(u: User): Contribution {
   return { domain: u.domain, role: u.role, active: !u.deactivated };
 }
 
-async function requireTeam(store: TeamStore, teamId: string): Promise<Team> {
+/** The team, or not_found. */
+export async function requireTeam(store: Pick<TeamStore, "getTeam">, teamId: string): Promise<Team> {
   const team = await store.getTeam(teamId);
   if (!team) throw notFound(`team ${teamId} not found`);
   return team;

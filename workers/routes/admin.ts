@@ -1,8 +1,9 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { mayAdminister, mayChangeUser, mayOperate } from "../../src/auth/policy";
-import { invalidBody, notFound } from "../../src/errors";
+import { invalidBody } from "../../src/errors";
 import { parseEmail } from "../../src/invites/email";
+import { domainCounts, getTeam, getUser, requestHeal } from "../../src/teams/admin";
 import {
   changeUserOnce,
   createTeam,
@@ -68,9 +69,7 @@ export const adminRoutes = new Hono<AppEnv>()
   .get("/teams/:team", async (c) => {
     const teamId = c.req.param("team");
     await authorize(c, (p) => mayAdminister(p, teamId));
-    const team = await c.get("deps").store.getTeam(teamId);
-    if (!team) throw notFound(`team ${teamId} not found`);
-    return c.json({ team: teamJson(team) });
+    return c.json({ team: teamJson(await getTeam(c.get("deps"), teamId)) });
   })
   .patch("/teams/:team", async (c) => {
     const teamId = c.req.param("team");
@@ -114,9 +113,7 @@ export const adminRoutes = new Hono<AppEnv>()
   .get("/teams/:team/users/:user", async (c) => {
     const teamId = c.req.param("team");
     await authorize(c, (p) => mayAdminister(p, teamId));
-    const user = await c.get("deps").store.getUser(teamId, c.req.param("user"));
-    if (!user) throw notFound(`user ${c.req.param("user")} not found in team ${teamId}`);
-    return c.json({ user: userJson(user) });
+    return c.json({ user: userJson(await getUser(c.get("deps"), teamId, c.req.param("user"))) });
   })
   .patch("/teams/:team/users/:user", async (c) => {
     const teamId = c.req.param("team");
@@ -151,18 +148,13 @@ export const adminRoutes = new Hono<AppEnv>()
   .get("/teams/:team/domains", async (c) => {
     const teamId = c.req.param("team");
     await authorize(c, (p) => mayAdminister(p, teamId));
-    const counts = await c.get("deps").counts.readAllCounts(teamId);
+    const counts = await domainCounts(c.get("deps"), teamId);
     return c.json({ counts: counts.map(({ domain, role, count }) => ({ domain, role, count })) });
   })
   .post("/teams/:team/heal", async (c) => {
     const teamId = c.req.param("team");
     await authorize(c, (p) => mayAdminister(p, teamId));
-    const deps = c.get("deps");
-    if (!(await deps.store.getTeam(teamId))) throw notFound(`team ${teamId} not found`);
-    // Flagged first: a request the queue loses is asked again by the cron sweep.
-    const now = deps.clock.now();
-    await deps.store.markHealNeeded(teamId, now);
-    await deps.heals.requestHeal({ v: 1, teamId, reason: "admin", requestedAt: now });
+    await requestHeal(c.get("deps"), teamId);
     return c.json({ queued: true }, 202);
   });
 

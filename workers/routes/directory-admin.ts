@@ -1,8 +1,17 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { mayAdminister, mayShareAcrossTeams } from "../../src/auth/policy";
-import { importChannelsOnce, importMembershipsOnce } from "../../src/directory/imports";
-import type { ChangeEvent, DirChannel, DirUser } from "../../src/directory/model";
+import {
+  addMembers,
+  createChannel,
+  importChannels,
+  importMemberships,
+  removeMember,
+  shareChannel,
+  updateChannel,
+  updateProfile,
+} from "../../src/directory/admin";
+import { adminChannel, adminProfile } from "../../src/directory/cards";
 import {
   CHANNEL_TEXT_MAX,
   type MembershipInput,
@@ -10,16 +19,16 @@ import {
   newChannelId,
   normalizeChannelName,
   PROFILE_MAX,
+  type ProfilePatch,
 } from "../../src/directory/writer";
 import { authorize } from "../auth";
 import { type AppContext, type AppEnv, idempotencyOf, jsonBody } from "../http";
 import { issuesOf, readImport } from "../import-body";
 
 // Admin API over the directory (channels, memberships, profiles): the source
-// of truth the edge caches load from. Every write commits (entity, version
-// bump and change-log row in one unit, storage/directory-store.ts), then
-// publishes the events it produced to the team caches. A failed publish is
-// the cache's gap to recover (changesSince), not the caller's error.
+// of truth the edge caches load from. Each handler parses, authorizes and
+// calls one use case of src/directory/admin.ts, which commits the write and
+// publishes its events to the team caches.
 
 /** Same rule as the team and user ids of admin.ts. */
 const ID = z
@@ -95,31 +104,21 @@ export const IMPORT_MAX_MEMBERSHIPS = 50_000;
 
 export const directoryAdminRoutes = new Hono<AppEnv>()
   .post("/teams/:team/channels/import", async (c) => {
-    const teamId = c.req.param("team");
-    await authorize(c, (p) => mayAdminister(p, teamId));
+    const teamId = await asAdmin(c);
     const channels = await readImport(c, "channels", IMPORT_MAX_CHANNELS, (value) => {
       const parsed = NewChannelBody.safeParse(value);
       return parsed.success ? { ok: true, value: toNewChannel(parsed.data) } : issuesOf(parsed.error);
     });
-    const { value, replayed, events } = await importChannelsOnce(
-      c.get("deps"),
-      teamId,
-      channels,
-      await idempotencyOf(c, channels),
-    );
-    await publishChanges(c, events);
+    const idempotency = await idempotencyOf(c, channels);
+    const { value, replayed } = await importChannels(c.get("deps"), teamId, channels, idempotency);
     if (replayed) c.header("idempotent-replayed", "true");
     return c.json(value, 201);
   })
   .post("/teams/:team/memberships/import", async (c) => {
-    const teamId = c.req.param("team");
-    await authorize(c, (p) => mayAdminister(p, teamId));
+    const teamId = await asAdmin(c);
     const rows = await readImport(c, "memberships", IMPORT_MAX_MEMBERSHIPS, (value) => {
       const parsed = MembershipLine.safeParse(value);
-      if (!parsed.success) return issuesOf(parsed.error);
-      const m: MembershipInput = { channelId: parsed.data.channel_id, userId: parsed.data.user_id };
-      if (parsed.data.user_team_id) m.userTeamId = parsed.data.user_team_id;
-      return { ok: true, value: m };
+      return parsed.success ? { ok: true, value: toMembershipInput(parsed.data) } : issuesOf(parsed.error);
     });
     // Another team's users: the same rule as /members and /share. Without it a
     // host admin adds a partner team's users alone, and the 201-or-404 tells
@@ -127,68 +126,42 @@ export const directoryAdminRoutes = new Hono<AppEnv>()
     if (rows.some((m) => m.userTeamId !== undefined && m.userTeamId !== teamId)) {
       await authorize(c, mayShareAcrossTeams);
     }
-    const { value, replayed, events } = await importMembershipsOnce(
-      c.get("deps"),
-      teamId,
-      rows,
-      await idempotencyOf(c, rows),
-    );
-    await publishChanges(c, events);
+    const idempotency = await idempotencyOf(c, rows);
+    const { value, replayed } = await importMemberships(c.get("deps"), teamId, rows, idempotency);
     if (replayed) c.header("idempotent-replayed", "true");
     return c.json(value, 201);
   })
   .post("/teams/:team/channels", async (c) => {
-    const teamId = c.req.param("team");
-    await authorize(c, (p) => mayAdminister(p, teamId));
+    const teamId = await asAdmin(c);
     const body = await jsonBody(c, NewChannelBody);
-    const deps = c.get("deps");
-    const { channel, events } = await deps.directory.createChannel(teamId, toNewChannel(body), deps.clock.now());
-    await publishChanges(c, events);
-    return c.json({ channel: channelJson(channel) }, 201);
+    const { channel } = await createChannel(c.get("deps"), teamId, toNewChannel(body));
+    return c.json({ channel: adminChannel(channel) }, 201);
   })
   .patch("/teams/:team/channels/:channel", async (c) => {
-    const teamId = c.req.param("team");
-    await authorize(c, (p) => mayAdminister(p, teamId));
+    const teamId = await asAdmin(c);
     const body = await jsonBody(c, ChannelChange);
-    const deps = c.get("deps");
-    const { channel, events } = await deps.directory.updateChannel(
-      teamId,
-      c.req.param("channel"),
-      { name: body.name, topic: body.topic, purpose: body.purpose, isArchived: body.archived, isPrivate: body.private },
-      deps.clock.now(),
-    );
-    await publishChanges(c, events);
-    return c.json({ channel: channelJson(channel) });
+    const patch = {
+      name: body.name,
+      topic: body.topic,
+      purpose: body.purpose,
+      isArchived: body.archived,
+      isPrivate: body.private,
+    };
+    const { channel } = await updateChannel(c.get("deps"), teamId, c.req.param("channel"), patch);
+    return c.json({ channel: adminChannel(channel) });
   })
   .post("/teams/:team/channels/:channel/members", async (c) => {
-    const teamId = c.req.param("team");
-    await authorize(c, (p) => mayAdminister(p, teamId));
+    const teamId = await asAdmin(c);
     const body = await jsonBody(c, MembersBody);
     // Adding another team's users: the same rule as sharing (see /share).
     if (body.team_id !== undefined && body.team_id !== teamId) await authorize(c, mayShareAcrossTeams);
-    const deps = c.get("deps");
-    const members = body.user_ids.map((userId) => ({ userId, userTeamId: body.team_id }));
-    const { added, unchanged, events } = await deps.directory.addMembers(
-      teamId,
-      c.req.param("channel"),
-      members,
-      deps.clock.now(),
-    );
-    await publishChanges(c, events);
-    return c.json({ added: added.map((m) => m.userId), unchanged });
+    const channelId = c.req.param("channel");
+    return c.json(await addMembers(c.get("deps"), teamId, channelId, body.user_ids, body.team_id));
   })
   .delete("/teams/:team/channels/:channel/members/:user", async (c) => {
-    const teamId = c.req.param("team");
-    await authorize(c, (p) => mayAdminister(p, teamId));
-    const deps = c.get("deps");
-    const { removed, events } = await deps.directory.removeMembers(
-      teamId,
-      c.req.param("channel"),
-      [c.req.param("user")],
-      deps.clock.now(),
-    );
-    await publishChanges(c, events);
-    return c.json({ removed: removed.length > 0 });
+    const teamId = await asAdmin(c);
+    const removed = await removeMember(c.get("deps"), teamId, c.req.param("channel"), c.req.param("user"));
+    return c.json({ removed });
   })
   .post("/teams/:team/channels/:channel/share", async (c) => {
     const teamId = c.req.param("team");
@@ -197,54 +170,39 @@ export const directoryAdminRoutes = new Hono<AppEnv>()
     // team's consent, and the answer would tell whether a team id exists.
     await authorize(c, mayShareAcrossTeams);
     const body = await jsonBody(c, ShareBody);
-    const deps = c.get("deps");
-    const { channel, events } = await deps.directory.shareChannel(
-      teamId,
-      c.req.param("channel"),
-      body.team_id,
-      deps.clock.now(),
-    );
-    await publishChanges(c, events);
-    return c.json({ channel: channelJson(channel) });
+    const { channel } = await shareChannel(c.get("deps"), teamId, c.req.param("channel"), body.team_id);
+    return c.json({ channel: adminChannel(channel) });
   })
   .patch("/teams/:team/users/:user/profile", async (c) => {
-    const teamId = c.req.param("team");
-    await authorize(c, (p) => mayAdminister(p, teamId));
+    const teamId = await asAdmin(c);
     const body = await jsonBody(c, ProfileChange);
-    const deps = c.get("deps");
-    const { user, events } = await deps.directory.updateProfile(
-      teamId,
-      c.req.param("user"),
-      {
-        name: body.name,
-        realName: body.real_name,
-        displayName: body.display_name,
-        title: body.title,
-        avatarHash: body.avatar_hash,
-        tz: body.tz,
-        isBot: body.is_bot,
-      },
-      deps.clock.now(),
-    );
-    await publishChanges(c, events);
-    return c.json({ user: profileJson(user) });
+    const { user } = await updateProfile(c.get("deps"), teamId, c.req.param("user"), toProfilePatch(body));
+    return c.json({ user: adminProfile(user) });
   });
 
-/** Publishes events team by team, in version order; failures are logged, never the caller's error. */
-export async function publishChanges(c: AppContext, events: ChangeEvent[]): Promise<void> {
-  const byTeam = new Map<string, ChangeEvent[]>();
-  for (const e of events) byTeam.set(e.teamId, [...(byTeam.get(e.teamId) ?? []), e]);
-  const { changes } = c.get("deps");
-  for (const [teamId, list] of byTeam) {
-    try {
-      await changes.publish(
-        teamId,
-        list.sort((a, b) => a.version - b.version),
-      );
-    } catch (error) {
-      console.error(`directory publish to team ${teamId} failed; its cache catches up from the log`, error);
-    }
-  }
+/** The route's team, once the caller is allowed to administer it. */
+async function asAdmin(c: AppContext): Promise<string> {
+  const teamId = c.req.param("team") ?? "";
+  await authorize(c, (p) => mayAdminister(p, teamId));
+  return teamId;
+}
+
+function toMembershipInput(line: z.infer<typeof MembershipLine>): MembershipInput {
+  const m: MembershipInput = { channelId: line.channel_id, userId: line.user_id };
+  if (line.user_team_id) m.userTeamId = line.user_team_id;
+  return m;
+}
+
+function toProfilePatch(body: z.infer<typeof ProfileChange>): ProfilePatch {
+  return {
+    name: body.name,
+    realName: body.real_name,
+    displayName: body.display_name,
+    title: body.title,
+    avatarHash: body.avatar_hash,
+    tz: body.tz,
+    isBot: body.is_bot,
+  };
 }
 
 function toNewChannel(body: z.infer<typeof NewChannelBody>): NewChannel {
@@ -264,36 +222,4 @@ function isTimeZone(tz: string): boolean {
   } catch {
     return false;
   }
-}
-
-function channelJson(ch: DirChannel) {
-  return {
-    id: ch.id,
-    team_id: ch.teamId,
-    name: ch.name,
-    topic: ch.topic,
-    purpose: ch.purpose,
-    is_private: ch.isPrivate,
-    is_archived: ch.isArchived,
-    shared_with: ch.sharedWith,
-    created_at: ch.createdAt,
-    updated_at: ch.updatedAt,
-  };
-}
-
-function profileJson(u: DirUser) {
-  return {
-    id: u.id,
-    team_id: u.teamId,
-    name: u.name,
-    real_name: u.realName,
-    display_name: u.displayName,
-    title: u.title,
-    avatar_hash: u.avatarHash,
-    tz: u.tz,
-    is_bot: u.isBot,
-    role: u.role,
-    deactivated: u.deleted,
-    updated_at: u.updatedAt,
-  };
 }

@@ -1,8 +1,8 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import type { CacheError, CacheResult } from "../../durable-objects/team-cache/team-cache";
+import type { CacheResult } from "../../durable-objects/team-cache/team-cache";
 import { teamCacheOf } from "../../platform/stubs";
-import { badRequest, DomainError, type ErrorCode, type ErrorKind } from "../../src/errors";
+import { badRequest, DomainError } from "../../src/errors";
 import { type AppContext, type AppEnv, jsonBody } from "../http";
 
 // Lazy-load queries, answered by the caller's team cache (one Durable Object
@@ -56,16 +56,9 @@ function cacheFor(c: AppContext) {
   return { team, user, stub: teamCacheOf(c.env, team) };
 }
 
-/** The team cache still answers refusals with an HTTP status; read as the kind that answers it. */
-const CACHE_ERROR_KINDS = {
-  400: "invalid",
-  403: "forbidden",
-  404: "not_found",
-} as const satisfies Record<CacheError["status"], ErrorKind>;
-
 function unwrap<T>(result: CacheResult<T>): T {
   if (result.ok) return result.value;
-  throw new DomainError(CACHE_ERROR_KINDS[result.status], result.code as ErrorCode, result.message);
+  throw new DomainError(result.kind, result.code, result.message);
 }
 
 export const directoryRoutes = new Hono<AppEnv>()
