@@ -17,7 +17,7 @@ import { messageRoutes } from "./routes/messages";
 import { recommendRoutes } from "./routes/recommend";
 import { recommendAdminRoutes } from "./routes/recommend-admin";
 import { recommendFeatureRoutes } from "./routes/recommend-features";
-import { rtmConnectRoutes, rtmRoutes } from "./routes/rtm";
+import { socketRoutes, ticketRoutes } from "./routes/realtime";
 
 /** JSON bodies; the streamed imports (users, channels, memberships) have their own, larger, limit. */
 const JSON_LIMIT = 1024 * 1024;
@@ -64,7 +64,7 @@ export function createApp() {
   // WebSocket cannot set headers, so /v1/rtm takes a single-use ticket
   // (?ticket=, from POST /v1/rtm.connect) or a bearer header; never an
   // access token in the URL.
-  app.route("/v1/rtm", rtmRoutes);
+  app.route("/v1/rtm", socketRoutes);
 
   const bodyTooLarge = (limit: number) => () => {
     throw tooLarge(`request body larger than ${limit} bytes`);
@@ -108,7 +108,7 @@ export function createApp() {
   app.route("/v1/directory", directoryRoutes);
   app.route("/v1/channels", messageRoutes);
   app.route("/v1/recommend", recommendRoutes);
-  app.route("/v1/rtm.connect", rtmConnectRoutes);
+  app.route("/v1/rtm.connect", ticketRoutes);
   return app;
 }
 

@@ -19,7 +19,7 @@ import { positiveVar } from "../../src/vars";
 import { dirUser } from "../contract/fixtures";
 
 // The pure rules behind presence, annotation, directory events, admission and
-// rate limits. The end-to-end behaviour is in test/workers/rtm-control.test.ts.
+// rate limits. The end-to-end behaviour is in test/workers/realtime-sockets-control.test.ts.
 
 describe("token bucket", () => {
   it("allows a burst, then the rate, and says how long to wait", () => {

@@ -14,7 +14,7 @@ import { dirUser } from "../contract/fixtures";
 // The pure rules behind the real-time side's trust: tickets, the close
 // codes, per-poster rate limits, which directory changes re-check which
 // sockets, what a team-topic event is about, and the socket policy. End to
-// end: test/workers/rtm-trust.test.ts.
+// end: test/workers/realtime-sockets-trust.test.ts.
 
 const SECRET = "node-test-secret-0123456789abcdef-0123";
 

@@ -2,7 +2,7 @@ import { env, evictDurableObject, runInDurableObject, SELF } from "cloudflare:te
 import { beforeAll, describe, expect, it } from "vitest";
 import { PING_TEXT } from "../../src/realtime/protocol";
 import { api, ok, token } from "./client";
-import { buildTeam, Client, type Fixture, type Frame, MEMBERS, rtmUpgrade, sleep, ticketUrl } from "./rtm-fixture";
+import { buildTeam, Client, type Fixture, type Frame, MEMBERS, rtmUpgrade, sleep, ticketUrl } from "./realtime-fixture";
 
 // Real-time fan-out end to end, inside workerd: client WebSockets through the
 // Worker to gateway shards, messages through POST /v1/channels/:id/messages to

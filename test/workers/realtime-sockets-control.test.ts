@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { FRAME_BURST, retryAfterOf } from "../../src/realtime/protocol";
 import { gatewayName } from "../../src/realtime/topics";
 import { api, ok, platformToken, token } from "./client";
-import { buildTeam, Client, closedWith, type Fixture, type Frame, sleep } from "./rtm-fixture";
+import { buildTeam, Client, closedWith, type Fixture, type Frame, sleep } from "./realtime-fixture";
 
 // The real-time behaviours around delivery: presence subscriptions, just-in-
 // time profiles, access revoked by a membership change, directory events,

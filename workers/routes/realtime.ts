@@ -2,13 +2,14 @@ import { Hono } from "hono";
 import { GATEWAY_HEADERS } from "../../durable-objects/gateway/gateway";
 import { errorBody } from "../../platform/error-status";
 import { gatewayNamed } from "../../platform/stubs";
-import { isOperator, mayConnect, type Principal, parseOperators } from "../../src/auth/policy";
+import { mayConnect, type Principal } from "../../src/auth/policy";
 import { type Identity, verifyToken } from "../../src/auth/tokens";
-import { badRequest, unauthorized } from "../../src/errors";
+import { badRequest, forbidden, unauthorized } from "../../src/errors";
 import { parseHandshakeTopics } from "../../src/realtime/protocol";
 import { issueTicket, TICKET_TTL_SECONDS, ticketOf } from "../../src/realtime/tickets";
 import { gatewayName, parseShardCount } from "../../src/realtime/topics";
-import { authorize, enforce, secretOf } from "../auth";
+import type { Role } from "../../src/teams/model";
+import { authorize, secretOf } from "../auth";
 import type { AppContext, AppEnv } from "../http";
 
 // The client's one WebSocket, in two steps (the way Slack's rtm.connect
@@ -26,8 +27,7 @@ import type { AppContext, AppEnv } from "../http";
 //
 // Both steps read the user's live state: only an active member of the team
 // gets a ticket or a socket (403 otherwise, before any upgrade). The socket
-// goes to the user's gateway shard (gw:<team>:<n>), which reads that live
-// state (for the users connecting at once, in one call), uses the ticket
+// goes to the user's gateway shard (gw:<team>:<n>), which uses the ticket
 // up, applies its limits, closes the socket when the access token expires,
 // and speaks the protocol in src/realtime/protocol.ts (`?subscribe=`
 // subscribes in the handshake).
@@ -38,7 +38,7 @@ async function checkLive(c: AppContext, identity: Identity): Promise<Principal> 
   return authorize(c, (p) => mayConnect(p, identity.team));
 }
 
-export const rtmConnectRoutes = new Hono<AppEnv>().post("/", async (c) => {
+export const ticketRoutes = new Hono<AppEnv>().post("/", async (c) => {
   const identity = c.get("identity");
   await checkLive(c, identity);
   const { ticket, ttlSeconds } = await issueTicket(identity, secretOf(c.env), Math.floor(Date.now() / 1000));
@@ -83,7 +83,7 @@ async function credentialsOf(c: AppContext): Promise<Credentials> {
   return { identity: result.identity, ticket: null };
 }
 
-export const rtmRoutes = new Hono<AppEnv>().get("/", async (c) => {
+export const socketRoutes = new Hono<AppEnv>().get("/", async (c) => {
   const credentials = await credentialsOf(c);
   c.set("identity", credentials.identity);
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
@@ -93,14 +93,10 @@ export const rtmRoutes = new Hono<AppEnv>().get("/", async (c) => {
   const topics = subscribe === undefined ? [] : parseHandshakeTopics(subscribe);
   if (typeof topics === "string") throw badRequest(topics);
   const { team, user } = credentials.identity;
-  // Operators have no sockets (decided here, without I/O); whether the user
-  // is an active member now is read by the gateway, which asks the team
-  // cache once for everyone connecting at the same moment.
-  if (isOperator(parseOperators(c.env.PLATFORM_OPERATORS), team, user)) {
-    enforce(mayConnect({ kind: "operator", team, user }, team));
-  }
+  const principal = await checkLive(c, credentials.identity);
+  if (principal.kind !== "member") throw forbidden("not an active member of this team");
   const name = gatewayName(team, user, parseShardCount(c.env.GATEWAY_SHARDS));
-  const headers = handshakeHeaders(c.req.raw.headers, name, credentials, subscribe);
+  const headers = handshakeHeaders(c.req.raw.headers, name, credentials, principal.role, subscribe);
   return gatewayNamed(c.env, name).fetch("https://gateway/connect", { headers });
 });
 
@@ -113,6 +109,7 @@ function handshakeHeaders(
   client: Headers,
   gateway: string,
   { identity, ticket }: Credentials,
+  role: Role,
   subscribe: string | undefined,
 ): Headers {
   const headers = new Headers();
@@ -124,6 +121,7 @@ function handshakeHeaders(
   headers.set(GATEWAY_HEADERS.user, identity.user);
   headers.set(GATEWAY_HEADERS.gateway, gateway);
   headers.set(GATEWAY_HEADERS.exp, String(identity.exp));
+  headers.set(GATEWAY_HEADERS.role, role);
   if (subscribe !== undefined) headers.set(GATEWAY_HEADERS.subscribe, subscribe);
   if (ticket) {
     headers.set(GATEWAY_HEADERS.ticket, ticket.nonce);

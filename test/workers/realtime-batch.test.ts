@@ -2,7 +2,7 @@ import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_BATCH_FRAMES } from "../../src/realtime/protocol";
 import { api, ok, token } from "./client";
-import { buildTeam, Client, type Fixture, type Frame, MEMBERS, sleep } from "./rtm-fixture";
+import { buildTeam, Client, type Fixture, type Frame, MEMBERS, sleep } from "./realtime-fixture";
 
 // Frame coalescing, inside workerd: the frames a gateway has for one socket at
 // once (several events of a delivery, the profiles before them, a resume's
