@@ -14,10 +14,10 @@ import { directoryRoutes } from "./routes/directory";
 import { directoryAdminRoutes } from "./routes/directory-admin";
 import { inviteRoutes } from "./routes/invites";
 import { messageRoutes } from "./routes/messages";
+import { socketRoutes, ticketRoutes } from "./routes/realtime";
 import { recommendRoutes } from "./routes/recommend";
 import { recommendAdminRoutes } from "./routes/recommend-admin";
 import { recommendFeatureRoutes } from "./routes/recommend-features";
-import { socketRoutes, ticketRoutes } from "./routes/realtime";
 
 /** JSON bodies; the streamed imports (users, channels, memberships) have their own, larger, limit. */
 const JSON_LIMIT = 1024 * 1024;

@@ -5,7 +5,16 @@ import { CLOSE_CODES } from "../../src/realtime/protocol";
 import { TICKET_TTL_SECONDS } from "../../src/realtime/tickets";
 import { gatewayName } from "../../src/realtime/topics";
 import { api, ok, token } from "./client";
-import { buildTeam, Client, closedWith, type Fixture, type Frame, rtmUpgrade, sleep, ticketUrl } from "./realtime-fixture";
+import {
+  buildTeam,
+  Client,
+  closedWith,
+  type Fixture,
+  type Frame,
+  rtmUpgrade,
+  sleep,
+  ticketUrl,
+} from "./realtime-fixture";
 
 // Trust on the real-time side, inside workerd through the Worker: sockets
 // open with single-use tickets, only for active members; they close when
