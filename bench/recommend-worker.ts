@@ -1,3 +1,4 @@
+import { onnxRuntimeStats, onnxScorer, ortRuntime } from "../platform/models/onnx-runtime";
 import { foldLinear, linearParamsSchema, scoreLinear } from "../src/models/linear";
 import { featureMatrix, type ModelManifest, parseManifest } from "../src/models/manifest";
 import type { ModelEngine, ModelScorer } from "../src/models/ports";
@@ -6,12 +7,11 @@ import lrManifestJson from "../test/fixtures/models/lr/manifest.json";
 import lrOnnx from "../test/fixtures/models/lr/model.onnx";
 import xgbManifestJson from "../test/fixtures/models/xgboost/manifest.json";
 import xgbOnnx from "../test/fixtures/models/xgboost/model.onnx";
-import { onnxRuntimeStats, onnxScorer, ortRuntime } from "../workers/models/onnx-runtime";
 import { BATCH, benchRecords } from "./recommend-rows";
 
 // Benchmark-only Worker for `npm run bench:recommend` (bench/wrangler.recommend.toml,
 // never deployed): the fixture models (test/fixtures/models) through the real
-// model runtime (workers/models/onnx-runtime.ts: onnxruntime-web, wasm, one
+// model runtime (platform/models/onnx-runtime.ts: onnxruntime-web, wasm, one
 // thread), as served (LR and XGBoost graphs read into TypeScript) and the
 // plain TypeScript LR, on the bench batch (bench/recommend-rows.ts).
 //   POST /bench/cold   first use in a fresh isolate: runtime start, then each session

@@ -424,8 +424,8 @@ export async function bundleSection(_options: SectionOptions): Promise<BenchResu
     writeFileSync(
       probe,
       `// Size probe for npm run bench:recommend (never deployed): the main Worker plus the model runtime.
-import { bundledModelStore } from "../../workers/models/bundled";
-import { ortRuntime } from "../../workers/models/onnx-runtime";
+import { bundledModelStore } from "../../platform/models/bundled";
+import { ortRuntime } from "../../platform/models/onnx-runtime";
 export * from "../../workers/index";
 export { default } from "../../workers/index";
 (globalThis as Record<string, unknown>).__modelRuntimeProbe = [ortRuntime, bundledModelStore];

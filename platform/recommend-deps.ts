@@ -1,5 +1,5 @@
-import { VISIBLE, type VisibleSet } from "../durable-objects/team-cache/queries";
 import { systemClock } from "../src/clock";
+import { VISIBLE, type VisibleSet } from "../src/directory/visible-set";
 import type { ModelLoader } from "../src/models/ports";
 import { fromBlock } from "../src/recommend/candidate-block";
 import type { ExperimentAdminPorts } from "../src/recommend/experiment-admin";
@@ -10,21 +10,21 @@ import type { ModelVersionPorts } from "../src/recommend/model-versions";
 import type { ChannelView, MemberLookup, RecDeps, RecLogSink, ServedLog, UserView } from "../src/recommend/ports";
 import type { ServePorts } from "../src/recommend/serve";
 import { featureStore } from "../storage/feature-store";
-import { metrics } from "../workers/metrics";
-import { type BundledModelStore, isolateBundledModels } from "../workers/models/bundled";
-import { r2ExperimentStore } from "../workers/models/experiment-store";
-import { r2ModelVersions } from "../workers/models/model-uploads";
-import { onnxModelLoader } from "../workers/models/onnx-runtime";
-import { r2ModelStore } from "../workers/models/r2-model-store";
-import { scorerSelectionDeps } from "../workers/models/scorer-selection";
 import { driverFor } from "./deps";
+import { metrics } from "./metrics";
+import { type BundledModelStore, isolateBundledModels } from "./models/bundled";
+import { r2ExperimentStore } from "./models/experiment-store";
+import { r2ModelVersions } from "./models/model-uploads";
+import { onnxModelLoader } from "./models/onnx-runtime";
+import { r2ModelStore } from "./models/r2-model-store";
+import { scorerSelectionDeps } from "./models/scorer-selection";
 import { recStoreOf, teamCacheOf } from "./stubs";
 
 // The recommend use cases' ports over the Worker's bindings (the recommend
 // side of the composition root, next to deps.ts): candidates and features
 // from the team's RecStore, what the user may see from the team's edge cache,
 // the served log and the rec-logs queue, experiments and model versions in
-// the MODELS bucket (workers/models/: R2, the bundled defaults, onnxruntime-web).
+// the MODELS bucket (platform/models/: R2, the bundled defaults, onnxruntime-web).
 
 /** What serving a recommendation needs; `background` is the invocation's waitUntil. */
 export function servePortsFor(env: Env, background: (work: Promise<unknown>) => void): ServePorts {

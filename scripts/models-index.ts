@@ -4,7 +4,7 @@ import { join, relative } from "node:path";
 
 // Generates the static imports of the models that ship with the Worker.
 // workerd has no file system and no import.meta.glob, so the bundled defaults
-// (workers/models/bundled.ts) and the parity test (test/workers/models.test.ts)
+// (platform/models/bundled.ts) and the parity test (test/workers/models.test.ts)
 // import every model folder under models/ through these generated files:
 //   models/index.ts   manifest.json + model.onnx of each model (bundled into the Worker)
 //   models/parity.ts  the same plus parity.json (tests only; keeps parity rows out of the Worker)

@@ -56,7 +56,7 @@ const SOURCES = (args.sources as string).split(",") as ReplaySource[];
 const CONCURRENCY = Number(args.concurrency);
 const WORK = resolve(args.work as string);
 const TEAM = "TLOOP";
-/** workers/models/experiment-store.ts EXPERIMENT_TTL_MS (10 s) plus a margin: serving picks a new experiment up by then. */
+/** platform/models/experiment-store.ts EXPERIMENT_TTL_MS (10 s) plus a margin: serving picks a new experiment up by then. */
 const EXPERIMENT_PICKUP_MS = 11_000;
 
 interface ArmStats {

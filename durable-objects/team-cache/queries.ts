@@ -1,4 +1,5 @@
 import { type ChannelCardBase, channelCard, type UserCard, userCard } from "../../src/directory/cards";
+import { VISIBLE, type VisibleSet } from "../../src/directory/visible-set";
 import type { Sql } from "./cache-db";
 import { getMeta } from "./cache-db";
 import { prefixEnd, prefixOf, queryTokens } from "./normalize";
@@ -486,12 +487,6 @@ export function directory(sql: Sql, v: Viewer, f: DirectoryFilter): Page<UserCar
  * about hundreds of candidates per request, and full cards would be built,
  * cloned across the RPC and thrown away.
  */
-export interface VisibleSet {
-  users: { ids: string[]; flags: number[] };
-  channels: { ids: string[]; names: string[]; flags: number[] };
-}
-/** VisibleSet flags. */
-export const VISIBLE = { deleted: 1, bot: 2, archived: 1, member: 2, private: 4 } as const;
 
 export function visibleSet(sql: Sql, v: Viewer, userIds: string[], channelIds: string[]): VisibleSet {
   const out: VisibleSet = { users: { ids: [], flags: [] }, channels: { ids: [], names: [], flags: [] } };

@@ -4,6 +4,7 @@ import { sharedChannelNamed, teamCacheOf } from "../../platform/stubs";
 import { mayUseTeam } from "../../src/auth/policy";
 import type { ChangeEvent, DirectoryChange } from "../../src/directory/model";
 import type { DirectorySource } from "../../src/directory/source";
+import type { VisibleSet } from "../../src/directory/visible-set";
 import type { ErrorCode, ErrorKind } from "../../src/errors";
 import { isRole, type Role } from "../../src/teams/model";
 import { sharedChannelName } from "../shared-channel/shared-channel";
@@ -41,7 +42,6 @@ import {
   type Suggestion,
   type UserCard,
   type Viewer,
-  type VisibleSet,
   viewerOf,
   visibleSet,
 } from "./queries";

@@ -1,7 +1,7 @@
 import type { ModelKey, ModelManifest } from "./manifest";
 
 // What recommenders need to score candidates with a trained model. The Worker
-// builds these from its bindings (workers/models/): R2 or the bundled defaults
+// builds these from its bindings (platform/models/): R2 or the bundled defaults
 // for bytes, onnxruntime-web for scoring. Domain code never imports bindings.
 
 export type ModelEngine = "onnxruntime-web" | "linear" | "trees";

@@ -39,7 +39,7 @@ export interface CurrentExperiment {
   problem: string | null;
 }
 
-/** Where experiments are kept (the Worker's: workers/models/experiment-store.ts, in the MODELS bucket). */
+/** Where experiments are kept (the Worker's: platform/models/experiment-store.ts, in the MODELS bucket). */
 export interface ExperimentStore {
   /** What serving uses: cached per isolate. `fresh` reads the store now (admin reads), refreshing the cache. */
   current(source: string, options?: { fresh?: boolean }): Promise<CurrentExperiment>;

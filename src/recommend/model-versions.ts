@@ -6,7 +6,7 @@ import type { OnnxGraph } from "../models/ports";
 // version is uploaded in two parts, manifest.json first, then model.onnx;
 // versions are immutable, a bundled version cannot be uploaded over, and
 // model.onnx is only kept once the runtime took it (the store's rules:
-// workers/models/model-uploads.ts keeps them in the MODELS bucket). A refused
+// platform/models/model-uploads.ts keeps them in the MODELS bucket). A refused
 // upload changes nothing.
 
 /** The largest model.onnx taken (the XGBoost fixture, 200 trees of depth 6, is ~1 MB). */

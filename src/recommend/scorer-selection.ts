@@ -13,7 +13,7 @@ import type { RecMetrics } from "./ports";
 // rec_model_load_failures_total counts it.
 //
 // How a loaded model runs is the loader's business (the Worker's picks the
-// engine per ONNX graph: workers/models/onnx-runtime.ts).
+// engine per ONNX graph: platform/models/onnx-runtime.ts).
 
 /** The scorer a request uses, and the experiment arm that chose it. */
 export interface ScorerSelection {

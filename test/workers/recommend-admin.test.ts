@@ -4,6 +4,24 @@ import { bodyLimit } from "hono/body-limit";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { errorBody } from "../../platform/error-status";
+import { metrics } from "../../platform/metrics";
+import { bundledModelStore } from "../../platform/models/bundled";
+import {
+  defaultExperiment,
+  EXPERIMENT_TTL_MS,
+  type ExperimentCache,
+  experimentObjectKey,
+  r2ExperimentStore,
+} from "../../platform/models/experiment-store";
+import { MODEL_ONNX_MAX_BYTES } from "../../platform/models/model-uploads";
+import { onnxModelLoader } from "../../platform/models/onnx-runtime";
+import { r2ModelPrefix, r2ModelStore } from "../../platform/models/r2-model-store";
+import {
+  rememberingFailures,
+  type ScorerSelectionDeps,
+  scorerSelectionDeps,
+  selectScorer,
+} from "../../platform/models/scorer-selection";
 import { DomainError, tooLarge } from "../../src/errors";
 import type { ModelKey } from "../../src/models/manifest";
 import type { ModelLoader } from "../../src/models/ports";
@@ -11,24 +29,6 @@ import { assignArm, type Experiment } from "../../src/recommend/experiments";
 import type { Scorer } from "../../src/recommend/pipeline";
 import { requireToken } from "../../workers/auth";
 import { type AppEnv, errorResponse } from "../../workers/http";
-import { metrics } from "../../workers/metrics";
-import { bundledModelStore } from "../../workers/models/bundled";
-import {
-  defaultExperiment,
-  EXPERIMENT_TTL_MS,
-  type ExperimentCache,
-  experimentObjectKey,
-  r2ExperimentStore,
-} from "../../workers/models/experiment-store";
-import { MODEL_ONNX_MAX_BYTES } from "../../workers/models/model-uploads";
-import { onnxModelLoader } from "../../workers/models/onnx-runtime";
-import { r2ModelPrefix, r2ModelStore } from "../../workers/models/r2-model-store";
-import {
-  rememberingFailures,
-  type ScorerSelectionDeps,
-  scorerSelectionDeps,
-  selectScorer,
-} from "../../workers/models/scorer-selection";
 import { createRecommendAdminRoutes, recommendAdminRoutes } from "../../workers/routes/recommend-admin";
 import lrManifest from "../fixtures/models/lr/manifest.json";
 import lrOnnx from "../fixtures/models/lr/model.onnx";

@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
+import type { BundledModelStore } from "../../platform/models/bundled";
 import { experimentAdminPortsFor, modelVersionPortsFor } from "../../platform/recommend-deps";
 import { mayOperate } from "../../src/auth/policy";
 import { DomainError, tooLarge, unsupportedMedia } from "../../src/errors";
@@ -16,7 +17,6 @@ import {
 import { isSource, SOURCE_NAMES } from "../../src/recommend/sources";
 import { authorize } from "../auth";
 import { type AppContext, type AppEnv, jsonBody } from "../http";
-import type { BundledModelStore } from "../models/bundled";
 
 // Operators' API over recommendations (platform scope only), mounted at /v1/admin:
 //   PUT|GET|DELETE /recommend/experiments/:source   the source's experiment (arms → models)
