@@ -4,6 +4,7 @@ import { AccessGuard } from "../../durable-objects/gateway/access-guard";
 import { Annotator } from "../../durable-objects/gateway/annotator";
 import { type Conn, IN_SYNC } from "../../durable-objects/gateway/conn";
 import { SharedPositions } from "../../durable-objects/gateway/positions";
+import { PresenceKeeper } from "../../durable-objects/gateway/presence-keeper";
 import { SocketIndex } from "../../durable-objects/gateway/sockets";
 import type { Actor, ProfileSource } from "../../src/realtime/ports";
 import type { SocketState } from "../../src/realtime/socket-state";
@@ -211,6 +212,45 @@ describe("AccessGuard", () => {
       expect(received.map((t) => JSON.parse(t))).toEqual([
         { v: 1, type: "unsubscribed", topics: ["channel:C1"], reason: "access_revoked" },
       ]);
+    });
+  });
+});
+
+describe("PresenceKeeper", () => {
+  it("publishes a user's first socket as active, their last as away after the grace period, and nothing for a blink", async () => {
+    await withStorage(async (storage) => {
+      const published: string[] = [];
+      const pending: Array<Promise<unknown>> = [];
+      const keeper = new PresenceKeeper(storage.storage.sql, {
+        async publish(key, changes) {
+          for (const c of changes) published.push(`${key} ${c.json}`);
+        },
+        graceMs: () => 1_000,
+        background: (work) => pending.push(work),
+      });
+      keeper.arrived("T1", "U1");
+      await Promise.all(pending);
+      expect(published).toHaveLength(1);
+      expect(published[0]).toMatch(/^presence:T1:\d+ /);
+      expect(JSON.parse(published[0]?.split(" ").slice(1).join(" ") ?? "{}")).toMatchObject({
+        user: "U1",
+        presence: "active",
+      });
+      const due = keeper.left("T1", "U1");
+      expect(keeper.pending).toBe(1);
+      expect(keeper.earliest()).toBe(due);
+      // Back within the grace period: nothing said, and at the due time still connected: nothing either.
+      keeper.arrived("T1", "U1");
+      await keeper.due(due, () => true);
+      expect(published).toHaveLength(1);
+      // Gone for good: away once due.
+      keeper.left("T1", "U1");
+      await keeper.due(due - 1, () => false);
+      expect(published).toHaveLength(1);
+      await keeper.due(Date.now() + 2_000, () => false);
+      expect(published).toHaveLength(2);
+      expect(published[1]).toContain('"away"');
+      expect(keeper.pending).toBe(0);
     });
   });
 });
