@@ -7,12 +7,11 @@ import { type SqlDriver, type Statement, UniqueViolation } from "./sql-driver";
 // by the payload it replaces (compare-and-set: two admins editing at once
 // never lose each other's change), and its audit lines.
 
-/** Bytes as each engine's driver returns them: Uint8Array, ArrayBuffer, or (D1) an array of numbers. */
+/** Bytes as each engine's driver returns them: Uint8Array (PlanetScale), ArrayBuffer or an array of numbers (D1). */
 function bytesOf(value: unknown): Uint8Array {
   if (value instanceof Uint8Array) return value;
   if (value instanceof ArrayBuffer) return new Uint8Array(value);
   if (Array.isArray(value)) return Uint8Array.from(value as number[]);
-  if (typeof value === "string") return new TextEncoder().encode(value);
   throw new Error("connect_prefs.prefs: not bytes");
 }
 

@@ -140,7 +140,7 @@ export class AccessGuard {
       if (!seesWholeTeam({ role: conn.state.role, active: true })) guests.add(conn.state.user);
     }
     if (team === null) return null;
-    const filter = await teamFilter({ profiles: this.ports.profiles, live: this.ports.live }, team, guests, events);
+    const filter = await teamFilter(this.ports, team, guests, events);
     return filter.about.size > 0 ? filter : null;
   }
 

@@ -282,8 +282,7 @@ export class Subscriptions {
       }
       if (topic === "team" && !seesWholeTeam({ role, active: true }) && replay.length > 0) {
         // A guest's missed team events: only those about what it may see.
-        const ports = { profiles: this.ports.profiles, live: this.ports.live };
-        const hidden = (await teamFilter(ports, team, new Set([user]), replay)).hidden.get(user);
+        const hidden = (await teamFilter(this.ports, team, new Set([user]), replay)).hidden.get(user);
         if (hidden) return { ok: true, topic, key, seq: page.seq, replay: replay.filter((e) => !hidden.has(e.seq)) };
       }
       return { ok: true, topic, key, seq: page.seq, replay };
