@@ -1,11 +1,9 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { convertV4MiniflareOptions, Log, LogLevel, Miniflare } from "miniflare";
-import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { signToken } from "../src/auth/tokens";
 import { topicKey } from "../src/realtime/topics";
-import { bundle, startBackend } from "../tools/harness/backend";
+import { bundle, startBackend, workerOptionsOf } from "../tools/harness/backend";
 import { type BenchResult, compare, printTable, writeResults } from "../tools/harness/results";
 import { descendantPids, median, percentile, processUsage } from "./harness";
 import {
@@ -386,56 +384,13 @@ async function adminCall(url: string, method: string, path: string, token: strin
   return text;
 }
 
-/**
- * What Miniflare needs to serve the wrangler.toml bundle, read by wrangler
- * itself from wrangler.toml (vars, Durable Objects, R2, queue producers,
- * module rules for the bundled .wasm): the Worker keeps gaining bindings, and
- * a hand-written copy here would fall behind.
- */
-function platformOptions(outdir: string): {
-  vars: Record<string, string>;
-  durableObjects: Record<string, { className: string; useSQLite: boolean }>;
-  extra: Record<string, unknown>;
-} {
-  const w = unstable_getMiniflareWorkerOptions(PLATFORM_CONFIG).workerOptions;
-  const vars: Record<string, string> = {};
-  for (const [k, v] of Object.entries(w.bindings ?? {})) if (typeof v === "string") vars[k] = v;
-  const durableObjects: Record<string, { className: string; useSQLite: boolean }> = {};
-  for (const [k, v] of Object.entries(w.durableObjects ?? {})) {
-    if (typeof v === "object" && v !== null && "className" in v && typeof v.className === "string") {
-      durableObjects[k] = { className: v.className, useSQLite: v.useSQLite === true };
-    }
-  }
-  // The bundle's modules, typed by wrangler.toml's rules ("**/*.wasm" →
-  // CompiledWasm, ...): Miniflare 5 takes them as a list, not as rules.
-  const rules = (w.modulesRules ?? []).flatMap((r) =>
-    r.include.map((glob) => ({ type: r.type, ext: glob.replace(/^\*\*\/\*/, "") })),
-  );
-  const modules: Array<{ type: string; path: string }> = [{ type: "ESModule", path: join(outdir, "index.js") }];
-  for (const f of readdirSync(outdir)) {
-    const rule = rules.find((r) => f.endsWith(r.ext));
-    if (rule && f !== "index.js") modules.push({ type: rule.type, path: join(outdir, f) });
-  }
-  return {
-    vars,
-    durableObjects,
-    extra: {
-      scriptPath: undefined,
-      modules,
-      modulesRoot: outdir,
-      r2Buckets: w.r2Buckets,
-      queueProducers: w.queueProducers,
-    },
-  };
-}
-
 /** The platform's bundle in its own Miniflare (platform-1: the same bundle, with its variant's vars). */
 async function startPlatform(
   key: "platform" | "platform-1",
   outdir: string,
   maxUsers: number,
 ): Promise<{ system: System; close: () => Promise<void> }> {
-  const config = platformOptions(outdir);
+  const config = workerOptionsOf(PLATFORM_CONFIG, outdir);
   const overrides = { ...VAR_OVERRIDES, ...VARIANT_VARS[key] };
   log(
     `${LABEL[key]}: ${PLATFORM_CONFIG} vars ${DEPLOYED_VARS.map((k) => `${k}=${config.vars[k] ?? "(unset)"}`).join(" ")}; overridden here:${Object.entries(
@@ -1552,7 +1507,7 @@ async function main(): Promise<void> {
     const systems: System[] = [];
     if (SYSTEMS.some(isPlatform)) {
       const outdir = bundle(PLATFORM_CONFIG, ".bench/realtime-platform");
-      const vars = platformOptions(outdir).vars;
+      const vars = workerOptionsOf(PLATFORM_CONFIG, outdir).vars;
       deployed = DEPLOYED_VARS.map((k) => `${k}=${vars[k] ?? "(unset)"}`).join(" ");
       for (const key of ["platform", "platform-1"] as const) {
         if (!SYSTEMS.includes(key)) continue;

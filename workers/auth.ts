@@ -1,5 +1,5 @@
 import type { MiddlewareHandler } from "hono";
-import { teamCacheOf } from "../platform/stubs";
+import { liveActor } from "../platform/live-actors";
 import { type Decision, isOperator, type Principal, parseOperators } from "../src/auth/policy";
 import { checkSecret, SecretError, verifyToken } from "../src/auth/tokens";
 import { forbidden, notFound, unauthorized, unavailable } from "../src/errors";
@@ -46,7 +46,7 @@ export async function principalOf(c: AppContext): Promise<Principal> {
   if (isOperator(parseOperators(c.env.PLATFORM_OPERATORS), team, user)) {
     principal = { kind: "operator", team, user };
   } else {
-    const live = await teamCacheOf(c.env, team).actor(team, user);
+    const live = await liveActor(c.env, team, user);
     principal = live
       ? { kind: "member", team, user, role: live.role, active: live.active }
       : { kind: "unknown", team, user };

@@ -465,8 +465,21 @@ export class TeamCache extends DurableObject<Env> {
     return teamCacheOf(this.env, teamId);
   }
 
+  /**
+   * Whether the team is loaded, kept in memory beside its meta row: every
+   * query asks, and a meta read per query cost more than an actor lookup.
+   * Only setLoaded() changes the row, so the two cannot disagree.
+   */
+  private loaded: boolean | null = null;
+
   private isLoaded(): boolean {
-    return getMeta(this.sql, "loaded") === "1";
+    this.loaded ??= getMeta(this.sql, "loaded") === "1";
+    return this.loaded;
+  }
+
+  private setLoaded(loaded: boolean): void {
+    setMeta(this.sql, "loaded", loaded ? "1" : "0");
+    this.loaded = loaded;
   }
 
   private version(): number {
@@ -489,7 +502,7 @@ export class TeamCache extends DurableObject<Env> {
     const started = Date.now();
     const src = this.source();
     clearData(this.sql);
-    setMeta(this.sql, "loaded", "0");
+    this.setLoaded(false);
     setMeta(this.sql, "team_id", teamId);
     // The version is read first: everything committed after it is replayed
     // by the catch-up below, so a write racing the load is never missed.
@@ -526,7 +539,7 @@ export class TeamCache extends DurableObject<Env> {
     recountMembers(this.sql);
     this.recountTotals();
     setMeta(this.sql, "version", String(from));
-    setMeta(this.sql, "loaded", "1");
+    this.setLoaded(true);
     setMeta(this.sql, "load_ms", String(Date.now() - started));
     setMeta(this.sql, "loaded_at", String(Date.now()));
     await this.catchUp(teamId);
@@ -585,7 +598,7 @@ export class TeamCache extends DurableObject<Env> {
       case "reload": {
         // A bulk import changed too much to replay: load again, and have the
         // shared channels this team hosts reload their member lists too.
-        setMeta(this.sql, "loaded", "0");
+        this.setLoaded(false);
         await this.load(teamId);
         for (const id of this.hostedSharedChannels(teamId)) await this.sharedChannel(teamId, id).resync(teamId, id);
         return;

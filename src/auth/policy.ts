@@ -29,13 +29,18 @@ const notFound = (message: string): Denial => ({ ok: false, kind: "not_found", m
 
 /** Parses PLATFORM_OPERATORS: comma-separated `team:user` identities. */
 export function parseOperators(raw: string | undefined): ReadonlySet<string> {
+  // Every request asks, always of the same var: the last answer is kept.
+  if (lastOperators && lastOperators.raw === raw) return lastOperators.set;
   const out = new Set<string>();
   for (const part of (raw ?? "").split(",")) {
     const [team, user, ...rest] = part.trim().split(":");
     if (team && user && rest.length === 0) out.add(`${team}:${user}`);
   }
+  lastOperators = { raw, set: out };
   return out;
 }
+
+let lastOperators: { raw: string | undefined; set: ReadonlySet<string> } | null = null;
 
 export function isOperator(operators: ReadonlySet<string>, team: string, user: string): boolean {
   return operators.has(`${team}:${user}`);

@@ -29,6 +29,12 @@ export const PLATFORM_METRICS: readonly MetricHelp[] = [
     help: "Impressions, clicks and dismissals by source, arm and action.",
   },
   { name: "rec_degraded_total", type: "counter", help: "Answers with an optional step skipped, by source and step." },
+  { name: "live_actor_reads_total", type: "counter", help: "Callers' live state (role, active) read by requests." },
+  {
+    name: "live_actor_calls_total",
+    type: "counter",
+    help: "Team cache calls made for those reads (fewer than reads: reads coalesced in rounds).",
+  },
 ];
 
 export function platformRegistry(): Registry {

@@ -1,6 +1,7 @@
+import { createHmac, randomBytes } from "node:crypto";
 import { sign } from "hono/jwt";
 import { describe, expect, it } from "vitest";
-import { checkSecret, MAX_TOKEN_TTL_SECONDS, signToken, verifyToken } from "../../src/auth/tokens";
+import { base64UrlBytes, checkSecret, MAX_TOKEN_TTL_SECONDS, signToken, verifyToken } from "../../src/auth/tokens";
 
 const NOW = 1_800_000_000;
 const S = "s".repeat(32);
@@ -40,6 +41,35 @@ describe("access tokens", () => {
     for (const bad of ["", "a.b", "a.b.c.d", "!!!.???.###", "x".repeat(5000)]) {
       expect((await verifyToken(bad, S, { nowSeconds: NOW })).ok).toBe(false);
     }
+  });
+
+  it("accept a token signed by any correct HS256 implementation, and only with a JWT header", async () => {
+    // Signed here with node:crypto, not with the code under test.
+    const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
+    const hs256 = (header: unknown, claims: unknown) => {
+      const input = `${b64(header)}.${b64(claims)}`;
+      return `${input}.${createHmac("sha256", S).update(input).digest("base64url")}`;
+    };
+    const verify = (t: string) => verifyToken(t, S, { nowSeconds: NOW });
+    for (const header of [{ alg: "HS256" }, { alg: "HS256", typ: "JWT" }, { typ: "application/jwt", alg: "HS256" }]) {
+      expect((await verify(hs256(header, base))).ok).toBe(true);
+    }
+    for (const header of [{ alg: "HS512" }, { alg: "HS256", typ: "JWS" }, { alg: "HS256", crit: ["exp"] }]) {
+      expect(await verify(hs256(header, base))).toEqual({ ok: false, reason: "unsupported token algorithm" });
+    }
+    // A payload that is not an object, and a signature that is not base64url.
+    expect(await verify(hs256({ alg: "HS256" }, [base]))).toEqual({ ok: false, reason: "malformed token" });
+    const good = hs256({ alg: "HS256" }, base);
+    expect(await verify(`${good.slice(0, -2)}+/`)).toEqual({ ok: false, reason: "malformed token" });
+    expect(await verify(`${good}=`)).toEqual({ ok: false, reason: "malformed token" });
+  });
+
+  it("decode base64url exactly as Node does", () => {
+    for (let n = 0; n < 70; n++) {
+      const bytes = randomBytes(n);
+      expect(Buffer.from(base64UrlBytes(bytes.toString("base64url")) ?? [])).toEqual(bytes);
+    }
+    for (const bad of ["a", "ab=c", "ab c", "abé", "abcde"]) expect(base64UrlBytes(bad)).toBeNull();
   });
 
   it("enforce nbf and iat, and require all three time claims", async () => {

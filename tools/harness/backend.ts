@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import mysql from "mysql2/promise";
+import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { applyMysqlMigrations } from "../../scripts/mysql-migrate";
 import { planetscaleDriver } from "../../storage/planetscale-driver";
 import { startPsdbServer } from "../psdb-server/server";
@@ -103,4 +104,50 @@ export async function startBackend(adapter: "d1" | "mysql", script: string, opti
     await close();
     throw error;
   }
+}
+
+/**
+ * What Miniflare needs to serve a dry-run build of `config` (a wrangler.toml),
+ * read by wrangler itself from that file (vars, Durable Objects, R2, queue
+ * producers, module rules for the bundled .wasm): the Worker keeps gaining
+ * bindings, and a hand-written copy would fall behind.
+ */
+export function workerOptionsOf(
+  config: string,
+  outdir: string,
+): {
+  vars: Record<string, string>;
+  durableObjects: Record<string, { className: string; useSQLite: boolean }>;
+  extra: Record<string, unknown>;
+} {
+  const w = unstable_getMiniflareWorkerOptions(config).workerOptions;
+  const vars: Record<string, string> = {};
+  for (const [k, v] of Object.entries(w.bindings ?? {})) if (typeof v === "string") vars[k] = v;
+  const durableObjects: Record<string, { className: string; useSQLite: boolean }> = {};
+  for (const [k, v] of Object.entries(w.durableObjects ?? {})) {
+    if (typeof v === "object" && v !== null && "className" in v && typeof v.className === "string") {
+      durableObjects[k] = { className: v.className, useSQLite: v.useSQLite === true };
+    }
+  }
+  // The bundle's modules, typed by wrangler.toml's rules ("**/*.wasm" →
+  // CompiledWasm, ...): Miniflare 5 takes them as a list, not as rules.
+  const rules = (w.modulesRules ?? []).flatMap((r) =>
+    r.include.map((glob) => ({ type: r.type, ext: glob.replace(/^\*\*\/\*/, "") })),
+  );
+  const modules: Array<{ type: string; path: string }> = [{ type: "ESModule", path: join(outdir, "index.js") }];
+  for (const f of readdirSync(outdir)) {
+    const rule = rules.find((r) => f.endsWith(r.ext));
+    if (rule && f !== "index.js") modules.push({ type: rule.type, path: join(outdir, f) });
+  }
+  return {
+    vars,
+    durableObjects,
+    extra: {
+      scriptPath: undefined,
+      modules,
+      modulesRoot: outdir,
+      r2Buckets: w.r2Buckets,
+      queueProducers: w.queueProducers,
+    },
+  };
 }
