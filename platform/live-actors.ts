@@ -26,24 +26,7 @@ const byNamespace = new WeakMap<Env["TEAM_CACHE"], Map<string, ReadRounds<string
 /** The user's role and active state in the team right now, or null when the team has no such user. */
 export async function liveActor(env: Pick<Env, "TEAM_CACHE">, team: string, user: string): Promise<LiveActor | null> {
   metrics.inc("live_actor_reads_total");
-  if (!crossRequestPromises()) {
-    metrics.inc("live_actor_calls_total");
-    return teamCacheOf(env, team).actor(team, user);
-  }
   return (await roundsOf(env, team).get(user)) ?? null;
-}
-
-/**
- * A round answers its riders by resolving promises their own requests made,
- * which workerd runs in the rider's request only with
- * `handle_cross_request_promise_resolution` (the default since 2024-10-14;
- * otherwise the rider would go on inside the leader's request and fail on
- * its own I/O). vitest-pool-workers turns it off for its runner, so there,
- * and on any runtime that does not say, each request reads alone.
- */
-function crossRequestPromises(): boolean {
-  const cf = (globalThis as { Cloudflare?: { compatibilityFlags?: Record<string, boolean> } }).Cloudflare;
-  return cf?.compatibilityFlags?.handle_cross_request_promise_resolution === true;
 }
 
 function roundsOf(env: Pick<Env, "TEAM_CACHE">, team: string): ReadRounds<string, LiveActor> {

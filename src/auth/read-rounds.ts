@@ -11,13 +11,29 @@
 // deactivated a moment ago is not let in on the strength of a read that
 // started before.
 //
-// Why each round runs in one of its own callers' turns: in workerd an I/O
-// call belongs to the request that made it, and ends with it. The caller who
-// starts a round waits on it too; when it ends, the next round is started by
-// the first caller waiting (its promise is resolved with "lead", and its own
-// continuation makes the call). A caller whose request went away while
-// leading leaves the others waiting: each waiter gives up after `deadlineMs`
-// and reads alone, and a round older than that no longer holds the queue.
+// Why no caller's promise is ever resolved by another caller: in workerd an
+// I/O call belongs to the request that made it, and ends with it, and a
+// continuation resumed from another request's turn may run in that other
+// request (under a reconnect storm of 5,000 sockets that happened thousands
+// of times, each a 500 "Cannot perform I/O on behalf of a different
+// request", with handle_cross_request_promise_resolution on). So a round
+// only writes each waiter's answer into the waiter's own record, and every
+// waiter wakes on its own timer, in its own request, and looks: first after
+// about as long as a round takes, then every half round, so a waiter looks a
+// handful of times however long the queue (under a storm, thousands of
+// waiters looking every millisecond cost more than the calls they saved).
+// When a round's worth of callers is waiting, the next one starts at once,
+// beside the one in flight: a queue never holds more than one round. The
+// round itself runs
+// in one of its own callers' turns: the caller who starts it, or, after a
+// round, the first caller waiting, told to lead the next one. A caller whose
+// request went away while leading leaves the others waiting: each gives up
+// after `deadlineMs` and reads alone, and a round older than that no longer
+// holds the queue.
+
+/** Bounds of a waiter's pause between looks (ms). */
+const MIN_POLL_MS = 1;
+const MAX_POLL_MS = 50;
 
 export interface ReadRoundsOptions {
   /** The most keys in one call. */
@@ -31,11 +47,14 @@ type Outcome<V> = { kind: "value"; value: V | undefined } | { kind: "lead" } | {
 
 interface Waiter<K, V> {
   key: K;
-  settle: (outcome: Outcome<V>) => void;
+  /** Written by the round that answers it; read only by the waiter. */
+  outcome: Outcome<V> | null;
 }
 
 export class ReadRounds<K, V> {
   private running: { id: number; startedAt: number } | null = null;
+  /** How long a round takes, smoothed: what a waiter expects to wait. */
+  private roundMs = MIN_POLL_MS;
   private waiting: Array<Waiter<K, V>> = [];
   private nextId = 1;
   private readonly now: () => number;
@@ -60,36 +79,28 @@ export class ReadRounds<K, V> {
     if (this.running !== null && this.now() - this.running.startedAt > this.options.deadlineMs) {
       this.running = null; // its leader went away: it no longer holds the queue
     }
-    if (this.running === null) return this.lead(key);
+    // Nothing in flight, or a full round waiting: this caller starts one now.
+    if (this.running === null || this.waiting.length >= this.options.maxBatch - 1) return this.lead(key);
     const outcome = await this.wait(key);
     if (outcome.kind === "value") return outcome.value;
     if (outcome.kind === "lead") return this.lead(key);
     return this.alone([key]).then((m) => m.get(key));
   }
 
-  private wait(key: K): Promise<Outcome<V>> {
-    return new Promise<Outcome<V>>((resolve) => {
-      let done = false;
-      const waiter: Waiter<K, V> = {
-        key,
-        settle: (outcome) => {
-          done = true;
-          resolve(outcome);
-        },
-      };
-      // Not cleared when the waiter is settled: the timer belongs to the
-      // waiter's request, and the settling round runs in another one, which
-      // may not touch it (workerd: I/O of one request from another). Left to
-      // fire, it finds the waiter done.
-      setTimeout(() => {
-        if (done) return;
-        done = true;
+  private async wait(key: K): Promise<Outcome<V>> {
+    const waiter: Waiter<K, V> = { key, outcome: null };
+    this.waiting.push(waiter);
+    const since = this.now();
+    const clamp = (ms: number) => Math.min(MAX_POLL_MS, Math.max(MIN_POLL_MS, Math.round(ms)));
+    for (let pause = clamp(this.roundMs); ; pause = clamp(this.roundMs / 2)) {
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      if (waiter.outcome !== null) return waiter.outcome;
+      if (this.now() - since > this.options.deadlineMs) {
         const at = this.waiting.indexOf(waiter);
         if (at >= 0) this.waiting.splice(at, 1);
-        resolve({ kind: "alone" });
-      }, this.options.deadlineMs);
-      this.waiting.push(waiter);
-    });
+        return { kind: "alone" };
+      }
+    }
   }
 
   /** Runs one round in this caller's turn: its own key and the waiters that fit. */
@@ -99,13 +110,15 @@ export class ReadRounds<K, V> {
     const riders = this.waiting.splice(0, this.options.maxBatch - 1);
     const keys = [...new Set([own, ...riders.map((r) => r.key)])];
     try {
+      const started = this.now();
       const found = await this.alone(keys);
-      for (const r of riders) r.settle({ kind: "value", value: found.get(r.key) });
+      this.roundMs = 0.8 * this.roundMs + 0.2 * (this.now() - started);
+      for (const r of riders) r.outcome = { kind: "value", value: found.get(r.key) };
       return found.get(own);
     } catch (error) {
       // Each rider tries alone in its own turn; the leader's caller sees the
       // error, as it would have without the round.
-      for (const r of riders) r.settle({ kind: "alone" });
+      for (const r of riders) r.outcome = { kind: "alone" };
       throw error;
     } finally {
       if (this.running?.id === id) {
@@ -114,7 +127,7 @@ export class ReadRounds<K, V> {
         if (next) {
           // Held for the promoted waiter until its turn starts the round.
           this.running = { id: this.nextId++, startedAt: this.now() };
-          next.settle({ kind: "lead" });
+          next.outcome = { kind: "lead" };
         }
       }
     }

@@ -3,13 +3,12 @@ import { signToken } from "../../src/auth/tokens";
 import { type Backend, bundle, startBackend, workerOptionsOf } from "../../tools/harness/backend";
 
 // The Worker reads each caller's live state in rounds per team
-// (platform/live-actors.ts), which relies on workerd running a promise's
-// continuation in the request that made it (handle_cross_request_promise_
-// resolution, on by default). vitest-pool-workers turns that flag off, so
-// the workers suites only see requests reading alone; this suite serves the
-// bundle as built for deploy in Miniflare, with the flag as deployed, and
-// sends bursts of requests at once: every caller gets its own answer, a
-// deactivation counts from the next request on, and the reads did coalesce.
+// (platform/live-actors.ts). The workers suites run that code too, but under
+// vitest-pool-workers' runner, which differs from a deploy (it turns
+// handle_cross_request_promise_resolution off, for one). This suite serves
+// the bundle as built for deploy in Miniflare and sends bursts of requests
+// at once: every caller gets its own answer, a deactivation counts from the
+// next request on, and the reads did coalesce.
 
 const SECRET = "live-actors-test-secret-0123456789abcdef";
 const OPERATOR = { team: "TOPS", user: "UOPS" };
@@ -67,7 +66,8 @@ beforeAll(async () => {
   });
   operator = await signToken({ ...OPERATOR, ttlSeconds: 600 }, SECRET);
   for (const team of [TEAM, OTHER]) await admin("POST", "/v1/admin/teams", { id: team, name: team });
-  for (let i = 0; i < USERS; i++) await admin("POST", `/v1/admin/teams/${TEAM}/users`, { id: userId(i), email: `u${i}@live.example` });
+  for (let i = 0; i < USERS; i++)
+    await admin("POST", `/v1/admin/teams/${TEAM}/users`, { id: userId(i), email: `u${i}@live.example` });
   await admin("POST", `/v1/admin/teams/${OTHER}/users`, { id: "UOTHER", email: "o@other.example" });
   for (let i = 0; i < 10; i++) await admin("DELETE", `/v1/admin/teams/${TEAM}/users/${userId(i)}`);
 }, 180_000);

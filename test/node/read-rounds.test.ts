@@ -27,6 +27,8 @@ function fixture(options: { maxBatch?: number; deadlineMs?: number } = {}) {
 }
 
 const turn = () => new Promise((r) => setTimeout(r, 0));
+/** Long enough for every waiter to have looked at its record again (they look at least every 50 ms). */
+const looked = () => new Promise((r) => setTimeout(r, 60));
 
 describe("read rounds", () => {
   it("sends a read at once when nothing is in flight", async () => {
@@ -45,7 +47,7 @@ describe("read rounds", () => {
     expect(calls).toHaveLength(1); // nobody joins the round in flight
     calls[0]?.answer({ a: 1 });
     expect(await a).toBe(1);
-    await turn();
+    await looked();
     expect(calls.map((c) => c.keys)).toEqual([["a"], ["b", "c", "d"]]);
     calls[1]?.answer({ b: 2, c: 3 });
     expect(await Promise.all(later)).toEqual([2, 3, 2, undefined]);
@@ -69,16 +71,17 @@ describe("read rounds", () => {
     expect(await second).toBe(2);
   });
 
-  it("splits rounds at maxBatch", async () => {
-    const { calls, rounds } = fixture({ maxBatch: 2 });
-    const all = ["a", "b", "c", "d"].map((k) => rounds.get(k));
+  it("starts the next round at once, beside the one in flight, when a round's worth is waiting", async () => {
+    const { calls, rounds } = fixture({ maxBatch: 3 });
+    const all = ["a", "b", "c", "d", "e"].map((k) => rounds.get(k));
+    // a went alone; b and c waited; d found a full round waiting and led it at once; e waits.
+    expect(calls.map((c) => c.keys)).toEqual([["a"], ["d", "b", "c"]]);
+    calls[1]?.answer({ b: 2, c: 3, d: 4 });
     calls[0]?.answer({ a: 1 });
-    await turn();
-    calls[1]?.answer({ b: 2, c: 3 });
-    await turn();
-    calls[2]?.answer({ d: 4 });
-    expect(await Promise.all(all)).toEqual([1, 2, 3, 4]);
-    expect(calls.map((c) => c.keys)).toEqual([["a"], ["b", "c"], ["d"]]);
+    await looked();
+    expect(calls.map((c) => c.keys)).toEqual([["a"], ["d", "b", "c"], ["e"]]);
+    calls[2]?.answer({ e: 5 });
+    expect(await Promise.all(all)).toEqual([1, 2, 3, 4, 5]);
   });
 
   it("has every rider read alone when a round fails, and gives the leader the error", async () => {
@@ -91,7 +94,7 @@ describe("read rounds", () => {
     const riders = [rounds.get("b"), rounds.get("c")];
     calls[1]?.fail(new Error("down"));
     await expect(lead).rejects.toThrow("down");
-    await turn();
+    await looked();
     // b and c each read alone, in their own turns.
     for (const c of calls.slice(2)) c.answer({ b: 2, c: 3 });
     expect(await Promise.all(riders)).toEqual([2, 3]);
@@ -101,7 +104,7 @@ describe("read rounds", () => {
     const { calls, rounds } = fixture({ deadlineMs: 30 });
     void rounds.get("a"); // its call never answers
     const b = rounds.get("b");
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 80));
     expect(calls.map((c) => c.keys)).toEqual([["a"], ["b"]]);
     calls[1]?.answer({ b: 2 });
     expect(await b).toBe(2);
