@@ -1,5 +1,5 @@
 import { planetscaleDriver } from "../storage/planetscale-driver";
-import { applyMysqlMigrations } from "./mysql-migrate";
+import { applyMysqlMigrations } from "../tools/mysql-migrations";
 
 // npm run db:migrate:mysql -- <DATABASE_URL>   (a PlanetScale URL, or the local psdb server's)
 const url = process.argv[2] ?? process.env.DATABASE_URL;

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { parseArgs } from "node:util";
 import { signToken } from "../src/auth/tokens";
 import { planetscaleDriver } from "../storage/planetscale-driver";
+import { applyMysqlMigrations } from "../tools/mysql-migrations";
 import { startPsdbServer } from "../tools/psdb-server/server";
 import { importDataset } from "./dataset-import";
 import {
@@ -14,7 +15,6 @@ import {
   demoUsers,
 } from "./demo-seed";
 import { ensureJwtSecret } from "./dev-vars";
-import { applyMysqlMigrations } from "./mysql-migrate";
 
 // `npm start`: the platform on the embedded default (local D1, Queues) with a
 // seeded demo org, no other setup. `npm start -- --mysql` runs the same Worker

@@ -1,8 +1,8 @@
 import mysql from "mysql2/promise";
 import { afterAll, beforeAll } from "vitest";
-import { applyMysqlMigrations } from "../../scripts/mysql-migrate";
 import { planetscaleDriver } from "../../storage/planetscale-driver";
 import { sqlStore } from "../../storage/sql-store";
+import { applyMysqlMigrations } from "../../tools/mysql-migrations";
 import { startPsdbServer } from "../../tools/psdb-server/server";
 import type { Backend } from "../contract/fixtures";
 

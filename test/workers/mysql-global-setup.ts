@@ -6,8 +6,8 @@
 // database. Runs only when the project has test files to run.
 
 import mysql from "mysql2/promise";
-import { applyMysqlMigrations } from "../../scripts/mysql-migrate";
 import { planetscaleDriver } from "../../storage/planetscale-driver";
+import { applyMysqlMigrations } from "../../tools/mysql-migrations";
 import { type PsdbServer, startPsdbServer } from "../../tools/psdb-server/server";
 
 /** Carries the psdb server's port from vitest.config.ts (same name there). */

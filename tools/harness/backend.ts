@@ -4,8 +4,8 @@ import { dirname, join, resolve } from "node:path";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import mysql from "mysql2/promise";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
-import { applyMysqlMigrations } from "../../scripts/mysql-migrate";
 import { planetscaleDriver } from "../../storage/planetscale-driver";
+import { applyMysqlMigrations } from "../mysql-migrations";
 import { startPsdbServer } from "../psdb-server/server";
 
 // A Worker bundle built the way a deploy would, served by Miniflare on D1 or
