@@ -37,7 +37,8 @@ import type { SocketIndex } from "./sockets";
 const MAX_CATCHUP_PAGES = 20;
 
 export interface FanoutPorts {
-  topic(key: string): Pick<DurableObjectStub<Topic>, "eventsSince" | "snapshot">;
+  /** The topic's log (its Topic object's stub, or anything answering the same). */
+  topic(key: string): Pick<Topic, "eventsSince" | "snapshot">;
   /** Frames per message at most. */
   batchLimit(): number;
 }

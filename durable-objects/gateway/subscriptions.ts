@@ -41,7 +41,8 @@ export interface SubscriptionPorts {
   access: TopicAccess;
   live: LiveState;
   profiles: ProfileSource;
-  topic(key: string): Pick<DurableObjectStub<Topic>, "subscribe" | "eventsSince" | "snapshot">;
+  /** The topic (its Topic object's stub, or anything answering the same). */
+  topic(key: string): Pick<Topic, "subscribe" | "eventsSince" | "snapshot">;
 }
 
 export class Subscriptions {
