@@ -28,7 +28,9 @@ function socketOf(state: Omit<SocketState, "subs" | "presence"> & { subs?: Array
     const texts: string[] = [];
     client.accept();
     ws.accept();
-    client.addEventListener("message", (e) => texts.push(String(e.data)));
+    client.addEventListener("message", (e) => {
+      texts.push(String(e.data));
+    });
     return texts;
   };
   return { ws, received, state: { ...state, subs: new Map(state.subs ?? []), presence: new Set<string>() } };
