@@ -1,4 +1,5 @@
 import { systemClock } from "../src/clock";
+import type { ConnectionsStore } from "../src/connect/connections-store";
 import type { ChangePublisher, DirectorySource } from "../src/directory/source";
 import type { DirectoryWriter } from "../src/directory/writer";
 import type { DomainCountStore } from "../src/domains/count-store";
@@ -11,6 +12,7 @@ import { accessChanges, publishDirectoryEvents } from "../src/realtime/directory
 import type { TopicPublisher } from "../src/realtime/ports";
 import { gatewayName, gatewayShardName, parseShardCount } from "../src/realtime/topics";
 import type { TeamStore } from "../src/teams/team-store";
+import { connectionsStore } from "../storage/connections-sql";
 import { d1Driver } from "../storage/d1-driver";
 import { directoryStore } from "../storage/directory-store";
 import { type Background, CircuitBreaker, guardedDriver } from "../storage/guarded-driver";
@@ -40,6 +42,8 @@ export interface Deps {
   directory: DirectorySource & DirectoryWriter;
   /** Where committed directory changes go: the team caches. */
   changes: ChangePublisher;
+  /** Slack Connect invitations and connections (src/connect/connections-service.ts). */
+  connections: ConnectionsStore;
   /** A push after a committed write failed (relay, cache): logged; the outbox sweep and the caches' catch-up repair it. */
   onPublishError: (error: unknown) => void;
 }
@@ -186,6 +190,7 @@ export function depsFor(env: Env, background?: Background): Deps {
   const mutations = once(() => queueMutationPublisher(env.DOMAIN_MUTATIONS as Queue<DomainMutationMessage>));
   const heals = once(() => queueHealPublisher(env.HEALS as Queue<HealRequest>));
   const changes = once(() => changePublisherFor(env));
+  const connections = once(() => connectionsStore(driver()));
   return {
     get store() {
       return store();
@@ -220,6 +225,9 @@ export function depsFor(env: Env, background?: Background): Deps {
     },
     get changes() {
       return changes();
+    },
+    get connections() {
+      return connections();
     },
     onPublishError: (error) =>
       console.error(

@@ -11,6 +11,7 @@ import { authorize, requireToken } from "./auth";
 import { type AppEnv, errorResponse } from "./http";
 import { countRequests } from "./metrics";
 import { adminRoutes } from "./routes/admin";
+import { connectRoutes } from "./routes/connect";
 import { directoryRoutes } from "./routes/directory";
 import { directoryAdminRoutes } from "./routes/directory-admin";
 import { inviteRoutes } from "./routes/invites";
@@ -106,6 +107,7 @@ export function createApp() {
   app.route("/v1/admin", recommendAdminRoutes);
   app.route("/v1/admin", recommendFeatureRoutes);
   app.route("/v1/invites", inviteRoutes);
+  app.route("/v1/connect", connectRoutes);
   app.route("/v1/directory", directoryRoutes);
   app.route("/v1/channels", messageRoutes);
   app.route("/v1/recommend", recommendRoutes);

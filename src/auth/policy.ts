@@ -106,6 +106,19 @@ export function mayShareAcrossTeams(p: Principal): Decision {
     : forbidden("sharing with another team needs a connection both teams accepted; ask a platform operator");
 }
 
+/**
+ * Slack Connect: inviting, answering a code, listing and ending the team's
+ * connections. An active owner or admin of that very team, and nobody else:
+ * a connection is one organization's consent, which no operator gives for it.
+ */
+export function mayManageConnections(p: Principal, teamId: string): Decision {
+  if (p.kind === "operator") return forbidden("connections are made by the team's own owners and admins");
+  const use = mayUseTeam(p, teamId);
+  if (!use.ok) return use;
+  if (p.kind !== "member" || !isAdminRole(p.role)) return forbidden("connections need a team owner or admin");
+  return ALLOW;
+}
+
 /** Asking on behalf of `subject` (recommendations for a teammate): yourself, or as an admin of the team. */
 export function mayActFor(p: Principal, teamId: string, subject: string): Decision {
   const use = mayUseTeam(p, teamId);

@@ -265,3 +265,53 @@ export const connectPrefsAudit = mysqlTable(
   },
   (t) => [primaryKey({ columns: [t.teamId, t.id] }), index("connect_prefs_audit_at").on(t.teamId, t.at)],
 );
+
+/** Slack Connect invitations; see ./sqlite.ts. */
+export const connectInvitations = mysqlTable(
+  "connect_invitations",
+  {
+    fromTeam: varcharBin("from_team", { length: 40 }).notNull(),
+    id: varcharBin("id", { length: 40 }).notNull(),
+    fromUser: varcharBin("from_user", { length: 40 }).notNull(),
+    codeHash: varcharBin("code_hash", { length: 64 }).notNull(),
+    status: varchar("status", { length: 16 }).notNull(),
+    createdAt: bigint("created_at", { mode: "number" }).notNull(),
+    expiresAt: bigint("expires_at", { mode: "number" }).notNull(),
+    answeredTeam: varcharBin("answered_team", { length: 40 }),
+    answeredUser: varcharBin("answered_user", { length: 40 }),
+    answeredAt: bigint("answered_at", { mode: "number" }),
+    connectionId: varcharBin("connection_id", { length: 40 }),
+  },
+  (t) => [
+    primaryKey({ columns: [t.fromTeam, t.id] }),
+    uniqueIndex("connect_invitations_code").on(t.codeHash),
+    index("connect_invitations_team_at").on(t.fromTeam, t.createdAt),
+  ],
+);
+
+/** Connections between two teams, one live per pair; see ./sqlite.ts. */
+export const connections = mysqlTable(
+  "connections",
+  {
+    id: varcharBin("id", { length: 40 }).primaryKey(),
+    inviter: varcharBin("inviter", { length: 40 }).notNull(),
+    invitee: varcharBin("invitee", { length: 40 }).notNull(),
+    teamLow: varcharBin("team_low", { length: 40 }).notNull(),
+    teamHigh: varcharBin("team_high", { length: 40 }).notNull(),
+    live: tinyint("live"),
+    status: varchar("status", { length: 16 }).notNull(),
+    invitationId: varcharBin("invitation_id", { length: 40 }).notNull(),
+    requestedUser: varcharBin("requested_user", { length: 40 }).notNull(),
+    requestedAt: bigint("requested_at", { mode: "number" }).notNull(),
+    acceptedUser: varcharBin("accepted_user", { length: 40 }).notNull(),
+    acceptedAt: bigint("accepted_at", { mode: "number" }).notNull(),
+    disconnectedTeam: varcharBin("disconnected_team", { length: 40 }),
+    disconnectedUser: varcharBin("disconnected_user", { length: 40 }),
+    disconnectedAt: bigint("disconnected_at", { mode: "number" }),
+  },
+  (t) => [
+    uniqueIndex("connections_live_pair").on(t.teamLow, t.teamHigh, t.live),
+    index("connections_inviter").on(t.inviter, t.acceptedAt, t.id),
+    index("connections_invitee").on(t.invitee, t.acceptedAt, t.id),
+  ],
+);

@@ -256,3 +256,66 @@ export const connectPrefsAudit = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.teamId, t.id] }), index("connect_prefs_audit_at").on(t.teamId, t.at)],
 );
+
+/**
+ * Slack Connect invitations (src/connect/connections.ts): an admin of
+ * `from_team` asked for a connection; only the SHA-256 of its code is kept,
+ * unique so a code finds one invitation whoever redeems it. `connection_id`
+ * is written by the accept that redeemed it, in the same atomic unit as that
+ * connection's row: the connection is inserted from it, so an accept that did
+ * not win the invitation inserts nothing.
+ */
+export const connectInvitations = sqliteTable(
+  "connect_invitations",
+  {
+    fromTeam: text("from_team").notNull(),
+    id: text("id").notNull(),
+    fromUser: text("from_user").notNull(),
+    codeHash: text("code_hash").notNull(),
+    status: text("status").notNull(),
+    createdAt: integer("created_at").notNull(),
+    expiresAt: integer("expires_at").notNull(),
+    answeredTeam: text("answered_team"),
+    answeredUser: text("answered_user"),
+    answeredAt: integer("answered_at"),
+    connectionId: text("connection_id"),
+  },
+  (t) => [
+    primaryKey({ columns: [t.fromTeam, t.id] }),
+    uniqueIndex("connect_invitations_code").on(t.codeHash),
+    index("connect_invitations_team_at").on(t.fromTeam, t.createdAt),
+  ],
+);
+
+/**
+ * Connections between two teams. `team_low`/`team_high` are the pair in
+ * order and `live` is 1 while the connection stands, NULL once it ended:
+ * the unique key over the three admits one live connection per unordered
+ * pair (NULLs never collide) and any number of ended ones, so two accepts
+ * at once cannot both connect a pair.
+ */
+export const connections = sqliteTable(
+  "connections",
+  {
+    id: text("id").primaryKey(),
+    inviter: text("inviter").notNull(),
+    invitee: text("invitee").notNull(),
+    teamLow: text("team_low").notNull(),
+    teamHigh: text("team_high").notNull(),
+    live: integer("live"),
+    status: text("status").notNull(),
+    invitationId: text("invitation_id").notNull(),
+    requestedUser: text("requested_user").notNull(),
+    requestedAt: integer("requested_at").notNull(),
+    acceptedUser: text("accepted_user").notNull(),
+    acceptedAt: integer("accepted_at").notNull(),
+    disconnectedTeam: text("disconnected_team"),
+    disconnectedUser: text("disconnected_user"),
+    disconnectedAt: integer("disconnected_at"),
+  },
+  (t) => [
+    uniqueIndex("connections_live_pair").on(t.teamLow, t.teamHigh, t.live),
+    index("connections_inviter").on(t.inviter, t.acceptedAt, t.id),
+    index("connections_invitee").on(t.invitee, t.acceptedAt, t.id),
+  ],
+);

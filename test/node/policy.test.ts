@@ -4,6 +4,7 @@ import {
   mayActFor,
   mayAdminister,
   mayChangeUser,
+  mayManageConnections,
   mayOperate,
   maySeeChannel,
   maySeeUser,
@@ -103,5 +104,18 @@ describe("policy", () => {
     expect(maySeeUser(active("guest"), { isSelf: true, sharesChannel: false })).toBe(true);
     expect(maySeeUser(active("member"), { isSelf: false, sharesChannel: false })).toBe(true);
     expect(maySeeUser({ role: "member", active: false }, { isSelf: true, sharesChannel: true })).toBe(false);
+  });
+  it("lets only active owners and admins of the team itself manage its connections", () => {
+    for (const role of ROLES) {
+      const allowed = role === "owner" || role === "admin";
+      expect(mayManageConnections(member(role), "TA").ok, role).toBe(allowed);
+      if (!allowed) expect(mayManageConnections(member(role), "TA")).toMatchObject({ ok: false, kind: "forbidden" });
+      expect(mayManageConnections(member(role, false), "TA")).toMatchObject({ ok: false, kind: "forbidden" });
+      expect(mayManageConnections(member(role), "TB")).toMatchObject({ ok: false, kind: "not_found" });
+    }
+    expect(mayManageConnections(unknown, "TA")).toMatchObject({ ok: false, kind: "forbidden" });
+    // An operator gives no team's consent.
+    expect(mayManageConnections(operator, "TPLATFORM")).toMatchObject({ ok: false, kind: "forbidden" });
+    expect(mayManageConnections(operator, "TA")).toMatchObject({ ok: false, kind: "forbidden" });
   });
 });

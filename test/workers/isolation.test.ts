@@ -31,15 +31,26 @@ import {
 const CALLERS: readonly Role[] = ["member", "admin", "owner", "guest"];
 
 /** Slots that refer to existing things inside a team (swapped while the path keeps the caller's own team). */
-const REFERENCES: readonly Slot[] = ["channel", "privateChannel", "user", "userTeam", "requestId"];
+const REFERENCES: readonly Slot[] = [
+  "channel",
+  "privateChannel",
+  "user",
+  "userTeam",
+  "requestId",
+  "invitation",
+  "connection",
+  "code",
+];
 
 /**
  * Fields that differ from one call to the next whoever calls: times,
  * generated ids, timings, a topic's sequence number (each post takes the
  * next), a socket ticket (and the URL carrying it), whether this call queued
- * the caller's own team a heal.
+ * the caller's own team a heal, a new connect invitation (its generated id,
+ * its code and its expiry).
  */
 const VOLATILE = new Set([
+  "invitation",
   "created_at",
   "updated_at",
   "request_id",

@@ -350,6 +350,40 @@ export const CATALOGUE: readonly RouteEntry[] = [
     names: ["requestId", "channel"],
     body: (t) => json({ request_id: t.requestId, events: [{ item: t.channel, action: "click" }] }),
   },
+
+  // --- Slack Connect (workers/routes/connect.ts): the caller's own team, its admins only
+  {
+    method: "POST",
+    path: "/v1/connect/invitations",
+    access: "caller",
+    names: [],
+    body: () => json({}),
+  },
+  { method: "GET", path: "/v1/connect/invitations", access: "caller", names: [], query: () => ({ limit: "50" }) },
+  {
+    method: "DELETE",
+    path: "/v1/connect/invitations/:invitation",
+    access: "caller",
+    names: ["invitation"],
+    params: (t) => ({ invitation: t.invitation }),
+  },
+  {
+    method: "POST",
+    path: "/v1/connect/invitations/answer",
+    access: "caller",
+    // A code that was redeemed already: whoever holds it, it connects nothing (a live code is
+    // the other team's consent to be found, not data to isolate).
+    names: ["code"],
+    body: (t) => json({ code: t.code, decision: "accept" }),
+  },
+  { method: "GET", path: "/v1/connect/connections", access: "caller", names: [], query: () => ({ limit: "50" }) },
+  {
+    method: "DELETE",
+    path: "/v1/connect/connections/:connection",
+    access: "caller",
+    names: ["connection"],
+    params: (t) => ({ connection: t.connection }),
+  },
 ];
 
 export const routeKey = (r: { method: string; path: string }) => `${r.method} ${r.path}`;

@@ -10,7 +10,8 @@ import { api, eventually, ok, platformToken, token } from "./client";
 // Teams seeded with the same shapes for the tenant-isolation and fuzz suites
 // (isolation.test.ts, fuzz.test.ts): users of every role, public and private
 // channels, a channel and a user whose ids the other team uses too, a channel
-// shared with a partner team, a feature snapshot and a served recommendation.
+// shared with a partner team, a feature snapshot, a served recommendation, and
+// a Slack Connect connection to the partner (plus a pending invitation).
 // Every name, address and domain of a team carries its `tag`, so any of its
 // data in another team's answer is found by searching for the tag and ids.
 
@@ -38,6 +39,12 @@ export interface Target {
   tag: string;
   /** A recommendation served to the team's member. */
   requestId: string;
+  /** A pending Slack Connect invitation of the team. */
+  invitation: string;
+  /** The team's live connection (to its partner team). */
+  connection: string;
+  /** The code of the team's invitation its partner redeemed: it redeems nothing any more, for anyone. */
+  code: string;
 }
 
 export type Slot = keyof Target;
@@ -50,6 +57,9 @@ export const SLOTS: readonly Slot[] = [
   "email",
   "tag",
   "requestId",
+  "invitation",
+  "connection",
+  "code",
 ];
 
 export type Role = "owner" | "admin" | "member" | "guest";
@@ -64,6 +74,8 @@ export interface Team {
   /** The team `channels.same` is shared with, and its user in that channel. */
   partner: string;
   partnerUser: string;
+  /** The partner's admin, who accepted the team's invitation: the team and its partner are connected. */
+  partnerAdmin: string;
   emails: Record<string, string>;
   tokens: Record<Role, string>;
   requestId: string;
@@ -191,6 +203,32 @@ export async function seedTeam(label: string, shared: Shared): Promise<Team> {
   const served = await ok<{ request_id: string }>(
     api("POST", "/v1/recommend", { token: tokens.member, json: { source: "channel_browser", limit: 5 } }),
   );
+
+  // Slack Connect: the team invited its partner, whose admin accepted (a live
+  // connection, and a code that redeems nothing any more), and has a second
+  // invitation pending.
+  const partnerAdmin = `UPAD${sfx}`;
+  await ok(
+    api("POST", `/v1/admin/teams/${partner}/users`, {
+      token: operator,
+      json: { id: partnerAdmin, email: `padmin@partner-${tag}.test`, role: "admin" },
+    }),
+    201,
+  );
+  const invite = () =>
+    ok<{ invitation: { id: string; code: string } }>(
+      api("POST", "/v1/connect/invitations", { token: tokens.admin, json: {} }),
+      201,
+    );
+  const redeemed = await invite();
+  const connected = await ok<{ connection: { id: string } }>(
+    api("POST", "/v1/connect/invitations/answer", {
+      token: await token(partner, partnerAdmin),
+      json: { code: redeemed.invitation.code, decision: "accept" },
+    }),
+    201,
+  );
+  const pending = await invite();
   const team: Team = {
     id,
     tag,
@@ -199,6 +237,7 @@ export async function seedTeam(label: string, shared: Shared): Promise<Team> {
     channels,
     partner,
     partnerUser,
+    partnerAdmin,
     emails,
     tokens,
     requestId: served.request_id,
@@ -212,6 +251,9 @@ export async function seedTeam(label: string, shared: Shared): Promise<Team> {
       email: emails[users.member] as string,
       tag,
       requestId: served.request_id,
+      invitation: pending.invitation.id,
+      connection: connected.connection.id,
+      code: redeemed.invitation.code,
     },
   };
   await settled(team);
@@ -231,6 +273,9 @@ export function ghostTarget(): Target {
     email: `member@${tag}.test`,
     tag,
     requestId: crypto.randomUUID(),
+    invitation: `IGHOST${w}`,
+    connection: `KGHOST${w}`,
+    code: [...crypto.getRandomValues(new Uint8Array(20))].map((b) => b.toString(16).padStart(2, "0")).join(""),
   };
 }
 
@@ -299,7 +344,7 @@ async function settled(team: Team): Promise<void> {
 /**
  * A team's state as its own admin reads it back through the API (team,
  * users, profiles, channels, member lists, domain counts, the directory's
- * change-log version), plus its published feature snapshot: before and after
+ * change-log version, its connect invitations and connections), plus its published feature snapshot: before and after
  * another team's requests, these must be equal.
  */
 export async function stateOf(team: Team): Promise<Record<string, unknown>> {
@@ -311,24 +356,28 @@ export async function stateOf(team: Team): Promise<Record<string, unknown>> {
   const base = `/v1/admin/teams/${team.id}`;
   const userIds = Object.values(team.users);
   const channelIds = Object.values(team.channels);
-  const [info, domains, boot, people, users, channels, members, features] = await Promise.all([
-    read(base),
-    read(`${base}/domains`),
-    read("/v1/directory/boot"),
-    read("/v1/directory/people?deactivated=include&limit=100"),
-    Promise.all(userIds.map((u) => read(`${base}/users/${u}`))),
-    Promise.all(channelIds.map((c) => read(`/v1/directory/channels/${c}`))),
-    Promise.all(channelIds.map((c) => read(`/v1/directory/channels/${c}/members?limit=100`))),
-    // The Worker's own bindings (STORAGE, DB, DATABASE_URL): typed as Cloudflare.Env, which lacks the secrets.
-    featureStore(driverFor(env as unknown as Env)).current(team.id),
-  ]);
-  return { info, domains, boot, people, users, channels, members, features };
+  const [info, domains, boot, people, users, channels, members, features, invitations, connections] = await Promise.all(
+    [
+      read(base),
+      read(`${base}/domains`),
+      read("/v1/directory/boot"),
+      read("/v1/directory/people?deactivated=include&limit=100"),
+      Promise.all(userIds.map((u) => read(`${base}/users/${u}`))),
+      Promise.all(channelIds.map((c) => read(`/v1/directory/channels/${c}`))),
+      Promise.all(channelIds.map((c) => read(`/v1/directory/channels/${c}/members?limit=100`))),
+      // The Worker's own bindings (STORAGE, DB, DATABASE_URL): typed as Cloudflare.Env, which lacks the secrets.
+      featureStore(driverFor(env as unknown as Env)).current(team.id),
+      read("/v1/connect/invitations?limit=200"),
+      read("/v1/connect/connections?limit=200"),
+    ],
+  );
+  return { info, domains, boot, people, users, channels, members, features, invitations, connections };
 }
 
 /**
  * Everything of `team` that must never reach another team: its ids (but
  * those both teams use), its tag (in every name, address and domain), its
- * partner user and its served request id.
+ * partner's users, its served request id, and its invitations, connection and code.
  */
 export function markersOf(team: Team): string[] {
   const shared = new Set([team.users.same, team.channels.same, team.channels.samePrivate]);
@@ -337,7 +386,11 @@ export function markersOf(team: Team): string[] {
     team.tag,
     team.partner,
     team.partnerUser,
+    team.partnerAdmin,
     team.requestId,
+    team.target.invitation,
+    team.target.connection,
+    team.target.code,
     ...Object.values(team.users),
     ...Object.values(team.channels),
   ].filter((m) => !shared.has(m));

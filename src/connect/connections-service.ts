@@ -1,0 +1,159 @@
+import { badRequest, conflict, notFound } from "../errors";
+import { newId as newSlackId } from "../ids";
+import {
+  type Actor,
+  answer,
+  type Connection,
+  cancel,
+  codeHashOf,
+  connectionView,
+  disconnect,
+  type Invitation,
+  invite,
+  newInvitationCode,
+} from "./connections";
+import type { ConnectionsStore, PageAfter } from "./connections-store";
+
+// The connections use cases: an admin invites (and gets the code, once),
+// lists and cancels its team's invitations; another team's admin answers a
+// code; either side lists its connections and disconnects. The rules are
+// src/connect/connections.ts; what two requests at once could break is the
+// store's (guarded writes, one live connection per pair). Authorization (a
+// live admin of the actor's team) is the caller's; every lookup here is
+// scoped to the actor's team, so another team's ids answer as missing ones.
+
+export interface ConnectionsPorts {
+  store: ConnectionsStore;
+  now(): number;
+  newId(kind: "invitation" | "connection"): string;
+}
+
+/** Ids as the platform makes them: `I…` for invitations, `K…` for connections (C is a channel's). */
+export function newConnectId(kind: "invitation" | "connection"): string {
+  return `${kind === "invitation" ? "I" : "K"}${newSlackId("T").slice(1)}`;
+}
+
+export const PAGE_DEFAULT = 50;
+export const PAGE_MAX = 200;
+
+/** A page position as clients carry it: `<time>.<id>`, opaque to them. */
+export function cursorOf(after: PageAfter | null): string | null {
+  return after ? `${after.at}.${after.id}` : null;
+}
+
+export function parseCursor(cursor: string | undefined): PageAfter | null {
+  if (cursor === undefined) return null;
+  const match = /^(\d{1,15})\.([A-Za-z0-9_-]{1,40})$/.exec(cursor);
+  if (!match?.[1] || !match[2]) throw badRequest("cursor: not a cursor this API returned");
+  return { at: Number(match[1]), id: match[2] };
+}
+
+export interface PageRequest {
+  limit?: number;
+  cursor?: string;
+}
+
+function pageLimit(limit: number | undefined): number {
+  return Math.min(Math.max(1, Math.trunc(limit ?? PAGE_DEFAULT)), PAGE_MAX);
+}
+
+/**
+ * An invitation as its own team sees it. A pending one past its expiry reads
+ * as expired (its code redeems nothing); who answered is shown once answered.
+ */
+export function invitationView(invitation: Invitation, now: number) {
+  const expired = invitation.status === "pending" && invitation.expiresAt <= now;
+  return {
+    id: invitation.id,
+    status: expired ? "expired" : invitation.status,
+    created_by: invitation.fromUser,
+    created_at: invitation.createdAt,
+    expires_at: invitation.expiresAt,
+    answered: invitation.answeredBy,
+  };
+}
+
+export type InvitationView = ReturnType<typeof invitationView>;
+export type ConnectionView = ReturnType<typeof connectionView>;
+
+/** A new invitation of the actor's team, and its code: shown this once, only its hash is kept. */
+export async function createInvitation(
+  ports: ConnectionsPorts,
+  by: Actor,
+): Promise<{ invitation: InvitationView; code: string }> {
+  const code = newInvitationCode();
+  const now = ports.now();
+  const invitation = invite(ports.newId("invitation"), by, await codeHashOf(code), now);
+  await ports.store.insertInvitation(invitation);
+  return { invitation: invitationView(invitation, now), code };
+}
+
+export async function listInvitations(
+  ports: ConnectionsPorts,
+  team: string,
+  page: PageRequest = {},
+): Promise<{ invitations: InvitationView[]; next_cursor: string | null }> {
+  const { items, next } = await ports.store.invitations(team, pageLimit(page.limit), parseCursor(page.cursor));
+  const now = ports.now();
+  return { invitations: items.map((i) => invitationView(i, now)), next_cursor: cursorOf(next) };
+}
+
+/** The actor's team withdraws its pending invitation; another team's id answers as a missing one. */
+export async function cancelInvitation(ports: ConnectionsPorts, by: Actor, id: string): Promise<InvitationView> {
+  const cancelled = cancel(await ports.store.invitationOf(by.team, id), by);
+  if (!(await ports.store.updateInvitation(cancelled, "pending"))) {
+    throw conflict("this invitation was answered or cancelled meanwhile");
+  }
+  return invitationView(cancelled, ports.now());
+}
+
+/**
+ * The actor's team answers a code. Every code that cannot be redeemed
+ * (unknown, expired, used, cancelled, the team's own, or redeemed by another
+ * request a moment ago) is not_found, as one that never existed. Accepting
+ * answers the connection as the actor's team sees it.
+ */
+export async function answerInvitation(
+  ports: ConnectionsPorts,
+  by: Actor,
+  code: string,
+  decision: "accept" | "decline",
+): Promise<{ decision: "accepted" | "declined"; connection: ConnectionView | null }> {
+  const invitation = await ports.store.invitationByCode(await codeHashOf(code));
+  const now = ports.now();
+  const redeemable = invitation?.status === "pending" && invitation.expiresAt > now && invitation.fromTeam !== by.team;
+  // The pair's live connection is read only for a code that can be redeemed:
+  // otherwise the answer is not_found whatever it is.
+  const existing =
+    redeemable && decision === "accept" ? await ports.store.liveConnection(invitation.fromTeam, by.team) : null;
+  const answered = answer(invitation, by, decision, existing, ports.newId("connection"), now);
+  const gone = () => notFound("no such invitation");
+  if (!answered.connection) {
+    if (!(await ports.store.updateInvitation(answered.invitation, "pending"))) throw gone();
+    return { decision: "declined", connection: null };
+  }
+  const outcome = await ports.store.accept(answered.invitation, answered.connection);
+  if (outcome === "gone") throw gone();
+  if (outcome === "pair_taken") throw conflict("these organizations are already connected");
+  return { decision: "accepted", connection: connectionView(answered.connection, by.team) };
+}
+
+export async function listConnections(
+  ports: ConnectionsPorts,
+  team: string,
+  page: PageRequest = {},
+): Promise<{ connections: ConnectionView[]; next_cursor: string | null }> {
+  const { items, next } = await ports.store.connections(team, pageLimit(page.limit), parseCursor(page.cursor));
+  return { connections: items.map((c) => connectionView(c, team)), next_cursor: cursorOf(next) };
+}
+
+/**
+ * Either party ends the connection. The answer is the ended connection; its
+ * shared channels are to be ended for both teams by the caller (none exist
+ * through connections yet: sharing is an operator's action).
+ */
+export async function disconnectConnection(ports: ConnectionsPorts, by: Actor, id: string): Promise<ConnectionView> {
+  const ended: Connection = disconnect(await ports.store.connectionFor(by.team, id), by, ports.now());
+  if (!(await ports.store.disconnect(ended))) throw conflict("this connection has already ended");
+  return connectionView(ended, by.team);
+}

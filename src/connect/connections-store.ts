@@ -1,0 +1,58 @@
+import type { Connection, Invitation, InvitationStatus } from "./connections";
+
+// Where invitations and connections are kept (storage/connections-sql.ts on
+// D1 and MySQL). The store enforces what two requests at once could break,
+// so the use cases never have to read-then-write unguarded: an invitation's
+// status changes only from the status it was read with (compare-and-set), a
+// code is redeemed at most once, and a pair of teams has at most one live
+// connection (a unique key in the schema; the loser of two accepts at once
+// gets `pair_taken`).
+
+/** A keyset position in a newest-first listing: the row's time, then its id. */
+export interface PageAfter {
+  at: number;
+  id: string;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Where the next page starts; null when this one is the last. */
+  next: PageAfter | null;
+}
+
+/** What accepting an invitation came to. */
+export type AcceptOutcome =
+  /** The invitation is accepted and the connection exists, both in one atomic unit. */
+  | "accepted"
+  /** The invitation was no longer pending (redeemed, declined or cancelled in between): nothing written. */
+  | "gone"
+  /** The pair already has a live connection (another accept won): nothing written. */
+  | "pair_taken";
+
+export interface ConnectionsStore {
+  insertInvitation(invitation: Invitation): Promise<void>;
+  /** The invitation whose code hashes to this, whatever its team and status; null when none. */
+  invitationByCode(codeHash: string): Promise<Invitation | null>;
+  /** One of the inviting team's invitations; null when that team has none of that id. */
+  invitationOf(fromTeam: string, id: string): Promise<Invitation | null>;
+  /** The inviting team's invitations, newest first. */
+  invitations(fromTeam: string, limit: number, after: PageAfter | null): Promise<Page<Invitation>>;
+  /**
+   * Writes the invitation's status and answer only if it still has status
+   * `previous`: false when another request changed it first.
+   */
+  updateInvitation(invitation: Invitation, previous: InvitationStatus): Promise<boolean>;
+  /**
+   * Marks the invitation accepted (only if it is still pending) and inserts
+   * the connection, in one atomic unit: both or neither.
+   */
+  accept(invitation: Invitation, connection: Connection): Promise<AcceptOutcome>;
+  /** The live (accepted) connection between two teams, in either direction; null when none. */
+  liveConnection(teamA: string, teamB: string): Promise<Connection | null>;
+  /** A connection `team` is a party to; null when there is none of that id or `team` is not a party. */
+  connectionFor(team: string, id: string): Promise<Connection | null>;
+  /** The connections `team` is a party to, live or ended, newest first (by when they were accepted). */
+  connections(team: string, limit: number, after: PageAfter | null): Promise<Page<Connection>>;
+  /** Writes the connection's end only if it is still live: false when it had ended already. */
+  disconnect(connection: Connection): Promise<boolean>;
+}

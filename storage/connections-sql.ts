@@ -1,0 +1,222 @@
+import type { Connection, ConnectionStatus, Invitation, InvitationStatus } from "../src/connect/connections";
+import type { AcceptOutcome, ConnectionsStore, Page, PageAfter } from "../src/connect/connections-store";
+import { num, numOrNull } from "./portable-sql";
+import { type Row, type SqlDriver, UniqueViolation } from "./sql-driver";
+
+// ConnectionsStore on either engine, the same SQL on both. What two requests
+// at once could break is left to the database, never to a read before a
+// write: a status changes only from the status it was read with, an accept
+// inserts its connection from the invitation row its own guarded update
+// produced (tagged with the new connection's id), so an accept that lost the
+// invitation inserts nothing, and the unique key over (team_low, team_high,
+// live) refuses a second live connection for a pair (UniqueViolation, which
+// rolls the whole unit back, invitation included).
+
+const INVITATION_COLUMNS =
+  "from_team, id, from_user, code_hash, status, created_at, expires_at, answered_team, answered_user, answered_at";
+
+const CONNECTION_COLUMNS = `id, inviter, invitee, status, invitation_id, requested_user, requested_at,
+  accepted_user, accepted_at, disconnected_team, disconnected_user, disconnected_at`;
+
+const INVITATION_STATUSES: readonly InvitationStatus[] = ["pending", "accepted", "declined", "cancelled"];
+const CONNECTION_STATUSES: readonly ConnectionStatus[] = ["accepted", "disconnected"];
+
+function invitationStatusOf(v: unknown): InvitationStatus {
+  const status = INVITATION_STATUSES.find((s) => s === v);
+  if (!status) throw new Error(`corrupt invitation status in storage: ${String(v)}`);
+  return status;
+}
+
+function connectionStatusOf(v: unknown): ConnectionStatus {
+  const status = CONNECTION_STATUSES.find((s) => s === v);
+  if (!status) throw new Error(`corrupt connection status in storage: ${String(v)}`);
+  return status;
+}
+
+function invitationOf(r: Row): Invitation {
+  const answeredAt = numOrNull(r.answered_at);
+  return {
+    id: String(r.id),
+    fromTeam: String(r.from_team),
+    fromUser: String(r.from_user),
+    codeHash: String(r.code_hash),
+    status: invitationStatusOf(r.status),
+    createdAt: num(r.created_at),
+    expiresAt: num(r.expires_at),
+    answeredBy:
+      answeredAt === null ? null : { team: String(r.answered_team), user: String(r.answered_user), at: answeredAt },
+  };
+}
+
+function connectionOf(r: Row): Connection {
+  const inviter = String(r.inviter);
+  const invitee = String(r.invitee);
+  const disconnectedAt = numOrNull(r.disconnected_at);
+  return {
+    id: String(r.id),
+    inviter,
+    invitee,
+    status: connectionStatusOf(r.status),
+    invitationId: String(r.invitation_id),
+    requestedBy: { team: inviter, user: String(r.requested_user), at: num(r.requested_at) },
+    acceptedBy: { team: invitee, user: String(r.accepted_user), at: num(r.accepted_at) },
+    disconnectedBy:
+      disconnectedAt === null
+        ? null
+        : { team: String(r.disconnected_team), user: String(r.disconnected_user), at: disconnectedAt },
+  };
+}
+
+/** The pair in a fixed order, whichever side invited: what the unique key is over. */
+function pairOf(a: string, b: string): [string, string] {
+  return a < b ? [a, b] : [b, a];
+}
+
+/** A page of `limit` rows from `limit + 1` read: the extra row only says there is more. */
+function pageOf<T>(rows: T[], limit: number, keyOf: (item: T) => PageAfter): Page<T> {
+  const items = rows.slice(0, limit);
+  const last = items[items.length - 1];
+  return { items, next: rows.length > limit && last ? keyOf(last) : null };
+}
+
+/** Rows strictly after the keyset position in (time DESC, id DESC) order. */
+function keyset(column: string, after: PageAfter | null): { clause: string; params: unknown[] } {
+  if (!after) return { clause: "", params: [] };
+  return { clause: ` AND (${column} < ? OR (${column} = ? AND id < ?))`, params: [after.at, after.at, after.id] };
+}
+
+export function connectionsStore(db: SqlDriver): ConnectionsStore {
+  const oneInvitation = async (sql: string, params: unknown[]) => {
+    const [row] = await db.all(sql, params);
+    return row ? invitationOf(row) : null;
+  };
+  const oneConnection = async (sql: string, params: unknown[]) => {
+    const [row] = await db.all(sql, params);
+    return row ? connectionOf(row) : null;
+  };
+
+  return {
+    async insertInvitation(inv) {
+      await db.run(`INSERT INTO connect_invitations (${INVITATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
+        inv.fromTeam,
+        inv.id,
+        inv.fromUser,
+        inv.codeHash,
+        inv.status,
+        inv.createdAt,
+        inv.expiresAt,
+        inv.answeredBy?.team ?? null,
+        inv.answeredBy?.user ?? null,
+        inv.answeredBy?.at ?? null,
+      ]);
+    },
+
+    invitationByCode(codeHash) {
+      return oneInvitation(`SELECT ${INVITATION_COLUMNS} FROM connect_invitations WHERE code_hash = ?`, [codeHash]);
+    },
+
+    invitationOf(fromTeam, id) {
+      return oneInvitation(`SELECT ${INVITATION_COLUMNS} FROM connect_invitations WHERE from_team = ? AND id = ?`, [
+        fromTeam,
+        id,
+      ]);
+    },
+
+    async invitations(fromTeam, limit, after) {
+      const page = keyset("created_at", after);
+      const rows = await db.all(
+        `SELECT ${INVITATION_COLUMNS} FROM connect_invitations WHERE from_team = ?${page.clause}
+         ORDER BY created_at DESC, id DESC LIMIT ?`,
+        [fromTeam, ...page.params, limit + 1],
+      );
+      return pageOf(rows.map(invitationOf), limit, (i) => ({ at: i.createdAt, id: i.id }));
+    },
+
+    async updateInvitation(inv, previous) {
+      const { changes } = await db.run(
+        `UPDATE connect_invitations SET status = ?, answered_team = ?, answered_user = ?, answered_at = ?
+         WHERE from_team = ? AND id = ? AND status = ?`,
+        [
+          inv.status,
+          inv.answeredBy?.team ?? null,
+          inv.answeredBy?.user ?? null,
+          inv.answeredBy?.at ?? null,
+          inv.fromTeam,
+          inv.id,
+          previous,
+        ],
+      );
+      return changes === 1;
+    },
+
+    async accept(inv, conn): Promise<AcceptOutcome> {
+      const answered = inv.answeredBy;
+      if (inv.status !== "accepted" || !answered) throw new Error("accept() takes an accepted invitation");
+      const [low, high] = pairOf(conn.inviter, conn.invitee);
+      try {
+        const [claimed] = await db.atomic([
+          {
+            sql: `UPDATE connect_invitations
+                  SET status = 'accepted', answered_team = ?, answered_user = ?, answered_at = ?, connection_id = ?
+                  WHERE from_team = ? AND id = ? AND status = 'pending'`,
+            params: [answered.team, answered.user, answered.at, conn.id, inv.fromTeam, inv.id],
+          },
+          // From the row the update above just wrote, and from no other: an
+          // accept that lost the invitation finds no row tagged with its id.
+          {
+            sql: `INSERT INTO connections (id, inviter, invitee, team_low, team_high, live, status, invitation_id,
+                    requested_user, requested_at, accepted_user, accepted_at)
+                  SELECT ?, ?, ?, ?, ?, 1, 'accepted', id, from_user, created_at, answered_user, answered_at
+                  FROM connect_invitations WHERE from_team = ? AND id = ? AND connection_id = ?`,
+            params: [conn.id, conn.inviter, conn.invitee, low, high, inv.fromTeam, inv.id, conn.id],
+          },
+        ]);
+        return (claimed?.changes ?? 0) === 1 ? "accepted" : "gone";
+      } catch (error) {
+        if (error instanceof UniqueViolation) return "pair_taken";
+        throw error;
+      }
+    },
+
+    liveConnection(teamA, teamB) {
+      const [low, high] = pairOf(teamA, teamB);
+      return oneConnection(
+        `SELECT ${CONNECTION_COLUMNS} FROM connections WHERE team_low = ? AND team_high = ? AND live = 1`,
+        [low, high],
+      );
+    },
+
+    connectionFor(team, id) {
+      return oneConnection(
+        `SELECT ${CONNECTION_COLUMNS} FROM connections WHERE id = ? AND (inviter = ? OR invitee = ?)`,
+        [id, team, team],
+      );
+    },
+
+    async connections(team, limit, after) {
+      // One ordered, limited read per side, each along its own index, merged:
+      // an OR over the two columns would read every connection of the team.
+      const page = keyset("accepted_at", after);
+      const side = (column: "inviter" | "invitee") =>
+        `SELECT * FROM (SELECT ${CONNECTION_COLUMNS} FROM connections WHERE ${column} = ?${page.clause}
+           ORDER BY accepted_at DESC, id DESC LIMIT ?) AS ${column}_side`;
+      const rows = await db.all(
+        `${side("inviter")} UNION ALL ${side("invitee")} ORDER BY accepted_at DESC, id DESC LIMIT ?`,
+        [team, ...page.params, limit + 1, team, ...page.params, limit + 1, limit + 1],
+      );
+      return pageOf(rows.map(connectionOf), limit, (c) => ({ at: c.acceptedBy.at, id: c.id }));
+    },
+
+    async disconnect(conn) {
+      const ended = conn.disconnectedBy;
+      if (conn.status !== "disconnected" || !ended) throw new Error("disconnect() takes a disconnected connection");
+      const { changes } = await db.run(
+        `UPDATE connections SET status = 'disconnected', live = NULL,
+           disconnected_team = ?, disconnected_user = ?, disconnected_at = ?
+         WHERE id = ? AND status = 'accepted'`,
+        [ended.team, ended.user, ended.at, conn.id],
+      );
+      return changes === 1;
+    },
+  };
+}
