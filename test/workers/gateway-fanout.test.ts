@@ -1,4 +1,3 @@
-import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { AccessGuard } from "../../durable-objects/gateway/access-guard";
 import { Annotator } from "../../durable-objects/gateway/annotator";
@@ -6,7 +5,6 @@ import { Fanout, type FanoutPorts } from "../../durable-objects/gateway/fanout";
 import { SharedPositions } from "../../durable-objects/gateway/positions";
 import { SocketIndex } from "../../durable-objects/gateway/sockets";
 import type { Catchup } from "../../durable-objects/topic/topic";
-import type { LiveState, ProfileSource, TopicAccess } from "../../src/realtime/ports";
 import { presenceEventJson, presenceShardOf, presenceTopic } from "../../src/realtime/presence";
 import type { TopicEvent } from "../../src/realtime/sequence";
 import type { SocketState } from "../../src/realtime/socket-state";
@@ -19,13 +17,7 @@ import type { Role } from "../../src/teams/model";
 // with. What it asks of other objects is in memory: the topic's log
 // (eventsSince / snapshot) and the team cache behind the guard.
 
-/** Runs `fn` with a fresh gateway's storage (its SQLite holds the positions). */
-function withStorage<T>(fn: (state: DurableObjectState) => Promise<T> | T): Promise<T> {
-  const stub = env.GATEWAY.get(env.GATEWAY.newUniqueId());
-  return runInDurableObject(stub, (_instance, state) => fn(state));
-}
-
-const TEAM = "T1";
+import { TEAM, teamCache, withStorage } from "./gateway-fixture";
 
 /** A topic's log in memory: events 1..head, and the eventsSince calls it was asked. */
 function topicLog(events: TopicEvent[]) {
@@ -43,34 +35,6 @@ function topicLog(events: TopicEvent[]) {
   return { port, asked };
 }
 
-/** The team cache: every channel and user visible, except the users `hidden` lists per viewer. */
-function teamCache(hidden: Record<string, string[]> = {}) {
-  const access: TopicAccess = {
-    async channel() {
-      return { ok: true, host: TEAM };
-    },
-    async team() {
-      return { ok: true };
-    },
-  };
-  const live: LiveState = {
-    async actors() {
-      return new Map();
-    },
-    async visible(_team, _viewer, users, channels) {
-      return { ok: true, users: new Set(users), channels: new Set(channels) };
-    },
-  };
-  const profiles: ProfileSource = {
-    async profiles(_team, viewers, users) {
-      const out: Record<string, string[]> = {};
-      for (const v of viewers) if (hidden[v]) out[v] = hidden[v];
-      return { profiles: users.map((id) => ({ id })), hidden: out };
-    },
-  };
-  return { access, live, profiles };
-}
-
 /** A gateway's sockets and a Fanout over them, with the topic's log and the team cache in memory. */
 function fanoutOver(
   storage: DurableObjectState,
@@ -78,7 +42,7 @@ function fanoutOver(
 ) {
   const index = new SocketIndex(new SharedPositions(storage.storage.sql, () => {}), { sockets: () => [] });
   index.all();
-  const cache = teamCache(options.hidden);
+  const cache = teamCache({ hidden: options.hidden });
   const annotator = new Annotator(index, cache.profiles);
   const guard = new AccessGuard(index, { ...cache, close: () => {}, background: () => {} });
   const log = topicLog(options.log ?? []);

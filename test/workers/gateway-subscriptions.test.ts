@@ -1,4 +1,3 @@
-import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { AccessGuard } from "../../durable-objects/gateway/access-guard";
 import { Annotator } from "../../durable-objects/gateway/annotator";
@@ -7,7 +6,6 @@ import { SharedPositions } from "../../durable-objects/gateway/positions";
 import { SocketIndex } from "../../durable-objects/gateway/sockets";
 import { type SubscriptionPorts, Subscriptions } from "../../durable-objects/gateway/subscriptions";
 import type { Catchup } from "../../durable-objects/topic/topic";
-import type { ChannelAccess, ChannelGrant, LiveState, ProfileSource, TopicAccess } from "../../src/realtime/ports";
 import { byPresenceTopic, presenceEventJson } from "../../src/realtime/presence";
 import type { ClientFrame, TopicRequest } from "../../src/realtime/protocol";
 import type { TopicEvent } from "../../src/realtime/sequence";
@@ -22,13 +20,8 @@ import type { Role } from "../../src/teams/model";
 // (subscribe / eventsSince / snapshot over a log per topic key) and the
 // team cache (who may see which channel, and which users a guest may see).
 
-/** Runs `fn` with a fresh gateway's storage (its SQLite holds the positions). */
-function withStorage<T>(fn: (state: DurableObjectState) => Promise<T> | T): Promise<T> {
-  const stub = env.GATEWAY.get(env.GATEWAY.newUniqueId());
-  return runInDurableObject(stub, (_instance, state) => fn(state));
-}
+import { TEAM, teamCache, withStorage } from "./gateway-fixture";
 
-const TEAM = "T1";
 const GATEWAY = "gw:T1:0";
 
 /**
@@ -67,50 +60,6 @@ function topics(logs: Record<string, TopicEvent[]>, state: Record<string, string
 
 function pick(state: Record<string, string>, keys: string[]): Record<string, string> {
   return Object.fromEntries(keys.flatMap((k) => (state[k] === undefined ? [] : [[k, state[k]]])));
-}
-
-/**
- * The team cache: channels in `refused` are not visible; the others are
- * public channels of the team (channelGrant says every member may see
- * them); guests may not see the users `hidden` lists for them. `asked`
- * counts the channel checks that reached it.
- */
-function teamCache(options: { refused?: string[]; hidden?: Record<string, string[]> } = {}) {
-  const asked = { channel: 0, channelGrant: 0 };
-  const check = (channel: string): ChannelAccess =>
-    options.refused?.includes(channel)
-      ? { ok: false, code: "not_found", message: "no such channel" }
-      : { ok: true, host: TEAM };
-  const access: TopicAccess = {
-    async channel(_team, _viewer, channel) {
-      asked.channel++;
-      return check(channel);
-    },
-    async channelGrant(_team, _viewer, channel): Promise<ChannelGrant> {
-      asked.channelGrant++;
-      const c = check(channel);
-      return c.ok ? { ...c, everyMember: true } : c;
-    },
-    async team() {
-      return { ok: true };
-    },
-  };
-  const live: LiveState = {
-    async actors() {
-      return new Map();
-    },
-    async visible(_team, _viewer, users, channels) {
-      return { ok: true, users: new Set(users), channels: new Set(channels) };
-    },
-  };
-  const profiles: ProfileSource = {
-    async profiles(_team, viewers, users) {
-      const hidden: Record<string, string[]> = {};
-      for (const v of viewers) if (options.hidden?.[v]) hidden[v] = options.hidden[v];
-      return { profiles: users.map((id) => ({ id })), hidden };
-    },
-  };
-  return { access, live, profiles, asked };
 }
 
 /** A gateway's sockets and Subscriptions over them, with the topics and the team cache in memory. */
