@@ -1,5 +1,6 @@
 import { systemClock } from "../src/clock";
 import type { ConnectionsStore } from "../src/connect/connections-store";
+import type { ConnectPrefsStore } from "../src/connect/prefs-store";
 import type { ChangePublisher, DirectorySource } from "../src/directory/source";
 import type { DirectoryWriter } from "../src/directory/writer";
 import type { DomainCountStore } from "../src/domains/count-store";
@@ -12,6 +13,7 @@ import { accessChanges, publishDirectoryEvents } from "../src/realtime/directory
 import type { TopicPublisher } from "../src/realtime/ports";
 import { gatewayName, gatewayShardName, parseShardCount } from "../src/realtime/topics";
 import type { TeamStore } from "../src/teams/team-store";
+import { connectPrefsStore } from "../storage/connect-prefs-sql";
 import { connectionsStore } from "../storage/connections-sql";
 import { d1Driver } from "../storage/d1-driver";
 import { directoryStore } from "../storage/directory-store";
@@ -44,6 +46,8 @@ export interface Deps {
   changes: ChangePublisher;
   /** Slack Connect invitations and connections (src/connect/connections-service.ts). */
   connections: ConnectionsStore;
+  /** Slack Connect prefs, org and partner levels, and their audit (src/connect/team-prefs.ts). */
+  connectPrefs: ConnectPrefsStore;
   /** A push after a committed write failed (relay, cache): logged; the outbox sweep and the caches' catch-up repair it. */
   onPublishError: (error: unknown) => void;
 }
@@ -191,6 +195,7 @@ export function depsFor(env: Env, background?: Background): Deps {
   const heals = once(() => queueHealPublisher(env.HEALS as Queue<HealRequest>));
   const changes = once(() => changePublisherFor(env));
   const connections = once(() => connectionsStore(driver()));
+  const connectPrefs = once(() => connectPrefsStore(driver()));
   return {
     get store() {
       return store();
@@ -228,6 +233,9 @@ export function depsFor(env: Env, background?: Background): Deps {
     },
     get connections() {
       return connections();
+    },
+    get connectPrefs() {
+      return connectPrefs();
     },
     onPublishError: (error) =>
       console.error(

@@ -186,6 +186,16 @@ export function connectionsStore(db: SqlDriver): ConnectionsStore {
       );
     },
 
+    async everConnected(teamA, teamB) {
+      const [low, high] = pairOf(teamA, teamB);
+      // Along the unique key's (team_low, team_high) prefix: one index probe, whatever `live` holds.
+      const rows = await db.all("SELECT 1 AS one FROM connections WHERE team_low = ? AND team_high = ? LIMIT 1", [
+        low,
+        high,
+      ]);
+      return rows.length > 0;
+    },
+
     connectionFor(team, id) {
       return oneConnection(
         `SELECT ${CONNECTION_COLUMNS} FROM connections WHERE id = ? AND (inviter = ? OR invitee = ?)`,

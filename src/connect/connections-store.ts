@@ -49,6 +49,12 @@ export interface ConnectionsStore {
   accept(invitation: Invitation, connection: Connection): Promise<AcceptOutcome>;
   /** The live (accepted) connection between two teams, in either direction; null when none. */
   liveConnection(teamA: string, teamB: string): Promise<Connection | null>;
+  /**
+   * Whether the two teams have a connection, live or ended, in either
+   * direction: a partner a team may keep prefs about (they outlive a
+   * disconnect, for a reconnection).
+   */
+  everConnected(teamA: string, teamB: string): Promise<boolean>;
   /** A connection `team` is a party to; null when there is none of that id or `team` is not a party. */
   connectionFor(team: string, id: string): Promise<Connection | null>;
   /** The connections `team` is a party to, live or ended, newest first (by when they were accepted). */

@@ -49,6 +49,19 @@ export async function effectivePrefs(
   return { prefs: container.resolve(org, partner, problems), problems };
 }
 
+/**
+ * The org level's effective values, what a partner with no level of its own
+ * gets: each pref the org level sets (source "org"), else its default.
+ */
+export async function orgEffectivePrefs(
+  ports: Pick<PrefsPorts, "store">,
+  teamId: string,
+): Promise<{ prefs: Record<string, Resolved>; problems: PrefProblem[] }> {
+  const [row] = await ports.store.levels(teamId, [ORG_LEVEL]);
+  const problems: PrefProblem[] = [];
+  return { prefs: container.resolve(decodeRow(row, "org", problems), null, problems), problems };
+}
+
 /** What one level sets (the org level: target "0"). */
 export async function levelPrefs(
   ports: Pick<PrefsPorts, "store">,

@@ -212,6 +212,11 @@ export function connectionsContract(open: () => Promise<Backend>): void {
       });
       await expect(disconnectConnection(ports, b, id)).rejects.toMatchObject({ kind: "conflict" });
       expect(await ports.store.liveConnection(a.team, b.team)).toBeNull();
+      // Ended, the pair was still connected once (what the prefs routes let a team name), either way round.
+      expect(await ports.store.everConnected(a.team, b.team)).toBe(true);
+      expect(await ports.store.everConnected(b.team, a.team)).toBe(true);
+      expect(await ports.store.everConnected(a.team, admin("C").team)).toBe(false);
+      expect(await ports.store.everConnected(a.team, a.team)).toBe(false);
       // Disconnecting twice at once ends it once.
       clock.advance(10);
       const again = await answerInvitation(ports, a, early.code, "accept");

@@ -147,6 +147,25 @@ describe("patches", () => {
     expect(container.encode(prefs)).toEqual(before);
   });
 
+  it("refuses a pref named __proto__ or after Object's own members like any unknown name", () => {
+    for (const name of ["__proto__", "constructor", "toString", "hasOwnProperty"]) {
+      const prefs = level({ channel_creation: { who: "members" } });
+      const before = container.encode(prefs);
+      // As JSON.parse makes it: an own key, not the prototype.
+      const input = JSON.parse(`{${JSON.stringify(name)}:{"isAdmin":true},"channel_creation":{"who":"nobody"}}`);
+      let error: unknown;
+      try {
+        container.patch(prefs, "org", input, []);
+      } catch (e) {
+        error = e;
+      }
+      expect(error, name).toBeInstanceOf(PrefPatchError);
+      expect(Object.keys((error as PrefPatchError).problems), name).toEqual([name]);
+      expect((error as PrefPatchError).message, name).toContain(`${name}: no such pref`);
+      expect(container.encode(prefs), name).toEqual(before);
+    }
+  });
+
   it("clears a pref with null, reports only real changes, and says what they cause", () => {
     const prefs = level({ auto_approval: { mode: "off" }, channel_creation: { who: "members" } });
     const { changes, effects } = container.patch(

@@ -211,9 +211,15 @@ const POLLUTING_VALUES = ['{"isAdmin":true,"role":"owner"}', "null", "1", '"x"',
  * - a polluting key (`__proto__`, `constructor`, ...) added to an object of a strict schema;
  * - a key repeated with a wrong value after the good one;
  * - the whole document wrapped in an array.
- * `strictAt(path)` says which objects reject unknown keys (all but nested free-form data).
+ * `strictAt(path)` says which objects reject unknown keys (all but nested free-form data);
+ * `nullValidAt(path)` where a null is a valid value (a prefs patch's members: null clears), so none is put there.
  */
-function brokenDocument(base: Json, opts: { lenient: boolean; strictAt: (path: JsonPath) => boolean }) {
+function brokenDocument(
+  base: Json,
+  opts: { lenient: boolean; strictAt: (path: JsonPath) => boolean; nullValidAt?: (path: JsonPath) => boolean },
+) {
+  const wrongAt = (path: JsonPath, kind: Kind) =>
+    otherKinds(kind).filter((raw) => raw !== "null" || !opts.nullValidAt?.(path));
   const nodes = nodesOf(base);
   const objects = nodes.filter((n) => kindOf(n.value) === "object" && opts.strictAt(n.path));
   const withKeys = nodes.filter((n) => kindOf(n.value) === "object" && Object.keys(n.value as object).length > 0);
@@ -221,7 +227,7 @@ function brokenDocument(base: Json, opts: { lenient: boolean; strictAt: (path: J
   const pick = <T>(xs: readonly T[]) => fc.nat({ max: Math.max(0, xs.length - 1) }).map((i) => xs[i] as T);
   const mutations: Array<fc.Arbitrary<{ label: string; m: Mutation } | { label: string; text: string }>> = [
     pick(nodes).chain((n) =>
-      fc.constantFrom(...otherKinds(kindOf(n.value)), ...BAD_NUMBERS).map((raw) => ({
+      fc.constantFrom(...wrongAt(n.path, kindOf(n.value)), ...BAD_NUMBERS).map((raw) => ({
         label: `wrong kind at ${n.path.join(".") || "root"}`,
         m: { kind: "replace", path: n.path, raw },
       })),
@@ -272,7 +278,7 @@ function brokenDocument(base: Json, opts: { lenient: boolean; strictAt: (path: J
       pick(withKeys).chain((n) => {
         const obj = n.value as Record<string, Json>;
         return fc.constantFrom(...Object.keys(obj)).chain((key) =>
-          fc.constantFrom(...otherKinds(kindOf(obj[key] as Json))).map((raw) => ({
+          fc.constantFrom(...wrongAt([...n.path, key], kindOf(obj[key] as Json))).map((raw) => ({
             label: `duplicate ${key} at ${n.path.join(".") || "root"}`,
             m: { kind: "duplicate", path: n.path, key, raw },
           })),
@@ -342,7 +348,11 @@ function bodyCases(route: RouteEntry, body: Body, path: string): fc.Arbitrary<Ca
   const defaultType = body.kind === "json" ? "application/json" : body.kind === "ndjson" ? "application/x-ndjson" : "";
   if (body.kind === "json") {
     // Only the objects of a schema's own shape are strict; nothing nested in free-form values.
-    const doc = brokenDocument(body.value as Json, { lenient: !!route.lenientKeys, strictAt: () => true });
+    const doc = brokenDocument(body.value as Json, {
+      lenient: !!route.lenientKeys,
+      strictAt: () => true,
+      nullValidAt: (p) => !!route.nullClears && p.length === 1,
+    });
     cases.push(doc.map((d) => make(d.label, d.text, defaultType)));
     cases.push(garbageText.map((t) => make("not a JSON document", t, defaultType)));
     // A complete document cut short.

@@ -40,6 +40,7 @@ const REFERENCES: readonly Slot[] = [
   "invitation",
   "connection",
   "code",
+  "partner",
 ];
 
 /**

@@ -1,6 +1,6 @@
 import { SELF } from "cloudflare:test";
 import { createApp } from "../../workers/app";
-import { FEATURES_CUT, type Slot, type Target } from "./tenant-world";
+import { FEATURES_CUT, SEEDED_ORG_PREFS, SEEDED_PARTNER_PREFS, type Slot, type Target } from "./tenant-world";
 
 // Every HTTP route the Worker serves, with a valid request for it and the
 // team-scoped things it names. The isolation suite (isolation.test.ts) aims
@@ -41,6 +41,11 @@ export interface RouteEntry {
    * the fuzz suite's extra-key mutations would be valid there, so it skips them.
    */
   lenientKeys?: boolean;
+  /**
+   * A null for a member of the body's top-level object is a valid value (a
+   * prefs patch: it clears that pref): the fuzz suite puts null only deeper.
+   */
+  nullClears?: boolean;
 }
 
 const SOURCE = "channel_browser";
@@ -384,6 +389,36 @@ export const CATALOGUE: readonly RouteEntry[] = [
     names: ["connection"],
     params: (t) => ({ connection: t.connection }),
   },
+
+  // --- Slack Connect prefs (workers/routes/connect-prefs.ts): the caller's own team, its admins only
+  { method: "GET", path: "/v1/connect/prefs/org", access: "caller", names: [] },
+  {
+    method: "PATCH",
+    path: "/v1/connect/prefs/org",
+    access: "caller",
+    names: [],
+    // What every seeded team set already: a write that leaves the state as it was.
+    body: () => json(SEEDED_ORG_PREFS),
+    nullClears: true,
+  },
+  {
+    method: "GET",
+    path: "/v1/connect/prefs/partners/:partner",
+    access: "caller",
+    names: ["partner"],
+    params: (t) => ({ partner: t.partner }),
+  },
+  {
+    method: "PATCH",
+    path: "/v1/connect/prefs/partners/:partner",
+    access: "caller",
+    names: ["partner"],
+    params: (t) => ({ partner: t.partner }),
+    // What every seeded team set already for its partner: a write that leaves the state as it was.
+    body: () => json(SEEDED_PARTNER_PREFS),
+    nullClears: true,
+  },
+  { method: "GET", path: "/v1/connect/prefs/audit", access: "caller", names: [], query: () => ({ limit: "50" }) },
 ];
 
 export const routeKey = (r: { method: string; path: string }) => `${r.method} ${r.path}`;

@@ -10,8 +10,9 @@ import { api, eventually, ok, platformToken, token } from "./client";
 // Teams seeded with the same shapes for the tenant-isolation and fuzz suites
 // (isolation.test.ts, fuzz.test.ts): users of every role, public and private
 // channels, a channel and a user whose ids the other team uses too, a channel
-// shared with a partner team, a feature snapshot, a served recommendation, and
-// a Slack Connect connection to the partner (plus a pending invitation).
+// shared with a partner team, a feature snapshot, a served recommendation, a
+// Slack Connect connection to the partner (plus a pending invitation), and
+// connect prefs set at the org level and at the partner's.
 // Every name, address and domain of a team carries its `tag`, so any of its
 // data in another team's answer is found by searching for the tag and ids.
 
@@ -45,6 +46,8 @@ export interface Target {
   connection: string;
   /** The code of the team's invitation its partner redeemed: it redeems nothing any more, for anyone. */
   code: string;
+  /** The team's connected partner (a team id): the one partner its prefs routes may name. */
+  partner: string;
 }
 
 export type Slot = keyof Target;
@@ -60,6 +63,7 @@ export const SLOTS: readonly Slot[] = [
   "invitation",
   "connection",
   "code",
+  "partner",
 ];
 
 export type Role = "owner" | "admin" | "member" | "guest";
@@ -92,6 +96,20 @@ export interface Shared {
 }
 
 export const FEATURES_CUT = "2024-01-01";
+
+/**
+ * The connect prefs every seeded team sets, at the org level and at its
+ * partner's level. The catalogue's PATCH bodies are these: writes that leave
+ * the state as it was.
+ */
+export const SEEDED_ORG_PREFS = {
+  channel_creation: { who: "members" },
+  file_uploads: { allowed: true, max_bytes: 1_048_576, blocked_types: ["application/x-msdownload", ".exe"] },
+};
+export const SEEDED_PARTNER_PREFS = {
+  channel_creation: { who: "nobody" },
+  auto_approval: { mode: "listed", users: ["UPARTNERLEAD"] },
+};
 
 export function newShared(): Shared {
   const word = randomWord(6).toUpperCase();
@@ -229,6 +247,8 @@ export async function seedTeam(label: string, shared: Shared): Promise<Team> {
     201,
   );
   const pending = await invite();
+  await ok(api("PATCH", "/v1/connect/prefs/org", { token: tokens.admin, json: SEEDED_ORG_PREFS }));
+  await ok(api("PATCH", `/v1/connect/prefs/partners/${partner}`, { token: tokens.admin, json: SEEDED_PARTNER_PREFS }));
   const team: Team = {
     id,
     tag,
@@ -254,6 +274,7 @@ export async function seedTeam(label: string, shared: Shared): Promise<Team> {
       invitation: pending.invitation.id,
       connection: connected.connection.id,
       code: redeemed.invitation.code,
+      partner,
     },
   };
   await settled(team);
@@ -276,6 +297,7 @@ export function ghostTarget(): Target {
     invitation: `IGHOST${w}`,
     connection: `KGHOST${w}`,
     code: [...crypto.getRandomValues(new Uint8Array(20))].map((b) => b.toString(16).padStart(2, "0")).join(""),
+    partner: `TGHOSTPART${w}`,
   };
 }
 
@@ -344,8 +366,9 @@ async function settled(team: Team): Promise<void> {
 /**
  * A team's state as its own admin reads it back through the API (team,
  * users, profiles, channels, member lists, domain counts, the directory's
- * change-log version, its connect invitations and connections), plus its published feature snapshot: before and after
- * another team's requests, these must be equal.
+ * change-log version, its connect invitations and connections, its connect
+ * prefs at both levels and their audit), plus its published feature snapshot:
+ * before and after another team's requests, these must be equal.
  */
 export async function stateOf(team: Team): Promise<Record<string, unknown>> {
   const t = team.tokens.admin;
@@ -356,22 +379,51 @@ export async function stateOf(team: Team): Promise<Record<string, unknown>> {
   const base = `/v1/admin/teams/${team.id}`;
   const userIds = Object.values(team.users);
   const channelIds = Object.values(team.channels);
-  const [info, domains, boot, people, users, channels, members, features, invitations, connections] = await Promise.all(
-    [
-      read(base),
-      read(`${base}/domains`),
-      read("/v1/directory/boot"),
-      read("/v1/directory/people?deactivated=include&limit=100"),
-      Promise.all(userIds.map((u) => read(`${base}/users/${u}`))),
-      Promise.all(channelIds.map((c) => read(`/v1/directory/channels/${c}`))),
-      Promise.all(channelIds.map((c) => read(`/v1/directory/channels/${c}/members?limit=100`))),
-      // The Worker's own bindings (STORAGE, DB, DATABASE_URL): typed as Cloudflare.Env, which lacks the secrets.
-      featureStore(driverFor(env as unknown as Env)).current(team.id),
-      read("/v1/connect/invitations?limit=200"),
-      read("/v1/connect/connections?limit=200"),
-    ],
-  );
-  return { info, domains, boot, people, users, channels, members, features, invitations, connections };
+  const [
+    info,
+    domains,
+    boot,
+    people,
+    users,
+    channels,
+    members,
+    features,
+    invitations,
+    connections,
+    orgPrefs,
+    partnerPrefs,
+    prefsAudit,
+  ] = await Promise.all([
+    read(base),
+    read(`${base}/domains`),
+    read("/v1/directory/boot"),
+    read("/v1/directory/people?deactivated=include&limit=100"),
+    Promise.all(userIds.map((u) => read(`${base}/users/${u}`))),
+    Promise.all(channelIds.map((c) => read(`/v1/directory/channels/${c}`))),
+    Promise.all(channelIds.map((c) => read(`/v1/directory/channels/${c}/members?limit=100`))),
+    // The Worker's own bindings (STORAGE, DB, DATABASE_URL): typed as Cloudflare.Env, which lacks the secrets.
+    featureStore(driverFor(env as unknown as Env)).current(team.id),
+    read("/v1/connect/invitations?limit=200"),
+    read("/v1/connect/connections?limit=200"),
+    read("/v1/connect/prefs/org"),
+    read(`/v1/connect/prefs/partners/${team.partner}`),
+    read("/v1/connect/prefs/audit?limit=200"),
+  ]);
+  return {
+    info,
+    domains,
+    boot,
+    people,
+    users,
+    channels,
+    members,
+    features,
+    invitations,
+    connections,
+    orgPrefs,
+    partnerPrefs,
+    prefsAudit,
+  };
 }
 
 /**

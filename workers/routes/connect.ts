@@ -17,6 +17,7 @@ import {
 import { badRequest, notFound } from "../../src/errors";
 import { authorize } from "../auth";
 import { type AppContext, type AppEnv, jsonBody } from "../http";
+import { connectPrefsRoutes } from "./connect-prefs";
 
 // Slack Connect connections (docs/connect.md). The team is always the
 // caller's own, from the token; only a live owner or admin of it acts
@@ -96,4 +97,6 @@ export const connectRoutes = new Hono<AppEnv>()
   .delete("/connections/:connection", async (c) => {
     const by = await adminOf(c);
     return c.json({ connection: await disconnectConnection(portsOf(c), by, idParam(c, "connection")) });
-  });
+  })
+  // The prefs toward each partner, and the org level (./connect-prefs.ts).
+  .route("/prefs", connectPrefsRoutes);

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { AutoApproval_Mode, AutoApprovalSchema, type ConnectPrefs } from "../gen/connect/v1/prefs_pb";
-import { nameOf, objectWith, type PrefClass, PrefInputError, stringList } from "./pref";
+import { nameOf, objectWith, type PrefClass, PrefInputError, shown, stringList } from "./pref";
 
 // Shared-channel invitations from the partner approved without an admin of
 // this team: never (the default), always, or only when sent by listed users
@@ -14,6 +14,8 @@ export interface AutoApprovalValue {
 }
 
 const MAX_USERS = 1_000;
+/** A user id as the platform takes one anywhere (1-40 of A-Z a-z 0-9 _ -): no unbounded strings in a payload. */
+const USER_ID = /^[A-Za-z0-9_-]{1,40}$/;
 const MODES: Record<AutoApprovalMode, AutoApproval_Mode> = {
   off: AutoApproval_Mode.OFF,
   all: AutoApproval_Mode.ALL,
@@ -50,6 +52,8 @@ export const autoApproval: PrefClass<AutoApprovalValue> = {
   isValid(value) {
     if (value.mode === "listed" && value.users.length === 0) return ['mode "listed" needs at least one user'];
     if (value.mode !== "listed" && value.users.length > 0) return ['users are only taken with mode "listed"'];
+    const bad = value.users.filter((u) => !USER_ID.test(u));
+    if (bad.length > 0) return [`not user ids: ${shown(bad)}`];
     return [];
   },
 

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { FileUploadsSchema } from "../gen/connect/v1/prefs_pb";
-import { objectWith, type PrefClass, PrefInputError, stringList } from "./pref";
+import { objectWith, type PrefClass, PrefInputError, shown, stringList } from "./pref";
 
 // Files in channels shared with the partner: allowed or not, a size limit
 // (0: the platform's own), and blocked types (MIME types or extensions).
@@ -41,7 +41,8 @@ export const fileUploads: PrefClass<FileUploadsValue> = {
   transform(input) {
     const o = objectWith(input, "file_uploads", ["allowed", "max_bytes", "blocked_types"]);
     if (typeof o.allowed !== "boolean") throw new PrefInputError("file_uploads.allowed must be true or false");
-    const maxBytes = o.max_bytes ?? 0;
+    // Left out means no limit of its own (0); null is no number, refused like blocked_types: null.
+    const maxBytes = o.max_bytes === undefined ? 0 : o.max_bytes;
     if (typeof maxBytes !== "number" || !Number.isSafeInteger(maxBytes)) {
       throw new PrefInputError("file_uploads.max_bytes must be a whole number of bytes");
     }
@@ -54,7 +55,7 @@ export const fileUploads: PrefClass<FileUploadsValue> = {
     const problems: string[] = [];
     if (value.max_bytes < 0 || value.max_bytes > MAX_BYTES) problems.push(`max_bytes must be 0 to ${MAX_BYTES}`);
     const bad = value.blocked_types.filter((t) => !TYPE.test(t));
-    if (bad.length > 0) problems.push(`not a MIME type or an extension: ${bad.slice(0, 5).join(", ")}`);
+    if (bad.length > 0) problems.push(`not a MIME type or an extension: ${shown(bad)}`);
     return problems;
   },
 

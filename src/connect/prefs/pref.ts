@@ -52,6 +52,15 @@ export interface PrefClass<V> {
   effects(change: PrefChange<V>): PrefEffect[];
 }
 
+/**
+ * Input named in a message, at most the first few, each cut short: a refusal
+ * names what was wrong without echoing a huge input back.
+ */
+export function shown(values: readonly string[]): string {
+  const few = values.slice(0, 5).map((v) => JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v));
+  return values.length > 5 ? `${few.join(", ")} and ${values.length - 5} more` : few.join(", ");
+}
+
 /** A string list from API input: strings only, trimmed, non-empty, unique, in order. */
 export function stringList(input: unknown, what: string, max: number): string[] {
   if (!Array.isArray(input)) throw new PrefInputError(`${what} must be a list of strings`);
@@ -71,7 +80,7 @@ export function objectWith(input: unknown, what: string, keys: readonly string[]
     throw new PrefInputError(`${what} must be an object`);
   }
   const extra = Object.keys(input).filter((k) => !keys.includes(k));
-  if (extra.length > 0) throw new PrefInputError(`${what} does not take ${extra.join(", ")}`);
+  if (extra.length > 0) throw new PrefInputError(`${what} does not take ${shown(extra)}`);
   return input as Record<string, unknown>;
 }
 

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { ProfileFieldsSchema } from "../gen/connect/v1/prefs_pb";
-import { objectWith, type PrefClass, PrefInputError, stringList } from "./pref";
+import { objectWith, type PrefClass, PrefInputError, shown, stringList } from "./pref";
 
 // Profile fields the partner's users may see of this team's users. The id
 // and name are always visible (a member of a shared channel must be named);
@@ -35,7 +35,7 @@ export const profileFields: PrefClass<ProfileFieldsValue> = {
     const visible = stringList(o.visible, "profile_fields.visible", PROFILE_FIELDS.length * 2);
     const unknown = visible.filter((f) => !isField(f));
     if (unknown.length > 0) {
-      throw new PrefInputError(`profile_fields.visible takes ${PROFILE_FIELDS.join(", ")}; not ${unknown.join(", ")}`);
+      throw new PrefInputError(`profile_fields.visible takes ${PROFILE_FIELDS.join(", ")}; not ${shown(unknown)}`);
     }
     return { visible: visible.filter(isField) };
   },

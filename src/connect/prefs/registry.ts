@@ -135,7 +135,10 @@ export class PrefContainer {
     input: Record<string, unknown>,
     problems: PrefProblem[],
   ): { changes: Array<PrefChange<unknown>>; effects: PrefEffect[] } {
-    const refused: Record<string, string[]> = {};
+    // No prototype: a pref named "__proto__" (JSON.parse makes it an own key)
+    // must land here as a refusal, not replace the object's prototype and
+    // vanish from Object.keys, which would let the rest of the patch through.
+    const refused: Record<string, string[]> = Object.create(null);
     const planned: Array<{ c: Registered; value: unknown }> = [];
     for (const [key, raw] of Object.entries(input)) {
       const c = this.byKey.get(key);

@@ -1,0 +1,115 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import { mayManageConnections } from "../../src/auth/policy";
+import type { Actor } from "../../src/connect/connections";
+import {
+  AUDIT_DEFAULT,
+  AUDIT_MAX,
+  changeOrgPrefs,
+  changePartnerPrefs,
+  newAuditId,
+  orgPrefs,
+  partnerPrefs,
+  prefsAudit,
+  type TeamPrefsPorts,
+} from "../../src/connect/team-prefs";
+import { badRequest, notFound } from "../../src/errors";
+import { authorize } from "../auth";
+import { type AppContext, type AppEnv, jsonBody } from "../http";
+
+// Slack Connect prefs (docs/connect.md#the-prefs-routes), mounted under
+// /v1/connect/prefs by routes/connect.ts. As for connections, the team is
+// always the caller's own and only its live owners and admins act
+// (mayManageConnections); a partner is named only if the team has or had a
+// connection with it (src/connect/team-prefs.ts), so every other id answers
+// as one that does not exist. Each handler authorizes, parses, calls one use
+// case and answers. What a change causes (PrefEffect) is not published yet:
+// nothing consumes it before the prefs cache and the search index feed exist.
+
+/** An id that cannot name a team names nothing: the answer for a missing partner, not a 400 to tell apart. */
+const PARTNER_ID = /^[A-Za-z0-9_-]{1,40}$/;
+
+/** More prefs than exist, with room for new ones; a longer name is no pref either. */
+const MAX_PREFS = 32;
+const MAX_NAME = 64;
+
+/**
+ * `{ <pref>: value }` sets, `{ <pref>: null }` clears. Only the shape is
+ * checked here; each value is the pref class's to transform and validate
+ * (the use case refuses the whole patch, naming every pref that is wrong,
+ * unknown names included). Not z.record: it drops a "__proto__" key, which
+ * would let the rest of such a patch through instead of refusing it.
+ */
+const PrefsPatch = z
+  .custom<Record<string, unknown>>(
+    (v) => typeof v === "object" && v !== null && !Array.isArray(v),
+    "expected an object of prefs: { <pref>: value, or null to clear it }",
+  )
+  .superRefine((patch, ctx) => {
+    const names = Object.keys(patch);
+    if (names.length === 0) ctx.addIssue({ code: "custom", message: "name at least one pref" });
+    if (names.length > MAX_PREFS) ctx.addIssue({ code: "custom", message: `at most ${MAX_PREFS} prefs at once` });
+    if (names.some((n) => n.length > MAX_NAME)) {
+      ctx.addIssue({ code: "custom", message: `pref names are at most ${MAX_NAME} characters` });
+    }
+  });
+
+const AuditQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(AUDIT_MAX).default(AUDIT_DEFAULT),
+});
+
+/** The caller, once the policy has found it a live admin of its own team. */
+async function adminOf(c: AppContext): Promise<Actor> {
+  const { team, user } = c.get("identity");
+  await authorize(c, (p) => mayManageConnections(p, team));
+  return { team, user };
+}
+
+function portsOf(c: AppContext): TeamPrefsPorts {
+  const deps = c.get("deps");
+  return {
+    store: deps.connectPrefs,
+    connections: deps.connections,
+    now: () => deps.clock.now(),
+    newId: newAuditId,
+  };
+}
+
+function partnerParam(c: AppContext): string {
+  const id = c.req.param("partner") ?? "";
+  if (!PARTNER_ID.test(id)) throw notFound("no such partner");
+  return id;
+}
+
+function auditLimit(c: AppContext): number {
+  const parsed = AuditQuery.safeParse(c.req.query());
+  if (!parsed.success) {
+    throw badRequest(parsed.error.issues.map((i) => `${i.path.join(".") || "query"}: ${i.message}`).join("; "));
+  }
+  return parsed.data.limit;
+}
+
+export const connectPrefsRoutes = new Hono<AppEnv>()
+  .get("/org", async (c) => {
+    const { team } = await adminOf(c);
+    return c.json(await orgPrefs(portsOf(c), team));
+  })
+  .patch("/org", async (c) => {
+    const by = await adminOf(c);
+    const patch = await jsonBody(c, PrefsPatch);
+    return c.json(await changeOrgPrefs(portsOf(c), by, patch));
+  })
+  .get("/partners/:partner", async (c) => {
+    const { team } = await adminOf(c);
+    return c.json(await partnerPrefs(portsOf(c), team, partnerParam(c)));
+  })
+  .patch("/partners/:partner", async (c) => {
+    const by = await adminOf(c);
+    const partner = partnerParam(c);
+    const patch = await jsonBody(c, PrefsPatch);
+    return c.json(await changePartnerPrefs(portsOf(c), by, partner, patch));
+  })
+  .get("/audit", async (c) => {
+    const { team } = await adminOf(c);
+    return c.json(await prefsAudit(portsOf(c), team, auditLimit(c)));
+  });
