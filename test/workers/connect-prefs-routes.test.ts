@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import type { AuditLineView } from "../../src/connect/team-prefs";
 import { api, newTeam, ok, platformToken, token } from "./client";
 
 // The Slack Connect prefs routes end to end, on D1: an admin sets the org
@@ -20,16 +21,7 @@ interface PrefsJson {
   changed?: string[];
 }
 interface AuditJson {
-  audit: Array<{
-    id: string;
-    level: "org" | "partner";
-    partner: string | null;
-    pref: string;
-    actor: string;
-    at: number;
-    before: unknown;
-    after: unknown;
-  }>;
+  audit: AuditLineView[];
 }
 interface ErrorJson {
   error: { code: string; message: string; details?: { prefs?: Record<string, string[]> } };

@@ -7,7 +7,6 @@ import { SocketIndex } from "../../durable-objects/gateway/sockets";
 import type { Catchup } from "../../durable-objects/topic/topic";
 import { presenceEventJson, presenceShardOf, presenceTopic } from "../../src/realtime/presence";
 import type { TopicEvent } from "../../src/realtime/sequence";
-import type { SocketState } from "../../src/realtime/socket-state";
 import type { SubTopic } from "../../src/realtime/topics";
 import type { Role } from "../../src/teams/model";
 
@@ -17,7 +16,7 @@ import type { Role } from "../../src/teams/model";
 // with. What it asks of other objects is in memory: the topic's log
 // (eventsSince / snapshot) and the team cache behind the guard.
 
-import { TEAM, teamCache, withStorage } from "./gateway-fixture";
+import { connectedSocket, teamCache, withStorage } from "./gateway-fixture";
 
 /** A topic's log in memory: events 1..head, and the eventsSince calls it was asked. */
 function topicLog(events: TopicEvent[]) {
@@ -58,23 +57,7 @@ function fanoutOver(
     topics: Array<[SubTopic, number]>,
     extra: { role?: Role; presence?: string[] } = {},
   ) => {
-    const [client, ws] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
-    client.accept();
-    ws.accept();
-    const messages: string[] = [];
-    client.addEventListener("message", (e) => {
-      messages.push(String(e.data));
-    });
-    const state: SocketState = {
-      sid,
-      team: TEAM,
-      user,
-      gateway: "gw:T1:0",
-      subs: new Map(),
-      presence: new Set(extra.presence ?? []),
-      exp: 2 ** 40,
-      role: extra.role ?? "member",
-    };
+    const { ws, state, messages } = connectedSocket(sid, user, extra);
     index.track(ws, state);
     for (const [topic, seq] of topics) {
       index.place(state, topic, seq);

@@ -1,10 +1,13 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import type { ChannelAccess, ChannelGrant, LiveState, ProfileSource, TopicAccess } from "../../src/realtime/ports";
+import type { SocketState } from "../../src/realtime/socket-state";
+import type { Role } from "../../src/teams/model";
 
 // What the gateway-part suites (gateway-fanout, gateway-subscriptions) share:
 // a fresh gateway's storage, and the team cache as a tiny in-memory port.
 
 export const TEAM = "T1";
+export const GATEWAY = "gw:T1:0";
 
 /** Runs `fn` with a fresh gateway's storage (its SQLite holds the positions). */
 export function withStorage<T>(fn: (state: DurableObjectState) => Promise<T> | T): Promise<T> {
@@ -54,4 +57,30 @@ export function teamCache(options: { refused?: string[]; hidden?: Record<string,
     },
   };
   return { access, live, profiles, asked };
+}
+
+/**
+ * A connected socket's server side (`ws`, accepted, carrying an attachment)
+ * with its state, following nothing yet; `messages` is what its client
+ * receives. The caller tracks it in its socket index.
+ */
+export function connectedSocket(sid: string, user: string, extra: { role?: Role; presence?: string[] } = {}) {
+  const [client, ws] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+  client.accept();
+  ws.accept();
+  const messages: string[] = [];
+  client.addEventListener("message", (e) => {
+    messages.push(String(e.data));
+  });
+  const state: SocketState = {
+    sid,
+    team: TEAM,
+    user,
+    gateway: GATEWAY,
+    subs: new Map(),
+    presence: new Set(extra.presence ?? []),
+    exp: 2 ** 40,
+    role: extra.role ?? "member",
+  };
+  return { ws, state, messages };
 }

@@ -9,7 +9,7 @@ import type { Catchup } from "../../durable-objects/topic/topic";
 import { byPresenceTopic, presenceEventJson } from "../../src/realtime/presence";
 import type { ClientFrame, TopicRequest } from "../../src/realtime/protocol";
 import type { TopicEvent } from "../../src/realtime/sequence";
-import { decodeState, type SocketState } from "../../src/realtime/socket-state";
+import { decodeState } from "../../src/realtime/socket-state";
 import { topicKey } from "../../src/realtime/topics";
 import type { Role } from "../../src/teams/model";
 
@@ -20,9 +20,7 @@ import type { Role } from "../../src/teams/model";
 // (subscribe / eventsSince / snapshot over a log per topic key) and the
 // team cache (who may see which channel, and which users a guest may see).
 
-import { TEAM, teamCache, withStorage } from "./gateway-fixture";
-
-const GATEWAY = "gw:T1:0";
+import { connectedSocket, GATEWAY, TEAM, teamCache, withStorage } from "./gateway-fixture";
 
 /**
  * Topics in memory: a log per topic key (events 1..head), each user's last
@@ -85,23 +83,7 @@ function subscriptionsOver(
 
   /** A connected socket of `user` following nothing yet; `messages` is what its client receives. */
   const socket = (sid: string, user: string, role: Role = "member") => {
-    const [client, ws] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
-    client.accept();
-    ws.accept();
-    const messages: string[] = [];
-    client.addEventListener("message", (e) => {
-      messages.push(String(e.data));
-    });
-    const state: SocketState = {
-      sid,
-      team: TEAM,
-      user,
-      gateway: GATEWAY,
-      subs: new Map(),
-      presence: new Set(),
-      exp: 2 ** 40,
-      role,
-    };
+    const { ws, state, messages } = connectedSocket(sid, user, { role });
     index.track(ws, state);
     /** What the socket's attachment says (what a gateway woken from hibernation would know). */
     const saved = () => decodeState(ws.deserializeAttachment());
