@@ -1,4 +1,5 @@
 import { depsFor } from "../platform/deps";
+import { recLogWriter } from "../platform/rec-log-store";
 import { busyRetrySeconds, coveredByLastHeal, healTeam } from "../src/domains/healer";
 import { type DomainMutationMessage, type HealRequest, isMutationMessage } from "../src/domains/messages";
 import { applyMutationBatch } from "../src/domains/mutation-consumer";
@@ -79,36 +80,7 @@ async function consumeRecLogs(batch: MessageBatch<unknown>, env: Env): Promise<v
     else console.error("dropping malformed rec-log message", m.id);
   }
   // All or nothing: a failed put retries the whole batch, which rewrites the same objects.
-  await Promise.all(
-    logObjects(valid).map((o) =>
-      putInSlices(env.REC_LOG_STORE, o.key, o.body, { httpMetadata: { contentType: "application/x-ndjson" } }),
-    ),
-  );
+  const write = recLogWriter(env);
+  await Promise.all(logObjects(valid).map((o) => write(o.key, o.body)));
   batch.ackAll();
-}
-
-/** Bytes handed to a log object's upload between yields (see putInSlices). */
-const PUT_SLICE_BYTES = 16 * 1024;
-
-/**
- * An R2 put whose body is fed in slices, yielding to the event loop between
- * them. A batch's object is ~350 KB; written in one piece, the local R2
- * (Miniflare, wrangler dev) hashed and stored it in one run on the Worker's
- * thread, and the request that arrived meanwhile waited 8-11 ms for it (one
- * request in a hundred: the bench's p99). In slices, requests interleave
- * (~4 ms worst). Deployed, R2 is a network call and the slices just stream.
- */
-async function putInSlices(bucket: R2Bucket, key: string, body: string, options: R2PutOptions): Promise<void> {
-  const bytes = new TextEncoder().encode(body);
-  const { readable, writable } = new FixedLengthStream(bytes.byteLength);
-  const writer = writable.getWriter();
-  const feed = async () => {
-    for (let at = 0; at < bytes.byteLength; at += PUT_SLICE_BYTES) {
-      await writer.write(bytes.subarray(at, at + PUT_SLICE_BYTES));
-      await scheduler.wait(0);
-    }
-    await writer.close();
-  };
-  // Together: a put that fails early cancels the stream, which fails the feed instead of leaving it waiting.
-  await Promise.all([bucket.put(key, readable, options), feed()]);
 }
