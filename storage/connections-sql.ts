@@ -1,7 +1,11 @@
 import type { Connection, ConnectionStatus, Invitation, InvitationStatus } from "../src/connect/connections";
 import type { AcceptOutcome, ConnectionsStore, Page, PageAfter } from "../src/connect/connections-store";
+import { conflict } from "../src/errors";
+import type { IdempotencyRecord } from "../src/teams/team-store";
+import type { Guard } from "./change-log";
+import { idempotencyInsert, idempotencyKeys } from "./idempotency-sql";
 import { num, numOrNull } from "./portable-sql";
-import { type Row, type SqlDriver, UniqueViolation } from "./sql-driver";
+import { type Row, type SqlDriver, type Statement, UniqueViolation } from "./sql-driver";
 
 // ConnectionsStore on either engine, the same SQL on both. What two requests
 // at once could break is left to the database, never to a read before a
@@ -11,6 +15,13 @@ import { type Row, type SqlDriver, UniqueViolation } from "./sql-driver";
 // invitation inserts nothing, and the unique key over (team_low, team_high,
 // live) refuses a second live connection for a pair (UniqueViolation, which
 // rolls the whole unit back, invitation included).
+//
+// An Idempotency-Key record (storage/idempotency-sql.ts) joins the unit of
+// the write it answers. For an answer, it goes first, guarded by the answer's
+// own compare-and-set condition read before the swap (the invitation is
+// still in the status the use case read): true exactly when the swap will
+// happen, as the team store does for a user's change. D1 runs a batch with no
+// other writer in between; on MySQL the unit first locks the invitation row.
 
 const INVITATION_COLUMNS =
   "from_team, id, from_user, code_hash, status, created_at, expires_at, answered_team, answered_user, answered_at";
@@ -85,7 +96,34 @@ function keyset(column: string, after: PageAfter | null): { clause: string; para
   return { clause: ` AND (${column} < ? OR (${column} = ? AND id < ?))`, params: [after.at, after.at, after.id] };
 }
 
+/** The key of a team that already used it (a concurrent request with the same key won): the caller replays the winner. */
+const keyRaced = () => conflict("another request with this Idempotency-Key was answered first");
+
 export function connectionsStore(db: SqlDriver): ConnectionsStore {
+  /**
+   * The statements that put `record` (the answering team's) in an answer's
+   * unit, before the swap: the row lock on MySQL, then the record, written
+   * only while the invitation still has status `previous`.
+   */
+  const guardedRecord = (inv: Invitation, previous: InvitationStatus, record: IdempotencyRecord): Statement[] => {
+    const team = inv.answeredBy?.team;
+    if (!team) throw new Error("an answer's record takes an answered invitation");
+    const guard: Guard = {
+      sql: "EXISTS (SELECT 1 FROM connect_invitations g WHERE g.from_team = ? AND g.id = ? AND g.status = ?)",
+      params: [inv.fromTeam, inv.id, previous],
+    };
+    const lock: Statement[] =
+      db.dialect === "mysql"
+        ? [
+            {
+              sql: "SELECT id FROM connect_invitations WHERE from_team = ? AND id = ? FOR UPDATE",
+              params: [inv.fromTeam, inv.id],
+            },
+          ]
+        : [];
+    return [...lock, ...idempotencyInsert(team, record, guard)];
+  };
+
   const oneInvitation = async (sql: string, params: unknown[]) => {
     const [row] = await db.all(sql, params);
     return row ? invitationOf(row) : null;
@@ -96,19 +134,36 @@ export function connectionsStore(db: SqlDriver): ConnectionsStore {
   };
 
   return {
-    async insertInvitation(inv) {
-      await db.run(`INSERT INTO connect_invitations (${INVITATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
-        inv.fromTeam,
-        inv.id,
-        inv.fromUser,
-        inv.codeHash,
-        inv.status,
-        inv.createdAt,
-        inv.expiresAt,
-        inv.answeredBy?.team ?? null,
-        inv.answeredBy?.user ?? null,
-        inv.answeredBy?.at ?? null,
-      ]);
+    idempotencyRecord: idempotencyKeys(db).idempotencyRecord,
+
+    async insertInvitation(inv, record) {
+      const insert: Statement = {
+        sql: `INSERT INTO connect_invitations (${INVITATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        params: [
+          inv.fromTeam,
+          inv.id,
+          inv.fromUser,
+          inv.codeHash,
+          inv.status,
+          inv.createdAt,
+          inv.expiresAt,
+          inv.answeredBy?.team ?? null,
+          inv.answeredBy?.user ?? null,
+          inv.answeredBy?.at ?? null,
+        ],
+      };
+      if (!record) {
+        await db.run(insert.sql, insert.params);
+        return;
+      }
+      try {
+        // The inviting team's key, in the insert's unit: a second request
+        // with the same key fails whole on it and adds no invitation.
+        await db.atomic([...idempotencyInsert(inv.fromTeam, record), insert]);
+      } catch (error) {
+        if (error instanceof UniqueViolation) throw keyRaced();
+        throw error;
+      }
     },
 
     invitationByCode(codeHash) {
@@ -132,11 +187,11 @@ export function connectionsStore(db: SqlDriver): ConnectionsStore {
       return pageOf(rows.map(invitationOf), limit, (i) => ({ at: i.createdAt, id: i.id }));
     },
 
-    async updateInvitation(inv, previous) {
-      const { changes } = await db.run(
-        `UPDATE connect_invitations SET status = ?, answered_team = ?, answered_user = ?, answered_at = ?
+    async updateInvitation(inv, previous, record) {
+      const swap: Statement = {
+        sql: `UPDATE connect_invitations SET status = ?, answered_team = ?, answered_user = ?, answered_at = ?
          WHERE from_team = ? AND id = ? AND status = ?`,
-        [
+        params: [
           inv.status,
           inv.answeredBy?.team ?? null,
           inv.answeredBy?.user ?? null,
@@ -145,16 +200,31 @@ export function connectionsStore(db: SqlDriver): ConnectionsStore {
           inv.id,
           previous,
         ],
-      );
-      return changes === 1;
+      };
+      if (!record) {
+        const { changes } = await db.run(swap.sql, swap.params);
+        return changes === 1;
+      }
+      const statements = [...guardedRecord(inv, previous, record), swap];
+      try {
+        const results = await db.atomic(statements);
+        return results[statements.indexOf(swap)]?.changes === 1;
+      } catch (error) {
+        if (error instanceof UniqueViolation) throw keyRaced();
+        throw error;
+      }
     },
 
-    async accept(inv, conn): Promise<AcceptOutcome> {
+    async accept(inv, conn, record): Promise<AcceptOutcome> {
       const answered = inv.answeredBy;
       if (inv.status !== "accepted" || !answered) throw new Error("accept() takes an accepted invitation");
       const [low, high] = pairOf(conn.inviter, conn.invitee);
+      // The accepting team's record, if any, goes first (guarded like the claim
+      // below); its key already taken fails the unit as a second live pair does.
+      const keyed = record ? guardedRecord(inv, "pending", record) : [];
       try {
-        const [claimed] = await db.atomic([
+        const results = await db.atomic([
+          ...keyed,
           {
             sql: `UPDATE connect_invitations
                   SET status = 'accepted', answered_team = ?, answered_user = ?, answered_at = ?, connection_id = ?
@@ -171,6 +241,7 @@ export function connectionsStore(db: SqlDriver): ConnectionsStore {
             params: [conn.id, conn.inviter, conn.invitee, low, high, inv.fromTeam, inv.id, conn.id],
           },
         ]);
+        const claimed = results[keyed.length];
         return (claimed?.changes ?? 0) === 1 ? "accepted" : "gone";
       } catch (error) {
         if (error instanceof UniqueViolation) return "pair_taken";

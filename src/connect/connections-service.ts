@@ -1,5 +1,6 @@
 import { badRequest, conflict, notFound } from "../errors";
 import { newId as newSlackId } from "../ids";
+import { type IdempotencyRequest, type Once, recordOf, writeOnce } from "../teams/idempotency";
 import {
   type Actor,
   answer,
@@ -21,6 +22,11 @@ import type { ConnectionsStore, PageAfter } from "./connections-store";
 // store's (guarded writes, one live connection per pair). Authorization (a
 // live admin of the actor's team) is the caller's; every lookup here is
 // scoped to the actor's team, so another team's ids answer as missing ones.
+//
+// Creating and answering an invitation take an Idempotency-Key (the
+// *Once use cases, src/teams/idempotency.ts): the key is the actor's team's,
+// its record (the answer) is written by the store in the write's own atomic
+// unit, and a retry with the key answers that record instead of writing again.
 
 export interface ConnectionsPorts {
   store: ConnectionsStore;
@@ -76,16 +82,37 @@ export function invitationView(invitation: Invitation, now: number) {
 export type InvitationView = ReturnType<typeof invitationView>;
 export type ConnectionView = ReturnType<typeof connectionView>;
 
-/** A new invitation of the actor's team, and its code: shown this once, only its hash is kept. */
+export interface CreatedInvitation {
+  invitation: InvitationView;
+  code: string;
+}
+
+/**
+ * A new invitation of the actor's team, and its code: shown this once, only
+ * its hash is kept with the invitation. With an Idempotency-Key, the answer
+ * (code included) is the key's record, kept with the team's other keys for
+ * IDEMPOTENCY_RETENTION_MS so that a retry shows the same code again.
+ */
 export async function createInvitation(
   ports: ConnectionsPorts,
   by: Actor,
-): Promise<{ invitation: InvitationView; code: string }> {
+  idempotency?: IdempotencyRequest,
+): Promise<CreatedInvitation> {
   const code = newInvitationCode();
   const now = ports.now();
   const invitation = invite(ports.newId("invitation"), by, await codeHashOf(code), now);
-  await ports.store.insertInvitation(invitation);
-  return { invitation: invitationView(invitation, now), code };
+  const created: CreatedInvitation = { invitation: invitationView(invitation, now), code };
+  await ports.store.insertInvitation(invitation, idempotency ? recordOf(idempotency, created, now) : undefined);
+  return created;
+}
+
+/** createInvitation, at most once per Idempotency-Key of the actor's team. */
+export function createInvitationOnce(
+  ports: ConnectionsPorts,
+  by: Actor,
+  idempotency: IdempotencyRequest | null,
+): Promise<Once<CreatedInvitation>> {
+  return writeOnce(ports.store, by.team, idempotency, (idem) => createInvitation(ports, by, idem));
 }
 
 export async function listInvitations(
@@ -113,12 +140,18 @@ export async function cancelInvitation(ports: ConnectionsPorts, by: Actor, id: s
  * request a moment ago) is not_found, as one that never existed. Accepting
  * answers the connection as the actor's team sees it.
  */
+export interface InvitationAnswer {
+  decision: "accepted" | "declined";
+  connection: ConnectionView | null;
+}
+
 export async function answerInvitation(
   ports: ConnectionsPorts,
   by: Actor,
   code: string,
   decision: "accept" | "decline",
-): Promise<{ decision: "accepted" | "declined"; connection: ConnectionView | null }> {
+  idempotency?: IdempotencyRequest,
+): Promise<InvitationAnswer> {
   const invitation = await ports.store.invitationByCode(await codeHashOf(code));
   const now = ports.now();
   const redeemable = invitation?.status === "pending" && invitation.expiresAt > now && invitation.fromTeam !== by.team;
@@ -128,14 +161,34 @@ export async function answerInvitation(
     redeemable && decision === "accept" ? await ports.store.liveConnection(invitation.fromTeam, by.team) : null;
   const answered = answer(invitation, by, decision, existing, ports.newId("connection"), now);
   const gone = () => notFound("no such invitation");
+  // The key's record (the actor's team's) is written only with the answer itself: an
+  // answer that fails (not_found, a conflict) records nothing, so its retry is judged anew.
+  const record = (result: InvitationAnswer) => (idempotency ? recordOf(idempotency, result, now) : undefined);
   if (!answered.connection) {
-    if (!(await ports.store.updateInvitation(answered.invitation, "pending"))) throw gone();
-    return { decision: "declined", connection: null };
+    const declined: InvitationAnswer = { decision: "declined", connection: null };
+    if (!(await ports.store.updateInvitation(answered.invitation, "pending", record(declined)))) throw gone();
+    return declined;
   }
-  const outcome = await ports.store.accept(answered.invitation, answered.connection);
+  const accepted: InvitationAnswer = { decision: "accepted", connection: connectionView(answered.connection, by.team) };
+  const outcome = await ports.store.accept(answered.invitation, answered.connection, record(accepted));
   if (outcome === "gone") throw gone();
   if (outcome === "pair_taken") throw conflict("these organizations are already connected");
-  return { decision: "accepted", connection: connectionView(answered.connection, by.team) };
+  return accepted;
+}
+
+/**
+ * answerInvitation, at most once per Idempotency-Key of the actor's team: a
+ * retry answers the first answer (the same connection), not the not_found a
+ * second redemption of the code would get.
+ */
+export function answerInvitationOnce(
+  ports: ConnectionsPorts,
+  by: Actor,
+  code: string,
+  decision: "accept" | "decline",
+  idempotency: IdempotencyRequest | null,
+): Promise<Once<InvitationAnswer>> {
+  return writeOnce(ports.store, by.team, idempotency, (idem) => answerInvitation(ports, by, code, decision, idem));
 }
 
 export async function listConnections(

@@ -1,3 +1,4 @@
+import type { IdempotencyRecord, TeamStore } from "../teams/team-store";
 import type { Connection, Invitation, InvitationStatus } from "./connections";
 
 // Where invitations and connections are kept (storage/connections-sql.ts on
@@ -7,6 +8,15 @@ import type { Connection, Invitation, InvitationStatus } from "./connections";
 // code is redeemed at most once, and a pair of teams has at most one live
 // connection (a unique key in the schema; the loser of two accepts at once
 // gets `pair_taken`).
+//
+// The writes a client may retry with an Idempotency-Key (creating and
+// answering an invitation) take the key's record (src/teams/idempotency.ts)
+// and write it in their own atomic unit, for the acting team, only when the
+// write itself happens: there is no moment at which the invitation, the
+// answer or the connection exists without its record, or the reverse. A
+// record whose key the team already used (another request with the same key
+// won a race) fails the whole unit, which answers as a conflict: the caller
+// then replays the winner's record (writeOnce).
 
 /** A keyset position in a newest-first listing: the row's time, then its id. */
 export interface PageAfter {
@@ -29,8 +39,9 @@ export type AcceptOutcome =
   /** The pair already has a live connection (another accept won): nothing written. */
   | "pair_taken";
 
-export interface ConnectionsStore {
-  insertInvitation(invitation: Invitation): Promise<void>;
+export interface ConnectionsStore extends Pick<TeamStore, "idempotencyRecord"> {
+  /** With a record: both or neither; the key already recorded for the team is a conflict (DomainError). */
+  insertInvitation(invitation: Invitation, record?: IdempotencyRecord): Promise<void>;
   /** The invitation whose code hashes to this, whatever its team and status; null when none. */
   invitationByCode(codeHash: string): Promise<Invitation | null>;
   /** One of the inviting team's invitations; null when that team has none of that id. */
@@ -39,14 +50,20 @@ export interface ConnectionsStore {
   invitations(fromTeam: string, limit: number, after: PageAfter | null): Promise<Page<Invitation>>;
   /**
    * Writes the invitation's status and answer only if it still has status
-   * `previous`: false when another request changed it first.
+   * `previous`: false when another request changed it first. With a record
+   * (of the answering team, invitation.answeredBy), it is written in the same
+   * unit and only if the update happens; the key already recorded for that
+   * team is a conflict (DomainError), with nothing written.
    */
-  updateInvitation(invitation: Invitation, previous: InvitationStatus): Promise<boolean>;
+  updateInvitation(invitation: Invitation, previous: InvitationStatus, record?: IdempotencyRecord): Promise<boolean>;
   /**
    * Marks the invitation accepted (only if it is still pending) and inserts
-   * the connection, in one atomic unit: both or neither.
+   * the connection, in one atomic unit: both or neither. With a record (of
+   * the accepting team), it joins that unit, written only if the accept is;
+   * the key already recorded for that team fails the unit as `pair_taken`
+   * does (the caller's conflict, which then finds the winner's record).
    */
-  accept(invitation: Invitation, connection: Connection): Promise<AcceptOutcome>;
+  accept(invitation: Invitation, connection: Connection, record?: IdempotencyRecord): Promise<AcceptOutcome>;
   /** The live (accepted) connection between two teams, in either direction; null when none. */
   liveConnection(teamA: string, teamB: string): Promise<Connection | null>;
   /**

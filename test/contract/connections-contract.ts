@@ -2,8 +2,10 @@ import { describe, expect, it } from "vitest";
 import { type Actor, INVITATION_TTL_MS } from "../../src/connect/connections";
 import {
   answerInvitation,
+  answerInvitationOnce,
   cancelInvitation,
   createInvitation,
+  createInvitationOnce,
   disconnectConnection,
   listConnections,
   listInvitations,
@@ -20,12 +22,65 @@ import { type Backend, fixedClock, uniqueTeamId } from "./fixtures";
 export function connectionsContract(open: () => Promise<Backend>): void {
   describe("connections", () => {
     const setup = async () => {
-      const { driver } = await open();
+      const { driver, store } = await open();
       const clock = fixedClock();
       const ports = { store: connectionsStore(driver), now: () => clock.now(), newId: newConnectId };
       const admin = (label: string): Actor => ({ team: uniqueTeamId(`T${label}`), user: `UADM${label}` });
-      return { ports, clock, admin };
+      /** An admin of a team that exists (an Idempotency-Key's record is kept for a team row). */
+      const adminOfTeam = async (label: string): Promise<Actor> => {
+        const a = admin(label);
+        await store.createTeam({
+          id: a.team,
+          name: a.team,
+          plan: "pro",
+          claimedDomains: [],
+          createdAt: 0,
+          healedAt: null,
+        });
+        return a;
+      };
+      return { ports, clock, admin, adminOfTeam };
     };
+
+    it("replays a keyed create and a keyed accept with the same answer, writing nothing twice", async () => {
+      const { ports, clock, adminOfTeam } = await setup();
+      const a = await adminOfTeam("A");
+      const b = await adminOfTeam("B");
+      const create = { key: "create-1", requestHash: "h-create" };
+      const first = await createInvitationOnce(ports, a, create);
+      clock.advance(1);
+      const again = await createInvitationOnce(ports, a, create);
+      expect(first.replayed).toBe(false);
+      expect(again).toEqual({ value: first.value, replayed: true });
+      expect((await listInvitations(ports, a.team)).invitations).toHaveLength(1);
+      // The same key with another request is refused, and writes nothing.
+      await expect(createInvitationOnce(ports, a, { key: "create-1", requestHash: "other" })).rejects.toMatchObject({
+        kind: "invalid",
+      });
+      expect((await listInvitations(ports, a.team)).invitations).toHaveLength(1);
+
+      const accept = { key: "accept-1", requestHash: "h-accept" };
+      const accepted = await answerInvitationOnce(ports, b, first.value.code, "accept", accept);
+      const replayed = await answerInvitationOnce(ports, b, first.value.code, "accept", accept);
+      expect(accepted.value.decision).toBe("accepted");
+      expect(replayed).toEqual({ value: accepted.value, replayed: true });
+      expect((await listConnections(ports, b.team)).connections).toHaveLength(1);
+      // Without the key, the redeemed code is what it is now: nothing.
+      await expect(answerInvitation(ports, b, first.value.code, "accept")).rejects.toMatchObject({ kind: "not_found" });
+      // Another team's same key value is its own.
+      const c = await adminOfTeam("C");
+      expect((await createInvitationOnce(ports, c, create)).replayed).toBe(false);
+    });
+
+    it("keeps no record for a keyed answer that failed, so its retry is checked again", async () => {
+      const { ports, adminOfTeam } = await setup();
+      const b = await adminOfTeam("B");
+      const key = { key: "answer-x", requestHash: "h" };
+      await expect(answerInvitationOnce(ports, b, "00".repeat(20), "accept", key)).rejects.toMatchObject({
+        kind: "not_found",
+      });
+      expect(await ports.store.idempotencyRecord(b.team, "answer-x")).toBeNull();
+    });
 
     it("an invitation round-trips, and its code connects the team that redeems it", async () => {
       const { ports, clock, admin } = await setup();

@@ -3,10 +3,10 @@ import { z } from "zod";
 import { mayManageConnections } from "../../src/auth/policy";
 import type { Actor } from "../../src/connect/connections";
 import {
-  answerInvitation,
+  answerInvitationOnce,
   type ConnectionsPorts,
   cancelInvitation,
-  createInvitation,
+  createInvitationOnce,
   disconnectConnection,
   listConnections,
   listInvitations,
@@ -16,7 +16,7 @@ import {
 } from "../../src/connect/connections-service";
 import { badRequest, notFound } from "../../src/errors";
 import { authorize } from "../auth";
-import { type AppContext, type AppEnv, jsonBody } from "../http";
+import { type AppContext, type AppEnv, idempotencyOf, jsonBody } from "../http";
 import { connectPrefsRoutes } from "./connect-prefs";
 
 // Slack Connect connections (docs/connect.md). The team is always the
@@ -24,6 +24,10 @@ import { connectPrefsRoutes } from "./connect-prefs";
 // (mayManageConnections). Each handler authorizes, parses, calls one use case
 // of src/connect/connections-service.ts and answers; every lookup is scoped
 // to the caller's team there, so another team's ids answer as missing ones.
+// Creating and answering an invitation take an Idempotency-Key as the admin
+// writes do (src/teams/idempotency.ts): keys are the caller's team's, the
+// request hash covers the route and the validated body, and a retry answers
+// the first answer with `Idempotent-Replayed: true`.
 
 /** An id that cannot name anything names nothing: the answer for a missing one, not a 400 to tell apart. */
 const ID = /^[A-Za-z0-9_-]{1,40}$/;
@@ -71,16 +75,26 @@ function idParam(c: AppContext, name: "invitation" | "connection"): string {
 export const connectRoutes = new Hono<AppEnv>()
   .post("/invitations/answer", async (c) => {
     const by = await adminOf(c);
-    const { code, decision } = await jsonBody(c, AnswerBody);
-    const answered = await answerInvitation(portsOf(c), by, code, decision);
+    const body = await jsonBody(c, AnswerBody);
+    const { value: answered, replayed } = await answerInvitationOnce(
+      portsOf(c),
+      by,
+      body.code,
+      body.decision,
+      await idempotencyOf(c, body),
+    );
+    if (replayed) c.header("idempotent-replayed", "true");
     return c.json(answered, answered.connection ? 201 : 200);
   })
   .post("/invitations", async (c) => {
     const by = await adminOf(c);
-    await jsonBody(c, NewInvitationBody);
-    const { invitation, code } = await createInvitation(portsOf(c), by);
-    // The code travels inside the invitation, in this one answer only: it is never stored or shown again.
-    return c.json({ invitation: { ...invitation, code } }, 201);
+    const body = await jsonBody(c, NewInvitationBody);
+    const { value, replayed } = await createInvitationOnce(portsOf(c), by, await idempotencyOf(c, body));
+    if (replayed) c.header("idempotent-replayed", "true");
+    // The code travels inside the invitation, in this answer only; with an
+    // Idempotency-Key, also in the key's record, so that a retry by the same
+    // team within the key's lifetime shows it again (docs/connect.md).
+    return c.json({ invitation: { ...value.invitation, code: value.code } }, 201);
   })
   .get("/invitations", async (c) => {
     const { team } = await adminOf(c);
