@@ -245,10 +245,21 @@ describe.each(ADAPTERS)("faults on %s", (adapter) => {
       await rig.platform.start();
       healed = await countsConverge(rig, team);
       expect(healed.ok, `counts drift ${JSON.stringify([...healed.last].slice(0, 10))}`).toBe(true);
-      const [row] = await rig.db.all<{ owner: string | null; needed: number | null; healed: number | null }>(
-        "SELECT heal_lease_owner AS owner, heal_needed_at AS needed, healed_at AS healed FROM teams WHERE id = ?",
-        [team],
-      );
+      // A heal writes the counts, then releases its lease with healed_at
+      // (src/domains/healer.ts): the counts can be exact a moment before the
+      // heal says it finished, so the release is waited for, not raced.
+      const teamRow = async () =>
+        (
+          await rig.db.all<{ owner: string | null; needed: number | null; healed: number | null }>(
+            "SELECT heal_lease_owner AS owner, heal_needed_at AS needed, healed_at AS healed FROM teams WHERE id = ?",
+            [team],
+          )
+        )[0];
+      let row = await teamRow();
+      for (const until = Date.now() + 10_000; (row?.healed == null || row.owner) && Date.now() < until; ) {
+        await sleep(100);
+        row = await teamRow();
+      }
       expect(row?.healed, "a heal finished").not.toBeNull();
       expect(row?.owner ?? null, "the lease was released").toBeNull();
     }
