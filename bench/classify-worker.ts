@@ -168,18 +168,34 @@ const routes: Record<string, (req: Request, env: Env) => Promise<unknown>> = {
         upserts += out.upserts;
         keys += out.keys;
       } else if (mode === "batched") {
-        const all: DomainDelta[] = slice.flatMap((m) =>
+        // The consumer as deployed minus the merge: the same exactly-once
+        // bookkeeping (which ids were applied already, and recording the new
+        // ones in the same statement unit), so "coalescing alone" compares
+        // merging against not merging and nothing else.
+        const ids = slice.map(({ teamId, id }) => ({ teamId, id }));
+        const done = new Set((await deps.counts.appliedMutations(ids)).map((k) => `${k.teamId}\u0000${k.id}`));
+        const fresh = slice.filter((m) => !done.has(`${m.teamId}\u0000${m.id}`));
+        const all: DomainDelta[] = fresh.flatMap((m) =>
           m.deltas.map((d) => ({ teamId: team, domain: d.domain, role: d.role, delta: d.delta })),
         );
-        const out = await deps.counts.applyDeltas(all, 0);
-        statements += out.statements;
+        const out = await deps.counts.applyDeltas(
+          all,
+          0,
+          fresh.map(({ teamId, id }) => ({ teamId, id })),
+        );
+        statements += out.statements + 1;
         upserts += out.upserts;
         keys += all.length;
       } else {
+        // One statement per delta, with the same bookkeeping per message: is
+        // it applied already, and its id recorded with its last delta.
         for (const m of slice) {
-          for (const d of m.deltas) {
+          const key = { teamId: m.teamId, id: m.id };
+          statements += 1;
+          if ((await deps.counts.appliedMutations([key])).length > 0) continue;
+          for (const [i, d] of m.deltas.entries()) {
             const delta: DomainDelta = { teamId: team, domain: d.domain, role: d.role, delta: d.delta };
-            const out = await deps.counts.applyDeltas([delta], 0);
+            const out = await deps.counts.applyDeltas([delta], 0, i === m.deltas.length - 1 ? [key] : undefined);
             statements += out.statements;
             upserts += out.upserts;
             keys += 1;
