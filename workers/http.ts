@@ -5,7 +5,7 @@ import type { Deps } from "../platform/deps";
 import { errorBody, statusOf } from "../platform/error-status";
 import type { Principal } from "../src/auth/policy";
 import type { Identity } from "../src/auth/tokens";
-import { type DomainError, invalidBody, unsupportedMedia } from "../src/errors";
+import { badRequest, type DomainError, invalidBody, unsupportedMedia } from "../src/errors";
 import { type IdempotencyRequest, idempotencyKeyOf, requestHashOf } from "../src/teams/idempotency";
 
 // Transport plumbing shared by the routes: the Hono env type, body parsing
@@ -68,6 +68,15 @@ export async function jsonBody<S extends z.ZodType>(c: AppContext, schema: S): P
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message }));
     throw invalidBody(issues.map((i) => `${i.path || "body"}: ${i.message}`).join("; "), { issues });
+  }
+  return parsed.data;
+}
+
+/** The query string by a schema; anything it refuses is a 400 naming each parameter. */
+export function queryParams<S extends z.ZodType>(c: AppContext, schema: S): z.infer<S> {
+  const parsed = schema.safeParse(c.req.query());
+  if (!parsed.success) {
+    throw badRequest(parsed.error.issues.map((i) => `${i.path.join(".") || "query"}: ${i.message}`).join("; "));
   }
   return parsed.data;
 }

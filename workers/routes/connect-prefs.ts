@@ -1,7 +1,5 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { mayManageConnections } from "../../src/auth/policy";
-import type { Actor } from "../../src/connect/connections";
 import {
   AUDIT_DEFAULT,
   AUDIT_MAX,
@@ -13,9 +11,9 @@ import {
   prefsAudit,
   type TeamPrefsPorts,
 } from "../../src/connect/team-prefs";
-import { badRequest, notFound } from "../../src/errors";
-import { authorize } from "../auth";
-import { type AppContext, type AppEnv, jsonBody } from "../http";
+import { notFound } from "../../src/errors";
+import { type AppContext, type AppEnv, jsonBody, queryParams } from "../http";
+import { connectAdminOf } from "./connect-admin";
 
 // Slack Connect prefs (docs/connect.md#the-prefs-routes), mounted under
 // /v1/connect/prefs by routes/connect.ts. As for connections, the team is
@@ -58,13 +56,6 @@ const AuditQuery = z.object({
   limit: z.coerce.number().int().min(1).max(AUDIT_MAX).default(AUDIT_DEFAULT),
 });
 
-/** The caller, once the policy has found it a live admin of its own team. */
-async function adminOf(c: AppContext): Promise<Actor> {
-  const { team, user } = c.get("identity");
-  await authorize(c, (p) => mayManageConnections(p, team));
-  return { team, user };
-}
-
 function portsOf(c: AppContext): TeamPrefsPorts {
   const deps = c.get("deps");
   return {
@@ -82,34 +73,30 @@ function partnerParam(c: AppContext): string {
 }
 
 function auditLimit(c: AppContext): number {
-  const parsed = AuditQuery.safeParse(c.req.query());
-  if (!parsed.success) {
-    throw badRequest(parsed.error.issues.map((i) => `${i.path.join(".") || "query"}: ${i.message}`).join("; "));
-  }
-  return parsed.data.limit;
+  return queryParams(c, AuditQuery).limit;
 }
 
 export const connectPrefsRoutes = new Hono<AppEnv>()
   .get("/org", async (c) => {
-    const { team } = await adminOf(c);
+    const { team } = await connectAdminOf(c);
     return c.json(await orgPrefs(portsOf(c), team));
   })
   .patch("/org", async (c) => {
-    const by = await adminOf(c);
+    const by = await connectAdminOf(c);
     const patch = await jsonBody(c, PrefsPatch);
     return c.json(await changeOrgPrefs(portsOf(c), by, patch));
   })
   .get("/partners/:partner", async (c) => {
-    const { team } = await adminOf(c);
+    const { team } = await connectAdminOf(c);
     return c.json(await partnerPrefs(portsOf(c), team, partnerParam(c)));
   })
   .patch("/partners/:partner", async (c) => {
-    const by = await adminOf(c);
+    const by = await connectAdminOf(c);
     const partner = partnerParam(c);
     const patch = await jsonBody(c, PrefsPatch);
     return c.json(await changePartnerPrefs(portsOf(c), by, partner, patch));
   })
   .get("/audit", async (c) => {
-    const { team } = await adminOf(c);
+    const { team } = await connectAdminOf(c);
     return c.json(await prefsAudit(portsOf(c), team, auditLimit(c)));
   });

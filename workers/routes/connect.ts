@@ -1,7 +1,5 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { mayManageConnections } from "../../src/auth/policy";
-import type { Actor } from "../../src/connect/connections";
 import {
   answerInvitationOnce,
   type ConnectionsPorts,
@@ -14,9 +12,9 @@ import {
   PAGE_DEFAULT,
   PAGE_MAX,
 } from "../../src/connect/connections-service";
-import { badRequest, notFound } from "../../src/errors";
-import { authorize } from "../auth";
-import { type AppContext, type AppEnv, idempotencyOf, jsonBody } from "../http";
+import { notFound } from "../../src/errors";
+import { type AppContext, type AppEnv, idempotencyOf, jsonBody, queryParams } from "../http";
+import { connectAdminOf } from "./connect-admin";
 import { connectPrefsRoutes } from "./connect-prefs";
 
 // Slack Connect connections (docs/connect.md). The team is always the
@@ -47,18 +45,7 @@ const PageQuery = z.object({
 });
 
 function pageOf(c: AppContext): { limit: number; cursor?: string } {
-  const parsed = PageQuery.safeParse(c.req.query());
-  if (!parsed.success) {
-    throw badRequest(parsed.error.issues.map((i) => `${i.path.join(".") || "query"}: ${i.message}`).join("; "));
-  }
-  return parsed.data;
-}
-
-/** The caller, once the policy has found it a live admin of its own team. */
-async function adminOf(c: AppContext): Promise<Actor> {
-  const { team, user } = c.get("identity");
-  await authorize(c, (p) => mayManageConnections(p, team));
-  return { team, user };
+  return queryParams(c, PageQuery);
 }
 
 function portsOf(c: AppContext): ConnectionsPorts {
@@ -74,7 +61,7 @@ function idParam(c: AppContext, name: "invitation" | "connection"): string {
 
 export const connectRoutes = new Hono<AppEnv>()
   .post("/invitations/answer", async (c) => {
-    const by = await adminOf(c);
+    const by = await connectAdminOf(c);
     const body = await jsonBody(c, AnswerBody);
     const { value: answered, replayed } = await answerInvitationOnce(
       portsOf(c),
@@ -87,7 +74,7 @@ export const connectRoutes = new Hono<AppEnv>()
     return c.json(answered, answered.connection ? 201 : 200);
   })
   .post("/invitations", async (c) => {
-    const by = await adminOf(c);
+    const by = await connectAdminOf(c);
     const body = await jsonBody(c, NewInvitationBody);
     const { value, replayed } = await createInvitationOnce(portsOf(c), by, await idempotencyOf(c, body));
     if (replayed) c.header("idempotent-replayed", "true");
@@ -97,19 +84,19 @@ export const connectRoutes = new Hono<AppEnv>()
     return c.json({ invitation: { ...value.invitation, code: value.code } }, 201);
   })
   .get("/invitations", async (c) => {
-    const { team } = await adminOf(c);
+    const { team } = await connectAdminOf(c);
     return c.json(await listInvitations(portsOf(c), team, pageOf(c)));
   })
   .delete("/invitations/:invitation", async (c) => {
-    const by = await adminOf(c);
+    const by = await connectAdminOf(c);
     return c.json({ invitation: await cancelInvitation(portsOf(c), by, idParam(c, "invitation")) });
   })
   .get("/connections", async (c) => {
-    const { team } = await adminOf(c);
+    const { team } = await connectAdminOf(c);
     return c.json(await listConnections(portsOf(c), team, pageOf(c)));
   })
   .delete("/connections/:connection", async (c) => {
-    const by = await adminOf(c);
+    const by = await connectAdminOf(c);
     return c.json({ connection: await disconnectConnection(portsOf(c), by, idParam(c, "connection")) });
   })
   // The prefs toward each partner, and the org level (./connect-prefs.ts).

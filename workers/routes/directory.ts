@@ -2,8 +2,8 @@ import { Hono } from "hono";
 import { z } from "zod";
 import type { CacheResult } from "../../durable-objects/team-cache/team-cache";
 import { teamCacheOf } from "../../platform/stubs";
-import { badRequest, DomainError } from "../../src/errors";
-import { type AppContext, type AppEnv, jsonBody } from "../http";
+import { DomainError } from "../../src/errors";
+import { type AppContext, type AppEnv, jsonBody, queryParams } from "../http";
 
 // Lazy-load queries, answered by the caller's team cache (one Durable Object
 // per team). The team and the viewer always come from the token: a client can
@@ -42,15 +42,6 @@ const LookupBody = z.strictObject({
   channels: z.array(Id).max(MAX_LOOKUP).default([]),
 });
 
-function params<S extends z.ZodType>(c: AppContext, schema: S): z.infer<S> {
-  const parsed = schema.safeParse(c.req.query());
-  if (!parsed.success) {
-    const message = parsed.error.issues.map((i) => `${i.path.join(".") || "query"}: ${i.message}`).join("; ");
-    throw badRequest(message);
-  }
-  return parsed.data;
-}
-
 function cacheFor(c: AppContext) {
   const { team, user } = c.get("identity");
   return { team, user, stub: teamCacheOf(c.env, team) };
@@ -63,12 +54,12 @@ function unwrap<T>(result: CacheResult<T>): T {
 
 export const directoryRoutes = new Hono<AppEnv>()
   .get("/switcher", async (c) => {
-    const { q, limit } = params(c, SwitcherQuery);
+    const { q, limit } = queryParams(c, SwitcherQuery);
     const { team, user, stub } = cacheFor(c);
     return c.json({ items: unwrap(await stub.quickSwitcher(team, user, q, limit)) });
   })
   .get("/mentions", async (c) => {
-    const { channel, q, limit } = params(c, MentionsQuery);
+    const { channel, q, limit } = queryParams(c, MentionsQuery);
     const { team, user, stub } = cacheFor(c);
     return c.json({ items: unwrap(await stub.mentions(team, user, channel, q, limit)) });
   })
@@ -77,12 +68,12 @@ export const directoryRoutes = new Hono<AppEnv>()
     return c.json({ channel: unwrap(await stub.channel(team, user, c.req.param("channel"))) });
   })
   .get("/channels/:channel/members", async (c) => {
-    const { cursor, limit } = params(c, MembersQuery);
+    const { cursor, limit } = queryParams(c, MembersQuery);
     const { team, user, stub } = cacheFor(c);
     return c.json(unwrap(await stub.channelMembers(team, user, c.req.param("channel"), cursor ?? null, limit)));
   })
   .get("/people", async (c) => {
-    const { q, role, deactivated, bots, cursor, limit } = params(c, PeopleQuery);
+    const { q, role, deactivated, bots, cursor, limit } = queryParams(c, PeopleQuery);
     const { team, user, stub } = cacheFor(c);
     return c.json(unwrap(await stub.directory(team, user, { q, roles: role, deactivated, bots, cursor, limit })));
   })
@@ -92,7 +83,7 @@ export const directoryRoutes = new Hono<AppEnv>()
     return c.json(unwrap(await stub.lookup(team, user, body.users, body.channels)));
   })
   .get("/boot", async (c) => {
-    const { since } = params(c, BootQuery);
+    const { since } = queryParams(c, BootQuery);
     const { team, user, stub } = cacheFor(c);
     return c.json(unwrap(await stub.boot(team, user, since ?? null)));
   });
