@@ -1,4 +1,5 @@
-import { deferredFlush } from "../deferred-flush";
+import { WriteBehind } from "../write-behind";
+
 // Users whose last socket on this gateway closed, and when they turn away
 // (after the presence grace period), in memory and in the gateway's SQLite
 // (`away_pending`), so the alarm of a gateway woken from hibernation still
@@ -19,23 +20,22 @@ export const FLUSH_MS = 50;
 
 export class AwayLedger {
   private map: Map<string, { team: string; due: number }> | null = null;
-  /** Changed since the last flush (null: removed). */
-  private readonly dirty = new Map<string, { team: string; due: number } | null>();
-  /** Writes what changed within FLUSH_MS, once for every change meanwhile. */
-  private readonly scheduleFlush = deferredFlush(
-    FLUSH_MS,
-    (work) => this.keep(work),
-    () => this.flush(),
-  );
+  /** Changed entries (null: removed), written within FLUSH_MS. */
+  private readonly behind: WriteBehind<string, { team: string; due: number } | null>;
 
   constructor(
     private readonly sql: SqlStorage,
     /** Keeps the instance alive until the flush ran (ctx.waitUntil). */
-    private readonly keep: (work: Promise<unknown>) => void,
+    keep: (work: Promise<unknown>) => void,
   ) {
     sql.exec(
       "CREATE TABLE IF NOT EXISTS away_pending (user TEXT PRIMARY KEY, team TEXT NOT NULL, due INTEGER NOT NULL)",
     );
+    this.behind = new WriteBehind(FLUSH_MS, keep, (user, entry) => {
+      if (entry === null) sql.exec("DELETE FROM away_pending WHERE user = ?", user);
+      else
+        sql.exec("INSERT OR REPLACE INTO away_pending (user, team, due) VALUES (?, ?, ?)", user, entry.team, entry.due);
+    });
   }
 
   /** Whether the user's away is pending (they left within the grace period). */
@@ -47,7 +47,7 @@ export class AwayLedger {
   leave(user: string, team: string, due: number): void {
     const entry = { team, due };
     this.pending().set(user, entry);
-    this.change(user, entry);
+    this.behind.set(user, entry);
   }
 
   /** The entries due by `now`, removed. */
@@ -56,7 +56,7 @@ export class AwayLedger {
     for (const [user, { team, due }] of this.pending()) {
       if (due > now) continue;
       this.pending().delete(user);
-      this.change(user, null);
+      this.behind.set(user, null);
       out.push({ user, team });
     }
     return out;
@@ -74,23 +74,7 @@ export class AwayLedger {
 
   /** Writes every change now. */
   flush(): void {
-    for (const [user, entry] of this.dirty) {
-      if (entry === null) this.sql.exec("DELETE FROM away_pending WHERE user = ?", user);
-      else {
-        this.sql.exec(
-          "INSERT OR REPLACE INTO away_pending (user, team, due) VALUES (?, ?, ?)",
-          user,
-          entry.team,
-          entry.due,
-        );
-      }
-    }
-    this.dirty.clear();
-  }
-
-  private change(user: string, entry: { team: string; due: number } | null): void {
-    this.dirty.set(user, entry);
-    this.scheduleFlush();
+    this.behind.flush();
   }
 
   private pending(): Map<string, { team: string; due: number }> {

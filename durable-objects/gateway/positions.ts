@@ -1,5 +1,5 @@
 import type { SubTopic } from "../../src/realtime/topics";
-import { deferredFlush } from "../deferred-flush";
+import { WriteBehind } from "../write-behind";
 
 // The seq every in-sync socket of a topic has been sent (the gateway's
 // "shared position", see gateway.ts), in memory and in the gateway's SQLite
@@ -23,21 +23,19 @@ export const FLUSH_MS = 25;
 
 export class SharedPositions {
   private map: Map<SubTopic, number> | null = null;
-  /** Changed since the last flush (null: dropped). */
-  private readonly dirty = new Map<SubTopic, number | null>();
-  /** Writes what changed within FLUSH_MS, once for every change meanwhile. */
-  private readonly scheduleFlush = deferredFlush(
-    FLUSH_MS,
-    (work) => this.keep(work),
-    () => this.flush(),
-  );
+  /** Changed positions (null: dropped), written within FLUSH_MS. */
+  private readonly behind: WriteBehind<SubTopic, number | null>;
 
   constructor(
     private readonly sql: SqlStorage,
     /** Keeps the instance alive until the flush ran (ctx.waitUntil). */
-    private readonly keep: (work: Promise<unknown>) => void,
+    keep: (work: Promise<unknown>) => void,
   ) {
     sql.exec("CREATE TABLE IF NOT EXISTS delivered (topic TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID");
+    this.behind = new WriteBehind(FLUSH_MS, keep, (topic, seq) => {
+      if (seq === null) sql.exec("DELETE FROM delivered WHERE topic = ?", topic);
+      else sql.exec("INSERT OR REPLACE INTO delivered (topic, seq) VALUES (?, ?)", topic, seq);
+    });
   }
 
   get(topic: SubTopic): number | undefined {
@@ -54,17 +52,12 @@ export class SharedPositions {
       if (map.get(topic) === seq) return;
       map.set(topic, seq);
     }
-    this.dirty.set(topic, seq);
-    this.scheduleFlush();
+    this.behind.set(topic, seq);
   }
 
   /** Writes every changed position now. */
   flush(): void {
-    for (const [topic, seq] of this.dirty) {
-      if (seq === null) this.sql.exec("DELETE FROM delivered WHERE topic = ?", topic);
-      else this.sql.exec("INSERT OR REPLACE INTO delivered (topic, seq) VALUES (?, ?)", topic, seq);
-    }
-    this.dirty.clear();
+    this.behind.flush();
   }
 
   private positions(): Map<SubTopic, number> {

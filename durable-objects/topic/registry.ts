@@ -1,4 +1,5 @@
-import { deferredFlush } from "../deferred-flush";
+import { WriteBehind } from "../write-behind";
+
 // A topic's gateway shards with subscribers, each with the last seq it
 // acknowledged and a version (bumped by every registration, so a "no
 // subscribers left" answer from before a registration cannot drop it), in
@@ -24,19 +25,18 @@ export interface Registered {
 
 export class GatewayRegistry {
   private rows: Map<string, { acked: number; version: number }> | null = null;
-  private readonly dirty = new Set<string>();
-  /** Writes what changed within FLUSH_MS, once for every change meanwhile. */
-  private readonly scheduleFlush = deferredFlush(
-    FLUSH_MS,
-    (work) => this.keep(work),
-    () => this.flush(),
-  );
+  /** Acknowledgements not yet written (gateway name → seq), written within FLUSH_MS. */
+  private readonly pending: WriteBehind<string, number>;
 
   constructor(
     private readonly sql: SqlStorage,
     /** Keeps the instance alive until the flush ran (ctx.waitUntil). */
-    private readonly keep: (work: Promise<unknown>) => void,
-  ) {}
+    keep: (work: Promise<unknown>) => void,
+  ) {
+    this.pending = new WriteBehind(FLUSH_MS, keep, (name, acked) =>
+      sql.exec("UPDATE gateways SET acked = MAX(acked, ?) WHERE name = ?", acked, name),
+    );
+  }
 
   /** A gateway with a socket subscribing: a new one starts at `seq`, a known one keeps its position. */
   register(name: string, seq: number): void {
@@ -64,8 +64,7 @@ export class GatewayRegistry {
     const row = this.all().get(name);
     if (!row || row.acked >= seq) return;
     row.acked = seq;
-    this.dirty.add(name);
-    this.scheduleFlush();
+    this.pending.set(name, seq);
   }
 
   /** The gateway said it has no subscribers left: dropped, unless it registered again since (another version). */
@@ -73,7 +72,7 @@ export class GatewayRegistry {
     const rows = this.all();
     if (rows.get(name)?.version !== version) return;
     rows.delete(name);
-    this.dirty.delete(name);
+    this.pending.forget(name);
     this.sql.exec("DELETE FROM gateways WHERE name = ? AND version = ?", name, version);
   }
 
@@ -84,12 +83,7 @@ export class GatewayRegistry {
   }
 
   flush(): void {
-    const rows = this.all();
-    for (const name of this.dirty) {
-      const row = rows.get(name);
-      if (row) this.sql.exec("UPDATE gateways SET acked = MAX(acked, ?) WHERE name = ?", row.acked, name);
-    }
-    this.dirty.clear();
+    this.pending.flush();
   }
 
   private all(): Map<string, { acked: number; version: number }> {
