@@ -45,18 +45,25 @@ import type { SqlDriver } from "./sql-driver";
 // state); `bulk` becomes { kind: "reload" }. Membership events live in the
 // host team's log only (pageMemberships lists the team's own channels); a
 // shared channel's channel events go to the host and every team it is shared
-// with.
+// with, and to a team it stops being shared with (whose cache then drops it:
+// the rebuilt channel no longer lists that team).
 //
 // Identity. Channel ids are per team; a team must never see two channels with
 // one id, so creating a channel whose id is shared into the team, or sharing a
 // channel into a team that already sees that id, is a conflict. Within a channel a
 // member is keyed by user id alone (the memberships primary key).
 //
-// Races. Nothing here deletes users or channels and shares are never
-// removed, so existence checks made before a write stay true. Two concurrent
-// adds of one member: the loser's unit fails on the primary key and is
-// retried against fresh state. Two concurrent removals of one member can both
-// log member_removed; the duplicate is harmless (the cache applies state).
+// Races. Nothing here deletes users or channels, so existence checks made
+// before a write stay true. Shares are the exception: unshareChannel ends
+// one, deleting the other team's memberships in the same unit, from the rows
+// as the unit finds them. So a write that relies on a share checks it inside
+// its unit: an add of another team's users is guarded by the share still
+// being there (nothing is written otherwise, and the add looks again), and
+// two unshares of one share are guarded the same way (the second writes
+// nothing). Two concurrent adds of one member: the loser's unit fails on the
+// primary key and is retried against fresh state. Two concurrent removals of
+// one member can both log member_removed; the duplicate is harmless (the
+// cache applies state).
 
 /** The SQL side alone: input is assumed checked (DirectoryRows). */
 export function directoryRows(driver: SqlDriver): DirectoryRows {

@@ -16,7 +16,8 @@ import type { SocketIndex } from "./sockets";
 // read would have allowed is denied (`unsubscribed`, reason
 // `access_revoked`; the client may subscribe again, which checks afresh):
 // - a channel topic's `member_left` re-checks that member's subscriptions
-//   to it, and its `channel_changed` (turned private, say) every subscriber's;
+//   to it, and its `channel_changed` (turned private, say, or no longer
+//   shared with a team: directory-events.ts) every subscriber's;
 // - the directory's publisher (platform/deps.ts) calls recheckUsers() for
 //   every user a change touched (a demotion to guest, a removal from a
 //   channel; a reload: everyone), and disconnectUser() for deactivations.

@@ -131,6 +131,25 @@ export function upsertChannel(sql: Sql, channel: DirChannel): void {
   insertChannels(sql, [channel]);
 }
 
+/**
+ * Removes a channel hosted by `hostTeamId` and this team's memberships in it
+ * (a channel no longer shared with the team); its prefix rows go by trigger.
+ * Whether there was such a channel: another host's channel with the same id
+ * (the team's own, created after the share ended) is left alone.
+ */
+export function deleteChannel(sql: Sql, hostTeamId: string, channelId: string): boolean {
+  const old = sql
+    .exec<{ words: string }>("SELECT words FROM channels WHERE id = ? AND host_team = ?", channelId, hostTeamId)
+    .toArray()[0];
+  if (!old) return false;
+  for (const w of JSON.parse(old.words) as string[]) {
+    sql.exec("DELETE FROM channel_words WHERE word = ? AND channel_id = ?", w, channelId);
+  }
+  sql.exec("DELETE FROM members WHERE channel_id = ?", channelId);
+  sql.exec("DELETE FROM channels WHERE id = ?", channelId);
+  return true;
+}
+
 /** Bulk memberships during a load; counts are recomputed once at the end. */
 export function insertMemberships(sql: Sql, memberships: Membership[]): void {
   if (memberships.length === 0) return;

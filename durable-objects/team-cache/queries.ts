@@ -592,6 +592,9 @@ export function lookup(
 
 // --- boot -------------------------------------------------------------------
 
+/** The cache's change-log kind for a channel that left the team (no longer shared with it). */
+export const CHANNEL_REMOVED = "channel_removed";
+
 export interface BootChannel {
   id: string;
   name: string;
@@ -607,7 +610,10 @@ export interface Boot {
   team: { id: string; users: number; channels: number };
   /** Full boot: all of the viewer's channels. Incremental: those that changed or were joined. */
   channels: BootChannel[];
-  /** Incremental only: channels the viewer left since `since`. */
+  /**
+   * Incremental only: channels the viewer left since `since`, and channels
+   * that left the team (a share that ended: gone for everyone).
+   */
   channels_left?: string[];
 }
 
@@ -655,6 +661,10 @@ export function boot(sql: Sql, v: Viewer, teamId: string, since: number | null):
       left.delete(c.entity_id);
     }
     if (c.user_id === v.id && c.kind === "member_removed") left.add(c.entity_id);
+    if (c.kind === CHANNEL_REMOVED) {
+      touched.delete(c.entity_id);
+      left.add(c.entity_id);
+    }
   }
   const channels =
     touched.size === 0

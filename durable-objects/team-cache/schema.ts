@@ -72,8 +72,10 @@ CREATE TABLE IF NOT EXISTS channel_prefixes (prefix TEXT NOT NULL, name TEXT NOT
 -- They are derived from the rows' words, so SQLite keeps them: row by row once
 -- the cache is loaded (a change event), and in one sorted insert when a load
 -- finishes (meta 'loaded' becoming '1'), which costs a fraction of
--- maintaining them row by row through a load's pages. Rows leave users and
--- channels only through clearData, which empties these tables too.
+-- maintaining them row by row through a load's pages. Rows leave users only
+-- through clearData, which empties these tables too; a channel also leaves
+-- when it is no longer shared with the team (deleteChannel), its prefixes
+-- with it.
 CREATE TRIGGER IF NOT EXISTS user_prefixes_replace BEFORE INSERT ON users WHEN ${LOADED} BEGIN
   DELETE FROM user_prefixes WHERE (prefix, sort_key, user_id) IN (
     SELECT substr(w.value, 1, l.n), o.sort_key, o.id FROM users o CROSS JOIN json_each(o.words) w CROSS JOIN ${LENGTHS} l
@@ -92,6 +94,9 @@ END;
 CREATE TRIGGER IF NOT EXISTS channel_prefixes_update AFTER UPDATE OF name, words ON channels WHEN ${LOADED} BEGIN
   DELETE FROM channel_prefixes WHERE (prefix, name, channel_id) IN (${prefixRows("OLD", "name")});
   INSERT INTO channel_prefixes (prefix, name, channel_id) ${prefixRows("NEW", "name")};
+END;
+CREATE TRIGGER IF NOT EXISTS channel_prefixes_delete AFTER DELETE ON channels WHEN ${LOADED} BEGIN
+  DELETE FROM channel_prefixes WHERE (prefix, name, channel_id) IN (${prefixRows("OLD", "name")});
 END;
 CREATE TRIGGER IF NOT EXISTS prefixes_after_load AFTER UPDATE OF value ON meta
 WHEN NEW.key = 'loaded' AND NEW.value = '1' AND OLD.value IS NOT '1' BEGIN

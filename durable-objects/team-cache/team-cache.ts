@@ -11,6 +11,7 @@ import { sharedChannelName } from "../shared-channel/shared-channel";
 import {
   addMember,
   clearData,
+  deleteChannel,
   getMeta,
   insertChannels,
   insertMemberships,
@@ -25,6 +26,7 @@ import {
 import {
   type Boot,
   boot,
+  CHANNEL_REMOVED,
   type ChannelCard,
   CursorError,
   channelIfVisible,
@@ -220,6 +222,9 @@ export class TeamCache extends DurableObject<Env> {
     added: boolean,
   ): Promise<void> {
     if (!this.isLoaded() || m.userTeamId !== teamId) return;
+    // A late add for a channel this team no longer has (unshared meanwhile)
+    // would leave a member row that a later share would make visible again.
+    if (added && this.sql.exec("SELECT 1 FROM channels WHERE id = ?", m.channelId).toArray().length === 0) return;
     if (added) addMember(this.sql, m);
     else removeMember(this.sql, m);
   }
@@ -576,10 +581,29 @@ export class TeamCache extends DurableObject<Env> {
         break;
       }
       case "channel": {
-        const existed = this.sql.exec("SELECT 1 FROM channels WHERE id = ?", change.channel.id).toArray().length > 0;
-        upsertChannel(this.sql, change.channel);
+        const c = change.channel;
+        if (c.teamId !== teamId && !c.sharedWith.includes(teamId)) {
+          // No longer shared with this team (unshareChannel): the channel and
+          // this team's memberships in it leave the cache, so every query
+          // answers as for a channel it never had.
+          if (deleteChannel(this.sql, c.teamId, c.id)) this.bumpMeta("channels", -1);
+          this.logChange(e.version, CHANNEL_REMOVED, c.id, null);
+          break;
+        }
+        const wasShared = this.sharedHost(c.id) !== null;
+        const existed = this.sql.exec("SELECT 1 FROM channels WHERE id = ?", c.id).toArray().length > 0;
+        upsertChannel(this.sql, c);
         if (!existed) this.bumpMeta("channels", 1);
-        this.logChange(e.version, "channel", change.channel.id, null);
+        this.logChange(e.version, "channel", c.id, null);
+        // A channel this team hosts turning shared (again): its object may
+        // hold the list of an earlier share, missing what changed while no
+        // membership events were forwarded to it.
+        if (c.teamId === teamId && !wasShared && c.sharedWith.length > 0) {
+          // Best effort: the object also re-reads its list on its own (SHARED_RESYNC_MS).
+          await this.sharedChannel(teamId, c.id)
+            .resync(teamId, c.id)
+            .catch((error) => console.error(`shared channel ${c.id} resync after a share failed`, error));
+        }
         break;
       }
       case "member_added":

@@ -2,7 +2,7 @@ import type { Clock } from "../clock";
 import type { IdempotencyRequest, Once } from "../teams/idempotency";
 import type { TeamStore } from "../teams/team-store";
 import { type ImportAnswer, type ImportOutcome, importChannelsOnce, importMembershipsOnce } from "./imports";
-import type { ChangeEvent, DirChannel, DirUser } from "./model";
+import type { ChangeEvent, DirChannel, DirUser, Membership } from "./model";
 import type { ChangePublisher } from "./source";
 import type { ChannelPatch, DirectoryWriter, MembershipInput, NewChannel, ProfilePatch } from "./writer";
 
@@ -68,6 +68,19 @@ export function shareChannel(
   withTeamId: string,
 ): Promise<{ channel: DirChannel }> {
   return writeAndPublish(deps, (now) => deps.directory.shareChannel(teamId, channelId, withTeamId, now));
+}
+
+/**
+ * Ends a share: the other team loses the channel and its users' memberships
+ * in it (the memberships removed are answered); a no-op when not shared.
+ */
+export function unshareChannel(
+  deps: DirectoryAdminDeps,
+  teamId: string,
+  channelId: string,
+  withTeamId: string,
+): Promise<{ channel: DirChannel; removed: Membership[] }> {
+  return writeAndPublish(deps, (now) => deps.directory.unshareChannel(teamId, channelId, withTeamId, now));
 }
 
 /** Adds these users (of `userTeamId`, the channel's team when absent): the ids added, and how many were members already. */

@@ -69,6 +69,10 @@ export function directoryService(rows: DirectoryRows): DirectorySource & Directo
       checkShareTarget(teamId, withTeamId);
       return rows.shareChannel(teamId, channelId, withTeamId, now);
     },
+    async unshareChannel(teamId, channelId, withTeamId, now) {
+      checkShareTarget(teamId, withTeamId);
+      return rows.unshareChannel(teamId, channelId, withTeamId, now);
+    },
     async importChannels(teamId, channels, now, record) {
       for (const c of channels) checkChannelInput(c);
       rejectRepeats(

@@ -109,6 +109,21 @@ export interface DirectoryWriter {
     now: number,
   ): Promise<{ channel: DirChannel; events: ChangeEvent[] }>;
   /**
+   * Ends the share of a channel hosted by `teamId` with `withTeamId`, as one
+   * unit: the share, and every membership of `withTeamId`'s users in the
+   * channel (a member_removed event each, in the host's log, as
+   * removeMembers logs them), then a channel event in both teams' logs (the
+   * other team's cache drops the channel on it). not_found for a channel the
+   * team does not host; a no-op when it is not shared with `withTeamId`
+   * (also when a concurrent unshare ended it first).
+   */
+  unshareChannel(
+    teamId: string,
+    channelId: string,
+    withTeamId: string,
+    now: number,
+  ): Promise<{ channel: DirChannel; removed: Membership[]; events: ChangeEvent[] }>;
+  /**
    * Bulk create, all or nothing: conflicts are checked first (a conflict
    * naming them), then every row, one version bump, one `reload` event and the
    * request's Idempotency-Key record (`record` of the answer, if given)

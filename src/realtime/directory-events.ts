@@ -9,7 +9,9 @@ import { channelTopic, topicKey } from "./topics";
 // channel's changes and every membership change go to the channel's own
 // topic, whose followers are exactly the people allowed to see them. A
 // membership removal also tells the gateways to re-check who may still
-// follow the channel (see gateway.ts).
+// follow the channel (see gateway.ts). A channel that leaves a team (a share
+// that ended) goes to the channel's topic too, whoever may see it: its
+// followers are all re-checked, which drops the other team's.
 //
 // Changes that can take access away also go to the gateways of the users
 // they touch, whether or not those follow the topics above (accessChanges):
@@ -45,6 +47,15 @@ export function directoryTopicEvents(e: ChangeEvent): TopicEventOut[] {
       return [out(c.user.teamId, "team", { type: "user_changed", user: userCard(c.user) })];
     case "channel": {
       const event: DirectoryRealtimeEvent = { type: "channel_changed", channel: dirChannelCard(c.channel) };
+      if (e.teamId !== c.channel.teamId && !c.channel.sharedWith.includes(e.teamId)) {
+        // The channel left this team (its share ended). Its topic's followers
+        // are re-checked on a channel_changed (gateway/access-guard.ts), which
+        // drops this team's, members or not: this team's cache no longer has
+        // the channel by now (the publisher applies the event there first).
+        // The team's clients hear of it on their team topic, unless private.
+        const topic = out(c.channel.teamId, channelTopic(c.channel.id), event);
+        return c.channel.isPrivate ? [topic] : [topic, out(e.teamId, "team", event)];
+      }
       if (c.channel.isPrivate) return [out(c.channel.teamId, channelTopic(c.channel.id), event)];
       return [c.channel.teamId, ...c.channel.sharedWith].map((team) => out(team, "team", event));
     }

@@ -1,23 +1,23 @@
-import type { ChangeEvent } from "../../src/directory/model";
+import type { ChangeEvent, DirChannel } from "../../src/directory/model";
 import type { DirectoryRows } from "../../src/directory/service";
 import type { ChannelPatch, NewChannel } from "../../src/directory/writer";
 import { conflict } from "../../src/errors";
-import { versionStatements } from "../change-log";
+import { type Guard, readVersionStatement, versionIn, versionStatements } from "../change-log";
 import { bulkInsert, chunks, inList } from "../portable-sql";
-import { type Statement, UniqueViolation } from "../sql-driver";
+import { type Dialect, type Statement, UniqueViolation } from "../sql-driver";
 import type { DirectoryLookups } from "./lookups";
 import { changedAssignments, changeOf, isChannelEvent, shareKey } from "./rows";
 import type { DirectoryUnits } from "./units";
 
 // Channel writes: create, change (fanned out to every team it is shared
-// with), share into another team, bulk import.
+// with), share into another team and end that share, bulk import.
 
 export function channelWrites(
   lookups: DirectoryLookups,
   units: DirectoryUnits,
-): Pick<DirectoryRows, "createChannel" | "updateChannel" | "shareChannel" | "importChannels"> {
+): Pick<DirectoryRows, "createChannel" | "updateChannel" | "shareChannel" | "unshareChannel" | "importChannels"> {
   const { driver, d, chunkSize, requireChannel, sharesOf, channelTaken, requireIdFree } = lookups;
-  const { commit, channelFanOut, keyedImport } = units;
+  const { commit, readBack, channelFanOut, keyedImport } = units;
   return {
     async createChannel(teamId, input: NewChannel, now) {
       const before = await lookups.versionsBefore([teamId]);
@@ -119,6 +119,40 @@ export function channelWrites(
       return { channel: changeOf(events, teamId, "channel") ?? (await requireChannel(teamId, channelId)), events };
     },
 
+    async unshareChannel(teamId, channelId, withTeamId, now) {
+      const channel = await requireChannel(teamId, channelId);
+      if (!channel.sharedWith.includes(withTeamId)) return { channel, removed: [], events: [] };
+      // Run as a unit of its own rather than through commit: its results say
+      // whether it won, how many members it removed and which versions it took.
+      const unit = unshareUnit(d, channel, withTeamId, now);
+      const results = await driver.atomic(unit.statements);
+      const at = (i: number) => results[results.length + i];
+      if ((at(unit.shareDeleted)?.changes ?? 0) === 0) {
+        // A concurrent unshare ended it first: the guard kept this unit from writing anything.
+        return { channel: await requireChannel(teamId, channelId), removed: [], events: [] };
+      }
+      // Exactly this unit's versions, whatever committed around it: the
+      // removals and the channel event in the host's log, the channel event
+      // in the other team's.
+      const hostVersion = versionIn(at(unit.hostVersion));
+      const otherVersion = versionIn(at(unit.otherVersion));
+      const removedCount = at(unit.membersDeleted)?.changes ?? 0;
+      const from = new Map([
+        [teamId, hostVersion - removedCount - 1],
+        [withTeamId, otherVersion - 1],
+      ]);
+      const events = await readBack(from, (e) => e.version <= (e.teamId === teamId ? hostVersion : otherVersion));
+      // The pairs the unit logged (a replay says member_added for one re-added since).
+      const removed = events.flatMap((e) =>
+        e.change.kind === "member_added" || e.change.kind === "member_removed" ? [e.change.membership] : [],
+      );
+      return {
+        channel: changeOf(events, teamId, "channel") ?? (await requireChannel(teamId, channelId)),
+        removed,
+        events,
+      };
+    },
+
     async importChannels(teamId, channels: NewChannel[], now, record) {
       await lookups.versionsBefore([teamId]);
       const taken = { ids: [] as string[], names: [] as string[] };
@@ -152,4 +186,80 @@ export function channelWrites(
       return keyedImport(teamId, "channels", rows, channels.length, record, now, raced);
     },
   };
+}
+
+/**
+ * The unit that ends a share, and where its results are (negative indexes,
+ * from the end). Everything it writes is guarded by the share still being
+ * there as the unit finds it, and the share's row goes last: a unit that
+ * lost a race with another unshare deletes no share and writes nothing else.
+ * The other team's members are not taken from a read made before the unit:
+ * they are counted, logged and deleted inside it, from the rows themselves,
+ * so a member added meanwhile is deleted and logged like the others (and
+ * addMembers only adds another team's users while the share is there: no
+ * membership of that team can outlive the share). D1 runs the batch with
+ * no writer in between; on MySQL the unit first locks the share row and the
+ * channel's memberships of that team, so the counts cannot move under it.
+ * Teams are bumped in sorted order, as channelFanOut does (a stable lock
+ * order).
+ */
+function unshareUnit(d: Dialect, channel: DirChannel, withTeamId: string, now: number) {
+  const host = channel.teamId;
+  const id = channel.id;
+  const guard: Guard = {
+    sql: "EXISTS (SELECT 1 FROM channel_shares g WHERE g.`team_id` = ? AND g.`channel_id` = ? AND g.`host_team_id` = ?)",
+    params: [withTeamId, id, host],
+  };
+  const when = `AND (${guard.sql})`;
+  // The channel's memberships of the other team's users.
+  const theirs = "memberships WHERE `team_id` = ? AND `channel_id` = ? AND `user_team_id` = ?";
+  const theirsParams = [host, id, withTeamId];
+  const lock: Statement[] =
+    d === "mysql"
+      ? [
+          {
+            sql: "SELECT `team_id` FROM channel_shares WHERE `team_id` = ? AND `channel_id` = ? AND `host_team_id` = ? FOR UPDATE",
+            params: [withTeamId, id, host],
+          },
+          { sql: `SELECT \`user_id\` FROM ${theirs} FOR UPDATE`, params: theirsParams },
+        ]
+      : [];
+  const insert = "INSERT INTO directory_changes (`team_id`, `version`, `kind`, `entity_id`, `extra`, `at`)";
+  // The member's extra as encodeMember writes it (a user of the other team, so `user@team`).
+  const extra = d === "sqlite" ? "r.`user_id` || '@' || ?" : "CONCAT(r.`user_id`, '@', ?)";
+  const hostLog: Statement[] = [
+    {
+      sql: `UPDATE teams SET \`dir_version\` = \`dir_version\` + 1 + (SELECT COUNT(*) FROM ${theirs}) WHERE \`id\` = ? ${when}`,
+      params: [...theirsParams, host, ...guard.params],
+    },
+    // The removals first, then the channel: the host's cache forwards them
+    // to the shared channel's object while it still sees the channel shared.
+    {
+      sql: `${insert} SELECT t.\`id\`, t.\`dir_version\` - r.n - 1 + r.i, 'member_removed', ?, ${extra}, ?
+            FROM (SELECT \`user_id\`, ROW_NUMBER() OVER (ORDER BY \`user_id\`) AS i, COUNT(*) OVER () AS n FROM ${theirs}) r, teams t
+            WHERE t.\`id\` = ? ${when}`,
+      params: [id, withTeamId, now, ...theirsParams, host, ...guard.params],
+    },
+    {
+      sql: `${insert} SELECT t.\`id\`, t.\`dir_version\`, 'channel', ?, ?, ? FROM teams t WHERE t.\`id\` = ? ${when}`,
+      params: [id, host, now, host, ...guard.params],
+    },
+  ];
+  const otherLog = versionStatements(d, withTeamId, [{ kind: "channel", entityId: id, extra: host }], now, guard);
+  const statements: Statement[] = [
+    ...lock,
+    {
+      sql: `UPDATE channels SET \`updated_at\` = ? WHERE \`team_id\` = ? AND \`id\` = ? ${when}`,
+      params: [now, host, id, ...guard.params],
+    },
+    ...(host < withTeamId ? [...hostLog, ...otherLog] : [...otherLog, ...hostLog]),
+    { sql: `DELETE FROM ${theirs} ${when}`, params: [...theirsParams, ...guard.params] },
+    {
+      sql: "DELETE FROM channel_shares WHERE `team_id` = ? AND `channel_id` = ? AND `host_team_id` = ?",
+      params: [withTeamId, id, host],
+    },
+    readVersionStatement(host),
+    readVersionStatement(withTeamId),
+  ];
+  return { statements, membersDeleted: -4, shareDeleted: -3, hostVersion: -2, otherVersion: -1 };
 }

@@ -1,8 +1,8 @@
 import type { Membership } from "../../src/directory/model";
 import type { DirectoryRows } from "../../src/directory/service";
 import { conflict, notFound } from "../../src/errors";
-import { versionStatements } from "../change-log";
-import { bulkInsert, chunks, inList } from "../portable-sql";
+import { type Guard, versionStatements } from "../change-log";
+import { bulkInsert, chunks, inList, MYSQL_CHUNK, SQLITE_CHUNK } from "../portable-sql";
 import { type Dialect, type Statement, UniqueViolation } from "../sql-driver";
 import type { DirectoryLookups } from "./lookups";
 import { encodeMember, isMemberEvent, shareKey } from "./rows";
@@ -18,13 +18,14 @@ export function memberWrites(
   lookups: DirectoryLookups,
   units: DirectoryUnits,
 ): Pick<DirectoryRows, "addMembers" | "removeMembers" | "importMemberships"> {
-  const { d, chunkSize, requireChannel, requireUsers, requireUserAnywhere, membersAmong, sharesOf } = lookups;
-  const { commit, keyedImport } = units;
+  const { driver, d, chunkSize, requireChannel, requireUsers, requireUserAnywhere, membersAmong, sharesOf } = lookups;
+  const { commit, readBack, keyedImport } = units;
   return {
     async addMembers(teamId, channelId, wanted, now) {
-      const channel = await requireChannel(teamId, channelId);
-      await requireUsers(channel, [...wanted.values()]);
       for (let attempt = 1; ; attempt++) {
+        // Checked again on each attempt: a share the channel had may have ended meanwhile.
+        const channel = await requireChannel(teamId, channelId);
+        await requireUsers(channel, [...wanted.values()]);
         const existing = await membersAmong(teamId, channelId, [...wanted.keys()]);
         const added: Membership[] = [];
         for (const m of wanted.values()) {
@@ -36,18 +37,26 @@ export function memberWrites(
         }
         if (added.length === 0) return { added, unchanged: wanted.size, events: [] };
         const before = await lookups.versionsBefore([teamId]);
-        const rows = membershipInserts(d, teamId, added, now);
-        const log = memberLog(d, teamId, channelId, "member_added", added, now);
+        const relied = sharesRelied(teamId, added);
+        const guard = sharesGuard(d, teamId, relied);
+        const rows = membershipInserts(d, teamId, added, now, false, guard);
+        const log = memberLog(d, teamId, channelId, "member_added", added, now, guard);
         const ids = new Set(added.map((m) => m.userId));
         try {
-          const events = await commit([...rows, ...log], before, (e) => isMemberEvent(e, channelId, ids));
-          return { added, unchanged: wanted.size - added.length, events };
+          const lock = sharesLock(d, teamId, relied);
+          const results = await driver.atomic([...lock, ...rows, ...log]);
+          const inserted = results.slice(lock.length, lock.length + rows.length).reduce((n, r) => n + r.changes, 0);
+          if (inserted > 0) {
+            const events = await readBack(before, (e) => isMemberEvent(e, channelId, ids));
+            return { added, unchanged: wanted.size - added.length, events };
+          }
+          // A share these members came through ended before the unit: nothing was written; look again.
         } catch (error) {
           // Someone added one of them meanwhile: nothing was written; look again.
           if (!(error instanceof UniqueViolation)) throw error;
-          if (attempt >= MAX_ADD_ATTEMPTS)
-            throw conflict(`members of ${channelId} are being changed concurrently; retry`);
         }
+        if (attempt >= MAX_ADD_ATTEMPTS)
+          throw conflict(`members of ${channelId} are being changed concurrently; retry`);
       }
     },
 
@@ -97,26 +106,107 @@ export function memberWrites(
           users: missingUsers,
         });
       }
-      const inserts = membershipInserts(d, teamId, rows, now, true);
+      const relied = sharesRelied(teamId, rows);
+      const guard = sharesGuard(d, teamId, relied);
+      const inserts = membershipInserts(d, teamId, rows, now, true, guard);
       // Only the key's record can collide (memberships already there are kept).
       const raced = "a request with this Idempotency-Key committed concurrently; nothing was imported";
-      return keyedImport(teamId, "memberships", inserts, rows.length, record, now, raced);
+      const guarded = guard && {
+        guard,
+        lock: sharesLock(d, teamId, relied),
+        lost: () => conflict("a channel these members were shared through stopped being shared; nothing was imported"),
+      };
+      return keyedImport(teamId, "memberships", inserts, rows.length, record, now, raced, guarded);
     },
   };
 }
 
-/** Membership rows of the team's channels; `keepExisting` leaves rows already there alone. */
-function membershipInserts(d: Dialect, teamId: string, rows: Membership[], now: number, keepExisting = false) {
-  return bulkInsert(
-    d,
-    "memberships",
-    ["team_id", "channel_id", "user_id", "user_team_id", "joined_at"],
-    rows.map((m) => [teamId, m.channelId, m.userId, m.userTeamId, now]),
-    keepExisting,
-  );
+/**
+ * Membership rows of the team's channels; `keepExisting` leaves rows already
+ * there alone; with a guard, rows are written only while it holds.
+ */
+function membershipInserts(
+  d: Dialect,
+  teamId: string,
+  rows: Membership[],
+  now: number,
+  keepExisting = false,
+  guard?: Guard,
+): Statement[] {
+  const columns = ["team_id", "channel_id", "user_id", "user_team_id", "joined_at"];
+  const values = rows.map((m) => [teamId, m.channelId, m.userId, m.userTeamId, now]);
+  if (!guard) return bulkInsert(d, "memberships", columns, values, keepExisting);
+  const cols = columns.map((c) => `\`${c}\``).join(", ");
+  if (d === "sqlite") {
+    const tail = keepExisting ? " ON CONFLICT DO NOTHING" : "";
+    return chunks(values, SQLITE_CHUNK).map((chunk) => ({
+      sql: `INSERT INTO memberships (${cols}) SELECT ${columns.map((_, i) => `j.value->>${i}`).join(", ")} FROM json_each(?) AS j WHERE ${guard.sql}${tail}`,
+      params: [JSON.stringify(chunk), ...guard.params],
+    }));
+  }
+  // MySQL has no portable row constructor to select from: a UNION ALL of
+  // one-row selects (columns named apart from the table's, for the update clause).
+  const first = `SELECT ${columns.map((_, i) => `? AS v${i}`).join(", ")}`;
+  const next = `SELECT ${columns.map(() => "?").join(", ")}`;
+  const tail = keepExisting ? " ON DUPLICATE KEY UPDATE memberships.`team_id` = memberships.`team_id`" : "";
+  return chunks(values, MYSQL_CHUNK).map((chunk) => ({
+    sql: `INSERT INTO memberships (${cols}) SELECT * FROM (${[first, ...chunk.slice(1).map(() => next)].join(" UNION ALL ")}) v WHERE ${guard.sql}${tail}`,
+    params: [...chunk.flat(), ...guard.params],
+  }));
 }
 
-/** One change-log row per member added or removed. */
+/** The shares (channel, team) that let these memberships in: those of users from other teams than the host. */
+function sharesRelied(hostTeamId: string, members: Membership[]): Array<[string, string]> {
+  const pairs = new Map<string, [string, string]>();
+  for (const m of members) {
+    if (m.userTeamId !== hostTeamId) pairs.set(`${m.channelId}/${m.userTeamId}`, [m.channelId, m.userTeamId]);
+  }
+  return [...pairs.values()].sort();
+}
+
+/** `(channel_id, team_id) IN ...` of channel_shares (alias g) for these pairs. */
+function pairsIn(d: Dialect, pairs: Array<[string, string]>): { clause: string; params: unknown[] } {
+  if (d === "sqlite") {
+    return {
+      clause: "(g.`channel_id`, g.`team_id`) IN (SELECT value->>0, value->>1 FROM json_each(?))",
+      params: [JSON.stringify(pairs)],
+    };
+  }
+  return {
+    clause: `(g.\`channel_id\`, g.\`team_id\`) IN (${pairs.map(() => "(?, ?)").join(", ")})`,
+    params: pairs.flat(),
+  };
+}
+
+/**
+ * When some members come from teams a channel is shared with: the condition
+ * that every one of those shares is still there. A write checks the shares
+ * before its unit; an unshare committing in between must not leave a
+ * membership of a team the channel no longer has (the unshare deletes the
+ * memberships it finds, and this one would come after).
+ */
+function sharesGuard(d: Dialect, hostTeamId: string, pairs: Array<[string, string]>): Guard | undefined {
+  if (pairs.length === 0) return undefined;
+  const { clause, params } = pairsIn(d, pairs);
+  return {
+    sql: `(SELECT COUNT(*) FROM channel_shares g WHERE g.\`host_team_id\` = ? AND ${clause}) = ?`,
+    params: [hostTeamId, ...params, pairs.length],
+  };
+}
+
+/** On MySQL, the share rows sharesGuard reads, locked first (an unshare locks its row before anything else). */
+function sharesLock(d: Dialect, hostTeamId: string, pairs: Array<[string, string]>): Statement[] {
+  if (d !== "mysql" || pairs.length === 0) return [];
+  const { clause, params } = pairsIn(d, pairs);
+  return [
+    {
+      sql: `SELECT g.\`team_id\` FROM channel_shares g WHERE g.\`host_team_id\` = ? AND ${clause} FOR UPDATE`,
+      params: [hostTeamId, ...params],
+    },
+  ];
+}
+
+/** One change-log row per member added or removed (with a guard: only while it holds). */
 function memberLog(
   d: Dialect,
   teamId: string,
@@ -124,11 +214,13 @@ function memberLog(
   kind: "member_added" | "member_removed",
   members: Membership[],
   now: number,
+  guard?: Guard,
 ): Statement[] {
   return versionStatements(
     d,
     teamId,
     members.map((m) => ({ kind, entityId: channelId, extra: encodeMember(teamId, m) })),
     now,
+    guard,
   );
 }

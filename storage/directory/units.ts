@@ -2,7 +2,7 @@ import type { ChangeEvent, DirChannel } from "../../src/directory/model";
 import type { DirectorySource } from "../../src/directory/source";
 import { conflict } from "../../src/errors";
 import type { IdempotencyRecord } from "../../src/teams/team-store";
-import { versionStatements } from "../change-log";
+import { type Guard, versionStatements } from "../change-log";
 import { idempotencyInsert } from "../idempotency-sql";
 import { type Statement, UniqueViolation } from "../sql-driver";
 import type { DirectoryLookups } from "./lookups";
@@ -15,6 +15,15 @@ import type { DirectoryLookups } from "./lookups";
 const READ_BACK_PAGE = 1000;
 
 export type DirectoryUnits = ReturnType<typeof directoryUnits>;
+
+/** A condition a unit's writes depend on, checked inside the unit (see bulkChange). */
+export interface UnitGuard {
+  guard: Guard;
+  /** Statements the unit starts with (MySQL row locks on what the condition reads). */
+  lock: Statement[];
+  /** The error when the condition did not hold. */
+  lost: () => Error;
+}
 
 export function directoryUnits(lookups: DirectoryLookups, source: Pick<DirectorySource, "changesSince">) {
   const { driver, d } = lookups;
@@ -30,6 +39,15 @@ export function directoryUnits(lookups: DirectoryLookups, source: Pick<Directory
     mine: (e: ChangeEvent) => boolean,
   ): Promise<ChangeEvent[]> {
     await driver.atomic(statements);
+    return readBack(before, mine);
+  }
+
+  /**
+   * The events after each team's version in `before` that `mine` claims:
+   * commit's read-back, for a write that runs its unit itself (to read the
+   * unit's results, e.g. whether a compare-and-set held).
+   */
+  async function readBack(before: Map<string, number>, mine: (e: ChangeEvent) => boolean): Promise<ChangeEvent[]> {
     const events: ChangeEvent[] = [];
     for (const [teamId, since] of before) {
       let after = since;
@@ -50,16 +68,26 @@ export function directoryUnits(lookups: DirectoryLookups, source: Pick<Directory
       .flatMap((t) => versionStatements(d, t, [{ kind: "channel", entityId: channel.id, extra: channel.teamId }], now));
   }
 
-  /** Rows and one `bulk` log row (a reload) as one unit. */
-  async function bulkChange(teamId: string, what: string, rows: Statement[], now: number) {
+  /**
+   * Rows and one `bulk` log row (a reload) as one unit. Guarded: the rows
+   * must be guarded by the same condition; the unit starts with `lock`, and
+   * when the condition no longer holds, nothing is written and `lost()` is
+   * thrown.
+   */
+  async function bulkChange(teamId: string, what: string, rows: Statement[], now: number, guarded?: UnitGuard) {
     const before = await lookups.versionsBefore([teamId]);
-    const log = versionStatements(d, teamId, [{ kind: "bulk", entityId: "", extra: what }], now);
-    return commit([...rows, ...log], before, (e) => e.change.kind === "reload");
+    const log = versionStatements(d, teamId, [{ kind: "bulk", entityId: "", extra: what }], now, guarded?.guard);
+    const lock = guarded?.lock ?? [];
+    const results = await driver.atomic([...lock, ...rows, ...log]);
+    // The log starts with the version bump, which changes a row whenever the guard holds.
+    if (guarded && (results[lock.length + rows.length]?.changes ?? 0) === 0) throw guarded.lost();
+    return readBack(before, (e) => e.change.kind === "reload");
   }
 
   /**
    * An import: its rows, the Idempotency-Key record of its answer and one
    * reload, as one unit; a unique violation is a conflict saying `raced`.
+   * Guarded as bulkChange is (the rows guarded by the caller).
    */
   async function keyedImport(
     teamId: string,
@@ -69,10 +97,11 @@ export function directoryUnits(lookups: DirectoryLookups, source: Pick<Directory
     record: ((answer: { imported: number }) => IdempotencyRecord) | undefined,
     now: number,
     raced: string,
+    guarded?: UnitGuard,
   ): Promise<{ imported: number; events: ChangeEvent[] }> {
     try {
-      const keyed = idempotencyInsert(teamId, record?.({ imported }));
-      const events = await bulkChange(teamId, what, [...rows, ...keyed], now);
+      const keyed = idempotencyInsert(teamId, record?.({ imported }), guarded?.guard);
+      const events = await bulkChange(teamId, what, [...rows, ...keyed], now, guarded);
       return { imported, events };
     } catch (error) {
       if (error instanceof UniqueViolation) throw conflict(raced);
@@ -80,5 +109,5 @@ export function directoryUnits(lookups: DirectoryLookups, source: Pick<Directory
     }
   }
 
-  return { commit, channelFanOut, bulkChange, keyedImport };
+  return { commit, readBack, channelFanOut, bulkChange, keyedImport };
 }

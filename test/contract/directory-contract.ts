@@ -436,6 +436,155 @@ export function directoryContract(open: () => Promise<Backend>): void {
         membership: { channelId: channelId(1), userId: userId(9_000), userTeamId: x },
       });
     });
+
+    it("unshare ends the share and removes the other team's members only, logged in both teams", async () => {
+      const { dir, teamId: host } = await setup(open, 2);
+      const x = await addTeam(open, 2);
+      const y = await addTeam(open, 3);
+      await dir.createChannel(host, channel(1, { name: "partners" }), NOW);
+      await dir.createChannel(host, channel(2, { name: "other" }), NOW);
+      await dir.shareChannel(host, channelId(1), x, NOW);
+      await dir.shareChannel(host, channelId(1), y, NOW);
+      await dir.shareChannel(host, channelId(2), x, NOW);
+      const member = (u: number, team: string, c = 1): Membership => ({
+        channelId: channelId(c),
+        userId: userId(u),
+        userTeamId: team,
+      });
+      await dir.addMembers(
+        host,
+        channelId(1),
+        [
+          { userId: userId(1) },
+          { userId: userId(9_000), userTeamId: x },
+          { userId: userId(9_001), userTeamId: x },
+          { userId: userId(9_002), userTeamId: y },
+        ],
+        NOW,
+      );
+      await dir.addMembers(host, channelId(2), [{ userId: userId(9_000), userTeamId: x }], NOW);
+      const [hostV, xV, yV] = [await dir.version(host), await dir.version(x), await dir.version(y)];
+
+      const r = await dir.unshareChannel(host, channelId(1), x, NOW + 5);
+      expect(r.channel).toMatchObject({ teamId: host, id: channelId(1), sharedWith: [y], updatedAt: NOW + 5 });
+      expect(r.removed).toEqual([member(9_000, x), member(9_001, x)]);
+      expect(r.events.map((e) => [e.teamId, e.version, e.change.kind]).sort()).toEqual(
+        [
+          [host, hostV + 1, "member_removed"],
+          [host, hostV + 2, "member_removed"],
+          [host, hostV + 3, "channel"],
+          [x, xV + 1, "channel"],
+        ].sort(),
+      );
+      const inHost = r.events.filter((e) => e.teamId === host);
+      expect(inHost.slice(0, 2).map((e) => e.change)).toEqual([
+        { kind: "member_removed", membership: member(9_000, x) },
+        { kind: "member_removed", membership: member(9_001, x) },
+      ]);
+      // The log says the same to a cache catching up: the channel as it is now, in both teams.
+      expect(await dir.changesSince(host, hostV, 10)).toEqual(inHost);
+      expect(await dir.changesSince(x, xV, 10)).toEqual(r.events.filter((e) => e.teamId === x));
+      for (const e of r.events.filter((e) => e.change.kind === "channel"))
+        expect(e.change).toMatchObject({ channel: { sharedWith: [y] } });
+      expect(await dir.version(y)).toBe(yV);
+
+      // Team x no longer sees the channel nor its members' rows; the host and y still do.
+      expect((await dir.pageChannels(x, null, 10)).map((c) => c.id)).toEqual([channelId(2)]);
+      expect((await dir.pageChannels(y, null, 10)).map((c) => [c.id, c.sharedWith])).toEqual([[channelId(1), [y]]]);
+      expect((await dir.pageChannels(host, null, 10)).map((c) => [c.id, c.sharedWith])).toEqual([
+        [channelId(1), [y]],
+        [channelId(2), [x]],
+      ]);
+      expect(await dir.pageChannelMembers(host, channelId(1), null, 10)).toEqual([member(1, host), member(9_002, y)]);
+      expect(await dir.pageForeignMemberships(x, null, 10)).toEqual([member(9_000, x, 2)]);
+      expect(await dir.pageForeignMemberships(y, null, 10)).toEqual([member(9_002, y)]);
+      await expect(
+        dir.addMembers(host, channelId(1), [{ userId: userId(9_001), userTeamId: x }], NOW),
+      ).rejects.toMatchObject({ kind: "not_found" });
+
+      // Not shared (any more, or ever): a no-op that bumps nothing.
+      for (const [c, team] of [
+        [1, x],
+        [2, y],
+      ] as const) {
+        const again = await dir.unshareChannel(host, channelId(c), team, NOW + 6);
+        expect(again).toMatchObject({ removed: [], events: [] });
+        expect(again.channel.id).toBe(channelId(c));
+      }
+      expect([await dir.version(host), await dir.version(x)]).toEqual([hostV + 3, xV + 1]);
+      await expect(dir.unshareChannel(host, channelId(9), x, NOW)).rejects.toMatchObject({ kind: "not_found" });
+      await expect(dir.unshareChannel(x, channelId(1), host, NOW)).rejects.toMatchObject({ kind: "not_found" });
+      await expect(dir.unshareChannel(host, channelId(1), host, NOW)).rejects.toMatchObject({ kind: "invalid" });
+
+      // Sharing again works as the first time; the old members are not back.
+      const reshared = await dir.shareChannel(host, channelId(1), x, NOW + 7);
+      expect(reshared.channel.sharedWith).toEqual([x, y].sort());
+      expect(reshared.events.map((e) => e.teamId).sort()).toEqual([host, x].sort());
+      expect((await dir.pageChannels(x, null, 10)).map((c) => c.id)).toEqual([channelId(1), channelId(2)]);
+      expect(await dir.pageForeignMemberships(x, null, 10)).toEqual([member(9_000, x, 2)]);
+      const back = await dir.addMembers(host, channelId(1), [{ userId: userId(9_001), userTeamId: x }], NOW + 8);
+      expect(back.added).toEqual([member(9_001, x)]);
+    });
+
+    it("unshare racing another unshare, or an add of that team's users, leaves no orphan", async () => {
+      const { dir, teamId: host } = await setup(open, 1);
+      const x = await addTeam(open, 3);
+      await dir.createChannel(host, channel(1), NOW);
+      await dir.shareChannel(host, channelId(1), x, NOW);
+      await dir.addMembers(host, channelId(1), [{ userId: userId(9_000), userTeamId: x }], NOW);
+      const hostV = await dir.version(host);
+
+      const [a, b] = await Promise.all([
+        dir.unshareChannel(host, channelId(1), x, NOW + 1),
+        dir.unshareChannel(host, channelId(1), x, NOW + 1),
+      ]);
+      // One of them ended the share; the other found it ended and wrote nothing.
+      expect([a, b].map((r) => r.events.length).sort()).toEqual([0, 3]);
+      expect([...a.removed, ...b.removed]).toEqual([{ channelId: channelId(1), userId: userId(9_000), userTeamId: x }]);
+      expect(await dir.version(host)).toBe(hostV + 2);
+
+      for (let round = 0; round < 3; round++) {
+        await dir.shareChannel(host, channelId(1), x, NOW + 2);
+        const added = dir.addMembers(
+          host,
+          channelId(1),
+          [
+            { userId: userId(9_001), userTeamId: x },
+            { userId: userId(9_002), userTeamId: x },
+          ],
+          NOW + 3,
+        );
+        const [add, unshare] = await Promise.allSettled([added, dir.unshareChannel(host, channelId(1), x, NOW + 3)]);
+        expect(unshare.status).toBe("fulfilled");
+        // The add either came first (and the unshare removed its members) or found the share gone.
+        if (add.status === "rejected") expect(add.reason).toMatchObject({ kind: "not_found" });
+        expect(await dir.pageForeignMemberships(x, null, 10)).toEqual([]);
+
+        // The same with an import: it commits first, or writes nothing.
+        await dir.shareChannel(host, channelId(1), x, NOW + 4);
+        const imported = dir.importMemberships(
+          host,
+          [
+            { channelId: channelId(1), userId: userId(1) },
+            { channelId: channelId(1), userId: userId(9_001), userTeamId: x },
+          ],
+          NOW + 5,
+        );
+        const [bulk, again] = await Promise.allSettled([imported, dir.unshareChannel(host, channelId(1), x, NOW + 5)]);
+        expect(again.status).toBe("fulfilled");
+        if (bulk.status === "rejected") expect(["conflict", "not_found"]).toContain(bulk.reason.kind);
+        expect(await dir.pageForeignMemberships(x, null, 10)).toEqual([]);
+        expect((await dir.pageChannelMembers(host, channelId(1), null, 10)).filter((m) => m.userTeamId === x)).toEqual(
+          [],
+        );
+      }
+      // Replaying the host's log ends with every one of x's users removed.
+      const last = new Map<string, string>();
+      for (const e of await allChanges(dir, host))
+        if (e.change.kind === "member_added" || e.change.kind === "member_removed")
+          last.set(e.change.membership.userId, e.change.kind);
+      for (const kind of last.values()) expect(kind).toBe("member_removed");
+    });
   });
 
   describe("changesSince", () => {

@@ -197,6 +197,18 @@ describe("directory changes as topic events", () => {
     ]);
   });
 
+  it("sends a channel that left a team (a share ended) to its own topic, and to that team's topic when public", () => {
+    const inT2 = (c: ChangeEvent["change"]): ChangeEvent => ({ teamId: "T2", version: 7, change: c });
+    const keys = (e: ChangeEvent) => directoryTopicEvents(e).map((out) => out.key);
+    expect(keys(inT2({ kind: "channel", channel: channel(false) }))).toEqual(["ch:T1:C1", "team:T2"]);
+    expect(keys(inT2({ kind: "channel", channel: channel(true, ["T3"]) }))).toEqual(["ch:T1:C1"]);
+    expect(
+      JSON.parse(directoryTopicEvents(inT2({ kind: "channel", channel: channel(true) }))[0]?.json ?? ""),
+    ).toMatchObject({ type: "channel_changed", channel: { id: "C1", is_shared: false } });
+    // Still shared with the team: as before.
+    expect(keys(inT2({ kind: "channel", channel: channel(false, ["T2"]) }))).toEqual(["team:T1", "team:T2"]);
+  });
+
   it("publishes each topic's events in version order, and keeps going when one topic fails", async () => {
     const published: Array<[string, string]> = [];
     const errors: string[] = [];
