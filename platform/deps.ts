@@ -1,6 +1,10 @@
 import { systemClock } from "../src/clock";
 import type { ConnectionsStore } from "../src/connect/connections-store";
+import type { IndexFeedPorts } from "../src/connect/index-feed";
 import type { ConnectPrefsStore } from "../src/connect/prefs-store";
+import { newSharedChannelId, type SharedChannelsPorts } from "../src/connect/shared-channels-service";
+import type { SharedChannelsStore } from "../src/connect/shared-channels-store";
+import { addMembers, removeMember, shareChannel, unshareChannel } from "../src/directory/admin";
 import type { ChangePublisher, DirectorySource } from "../src/directory/source";
 import type { DirectoryWriter } from "../src/directory/writer";
 import type { DomainCountStore } from "../src/domains/count-store";
@@ -13,15 +17,18 @@ import { accessChanges, publishDirectoryEvents } from "../src/realtime/directory
 import type { TopicPublisher } from "../src/realtime/ports";
 import { gatewayName, gatewayShardName, parseShardCount } from "../src/realtime/topics";
 import type { TeamStore } from "../src/teams/team-store";
+import { connectionFacts } from "../storage/connect-facts-sql";
+import { indexQueue } from "../storage/connect-index-queue-sql";
 import { connectPrefsStore } from "../storage/connect-prefs-sql";
 import { connectionsStore } from "../storage/connections-sql";
 import { d1Driver } from "../storage/d1-driver";
 import { directoryStore } from "../storage/directory-store";
 import { type Background, CircuitBreaker, guardedDriver } from "../storage/guarded-driver";
 import { planetscaleDriver } from "../storage/planetscale-driver";
+import { sharedChannelsStore } from "../storage/shared-channels-sql";
 import type { SqlDriver } from "../storage/sql-driver";
 import { sqlStore } from "../storage/sql-store";
-import { gatewayNamed, teamCacheOf, topicOf } from "./stubs";
+import { connectIndexOf, gatewayNamed, teamCacheOf, topicOf } from "./stubs";
 
 // Builds the ports the domain logic needs from the Worker's bindings. The
 // only place that knows which storage adapter a deployment uses.
@@ -48,6 +55,8 @@ export interface Deps {
   connections: ConnectionsStore;
   /** Slack Connect prefs, org and partner levels, and their audit (src/connect/team-prefs.ts). */
   connectPrefs: ConnectPrefsStore;
+  /** Shared-channel invitations over connections (src/connect/shared-channels-service.ts). */
+  sharedChannels: SharedChannelsStore;
   /** A push after a committed write failed (relay, cache): logged; the outbox sweep and the caches' catch-up repair it. */
   onPublishError: (error: unknown) => void;
 }
@@ -133,6 +142,42 @@ export function directorySourceFor(env: Env): DirectorySource {
 }
 
 /**
+ * What a team's admin-search index (durable-objects/connect-index/) reads
+ * to feed itself: the refresh queue, the connections' facts and the prefs,
+ * from the deployment's database; `upsert` writes into the index itself.
+ */
+export function indexFeedFor(env: Env, upsert: IndexFeedPorts["upsert"]): IndexFeedPorts {
+  const driver = driverFor(env);
+  return {
+    queue: indexQueue(driver),
+    source: connectionFacts(driver),
+    prefs: { store: connectPrefsStore(driver) },
+    upsert,
+  };
+}
+
+/**
+ * Asks the admin-search index of every team with refreshes queued within
+ * [from, now] to take them (after a connect write: its own and its
+ * partner's; from the cron sweep: what a crash left). Failures are logged:
+ * the rows stay queued for the sweep.
+ */
+export async function pingQueuedIndexes(env: Env, from: number, to: number): Promise<number> {
+  const teams = await indexQueue(driverFor(env)).teamsQueued(from, to, INDEX_PINGS_MAX);
+  await Promise.all(
+    teams.map((team) =>
+      connectIndexOf(env, team)
+        .refresh(team)
+        .catch((error: unknown) => console.error(`connect index of ${team}: refresh failed; the sweep retries`, error)),
+    ),
+  );
+  return teams.length;
+}
+
+/** Index refreshes asked for at once. */
+const INDEX_PINGS_MAX = 200;
+
+/**
  * Publishes committed directory changes straight to the team's cache object
  * (an RPC, no queue: the cache applies them in version order; one that misses
  * some recovers them from the change log, DirectorySource.changesSince), then
@@ -196,6 +241,7 @@ export function depsFor(env: Env, background?: Background): Deps {
   const changes = once(() => changePublisherFor(env));
   const connections = once(() => connectionsStore(driver()));
   const connectPrefs = once(() => connectPrefsStore(driver()));
+  const sharedChannels = once(() => sharedChannelsStore(driver()));
   return {
     get store() {
       return store();
@@ -237,6 +283,9 @@ export function depsFor(env: Env, background?: Background): Deps {
     get connectPrefs() {
       return connectPrefs();
     },
+    get sharedChannels() {
+      return sharedChannels();
+    },
     onPublishError: (error) =>
       console.error(
         "a push after a committed write failed; the outbox sweep or the cache's catch-up delivers it",
@@ -258,4 +307,29 @@ function once<T>(build: () => T): () => T {
 function secondsVar(raw: string | undefined, fallback: number): number {
   const n = Number(raw);
   return raw !== undefined && raw !== "" && Number.isFinite(n) && n > 0 ? n : fallback;
+}
+
+/**
+ * The shared-channel use cases' ports over a caller's Deps: the directory's
+ * share and unshare (each commits, then publishes to the team caches and
+ * the gateways) stand behind ChannelSharing.
+ */
+export function sharedChannelPortsOf(deps: Deps): SharedChannelsPorts {
+  return {
+    store: deps.sharedChannels,
+    connections: deps.connections,
+    prefs: { store: deps.connectPrefs },
+    sharing: {
+      async share(host, channel, guest) {
+        await shareChannel(deps, host, channel, guest);
+      },
+      async unshare(host, channel, guest) {
+        await unshareChannel(deps, host, channel, guest);
+      },
+      addMembers: (host, channel, users, usersTeam) => addMembers(deps, host, channel, users, usersTeam),
+      removeMember: (host, channel, user) => removeMember(deps, host, channel, user),
+    },
+    now: () => deps.clock.now(),
+    newId: newSharedChannelId,
+  };
 }

@@ -1,4 +1,7 @@
+import { EVERY_PARTNER } from "../src/connect/index-feed";
 import type { ConnectPrefsStore, PrefAuditEntry, PrefLevelRow } from "../src/connect/prefs-store";
+import { ORG_LEVEL } from "../src/connect/prefs-store";
+import { queueRefresh } from "./connect-index-queue-sql";
 import { type SqlDriver, type Statement, UniqueViolation } from "./sql-driver";
 
 // ConnectPrefsStore on either engine. The payload is a BLOB (D1) or a
@@ -63,7 +66,11 @@ export function connectPrefsStore(db: SqlDriver): ConnectPrefsStore {
         params: [teamId, a.id, targetTeamId, a.prefKey, a.actor, a.at, a.before, a.after, teamId, targetTeamId, prefs],
       }));
       try {
-        const results = await db.atomic([write, ...lines]);
+        // The admin search's documents of that partner (every partner, for the
+        // org level) are computed again: queued in the same unit.
+        const partner = targetTeamId === ORG_LEVEL ? EVERY_PARTNER : targetTeamId;
+        const refresh = queueRefresh(db.dialect, [{ team: teamId, partner }], now);
+        const results = await db.atomic([write, ...lines, ...refresh]);
         return (results[0]?.changes ?? 0) === 1;
       } catch (error) {
         // Another admin created the level first (the drivers raise UniqueViolation).

@@ -1,9 +1,11 @@
 import type { Connection, ConnectionStatus, Invitation, InvitationStatus } from "../src/connect/connections";
-import type { AcceptOutcome, ConnectionsStore, Page, PageAfter } from "../src/connect/connections-store";
+import type { AcceptOutcome, ConnectionsStore } from "../src/connect/connections-store";
 import { conflict } from "../src/errors";
 import type { IdempotencyRecord } from "../src/teams/team-store";
 import type { Guard } from "./change-log";
+import { pairRefresh } from "./connect-index-queue-sql";
 import { idempotencyInsert, idempotencyKeys } from "./idempotency-sql";
+import { keyset, pageOf } from "./keyset-pages";
 import { num, numOrNull } from "./portable-sql";
 import { type Row, type SqlDriver, type Statement, UniqueViolation } from "./sql-driver";
 
@@ -81,19 +83,6 @@ function connectionOf(r: Row): Connection {
 /** The pair in a fixed order, whichever side invited: what the unique key is over. */
 function pairOf(a: string, b: string): [string, string] {
   return a < b ? [a, b] : [b, a];
-}
-
-/** A page of `limit` rows from `limit + 1` read: the extra row only says there is more. */
-function pageOf<T>(rows: T[], limit: number, keyOf: (item: T) => PageAfter): Page<T> {
-  const items = rows.slice(0, limit);
-  const last = items[items.length - 1];
-  return { items, next: rows.length > limit && last ? keyOf(last) : null };
-}
-
-/** Rows strictly after the keyset position in (time DESC, id DESC) order. */
-function keyset(column: string, after: PageAfter | null): { clause: string; params: unknown[] } {
-  if (!after) return { clause: "", params: [] };
-  return { clause: ` AND (${column} < ? OR (${column} = ? AND id < ?))`, params: [after.at, after.at, after.id] };
 }
 
 /** The key of a team that already used it (a concurrent request with the same key won): the caller replays the winner. */
@@ -240,6 +229,8 @@ export function connectionsStore(db: SqlDriver): ConnectionsStore {
                   FROM connect_invitations WHERE from_team = ? AND id = ? AND connection_id = ?`,
             params: [conn.id, conn.inviter, conn.invitee, low, high, inv.fromTeam, inv.id, conn.id],
           },
+          // Both teams' admin-search documents: queued with the connection.
+          ...pairRefresh(db.dialect, conn.inviter, conn.invitee, answered.at),
         ]);
         const claimed = results[keyed.length];
         return (claimed?.changes ?? 0) === 1 ? "accepted" : "gone";
@@ -291,13 +282,32 @@ export function connectionsStore(db: SqlDriver): ConnectionsStore {
     async disconnect(conn) {
       const ended = conn.disconnectedBy;
       if (conn.status !== "disconnected" || !ended) throw new Error("disconnect() takes a disconnected connection");
-      const { changes } = await db.run(
-        `UPDATE connections SET status = 'disconnected', live = NULL,
-           disconnected_team = ?, disconnected_user = ?, disconnected_at = ?
-         WHERE id = ? AND status = 'accepted'`,
-        [ended.team, ended.user, ended.at, conn.id],
-      );
-      return changes === 1;
+      const [disconnected] = await db.atomic([
+        {
+          sql: `UPDATE connections SET status = 'disconnected', live = NULL,
+             disconnected_team = ?, disconnected_user = ?, disconnected_at = ?
+           WHERE id = ? AND status = 'accepted'`,
+          params: [ended.team, ended.user, ended.at, conn.id],
+        },
+        // Its open shared-channel invitations close in the same unit: an
+        // accepted one is ended (and not yet applied: the channel leaves both
+        // teams next, src/connect/shared-channels-service.ts), a pending one
+        // cancelled. `applied` and the end are set before `status`, which
+        // they read: MySQL assigns left to right and later terms see the new
+        // values (SQLite reads the old row throughout).
+        {
+          sql: `UPDATE shared_channel_invites SET
+             applied = CASE WHEN status = 'accepted' THEN 0 ELSE 1 END,
+             ended_team = CASE WHEN status = 'accepted' THEN ? ELSE NULL END,
+             ended_at = CASE WHEN status = 'accepted' THEN ? ELSE NULL END,
+             status = CASE WHEN status = 'accepted' THEN 'ended' ELSE 'cancelled' END,
+             live = NULL, updated_at = ?
+           WHERE connection_id = ? AND live = 1`,
+          params: [ended.team, ended.at, ended.at, conn.id],
+        },
+        ...pairRefresh(db.dialect, conn.inviter, conn.invitee, ended.at),
+      ]);
+      return disconnected?.changes === 1;
     },
   };
 }

@@ -12,6 +12,7 @@ import { type AppEnv, errorResponse } from "./http";
 import { countRequests } from "./metrics";
 import { adminRoutes } from "./routes/admin";
 import { connectRoutes } from "./routes/connect";
+import { connectSearchRoutes, feedConnectIndexes } from "./routes/connect-search";
 import { directoryRoutes } from "./routes/directory";
 import { directoryAdminRoutes } from "./routes/directory-admin";
 import { inviteRoutes } from "./routes/invites";
@@ -102,7 +103,13 @@ export function createApp() {
     await next();
   });
 
+  // Connect writes (and a team's new name) queue admin-search refreshes;
+  // the indexes take them right after the answer.
+  app.use("/v1/connect/*", feedConnectIndexes);
+  app.use("/v1/admin/teams/:team", feedConnectIndexes);
+
   app.route("/v1/admin", adminRoutes);
+  app.route("/v1/admin", connectSearchRoutes);
   app.route("/v1/admin", directoryAdminRoutes);
   app.route("/v1/admin", recommendAdminRoutes);
   app.route("/v1/admin", recommendFeatureRoutes);

@@ -1,8 +1,11 @@
-import { type Deps, depsFor } from "../platform/deps";
+import { type Deps, depsFor, pingQueuedIndexes, sharedChannelPortsOf } from "../platform/deps";
+import { finishPending } from "../src/connect/shared-channels-service";
 import { APPLIED_RETENTION_MS } from "../src/domains/mutation-consumer";
 import { redeliverUnapplied, relayStranded } from "../src/domains/outbox";
 import { IDEMPOTENCY_RETENTION_MS } from "../src/teams/idempotency";
 
+/** Admin-search refreshes queued longer than this are a ping that never came: the sweep sends it. */
+const INDEX_STRAGGLER_MS = 10_000;
 /** Teams queued for a heal per cron tick; the next tick takes the rest. */
 const SWEEP_LIMIT = 500;
 /** Applied outbox rows are kept this long (to look at), then deleted; unapplied ones stay owed. */
@@ -79,6 +82,22 @@ export async function sweepStaleTeams(env: Env): Promise<number> {
     }
   } catch (error) {
     console.error("outbox sweep failed", error);
+  }
+  try {
+    // Shared channels whose status the directory does not reflect yet (a
+    // crash between an accept or an end and its share or unshare).
+    const shared = await finishPending(sharedChannelPortsOf(deps));
+    if (shared.finished + shared.failed > 0) console.log(JSON.stringify({ cron: "shared_channels", ...shared }));
+  } catch (error) {
+    console.error("shared-channel sweep failed", error);
+  }
+  try {
+    // Admin-search refreshes still queued a while after their write (a
+    // crash, or a failed ping): the teams' indexes take them now.
+    const stale = await pingQueuedIndexes(env, 0, deps.clock.now() - INDEX_STRAGGLER_MS);
+    if (stale > 0) console.log(JSON.stringify({ cron: "connect_index", teams: stale }));
+  } catch (error) {
+    console.error("connect index sweep failed", error);
   }
   const now = deps.clock.now();
   const due = await deps.store.teamsNeedingHeal(now - deps.staleAfterMs, SWEEP_LIMIT);

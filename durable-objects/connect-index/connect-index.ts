@@ -1,21 +1,62 @@
 import { DurableObject } from "cloudflare:workers";
+import { indexFeedFor } from "../../platform/deps";
+import { docPages, type IndexFeedPorts, refreshQueued } from "../../src/connect/index-feed";
 import { type ConnectionDoc, encodeCursor, type SearchQuery } from "../../src/connect/search";
 import { ConnectionIndexDb } from "./index-db";
 
 // One team's connection index (named by the team: platform/stubs.ts
-// connectIndexOf): the admin search over its Slack Connect connections,
-// fed by change events and rebuildable from the source of truth
-// (index-db.ts holds the tables and the queries).
+// connectIndexOf): the admin search over its Slack Connect connections
+// (index-db.ts holds the tables and the queries), fed from the source of
+// truth: `refresh` takes the team's queued refreshes (written with each
+// change, src/connect/index-feed.ts) and computes those documents again;
+// `rebuildFromSource` replaces the whole index, and equals what the
+// refreshes built.
 
 export class ConnectIndex extends DurableObject<Env> {
   private readonly db: ConnectionIndexDb;
+  /** The refresh running, and the one asked for meanwhile (it starts once the first ends). */
+  private running: Promise<number> | null = null;
+  private next: Promise<number> | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.db = new ConnectionIndexDb(ctx.storage.sql, (fn) => ctx.storage.transactionSync(fn));
   }
 
-  /** A connection changed (created, disconnected, a pref, a channel count): its document, whole. */
+  /**
+   * Takes the team's queued refreshes. One at a time; a call during a run
+   * waits for the next run, which starts after the call arrived, so it sees
+   * every change committed before the call (the write-to-visible promise).
+   * Answers the documents written.
+   */
+  async refresh(team: string): Promise<number> {
+    this.bind(team);
+    if (!this.running) {
+      this.running = refreshQueued(this.feed(), team).finally(() => {
+        this.running = null;
+      });
+      return this.running;
+    }
+    this.next ??= this.running
+      .catch(() => 0)
+      .then(() => {
+        this.next = null;
+        return this.refresh(team);
+      });
+    return this.next;
+  }
+
+  /** Replaces the index with the documents the source of truth gives now (the admin rebuild job). */
+  async rebuildFromSource(team: string): Promise<{ count: number; ms: number }> {
+    this.bind(team);
+    const started = Date.now();
+    const docs: ConnectionDoc[] = [];
+    for await (const page of docPages(this.feed(), team, null)) docs.push(...page);
+    this.db.rebuild(docs);
+    return { count: this.db.count(), ms: Date.now() - started };
+  }
+
+  /** A connection changed: its document, whole (tests and tools; the feed goes through refresh). */
   async upsert(doc: ConnectionDoc): Promise<void> {
     this.db.upsert(doc);
   }
@@ -24,7 +65,7 @@ export class ConnectIndex extends DurableObject<Env> {
     this.db.remove(connectionId);
   }
 
-  /** Replaces the index with these documents (the admin rebuild job). */
+  /** Replaces the index with these documents. */
   async rebuild(docs: ConnectionDoc[]): Promise<{ count: number }> {
     this.db.rebuild(docs);
     return { count: this.db.count() };
@@ -37,5 +78,20 @@ export class ConnectIndex extends DurableObject<Env> {
 
   async all(): Promise<ConnectionDoc[]> {
     return this.db.all();
+  }
+
+  private feed(): IndexFeedPorts {
+    return indexFeedFor(this.env, (docs) => this.db.upsertAll(docs));
+  }
+
+  /**
+   * Defence in depth: the object serves the one team it was first asked
+   * for, whatever a caller passes later (its name is that team's id).
+   */
+  private bind(team: string): void {
+    const rows = this.ctx.storage.sql.exec<{ v: string }>("SELECT v FROM index_meta WHERE k = 'team'").toArray();
+    const bound = rows[0]?.v;
+    if (bound !== undefined && bound !== team) throw new Error(`connect index of ${bound} asked for ${team}`);
+    if (bound === undefined) this.ctx.storage.sql.exec("INSERT INTO index_meta (k, v) VALUES ('team', ?)", team);
   }
 }

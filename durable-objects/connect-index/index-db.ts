@@ -46,6 +46,7 @@ export class ConnectionIndexDb {
       CREATE TABLE IF NOT EXISTS conn_pref (
         conn_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (conn_id, key)) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS conn_pref_by_value ON conn_pref (key, value, conn_id);
+      CREATE TABLE IF NOT EXISTS index_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
       CREATE VIRTUAL TABLE IF NOT EXISTS conn_text USING fts5(
         name, domains, tokenize = 'unicode61 remove_diacritics 2', prefix = '1 2 3');
     `);
@@ -54,6 +55,13 @@ export class ConnectionIndexDb {
   /** Adds or replaces a connection's document (its text, columns and pref rows together). */
   upsert(doc: ConnectionDoc): void {
     this.transaction(() => this.write(doc));
+  }
+
+  /** Adds or replaces these documents, in one transaction. */
+  upsertAll(docs: readonly ConnectionDoc[]): void {
+    this.transaction(() => {
+      for (const doc of docs) this.write(doc);
+    });
   }
 
   remove(connectionId: string): void {

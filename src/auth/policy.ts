@@ -119,6 +119,16 @@ export function mayManageConnections(p: Principal, teamId: string): Decision {
   return ALLOW;
 }
 
+/**
+ * Shared channels over a connection: an active member of the team (the use
+ * case then applies the team's channel_creation pref and who may answer or
+ * end one); never an operator, who gives no team's consent.
+ */
+export function mayShareChannels(p: Principal, teamId: string): Decision {
+  if (p.kind === "operator") return forbidden("shared channels are made by the team's own members");
+  return mayUseTeam(p, teamId);
+}
+
 /** Asking on behalf of `subject` (recommendations for a teammate): yourself, or as an admin of the team. */
 export function mayActFor(p: Principal, teamId: string, subject: string): Decision {
   const use = mayUseTeam(p, teamId);

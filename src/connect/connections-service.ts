@@ -59,7 +59,7 @@ export interface PageRequest {
   cursor?: string;
 }
 
-function pageLimit(limit: number | undefined): number {
+export function pageLimitOf(limit: number | undefined): number {
   return Math.min(Math.max(1, Math.trunc(limit ?? PAGE_DEFAULT)), PAGE_MAX);
 }
 
@@ -120,7 +120,7 @@ export async function listInvitations(
   team: string,
   page: PageRequest = {},
 ): Promise<{ invitations: InvitationView[]; next_cursor: string | null }> {
-  const { items, next } = await ports.store.invitations(team, pageLimit(page.limit), parseCursor(page.cursor));
+  const { items, next } = await ports.store.invitations(team, pageLimitOf(page.limit), parseCursor(page.cursor));
   const now = ports.now();
   return { invitations: items.map((i) => invitationView(i, now)), next_cursor: cursorOf(next) };
 }
@@ -196,14 +196,15 @@ export async function listConnections(
   team: string,
   page: PageRequest = {},
 ): Promise<{ connections: ConnectionView[]; next_cursor: string | null }> {
-  const { items, next } = await ports.store.connections(team, pageLimit(page.limit), parseCursor(page.cursor));
+  const { items, next } = await ports.store.connections(team, pageLimitOf(page.limit), parseCursor(page.cursor));
   return { connections: items.map((c) => connectionView(c, team)), next_cursor: cursorOf(next) };
 }
 
 /**
- * Either party ends the connection. The answer is the ended connection; its
- * shared channels are to be ended for both teams by the caller (none exist
- * through connections yet: sharing is an operator's action).
+ * Either party ends the connection. The answer is the ended connection. The
+ * store closes its shared-channel invitations in the same unit; the
+ * channels themselves leave both teams next (disconnectWithChannels,
+ * ./shared-channels-service.ts).
  */
 export async function disconnectConnection(ports: ConnectionsPorts, by: Actor, id: string): Promise<ConnectionView> {
   const ended: Connection = disconnect(await ports.store.connectionFor(by.team, id), by, ports.now());

@@ -50,6 +50,36 @@ export async function effectivePrefs(
 }
 
 /**
+ * Every pref's effective value toward each of these partners, flattened for
+ * the admin search (PrefContainer.index): one read of the org level and the
+ * partners' levels. What cannot be read falls through to the level below,
+ * as for effectivePrefs.
+ */
+export async function indexedPrefs(
+  ports: Pick<PrefsPorts, "store">,
+  teamId: string,
+  partners: readonly string[],
+): Promise<Map<string, Record<string, string | number | boolean>>> {
+  const rows = await ports.store.levels(teamId, [ORG_LEVEL, ...partners]);
+  const problems: PrefProblem[] = [];
+  const org = decodeRow(
+    rows.find((r) => r.targetTeamId === ORG_LEVEL),
+    "org",
+    problems,
+  );
+  const out = new Map<string, Record<string, string | number | boolean>>();
+  for (const partnerId of partners) {
+    const partner = decodeRow(
+      rows.find((r) => r.targetTeamId === partnerId),
+      "partner",
+      problems,
+    );
+    out.set(partnerId, container.index(container.resolve(org, partner, problems), problems));
+  }
+  return out;
+}
+
+/**
  * The org level's effective values, what a partner with no level of its own
  * gets: each pref the org level sets (source "org"), else its default.
  */

@@ -125,3 +125,27 @@ export function prefText(value: string | number | boolean): string {
 export function nameKey(name: string): string {
   return name.toLowerCase().normalize("NFKD").replace(/\p{M}/gu, "");
 }
+
+/** The index a search asks (a team's ConnectIndex object). */
+export interface ConnectionIndex {
+  search(q: SearchQuery): Promise<{ items: ConnectionDoc[]; next_cursor: string | null }>;
+}
+
+/** A connection as the admin search answers it. */
+export function connectionDocView(doc: ConnectionDoc) {
+  return {
+    connection: doc.connectionId,
+    partner: { id: doc.partnerId, name: doc.partnerName, domains: doc.partnerDomains },
+    status: doc.status,
+    channels: doc.channelCount,
+    pending_invitations: doc.pendingInvitations,
+    connected_at: doc.connectedAt,
+    prefs: doc.prefs,
+  };
+}
+
+/** The team's admin search: a page of its connections as the query asks, from its own index. */
+export async function searchConnections(index: ConnectionIndex, q: SearchQuery) {
+  const { items, next_cursor } = await index.search(q);
+  return { connections: items.map(connectionDocView), next_cursor };
+}

@@ -313,5 +313,51 @@ export const connections = mysqlTable(
     uniqueIndex("connections_live_pair").on(t.teamLow, t.teamHigh, t.live),
     index("connections_inviter").on(t.inviter, t.acceptedAt, t.id),
     index("connections_invitee").on(t.invitee, t.acceptedAt, t.id),
+    index("connections_inviter_id").on(t.inviter, t.id),
+    index("connections_invitee_id").on(t.invitee, t.id),
   ],
+);
+
+/** Shared-channel invitations over a connection; see ./sqlite.ts. */
+export const sharedChannelInvites = mysqlTable(
+  "shared_channel_invites",
+  {
+    id: varcharBin("id", { length: 40 }).primaryKey(),
+    connectionId: varcharBin("connection_id", { length: 40 }).notNull(),
+    hostTeam: varcharBin("host_team", { length: 40 }).notNull(),
+    guestTeam: varcharBin("guest_team", { length: 40 }).notNull(),
+    channelId: varcharBin("channel_id", { length: 40 }).notNull(),
+    channelName: varcharBin("channel_name", { length: 80 }).notNull(),
+    status: varchar("status", { length: 16 }).notNull(),
+    live: tinyint("live"),
+    createdUser: varcharBin("created_user", { length: 40 }).notNull(),
+    createdAt: bigint("created_at", { mode: "number" }).notNull(),
+    answeredUser: varcharBin("answered_user", { length: 40 }),
+    answeredAt: bigint("answered_at", { mode: "number" }),
+    autoApproved: tinyint("auto_approved").notNull().default(0),
+    endedTeam: varcharBin("ended_team", { length: 40 }),
+    endedUser: varcharBin("ended_user", { length: 40 }),
+    endedAt: bigint("ended_at", { mode: "number" }),
+    applied: tinyint("applied").notNull(),
+    updatedAt: bigint("updated_at", { mode: "number" }).notNull(),
+  },
+  (t) => [
+    uniqueIndex("shared_channel_invites_live").on(t.hostTeam, t.channelId, t.guestTeam, t.live),
+    index("shared_channel_invites_host").on(t.hostTeam, t.createdAt, t.id),
+    index("shared_channel_invites_guest").on(t.guestTeam, t.createdAt, t.id),
+    index("shared_channel_invites_connection").on(t.connectionId, t.live),
+    index("shared_channel_invites_unapplied").on(t.applied, t.updatedAt),
+  ],
+);
+
+/** Admin-search documents to compute again; see ./sqlite.ts. */
+export const connectIndexQueue = mysqlTable(
+  "connect_index_queue",
+  {
+    teamId: varcharBin("team_id", { length: 40 }).notNull(),
+    partnerId: varcharBin("partner_id", { length: 40 }).notNull(),
+    seq: bigint("seq", { mode: "number" }).notNull().default(1),
+    queuedAt: bigint("queued_at", { mode: "number" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.partnerId] }), index("connect_index_queue_at").on(t.queuedAt)],
 );

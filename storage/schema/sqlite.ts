@@ -317,5 +317,71 @@ export const connections = sqliteTable(
     uniqueIndex("connections_live_pair").on(t.teamLow, t.teamHigh, t.live),
     index("connections_inviter").on(t.inviter, t.acceptedAt, t.id),
     index("connections_invitee").on(t.invitee, t.acceptedAt, t.id),
+    // A team's connections in id order (its admin search's pages from the source of truth).
+    index("connections_inviter_id").on(t.inviter, t.id),
+    index("connections_invitee_id").on(t.invitee, t.id),
   ],
+);
+
+/**
+ * Shared-channel invitations (src/connect/shared-channels.ts): host team
+ * `host_team` asks partner `guest_team`, over connection `connection_id`, to
+ * join its channel `channel_id`. `live` is 1 while pending or accepted and
+ * NULL after: the unique key over (host_team, channel_id, guest_team, live)
+ * admits one open invitation per channel and partner. `applied` is 0 while
+ * the directory does not yet reflect the status (an accepted one not yet
+ * shared, an ended one not yet unshared): written in the status change's own
+ * unit, so a crash between the change and the share leaves a row the cron
+ * sweep finds and finishes.
+ */
+export const sharedChannelInvites = sqliteTable(
+  "shared_channel_invites",
+  {
+    id: text("id").primaryKey(),
+    connectionId: text("connection_id").notNull(),
+    hostTeam: text("host_team").notNull(),
+    guestTeam: text("guest_team").notNull(),
+    channelId: text("channel_id").notNull(),
+    channelName: text("channel_name").notNull(),
+    status: text("status").notNull(),
+    live: integer("live"),
+    createdUser: text("created_user").notNull(),
+    createdAt: integer("created_at").notNull(),
+    answeredUser: text("answered_user"),
+    answeredAt: integer("answered_at"),
+    autoApproved: integer("auto_approved").notNull().default(0),
+    endedTeam: text("ended_team"),
+    endedUser: text("ended_user"),
+    endedAt: integer("ended_at"),
+    applied: integer("applied").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [
+    uniqueIndex("shared_channel_invites_live").on(t.hostTeam, t.channelId, t.guestTeam, t.live),
+    index("shared_channel_invites_host").on(t.hostTeam, t.createdAt, t.id),
+    index("shared_channel_invites_guest").on(t.guestTeam, t.createdAt, t.id),
+    index("shared_channel_invites_connection").on(t.connectionId, t.live),
+    index("shared_channel_invites_unapplied").on(t.applied, t.updatedAt),
+  ],
+);
+
+/**
+ * Connections whose admin-search documents (durable-objects/connect-index/)
+ * must be computed again, per team and partner (`*`: every partner, after an
+ * org-level pref change). A row is written in the same atomic unit as the
+ * change it stands for (a connection, a shared-channel invitation, a prefs
+ * level), so a crash cannot leave a change the index never hears of; `seq`
+ * counts the changes since the row was last taken, so a change that lands
+ * while the index refreshes keeps the row (the drain deletes only the seq it
+ * read).
+ */
+export const connectIndexQueue = sqliteTable(
+  "connect_index_queue",
+  {
+    teamId: text("team_id").notNull(),
+    partnerId: text("partner_id").notNull(),
+    seq: integer("seq").notNull().default(1),
+    queuedAt: integer("queued_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.teamId, t.partnerId] }), index("connect_index_queue_at").on(t.queuedAt)],
 );

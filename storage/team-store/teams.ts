@@ -1,5 +1,6 @@
 import { PLANS, type Plan, type Team } from "../../src/teams/model";
 import type { TeamPatch, TeamStore } from "../../src/teams/team-store";
+import { partnersRefresh } from "../connect-index-queue-sql";
 import { assignments, num, numOrNull } from "../portable-sql";
 import { type Row, type SqlDriver, UniqueViolation } from "../sql-driver";
 
@@ -40,8 +41,13 @@ export function teamRows(
         sets.push("`heal_needed_at` = COALESCE(`heal_needed_at`, ?)");
         params.push(patch.healNeededAt);
       }
-      if (sets.length > 0)
-        await driver.run(`UPDATE teams SET ${sets.join(", ")} WHERE \`id\` = ?`, [...params, teamId]);
+      if (sets.length > 0) {
+        const update = { sql: `UPDATE teams SET ${sets.join(", ")} WHERE \`id\` = ?`, params: [...params, teamId] };
+        // A new name or domains changes this team's line in every partner's
+        // admin search: their documents are queued in the same unit.
+        const searched = patch.name !== undefined || patch.claimedDomains !== undefined;
+        await driver.atomic(searched ? [update, partnersRefresh(driver.dialect, teamId, Date.now())] : [update]);
+      }
       return teams.getTeam(teamId);
     },
 

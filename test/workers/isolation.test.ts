@@ -41,6 +41,7 @@ const REFERENCES: readonly Slot[] = [
   "connection",
   "code",
   "partner",
+  "sharedChannel",
 ];
 
 /**

@@ -419,6 +419,60 @@ export const CATALOGUE: readonly RouteEntry[] = [
     nullClears: true,
   },
   { method: "GET", path: "/v1/connect/prefs/audit", access: "caller", names: [], query: () => ({ limit: "50" }) },
+
+  // --- Admin search over the team's connections (workers/routes/connect-search.ts): its admins only
+  {
+    method: "GET",
+    path: "/v1/admin/connections",
+    access: "caller",
+    names: [],
+    query: () => ({ q: "partner", sort: "name", limit: "50" }),
+  },
+  { method: "POST", path: "/v1/admin/connections/rebuild", access: "caller", names: [] },
+
+  // --- Shared channels over connections (workers/routes/connect-channels.ts): the caller's own team
+  {
+    method: "POST",
+    path: "/v1/connect/shared-channels",
+    access: "caller",
+    // The seeded team's general channel already has an open invitation to its partner:
+    // the valid request answers 409 naming it, and changes nothing.
+    names: ["connection", "channel"],
+    body: (t) => json({ connection: t.connection, channel: t.channel }),
+  },
+  { method: "GET", path: "/v1/connect/shared-channels", access: "caller", names: [], query: () => ({ limit: "50" }) },
+  {
+    method: "POST",
+    path: "/v1/connect/shared-channels/:id/answer",
+    access: "caller",
+    // The team hosts its invitation: only the partner may answer it (404 for the host, as for any other id).
+    names: ["sharedChannel"],
+    params: (t) => ({ id: t.sharedChannel }),
+    body: () => json({ decision: "decline" }),
+  },
+  {
+    method: "DELETE",
+    path: "/v1/connect/shared-channels/:id",
+    access: "caller",
+    names: ["sharedChannel"],
+    params: (t) => ({ id: t.sharedChannel }),
+  },
+  {
+    method: "POST",
+    path: "/v1/connect/shared-channels/:id/members",
+    access: "caller",
+    // The partner's people join; the host naming its own invitation gets 404, as for any other id.
+    names: ["sharedChannel", "user"],
+    params: (t) => ({ id: t.sharedChannel }),
+    body: (t) => json({ user_ids: [t.user] }),
+  },
+  {
+    method: "DELETE",
+    path: "/v1/connect/shared-channels/:id/members/:user",
+    access: "caller",
+    names: ["sharedChannel", "user"],
+    params: (t) => ({ id: t.sharedChannel, user: t.user }),
+  },
 ];
 
 export const routeKey = (r: { method: string; path: string }) => `${r.method} ${r.path}`;

@@ -48,6 +48,8 @@ export interface Target {
   code: string;
   /** The team's connected partner (a team id): the one partner its prefs routes may name. */
   partner: string;
+  /** A pending shared-channel invitation of the team's general channel to its partner. */
+  sharedChannel: string;
 }
 
 export type Slot = keyof Target;
@@ -64,6 +66,7 @@ export const SLOTS: readonly Slot[] = [
   "connection",
   "code",
   "partner",
+  "sharedChannel",
 ];
 
 export type Role = "owner" | "admin" | "member" | "guest";
@@ -247,6 +250,14 @@ export async function seedTeam(label: string, shared: Shared): Promise<Team> {
     201,
   );
   const pending = await invite();
+  // Before the prefs below, which let nobody share channels with the partner.
+  const invitedChannel = await ok<{ shared_channel: { id: string } }>(
+    api("POST", "/v1/connect/shared-channels", {
+      token: tokens.admin,
+      json: { connection: connected.connection.id, channel: channels.general },
+    }),
+    201,
+  );
   await ok(api("PATCH", "/v1/connect/prefs/org", { token: tokens.admin, json: SEEDED_ORG_PREFS }));
   await ok(api("PATCH", `/v1/connect/prefs/partners/${partner}`, { token: tokens.admin, json: SEEDED_PARTNER_PREFS }));
   const team: Team = {
@@ -275,6 +286,7 @@ export async function seedTeam(label: string, shared: Shared): Promise<Team> {
       connection: connected.connection.id,
       code: redeemed.invitation.code,
       partner,
+      sharedChannel: invitedChannel.shared_channel.id,
     },
   };
   await settled(team);
@@ -298,6 +310,7 @@ export function ghostTarget(): Target {
     connection: `KGHOST${w}`,
     code: [...crypto.getRandomValues(new Uint8Array(20))].map((b) => b.toString(16).padStart(2, "0")).join(""),
     partner: `TGHOSTPART${w}`,
+    sharedChannel: `HGHOST${w}`,
   };
 }
 
@@ -393,6 +406,7 @@ export async function stateOf(team: Team): Promise<Record<string, unknown>> {
     orgPrefs,
     partnerPrefs,
     prefsAudit,
+    sharedChannels,
   ] = await Promise.all([
     read(base),
     read(`${base}/domains`),
@@ -408,6 +422,7 @@ export async function stateOf(team: Team): Promise<Record<string, unknown>> {
     read("/v1/connect/prefs/org"),
     read(`/v1/connect/prefs/partners/${team.partner}`),
     read("/v1/connect/prefs/audit?limit=200"),
+    read("/v1/connect/shared-channels?limit=200"),
   ]);
   return {
     info,
@@ -423,6 +438,7 @@ export async function stateOf(team: Team): Promise<Record<string, unknown>> {
     orgPrefs,
     partnerPrefs,
     prefsAudit,
+    sharedChannels,
   };
 }
 
@@ -443,6 +459,7 @@ export function markersOf(team: Team): string[] {
     team.target.invitation,
     team.target.connection,
     team.target.code,
+    team.target.sharedChannel,
     ...Object.values(team.users),
     ...Object.values(team.channels),
   ].filter((m) => !shared.has(m));

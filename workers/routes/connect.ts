@@ -1,20 +1,22 @@
 import { Hono } from "hono";
 import { z } from "zod";
+import { sharedChannelPortsOf } from "../../platform/deps";
 import {
   answerInvitationOnce,
   type ConnectionsPorts,
   cancelInvitation,
   createInvitationOnce,
-  disconnectConnection,
   listConnections,
   listInvitations,
   newConnectId,
   PAGE_DEFAULT,
   PAGE_MAX,
 } from "../../src/connect/connections-service";
+import { disconnectWithChannels } from "../../src/connect/shared-channels-service";
 import { notFound } from "../../src/errors";
 import { type AppContext, type AppEnv, idempotencyOf, jsonBody, queryParams } from "../http";
 import { connectAdminOf } from "./connect-admin";
+import { connectChannelRoutes } from "./connect-channels";
 import { connectPrefsRoutes } from "./connect-prefs";
 
 // Slack Connect connections (docs/connect.md). The team is always the
@@ -97,7 +99,15 @@ export const connectRoutes = new Hono<AppEnv>()
   })
   .delete("/connections/:connection", async (c) => {
     const by = await connectAdminOf(c);
-    return c.json({ connection: await disconnectConnection(portsOf(c), by, idParam(c, "connection")) });
+    const ended = await disconnectWithChannels(
+      portsOf(c),
+      sharedChannelPortsOf(c.get("deps")),
+      by,
+      idParam(c, "connection"),
+    );
+    return c.json({ connection: ended });
   })
   // The prefs toward each partner, and the org level (./connect-prefs.ts).
-  .route("/prefs", connectPrefsRoutes);
+  .route("/prefs", connectPrefsRoutes)
+  // Channels shared over the connections (./connect-channels.ts).
+  .route("/shared-channels", connectChannelRoutes);

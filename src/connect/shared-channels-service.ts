@@ -1,0 +1,283 @@
+import { conflict, DomainError, forbidden } from "../errors";
+import { newId as newSlackId } from "../ids";
+import type { Actor } from "./connections";
+import {
+  type ConnectionsPorts,
+  type ConnectionView,
+  cursorOf,
+  disconnectConnection,
+  type PageRequest,
+  pageLimitOf,
+  parseCursor,
+} from "./connections-service";
+import type { ConnectionsStore } from "./connections-store";
+import { type AutoApprovalValue, autoApproval } from "./prefs/auto-approval";
+import { type ChannelCreationValue, channelCreation } from "./prefs/channel-creation";
+import type { PrefClass } from "./prefs/pref";
+import type { Resolved } from "./prefs/registry";
+import { effectivePrefs, type PrefsPorts } from "./prefs-service";
+import {
+  answerInvite,
+  autoApproves,
+  inviteToChannel,
+  mayJoin,
+  type SharedChannelInvite,
+  type SharingActor,
+  sharedChannelView,
+  withdrawInvite,
+} from "./shared-channels";
+import type { SharedChannelsStore } from "./shared-channels-store";
+
+// The shared-channel use cases: a member of the host team (as its
+// channel_creation pref allows) invites the partner of a live connection to
+// one of its channels; the partner's admin accepts or declines, unless its
+// auto_approval pref toward the host answers at once; either side ends an
+// accepted one; a disconnect ends them all. The rules are
+// ./shared-channels.ts. Every lookup is scoped to the actor's team, so
+// another team's ids answer as missing ones. Authorization (a live member,
+// or admin, of the actor's team) is the caller's.
+//
+// The directory follows the status (share on accept, unshare on end) after
+// the status is written with `applied = false`, then the row is marked
+// applied; `finishPending` (the cron sweep) finishes whatever a crash left
+// in between, so a status is never contradicted by the directory for good.
+
+/** The directory's writes (src/directory/admin.ts), each publishing its events. */
+export interface ChannelSharing {
+  share(hostTeam: string, channelId: string, guestTeam: string): Promise<void>;
+  unshare(hostTeam: string, channelId: string, guestTeam: string): Promise<void>;
+  /** Adds users of `usersTeam` to the host's channel: the ids added, and how many were members already. */
+  addMembers(
+    hostTeam: string,
+    channelId: string,
+    userIds: string[],
+    usersTeam: string,
+  ): Promise<{ added: string[]; unchanged: number }>;
+  /** Whether the user was a member (and is no more). */
+  removeMember(hostTeam: string, channelId: string, userId: string): Promise<boolean>;
+}
+
+export interface SharedChannelsPorts {
+  store: SharedChannelsStore;
+  connections: Pick<ConnectionsStore, "connectionFor">;
+  prefs: Pick<PrefsPorts, "store">;
+  sharing: ChannelSharing;
+  now(): number;
+  newId(): string;
+}
+
+/** Shared-channel invitation ids: `H…` (the host's ask), the platform's alphabet. */
+export function newSharedChannelId(): string {
+  return `H${newSlackId("T").slice(1)}`;
+}
+
+/** How long a changed invitation may wait before the sweep takes it for one a crash left half done. */
+export const SWEEP_GRACE_MS = 10_000;
+/** Invitations the sweep finishes per run. */
+export const SWEEP_BATCH = 100;
+
+export type SharedChannelView = ReturnType<typeof sharedChannelView>;
+
+/** A pref's effective value as its class reads it (the default when nothing is set). */
+function effectiveOf<T>(prefs: Record<string, Resolved>, cls: PrefClass<T>): T {
+  const resolved = prefs[cls.key];
+  return resolved ? (resolved.value as T) : cls.defaultValue;
+}
+
+async function prefOf<T>(ports: SharedChannelsPorts, team: string, partner: string, cls: PrefClass<T>): Promise<T> {
+  const { prefs } = await effectivePrefs(ports.prefs, team, partner);
+  return effectiveOf(prefs, cls);
+}
+
+/**
+ * Makes the directory match the invitation's status, then marks it applied.
+ * A share the directory refuses (the partner already has a channel with
+ * this id) ends the invitation instead: the platform ended it, and the
+ * refusal is the caller's answer.
+ */
+async function apply(ports: SharedChannelsPorts, invite: SharedChannelInvite): Promise<SharedChannelInvite> {
+  if (invite.applied) return invite;
+  const { hostTeam, guestTeam } = invite;
+  if (invite.status === "accepted") {
+    try {
+      await ports.sharing.share(hostTeam, invite.channel.id, guestTeam);
+    } catch (error) {
+      if (!(error instanceof DomainError) || error.kind !== "conflict") throw error;
+      const now = ports.now();
+      const ended: SharedChannelInvite = {
+        ...invite,
+        status: "ended",
+        endedBy: { team: hostTeam, user: null, at: now },
+        applied: true,
+        updatedAt: now,
+      };
+      await ports.store.update(ended, "accepted");
+      throw conflict(`the partner already has a channel with id ${invite.channel.id}; the invitation was ended`);
+    }
+  } else if (invite.status === "ended") {
+    // A newer invitation of the same channel may have been accepted since:
+    // its share stands.
+    const open = await ports.store.openInvite(hostTeam, invite.channel.id, guestTeam);
+    if (open?.status !== "accepted") await ports.sharing.unshare(hostTeam, invite.channel.id, guestTeam);
+  }
+  await ports.store.markApplied(invite.id, invite.status);
+  return { ...invite, applied: true };
+}
+
+/** The host's member invites the connection's partner to one of the host's channels. */
+export async function inviteChannel(
+  ports: SharedChannelsPorts,
+  by: SharingActor,
+  connectionId: string,
+  channelId: string,
+): Promise<SharedChannelView> {
+  const connection = await ports.connections.connectionFor(by.team, connectionId);
+  const channel = connection ? await ports.store.channelOf(by.team, channelId) : null;
+  const member = channel?.isPrivate ? (await ports.store.memberTeamOf(by.team, channelId, by.user)) === by.team : false;
+  const partner = connection ? (connection.inviter === by.team ? connection.invitee : connection.inviter) : "";
+  const creation: ChannelCreationValue = connection
+    ? await prefOf(ports, by.team, partner, channelCreation)
+    : channelCreation.defaultValue;
+  const invite = inviteToChannel(ports.newId(), by, connection, channel, member, creation, ports.now());
+  const outcome = await ports.store.insert(invite);
+  if (outcome === "connection_ended") throw conflict("this connection has ended");
+  if (outcome === "already_open") {
+    const open = await ports.store.openInvite(invite.hostTeam, channelId, invite.guestTeam);
+    throw conflict("this channel already has an open invitation to this partner", { invitation: open?.id ?? null });
+  }
+  // The partner's own pref toward the host may accept at once.
+  const approval: AutoApprovalValue = await prefOf(ports, invite.guestTeam, invite.hostTeam, autoApproval);
+  if (!autoApproves(approval, by.user)) return sharedChannelView(invite, by.team);
+  const accepted = answerInvite(invite, { team: invite.guestTeam, user: null }, "accept", ports.now());
+  // Lost to a cancel or a disconnect meanwhile: the invitation stays as that left it.
+  if (!(await ports.store.update(accepted, "pending"))) return sharedChannelView(invite, by.team);
+  return sharedChannelView(await apply(ports, accepted), by.team);
+}
+
+/** The partner's admin accepts (the channel is shared with its team) or declines. */
+export async function answerChannel(
+  ports: SharedChannelsPorts,
+  by: Actor,
+  id: string,
+  decision: "accept" | "decline",
+): Promise<SharedChannelView> {
+  const answered = answerInvite(await ports.store.inviteFor(by.team, id), by, decision, ports.now());
+  if (!(await ports.store.update(answered, "pending"))) {
+    throw conflict("this invitation was cancelled, or its connection ended, meanwhile");
+  }
+  return sharedChannelView(await apply(ports, answered), by.team);
+}
+
+/** The host cancels a pending invitation, or either side ends an accepted one (the channel leaves the partner). */
+export async function withdrawChannel(
+  ports: SharedChannelsPorts,
+  by: SharingActor,
+  id: string,
+): Promise<SharedChannelView> {
+  const current = await ports.store.inviteFor(by.team, id);
+  const changed = withdrawInvite(current, by, ports.now());
+  if (!current || !(await ports.store.update(changed, current.status))) {
+    throw conflict("this invitation changed meanwhile; read it again");
+  }
+  return sharedChannelView(await apply(ports, changed), by.team);
+}
+
+/** The partner puts its people into an accepted shared channel (mayJoin says who may add whom). */
+export async function joinSharedChannel(
+  ports: SharedChannelsPorts,
+  by: SharingActor,
+  id: string,
+  userIds: string[],
+): Promise<{ added: string[]; unchanged: number }> {
+  const found = await ports.store.inviteFor(by.team, id);
+  const channel = found?.guestTeam === by.team ? await ports.store.channelOf(found.hostTeam, found.channel.id) : null;
+  const invite = mayJoin(found, by, userIds, channel?.isPrivate ?? true);
+  return ports.sharing.addMembers(invite.hostTeam, invite.channel.id, userIds, by.team);
+}
+
+/** One of the partner's people leaves the shared channel: itself, or removed by an admin of its team. */
+export async function leaveSharedChannel(
+  ports: SharedChannelsPorts,
+  by: SharingActor,
+  id: string,
+  userId: string,
+): Promise<{ removed: boolean }> {
+  const found = await ports.store.inviteFor(by.team, id);
+  const admin = by.role === "owner" || by.role === "admin";
+  if (found?.guestTeam === by.team && !admin && userId !== by.user) {
+    throw forbidden("members may remove only themselves");
+  }
+  // Leaving needs what joining needs but the role: anyone may leave, a private channel too.
+  const invite = mayJoin(found, { ...by, role: "admin" }, [userId], false);
+  // Only the partner's own people: a host member with the same id is the host's to remove.
+  const team = await ports.store.memberTeamOf(invite.hostTeam, invite.channel.id, userId);
+  if (team !== by.team) return { removed: false };
+  return { removed: await ports.sharing.removeMember(invite.hostTeam, invite.channel.id, userId) };
+}
+
+export async function listSharedChannels(
+  ports: SharedChannelsPorts,
+  team: string,
+  page: PageRequest = {},
+): Promise<{ shared_channels: SharedChannelView[]; next_cursor: string | null }> {
+  const { items, next } = await ports.store.invites(team, pageLimitOf(page.limit), parseCursor(page.cursor));
+  return { shared_channels: items.map((i) => sharedChannelView(i, team)), next_cursor: cursorOf(next) };
+}
+
+/** After a disconnect (which closed its invitations in its own unit): the channels leave both teams now. */
+export async function endConnectionChannels(ports: SharedChannelsPorts, connectionId: string): Promise<number> {
+  let ended = 0;
+  for (const invite of await ports.store.unappliedOf(connectionId)) {
+    await apply(ports, invite);
+    ended++;
+  }
+  return ended;
+}
+
+/**
+ * The cron sweep: invitations whose status the directory has not reflected
+ * for SWEEP_GRACE_MS (a crash between the status and the share). Failures
+ * are logged and left for the next run.
+ */
+export async function finishPending(ports: SharedChannelsPorts): Promise<{ finished: number; failed: number }> {
+  let finished = 0;
+  let failed = 0;
+  for (const invite of await ports.store.unapplied(ports.now() - SWEEP_GRACE_MS, SWEEP_BATCH)) {
+    try {
+      await apply(ports, invite);
+      finished++;
+    } catch (error) {
+      // A refused share already ended its invitation (apply): that is finished too.
+      if (error instanceof DomainError && error.kind === "conflict") finished++;
+      else {
+        failed++;
+        console.error(
+          `shared channel ${invite.id}: finishing its ${invite.status} failed; the next sweep retries`,
+          error,
+        );
+      }
+    }
+  }
+  return { finished, failed };
+}
+
+/**
+ * Either party ends the connection (connections-service.ts), whose
+ * invitations the disconnect closed in its own unit; then its shared
+ * channels leave both teams at once. If that fails midway the sweep
+ * finishes it: the disconnect itself has happened and is the answer.
+ */
+export async function disconnectWithChannels(
+  ports: ConnectionsPorts,
+  shared: SharedChannelsPorts,
+  by: Actor,
+  id: string,
+): Promise<ConnectionView> {
+  const ended = await disconnectConnection(ports, by, id);
+  try {
+    await endConnectionChannels(shared, id);
+  } catch (error) {
+    console.error(`connection ${id}: ending its shared channels failed; the sweep finishes it`, error);
+  }
+  return ended;
+}

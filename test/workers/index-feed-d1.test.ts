@@ -1,0 +1,10 @@
+import { env } from "cloudflare:test";
+import { d1Driver } from "../../storage/d1-driver";
+import { sqlStore } from "../../storage/sql-store";
+import type { Backend } from "../contract/fixtures";
+import { indexFeedContract } from "../contract/index-feed-contract";
+
+indexFeedContract(async (): Promise<Backend> => {
+  const driver = d1Driver(env.DB);
+  return { name: "d1", driver, store: sqlStore(driver) };
+});
