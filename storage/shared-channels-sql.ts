@@ -176,6 +176,15 @@ export function sharedChannelsStore(db: SqlDriver): SharedChannelsStore {
       return updated?.changes === 1;
     },
 
+    pendingFor(guestTeam, hostTeam, limit) {
+      const host = hostTeam === null ? "" : " AND host_team = ?";
+      return some(
+        `SELECT ${COLUMNS} FROM shared_channel_invites WHERE guest_team = ? AND status = 'pending'${host}
+         ORDER BY created_at, id LIMIT ?`,
+        [guestTeam, ...(hostTeam === null ? [] : [hostTeam]), limit],
+      );
+    },
+
     async markApplied(id, status) {
       await db.run("UPDATE shared_channel_invites SET applied = 1 WHERE id = ? AND status = ?", [id, status]);
     },

@@ -154,6 +154,43 @@ export async function inviteChannel(
   return sharedChannelView(await apply(ports, accepted), by.team);
 }
 
+/** Pending invitations a prefs change reviews at most (the rest wait for an admin, or the next change). */
+export const REVIEW_MAX = 500;
+
+/**
+ * After the guest team widened its auto-approval (toward one host, or every
+ * host at the org level): its pending invitations the prefs now in force
+ * approve are accepted and shared, as if they had just arrived. One that a
+ * cancel or a disconnect took meanwhile stays as that left it. If this is
+ * cut off, the rest stay pending: an admin answers them as before.
+ */
+export async function reviewPendingInvites(
+  ports: SharedChannelsPorts,
+  guestTeam: string,
+  hostTeam: string | null,
+): Promise<number> {
+  let accepted = 0;
+  const approvals = new Map<string, AutoApprovalValue>();
+  for (const invite of await ports.store.pendingFor(guestTeam, hostTeam, REVIEW_MAX)) {
+    let approval = approvals.get(invite.hostTeam);
+    if (!approval) {
+      approval = await prefOf(ports, guestTeam, invite.hostTeam, autoApproval);
+      approvals.set(invite.hostTeam, approval);
+    }
+    if (!autoApproves(approval, invite.createdBy.user)) continue;
+    const answered = answerInvite(invite, { team: guestTeam, user: null }, "accept", ports.now());
+    if (!(await ports.store.update(answered, "pending"))) continue;
+    try {
+      await apply(ports, answered);
+      accepted++;
+    } catch (error) {
+      // A refused share ended that invitation (apply); the others go on.
+      if (!(error instanceof DomainError) || error.kind !== "conflict") throw error;
+    }
+  }
+  return accepted;
+}
+
 /** The partner's admin accepts (the channel is shared with its team) or declines. */
 export async function answerChannel(
   ports: SharedChannelsPorts,

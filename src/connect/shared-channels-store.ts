@@ -36,6 +36,8 @@ export interface SharedChannelsStore {
   update(invite: SharedChannelInvite, previous: SharedChannelStatus): Promise<boolean>;
   /** The directory reflects the invitation's status (only if it still has that status). */
   markApplied(id: string, status: SharedChannelStatus): Promise<void>;
+  /** Pending invitations to `guestTeam` (from `hostTeam` only, when given), oldest first. */
+  pendingFor(guestTeam: string, hostTeam: string | null, limit: number): Promise<SharedChannelInvite[]>;
   /** Invitations whose status the directory does not reflect yet, changed at or before `before`, oldest first. */
   unapplied(before: number, limit: number): Promise<SharedChannelInvite[]>;
   /** Those of one connection (a disconnect's, to finish at once). */

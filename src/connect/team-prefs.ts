@@ -16,6 +16,13 @@ import { ORG_LEVEL, type PrefAuditEntry } from "./prefs-store";
 
 export interface TeamPrefsPorts extends PrefsPorts {
   connections: Pick<ConnectionsStore, "everConnected">;
+  /**
+   * A change widened auto-approval: the team's pending shared-channel
+   * invitations from that partner (every partner, for the org level) are
+   * answered again by the prefs now in force
+   * (shared-channels-service.ts reviewPendingInvites).
+   */
+  reviewInvitations(team: string, host: string | null): Promise<void>;
 }
 
 /** Audit line ids: `A…`, the platform's alphabet (unique per team: the audit's key is (team, id)). */
@@ -87,7 +94,13 @@ export async function changeOrgPrefs(
   by: Actor,
   patch: Record<string, unknown>,
 ): Promise<{ changed: string[] } & OrgPrefsView> {
-  const { changed } = await changePrefs(ports, { teamId: by.team, targetTeamId: ORG_LEVEL, actor: by.user, patch });
+  const { changed, effects } = await changePrefs(ports, {
+    teamId: by.team,
+    targetTeamId: ORG_LEVEL,
+    actor: by.user,
+    patch,
+  });
+  if (effects.some((e) => e.kind === "review_invitations")) await ports.reviewInvitations(by.team, null);
   return { changed, ...(await orgEffectivePrefs(ports, by.team)) };
 }
 
@@ -99,7 +112,13 @@ export async function changePartnerPrefs(
   patch: Record<string, unknown>,
 ): Promise<{ changed: string[] } & PartnerPrefsView> {
   await requirePartner(ports, by.team, partner);
-  const { changed } = await changePrefs(ports, { teamId: by.team, targetTeamId: partner, actor: by.user, patch });
+  const { changed, effects } = await changePrefs(ports, {
+    teamId: by.team,
+    targetTeamId: partner,
+    actor: by.user,
+    patch,
+  });
+  if (effects.some((e) => e.kind === "review_invitations")) await ports.reviewInvitations(by.team, partner);
   return { changed, partner, ...(await effectivePrefs(ports, by.team, partner)) };
 }
 

@@ -248,6 +248,36 @@ describe("shared channels over a connection", () => {
     expect(await seesChannel(b.member, other)).toBe(true);
   });
 
+  it("widening auto-approval answers the pending invitations it now approves, and only those", async () => {
+    const { a, b, connection, general } = await world();
+    const second = await channel(a, `second-${a.id.slice(-6).toLowerCase()}`);
+    const fromAdmin = (await share(a.admin, connection, general)).body.shared_channel;
+    await ok(api("PATCH", "/v1/connect/prefs/org", { token: a.admin, json: { channel_creation: { who: "members" } } }));
+    const fromMember = (await share(a.member, connection, second)).body.shared_channel;
+    expect([fromAdmin.status, fromMember.status]).toEqual(["pending", "pending"]);
+
+    // B approves A's admin only: that invitation is accepted and shared now; A's member's stays pending.
+    await ok(
+      api("PATCH", `/v1/connect/prefs/partners/${a.id}`, {
+        token: b.admin,
+        json: { auto_approval: { mode: "listed", users: [a.adminId] } },
+      }),
+    );
+    const after = new Map((await listOf(b.admin)).shared_channels.map((s) => [s.id, s]));
+    expect(after.get(fromAdmin.id)).toMatchObject({ status: "accepted", answered: { user: null, auto: true } });
+    expect(after.get(fromMember.id)).toMatchObject({ status: "pending" });
+    expect(await seesChannel(b.member, general)).toBe(true);
+    expect(await seesChannel(b.member, second)).toBe(false);
+
+    // The org level widened to everything: the rest follows.
+    await ok(api("PATCH", `/v1/connect/prefs/partners/${a.id}`, { token: b.admin, json: { auto_approval: null } }));
+    await ok(api("PATCH", "/v1/connect/prefs/org", { token: b.admin, json: { auto_approval: { mode: "all" } } }));
+    expect((await listOf(b.admin)).shared_channels.find((s) => s.id === fromMember.id)).toMatchObject({
+      status: "accepted",
+    });
+    expect(await seesChannel(b.member, second)).toBe(true);
+  });
+
   it("the host's channel_creation pref says who may share; a private channel is its members' or an admin's", async () => {
     const { a, connection, general } = await world();
     // Default: admins only.

@@ -1,5 +1,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
+import { sharedChannelPortsOf } from "../../platform/deps";
+import { reviewPendingInvites } from "../../src/connect/shared-channels-service";
 import {
   AUDIT_DEFAULT,
   AUDIT_MAX,
@@ -21,8 +23,10 @@ import { connectAdminOf } from "./connect-admin";
 // (mayManageConnections); a partner is named only if the team has or had a
 // connection with it (src/connect/team-prefs.ts), so every other id answers
 // as one that does not exist. Each handler authorizes, parses, calls one use
-// case and answers. What a change causes (PrefEffect) is not published yet:
-// nothing consumes it before the prefs cache and the search index feed exist.
+// case and answers. Of what a change causes (PrefEffect), a widened
+// auto-approval answers the team's pending shared-channel invitations again
+// (reviewInvitations); the search index hears of every change through its
+// queue (docs/connect.md#admin-search); events to clients are not sent yet.
 
 /** An id that cannot name a team names nothing: the answer for a missing partner, not a 400 to tell apart. */
 const PARTNER_ID = /^[A-Za-z0-9_-]{1,40}$/;
@@ -63,6 +67,9 @@ function portsOf(c: AppContext): TeamPrefsPorts {
     connections: deps.connections,
     now: () => deps.clock.now(),
     newId: newAuditId,
+    async reviewInvitations(team, host) {
+      await reviewPendingInvites(sharedChannelPortsOf(deps), team, host);
+    },
   };
 }
 
