@@ -137,6 +137,11 @@ export function topicPublisher(env: Env): TopicPublisher {
 }
 
 /** What a team cache loads from and catches up with. */
+/** The connect prefs store of the deployment's database (a team cache reads its partner prefs from it). */
+export function connectPrefsFor(env: Env): ConnectPrefsStore {
+  return connectPrefsStore(driverFor(env));
+}
+
 export function directorySourceFor(env: Env): DirectorySource {
   return directoryStore(driverFor(env));
 }

@@ -1,7 +1,9 @@
 import { DurableObject } from "cloudflare:workers";
-import { directorySourceFor } from "../../platform/deps";
+import { connectPrefsFor, directorySourceFor } from "../../platform/deps";
 import { sharedChannelNamed, teamCacheOf } from "../../platform/stubs";
 import { mayUseTeam } from "../../src/auth/policy";
+import { blankedForPartner, type ProfileFieldsValue, profileFields } from "../../src/connect/prefs/profile-fields";
+import { effectiveValue } from "../../src/connect/prefs-service";
 import type { ChangeEvent, DirectoryChange } from "../../src/directory/model";
 import type { DirectorySource } from "../../src/directory/source";
 import type { VisibleSet } from "../../src/directory/visible-set";
@@ -84,10 +86,14 @@ export const CHANGE_LOG_KEEP = 50_000;
 /** A cache that has heard nothing for this long checks the database version in the background. */
 export const FRESHNESS_CHECK_MS = 30_000;
 const CATCH_UP_PAGE = 500;
+/** How long a partner's profile_fields pref is reused without a write clearing it (see partnerFields). */
+export const PARTNER_PREFS_TTL_MS = 60_000;
 
 export class TeamCache extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private loading: Promise<void> | null = null;
+  /** This team's profile_fields pref toward each partner asked about lately (partnerFields). */
+  private readonly partnerPrefs = new Map<string, { value: ProfileFieldsValue; at: number }>();
   /** Serializes event application and catch-up, so versions advance one at a time. */
   private applying: Promise<unknown> = Promise.resolve();
   private lastFreshnessCheck = 0;
@@ -199,7 +205,7 @@ export class TeamCache extends DurableObject<Env> {
     const teams = (await this.sharedChannel(host, channelId).teams(host, channelId)).filter((t) => t !== teamId);
     const foreign: MentionSuggestion[] = [];
     for (const other of teams) {
-      const found = await this.teamCache(other).sharedMemberSearch(other, channelId, q, limit);
+      const found = await this.teamCache(other).sharedMemberSearch(other, channelId, q, limit, teamId);
       foreign.push(...found.map((u) => ({ ...u, in_channel: true })));
     }
     const members = [...local.value.filter((u) => u.in_channel), ...foreign].sort((a, b) =>
@@ -229,8 +235,41 @@ export class TeamCache extends DurableObject<Env> {
     else removeMember(this.sql, m);
   }
 
-  /** Profiles of this team's members of a shared channel (never of anyone else). */
-  async sharedMemberProfiles(teamId: string, channelId: string, userIds: string[]): Promise<UserCard[]> {
+  /**
+   * This team's `profile_fields` pref toward a partner (what the partner's
+   * users may see of this team's users), kept for PARTNER_PREFS_TTL_MS.
+   * A prefs change that touches it clears the memo before it answers
+   * (forgetPartnerPrefs), so no read after a successful write is stale; the
+   * TTL bounds what a write whose clearing was cut off could leave.
+   */
+  private async partnerFields(teamId: string, partner: string): Promise<ProfileFieldsValue> {
+    const hit = this.partnerPrefs.get(partner);
+    if (hit && Date.now() - hit.at < PARTNER_PREFS_TTL_MS) return hit.value;
+    const value = await effectiveValue({ store: connectPrefsFor(this.env) }, teamId, partner, profileFields);
+    this.partnerPrefs.set(partner, { value, at: Date.now() });
+    return value;
+  }
+
+  /** The team's prefs changed (profile fields shown to partners): read them again on the next partner read. */
+  async forgetPartnerPrefs(teamId: string): Promise<void> {
+    await this.ready(teamId);
+    this.partnerPrefs.clear();
+  }
+
+  /** This team's users as `viewerTeam`'s users see them: its profile_fields pref toward that team applied. */
+  private async forViewerTeam(teamId: string, viewerTeam: string, cards: UserCard[]): Promise<UserCard[]> {
+    if (viewerTeam === teamId || cards.length === 0) return cards;
+    const fields = await this.partnerFields(teamId, viewerTeam);
+    return cards.map((c) => blankedForPartner(c, fields));
+  }
+
+  /** Profiles of this team's members of a shared channel (never of anyone else), as `viewerTeam` may see them. */
+  async sharedMemberProfiles(
+    teamId: string,
+    channelId: string,
+    userIds: string[],
+    viewerTeam: string,
+  ): Promise<UserCard[]> {
     await this.ready(teamId);
     if (!this.sharedHost(channelId)) return [];
     const members = new Set(
@@ -243,15 +282,28 @@ export class TeamCache extends DurableObject<Env> {
         .toArray()
         .map((r) => r.user_id),
     );
-    return this.profilesOf([...members]);
+    return this.forViewerTeam(teamId, viewerTeam, this.profilesOf([...members]));
   }
 
-  /** This team's members of a shared channel matching a mention query. */
-  async sharedMemberSearch(teamId: string, channelId: string, q: string, limit: number): Promise<UserCard[]> {
+  /**
+   * This team's members of a shared channel matching a mention query, as
+   * `viewerTeam` may see them (the match itself may use any field: the
+   * viewer learns only that someone matched, and sees the visible fields).
+   */
+  async sharedMemberSearch(
+    teamId: string,
+    channelId: string,
+    q: string,
+    limit: number,
+    viewerTeam: string,
+  ): Promise<UserCard[]> {
     await this.ready(teamId);
     if (!this.sharedHost(channelId)) return [];
     const anyone: Viewer = { id: "", isGuest: false };
-    return mentions(this.sql, anyone, channelId, q, limit).filter((u) => u.in_channel);
+    const found = mentions(this.sql, anyone, channelId, q, limit).filter((u) => u.in_channel);
+    if (viewerTeam === teamId || found.length === 0) return found;
+    const fields = await this.partnerFields(teamId, viewerTeam);
+    return found.map((u) => blankedForPartner(u, fields));
   }
 
   async channel(teamId: string, viewerId: string, channelId: string): Promise<CacheResult<ChannelCard>> {
@@ -313,7 +365,7 @@ export class TeamCache extends DurableObject<Env> {
       const found =
         memberTeam === teamId
           ? this.profilesOf(ids)
-          : await this.teamCache(memberTeam).sharedMemberProfiles(memberTeam, channelId, ids);
+          : await this.teamCache(memberTeam).sharedMemberProfiles(memberTeam, channelId, ids, teamId);
       for (const card of found) cards.set(card.id, card);
     }
     const items = page.items.flatMap((m) => {

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { conflict, DomainError } from "../errors";
 import { type ConnectPrefs, ConnectPrefsSchema } from "./gen/connect/v1/prefs_pb";
-import type { PrefEffect } from "./prefs/pref";
+import type { PrefClass, PrefEffect } from "./prefs/pref";
 import { type Level, PrefContainer, PrefPatchError, type PrefProblem, type Resolved } from "./prefs/registry";
 import { type ConnectPrefsStore, ORG_LEVEL, type PrefAuditEntry, type PrefLevelRow } from "./prefs-store";
 
@@ -47,6 +47,19 @@ export async function effectivePrefs(
     problems,
   );
   return { prefs: container.resolve(org, partner, problems), problems };
+}
+
+/** One pref's effective value toward a partner, as its class reads it (its default when no level sets it). */
+export async function effectiveValue<T>(
+  ports: Pick<PrefsPorts, "store">,
+  teamId: string,
+  partnerTeamId: string,
+  cls: PrefClass<T>,
+): Promise<T> {
+  const { prefs } = await effectivePrefs(ports, teamId, partnerTeamId);
+  const resolved = prefs[cls.key];
+  // The container produced the value through this very class's read(): it has the class's type.
+  return resolved ? (resolved.value as T) : cls.defaultValue;
 }
 
 /**

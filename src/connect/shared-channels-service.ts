@@ -14,8 +14,7 @@ import type { ConnectionsStore } from "./connections-store";
 import { type AutoApprovalValue, autoApproval } from "./prefs/auto-approval";
 import { type ChannelCreationValue, channelCreation } from "./prefs/channel-creation";
 import type { PrefClass } from "./prefs/pref";
-import type { Resolved } from "./prefs/registry";
-import { effectivePrefs, type PrefsPorts } from "./prefs-service";
+import { effectiveValue, type PrefsPorts } from "./prefs-service";
 import {
   answerInvite,
   autoApproves,
@@ -78,15 +77,8 @@ export const SWEEP_BATCH = 100;
 
 export type SharedChannelView = ReturnType<typeof sharedChannelView>;
 
-/** A pref's effective value as its class reads it (the default when nothing is set). */
-function effectiveOf<T>(prefs: Record<string, Resolved>, cls: PrefClass<T>): T {
-  const resolved = prefs[cls.key];
-  return resolved ? (resolved.value as T) : cls.defaultValue;
-}
-
-async function prefOf<T>(ports: SharedChannelsPorts, team: string, partner: string, cls: PrefClass<T>): Promise<T> {
-  const { prefs } = await effectivePrefs(ports.prefs, team, partner);
-  return effectiveOf(prefs, cls);
+function prefOf<T>(ports: SharedChannelsPorts, team: string, partner: string, cls: PrefClass<T>): Promise<T> {
+  return effectiveValue(ports.prefs, team, partner, cls);
 }
 
 /**

@@ -2,6 +2,7 @@ import { notFound } from "../errors";
 import { newId as newSlackId } from "../ids";
 import type { Actor } from "./connections";
 import type { ConnectionsStore } from "./connections-store";
+import type { PrefEffect } from "./prefs/pref";
 import type { PrefProblem, Resolved } from "./prefs/registry";
 import { changePrefs, effectivePrefs, orgEffectivePrefs, type PrefsPorts } from "./prefs-service";
 import { ORG_LEVEL, type PrefAuditEntry } from "./prefs-store";
@@ -23,6 +24,11 @@ export interface TeamPrefsPorts extends PrefsPorts {
    * (shared-channels-service.ts reviewPendingInvites).
    */
   reviewInvitations(team: string, host: string | null): Promise<void>;
+  /**
+   * The profile fields shown to partners changed: the team's cache reads its
+   * prefs again before the change is answered (no stale read after it).
+   */
+  profilesChanged(team: string): Promise<void>;
 }
 
 /** Audit line ids: `A…`, the platform's alphabet (unique per team: the audit's key is (team, id)). */
@@ -82,6 +88,12 @@ export async function partnerPrefs(
   return { partner, ...(await effectivePrefs(ports, team, partner)) };
 }
 
+/** What a change causes beyond its write, carried out before it is answered. */
+async function carryOut(ports: TeamPrefsPorts, team: string, partner: string | null, effects: PrefEffect[]) {
+  if (effects.some((e) => e.kind === "refilter_profiles")) await ports.profilesChanged(team);
+  if (effects.some((e) => e.kind === "review_invitations")) await ports.reviewInvitations(team, partner);
+}
+
 /**
  * Changes the org level (`{ pref: value }` sets, `{ pref: null }` clears):
  * validated whole (any wrong pref: invalid, naming each, nothing written),
@@ -100,7 +112,7 @@ export async function changeOrgPrefs(
     actor: by.user,
     patch,
   });
-  if (effects.some((e) => e.kind === "review_invitations")) await ports.reviewInvitations(by.team, null);
+  await carryOut(ports, by.team, null, effects);
   return { changed, ...(await orgEffectivePrefs(ports, by.team)) };
 }
 
@@ -118,7 +130,7 @@ export async function changePartnerPrefs(
     actor: by.user,
     patch,
   });
-  if (effects.some((e) => e.kind === "review_invitations")) await ports.reviewInvitations(by.team, partner);
+  await carryOut(ports, by.team, partner, effects);
   return { changed, partner, ...(await effectivePrefs(ports, by.team, partner)) };
 }
 

@@ -201,6 +201,51 @@ describe("shared channels over a connection", () => {
     expect((await join(b.admin, ["UMEMBER"])).status).toBe(409);
   });
 
+  it("the partner's users see the host's people with the fields the host's profile_fields pref shows them", async () => {
+    const { a, b, connection, general } = await world();
+    const invite = (await share(a.admin, connection, general)).body.shared_channel;
+    await ok(answer(b.admin, invite.id, "accept"));
+    await ok(
+      api("PATCH", `/v1/admin/teams/${a.id}/users/UMEMBER/profile`, {
+        token: a.admin,
+        json: { real_name: "Ada Lovelace", title: "Analyst", tz: "Europe/London" },
+      }),
+    );
+    await ok(
+      api("POST", `/v1/admin/teams/${a.id}/channels/${general}/members`, {
+        token: a.admin,
+        json: { user_ids: ["UMEMBER"] },
+      }),
+    );
+    type Card = { id: string; real_name: string; title: string; tz: string; name: string };
+    const membersSeenBy = async (as: string) =>
+      (await ok<{ items: Card[] }>(api("GET", `/v1/directory/channels/${general}/members?limit=50`, { token: as })))
+        .items;
+    const mentionsSeenBy = async (as: string) =>
+      (await ok<{ items: Card[] }>(api("GET", `/v1/directory/mentions?channel=${general}&q=ada`, { token: as }))).items;
+    // The default shows the real name and title, not the time zone.
+    expect((await membersSeenBy(b.member)).find((m) => m.id === "UMEMBER")).toMatchObject({
+      real_name: "Ada Lovelace",
+      title: "Analyst",
+      tz: "",
+    });
+    // A shows B nothing but the name: at once, in the member list and in mentions.
+    await ok(
+      api("PATCH", `/v1/connect/prefs/partners/${b.id}`, { token: a.admin, json: { profile_fields: { visible: [] } } }),
+    );
+    const hidden = (await membersSeenBy(b.member)).find((m) => m.id === "UMEMBER");
+    expect(hidden).toMatchObject({ real_name: "", title: "", tz: "", name: expect.any(String) });
+    expect((await mentionsSeenBy(b.member)).find((m) => m.id === "UMEMBER")).toMatchObject({
+      real_name: "",
+      title: "",
+    });
+    // A's own people still see everything.
+    expect((await membersSeenBy(a.other)).find((m) => m.id === "UMEMBER")).toMatchObject({
+      real_name: "Ada Lovelace",
+      tz: "Europe/London",
+    });
+  });
+
   it("a decline shares nothing; the host cancels a pending one; one open invitation per channel", async () => {
     const { a, b, connection, general } = await world();
     const first = (await share(a.admin, connection, general)).body.shared_channel;

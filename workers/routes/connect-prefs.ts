@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { sharedChannelPortsOf } from "../../platform/deps";
+import { teamCacheOf } from "../../platform/stubs";
 import { reviewPendingInvites } from "../../src/connect/shared-channels-service";
 import {
   AUDIT_DEFAULT,
@@ -25,7 +26,8 @@ import { connectAdminOf } from "./connect-admin";
 // as one that does not exist. Each handler authorizes, parses, calls one use
 // case and answers. Of what a change causes (PrefEffect), a widened
 // auto-approval answers the team's pending shared-channel invitations again
-// (reviewInvitations); the search index hears of every change through its
+// (reviewInvitations), and changed profile fields clear the team cache's
+// memo of them (profilesChanged); the search index hears of every change through its
 // queue (docs/connect.md#admin-search); events to clients are not sent yet.
 
 /** An id that cannot name a team names nothing: the answer for a missing partner, not a 400 to tell apart. */
@@ -69,6 +71,9 @@ function portsOf(c: AppContext): TeamPrefsPorts {
     newId: newAuditId,
     async reviewInvitations(team, host) {
       await reviewPendingInvites(sharedChannelPortsOf(deps), team, host);
+    },
+    async profilesChanged(team) {
+      await teamCacheOf(c.env, team).forgetPartnerPrefs(team);
     },
   };
 }

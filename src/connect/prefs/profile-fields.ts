@@ -70,3 +70,14 @@ export function forPartner<T extends Record<string, unknown>>(card: T, prefs: Pr
   }
   return out as Partial<T>;
 }
+
+/**
+ * A user card as the partner's users see it, keeping its shape: each field
+ * these prefs hide is blanked (what an unset field looks like), so a client
+ * needs no other code for a partner's user.
+ */
+export function blankedForPartner<T extends Record<ProfileField, string>>(card: T, prefs: ProfileFieldsValue): T {
+  const out: T = { ...card };
+  for (const field of PROFILE_FIELDS) if (!prefs.visible.includes(field)) out[field] = "" as T[ProfileField];
+  return out;
+}
