@@ -93,3 +93,36 @@ export async function ok<T = Record<string, unknown>>(pending: Promise<ApiRespon
   expect(res.status, JSON.stringify(res.body)).toBe(status);
   return res.body;
 }
+
+/** Users the operator adds to a team (addresses on the team's own test domain). */
+export async function addUsers(
+  teamId: string,
+  users: ReadonlyArray<readonly [id: string, role: "owner" | "admin" | "member" | "guest"]>,
+): Promise<void> {
+  const operator = await platformToken();
+  for (const [id, role] of users) {
+    await ok(
+      api("POST", `/v1/admin/teams/${teamId}/users`, {
+        token: operator,
+        json: { id, email: `${id.toLowerCase()}@${teamId.toLowerCase()}.test`, role },
+      }),
+      201,
+    );
+  }
+}
+
+/** A live Slack Connect connection: the first admin's team invites, the second's accepts the code. Its id. */
+export async function connectTeams(inviterAdmin: string, inviteeAdmin: string): Promise<string> {
+  const { invitation } = await ok<{ invitation: { code: string } }>(
+    api("POST", "/v1/connect/invitations", { token: inviterAdmin, json: {} }),
+    201,
+  );
+  const { connection } = await ok<{ connection: { id: string } }>(
+    api("POST", "/v1/connect/invitations/answer", {
+      token: inviteeAdmin,
+      json: { code: invitation.code, decision: "accept" },
+    }),
+    201,
+  );
+  return connection.id;
+}

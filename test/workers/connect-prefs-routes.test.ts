@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { AuditLineView } from "../../src/connect/team-prefs";
-import { api, newTeam, ok, platformToken, token } from "./client";
+import { addUsers, api, connectTeams, newTeam, ok, platformToken, token } from "./client";
 
 // The Slack Connect prefs routes end to end, on D1: an admin sets the org
 // level and a partner's level, reads each pref's effective value with its
@@ -42,34 +42,15 @@ const partnerPath = (partner: string) => `/v1/connect/prefs/partners/${partner}`
 async function connectedPair() {
   const a = await newTeam();
   const b = await newTeam({ admin: "UBADMIN" });
-  const operator = await platformToken();
-  for (const [id, role] of [
+  await addUsers(a.id, [
     ["UOWNER", "owner"],
     ["UMEMBER", "member"],
-  ] as const) {
-    await ok(
-      api("POST", `/v1/admin/teams/${a.id}/users`, {
-        token: operator,
-        json: { id, email: `${id.toLowerCase()}@${a.id.toLowerCase()}.test`, role },
-      }),
-      201,
-    );
-  }
-  const { invitation } = await ok<{ invitation: { code: string } }>(
-    api("POST", "/v1/connect/invitations", { token: a.admin, json: {} }),
-    201,
-  );
-  const { connection } = await ok<{ connection: { id: string } }>(
-    api("POST", "/v1/connect/invitations/answer", {
-      token: b.admin,
-      json: { code: invitation.code, decision: "accept" },
-    }),
-    201,
-  );
+  ]);
+  const connection = await connectTeams(a.admin, b.admin);
   return {
     a: { ...a, owner: await token(a.id, "UOWNER"), member: await token(a.id, "UMEMBER") },
     b,
-    connection: connection.id,
+    connection,
   };
 }
 

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { pingQueuedIndexes } from "../../platform/deps";
 import { connectIndexOf } from "../../platform/stubs";
 import { d1Driver } from "../../storage/d1-driver";
-import { api, newTeam, ok, platformToken, token } from "./client";
+import { addUsers, api, connectTeams, newTeam, ok, platformToken, token } from "./client";
 
 // The admin search over a team's connections, end to end on D1: every
 // connect write (a connection, a shared channel, a prefs level, a partner's
@@ -31,31 +31,12 @@ async function team(name: string, domains: string[] = []) {
   const t = await newTeam();
   const operator = await platformToken();
   await ok(api("PATCH", `/v1/admin/teams/${t.id}`, { token: operator, json: { name, claimed_domains: domains } }));
-  await ok(
-    api("POST", `/v1/admin/teams/${t.id}/users`, {
-      token: operator,
-      json: { id: "UMEMBER", email: `member@${t.id.toLowerCase()}.test`, role: "member" },
-    }),
-    201,
-  );
+  await addUsers(t.id, [["UMEMBER", "member"]]);
   return { ...t, member: await token(t.id, "UMEMBER") };
 }
 type TestTeam = Awaited<ReturnType<typeof team>>;
 
-async function connect(a: TestTeam, b: TestTeam): Promise<string> {
-  const { invitation } = await ok<{ invitation: { code: string } }>(
-    api("POST", "/v1/connect/invitations", { token: a.admin, json: {} }),
-    201,
-  );
-  const res = await ok<{ connection: { id: string } }>(
-    api("POST", "/v1/connect/invitations/answer", {
-      token: b.admin,
-      json: { code: invitation.code, decision: "accept" },
-    }),
-    201,
-  );
-  return res.connection.id;
-}
+const connect = (a: TestTeam, b: TestTeam) => connectTeams(a.admin, b.admin);
 
 const search = (as: string, query = "") => ok<PageJson>(api("GET", `/v1/admin/connections${query}`, { token: as }));
 

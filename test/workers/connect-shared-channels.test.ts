@@ -4,7 +4,7 @@ import { depsFor, sharedChannelPortsOf } from "../../platform/deps";
 import { finishPending, SWEEP_GRACE_MS } from "../../src/connect/shared-channels-service";
 import { d1Driver } from "../../storage/d1-driver";
 import { sharedChannelsStore } from "../../storage/shared-channels-sql";
-import { api, eventually, newTeam, ok, platformToken, token } from "./client";
+import { addUsers, api, connectTeams, eventually, newTeam, ok, platformToken, token } from "./client";
 
 // Shared channels over Slack Connect connections, end to end on D1: a member
 // of host A invites its connected partner B to a channel; B's admin accepts
@@ -30,37 +30,15 @@ interface ErrorJson {
 
 async function teamWithMember() {
   const team = await newTeam();
-  const operator = await platformToken();
-  for (const [id, role] of [
+  await addUsers(team.id, [
     ["UMEMBER", "member"],
     ["UOTHER", "member"],
-  ] as const) {
-    await ok(
-      api("POST", `/v1/admin/teams/${team.id}/users`, {
-        token: operator,
-        json: { id, email: `${id.toLowerCase()}@${team.id.toLowerCase()}.test`, role },
-      }),
-      201,
-    );
-  }
+  ]);
   return { ...team, member: await token(team.id, "UMEMBER"), other: await token(team.id, "UOTHER") };
 }
 type TestTeam = Awaited<ReturnType<typeof teamWithMember>>;
 
-async function connect(a: TestTeam, b: TestTeam): Promise<string> {
-  const { invitation } = await ok<{ invitation: { code: string } }>(
-    api("POST", "/v1/connect/invitations", { token: a.admin, json: {} }),
-    201,
-  );
-  const { connection } = await ok<{ connection: { id: string } }>(
-    api("POST", "/v1/connect/invitations/answer", {
-      token: b.admin,
-      json: { code: invitation.code, decision: "accept" },
-    }),
-    201,
-  );
-  return connection.id;
-}
+const connect = (a: TestTeam, b: TestTeam) => connectTeams(a.admin, b.admin);
 
 async function channel(team: TestTeam, name: string, isPrivate = false, members: string[] = []): Promise<string> {
   const { channel } = await ok<{ channel: { id: string } }>(
