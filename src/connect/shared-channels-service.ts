@@ -106,14 +106,26 @@ async function apply(ports: SharedChannelsPorts, invite: SharedChannelInvite): P
       await ports.store.update(ended, "accepted");
       throw conflict(`the partner already has a channel with id ${invite.channel.id}; the invitation was ended`);
     }
+    // An end (or a disconnect) may have been written while this share ran, and
+    // its unshare may have run before this share: read the status again after
+    // sharing. Ended now: undo the share here. Still accepted: any end comes
+    // later, and its own unshare runs after this share.
+    const now = await ports.store.inviteFor(hostTeam, invite.id);
+    if (now && now.status !== "accepted") {
+      await unshareUnlessReopened(ports, now);
+      return now;
+    }
   } else if (invite.status === "ended") {
-    // A newer invitation of the same channel may have been accepted since:
-    // its share stands.
-    const open = await ports.store.openInvite(hostTeam, invite.channel.id, guestTeam);
-    if (open?.status !== "accepted") await ports.sharing.unshare(hostTeam, invite.channel.id, guestTeam);
+    await unshareUnlessReopened(ports, invite);
   }
   await ports.store.markApplied(invite.id, invite.status);
   return { ...invite, applied: true };
+}
+
+/** Unshares an ended invitation's channel, unless a newer invitation of it to the same partner was accepted since. */
+async function unshareUnlessReopened(ports: SharedChannelsPorts, invite: SharedChannelInvite): Promise<void> {
+  const open = await ports.store.openInvite(invite.hostTeam, invite.channel.id, invite.guestTeam);
+  if (open?.status !== "accepted") await ports.sharing.unshare(invite.hostTeam, invite.channel.id, invite.guestTeam);
 }
 
 /** The host's member invites the connection's partner to one of the host's channels. */

@@ -170,6 +170,32 @@ export function sharedChannelsContract(open: () => Promise<Backend>): void {
       expect(await ports.store.update({ ...accepted, applied: false, updatedAt: now }, "pending")).toBe(false);
     });
 
+    it("a disconnect whose unshare ran before an accept's share still ends with the channel unshared", async () => {
+      const { ports, connections, team, connect, channel, admin, sharedInto } = await setup();
+      const a = await team("A");
+      const b = await team("B");
+      const k = await connect(a, b);
+      const ch = await channel(a, "racing");
+      const invited = await inviteChannel(ports, admin(a), k, ch);
+      // The accept's share is slow: the disconnect commits, closes the invitation and
+      // runs its (then empty) unshare first; only then does the share land.
+      const racing: SharedChannelsPorts = {
+        ...ports,
+        sharing: {
+          ...ports.sharing,
+          share: async (host, channelId, guest) => {
+            await disconnectConnection(connections, a, k);
+            await endConnectionChannels(ports, k);
+            await ports.sharing.share(host, channelId, guest);
+          },
+        },
+      };
+      const answered = await answerChannel(racing, b, invited.id, "accept");
+      expect(answered.status).toBe("ended");
+      expect(await sharedInto(b.team)).toEqual([]);
+      expect(await ports.store.unappliedOf(k)).toEqual([]);
+    });
+
     it("lists a team's invitations from both sides, newest first, in stable pages; other teams see none", async () => {
       const { ports, team, connect, channel, admin, clock } = await setup();
       const a = await team("A");
