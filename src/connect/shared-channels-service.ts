@@ -122,10 +122,19 @@ async function apply(ports: SharedChannelsPorts, invite: SharedChannelInvite): P
   return { ...invite, applied: true };
 }
 
-/** Unshares an ended invitation's channel, unless a newer invitation of it to the same partner was accepted since. */
+/**
+ * Unshares an ended invitation's channel, unless a newer invitation of it to
+ * the same partner was accepted since. Read again after the unshare, as an
+ * accept's share is after its own: a newer accept whose share ran before
+ * this unshare is shared again here (sharing twice is a no-op).
+ */
 async function unshareUnlessReopened(ports: SharedChannelsPorts, invite: SharedChannelInvite): Promise<void> {
-  const open = await ports.store.openInvite(invite.hostTeam, invite.channel.id, invite.guestTeam);
-  if (open?.status !== "accepted") await ports.sharing.unshare(invite.hostTeam, invite.channel.id, invite.guestTeam);
+  const { hostTeam, guestTeam } = invite;
+  const reopened = async () =>
+    (await ports.store.openInvite(hostTeam, invite.channel.id, guestTeam))?.status === "accepted";
+  if (await reopened()) return;
+  await ports.sharing.unshare(hostTeam, invite.channel.id, guestTeam);
+  if (await reopened()) await ports.sharing.share(hostTeam, invite.channel.id, guestTeam);
 }
 
 /** The host's member invites the connection's partner to one of the host's channels. */

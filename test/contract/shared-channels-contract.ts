@@ -15,6 +15,7 @@ import {
   listSharedChannels,
   newSharedChannelId,
   type SharedChannelsPorts,
+  withdrawChannel,
 } from "../../src/connect/shared-channels-service";
 import { addMembers, removeMember, shareChannel, unshareChannel } from "../../src/directory/admin";
 import type { ChangeEvent } from "../../src/directory/model";
@@ -194,6 +195,33 @@ export function sharedChannelsContract(open: () => Promise<Backend>): void {
       expect(answered.status).toBe("ended");
       expect(await sharedInto(b.team)).toEqual([]);
       expect(await ports.store.unappliedOf(k)).toEqual([]);
+    });
+
+    it("an end whose unshare lands after a newer accept's share leaves the channel shared by the newer one", async () => {
+      const { ports, team, connect, channel, admin, sharedInto } = await setup();
+      const a = await team("A");
+      const b = await team("B");
+      const k = await connect(a, b);
+      const ch = await channel(a, "reopened");
+      const first = await inviteChannel(ports, admin(a), k, ch);
+      await answerChannel(ports, b, first.id, "accept");
+      // The end's unshare is slow: meanwhile the channel is invited again and accepted
+      // (its share a no-op: the channel is still shared), and only then the unshare lands.
+      let newer = "";
+      const racing: SharedChannelsPorts = {
+        ...ports,
+        sharing: {
+          ...ports.sharing,
+          unshare: async (host, channelId, guest) => {
+            newer = (await inviteChannel(ports, admin(a), k, ch)).id;
+            await answerChannel(ports, b, newer, "accept");
+            await ports.sharing.unshare(host, channelId, guest);
+          },
+        },
+      };
+      expect((await withdrawChannel(racing, admin(a), first.id)).status).toBe("ended");
+      expect(await ports.store.inviteFor(a.team, newer)).toMatchObject({ status: "accepted", applied: true });
+      expect(await sharedInto(b.team)).toEqual([ch]);
     });
 
     it("lists a team's invitations from both sides, newest first, in stable pages; other teams see none", async () => {
