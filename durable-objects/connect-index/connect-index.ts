@@ -46,13 +46,22 @@ export class ConnectIndex extends DurableObject<Env> {
     return this.next;
   }
 
-  /** Replaces the index with the documents the source of truth gives now (the admin rebuild job). */
+  /**
+   * Replaces the index with the documents the source of truth gives now (the
+   * admin rebuild job), page by page: each page upserted as it is read, then
+   * whatever the database no longer has removed. Only the ids seen are held
+   * in memory, so a team of 100,000 connections fits an object's memory;
+   * searches meanwhile see each document either as it was or as it is now.
+   */
   async rebuildFromSource(team: string): Promise<{ count: number; ms: number }> {
     this.bind(team);
     const started = Date.now();
-    const docs: ConnectionDoc[] = [];
-    for await (const page of docPages(this.feed(), team, null)) docs.push(...page);
-    this.db.rebuild(docs);
+    const seen = new Set<string>();
+    for await (const page of docPages(this.feed(), team, null)) {
+      this.db.upsertAll(page);
+      for (const doc of page) seen.add(doc.connectionId);
+    }
+    this.db.removeExcept(seen);
     return { count: this.db.count(), ms: Date.now() - started };
   }
 

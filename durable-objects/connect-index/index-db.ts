@@ -64,6 +64,19 @@ export class ConnectionIndexDb {
     });
   }
 
+  /** Removes every document whose connection is not in `keep` (the end of a rebuild done page by page). */
+  removeExcept(keep: ReadonlySet<string>): number {
+    const gone = this.sql
+      .exec<{ id: string }>("SELECT id FROM conn")
+      .toArray()
+      .map((r) => r.id)
+      .filter((id) => !keep.has(id));
+    this.transaction(() => {
+      for (const id of gone) this.erase(id);
+    });
+    return gone.length;
+  }
+
   remove(connectionId: string): void {
     this.transaction(() => this.erase(connectionId));
   }
