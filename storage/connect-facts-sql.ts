@@ -1,5 +1,5 @@
 import type { ConnectionFacts, ConnectionFactsSource } from "../src/connect/index-feed";
-import { num } from "./portable-sql";
+import { inListSize, num } from "./portable-sql";
 import type { Row, SqlDriver } from "./sql-driver";
 
 // What a team's admin-search documents are computed from (src/connect/index-feed.ts),
@@ -9,9 +9,6 @@ import type { Row, SqlDriver } from "./sql-driver";
 // A page of the team's connections in id order is two ordered, limited reads,
 // one per side along (inviter, id) and (invitee, id), merged; named partners are
 // found along the unique pair key.
-
-/** Partners per read, so the pair conditions stay a short list. */
-const PARTNERS_PER_READ = 100;
 
 function factsSelect(where: string): string {
   return `SELECT k.id, k.status, k.accepted_at, p.id AS partner_id, p.name AS partner_name,
@@ -59,8 +56,10 @@ export function connectionFacts(db: SqlDriver): ConnectionFactsSource {
       }
       const out: ConnectionFacts[] = [];
       const wanted = [...new Set(partners)].filter((p) => p !== team);
-      for (let i = 0; i < wanted.length; i += PARTNERS_PER_READ) {
-        const chunk = wanted.slice(i, i + PARTNERS_PER_READ);
+      // Two parameters a partner, three for the rest: within D1's cap per statement.
+      const perRead = Math.min(100, inListSize(db.dialect, 3, 2));
+      for (let i = 0; i < wanted.length; i += perRead) {
+        const chunk = wanted.slice(i, i + perRead);
         const pairs = chunk.map((p) => (team < p ? [team, p] : [p, team]));
         const where = `(${pairs.map(() => "(k.team_low = ? AND k.team_high = ?)").join(" OR ")})${afterId === null ? "" : " AND k.id > ?"}`;
         const rows = await db.all(`${factsSelect(where)} ORDER BY k.id LIMIT ?`, [

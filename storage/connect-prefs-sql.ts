@@ -2,6 +2,7 @@ import { EVERY_PARTNER } from "../src/connect/index-feed";
 import type { ConnectPrefsStore, PrefAuditEntry, PrefLevelRow } from "../src/connect/prefs-store";
 import { ORG_LEVEL } from "../src/connect/prefs-store";
 import { queueRefresh } from "./connect-index-queue-sql";
+import { chunks, inListSize } from "./portable-sql";
 import { type SqlDriver, type Statement, UniqueViolation } from "./sql-driver";
 
 // ConnectPrefsStore on either engine. The payload is a BLOB (D1) or a
@@ -31,13 +32,18 @@ export function connectPrefsStore(db: SqlDriver): ConnectPrefsStore {
   const columns = "target_team_id, prefs, date_create, date_update";
   return {
     async levels(teamId, targetTeamIds) {
-      if (targetTeamIds.length === 0) return [];
-      const marks = targetTeamIds.map(() => "?").join(", ");
-      const rows = await db.all(
-        `SELECT ${columns} FROM connect_prefs WHERE team_id = ? AND target_team_id IN (${marks})`,
-        [teamId, ...targetTeamIds],
-      );
-      return rows.map(rowOf);
+      // The admin search asks for a page of partners at once: more than one
+      // D1 statement may bind, so the list is read in parts.
+      const out: PrefLevelRow[] = [];
+      for (const part of chunks(targetTeamIds, inListSize(db.dialect, 1))) {
+        const marks = part.map(() => "?").join(", ");
+        const rows = await db.all(
+          `SELECT ${columns} FROM connect_prefs WHERE team_id = ? AND target_team_id IN (${marks})`,
+          [teamId, ...part],
+        );
+        out.push(...rows.map(rowOf));
+      }
+      return out;
     },
 
     async list(teamId) {

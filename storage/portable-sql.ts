@@ -9,6 +9,14 @@ import type { Dialect, SqlDriver, Statement } from "./sql-driver";
 
 /** Rows per statement on MySQL; keeps statements well under max_allowed_packet. */
 export const MYSQL_CHUNK = 1000;
+/** Bound parameters one D1 statement takes at most (D1 refuses more: "too many SQL variables"). */
+export const D1_MAX_PARAMS = 100;
+
+/** Values per `IN (...)` list, leaving `spare` parameters for the rest of the statement: D1's cap, or MySQL's chunk. */
+export function inListSize(d: Dialect, spare: number, perValue = 1): number {
+  return d === "mysql" ? MYSQL_CHUNK : Math.floor((D1_MAX_PARAMS - spare) / perValue);
+}
+
 /** Rows per JSON parameter on D1 (a bound value may be up to 1 MB or so). */
 export const SQLITE_CHUNK = 2000;
 

@@ -98,13 +98,30 @@ export function parseSearchQuery(params: Record<string, string | undefined>): Se
 /** A page's cursor: the sort it belongs to and where it ended, opaque to clients. */
 export function encodeCursor(q: SearchQuery, last: { value: string | number; id: string }): string {
   const json = JSON.stringify({ s: q.sort, o: q.order, v: last.value, i: last.id });
-  return btoa(json).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+  // UTF-8 first: a name key may hold any letter ("łodz"), and btoa takes Latin-1 only.
+  const bytes = new TextEncoder().encode(json);
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+}
+
+/** A cursor's JSON text (UTF-8 under the base64url); null when it is not base64 of UTF-8. */
+function cursorText(cursor: string): string | null {
+  try {
+    const binary = atob(cursor.replaceAll("-", "+").replaceAll("_", "/"));
+    const bytes = Uint8Array.from(binary, (ch) => ch.charCodeAt(0));
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
+  } catch {
+    return null;
+  }
 }
 
 function decodeCursor(cursor: string, q: SearchQuery): { value: string | number; id: string } {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(atob(cursor.replaceAll("-", "+").replaceAll("_", "/")));
+    const text = cursorText(cursor);
+    if (text === null) throw new Error("not a cursor");
+    parsed = JSON.parse(text);
   } catch {
     throw badRequest("cursor is not one this API gave");
   }

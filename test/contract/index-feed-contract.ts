@@ -124,6 +124,26 @@ export function indexFeedContract(open: () => Promise<Backend>): void {
       expect(indexed()).toEqual(await rebuilt(hub));
     });
 
+    it("refreshes a team with more partners than one statement may name (D1 binds at most 100 values)", async () => {
+      const { feed, prefsPorts, team, connect, rebuilt, indexed } = await setup();
+      const hub = await team("Busy Hub");
+      const partners: Actor[] = [];
+      for (let i = 0; i < 130; i++) partners.push(await team(`Partner ${i}`));
+      for (const p of partners) await connect(hub, p);
+      // Every partner queued at once (130 rows), then the org level (every partner).
+      expect(await refreshQueued(feed, hub.team)).toBe(130);
+      await changePrefs(prefsPorts, {
+        teamId: hub.team,
+        targetTeamId: ORG_LEVEL,
+        actor: "UADMIN",
+        patch: { channel_creation: { who: "members" } },
+      });
+      expect(await refreshQueued(feed, hub.team)).toBe(130);
+      expect(indexed().every((d) => d.prefs.channel_creation === "members")).toBe(true);
+      expect(indexed()).toEqual(await rebuilt(hub));
+      expect((await prefsPorts.store.levels(hub.team, ["0", ...partners.map((p) => p.team)])).length).toBe(1);
+    });
+
     it("keeps a row re-queued while a drain read it, and a new name reaches every partner's documents", async () => {
       const { driver, store, feed, team, connect, indexed } = await setup();
       const hub = await team("Old Name");

@@ -43,6 +43,17 @@ describe("connection search queries", () => {
     expect(() => parseSearchQuery({ sort: "name", cursor })).toThrow(/another sort/);
   });
 
+  it('gives cursors for names in any script (a page may end on "łodz" or "東京")', () => {
+    const q = parseSearchQuery({ sort: "name", order: "desc" });
+    for (const value of ["łodz foods bv", "東京 trading", "ελλάδα", "émile"]) {
+      const cursor = encodeCursor(q, { value, id: "K9" });
+      expect(cursor).toMatch(/^[A-Za-z0-9_-]+$/);
+      expect(parseSearchQuery({ sort: "name", order: "desc", cursor }).after).toEqual({ value, id: "K9" });
+    }
+    // Base64 of bytes that are not UTF-8 is no cursor of ours.
+    expect(() => parseSearchQuery({ sort: "name", cursor: btoa("\xff\xfe{") })).toThrow(/cursor/);
+  });
+
   it("keeps at most eight words of letters and digits", () => {
     expect(wordsOf("a b c d e f g h i j")).toHaveLength(8);
     expect(wordsOf("__--..")).toEqual([]);
