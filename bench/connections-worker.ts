@@ -5,7 +5,7 @@ import { isAdminRole } from "../src/auth/policy";
 import { verifyToken } from "../src/auth/tokens";
 import { ConnectPrefsSchema } from "../src/connect/gen/connect/v1/prefs_pb";
 import { PrefContainer, type PrefProblem, type Resolved } from "../src/connect/prefs/registry";
-import { nameKey, parseSearchQuery, type SearchQuery } from "../src/connect/search";
+import { foldedWords, nameKey, parseSearchQuery, type SearchQuery } from "../src/connect/search";
 import { connectPrefsStore } from "../storage/connect-prefs-sql";
 import { planetscaleDriver } from "../storage/planetscale-driver";
 import type { Statement } from "../storage/sql-driver";
@@ -578,17 +578,6 @@ const routes: Record<string, (req: Request, env: Env) => Promise<unknown>> = {
     };
   },
 };
-
-/** The words of a name or domain as the search takes them (src/connect/search.ts wordsOf, without its 8-word cap). */
-function foldedWords(text: string): string[] {
-  return (
-    text
-      .toLowerCase()
-      .normalize("NFKD")
-      .replace(/\p{M}/gu, "")
-      .match(/[\p{L}\p{N}]+/gu) ?? []
-  );
-}
 
 const BASELINE_DDL = [
   // Folded sort key per team (nameKey), in name order.

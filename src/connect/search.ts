@@ -42,15 +42,20 @@ const MAX_WORDS = 8;
 const MAX_PREF_FILTERS = 10;
 const FIELD = /^[a-z][a-z0-9_]{0,63}$/;
 
-/** The words of a search text: letters and digits, lower-cased, each at least one character. */
-export function wordsOf(text: string): string[] {
+/** Every word of a text as the search folds it: letters and digits, lower-cased, accents dropped. */
+export function foldedWords(text: string): string[] {
   return (
     text
       .toLowerCase()
       .normalize("NFKD")
       .replace(/\p{M}/gu, "")
       .match(/[\p{L}\p{N}]+/gu) ?? []
-  ).slice(0, MAX_WORDS);
+  );
+}
+
+/** The words of a search text (at most MAX_WORDS of them). */
+export function wordsOf(text: string): string[] {
+  return foldedWords(text).slice(0, MAX_WORDS);
 }
 
 /** A query from URL parameters; bad input is `invalid`, naming the parameter. */
