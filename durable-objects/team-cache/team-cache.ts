@@ -257,7 +257,7 @@ export class TeamCache extends DurableObject<Env> {
   }
 
   /** This team's users as `viewerTeam`'s users see them: its profile_fields pref toward that team applied. */
-  private async forViewerTeam(teamId: string, viewerTeam: string, cards: UserCard[]): Promise<UserCard[]> {
+  private async forViewerTeam<T extends UserCard>(teamId: string, viewerTeam: string, cards: T[]): Promise<T[]> {
     if (viewerTeam === teamId || cards.length === 0) return cards;
     const fields = await this.partnerFields(teamId, viewerTeam);
     return cards.map((c) => blankedForPartner(c, fields));
@@ -300,10 +300,11 @@ export class TeamCache extends DurableObject<Env> {
     await this.ready(teamId);
     if (!this.sharedHost(channelId)) return [];
     const anyone: Viewer = { id: "", isGuest: false };
-    const found = mentions(this.sql, anyone, channelId, q, limit).filter((u) => u.in_channel);
-    if (viewerTeam === teamId || found.length === 0) return found;
-    const fields = await this.partnerFields(teamId, viewerTeam);
-    return found.map((u) => blankedForPartner(u, fields));
+    return this.forViewerTeam(
+      teamId,
+      viewerTeam,
+      mentions(this.sql, anyone, channelId, q, limit).filter((u) => u.in_channel),
+    );
   }
 
   async channel(teamId: string, viewerId: string, channelId: string): Promise<CacheResult<ChannelCard>> {

@@ -1,6 +1,6 @@
 import { conflict, DomainError, forbidden } from "../errors";
 import { newId as newSlackId } from "../ids";
-import type { Actor } from "./connections";
+import { type Actor, isParty, partnerOf } from "./connections";
 import {
   type ConnectionsPorts,
   type ConnectionView,
@@ -147,10 +147,11 @@ export async function inviteChannel(
   const connection = await ports.connections.connectionFor(by.team, connectionId);
   const channel = connection ? await ports.store.channelOf(by.team, channelId) : null;
   const member = channel?.isPrivate ? (await ports.store.memberTeamOf(by.team, channelId, by.user)) === by.team : false;
-  const partner = connection ? (connection.inviter === by.team ? connection.invitee : connection.inviter) : "";
-  const creation: ChannelCreationValue = connection
-    ? await prefOf(ports, by.team, partner, channelCreation)
-    : channelCreation.defaultValue;
+  // The pref is read only for a connection the team is a party to (inviteToChannel refuses the rest).
+  const creation: ChannelCreationValue =
+    connection && isParty(connection, by.team)
+      ? await prefOf(ports, by.team, partnerOf(connection, by.team), channelCreation)
+      : channelCreation.defaultValue;
   const invite = inviteToChannel(ports.newId(), by, connection, channel, member, creation, ports.now());
   const outcome = await ports.store.insert(invite);
   if (outcome === "connection_ended") throw conflict("this connection has ended");

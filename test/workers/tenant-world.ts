@@ -392,54 +392,26 @@ export async function stateOf(team: Team): Promise<Record<string, unknown>> {
   const base = `/v1/admin/teams/${team.id}`;
   const userIds = Object.values(team.users);
   const channelIds = Object.values(team.channels);
-  const [
-    info,
-    domains,
-    boot,
-    people,
-    users,
-    channels,
-    members,
-    features,
-    invitations,
-    connections,
-    orgPrefs,
-    partnerPrefs,
-    prefsAudit,
-    sharedChannels,
-  ] = await Promise.all([
-    read(base),
-    read(`${base}/domains`),
-    read("/v1/directory/boot"),
-    read("/v1/directory/people?deactivated=include&limit=100"),
-    Promise.all(userIds.map((u) => read(`${base}/users/${u}`))),
-    Promise.all(channelIds.map((c) => read(`/v1/directory/channels/${c}`))),
-    Promise.all(channelIds.map((c) => read(`/v1/directory/channels/${c}/members?limit=100`))),
+  // One read per part of the state, all at once; the answer keyed as the reads are.
+  const reads: Record<string, Promise<unknown>> = {
+    info: read(base),
+    domains: read(`${base}/domains`),
+    boot: read("/v1/directory/boot"),
+    people: read("/v1/directory/people?deactivated=include&limit=100"),
+    users: Promise.all(userIds.map((u) => read(`${base}/users/${u}`))),
+    channels: Promise.all(channelIds.map((c) => read(`/v1/directory/channels/${c}`))),
+    members: Promise.all(channelIds.map((c) => read(`/v1/directory/channels/${c}/members?limit=100`))),
     // The Worker's own bindings (STORAGE, DB, DATABASE_URL): typed as Cloudflare.Env, which lacks the secrets.
-    featureStore(driverFor(env as unknown as Env)).current(team.id),
-    read("/v1/connect/invitations?limit=200"),
-    read("/v1/connect/connections?limit=200"),
-    read("/v1/connect/prefs/org"),
-    read(`/v1/connect/prefs/partners/${team.partner}`),
-    read("/v1/connect/prefs/audit?limit=200"),
-    read("/v1/connect/shared-channels?limit=200"),
-  ]);
-  return {
-    info,
-    domains,
-    boot,
-    people,
-    users,
-    channels,
-    members,
-    features,
-    invitations,
-    connections,
-    orgPrefs,
-    partnerPrefs,
-    prefsAudit,
-    sharedChannels,
+    features: featureStore(driverFor(env as unknown as Env)).current(team.id),
+    invitations: read("/v1/connect/invitations?limit=200"),
+    connections: read("/v1/connect/connections?limit=200"),
+    orgPrefs: read("/v1/connect/prefs/org"),
+    partnerPrefs: read(`/v1/connect/prefs/partners/${team.partner}`),
+    prefsAudit: read("/v1/connect/prefs/audit?limit=200"),
+    sharedChannels: read("/v1/connect/shared-channels?limit=200"),
   };
+  const entries = await Promise.all(Object.entries(reads).map(async ([key, value]) => [key, await value] as const));
+  return Object.fromEntries(entries);
 }
 
 /**
