@@ -151,13 +151,13 @@ export function directorySourceFor(env: Env): DirectorySource {
  * to feed itself: the refresh queue, the connections' facts and the prefs,
  * from the deployment's database; `upsert` writes into the index itself.
  */
-export function indexFeedFor(env: Env, upsert: IndexFeedPorts["upsert"]): IndexFeedPorts {
+export function indexFeedFor(env: Env, index: Pick<IndexFeedPorts, "upsert" | "setOrg" | "orgKnown">): IndexFeedPorts {
   const driver = driverFor(env);
   return {
     queue: indexQueue(driver),
     source: connectionFacts(driver),
     prefs: { store: connectPrefsStore(driver) },
-    upsert,
+    ...index,
   };
 }
 

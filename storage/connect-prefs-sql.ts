@@ -1,4 +1,4 @@
-import { EVERY_PARTNER } from "../src/connect/index-feed";
+import { ORG_PREFS } from "../src/connect/index-feed";
 import type { ConnectPrefsStore, PrefAuditEntry, PrefLevelRow } from "../src/connect/prefs-store";
 import { ORG_LEVEL } from "../src/connect/prefs-store";
 import { queueRefresh } from "./connect-index-queue-sql";
@@ -72,9 +72,9 @@ export function connectPrefsStore(db: SqlDriver): ConnectPrefsStore {
         params: [teamId, a.id, targetTeamId, a.prefKey, a.actor, a.at, a.before, a.after, teamId, targetTeamId, prefs],
       }));
       try {
-        // The admin search's documents of that partner (every partner, for the
-        // org level) are computed again: queued in the same unit.
-        const partner = targetTeamId === ORG_LEVEL ? EVERY_PARTNER : targetTeamId;
+        // The admin search's documents of that partner (for the org level: the
+        // index's org values) are computed again: queued in the same unit.
+        const partner = targetTeamId === ORG_LEVEL ? ORG_PREFS : targetTeamId;
         const refresh = queueRefresh(db.dialect, [{ team: teamId, partner }], now);
         const results = await db.atomic([write, ...lines, ...refresh]);
         return (results[0]?.changes ?? 0) === 1;

@@ -1,7 +1,8 @@
 import { DurableObject } from "cloudflare:workers";
 import { indexFeedFor } from "../../platform/deps";
-import { docPages, type IndexFeedPorts, refreshQueued } from "../../src/connect/index-feed";
-import { type ConnectionDoc, encodeCursor, type SearchQuery } from "../../src/connect/search";
+import { docPages, type IndexFeedPorts, orgGroups, refreshQueued } from "../../src/connect/index-feed";
+import type { PrefGroups } from "../../src/connect/prefs/registry";
+import { type ConnectionDoc, encodeCursor, type IndexedConnection, type SearchQuery } from "../../src/connect/search";
 import { ConnectionIndexDb } from "./index-db";
 
 // One team's connection index (named by the team: platform/stubs.ts
@@ -56,18 +57,26 @@ export class ConnectIndex extends DurableObject<Env> {
   async rebuildFromSource(team: string): Promise<{ count: number; ms: number }> {
     this.bind(team);
     const started = Date.now();
+    const feed = this.feed();
+    this.db.setOrg(await orgGroups(feed, team));
     const seen = new Set<string>();
-    for await (const page of docPages(this.feed(), team, null)) {
+    for await (const page of docPages(feed, team, null)) {
       this.db.upsertAll(page);
       for (const doc of page) seen.add(doc.connectionId);
     }
     this.db.removeExcept(seen);
+    this.db.fresh();
     return { count: this.db.count(), ms: Date.now() - started };
   }
 
   /** A connection changed: its document, whole (tests and tools; the feed goes through refresh). */
-  async upsert(doc: ConnectionDoc): Promise<void> {
+  async upsert(doc: IndexedConnection): Promise<void> {
     this.db.upsert(doc);
+  }
+
+  /** The org level's values (tests and tools; the feed goes through refresh). */
+  async setOrg(groups: PrefGroups): Promise<void> {
+    this.db.setOrg(groups);
   }
 
   async remove(connectionId: string): Promise<void> {
@@ -75,12 +84,13 @@ export class ConnectIndex extends DurableObject<Env> {
   }
 
   /** Replaces the index with these documents. */
-  async rebuild(docs: ConnectionDoc[]): Promise<{ count: number }> {
+  async rebuild(docs: IndexedConnection[]): Promise<{ count: number }> {
     this.db.rebuild(docs);
     return { count: this.db.count() };
   }
 
   async search(q: SearchQuery): Promise<{ items: ConnectionDoc[]; next_cursor: string | null }> {
+    await this.ensureCurrent();
     const page = this.db.search(q);
     return { items: page.docs, next_cursor: page.last ? encodeCursor(q, page.last) : null };
   }
@@ -90,7 +100,27 @@ export class ConnectIndex extends DurableObject<Env> {
   }
 
   private feed(): IndexFeedPorts {
-    return indexFeedFor(this.env, (docs) => this.db.upsertAll(docs));
+    return indexFeedFor(this.env, {
+      upsert: (docs) => this.db.upsertAll(docs),
+      setOrg: (groups) => this.db.setOrg(groups),
+      orgKnown: () => this.db.orgKnown,
+    });
+  }
+
+  /** An index emptied by a layout change is rebuilt before it answers (once; searches meanwhile wait for it). */
+  private rebuilding: Promise<unknown> | null = null;
+  private async ensureCurrent(): Promise<void> {
+    if (!this.db.stale) return;
+    const team = this.boundTeam();
+    if (team === undefined) return;
+    this.rebuilding ??= this.rebuildFromSource(team).finally(() => {
+      this.rebuilding = null;
+    });
+    await this.rebuilding;
+  }
+
+  private boundTeam(): string | undefined {
+    return this.ctx.storage.sql.exec<{ v: string }>("SELECT v FROM index_meta WHERE k = 'team'").toArray()[0]?.v;
   }
 
   /**
@@ -98,8 +128,7 @@ export class ConnectIndex extends DurableObject<Env> {
    * for, whatever a caller passes later (its name is that team's id).
    */
   private bind(team: string): void {
-    const rows = this.ctx.storage.sql.exec<{ v: string }>("SELECT v FROM index_meta WHERE k = 'team'").toArray();
-    const bound = rows[0]?.v;
+    const bound = this.boundTeam();
     if (bound !== undefined && bound !== team) throw new Error(`connect index of ${bound} asked for ${team}`);
     if (bound === undefined) this.ctx.storage.sql.exec("INSERT INTO index_meta (k, v) VALUES ('team', ?)", team);
   }

@@ -1,10 +1,25 @@
-import { type ConnectionDoc, nameKey, prefText, type SearchQuery, type SortKey } from "../../src/connect/search";
+import type { PrefGroups } from "../../src/connect/prefs/registry";
+import {
+  type ConnectionDoc,
+  effectiveDoc,
+  type IndexedConnection,
+  nameKey,
+  prefText,
+  type SearchQuery,
+  type SortKey,
+} from "../../src/connect/search";
 
 // One team's connections, denormalized for the admin search: a row per
 // connection with the columns it sorts and filters on, an FTS5 table over
 // the partner's name and domains (prefix-indexed, so "acm" finds "Acme"),
-// and every pref's effective value as (key, value) rows, so a filter on any
-// pref, including one added later, is an index lookup with no code here.
+// and pref values as (key, value) rows, so a filter on any pref, including
+// one added later, is an index lookup with no code here.
+// Prefs are kept as the levels hold them: the org level's values (defaults
+// beneath) once, in org_pref; a connection's own rows (conn_pref) and the
+// prefs it sets (conn_set) only for what its partner level sets. A filter
+// matches a connection's own value, or the org value when the connection
+// does not set that pref; an answer merges the two. So an org-level change
+// rewrites org_pref alone, whatever the number of connections.
 // Sorting pages by keyset (the sort value, then the connection id): a page
 // is stable while the index changes under it.
 
@@ -20,8 +35,12 @@ interface Row extends Record<string, SqlStorageValue> {
   channels: number;
   pending: number;
   connected_at: number;
+  /** The connection's own pref groups (IndexedConnection.own), as JSON. */
   prefs: string;
 }
+
+/** The table layout this code reads; an index written by an older one is emptied and rebuilt. */
+const LAYOUT = "2";
 
 export interface SearchPage {
   docs: ConnectionDoc[];
@@ -30,6 +49,11 @@ export interface SearchPage {
 }
 
 export class ConnectionIndexDb {
+  /** The org level's values (null: never given; answers then carry only what partner levels set). */
+  private org: PrefGroups | null;
+  /** Field -> (pref, value as compared) of the org level. */
+  private orgFields = new Map<string, { pref: string; value: string }>();
+
   constructor(
     private readonly sql: SqlStorage,
     private readonly transaction: <T>(fn: () => T) => T,
@@ -46,19 +70,51 @@ export class ConnectionIndexDb {
       CREATE TABLE IF NOT EXISTS conn_pref (
         conn_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (conn_id, key)) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS conn_pref_by_value ON conn_pref (key, value, conn_id);
+      CREATE TABLE IF NOT EXISTS conn_set (conn_id TEXT NOT NULL, pref TEXT NOT NULL, PRIMARY KEY (conn_id, pref))
+        WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS index_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
       CREATE VIRTUAL TABLE IF NOT EXISTS conn_text USING fts5(
         name, domains, tokenize = 'unicode61 remove_diacritics 2', prefix = '1 2 3');
     `);
+    if (this.meta("layout") !== LAYOUT) {
+      // Written by an older layout (every effective value in each document):
+      // its rows would answer wrongly here. Emptied and marked stale; the
+      // object rebuilds from the source of truth before it answers.
+      transaction(() => {
+        if (this.count() > 0) this.setMeta("stale", "1");
+        sql.exec("DELETE FROM conn; DELETE FROM conn_pref; DELETE FROM conn_set; DELETE FROM conn_text;");
+        sql.exec("DELETE FROM index_meta WHERE k = 'org'");
+        this.setMeta("layout", LAYOUT);
+      });
+    }
+    const org = this.meta("org");
+    this.org = null;
+    if (org !== null) this.useOrg(JSON.parse(org) as PrefGroups);
+  }
+
+  /** An index emptied by a layout change, waiting for its rebuild. */
+  get stale(): boolean {
+    return this.meta("stale") === "1";
+  }
+
+  /** Whether the org level's values were ever given. */
+  get orgKnown(): boolean {
+    return this.org !== null;
+  }
+
+  /** Replaces the org level's values (every pref's, defaults included). */
+  setOrg(groups: PrefGroups): void {
+    this.transaction(() => this.setMeta("org", JSON.stringify(groups)));
+    this.useOrg(groups);
   }
 
   /** Adds or replaces a connection's document (its text, columns and pref rows together). */
-  upsert(doc: ConnectionDoc): void {
+  upsert(doc: IndexedConnection): void {
     this.transaction(() => this.write(doc));
   }
 
   /** Adds or replaces these documents, in one transaction. */
-  upsertAll(docs: readonly ConnectionDoc[]): void {
+  upsertAll(docs: readonly IndexedConnection[]): void {
     this.transaction(() => {
       for (const doc of docs) this.write(doc);
     });
@@ -82,11 +138,16 @@ export class ConnectionIndexDb {
   }
 
   /** Replaces everything with these documents (the rebuild from the source of truth). */
-  rebuild(docs: ConnectionDoc[]): void {
+  rebuild(docs: readonly IndexedConnection[]): void {
     this.transaction(() => {
-      this.sql.exec("DELETE FROM conn; DELETE FROM conn_pref; DELETE FROM conn_text;");
+      this.sql.exec("DELETE FROM conn; DELETE FROM conn_pref; DELETE FROM conn_set; DELETE FROM conn_text;");
       for (const doc of docs) this.write(doc);
     });
+  }
+
+  /** The rebuild after a layout change is done. */
+  fresh(): void {
+    this.sql.exec("DELETE FROM index_meta WHERE k = 'stale'");
   }
 
   count(): number {
@@ -109,8 +170,16 @@ export class ConnectionIndexDb {
       args.push(q.status);
     }
     for (const [key, value] of Object.entries(q.prefs)) {
-      where.push("EXISTS (SELECT 1 FROM conn_pref p WHERE p.conn_id = c.id AND p.key = ? AND p.value = ?)");
-      args.push(key, value);
+      const own = "EXISTS (SELECT 1 FROM conn_pref p WHERE p.conn_id = c.id AND p.key = ? AND p.value = ?)";
+      const org = this.orgFields.get(key);
+      if (org && org.value === value) {
+        // The org value matches: so does every connection that does not set the pref itself.
+        where.push(`(${own} OR NOT EXISTS (SELECT 1 FROM conn_set s WHERE s.conn_id = c.id AND s.pref = ?))`);
+        args.push(key, value, org.pref);
+      } else {
+        where.push(own);
+        args.push(key, value);
+      }
     }
     if (q.after) {
       where.push(`(c.${col}, c.id) ${q.order === "asc" ? ">" : "<"} (?, ?)`);
@@ -128,17 +197,20 @@ export class ConnectionIndexDb {
     const page = rows.slice(0, q.limit);
     const tail = page.at(-1);
     return {
-      docs: page.map(docOf),
+      docs: page.map((r) => this.docOf(r)),
       last: more && tail ? { value: tail[col] as string | number, id: tail.id } : null,
     };
   }
 
   /** Every document, in id order (tests: a rebuild equals the incremental result). */
   all(): ConnectionDoc[] {
-    return this.sql.exec<Row>("SELECT * FROM conn ORDER BY id").toArray().map(docOf);
+    return this.sql
+      .exec<Row>("SELECT * FROM conn ORDER BY id")
+      .toArray()
+      .map((r) => this.docOf(r));
   }
 
-  private write(doc: ConnectionDoc): void {
+  private write(doc: IndexedConnection): void {
     this.erase(doc.connectionId);
     const row = this.sql
       .exec<{ rowid: number }>(
@@ -153,7 +225,7 @@ export class ConnectionIndexDb {
         doc.channelCount,
         doc.pendingInvitations,
         doc.connectedAt,
-        JSON.stringify(doc.prefs),
+        JSON.stringify(doc.own),
       )
       .one();
     this.sql.exec(
@@ -163,13 +235,16 @@ export class ConnectionIndexDb {
       // "acme.co.uk" is found by "acme" and by "co": its parts are words.
       doc.partnerDomains.map((d) => `${d} ${d.replaceAll(".", " ")}`).join(" "),
     );
-    for (const [key, value] of Object.entries(doc.prefs)) {
-      this.sql.exec(
-        "INSERT INTO conn_pref (conn_id, key, value) VALUES (?, ?, ?)",
-        doc.connectionId,
-        key,
-        prefText(value),
-      );
+    for (const [pref, fields] of Object.entries(doc.own)) {
+      this.sql.exec("INSERT INTO conn_set (conn_id, pref) VALUES (?, ?)", doc.connectionId, pref);
+      for (const [key, value] of Object.entries(fields)) {
+        this.sql.exec(
+          "INSERT INTO conn_pref (conn_id, key, value) VALUES (?, ?, ?)",
+          doc.connectionId,
+          key,
+          prefText(value),
+        );
+      }
     }
   }
 
@@ -178,20 +253,41 @@ export class ConnectionIndexDb {
     if (!found) return;
     this.sql.exec("DELETE FROM conn_text WHERE rowid = ?", found.rowid);
     this.sql.exec("DELETE FROM conn_pref WHERE conn_id = ?", connectionId);
+    this.sql.exec("DELETE FROM conn_set WHERE conn_id = ?", connectionId);
     this.sql.exec("DELETE FROM conn WHERE id = ?", connectionId);
   }
-}
 
-function docOf(r: Row): ConnectionDoc {
-  return {
-    connectionId: r.id,
-    partnerId: r.partner_id,
-    partnerName: r.name,
-    partnerDomains: r.domains === "" ? [] : r.domains.split(" "),
-    status: r.status === "disconnected" ? "disconnected" : "accepted",
-    channelCount: r.channels,
-    pendingInvitations: r.pending,
-    connectedAt: r.connected_at,
-    prefs: JSON.parse(r.prefs) as ConnectionDoc["prefs"],
-  };
+  private useOrg(groups: PrefGroups): void {
+    this.org = groups;
+    this.orgFields = new Map(
+      Object.entries(groups).flatMap(([pref, fields]) =>
+        Object.entries(fields).map(([key, value]) => [key, { pref, value: prefText(value) }] as const),
+      ),
+    );
+  }
+
+  private meta(k: string): string | null {
+    return this.sql.exec<{ v: string }>("SELECT v FROM index_meta WHERE k = ?", k).toArray()[0]?.v ?? null;
+  }
+
+  private setMeta(k: string, v: string): void {
+    this.sql.exec("INSERT OR REPLACE INTO index_meta (k, v) VALUES (?, ?)", k, v);
+  }
+
+  private docOf(r: Row): ConnectionDoc {
+    return effectiveDoc(
+      {
+        connectionId: r.id,
+        partnerId: r.partner_id,
+        partnerName: r.name,
+        partnerDomains: r.domains === "" ? [] : r.domains.split(" "),
+        status: r.status === "disconnected" ? "disconnected" : "accepted",
+        channelCount: r.channels,
+        pendingInvitations: r.pending,
+        connectedAt: r.connected_at,
+        own: JSON.parse(r.prefs) as PrefGroups,
+      },
+      this.org ?? {},
+    );
+  }
 }

@@ -1,6 +1,7 @@
 import type { ConnectionStatus } from "./connections";
-import { indexedPrefs, type PrefsPorts } from "./prefs-service";
-import type { ConnectionDoc } from "./search";
+import type { PrefGroups } from "./prefs/registry";
+import { orgIndexGroups, type PrefsPorts, partnerIndexGroups } from "./prefs-service";
+import type { IndexedConnection } from "./search";
 
 // Feeding a team's admin search (durable-objects/connect-index/) from the
 // source of truth. Every write that changes what a connection's document
@@ -12,16 +13,21 @@ import type { ConnectionDoc } from "./search";
 // order the changes arrived in, and a change that lands during a refresh
 // stays queued for the next one. The queue is drained right after each
 // connect write, and by the cron sweep for whatever a crash left.
+//
+// A document holds only what its partner level sets; the org level (with
+// the defaults beneath it) is one set of values per index, so an org-level
+// change is one small write however many connections the team has, and is
+// visible as soon as any partner-level change would be.
 
 export interface QueuedRefresh {
-  /** The partner whose connections' documents to compute again; "*" for every partner. */
+  /** The partner whose connections' documents to compute again; "*" for the org level. */
   partner: string;
   /** The row's change count when read: the row is removed only if it is still this. */
   seq: number;
 }
 
-/** "*": every partner of the team (an org-level prefs change). */
-export const EVERY_PARTNER = "*";
+/** "*": the team's org level of prefs changed (the index's org values, not any document). */
+export const ORG_PREFS = "*";
 
 export interface IndexQueue {
   queued(team: string, limit: number): Promise<QueuedRefresh[]>;
@@ -62,20 +68,24 @@ export interface IndexFeedPorts {
   source: ConnectionFactsSource;
   prefs: Pick<PrefsPorts, "store">;
   /** Writes documents into the team's index (the index object's own tables). */
-  upsert(docs: ConnectionDoc[]): void;
+  upsert(docs: IndexedConnection[]): void;
+  /** Replaces the index's org-level values. */
+  setOrg(groups: PrefGroups): void;
+  /** Whether the index holds the org level's values yet (a new index does not). */
+  orgKnown(): boolean;
 }
 
 /** Queue rows taken per round, and connections read per page. */
 export const QUEUE_BATCH = 100;
 export const FACTS_PAGE = 1_000;
 
-/** The documents of these facts (the team's effective prefs toward each partner, flattened). */
+/** The documents of these facts (with what each partner's own level of prefs sets). */
 export async function docsOf(
   ports: Pick<IndexFeedPorts, "prefs">,
   team: string,
   facts: readonly ConnectionFacts[],
-): Promise<ConnectionDoc[]> {
-  const prefs = await indexedPrefs(ports.prefs, team, [...new Set(facts.map((f) => f.partnerId))]);
+): Promise<IndexedConnection[]> {
+  const own = await partnerIndexGroups(ports.prefs, team, [...new Set(facts.map((f) => f.partnerId))]);
   return facts.map((f) => ({
     connectionId: f.connectionId,
     partnerId: f.partnerId,
@@ -85,7 +95,7 @@ export async function docsOf(
     channelCount: f.channelCount,
     pendingInvitations: f.pendingInvitations,
     connectedAt: f.connectedAt,
-    prefs: prefs.get(f.partnerId) ?? {},
+    own: own.get(f.partnerId) ?? {},
   }));
 }
 
@@ -94,7 +104,7 @@ export async function* docPages(
   ports: Pick<IndexFeedPorts, "source" | "prefs">,
   team: string,
   partners: readonly string[] | null,
-): AsyncGenerator<ConnectionDoc[]> {
+): AsyncGenerator<IndexedConnection[]> {
   let after: string | null = null;
   for (;;) {
     const facts = await ports.source.facts(team, partners, after, FACTS_PAGE);
@@ -105,22 +115,30 @@ export async function* docPages(
   }
 }
 
+/** The team's org-level values as the index keeps them. */
+export function orgGroups(ports: Pick<IndexFeedPorts, "prefs">, team: string): Promise<PrefGroups> {
+  return orgIndexGroups(ports.prefs, team);
+}
+
 /**
- * Drains the team's queue: computes the documents the queued rows name
- * again and upserts them, then removes the rows it served (each only if
- * not re-queued meanwhile), until nothing is queued. Answers how many
+ * Drains the team's queue: computes again the org level's values (when
+ * queued, or when the index has none yet) and the documents the queued
+ * partners name, writes them, then removes the rows it served (each only
+ * if not re-queued meanwhile), until nothing is queued. Answers how many
  * documents were written.
  */
 export async function refreshQueued(ports: IndexFeedPorts, team: string): Promise<number> {
   let written = 0;
   for (;;) {
     const queued = await ports.queue.queued(team, QUEUE_BATCH);
+    if (queued.some((q) => q.partner === ORG_PREFS) || !ports.orgKnown()) ports.setOrg(await orgGroups(ports, team));
     if (queued.length === 0) return written;
-    const every = queued.some((q) => q.partner === EVERY_PARTNER);
-    const partners = every ? null : queued.map((q) => q.partner);
-    for await (const docs of docPages(ports, team, partners)) {
-      ports.upsert(docs);
-      written += docs.length;
+    const partners = queued.filter((q) => q.partner !== ORG_PREFS).map((q) => q.partner);
+    if (partners.length > 0) {
+      for await (const docs of docPages(ports, team, partners)) {
+        ports.upsert(docs);
+        written += docs.length;
+      }
     }
     await ports.queue.taken(team, queued);
   }

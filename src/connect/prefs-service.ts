@@ -2,7 +2,14 @@ import { create } from "@bufbuild/protobuf";
 import { conflict, DomainError } from "../errors";
 import { type ConnectPrefs, ConnectPrefsSchema } from "./gen/connect/v1/prefs_pb";
 import type { PrefClass, PrefEffect } from "./prefs/pref";
-import { type Level, PrefContainer, PrefPatchError, type PrefProblem, type Resolved } from "./prefs/registry";
+import {
+  type Level,
+  PrefContainer,
+  type PrefGroups,
+  PrefPatchError,
+  type PrefProblem,
+  type Resolved,
+} from "./prefs/registry";
 import { type ConnectPrefsStore, ORG_LEVEL, type PrefAuditEntry, type PrefLevelRow } from "./prefs-store";
 
 // The connect prefs use cases: read a partner's effective prefs (each with
@@ -63,33 +70,39 @@ export async function effectiveValue<T>(
 }
 
 /**
- * Every pref's effective value toward each of these partners, flattened for
- * the admin search (PrefContainer.index): one read of the org level and the
- * partners' levels. What cannot be read falls through to the level below,
- * as for effectivePrefs.
+ * What the search index keeps of the partner levels: for each of these
+ * partners, the indexed fields of each pref its own level sets (grouped by
+ * pref; none: the org level's groups apply). What cannot be read falls
+ * through to the org level, as for effectivePrefs.
  */
-export async function indexedPrefs(
+export async function partnerIndexGroups(
   ports: Pick<PrefsPorts, "store">,
   teamId: string,
   partners: readonly string[],
-): Promise<Map<string, Record<string, string | number | boolean>>> {
-  const rows = await ports.store.levels(teamId, [ORG_LEVEL, ...partners]);
+): Promise<Map<string, PrefGroups>> {
+  const rows = await ports.store.levels(teamId, partners);
   const problems: PrefProblem[] = [];
-  const org = decodeRow(
-    rows.find((r) => r.targetTeamId === ORG_LEVEL),
-    "org",
-    problems,
-  );
-  const out = new Map<string, Record<string, string | number | boolean>>();
+  const out = new Map<string, PrefGroups>();
   for (const partnerId of partners) {
-    const partner = decodeRow(
-      rows.find((r) => r.targetTeamId === partnerId),
-      "partner",
-      problems,
+    out.set(
+      partnerId,
+      container.partnerGroups(
+        decodeRow(
+          rows.find((r) => r.targetTeamId === partnerId),
+          "partner",
+          problems,
+        ),
+        problems,
+      ),
     );
-    out.set(partnerId, container.index(container.resolve(org, partner, problems), problems));
   }
   return out;
+}
+
+/** What the search index keeps of the org level: every pref's indexed fields as the org level sets it, else its default. */
+export async function orgIndexGroups(ports: Pick<PrefsPorts, "store">, teamId: string): Promise<PrefGroups> {
+  const { prefs, problems } = await orgEffectivePrefs(ports, teamId);
+  return container.indexGroups(prefs, problems);
 }
 
 /**

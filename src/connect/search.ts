@@ -1,5 +1,6 @@
 import { badRequest } from "../errors";
 import type { ConnectionStatus } from "./connections";
+import { flattenGroups, mergeGroups, type PrefGroups } from "./prefs/registry";
 
 // The admin search over one team's connections: what a document of the
 // index holds, and what a query may ask (text, status, any pref's effective
@@ -19,6 +20,22 @@ export interface ConnectionDoc {
   connectedAt: number;
   /** Every pref's effective value, flattened (PrefContainer.index): a new pref is indexed without code here. */
   prefs: Record<string, string | number | boolean>;
+}
+
+/**
+ * A connection as the index stores it: instead of every effective value,
+ * the indexed fields of the prefs its own partner level sets. The org
+ * level's fields are kept once per index, so an org-level change rewrites
+ * one small table, not every connection's document.
+ */
+export interface IndexedConnection extends Omit<ConnectionDoc, "prefs"> {
+  own: PrefGroups;
+}
+
+/** The document the search answers: the connection's own groups over the org level's. */
+export function effectiveDoc(c: IndexedConnection, org: PrefGroups): ConnectionDoc {
+  const { own, ...rest } = c;
+  return { ...rest, prefs: flattenGroups(mergeGroups(org, own)) };
 }
 
 export type SortKey = "name" | "date" | "channels";

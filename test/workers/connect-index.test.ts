@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { connectIndexOf } from "../../platform/stubs";
-import { type ConnectionDoc, parseSearchQuery } from "../../src/connect/search";
+import { type ConnectionDoc, type IndexedConnection, parseSearchQuery } from "../../src/connect/search";
 
 // The admin search over a team's connections, inside workerd on the
 // object's real SQLite (FTS5): text, status and pref filters, sorts, stable
@@ -10,7 +10,7 @@ import { type ConnectionDoc, parseSearchQuery } from "../../src/connect/search";
 let n = 0;
 const freshTeam = () => `TIDX${++n}${Date.now()}`;
 
-function doc(i: number, over: Partial<ConnectionDoc> = {}): ConnectionDoc {
+function doc(i: number, over: Partial<IndexedConnection> = {}): IndexedConnection {
   return {
     connectionId: `K${String(i).padStart(4, "0")}`,
     partnerId: `TP${i}`,
@@ -20,7 +20,7 @@ function doc(i: number, over: Partial<ConnectionDoc> = {}): ConnectionDoc {
     channelCount: i % 7,
     pendingInvitations: 0,
     connectedAt: 1_000 + i,
-    prefs: { auto_approval: i % 3 === 0 ? "all" : "off", file_uploads: i % 2 === 0 },
+    own: { auto_approval: { auto_approval: i % 3 === 0 ? "all" : "off" }, file_uploads: { file_uploads: i % 2 === 0 } },
     ...over,
   };
 }
@@ -77,8 +77,8 @@ describe("connection index", () => {
   it("rebuilt from the source of truth, equals what the change events built", async () => {
     const incremental = connectIndexOf(env, freshTeam());
     const rebuilt = connectIndexOf(env, freshTeam());
-    const truth = new Map<string, ConnectionDoc>();
-    const apply = async (d: ConnectionDoc | string) => {
+    const truth = new Map<string, IndexedConnection>();
+    const apply = async (d: IndexedConnection | string) => {
       if (typeof d === "string") {
         truth.delete(d);
         await incremental.remove(d);
@@ -88,7 +88,8 @@ describe("connection index", () => {
       }
     };
     for (let i = 1; i <= 30; i++) await apply(doc(i));
-    for (let i = 1; i <= 30; i += 4) await apply(doc(i, { channelCount: 40 + i, prefs: { auto_approval: "listed" } }));
+    for (let i = 1; i <= 30; i += 4)
+      await apply(doc(i, { channelCount: 40 + i, own: { auto_approval: { auto_approval: "listed" } } }));
     for (let i = 2; i <= 30; i += 5) await apply(doc(i).connectionId);
     await apply(doc(7, { status: "disconnected", partnerName: "Renamed Seven" }));
     await rebuilt.rebuild([...truth.values()]);
@@ -102,6 +103,34 @@ describe("connection index", () => {
     for (const params of queries) {
       expect(await rebuilt.search(q(params))).toEqual(await incremental.search(q(params)));
     }
+  });
+
+  it("answers the org level's value for every connection whose partner level does not set that pref", async () => {
+    const index = connectIndexOf(env, freshTeam());
+    await index.setOrg({ auto_approval: { auto_approval: "off" }, file_uploads: { file_uploads: true } });
+    // 1 and 2 set nothing; 3 sets auto_approval only; 4 sets both.
+    await index.rebuild([
+      doc(1, { own: {} }),
+      doc(2, { own: {} }),
+      doc(3, { own: { auto_approval: { auto_approval: "all" } } }),
+      doc(4, { own: { auto_approval: { auto_approval: "off" }, file_uploads: { file_uploads: false } } }),
+    ]);
+    const ids = async (params: Record<string, string>) =>
+      (await index.search(q(params))).items.map((d) => d.connectionId);
+    expect(await ids({ "pref.auto_approval": "off" })).toEqual(["K0001", "K0002", "K0004"]);
+    expect(await ids({ "pref.auto_approval": "all" })).toEqual(["K0003"]);
+    expect(await ids({ "pref.file_uploads": "true" })).toEqual(["K0001", "K0002", "K0003"]);
+    expect(await ids({ "pref.file_uploads": "false" })).toEqual(["K0004"]);
+    expect((await index.search(q({}))).items.map((d) => d.prefs)).toEqual([
+      { auto_approval: "off", file_uploads: true },
+      { auto_approval: "off", file_uploads: true },
+      { auto_approval: "all", file_uploads: true },
+      { auto_approval: "off", file_uploads: false },
+    ]);
+    // An org-level change is one write, and every answer follows it at once.
+    await index.setOrg({ auto_approval: { auto_approval: "all" }, file_uploads: { file_uploads: true } });
+    expect(await ids({ "pref.auto_approval": "all" })).toEqual(["K0001", "K0002", "K0003"]);
+    expect(await ids({ "pref.auto_approval": "off" })).toEqual(["K0004"]);
   });
 
   it("keeps teams apart: each team's index is its own object", async () => {

@@ -134,7 +134,8 @@ describe("admin search over a team's connections", () => {
     // A document the database has no connection for (an index gone wrong): the rebuild drops it.
     const [first] = incremental;
     if (!first) throw new Error("nothing indexed");
-    await index.upsert({ ...first, connectionId: "KSTRAY", partnerName: "Stray" });
+    const { prefs: _effective, ...stray } = first;
+    await index.upsert({ ...stray, own: {}, connectionId: "KSTRAY", partnerName: "Stray" });
     const rebuilt = await ok<{ rebuilt: number }>(api("POST", "/v1/admin/connections/rebuild", { token: a.admin }));
     expect(rebuilt.rebuilt).toBe(4);
     expect(await index.all()).toEqual(incremental);

@@ -52,6 +52,21 @@ export class PrefPatchError extends Error {
   }
 }
 
+/** Indexed fields of each pref (pref key -> field -> value), as the search index holds a level. */
+export type PrefGroups = Record<string, Record<string, string | number | boolean>>;
+
+/** A connection's effective indexed fields: its partner level's groups, else the org level's (which holds defaults). */
+export function mergeGroups(org: PrefGroups, own: PrefGroups): PrefGroups {
+  return { ...org, ...own };
+}
+
+/** The groups as one flat record (field names are unique across prefs). */
+export function flattenGroups(groups: PrefGroups): Record<string, string | number | boolean> {
+  const out: Record<string, string | number | boolean> = {};
+  for (const fields of Object.values(groups)) Object.assign(out, fields);
+  return out;
+}
+
 /** A pref class as the container holds it (each class's own value type stays inside the class). */
 type Registered = PrefClass<unknown>;
 
@@ -179,17 +194,36 @@ export class PrefContainer {
 
   /** Effective values flattened for the search index (a new pref is indexed without code there). */
   index(resolved: Record<string, Resolved>, problems: PrefProblem[]): Record<string, string | number | boolean> {
-    const out: Record<string, string | number | boolean> = {};
-    for (const [key, r] of Object.entries(resolved)) {
+    return flattenGroups(this.indexGroups(resolved, problems));
+  }
+
+  /**
+   * Each pref's value flattened, grouped by pref: the search index keeps the
+   * org level's groups once and a connection's own groups only for the prefs
+   * its partner level sets, and answers their merge (mergeGroups). A pref
+   * whose index() throws gets an empty group (reported): none of its fields,
+   * as if it had none, and it still counts as set at that level.
+   */
+  indexGroups(values: Record<string, { value: unknown }>, problems: PrefProblem[]): PrefGroups {
+    const out: PrefGroups = {};
+    for (const [key, r] of Object.entries(values)) {
       const c = this.byKey.get(key);
       if (!c) continue;
       try {
-        Object.assign(out, c.index(r.value));
+        out[key] = { ...c.index(r.value) };
       } catch (error) {
         problems.push({ key, stage: "index", message: messageOf(error) });
+        out[key] = {};
       }
     }
     return out;
+  }
+
+  /** The groups of the prefs one partner level sets (null: no row, nothing set). */
+  partnerGroups(prefs: ConnectPrefs | null, problems: PrefProblem[]): PrefGroups {
+    if (!prefs) return {};
+    const set = this.levelValues(prefs, "partner", problems);
+    return this.indexGroups(Object.fromEntries(Object.entries(set).map(([k, value]) => [k, { value }])), problems);
   }
 
   /** A class's value at a level, or undefined when unset, unreadable or invalid (reported). */
