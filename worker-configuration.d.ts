@@ -3,6 +3,7 @@
 interface __BaseEnv_Env {
 	MODELS: R2Bucket;
 	REC_LOG_STORE: R2Bucket;
+	FILES: R2Bucket;
 	DB: D1Database;
 	DOMAIN_MUTATIONS: Queue;
 	HEALS: Queue;

@@ -36,6 +36,8 @@ const SHAPE = QUICK ? { partners: 10_000, invites: 50_000 } : { partners: 100_00
 const RUNS = QUICK ? 200 : 300; // per class and side (a p99 needs 200)
 const WARMUP = 10;
 const ORG_TIMEOUT_MS_OF = { d1: 90_000, mysql: 90_000 };
+/** Org-level writes timed (their median and maximum are reported). */
+const ORG_WRITES = 20;
 const LAG_SAMPLES = QUICK ? 50 : 100;
 const REBUILDS = Number(process.env.CX_REBUILDS ?? (QUICK ? 3 : 2));
 const SECRET = "bench-secret-0123456789abcdef-0123456789";
@@ -529,38 +531,53 @@ async function runAdapter(adapter: "d1" | "mysql", script: string): Promise<CxRe
     }
     log(`lag: ${lagNotes}`);
 
-    // --- an org-level write (queues "*": every partner's document) -------------------
+    // --- org-level writes (queue "*": the index's org values, no document) ----------
     // Last: a refresh that fails leaves its "*" row queued, and every later
-    // refresh of the team takes it again.
+    // refresh of the team takes it again. ORG_WRITES of them, toggling
+    // file_uploads.allowed at the org level, each watched on a partner whose
+    // own level does not set file_uploads (so its answer follows the org's).
     {
       const partner = withDomain.find((p) => p.domains.length > 0 && !lagPartners.includes(p)) ?? withDomain[0];
       const q = wordsOf(partner?.domains[0] ?? "")[0] ?? "";
       const path = `/v1/admin/connections?q=${encodeURIComponent(q)}&limit=200`;
       const before = await call<Answer>(url, "GET", path, token);
       const doc = before.json.connections.find((c) => c.partner.id === partner?.id);
-      const s = performance.now();
-      const w = await call(url, "PATCH", "/v1/connect/prefs/org", token, { file_uploads: { allowed: false } });
-      let seen: number | null = null;
-      let lastDoc: Item | undefined;
-      while (performance.now() - s < ORG_TIMEOUT_MS) {
-        const r = await call<Answer>(url, "GET", path, token);
-        lastDoc = r.json.connections.find((c) => c.partner.id === partner?.id);
-        if (lastDoc && lastDoc.prefs.file_uploads === false) {
-          seen = performance.now() - s;
-          break;
+      const lags: number[] = [];
+      let notVisible = 0;
+      let statuses = "";
+      for (let i = 0; i < ORG_WRITES; i++) {
+        const allowed = i % 2 === 1;
+        const s = performance.now();
+        const w = await call(url, "PATCH", "/v1/connect/prefs/org", token, { file_uploads: { allowed } });
+        if (w.status !== 200) statuses += ` write ${i}: HTTP ${w.status};`;
+        let seen: number | null = null;
+        while (performance.now() - s < ORG_TIMEOUT_MS) {
+          const r = await call<Answer>(url, "GET", path, token);
+          const d = r.json.connections.find((c) => c.partner.id === partner?.id);
+          if (d && d.prefs.file_uploads === allowed) {
+            seen = performance.now() - s;
+            break;
+          }
         }
+        if (seen === null) notVisible++;
+        lags.push(seen ?? ORG_TIMEOUT_MS);
       }
-      orgWrite = `org-level PATCH /v1/connect/prefs/org {file_uploads: {allowed: false}} answered HTTP ${w.status}; partner ${partner?.id} (no partner-level file_uploads: ${doc ? String(doc.prefs.file_uploads) : "?"} before) ${seen === null ? `NOT visible in the search within ${ORG_TIMEOUT_MS / 1000} s (still ${String(lastDoc?.prefs.file_uploads)})` : `visible after ${seen.toFixed(0)} ms`}`;
+      orgWrite = `${ORG_WRITES} org-level PATCH /v1/connect/prefs/org {file_uploads: {allowed}} (toggled), each watched on partner ${partner?.id} (no partner-level file_uploads; ${doc ? String(doc.prefs.file_uploads) : "?"} before) by polling GET /v1/admin/connections?q=<its domain> until its answer shows the new value; lag from sending the PATCH: p50 ${percentile(lags, 50).toFixed(1)} ms, max ${Math.max(...lags).toFixed(1)} ms; ${notVisible} not visible within ${ORG_TIMEOUT_MS / 1000} s;${statuses || " every write HTTP 200"}; the index keeps the org level once (conn documents hold partner levels only), so an org write rewrites no document`;
       log(orgWrite);
-      results.push({
-        name: "org-level prefs write visible in the search (every partner's document)",
-        unit: "ms",
-        better: "lower",
-        value: seen === null ? ORG_TIMEOUT_MS : round(seen),
-        runs: 1,
-        target: "< 1000 ms",
-        notes: seen === null ? `NOT VISIBLE: value is the ${ORG_TIMEOUT_MS / 1000} s timeout. ${orgWrite}` : orgWrite,
-      });
+      for (const [label, value] of [
+        ["p50", percentile(lags, 50)],
+        [`max of ${ORG_WRITES}`, Math.max(...lags)],
+      ] as const) {
+        results.push({
+          name: `org-level prefs write visible in the search, ${label}`,
+          unit: "ms",
+          better: "lower",
+          value: round(value),
+          runs: 1,
+          target: "< 1000 ms",
+          notes: notVisible > 0 ? `NOT VISIBLE ${notVisible} times (counted as the timeout). ${orgWrite}` : orgWrite,
+        });
+      }
     }
   } finally {
     await backend.close();

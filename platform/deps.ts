@@ -2,7 +2,11 @@ import { systemClock } from "../src/clock";
 import type { ConnectionsStore } from "../src/connect/connections-store";
 import type { IndexFeedPorts } from "../src/connect/index-feed";
 import type { ConnectPrefsStore } from "../src/connect/prefs-store";
-import { newSharedChannelId, type SharedChannelsPorts } from "../src/connect/shared-channels-service";
+import {
+  newSharedChannelId,
+  type SharedChannelsPorts,
+  sharedUploadRefusal,
+} from "../src/connect/shared-channels-service";
 import type { SharedChannelsStore } from "../src/connect/shared-channels-store";
 import { addMembers, removeMember, shareChannel, unshareChannel } from "../src/directory/admin";
 import type { ChangePublisher, DirectorySource } from "../src/directory/source";
@@ -11,6 +15,7 @@ import type { DomainCountStore } from "../src/domains/count-store";
 import { DEFAULT_LEASE_MS } from "../src/domains/healer";
 import type { DomainMutationMessage, HealPublisher, HealRequest, MutationPublisher } from "../src/domains/messages";
 import { REDELIVER_AFTER_MS } from "../src/domains/outbox";
+import type { UploadPorts } from "../src/files/uploads";
 import type { ClassifyPolicy } from "../src/invites/classify-policy";
 import { parsePolicy } from "../src/invites/classify-policy";
 import { accessChanges, publishDirectoryEvents } from "../src/realtime/directory-events";
@@ -28,6 +33,7 @@ import { planetscaleDriver } from "../storage/planetscale-driver";
 import { sharedChannelsStore } from "../storage/shared-channels-sql";
 import type { SqlDriver } from "../storage/sql-driver";
 import { sqlStore } from "../storage/sql-store";
+import { r2FileStore } from "./r2-file-store";
 import { connectIndexOf, gatewayNamed, teamCacheOf, topicOf } from "./stubs";
 
 // Builds the ports the domain logic needs from the Worker's bindings. The
@@ -336,5 +342,23 @@ export function sharedChannelPortsOf(deps: Deps): SharedChannelsPorts {
     },
     now: () => deps.clock.now(),
     newId: newSharedChannelId,
+  };
+}
+
+/** What posting and reading a channel's files needs (src/files/uploads.ts); `access` is the team cache's (as for messages). */
+export function uploadPortsOf(env: Env, deps: Deps, access: UploadPorts["access"]): UploadPorts {
+  return {
+    access,
+    refusal: (host, channel, team, file) =>
+      sharedUploadRefusal(
+        { store: deps.sharedChannels, prefs: { store: deps.connectPrefs } },
+        host,
+        channel,
+        team,
+        file,
+      ),
+    files: r2FileStore(env.FILES),
+    publisher: topicPublisher(env),
+    now: () => deps.clock.now(),
   };
 }

@@ -84,7 +84,8 @@ export const badRequest = (message: string, details?: unknown) =>
 export const invalidBody = (message: string, details?: unknown) =>
   new DomainError("invalid", "invalid_body", message, details);
 export const unauthorized = (message: string) => new DomainError("unauthorized", "unauthorized", message);
-export const forbidden = (message: string) => new DomainError("forbidden", "forbidden", message);
+export const forbidden = (message: string, details?: unknown) =>
+  new DomainError("forbidden", "forbidden", message, details);
 export const notFound = (message: string, details?: unknown) =>
   new DomainError("not_found", "not_found", message, details);
 export const conflict = (message: string, details?: unknown) =>

@@ -127,6 +127,15 @@ export function sharedChannelsStore(db: SqlDriver): SharedChannelsStore {
       );
     },
 
+    async sharedWith(hostTeam, channelId) {
+      const rows = await db.all(
+        `SELECT guest_team FROM shared_channel_invites
+         WHERE host_team = ? AND channel_id = ? AND live = 1 AND status = 'accepted'`,
+        [hostTeam, channelId],
+      );
+      return rows.map((r) => String(r.guest_team));
+    },
+
     async invites(team, limit, after) {
       // One ordered, limited read per side along its own index, merged (as
       // storage/connections-sql.ts lists connections).

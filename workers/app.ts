@@ -6,6 +6,7 @@ import { renderMetrics } from "../platform/metrics";
 import { MODEL_ONNX_MAX_BYTES } from "../platform/models/model-uploads";
 import { mayOperate } from "../src/auth/policy";
 import { DomainError, notFound, redactedMessage, tooLarge } from "../src/errors";
+import { FILE_MAX_BYTES } from "../src/files/uploads";
 import { DatabaseUnavailable } from "../storage/guarded-driver";
 import { authorize, requireToken } from "./auth";
 import { type AppEnv, errorResponse } from "./http";
@@ -15,6 +16,7 @@ import { connectRoutes } from "./routes/connect";
 import { connectSearchRoutes, feedConnectIndexes } from "./routes/connect-search";
 import { directoryRoutes } from "./routes/directory";
 import { directoryAdminRoutes } from "./routes/directory-admin";
+import { fileRoutes } from "./routes/files";
 import { inviteRoutes } from "./routes/invites";
 import { messageRoutes } from "./routes/messages";
 import { socketRoutes, ticketRoutes } from "./routes/realtime";
@@ -76,6 +78,9 @@ export function createApp() {
     if (c.req.path.endsWith("/import")) {
       return bodyLimit({ maxSize: IMPORT_LIMIT, onError: bodyTooLarge(IMPORT_LIMIT) })(c, next);
     }
+    if (c.req.method === "POST" && c.req.path.startsWith("/v1/channels/") && c.req.path.endsWith("/files")) {
+      return bodyLimit({ maxSize: FILE_MAX_BYTES, onError: bodyTooLarge(FILE_MAX_BYTES) })(c, next);
+    }
     if (c.req.path.endsWith("/model.onnx")) {
       return bodyLimit({ maxSize: MODEL_ONNX_MAX_BYTES, onError: bodyTooLarge(MODEL_ONNX_MAX_BYTES) })(c, next);
     }
@@ -117,6 +122,7 @@ export function createApp() {
   app.route("/v1/connect", connectRoutes);
   app.route("/v1/directory", directoryRoutes);
   app.route("/v1/channels", messageRoutes);
+  app.route("/v1/channels", fileRoutes);
   app.route("/v1/recommend", recommendRoutes);
   app.route("/v1/rtm.connect", ticketRoutes);
   return app;

@@ -13,6 +13,7 @@ import {
 import type { ConnectionsStore } from "./connections-store";
 import { type AutoApprovalValue, autoApproval } from "./prefs/auto-approval";
 import { type ChannelCreationValue, channelCreation } from "./prefs/channel-creation";
+import { fileUploads, uploadRefusal } from "./prefs/file-uploads";
 import type { PrefClass } from "./prefs/pref";
 import { effectiveValue, type PrefsPorts } from "./prefs-service";
 import {
@@ -276,6 +277,38 @@ export async function listSharedChannels(
 }
 
 /** After a disconnect (which closed its invitations in its own unit): the channels leave both teams now. */
+/**
+ * Why the organizations of a shared channel refuse a file from `team`'s
+ * user, or null. Each side decides for the channels it shares with the
+ * other: the uploader's organization for what its members send to each
+ * team in the channel, each of those for what it receives from the
+ * uploader's (their `file_uploads` prefs toward each other, partner level
+ * over org level over default). A channel shared with nobody: null.
+ */
+export async function sharedUploadRefusal(
+  ports: Pick<SharedChannelsPorts, "store" | "prefs">,
+  host: string,
+  channelId: string,
+  team: string,
+  file: { bytes: number; type: string; name: string },
+): Promise<string | null> {
+  const guests = await ports.store.sharedWith(host, channelId);
+  if (guests.length === 0) return null;
+  const others = [host, ...guests].filter((t) => t !== team);
+  const sides = others.flatMap(
+    (other): Array<[string, string]> => [
+      [team, other],
+      [other, team],
+    ],
+  );
+  const prefs = await Promise.all(sides.map(([a, b]) => effectiveValue(ports.prefs, a, b, fileUploads)));
+  for (const p of prefs) {
+    const refused = uploadRefusal(p, file);
+    if (refused) return refused;
+  }
+  return null;
+}
+
 export async function endConnectionChannels(ports: SharedChannelsPorts, connectionId: string): Promise<number> {
   let ended = 0;
   for (const invite of await ports.store.unappliedOf(connectionId)) {

@@ -26,6 +26,8 @@ export interface SharedChannelsStore {
   inviteFor(team: string, id: string): Promise<SharedChannelInvite | null>;
   /** The open invitation of this channel to that partner, if any. */
   openInvite(hostTeam: string, channelId: string, guestTeam: string): Promise<SharedChannelInvite | null>;
+  /** The teams the host's channel is shared with now (accepted, not ended). */
+  sharedWith(hostTeam: string, channelId: string): Promise<string[]>;
   /** The invitations `team` hosts or is invited by, newest first. */
   invites(team: string, limit: number, after: PageAfter | null): Promise<Page<SharedChannelInvite>>;
   /**

@@ -55,11 +55,27 @@ export async function postMessage(
     mentions: [...new Set(m.mentions)],
     ts: m.now,
   };
-  const topic = channelTopic(m.channelId);
+  return publishToChannel(ports.publisher, access.host, m.team, m.user, m.channelId, event);
+}
+
+/**
+ * Publishes a poster's event on a channel's topic (hosted by `host`), held
+ * to the poster's and the channel's publish rates: over either, limited,
+ * with the retry delay and `details.limit` saying which.
+ */
+export async function publishToChannel(
+  publisher: TopicPublisher,
+  host: string,
+  team: string,
+  user: string,
+  channelId: string,
+  event: object,
+): Promise<Posted> {
+  const topic = channelTopic(channelId);
   // A shared channel's topic is its host team's: every team in it follows the
   // same one, so the poster is named with its team (user ids are per team).
-  const published = await ports.publisher.publish(topicKey(access.host, topic), JSON.stringify(event), {
-    poster: `${m.team}:${m.user}`,
+  const published = await publisher.publish(topicKey(host, topic), JSON.stringify(event), {
+    poster: `${team}:${user}`,
   });
   if (!published.ok) {
     const message =

@@ -7,6 +7,8 @@ import {
   disconnectConnection,
   newConnectId,
 } from "../../src/connect/connections-service";
+import { changePrefs } from "../../src/connect/prefs-service";
+import { ORG_LEVEL } from "../../src/connect/prefs-store";
 import type { SharedChannelInvite } from "../../src/connect/shared-channels";
 import {
   answerChannel,
@@ -15,8 +17,10 @@ import {
   listSharedChannels,
   newSharedChannelId,
   type SharedChannelsPorts,
+  sharedUploadRefusal,
   withdrawChannel,
 } from "../../src/connect/shared-channels-service";
+import { newAuditId } from "../../src/connect/team-prefs";
 import { addMembers, removeMember, shareChannel, unshareChannel } from "../../src/directory/admin";
 import type { ChangeEvent } from "../../src/directory/model";
 import { newChannelId } from "../../src/directory/writer";
@@ -130,9 +134,20 @@ export function sharedChannelsContract(open: () => Promise<Backend>): void {
       const ch = await channel(a, "partners");
       const invited = await inviteChannel(ports, admin(a), k, ch);
       expect(await sharedInto(b.team)).toEqual([]);
+      expect(await ports.store.sharedWith(a.team, ch)).toEqual([]);
       const accepted = await answerChannel(ports, b, invited.id, "accept");
       expect(accepted).toMatchObject({ status: "accepted", in_effect: true });
       expect(await sharedInto(b.team)).toEqual([ch]);
+      expect(await ports.store.sharedWith(a.team, ch)).toEqual([b.team]);
+      // Files in it: B's org-level file_uploads (off) refuses A's uploads there, and B's own.
+      const file = { bytes: 1, type: "text/plain", name: "a.txt" };
+      expect(await sharedUploadRefusal(ports, a.team, ch, a.team, file)).toBeNull();
+      await changePrefs(
+        { store: ports.prefs.store, newId: newAuditId, now: () => Date.now() },
+        { teamId: b.team, targetTeamId: ORG_LEVEL, actor: "UADMIN", patch: { file_uploads: { allowed: false } } },
+      );
+      expect(await sharedUploadRefusal(ports, a.team, ch, a.team, file)).toMatch(/not allowed/);
+      expect(await sharedUploadRefusal(ports, a.team, ch, b.team, file)).toMatch(/not allowed/);
       expect(published.some((e) => e.teamId === b.team && e.change.kind === "channel")).toBe(true);
       // Answered once: a second answer, even the same, changes nothing.
       await expect(answerChannel(ports, b, invited.id, "accept")).rejects.toMatchObject({ kind: "conflict" });

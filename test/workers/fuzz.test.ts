@@ -511,8 +511,14 @@ function casesFor(route: RouteEntry, team: Team): fc.Arbitrary<Case> {
   const path = fillPath(route.path, params);
   const all: Array<fc.Arbitrary<Case>> = [];
   if (Object.keys(params).length > 0) all.push(pathCases(route, params, queryString(known), body));
-  if (route.method === "GET" || Object.keys(known).length > 0) all.push(queryCases(route, path, known, body));
-  if (body) all.push(bodyCases(route, body, `${path}${queryString(known)}`));
+  if (route.method === "GET" || Object.keys(known).length > 0) {
+    const query = queryCases(route, path, known, body);
+    // A file's bytes and name are the user's (any printable name is a name): such a case may be a valid upload.
+    all.push(
+      route.anyFile ? query.map((c) => new Case(c.label, c.method, c.path, c.body, c.contentType, true)) : query,
+    );
+  }
+  if (body && !route.anyFile) all.push(bodyCases(route, body, `${path}${queryString(known)}`));
   if (all.length === 0) {
     // A route that reads no input (POST /v1/rtm.connect): junk it must ignore, and still never a 5xx.
     const junk = fc.tuple(fc.array(fc.tuple(hostile(300), hostile(300)), { maxLength: 4 }), garbageText);

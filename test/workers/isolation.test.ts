@@ -42,6 +42,7 @@ const REFERENCES: readonly Slot[] = [
   "code",
   "partner",
   "sharedChannel",
+  "file",
 ];
 
 /**

@@ -46,6 +46,12 @@ export interface RouteEntry {
    * prefs patch: it clears that pref): the fuzz suite puts null only deeper.
    */
   nullClears?: boolean;
+  /**
+   * The body is a file stored as given, under any printable name: the fuzz
+   * suite's body and query cases may be valid uploads (never a 5xx still);
+   * its path cases must be refused.
+   */
+  anyFile?: boolean;
 }
 
 const SOURCE = "channel_browser";
@@ -340,6 +346,23 @@ export const CATALOGUE: readonly RouteEntry[] = [
     names: ["channel", "user"],
     params: (t) => ({ channel: t.channel }),
     body: (t) => json({ text: "hello", mentions: [t.user] }),
+  },
+  {
+    method: "POST",
+    path: "/v1/channels/:channel/files",
+    access: "caller",
+    names: ["channel"],
+    params: (t) => ({ channel: t.channel }),
+    query: () => ({ name: "notes.txt" }),
+    body: () => ({ kind: "bytes", bytes: new TextEncoder().encode("hello, file"), contentType: "text/plain" }),
+    anyFile: true,
+  },
+  {
+    method: "GET",
+    path: "/v1/channels/:channel/files/:file",
+    access: "caller",
+    names: ["channel", "file"],
+    params: (t) => ({ channel: t.channel, file: t.file }),
   },
   {
     method: "POST",

@@ -50,6 +50,8 @@ export interface Target {
   partner: string;
   /** A pending shared-channel invitation of the team's general channel to its partner. */
   sharedChannel: string;
+  /** A file a member posted to the general channel. */
+  file: string;
 }
 
 export type Slot = keyof Target;
@@ -67,6 +69,7 @@ export const SLOTS: readonly Slot[] = [
   "code",
   "partner",
   "sharedChannel",
+  "file",
 ];
 
 export type Role = "owner" | "admin" | "member" | "guest";
@@ -258,6 +261,14 @@ export async function seedTeam(label: string, shared: Shared): Promise<Team> {
     }),
     201,
   );
+  const posted = await ok<{ file: { id: string } }>(
+    api("POST", `/v1/channels/${channels.general}/files?name=${encodeURIComponent(`notes ${tag}.txt`)}`, {
+      token: tokens.member,
+      body: `the notes of ${tag}`,
+      contentType: "text/plain",
+    }),
+    201,
+  );
   await ok(api("PATCH", "/v1/connect/prefs/org", { token: tokens.admin, json: SEEDED_ORG_PREFS }));
   await ok(api("PATCH", `/v1/connect/prefs/partners/${partner}`, { token: tokens.admin, json: SEEDED_PARTNER_PREFS }));
   const team: Team = {
@@ -287,6 +298,7 @@ export async function seedTeam(label: string, shared: Shared): Promise<Team> {
       code: redeemed.invitation.code,
       partner,
       sharedChannel: invitedChannel.shared_channel.id,
+      file: posted.file.id,
     },
   };
   await settled(team);
@@ -311,6 +323,7 @@ export function ghostTarget(): Target {
     code: [...crypto.getRandomValues(new Uint8Array(20))].map((b) => b.toString(16).padStart(2, "0")).join(""),
     partner: `TGHOSTPART${w}`,
     sharedChannel: `HGHOST${w}`,
+    file: `FGHOST${w}`,
   };
 }
 
@@ -409,6 +422,9 @@ export async function stateOf(team: Team): Promise<Record<string, unknown>> {
     partnerPrefs: read(`/v1/connect/prefs/partners/${team.partner}`),
     prefsAudit: read("/v1/connect/prefs/audit?limit=200"),
     sharedChannels: read("/v1/connect/shared-channels?limit=200"),
+    file: SELF.fetch(`https://edge.test/v1/channels/${team.channels.general}/files/${team.target.file}`, {
+      headers: { authorization: `Bearer ${t}` },
+    }).then(async (res) => ({ status: res.status, type: res.headers.get("content-type"), text: await res.text() })),
   };
   const entries = await Promise.all(Object.entries(reads).map(async ([key, value]) => [key, await value] as const));
   return Object.fromEntries(entries);
@@ -432,6 +448,7 @@ export function markersOf(team: Team): string[] {
     team.target.connection,
     team.target.code,
     team.target.sharedChannel,
+    team.target.file,
     ...Object.values(team.users),
     ...Object.values(team.channels),
   ].filter((m) => !shared.has(m));
