@@ -25,8 +25,12 @@ import type { SocketIndex } from "./sockets";
 //   active member any more: closed, code `deactivated`) and then every
 //   channel and presence subscription of the user's sockets;
 // - a `user_changed` event on the team topic lowers a demoted user's
-//   sockets to guest at once, and a guest's team-topic events are filtered
-//   to what it may see (team-filter.ts).
+//   sockets to the new role at once; a guest's team-topic events are
+//   filtered to what it may see, and only owners and admins get the
+//   admin-only ones (team-filter.ts).
+
+/** Higher sees more: a socket's role only ever moves down here. */
+const ROLE_RANK: Record<Role, number> = { guest: 0, member: 1, admin: 2, owner: 3 };
 
 /** Access checks in flight at once during a re-check (a channel with many subscribers turning private). */
 const RECHECK_CONCURRENCY = 16;
@@ -121,10 +125,11 @@ export class AccessGuard {
       const card = userChangedCard(e.json);
       if (!card || !this.sockets.hasUser(card.id)) continue;
       const role: Role = card.deleted || !isRole(card.role) ? "guest" : card.role;
-      if (role !== "guest") continue;
+      // Demotions only (to guest: filtered; from admin: no admin-only events):
+      // a promotion takes effect when the socket reconnects and its role is read.
       for (const conn of this.sockets.all().values()) {
-        if (conn.state.user !== card.id || conn.state.role === "guest") continue;
-        conn.state.role = "guest";
+        if (conn.state.user !== card.id || ROLE_RANK[role] >= ROLE_RANK[conn.state.role]) continue;
+        conn.state.role = role;
         this.sockets.save(conn);
       }
     }

@@ -1,4 +1,4 @@
-import { seesWholeTeam } from "../../src/auth/policy";
+import { isAdminRole, seesWholeTeam } from "../../src/auth/policy";
 import type { LiveState, ProfileSource, TopicAccess, Visible } from "../../src/realtime/ports";
 import { byPresenceTopic, isPresenceTopic, type PresenceTopic, presenceOf } from "../../src/realtime/presence";
 import {
@@ -12,7 +12,7 @@ import {
 } from "../../src/realtime/protocol";
 import type { TopicEvent } from "../../src/realtime/sequence";
 import { fitsAttachment, type SocketState } from "../../src/realtime/socket-state";
-import { teamFilter } from "../../src/realtime/team-filter";
+import { skippedFor, teamFilter } from "../../src/realtime/team-filter";
 import { channelOf, type SubTopic, topicKey } from "../../src/realtime/topics";
 import type { Role } from "../../src/teams/model";
 import type { Catchup, Topic } from "../topic/topic";
@@ -281,9 +281,11 @@ export class Subscriptions {
         page = { ...next, seq: Math.max(page.seq, next.seq) };
         replay.push(...next.events);
       }
-      if (topic === "team" && !seesWholeTeam({ role, active: true }) && replay.length > 0) {
-        // A guest's missed team events: only those about what it may see.
-        const hidden = (await teamFilter(this.ports, team, new Set([user]), replay)).hidden.get(user);
+      if (topic === "team" && !isAdminRole(role) && replay.length > 0) {
+        // A guest's missed team events: only those about what it may see;
+        // a member's: all but the admin-only ones (the same rule as live: team-filter.ts).
+        const guests = seesWholeTeam({ role, active: true }) ? new Set<string>() : new Set([user]);
+        const hidden = skippedFor(await teamFilter(this.ports, team, guests, replay), user, role);
         if (hidden) return { ok: true, topic, key, seq: page.seq, replay: replay.filter((e) => !hidden.has(e.seq)) };
       }
       return { ok: true, topic, key, seq: page.seq, replay };

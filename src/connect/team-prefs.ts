@@ -29,6 +29,25 @@ export interface TeamPrefsPorts extends PrefsPorts {
    * prefs again before the change is answered (no stale read after it).
    */
   profilesChanged(team: string): Promise<void>;
+  /**
+   * Tells the team's owners and admins, live, what changed (the prefs
+   * classes' `event` effects, on the team topic as admin-only events:
+   * src/realtime/team-filter.ts). After the commit: a failure is logged and
+   * the change stands (the audit has it; a client reads the prefs again).
+   */
+  announce(team: string, event: PrefChangedEvent): Promise<void>;
+}
+
+/** A prefs change as the team's admins hear of it on the team topic. */
+export interface PrefChangedEvent {
+  /** The class's event type (`connect_pref_changed`). */
+  type: string;
+  /** The pref and level, and whatever else the class's event carries. */
+  [field: string]: unknown;
+  /** The partner whose level changed; null for the org level. */
+  partner: string | null;
+  actor: string;
+  at: number;
 }
 
 /** Audit line ids: `A…`, the platform's alphabet (unique per team: the audit's key is (team, id)). */
@@ -89,9 +108,18 @@ export async function partnerPrefs(
 }
 
 /** What a change causes beyond its write, carried out before it is answered. */
-async function carryOut(ports: TeamPrefsPorts, team: string, partner: string | null, effects: PrefEffect[]) {
+async function carryOut(ports: TeamPrefsPorts, by: Actor, partner: string | null, effects: PrefEffect[]) {
+  const team = by.team;
   if (effects.some((e) => e.kind === "refilter_profiles")) await ports.profilesChanged(team);
   if (effects.some((e) => e.kind === "review_invitations")) await ports.reviewInvitations(team, partner);
+  const at = ports.now();
+  for (const e of effects) {
+    if (e.kind !== "event") continue;
+    const event: PrefChangedEvent = { ...e.data, type: e.type, partner, actor: by.user, at };
+    await ports.announce(team, event).catch((error: unknown) => {
+      console.error(`connect prefs of ${team}: the ${e.type} event was not published`, error);
+    });
+  }
 }
 
 /**
@@ -112,7 +140,7 @@ export async function changeOrgPrefs(
     actor: by.user,
     patch,
   });
-  await carryOut(ports, by.team, null, effects);
+  await carryOut(ports, by, null, effects);
   return { changed, ...(await orgEffectivePrefs(ports, by.team)) };
 }
 
@@ -130,7 +158,7 @@ export async function changePartnerPrefs(
     actor: by.user,
     patch,
   });
-  await carryOut(ports, by.team, partner, effects);
+  await carryOut(ports, by, partner, effects);
   return { changed, partner, ...(await effectivePrefs(ports, by.team, partner)) };
 }
 

@@ -140,9 +140,11 @@ export function accessChanges(events: ChangeEvent[]): AccessChanges {
  * nothing in particular (`directory_reload`, anything else: every
  * subscriber gets it). null: unreadable, so nobody filtered may get it.
  */
-export function teamEventSubject(json: string): { users: string[]; channels: string[] } | null {
+export function teamEventSubject(json: string): { users: string[]; channels: string[]; admins?: true } | null {
   // Cheap test first: most team events are neither.
-  if (!json.includes('"user_changed"') && !json.includes('"channel_changed"')) return { users: [], channels: [] };
+  if (!json.includes('"user_changed"') && !json.includes('"channel_changed"') && !json.includes(ADMIN_EVENT_MARK)) {
+    return { users: [], channels: [] };
+  }
   let e: { type?: unknown; user?: { id?: unknown }; channel?: { id?: unknown } };
   try {
     e = JSON.parse(json) as typeof e;
@@ -153,8 +155,17 @@ export function teamEventSubject(json: string): { users: string[]; channels: str
   if (e.type === "channel_changed") {
     return typeof e.channel?.id === "string" ? { users: [], channels: [e.channel.id] } : null;
   }
+  if (typeof e.type === "string" && ADMIN_EVENTS.has(e.type)) return { users: [], channels: [], admins: true };
   return { users: [], channels: [] };
 }
+
+/**
+ * Team-topic events for the team's owners and admins only (a Slack Connect
+ * prefs change: which partner, which pref, who): every other socket skips
+ * them, as a guest skips what it may not see.
+ */
+export const ADMIN_EVENTS: ReadonlySet<string> = new Set(["connect_pref_changed"]);
+const ADMIN_EVENT_MARK = '"connect_pref_changed"';
 
 /** The card of a `user_changed` event (id, role, deleted), or null for any other event. */
 export function userChangedCard(json: string): { id: string; role: unknown; deleted: boolean } | null {

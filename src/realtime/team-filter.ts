@@ -1,4 +1,4 @@
-import { seesWholeTeam } from "../auth/policy";
+import { isAdminRole, seesWholeTeam } from "../auth/policy";
 import type { Role } from "../teams/model";
 import { teamEventSubject } from "./directory-events";
 import type { LiveState, ProfileSource } from "./ports";
@@ -10,6 +10,9 @@ import type { TopicEvent } from "./sequence";
 // (src/auth/policy.ts), so the gateway skips, for each guest, the events
 // about anyone or anything else. Skipping moves the guest's socket past
 // them all the same: its seqs jump there (protocol.ts says so).
+//
+// Some events are for the team's owners and admins only (ADMIN_EVENTS: a
+// Slack Connect prefs change): every other socket skips them.
 //
 // What could not be checked is skipped: a lookup that fails, an event that
 // cannot be read, a guest the lookup did not cover (one that subscribed
@@ -25,6 +28,8 @@ const CONCURRENCY = 16;
  */
 export interface TeamFilter {
   about: Set<number>;
+  /** The seqs of admin-only events (also in `about`): what a member who is not an admin skips. */
+  adminOnly: Set<number>;
   viewers: Set<string>;
   hidden: Map<string, Set<number>>;
 }
@@ -40,17 +45,19 @@ export async function teamFilter(
   viewers: Set<string>,
   events: readonly TopicEvent[],
 ): Promise<TeamFilter> {
-  const about = new Map<number, { users: string[]; channels: string[] } | null>();
+  const about = new Map<number, { users: string[]; channels: string[]; admins?: true } | null>();
+  const adminOnly = new Set<number>();
   const users = new Set<string>();
   const channels = new Set<string>();
   for (const e of events) {
     const subject = teamEventSubject(e.json);
-    if (subject && subject.users.length === 0 && subject.channels.length === 0) continue;
+    if (subject?.admins) adminOnly.add(e.seq);
+    if (subject && !subject.admins && subject.users.length === 0 && subject.channels.length === 0) continue;
     about.set(e.seq, subject);
     for (const u of subject?.users ?? []) users.add(u);
     for (const c of subject?.channels ?? []) channels.add(c);
   }
-  const out: TeamFilter = { about: new Set(about.keys()), viewers, hidden: new Map() };
+  const out: TeamFilter = { about: new Set(about.keys()), adminOnly, viewers, hidden: new Map() };
   if (about.size === 0 || viewers.size === 0) return out;
   let userHidden: Record<string, string[]> | null = users.size === 0 ? {} : null;
   let found = new Set<string>();
@@ -80,6 +87,7 @@ export async function teamFilter(
     for (const [seq, subject] of about) {
       const visible =
         !!subject &&
+        !subject.admins &&
         subject.users.every((u) => hiddenUsers?.has(u) === false && found.has(u)) &&
         subject.channels.every((c) => seen?.has(c) === true);
       if (!visible) skip.add(seq);
@@ -89,9 +97,15 @@ export async function teamFilter(
   return out;
 }
 
-/** The seqs a socket of `user` (whose role is `role`) must skip: none for a member, `about` for a guest the filter missed. */
+/**
+ * The seqs a socket of `user` (whose role is `role`) must skip: none for an
+ * owner or admin, the admin-only events for any other member, and for a
+ * guest what the filter hid from it (everything it is about, if the filter
+ * missed that guest).
+ */
 export function skippedFor(filter: TeamFilter | null, user: string, role: Role): ReadonlySet<number> | undefined {
-  if (!filter || seesWholeTeam({ role, active: true })) return undefined;
+  if (!filter || isAdminRole(role)) return undefined;
+  if (seesWholeTeam({ role, active: true })) return filter.adminOnly.size > 0 ? filter.adminOnly : undefined;
   return filter.viewers.has(user) ? filter.hidden.get(user) : filter.about;
 }
 

@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { sharedChannelPortsOf } from "../../platform/deps";
+import { sharedChannelPortsOf, topicPublisher } from "../../platform/deps";
 import { teamCacheOf } from "../../platform/stubs";
 import { reviewPendingInvites } from "../../src/connect/shared-channels-service";
 import {
@@ -15,6 +15,7 @@ import {
   type TeamPrefsPorts,
 } from "../../src/connect/team-prefs";
 import { notFound } from "../../src/errors";
+import { topicKey } from "../../src/realtime/topics";
 import { type AppContext, type AppEnv, jsonBody, queryParams } from "../http";
 import { connectAdminOf } from "./connect-admin";
 
@@ -74,6 +75,9 @@ function portsOf(c: AppContext): TeamPrefsPorts {
     },
     async profilesChanged(team) {
       await teamCacheOf(c.env, team).forgetPartnerPrefs(team);
+    },
+    async announce(team, event) {
+      await topicPublisher(c.env).publish(topicKey(team, "team"), JSON.stringify(event));
     },
   };
 }
