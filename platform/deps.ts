@@ -1,6 +1,7 @@
 import { systemClock } from "../src/clock";
 import type { ConnectionsStore } from "../src/connect/connections-store";
 import type { IndexFeedPorts } from "../src/connect/index-feed";
+import { cachedLevelsStore } from "../src/connect/prefs-cache";
 import type { ConnectPrefsStore } from "../src/connect/prefs-store";
 import {
   newSharedChannelId,
@@ -142,12 +143,12 @@ export function topicPublisher(env: Env): TopicPublisher {
   };
 }
 
-/** What a team cache loads from and catches up with. */
-/** The connect prefs store of the deployment's database (a team cache reads its partner prefs from it). */
+/** The connect prefs store of the deployment's database, uncached (what a team's prefs cache loads from). */
 export function connectPrefsFor(env: Env): ConnectPrefsStore {
   return connectPrefsStore(driverFor(env));
 }
 
+/** What a team cache loads from and catches up with. */
 export function directorySourceFor(env: Env): DirectorySource {
   return directoryStore(driverFor(env));
 }
@@ -251,7 +252,13 @@ export function depsFor(env: Env, background?: Background): Deps {
   const heals = once(() => queueHealPublisher(env.HEALS as Queue<HealRequest>));
   const changes = once(() => changePublisherFor(env));
   const connections = once(() => connectionsStore(driver()));
-  const connectPrefs = once(() => connectPrefsStore(driver()));
+  // Reads of a team's levels go through its TeamCache's memory; every write clears it before returning.
+  const connectPrefs = once(() =>
+    cachedLevelsStore(connectPrefsStore(driver()), {
+      levels: (team, targets) => teamCacheOf(env, team).prefsLevels(team, [...targets]),
+      forget: (team) => teamCacheOf(env, team).forgetPrefs(team),
+    }),
+  );
   const sharedChannels = once(() => sharedChannelsStore(driver()));
   return {
     get store() {

@@ -3,7 +3,9 @@ import { connectPrefsFor, directorySourceFor } from "../../platform/deps";
 import { sharedChannelNamed, teamCacheOf } from "../../platform/stubs";
 import { mayUseTeam } from "../../src/auth/policy";
 import { blankedForPartner, type ProfileFieldsValue, profileFields } from "../../src/connect/prefs/profile-fields";
+import { PrefsLevelsCache } from "../../src/connect/prefs-cache";
 import { effectiveValue } from "../../src/connect/prefs-service";
+import type { PrefLevelRow } from "../../src/connect/prefs-store";
 import type { ChangeEvent, DirectoryChange } from "../../src/directory/model";
 import type { DirectorySource } from "../../src/directory/source";
 import type { VisibleSet } from "../../src/directory/visible-set";
@@ -86,14 +88,18 @@ export const CHANGE_LOG_KEEP = 50_000;
 /** A cache that has heard nothing for this long checks the database version in the background. */
 export const FRESHNESS_CHECK_MS = 30_000;
 const CATCH_UP_PAGE = 500;
-/** How long a partner's profile_fields pref is reused without a write clearing it (see partnerFields). */
-export const PARTNER_PREFS_TTL_MS = 60_000;
 
 export class TeamCache extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private loading: Promise<void> | null = null;
-  /** This team's profile_fields pref toward each partner asked about lately (partnerFields). */
-  private readonly partnerPrefs = new Map<string, { value: ProfileFieldsValue; at: number }>();
+  /**
+   * This team's connect prefs levels asked about lately: every read of them
+   * in the platform comes here (platform/deps.ts), and every write clears
+   * it before it returns (src/connect/prefs-cache.ts).
+   */
+  private readonly prefsCache = new PrefsLevelsCache((team, targets) =>
+    connectPrefsFor(this.env).levels(team, targets),
+  );
   /** Serializes event application and catch-up, so versions advance one at a time. */
   private applying: Promise<unknown> = Promise.resolve();
   private lastFreshnessCheck = 0;
@@ -235,25 +241,31 @@ export class TeamCache extends DurableObject<Env> {
     else removeMember(this.sql, m);
   }
 
-  /**
-   * This team's `profile_fields` pref toward a partner (what the partner's
-   * users may see of this team's users), kept for PARTNER_PREFS_TTL_MS.
-   * A prefs change that touches it clears the memo before it answers
-   * (forgetPartnerPrefs), so no read after a successful write is stale; the
-   * TTL bounds what a write whose clearing was cut off could leave.
-   */
-  private async partnerFields(teamId: string, partner: string): Promise<ProfileFieldsValue> {
-    const hit = this.partnerPrefs.get(partner);
-    if (hit && Date.now() - hit.at < PARTNER_PREFS_TTL_MS) return hit.value;
-    const value = await effectiveValue({ store: connectPrefsFor(this.env) }, teamId, partner, profileFields);
-    this.partnerPrefs.set(partner, { value, at: Date.now() });
-    return value;
+  /** This team's `profile_fields` pref toward a partner (what the partner's users may see of this team's users). */
+  private partnerFields(teamId: string, partner: string): Promise<ProfileFieldsValue> {
+    const store = { ...connectPrefsFor(this.env), levels: this.prefsCache.levels.bind(this.prefsCache) };
+    return effectiveValue({ store }, teamId, partner, profileFields);
   }
 
-  /** The team's prefs changed (profile fields shown to partners): read them again on the next partner read. */
-  async forgetPartnerPrefs(teamId: string): Promise<void> {
-    await this.ready(teamId);
-    this.partnerPrefs.clear();
+  /** The rows of these prefs levels of the team that exist (ConnectPrefsStore.levels), from memory where fresh. */
+  async prefsLevels(teamId: string, targets: string[]): Promise<PrefLevelRow[]> {
+    this.ownTeam(teamId);
+    return this.prefsCache.levels(teamId, targets);
+  }
+
+  /** A prefs level of the team changed: read every level again (called by every write before it returns). */
+  async forgetPrefs(teamId: string): Promise<void> {
+    this.ownTeam(teamId);
+    this.prefsCache.forget();
+  }
+
+  /**
+   * Defence in depth without loading the team: once this object has loaded
+   * a team (its name is that team's id), it answers for no other.
+   */
+  private ownTeam(teamId: string): void {
+    const bound = getMeta(this.sql, "team_id");
+    if (bound !== null && bound !== teamId) throw new Error(`team cache of ${bound} asked about ${teamId}`);
   }
 
   /** This team's users as `viewerTeam`'s users see them: its profile_fields pref toward that team applied. */

@@ -25,11 +25,6 @@ export interface TeamPrefsPorts extends PrefsPorts {
    */
   reviewInvitations(team: string, host: string | null): Promise<void>;
   /**
-   * The profile fields shown to partners changed: the team's cache reads its
-   * prefs again before the change is answered (no stale read after it).
-   */
-  profilesChanged(team: string): Promise<void>;
-  /**
    * Tells the team's owners and admins, live, what changed (the prefs
    * classes' `event` effects, on the team topic as admin-only events:
    * src/realtime/team-filter.ts). After the commit: a failure is logged and
@@ -110,7 +105,9 @@ export async function partnerPrefs(
 /** What a change causes beyond its write, carried out before it is answered. */
 async function carryOut(ports: TeamPrefsPorts, by: Actor, partner: string | null, effects: PrefEffect[]) {
   const team = by.team;
-  if (effects.some((e) => e.kind === "refilter_profiles")) await ports.profilesChanged(team);
+  // refilter_profiles needs nothing more here: the write itself cleared the
+  // team's prefs cache, which the team cache's profile filtering reads
+  // (src/connect/prefs-cache.ts cachedLevelsStore).
   if (effects.some((e) => e.kind === "review_invitations")) await ports.reviewInvitations(team, partner);
   const at = ports.now();
   for (const e of effects) {

@@ -1,7 +1,6 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { sharedChannelPortsOf, topicPublisher } from "../../platform/deps";
-import { teamCacheOf } from "../../platform/stubs";
 import { reviewPendingInvites } from "../../src/connect/shared-channels-service";
 import {
   AUDIT_DEFAULT,
@@ -27,9 +26,10 @@ import { connectAdminOf } from "./connect-admin";
 // as one that does not exist. Each handler authorizes, parses, calls one use
 // case and answers. Of what a change causes (PrefEffect), a widened
 // auto-approval answers the team's pending shared-channel invitations again
-// (reviewInvitations), and changed profile fields clear the team cache's
-// memo of them (profilesChanged); the search index hears of every change through its
-// queue (docs/connect.md#admin-search); events to clients are not sent yet.
+// (reviewInvitations) and each class's event goes to the team's admins
+// (announce); every write clears the team's prefs cache before it returns
+// (deps.connectPrefs), and the search index hears of every change through
+// its queue (docs/connect.md#admin-search).
 
 /** An id that cannot name a team names nothing: the answer for a missing partner, not a 400 to tell apart. */
 const PARTNER_ID = /^[A-Za-z0-9_-]{1,40}$/;
@@ -72,9 +72,6 @@ function portsOf(c: AppContext): TeamPrefsPorts {
     newId: newAuditId,
     async reviewInvitations(team, host) {
       await reviewPendingInvites(sharedChannelPortsOf(deps), team, host);
-    },
-    async profilesChanged(team) {
-      await teamCacheOf(c.env, team).forgetPartnerPrefs(team);
     },
     async announce(team, event) {
       await topicPublisher(c.env).publish(topicKey(team, "team"), JSON.stringify(event));
