@@ -1,4 +1,4 @@
-import { conflict, DomainError, forbidden } from "../errors";
+import { conflict, DomainError } from "../errors";
 import { newId as newSlackId } from "../ids";
 import { type Actor, isParty, partnerOf } from "./connections";
 import {
@@ -21,6 +21,7 @@ import {
   autoApproves,
   inviteToChannel,
   mayJoin,
+  mayLeave,
   type SharedChannelInvite,
   type SharingActor,
   sharedChannelView,
@@ -254,13 +255,7 @@ export async function leaveSharedChannel(
   id: string,
   userId: string,
 ): Promise<{ removed: boolean }> {
-  const found = await ports.store.inviteFor(by.team, id);
-  const admin = by.role === "owner" || by.role === "admin";
-  if (found?.guestTeam === by.team && !admin && userId !== by.user) {
-    throw forbidden("members may remove only themselves");
-  }
-  // Leaving needs what joining needs but the role: anyone may leave, a private channel too.
-  const invite = mayJoin(found, { ...by, role: "admin" }, [userId], false);
+  const invite = mayLeave(await ports.store.inviteFor(by.team, id), by, userId);
   // Only the partner's own people: a host member with the same id is the host's to remove.
   const team = await ports.store.memberTeamOf(invite.hostTeam, invite.channel.id, userId);
   if (team !== by.team) return { removed: false };

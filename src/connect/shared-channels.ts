@@ -1,3 +1,4 @@
+import { isAdminRole } from "../auth/policy";
 import { conflict, forbidden, notFound } from "../errors";
 import type { Role } from "../teams/model";
 import { type Connection, isParty, partnerOf } from "./connections";
@@ -153,13 +154,37 @@ export function mayJoin(
   userIds: readonly string[],
   isPrivate: boolean,
 ): SharedChannelInvite {
-  if (!invite || invite.guestTeam !== by.team) throw noSuchInvite();
-  if (invite.status !== "accepted" || !invite.applied)
-    throw conflict(`this channel is not shared with you (${invite.status})`);
-  if (by.role === "owner" || by.role === "admin") return invite;
+  const ours = partnersInvite(invite, by);
+  inEffect(ours);
+  if (isAdminRole(by.role)) return ours;
   if (by.role === "guest") throw forbidden("guests cannot join shared channels");
   if (isPrivate || userIds.some((u) => u !== by.user)) {
     throw forbidden("members may add only themselves, and only to a public shared channel");
+  }
+  return ours;
+}
+
+/**
+ * Who of the partner may take one of its people out of an accepted shared
+ * channel: anyone itself (a private channel and a guest too), its admins
+ * anyone of theirs.
+ */
+export function mayLeave(invite: SharedChannelInvite | null, by: SharingActor, userId: string): SharedChannelInvite {
+  const ours = partnersInvite(invite, by);
+  if (!isAdminRole(by.role) && userId !== by.user) throw forbidden("members may remove only themselves");
+  return inEffect(ours);
+}
+
+/** The invitation, if `by`'s team is the partner it invites; anything else is not found. */
+function partnersInvite(invite: SharedChannelInvite | null, by: SharingActor): SharedChannelInvite {
+  if (!invite || invite.guestTeam !== by.team) throw noSuchInvite();
+  return invite;
+}
+
+/** The invitation, if its channel is shared now (accepted, and carried out). */
+function inEffect(invite: SharedChannelInvite): SharedChannelInvite {
+  if (invite.status !== "accepted" || !invite.applied) {
+    throw conflict(`this channel is not shared with you (${invite.status})`);
   }
   return invite;
 }
