@@ -1,8 +1,16 @@
 import type { Clock } from "../../src/clock";
+import type { Actor } from "../../src/connect/connections";
+import {
+  answerInvitation,
+  type ConnectionsPorts,
+  createInvitation,
+  newConnectId,
+} from "../../src/connect/connections-service";
 import type { DirUser } from "../../src/directory/model";
 import type { DomainCountStore } from "../../src/domains/count-store";
 import type { DomainMutationMessage, HealPublisher, HealRequest, MutationPublisher } from "../../src/domains/messages";
 import type { TeamStore } from "../../src/teams/team-store";
+import { connectionsStore } from "../../storage/connections-sql";
 import type { SqlDriver } from "../../storage/sql-driver";
 
 // Shared by the contract suites that run on D1 (inside workerd) and on MySQL
@@ -124,4 +132,37 @@ export async function rejection(promise: Promise<unknown>): Promise<unknown> {
     return error;
   }
   throw new Error("expected the promise to reject");
+}
+
+/**
+ * Teams and accepted connections between them, for the Slack Connect
+ * contracts: `team(name)` creates one (its admin is `user`), `connect(a, b)`
+ * has a invite b and b accept, one clock tick apart.
+ */
+export function connectFixture(driver: SqlDriver, store: TeamStore, clock: Clock & { advance(ms: number): void }) {
+  const connections: ConnectionsPorts = {
+    store: connectionsStore(driver),
+    now: () => clock.now(),
+    newId: newConnectId,
+  };
+  const team = async (name: string, options: { domains?: string[]; user?: string } = {}): Promise<Actor> => {
+    const id = uniqueTeamId("T");
+    await store.createTeam({
+      id,
+      name,
+      plan: "pro",
+      claimedDomains: options.domains ?? [],
+      createdAt: 0,
+      healedAt: null,
+    });
+    return { team: id, user: options.user ?? "UADMIN" };
+  };
+  const connect = async (a: Actor, b: Actor): Promise<string> => {
+    const { code } = await createInvitation(connections, a);
+    clock.advance(1);
+    const answered = await answerInvitation(connections, b, code, "accept");
+    if (!answered.connection) throw new Error("not connected");
+    return answered.connection.id;
+  };
+  return { connections, team, connect };
 }

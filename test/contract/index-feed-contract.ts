@@ -1,12 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Actor } from "../../src/connect/connections";
-import {
-  answerInvitation,
-  type ConnectionsPorts,
-  createInvitation,
-  disconnectConnection,
-  newConnectId,
-} from "../../src/connect/connections-service";
+import { disconnectConnection } from "../../src/connect/connections-service";
 import { docPages, type IndexFeedPorts, orgGroups, refreshQueued } from "../../src/connect/index-feed";
 import type { PrefGroups } from "../../src/connect/prefs/registry";
 import { changePrefs } from "../../src/connect/prefs-service";
@@ -16,8 +10,7 @@ import { newAuditId } from "../../src/connect/team-prefs";
 import { connectionFacts } from "../../storage/connect-facts-sql";
 import { indexQueue, queueRefresh } from "../../storage/connect-index-queue-sql";
 import { connectPrefsStore } from "../../storage/connect-prefs-sql";
-import { connectionsStore } from "../../storage/connections-sql";
-import { type Backend, fixedClock, uniqueTeamId } from "./fixtures";
+import { type Backend, connectFixture, fixedClock } from "./fixtures";
 
 // The admin search's feed on every adapter (src/connect/index-feed.ts): each
 // connect write queues its refreshes in its own unit (storage/*-sql.ts), the
@@ -32,11 +25,7 @@ export function indexFeedContract(open: () => Promise<Backend>): void {
     const setup = async () => {
       const { driver, store } = await open();
       const clock = fixedClock(Date.now());
-      const connections: ConnectionsPorts = {
-        store: connectionsStore(driver),
-        now: () => clock.now(),
-        newId: newConnectId,
-      };
+      const { connections, team: named, connect } = connectFixture(driver, store, clock);
       const prefsPorts = { store: connectPrefsStore(driver), newId: newAuditId, now: () => clock.now() };
       const index = new Map<string, IndexedConnection>();
       let org: PrefGroups | null = null;
@@ -52,18 +41,7 @@ export function indexFeedContract(open: () => Promise<Backend>): void {
         },
         orgKnown: () => org !== null,
       };
-      const team = async (name: string, domains: string[] = []): Promise<Actor> => {
-        const id = uniqueTeamId("T");
-        await store.createTeam({ id, name, plan: "pro", claimedDomains: domains, createdAt: 0, healedAt: null });
-        return { team: id, user: "UADMIN" };
-      };
-      const connect = async (a: Actor, b: Actor): Promise<string> => {
-        const { code } = await createInvitation(connections, a);
-        clock.advance(1);
-        const answered = await answerInvitation(connections, b, code, "accept");
-        if (!answered.connection) throw new Error("not connected");
-        return answered.connection.id;
-      };
+      const team = (name: string, domains: string[] = []) => named(name, { domains });
       const byId = (x: ConnectionDoc, y: ConnectionDoc) => (x.connectionId < y.connectionId ? -1 : 1);
       const rebuilt = async (t: Actor) => {
         const out: ConnectionDoc[] = [];

@@ -1,12 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Actor } from "../../src/connect/connections";
-import {
-  answerInvitation,
-  type ConnectionsPorts,
-  createInvitation,
-  disconnectConnection,
-  newConnectId,
-} from "../../src/connect/connections-service";
+import { disconnectConnection } from "../../src/connect/connections-service";
 import { changePrefs } from "../../src/connect/prefs-service";
 import { ORG_LEVEL } from "../../src/connect/prefs-store";
 import type { SharedChannelInvite } from "../../src/connect/shared-channels";
@@ -25,10 +19,9 @@ import { addMembers, removeMember, shareChannel, unshareChannel } from "../../sr
 import type { ChangeEvent } from "../../src/directory/model";
 import { newChannelId } from "../../src/directory/writer";
 import { connectPrefsStore } from "../../storage/connect-prefs-sql";
-import { connectionsStore } from "../../storage/connections-sql";
 import { directoryStore } from "../../storage/directory-store";
 import { sharedChannelsStore } from "../../storage/shared-channels-sql";
-import { type Backend, fixedClock, uniqueTeamId } from "./fixtures";
+import { type Backend, connectFixture, fixedClock } from "./fixtures";
 
 // Shared-channel invitations on every adapter, through the real SQL stores
 // and the real directory: what the database must settle (an invitation only
@@ -55,11 +48,7 @@ export function sharedChannelsContract(open: () => Promise<Backend>): void {
           },
         },
       };
-      const connections: ConnectionsPorts = {
-        store: connectionsStore(driver),
-        now: () => clock.now(),
-        newId: newConnectId,
-      };
+      const { connections, team: named, connect } = connectFixture(driver, store, clock);
       const ports: SharedChannelsPorts = {
         store: sharedChannelsStore(driver),
         connections: connections.store,
@@ -73,17 +62,7 @@ export function sharedChannelsContract(open: () => Promise<Backend>): void {
         now: () => clock.now(),
         newId: newSharedChannelId,
       };
-      const team = async (label: string): Promise<Actor> => {
-        const id = uniqueTeamId(`T${label}`);
-        await store.createTeam({ id, name: id, plan: "pro", claimedDomains: [], createdAt: 0, healedAt: null });
-        return { team: id, user: `UADM${label}` };
-      };
-      const connect = async (a: Actor, b: Actor): Promise<string> => {
-        const { code } = await createInvitation(connections, a);
-        const answered = await answerInvitation(connections, b, code, "accept");
-        if (!answered.connection) throw new Error("not connected");
-        return answered.connection.id;
-      };
+      const team = (label: string) => named(`Team ${label}`, { user: `UADM${label}` });
       const channel = async (a: Actor, name: string): Promise<string> => {
         const id = newChannelId();
         await directory.createChannel(
