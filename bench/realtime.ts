@@ -108,9 +108,9 @@ const LAT_SECONDS = QUICK ? 1 : 4;
  */
 const LAT_MESSAGES = QUICK ? 5 : 30;
 const latSecondsAt = (rate: number) => Math.max(LAT_SECONDS, Math.ceil(LAT_MESSAGES / rate));
-const LAT_REPEATS = QUICK ? 1 : 3;
+const LAT_REPEATS = QUICK ? 1 : 5;
 /** Connecting every subscriber, this many times per size (the last stays connected for the phases). */
-const CONNECT_REPEATS = Number(opt("--connect-repeats") ?? 3);
+const CONNECT_REPEATS = Number(opt("--connect-repeats") ?? 5);
 /**
  * Deliveries in flight end to end during saturation (published, not yet
  * received by every subscriber): the closed loop keeps this many frames
@@ -1104,6 +1104,12 @@ async function runSize(n: number, systems: System[], pool: ClientPool): Promise<
     storm: new Map(),
   };
   const add = <T>(m: Map<FigureKey, T[]>, k: FigureKey, v: T) => m.set(k, [...(m.get(k) ?? []), v]);
+  // Each repeat starts with the next system (repeat r with the r-th), so no
+  // system always runs first (coldest) or right after the same neighbour.
+  const inTurn = <T>(list: readonly T[], rep: number): T[] => {
+    const k = list.length === 0 ? 0 : rep % list.length;
+    return [...list.slice(k), ...list.slice(0, k)];
+  };
   // Connecting, CONNECT_REPEATS times, the systems interleaved; every
   // system's subscribers then stay connected through the size (each server
   // in its own process, under its fd limit), so the repeats of every phase
@@ -1111,7 +1117,7 @@ async function runSize(n: number, systems: System[], pool: ClientPool): Promise<
   // machine then hits them alike instead of whichever ran during a busy minute.
   let live: System[] = [...systems];
   for (let rep = 0; rep < CONNECT_REPEATS; rep++) {
-    for (const system of [...live]) {
+    for (const system of inTurn(live, rep)) {
       const set = `${system.key}:${n}`;
       const run = await connectOnce(system, pool, n, `${system.key}-${n}-connect`, rep === 0 && isPlatform(system.key));
       add(summary.connect, system.key, run);
@@ -1145,7 +1151,7 @@ async function runSize(n: number, systems: System[], pool: ClientPool): Promise<
       `${n} subs, saturation #${rep + 1}, ${LABEL[key]}: ${Math.round(deliveriesPerSecond(p))} deliveries/s, ${publishRate(p).toFixed(1)} msg/s published${p.throttled ? ` (${p.throttled} publishes refused 429 and retried)` : ""}, p50 ${fmtMs(p50(p))} p99 ${fmtMs(p99(p))} (publish answered p50 ${fmtMs(p.publishP50)} p99 ${fmtMs(p.publishP99)}); lost ${p.missing}, dups ${p.dups}, as published ${round(asPublishedShare(p) * 100, 1)}%${p.drained ? "" : " (NOT drained)"}; ${p.bytesPerFrame} B/frame, ${perMessage(p).toFixed(2)} events/message; CPU % clients ${p.cpu.clients} server ${p.cpu.server} publisher ${p.cpu.publisher}; CPU per delivery server ${serverUs(p).toFixed(1)} µs, clients ${clientUs(p).toFixed(1)} µs${p.publishErrors ? `; ${p.publishErrors} publish errors: ${p.firstPublishError}` : ""}`,
     );
   for (let rep = 0; PHASES.has("sat") && rep < SAT_REPEATS; rep++) {
-    for (const system of [...live]) {
+    for (const system of inTurn(live, rep)) {
       const load: Load = { kind: "closed", window: windowFor(n), seconds: SAT_SECONDS };
       const p = await profiled(system, `${system.key}-${n}-saturation`, rep === 0, () =>
         loadPhase(system, pool, n, load),
@@ -1164,7 +1170,7 @@ async function runSize(n: number, systems: System[], pool: ClientPool): Promise<
     }
   }
   for (let rep = 0; PHASES.has("lat") && rep < LAT_REPEATS; rep++) {
-    for (const system of [...live]) {
+    for (const system of inTurn(live, rep)) {
       const p = await profiled(system, `${system.key}-${n}-moderate`, rep === 0, () =>
         loadPhase(system, pool, n, {
           kind: "rate",
@@ -1346,7 +1352,15 @@ function resultsOf(n: number, s: SizeSummary, present: FigureKey[]): RealtimeRes
             value: round(med(lat("platform"), f), 2),
             runs: lat("platform").length,
             target: label === "p99" ? ">= 1x (at least partyserver)" : undefined,
-            notes: `open loop at a fixed ${MODERATE_DELIVERIES} deliveries/s, ${latSecondsAt(s.moderateRate)} s (${Math.round(latSecondsAt(s.moderateRate) * s.moderateRate)} messages); each run's percentile over its ${Math.min(...lat("platform").map((p) => p.samples.length))}+ deliveries (nearest rank), median of ${lat("platform").length} runs; the same messages (same index, same order) on every system; platform ${cpuNote(lat("platform"))}, ${lossNote(lat("platform"))}; ${others(lat, f, "ms", "platform")}`,
+            notes: `open loop at a fixed ${MODERATE_DELIVERIES} deliveries/s, ${latSecondsAt(s.moderateRate)} s (${Math.round(latSecondsAt(s.moderateRate) * s.moderateRate)} messages); each run's percentile over its ${Math.min(...lat("platform").map((p) => p.samples.length))}+ deliveries (nearest rank), median of ${lat("platform").length} runs (each repeat starting with the next system); the same messages (same index, same order) on every system; platform ${cpuNote(lat("platform"))}, ${lossNote(lat("platform"))}; ${others(lat, f, "ms", "platform")}; ${label} by run: ${present
+              .filter((x) => lat(x).length > 0)
+              .map(
+                (x) =>
+                  `${LABEL[x]} ${lat(x)
+                    .map((p) => round(f(p), 1))
+                    .join(", ")}`,
+              )
+              .join("; ")}`,
           },
           k,
           round(med(lat(k), f), 2),
