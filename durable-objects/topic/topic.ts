@@ -42,6 +42,13 @@ export const PAGE = 500;
 const DELIVERY_TIMEOUT_MS = 10_000;
 /** A round starting within this long of the last one's end is on a busy topic: it gathers first (round()). */
 const GATHER_AFTER_MS = 50;
+/**
+ * How long a busy topic's round gathers before taking its events. Publishes
+ * that a client sends together reach the topic a few milliseconds apart
+ * (each passes the Worker's live-role round and channel check on its own),
+ * so a bare yield took the first alone and the rest in the next round.
+ */
+const GATHER_MS = 4;
 const RETRY_MS = 1_000;
 /** Client publishes per second per topic (TOPIC_PUBLISH_PER_SECOND); bursts of twice that. */
 export const DEFAULT_PUBLISH_PER_SECOND = 100;
@@ -268,7 +275,9 @@ export class Topic extends DurableObject<Env> {
     if (this.queued) return this.queued;
     const next = this.tail
       .then(() =>
-        Date.now() - this.lastRound < GATHER_AFTER_MS ? new Promise((resolve) => setTimeout(resolve, 0)) : undefined,
+        Date.now() - this.lastRound < GATHER_AFTER_MS
+          ? new Promise((resolve) => setTimeout(resolve, GATHER_MS))
+          : undefined,
       )
       .then(() => {
         this.queued = null;
