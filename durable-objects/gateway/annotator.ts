@@ -4,6 +4,7 @@ import { frame } from "../../src/realtime/protocol";
 import type { TopicEvent } from "../../src/realtime/sequence";
 import type { SubTopic } from "../../src/realtime/topics";
 import type { Conn } from "./conn";
+import type { CoveredProfiles } from "./covered";
 import type { SocketIndex } from "./sockets";
 
 // Just-in-time annotation: before the first message naming a user a socket
@@ -11,7 +12,10 @@ import type { SocketIndex } from "./sockets";
 // frame), so a client never downloads the team to show who spoke. Profiles
 // are fetched once per delivery for every socket that lacks them, with what
 // each viewer may see, and remembered per socket (in memory: a woken
-// gateway sends a profile again, which costs a frame, not correctness).
+// gateway may send a profile again, which costs a frame, not correctness).
+// What every subscriber of a topic was sent is also kept in the gateway's
+// storage (covered.ts), so waking does not send a busy channel's regulars
+// to every socket again.
 
 /** Per event of a delivery: the users it names, and the profile frames to send before it. */
 export interface Annotations {
@@ -26,16 +30,18 @@ export class Annotator {
   /** Per socket, the users whose profiles it was sent. */
   private readonly sent = new Map<string, Set<string>>();
   /** Per topic, users every current subscriber was sent the profile of (reset when a socket subscribes). */
-  private readonly covered = new Map<SubTopic, Set<string>>();
+  private coveredMap: Map<SubTopic, Set<string>> | null = null;
 
   constructor(
     private readonly sockets: SocketIndex,
     private readonly source: ProfileSource,
+    /** Where `covered` outlives the instance (none: memory only). */
+    private readonly store?: CoveredProfiles,
   ) {}
 
   /** A socket subscribed to the topic: what every subscriber was sent no longer holds. */
   joined(topic: SubTopic): void {
-    this.covered.delete(topic);
+    if (this.covers().delete(topic)) this.store?.set(topic, null);
   }
 
   forget(sid: string): void {
@@ -62,7 +68,7 @@ export class Annotator {
     if (named.size === 0) return null;
     // Users every current subscriber of the topic was already sent: nothing
     // to look at per socket (the common case once a channel's regulars spoke).
-    const covered = this.covered.get(topic);
+    const covered = this.covers().get(topic);
     if (covered && [...named.values()].every((users) => users.every((u) => covered.has(u)))) return null;
     const missing = new Set<string>();
     const viewers = new Set<string>();
@@ -99,13 +105,21 @@ export class Annotator {
 
   /** Every subscriber of the topic got these events and their profiles: later messages naming them skip the per-socket check. */
   markCovered(topic: SubTopic, named: Map<number, string[]>): void {
-    let covered = this.covered.get(topic);
+    const map = this.covers();
+    let covered = map.get(topic);
     if (!covered) {
       covered = new Set();
-      this.covered.set(topic, covered);
+      map.set(topic, covered);
     }
     if (covered.size > MAX_REMEMBERED_PROFILES) covered.clear();
+    const before = covered.size;
     for (const users of named.values()) for (const u of users) covered.add(u);
+    if (covered.size !== before) this.store?.set(topic, covered);
+  }
+
+  private covers(): Map<SubTopic, Set<string>> {
+    this.coveredMap ??= this.store?.load() ?? new Map();
+    return this.coveredMap;
   }
 
   /** Adds to `out` the profiles the socket needs before event `seq` (and counts them as sent); how many. */

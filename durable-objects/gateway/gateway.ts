@@ -22,6 +22,7 @@ import { teamCacheAccess, teamCacheLiveState, teamCacheProfiles } from "./access
 import { AccessGuard } from "./access-guard";
 import { Annotator } from "./annotator";
 import { type Conn, enqueue, idOf, send } from "./conn";
+import { CoveredProfiles } from "./covered";
 import { Fanout } from "./fanout";
 import { FrameRate } from "./frame-rate";
 import { type GatewayLimits, ShardLimits } from "./limits";
@@ -138,7 +139,7 @@ export class Gateway extends DurableObject<Env> {
       joined: (t) => this.annotator.joined(t),
       gone: (state, lastOfUser) => this.gone(state, lastOfUser),
     });
-    this.annotator = new Annotator(this.sockets, profiles);
+    this.annotator = new Annotator(this.sockets, profiles, new CoveredProfiles(ctx.storage.sql, background));
     this.guard = new AccessGuard(this.sockets, {
       access,
       live,

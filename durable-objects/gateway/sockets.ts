@@ -101,7 +101,8 @@ export class SocketIndex {
     this.byWs.set(ws, conn);
     this.conns?.set(state.sid, conn);
     this.perUser.set(state.user, (this.perUser.get(state.user) ?? 0) + 1);
-    for (const topic of state.subs.keys()) this.subscribe(state.sid, topic);
+    // Topics it already followed (a state read back from its attachment): not a new subscriber.
+    for (const topic of state.subs.keys()) this.follow(state.sid, topic);
     return conn;
   }
 
@@ -132,9 +133,13 @@ export class SocketIndex {
     }
   }
 
-  /** Adds the socket to the topic's followers (its state says where it stands). */
+  /** Adds the socket to the topic's followers (its state says where it stands); the `joined` hook hears of it. */
   subscribe(sid: string, topic: SubTopic): void {
     this.hooks.joined?.(topic);
+    this.follow(sid, topic);
+  }
+
+  private follow(sid: string, topic: SubTopic): void {
     let sids = this.byTopic.get(topic);
     if (!sids) {
       sids = new Set();

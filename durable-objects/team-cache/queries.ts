@@ -61,6 +61,20 @@ export function viewerOf(sql: Sql, userId: string): Viewer | null {
   return { id: userId, isGuest: row.role === "guest" };
 }
 
+/** Viewers in one read (the active ones; an id missing from the answer is no active member). */
+export function viewersOf(sql: Sql, userIds: readonly string[]): Map<string, Viewer> {
+  const out = new Map<string, Viewer>();
+  if (userIds.length === 0) return out;
+  const rows = sql
+    .exec<{ id: string; role: string; deleted: number }>(
+      "SELECT id, role, deleted FROM users WHERE id IN (SELECT value FROM json_each(?))",
+      JSON.stringify(userIds),
+    )
+    .toArray();
+  for (const r of rows) if (!r.deleted) out.set(r.id, { id: r.id, isGuest: r.role === "guest" });
+  return out;
+}
+
 /** SQL condition (and its parameters) that channel alias `c` is visible to the viewer. */
 function channelVisible(v: Viewer): { where: string; params: string[] } {
   const member = "EXISTS (SELECT 1 FROM members vm WHERE vm.channel_id = c.id AND vm.user_id = ?)";
@@ -544,8 +558,11 @@ export function profilesFor(
   const profiles = lookup(sql, { id: "", isGuest: false }, userIds, []).users;
   const hidden: Record<string, string[]> = {};
   const all = profiles.map((p) => p.id);
+  // One read for every viewer (a woken gateway asks for a whole channel's
+  // subscribers at once); only guests need a look of their own.
+  const viewers = viewersOf(sql, viewerIds);
   for (const viewerId of viewerIds) {
-    const v = viewerOf(sql, viewerId);
+    const v = viewers.get(viewerId);
     if (!v) hidden[viewerId] = all;
     else if (v.isGuest) {
       const seen = new Set(lookup(sql, v, all, []).users.map((u) => u.id));

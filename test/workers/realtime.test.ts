@@ -389,6 +389,26 @@ describe("real-time fan-out", () => {
     c.close();
   });
 
+  it("does not send a channel's regulars' profiles again when its gateway wakes from hibernation", async () => {
+    const topic = `channel:${f.channels.woke}`;
+    const { c, gateway } = await connect("hal");
+    await c.subscribe([{ topic }]);
+    await post("ada", "woke", "one");
+    expect(await c.one()).toMatchObject({ seq: 1 });
+    expect(c.profiles.map((p) => p.user.id)).toEqual([f.ids.ada]);
+    // What every subscriber was sent is written behind the sends (covered.ts), long before any hibernation.
+    await sleep(100);
+    await evictDurableObject(env.GATEWAY.get(env.GATEWAY.idFromName(gateway)));
+    await post("ada", "woke", "two");
+    expect(await c.one()).toMatchObject({ seq: 2, event: { text: "two" } });
+    expect(c.profiles).toHaveLength(1);
+    // Someone new still comes with a profile, once.
+    await post("bob", "woke", "three");
+    expect(await c.one()).toMatchObject({ seq: 3 });
+    expect(c.profiles.map((p) => p.user.id)).toEqual([f.ids.ada, f.ids.bob]);
+    c.close();
+  });
+
   it("fills a gap from the topic's log when a delivery to the gateway went missing", async () => {
     const topic = `channel:${f.channels.gap}`;
     const { c } = await connect("cat");
