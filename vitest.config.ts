@@ -16,6 +16,8 @@ const BOTH_BACKENDS = ["test/workers/isolation.test.ts", "test/workers/fuzz.test
 
 /** Carries the psdb server's port to test/workers/mysql-global-setup.ts (same name there). */
 const PSDB_PORT_ENV = "EDGE_TEST_PSDB_PORT";
+/** Carries the recording Slack Web API's port to test/workers/slack-global-setup.ts (same name there). */
+const SLACK_PORT_ENV = "EDGE_TEST_SLACK_PORT";
 
 export default defineConfig(async () => {
   const migrations = await readD1Migrations("migrations/d1");
@@ -25,11 +27,19 @@ export default defineConfig(async () => {
   // the first choice stands, so the bindings and the server agree.
   process.env[PSDB_PORT_ENV] ??= String(await freePort());
   const psdbPort = Number(process.env[PSDB_PORT_ENV]);
+  process.env[SLACK_PORT_ENV] ??= String(await freePort());
+  const slackPort = Number(process.env[SLACK_PORT_ENV]);
   const bindings = {
     JWT_SECRET: "test-secret-0123456789abcdef-0123456789",
     HEAL_SETTLE_SECONDS: "3",
     PRESENCE_GRACE_SECONDS: "0.5",
     TEST_MIGRATIONS: migrations,
+    // The Slack bot (test/workers/slack-*.test.ts): its Web API is the recorder of slack-global-setup.ts.
+    SLACK_SIGNING_SECRET: "test-slack-signing-secret",
+    SLACK_CLIENT_ID: "1234.5678",
+    SLACK_CLIENT_SECRET: "test-slack-client-secret",
+    SLACK_TOKEN_KEY: "test-slack-token-key",
+    SLACK_API_BASE: `http://127.0.0.1:${slackPort}/api`,
   };
   return {
     test: {
@@ -49,6 +59,7 @@ export default defineConfig(async () => {
             name: "workers",
             include: ["test/workers/**/*.test.ts"],
             setupFiles: ["./test/workers/setup.ts"],
+            globalSetup: ["./test/workers/slack-global-setup.ts"],
             testTimeout: 60_000,
           },
         },

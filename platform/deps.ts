@@ -22,6 +22,10 @@ import { parsePolicy } from "../src/invites/classify-policy";
 import { accessChanges, publishDirectoryEvents } from "../src/realtime/directory-events";
 import type { TopicPublisher } from "../src/realtime/ports";
 import { gatewayName, gatewayShardName, parseShardCount } from "../src/realtime/topics";
+import type { SlackEventMessage } from "../src/slackbot/events";
+import type { AckPorts, AnswerPorts, InstallPorts } from "../src/slackbot/service";
+import { openToken, sealToken } from "../src/slackbot/token-seal";
+import type { SlackApiPorts } from "../src/slackbot/web-api";
 import type { TeamStore } from "../src/teams/team-store";
 import { connectionFacts } from "../storage/connect-facts-sql";
 import { indexQueue } from "../storage/connect-index-queue-sql";
@@ -32,9 +36,11 @@ import { directoryStore } from "../storage/directory-store";
 import { type Background, CircuitBreaker, guardedDriver } from "../storage/guarded-driver";
 import { planetscaleDriver } from "../storage/planetscale-driver";
 import { sharedChannelsStore } from "../storage/shared-channels-sql";
+import { slackEventLog, slackInstallationsStore } from "../storage/slackbot-sql";
 import type { SqlDriver } from "../storage/sql-driver";
 import { sqlStore } from "../storage/sql-store";
 import { r2FileStore } from "./r2-file-store";
+import { slackbotModel } from "./slackbot-model";
 import { connectIndexOf, gatewayNamed, teamCacheOf, topicOf } from "./stubs";
 
 // Builds the ports the domain logic needs from the Worker's bindings. The
@@ -367,5 +373,67 @@ export function uploadPortsOf(env: Env, deps: Deps, access: UploadPorts["access"
     files: r2FileStore(env.FILES),
     publisher: topicPublisher(env),
     now: () => deps.clock.now(),
+  };
+}
+
+// --- the Slack bot (src/slackbot/, docs/slack-bot.md) ---------------------------------
+
+/** What POST /slack/events needs: the signing secret(s), the clock and the slack-events queue. Never the database. */
+export function slackAckPortsFor(env: Env): AckPorts {
+  const queue = env.SLACK_EVENTS as Queue<SlackEventMessage>;
+  return {
+    signingSecrets: (env.SLACK_SIGNING_SECRET ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
+    now: () => systemClock.now(),
+    enqueue: async (message) => {
+      await queue.send(message);
+    },
+  };
+}
+
+/** The Web API at SLACK_API_BASE (https://slack.com/api unless a local server records the calls). */
+export function slackApiFor(env: Env): SlackApiPorts {
+  return { fetch: (input, init) => fetch(input, init), baseUrl: env.SLACK_API_BASE || "https://slack.com/api" };
+}
+
+/** What the slack-events consumer needs to answer an event; the model loads on the first question. */
+export function slackAnswerPortsFor(env: Env, background?: Background): AnswerPorts {
+  const driver = driverFor(env, background);
+  const confidence = Number(env.SLACKBOT_MIN_CONFIDENCE);
+  return {
+    installations: slackInstallationsStore(driver),
+    events: slackEventLog(driver),
+    classifier: slackbotModel,
+    slack: slackApiFor(env),
+    openToken: (stored) => openToken(env.SLACK_TOKEN_KEY, stored),
+    now: () => systemClock.now(),
+    minConfidence: Number.isFinite(confidence) && confidence >= 0 && confidence <= 1 ? confidence : 0.5,
+    claimMs: secondsVar(env.SLACKBOT_CLAIM_SECONDS, 60) * 1000,
+  };
+}
+
+/** Installing the bot in a workspace (the operators' route and the OAuth callback). */
+export function slackInstallPortsFor(env: Env): InstallPorts {
+  return {
+    installations: slackInstallationsStore(driverFor(env)),
+    sealToken: (token) => sealToken(env.SLACK_TOKEN_KEY, token),
+    now: () => systemClock.now(),
+  };
+}
+
+/** The cron sweep's housekeeping of the bot's event log (replied and dead events past their retention). */
+export function purgeSlackEvents(env: Env, before: number, limit: number): Promise<number> {
+  return slackEventLog(driverFor(env)).purge(before, limit);
+}
+
+/** Where an event that cannot be answered goes, with its reason (the consumer's own dead-lettering). */
+export function slackDeadLetters(env: Env): { send(body: unknown): Promise<void> } {
+  const queue = env.SLACK_EVENTS_DLQ as Queue<unknown>;
+  return {
+    async send(body) {
+      await queue.send(body);
+    },
   };
 }

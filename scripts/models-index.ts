@@ -14,12 +14,15 @@ import { join, relative } from "node:path";
 //   npx tsx scripts/models-index.ts --check   exit 1 when they are stale
 
 const ROOT = "models";
+/** Folders under models/ with a loader of their own (not the recommenders' manifests): slackbot (platform/slackbot-model.ts). */
+const OWN_LOADERS = new Set(["slackbot"]);
 
 export function modelDirs(root = ROOT): string[] {
   if (!existsSync(root)) return [];
   const out: string[] = [];
   const walk = (dir: string) => {
     const entries = readdirSync(dir).sort();
+    if (OWN_LOADERS.has(relative(root, dir))) return;
     if (entries.includes("manifest.json") && entries.includes("model.onnx")) out.push(relative(root, dir));
     for (const e of entries) {
       const p = join(dir, e);

@@ -73,6 +73,14 @@ async function main() {
     if (migrate.status !== 0) throw new Error("applying D1 migrations failed");
   }
 
+  // The Slack bot (docs/slack-bot.md): a real Slack app through a tunnel, or a
+  // test client, signs with this secret; SLACK_API_BASE may point at a local
+  // stand-in for Slack's Web API. Taken from the environment when set.
+  for (const name of ["SLACK_SIGNING_SECRET", "SLACK_API_BASE", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"] as const) {
+    const value = process.env[name];
+    if (value) vars.push("--var", `${name}:${value}`);
+  }
+  if (process.env.SLACK_SIGNING_SECRET) console.log("Slack bot: POST /slack/events verifies with SLACK_SIGNING_SECRET");
   const dev = spawn("npx", ["wrangler", "dev", "--port", String(port), "--ip", "127.0.0.1", ...vars], {
     stdio: ["ignore", "inherit", "inherit"],
   });

@@ -23,6 +23,8 @@ import { socketRoutes, ticketRoutes } from "./routes/realtime";
 import { recommendRoutes } from "./routes/recommend";
 import { recommendAdminRoutes } from "./routes/recommend-admin";
 import { recommendFeatureRoutes } from "./routes/recommend-features";
+import { slackAdminRoutes } from "./routes/slack-admin";
+import { slackRoutes } from "./routes/slack-events";
 
 /** JSON bodies; the streamed imports (users, channels, memberships) have their own, larger, limit. */
 const JSON_LIMIT = 1024 * 1024;
@@ -70,6 +72,8 @@ export function createApp() {
   // (?ticket=, from POST /v1/rtm.connect) or a bearer header; never an
   // access token in the URL.
   app.route("/v1/rtm", socketRoutes);
+  // The Slack app's endpoints: signed by Slack (or an OAuth state), no platform token.
+  app.route("/slack", slackRoutes);
 
   const bodyTooLarge = (limit: number) => () => {
     throw tooLarge(`request body larger than ${limit} bytes`);
@@ -118,6 +122,7 @@ export function createApp() {
   app.route("/v1/admin", directoryAdminRoutes);
   app.route("/v1/admin", recommendAdminRoutes);
   app.route("/v1/admin", recommendFeatureRoutes);
+  app.route("/v1/admin", slackAdminRoutes);
   app.route("/v1/invites", inviteRoutes);
   app.route("/v1/connect", connectRoutes);
   app.route("/v1/directory", directoryRoutes);

@@ -1,9 +1,10 @@
-import { depsFor } from "../platform/deps";
+import { depsFor, slackAnswerPortsFor, slackDeadLetters } from "../platform/deps";
 import { recLogWriter } from "../platform/rec-log-store";
 import { busyRetrySeconds, coveredByLastHeal, healTeam } from "../src/domains/healer";
 import { type DomainMutationMessage, type HealRequest, isMutationMessage } from "../src/domains/messages";
 import { applyMutationBatch } from "../src/domains/mutation-consumer";
 import { logObjects, parseRecLogBody, type RecLogEnvelope } from "../src/recommend/logs";
+import { consumeSlackEvents } from "../src/slackbot/consumer";
 import type { Background } from "../storage/guarded-driver";
 
 // Queue consumers. Bodies are checked before use: a malformed message can
@@ -17,6 +18,10 @@ export async function handleQueue(batch: MessageBatch<unknown>, env: Env, backgr
   if (batch.queue.startsWith("domain-mutations")) return consumeMutations(batch, env, background);
   if (batch.queue.startsWith("heals")) return consumeHeals(batch, env, background);
   if (batch.queue.startsWith("rec-logs")) return consumeRecLogs(batch, env);
+  if (batch.queue.startsWith("slack-events")) {
+    const maxRetries = Number(env.SLACK_EVENTS_MAX_RETRIES || "6");
+    return consumeSlackEvents(batch.messages, slackAnswerPortsFor(env, background), slackDeadLetters(env), maxRetries);
+  }
   console.error(`no consumer for queue ${batch.queue}; retrying`);
   batch.retryAll();
 }

@@ -1,7 +1,8 @@
-import { type Deps, depsFor, pingQueuedIndexes, sharedChannelPortsOf } from "../platform/deps";
+import { type Deps, depsFor, pingQueuedIndexes, purgeSlackEvents, sharedChannelPortsOf } from "../platform/deps";
 import { finishPending } from "../src/connect/shared-channels-service";
 import { APPLIED_RETENTION_MS } from "../src/domains/mutation-consumer";
 import { redeliverUnapplied, relayStranded } from "../src/domains/outbox";
+import { EVENT_RETENTION_MS } from "../src/slackbot/store";
 import { IDEMPOTENCY_RETENTION_MS } from "../src/teams/idempotency";
 
 /** Admin-search refreshes queued longer than this are a ping that never came: the sweep sends it. */
@@ -98,6 +99,13 @@ export async function sweepStaleTeams(env: Env): Promise<number> {
     if (stale > 0) console.log(JSON.stringify({ cron: "connect_index", teams: stale }));
   } catch (error) {
     console.error("connect index sweep failed", error);
+  }
+  try {
+    // The Slack bot's answered and dead-lettered events, long past any retry of Slack's.
+    const purged = await purgeSlackEvents(env, deps.clock.now() - EVENT_RETENTION_MS, PRUNE_LIMIT);
+    if (purged > 0) console.log(JSON.stringify({ cron: "slack_events", purged }));
+  } catch (error) {
+    console.error("slack events purge failed", error);
   }
   const now = deps.clock.now();
   const due = await deps.store.teamsNeedingHeal(now - deps.staleAfterMs, SWEEP_LIMIT);

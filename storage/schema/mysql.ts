@@ -361,3 +361,27 @@ export const connectIndexQueue = mysqlTable(
   },
   (t) => [primaryKey({ columns: [t.teamId, t.partnerId] }), index("connect_index_queue_at").on(t.queuedAt)],
 );
+
+/** Workspaces the Slack bot is installed in (src/slackbot/store.ts). bot_token is sealed when SLACK_TOKEN_KEY is set. */
+export const slackInstallations = mysqlTable("slack_installations", {
+  teamId: varcharBin("team_id", { length: 40 }).primaryKey(),
+  botToken: text("bot_token").notNull(),
+  botUserId: varcharBin("bot_user_id", { length: 40 }).notNull(),
+  appId: varcharBin("app_id", { length: 40 }).notNull(),
+  installedAt: bigint("installed_at", { mode: "number" }).notNull(),
+});
+
+/** Events the Slack bot took, by Slack's event_id (see ./sqlite.ts). */
+export const slackEvents = mysqlTable(
+  "slack_events",
+  {
+    eventId: varcharBin("event_id", { length: 64 }).primaryKey(),
+    teamId: varcharBin("team_id", { length: 40 }).notNull(),
+    state: varchar("state", { length: 8 }).notNull(),
+    attempts: int("attempts").notNull().default(1),
+    claimedAt: bigint("claimed_at", { mode: "number" }).notNull(),
+    finishedAt: bigint("finished_at", { mode: "number" }),
+    detail: varchar("detail", { length: 400 }),
+  },
+  (t) => [index("slack_events_claimed_at").on(t.claimedAt)],
+);

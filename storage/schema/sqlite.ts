@@ -385,3 +385,31 @@ export const connectIndexQueue = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.teamId, t.partnerId] }), index("connect_index_queue_at").on(t.queuedAt)],
 );
+
+/** Workspaces the Slack bot is installed in (src/slackbot/store.ts). bot_token is sealed when SLACK_TOKEN_KEY is set. */
+export const slackInstallations = sqliteTable("slack_installations", {
+  teamId: text("team_id").primaryKey(),
+  botToken: text("bot_token").notNull(),
+  botUserId: text("bot_user_id").notNull(),
+  appId: text("app_id").notNull(),
+  installedAt: integer("installed_at").notNull(),
+});
+
+/**
+ * Events the Slack bot took, by Slack's event_id: claimed (being answered),
+ * replied, failed (a retry takes it again) or dead (dead-lettered). A claim
+ * older than the claim lease is a crashed delivery's, taken again.
+ */
+export const slackEvents = sqliteTable(
+  "slack_events",
+  {
+    eventId: text("event_id").primaryKey(),
+    teamId: text("team_id").notNull(),
+    state: text("state").notNull(),
+    attempts: integer("attempts").notNull().default(1),
+    claimedAt: integer("claimed_at").notNull(),
+    finishedAt: integer("finished_at"),
+    detail: text("detail"),
+  },
+  (t) => [index("slack_events_claimed_at").on(t.claimedAt)],
+);

@@ -124,7 +124,8 @@ const xgboostDirs = [
   `${FIXTURES}/xgboost`,
   ...readdirSync("models")
     .map((d) => `models/${d}`)
-    .filter((d) => existsSync(`${d}/manifest.json`) && manifestAt(d).kind === "xgboost"),
+    // models/slackbot is the Slack bot's classifier, with a manifest of its own (platform/slackbot-model.ts).
+    .filter((d) => d !== "models/slackbot" && existsSync(`${d}/manifest.json`) && manifestAt(d).kind === "xgboost"),
 ];
 
 /**

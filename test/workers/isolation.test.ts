@@ -228,6 +228,16 @@ describe.each(CATALOGUE.map((route) => ({ key: routeKey(route), route })))("$key
         case "socket":
           await indistinguishable(label, route, as, a.target, ghost, route.names);
           break;
+        case "signed": {
+          // No Slack signature (or OAuth state) of ours: refused alike with any token or none.
+          for (const t of [undefined, as]) {
+            const answer = await send(requestOf(route, a.target), t);
+            expect(answer.status, label).toBe(401);
+            expect((answer.json as { error: { code: string } }).error.code).toBe("unauthorized");
+            expect(leaks(answer.text, markersOf(a)), label).toEqual([]);
+          }
+          break;
+        }
       }
     }
     expect(await stateOf(a), "A's state after B's requests").toEqual(world.before);

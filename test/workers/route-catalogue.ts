@@ -17,9 +17,12 @@ export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
  *   are looked up in that team only;
  * - operator: platform operators only, whatever the path names;
  * - public: no token at all, and no team data;
- * - socket: the real-time WebSocket (the HTTP side is checked here, frames in isolation.test.ts).
+ * - socket: the real-time WebSocket (the HTTP side is checked here, frames in isolation.test.ts);
+ * - signed: authenticated by Slack's request signature or an OAuth state (the Slack app's /slack
+ *   routes), not by a token: any token, or none, without a valid signature is a 401 that names nothing
+ *   (the signed paths themselves: test/workers/slack-bot.test.ts).
  */
-export type Access = "team" | "caller" | "operator" | "public" | "socket";
+export type Access = "team" | "caller" | "operator" | "public" | "socket" | "signed";
 
 export type Body =
   | { kind: "json"; value: unknown }
@@ -59,6 +62,32 @@ const json = (value: unknown): Body => ({ kind: "json", value });
 
 export const CATALOGUE: readonly RouteEntry[] = [
   { method: "GET", path: "/healthz", access: "public", names: [] },
+
+  // --- the Slack app (workers/routes/slack-events.ts, slack-admin.ts)
+  {
+    method: "POST",
+    path: "/slack/events",
+    access: "signed",
+    names: [],
+    body: () => json({ type: "url_verification", challenge: "catalogue-challenge" }),
+  },
+  { method: "GET", path: "/slack/install", access: "public", names: [] },
+  {
+    method: "GET",
+    path: "/slack/oauth/callback",
+    access: "signed",
+    names: [],
+    query: () => ({ code: "good-code", state: "1.nonce.mac" }),
+  },
+  {
+    method: "PUT",
+    path: "/v1/admin/slack/installations",
+    access: "operator",
+    names: [],
+    body: () =>
+      json({ team_id: "TSLACKCAT1", bot_token: "xoxb-catalogue-0001", bot_user_id: "UBOTCAT1", app_id: "ACAT1" }),
+  },
+  { method: "GET", path: "/v1/admin/slack/installations", access: "operator", names: [] },
   { method: "GET", path: "/metrics", access: "operator", names: [] },
   { method: "GET", path: "/v1/rtm", access: "socket", names: [] },
   { method: "POST", path: "/v1/rtm.connect", access: "caller", names: [] },
@@ -559,7 +588,13 @@ export async function send(req: Req, tokenText?: string): Promise<Answer> {
     body = req.body.bytes;
     headers["content-type"] ??= req.body.contentType;
   }
-  const res = await SELF.fetch(`https://edge.test${req.path}`, { method: req.method, headers, body });
+  // A redirect (GET /slack/install, to Slack) is the answer itself, not followed.
+  const res = await SELF.fetch(`https://edge.test${req.path}`, {
+    method: req.method,
+    headers,
+    body,
+    redirect: "manual",
+  });
   const text = await res.text();
   let parsed: unknown;
   try {
