@@ -159,7 +159,20 @@ export async function buildTeam(): Promise<Fixture> {
     channels[key] = body.channel.id;
     for (const m of members) memberships.push({ channel_id: body.channel.id, user_id: ids[m] ?? m });
   };
-  for (const key of ["general", "ordered", "resume", "old", "unsub", "bad", "hib", "fan", "burst", "gap", "jit", "woke"]) {
+  for (const key of [
+    "general",
+    "ordered",
+    "resume",
+    "old",
+    "unsub",
+    "bad",
+    "hib",
+    "fan",
+    "burst",
+    "gap",
+    "jit",
+    "woke",
+  ]) {
     await make(key, false, MEMBERS);
   }
   await make("secret", true, ["ada"]);
