@@ -1,12 +1,15 @@
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 
-// The offline pipeline's own tests (training/tests, stdlib unittest on
-// Debian's python3-numpy, -scipy, -sklearn, -xgboost, -onnx, -matplotlib), so
-// that `npm test` is the whole suite. On a machine without those packages the
-// suite is skipped with one line saying how to get them (`npm run
-// setup:training`); under CI (CI=true), where .ci/run installs them, a
-// missing package fails instead: CI must run it.
+// The Python suites, so that `npm test` is the whole suite: the offline
+// pipeline's (training/tests) and the Slack bot classifier's
+// (training/slackbot/tests: its tokenizer, dataset builder, the ONNX graph
+// against scikit-learn, and that models/slackbot/ is exactly what `npm run
+// train:slackbot` writes from the vendored CSV); stdlib unittest on
+// Debian's python3-numpy, -scipy, -sklearn, -xgboost, -onnx, -matplotlib.
+// On a machine without those packages both are skipped with one line saying
+// how to get them (`npm run setup:training`); under CI (CI=true), where
+// .ci/run installs them, a missing package fails instead: CI must run them.
 
 const PACKAGES = ["numpy", "scipy", "sklearn", "xgboost", "onnx", "matplotlib"];
 
@@ -20,25 +23,37 @@ const missing = missingPackages();
 const inCI = process.env.CI === "true" || process.env.CI === "1";
 if (missing && !inCI) {
   console.log(
-    `training suite skipped: Debian's Python packages are missing (${missing}); install them with: npm run setup:training`,
+    `training suites skipped: Debian's Python packages are missing (${missing}); install them with: npm run setup:training`,
   );
 }
 
-describe("training/ (Python)", () => {
-  it.skipIf(missing !== null && !inCI)(
-    "passes its unittest suite",
-    () => {
-      expect(missing, "CI must run the training suite: its Python packages are missing").toBeNull();
-      const run = spawnSync("/usr/bin/python3", ["-m", "unittest", "discover", "-s", "tests"], {
-        cwd: "training",
-        encoding: "utf8",
-        timeout: 600_000,
-      });
-      const output = `${run.stdout}\n${run.stderr}`;
-      expect(run.error, output).toBeUndefined();
-      expect(run.status, output.slice(-4000)).toBe(0);
-      expect(output).toMatch(/Ran \d+ tests/);
-    },
-    600_000,
-  );
+const SUITES = [
+  { name: "training/ (the offline pipeline)", cwd: "training", start: "tests", timeoutMs: 600_000 },
+  {
+    name: "training/slackbot (the Slack bot classifier)",
+    cwd: ".",
+    start: "training/slackbot/tests",
+    timeoutMs: 300_000,
+  },
+];
+
+describe("training (Python)", () => {
+  for (const suite of SUITES) {
+    it.skipIf(missing !== null && !inCI)(
+      `${suite.name} passes its unittest suite`,
+      () => {
+        expect(missing, "CI must run the training suites: their Python packages are missing").toBeNull();
+        const run = spawnSync("/usr/bin/python3", ["-m", "unittest", "discover", "-s", suite.start], {
+          cwd: suite.cwd,
+          encoding: "utf8",
+          timeout: suite.timeoutMs,
+        });
+        const output = `${run.stdout}\n${run.stderr}`;
+        expect(run.error, output).toBeUndefined();
+        expect(run.status, output.slice(-4000)).toBe(0);
+        expect(output).toMatch(/Ran \d+ tests/);
+      },
+      suite.timeoutMs,
+    );
+  }
 });
