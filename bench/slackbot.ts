@@ -191,17 +191,21 @@ async function main() {
       `Miniflare up in ${((performance.now() - started) / 1000).toFixed(1)} s at ${url}; ${CONCURRENCY} clients × ${SECONDS} s per phase`,
     );
     const operator = await signToken({ team: "TPLATFORM", user: "UOPERATOR" }, JWT_SECRET);
-    const installed = await fetch(`${url}/v1/admin/slack/installations`, {
-      method: "PUT",
-      headers: { authorization: `Bearer ${operator}`, "content-type": "application/json" },
-      body: JSON.stringify({
-        team_id: WORKSPACE.team,
-        bot_token: WORKSPACE.token,
-        bot_user_id: WORKSPACE.botUser,
-        app_id: WORKSPACE.app,
-      }),
-    });
-    if (installed.status !== 200) throw new Error(`install: HTTP ${installed.status} ${await installed.text()}`);
+    // The bench workspace, installed by the operator route (a reinstall replaces it).
+    const install = async (at: string) => {
+      const res = await fetch(`${at}/v1/admin/slack/installations`, {
+        method: "PUT",
+        headers: { authorization: `Bearer ${operator}`, "content-type": "application/json" },
+        body: JSON.stringify({
+          team_id: WORKSPACE.team,
+          bot_token: WORKSPACE.token,
+          bot_user_id: WORKSPACE.botUser,
+          app_id: WORKSPACE.app,
+        }),
+      });
+      if (res.status !== 200) throw new Error(`install: HTTP ${res.status} ${await res.text()}`);
+    };
+    await install(url);
 
     // The first question of a fresh isolate: its ack, and its reply, which waits for the model to load.
     const first = event(`<@${WORKSPACE.botUser}> who knows about postgresql replication?`, "app_mention");
@@ -228,17 +232,7 @@ async function main() {
     });
     backend.close = backend2.close;
     const url2 = backend2.url;
-    const again = await fetch(`${url2}/v1/admin/slack/installations`, {
-      method: "PUT",
-      headers: { authorization: `Bearer ${operator}`, "content-type": "application/json" },
-      body: JSON.stringify({
-        team_id: WORKSPACE.team,
-        bot_token: WORKSPACE.token,
-        bot_user_id: WORKSPACE.botUser,
-        app_id: WORKSPACE.app,
-      }),
-    });
-    if (again.status !== 200) throw new Error(`install: HTTP ${again.status}`);
+    await install(url2);
     const cold = await load(url2, texts);
     log(`cold phase: ${cold.acks.length} acks, ${cold.failures} not 200, ${cold.questions.size} questions`);
     const coldDrained = await waitFor(() => [...cold.questions.keys()].every((ts) => calls.has(ts)), 120_000);
