@@ -1,7 +1,7 @@
 import { Log, LogLevel } from "miniflare";
 import { signToken } from "../src/auth/tokens";
 import { wordsOf } from "../src/connect/search";
-import { bundle, startBackend } from "../tools/harness/backend";
+import { bundle, startBackend, workerOptionsOf } from "../tools/harness/backend";
 import { type BenchResult, compare, printTable, writeResults } from "../tools/harness/results";
 import { median, percentile } from "./harness";
 
@@ -42,25 +42,8 @@ const LAG_SAMPLES = QUICK ? 50 : 100;
 const REBUILDS = Number(process.env.CX_REBUILDS ?? (QUICK ? 3 : 2));
 const SECRET = "bench-secret-0123456789abcdef-0123456789";
 const HUB = "TCXHUB";
+const CONFIG = "bench/wrangler.connections.toml";
 const HUB_ADMIN = "UHUBADMIN";
-
-const VARS = {
-  CLASSIFY_THRESHOLD: "0.10",
-  CLASSIFY_WEIGHTS: "owner=3,admin=2,member=1,guest=0.25",
-  HEAL_STALE_AFTER_MINUTES: "1440",
-  HEAL_SETTLE_SECONDS: "30",
-  JWT_SECRET: SECRET,
-  PLATFORM_OPERATORS: "TPLATFORM:UOPERATOR",
-};
-const DOS = {
-  TEAM_CACHE: { className: "TeamCache", useSQLite: true },
-  SHARED_CHANNEL: { className: "SharedChannel", useSQLite: true },
-  GATEWAY: { className: "Gateway", useSQLite: true },
-  TOPIC: { className: "Topic", useSQLite: true },
-  REC_STORE: { className: "RecStore", useSQLite: true },
-  METRICS: { className: "Metrics", useSQLite: true },
-  CONNECT_INDEX: { className: "ConnectIndex", useSQLite: true },
-};
 
 const BASELINE = "indexed DB query";
 const BASELINE_CONFIG =
@@ -149,10 +132,15 @@ const itemKey = (i: Item) =>
 const mismatches: string[] = [];
 const runNotes: string[] = [];
 
-async function runAdapter(adapter: "d1" | "mysql", script: string): Promise<CxResult[]> {
+async function runAdapter(
+  adapter: "d1" | "mysql",
+  script: string,
+  config: ReturnType<typeof workerOptionsOf>,
+): Promise<CxResult[]> {
   const backend = await startBackend(adapter, script, {
-    vars: VARS,
-    durableObjects: DOS,
+    // The bench config's own vars and Durable Objects (read by wrangler, not copied here).
+    vars: { ...config.vars, JWT_SECRET: SECRET, PLATFORM_OPERATORS: "TPLATFORM:UOPERATOR" },
+    durableObjects: config.durableObjects,
     extra: process.env.BENCH_DEBUG ? { log: new Log(LogLevel.DEBUG), verbose: true } : {},
   });
   const { url } = backend;
@@ -590,7 +578,7 @@ async function runAdapter(adapter: "d1" | "mysql", script: string): Promise<CxRe
 
 async function main() {
   const started = performance.now();
-  const outdir = bundle("bench/wrangler.connections.toml", ".bench/connections");
+  const outdir = bundle(CONFIG, ".bench/connections");
   const script = `${outdir}/connections-worker.js`;
   const results: CxResult[] = [];
   const write = () =>
@@ -602,7 +590,7 @@ async function main() {
   for (const adapter of ["d1", "mysql"] as const) {
     if (ONLY && ONLY !== adapter) continue;
     try {
-      results.push(...(await runAdapter(adapter, script)));
+      results.push(...(await runAdapter(adapter, script, workerOptionsOf(CONFIG, outdir))));
     } catch (error) {
       // One adapter failing leaves the other's figures (and says so).
       console.error(error);
