@@ -5,7 +5,7 @@ import { mayUseTeam } from "../../src/auth/policy";
 import { blankedForPartner, type ProfileFieldsValue, profileFields } from "../../src/connect/prefs/profile-fields";
 import { PrefsLevelsCache } from "../../src/connect/prefs-cache";
 import { effectiveValue } from "../../src/connect/prefs-service";
-import type { PrefLevelRow } from "../../src/connect/prefs-store";
+import type { ConnectPrefsStore, PrefLevelRow } from "../../src/connect/prefs-store";
 import type { ChangeEvent, DirectoryChange } from "../../src/directory/model";
 import type { DirectorySource } from "../../src/directory/source";
 import type { VisibleSet } from "../../src/directory/visible-set";
@@ -97,9 +97,7 @@ export class TeamCache extends DurableObject<Env> {
    * in the platform comes here (platform/deps.ts), and every write clears
    * it before it returns (src/connect/prefs-cache.ts).
    */
-  private readonly prefsCache = new PrefsLevelsCache((team, targets) =>
-    connectPrefsFor(this.env).levels(team, targets),
-  );
+  private readonly prefsCache = new PrefsLevelsCache((team, targets) => this.prefsSource().levels(team, targets));
   /** Serializes event application and catch-up, so versions advance one at a time. */
   private applying: Promise<unknown> = Promise.resolve();
   private lastFreshnessCheck = 0;
@@ -241,9 +239,19 @@ export class TeamCache extends DurableObject<Env> {
     else removeMember(this.sql, m);
   }
 
+  /** The database's prefs store, built once per instance (the cache's loader and the reads it cannot serve). */
+  private prefsStore: ConnectPrefsStore | null = null;
+  /** That store with its level reads served by prefsCache. */
+  private cachedPrefs: ConnectPrefsStore | null = null;
+  private prefsSource(): ConnectPrefsStore {
+    this.prefsStore ??= connectPrefsFor(this.env);
+    return this.prefsStore;
+  }
+
   /** This team's `profile_fields` pref toward a partner (what the partner's users may see of this team's users). */
   private partnerFields(teamId: string, partner: string): Promise<ProfileFieldsValue> {
-    const store = { ...connectPrefsFor(this.env), levels: this.prefsCache.levels.bind(this.prefsCache) };
+    this.cachedPrefs ??= { ...this.prefsSource(), levels: this.prefsCache.levels.bind(this.prefsCache) };
+    const store = this.cachedPrefs;
     return effectiveValue({ store }, teamId, partner, profileFields);
   }
 
