@@ -30,8 +30,26 @@ def hand_tuned_doc(src: str) -> dict:
                               + OUTPUT_MEANING[src].replace("probability that", "more likely that")}
 
 
+def install(out: str, registry: str, src: str, kind: str) -> None:
+    """Make OUT/models/<src>/<kind>/ the served model: replace registry/<src>/'s model files with its
+    files and write the source's hand_tuned.json beside them. The dataset run calls this only for a
+    model the promotion gate (gate.py) accepted."""
+    srcdir = os.path.join(out, "models", src, kind)
+    dst = os.path.join(registry, src)
+    os.makedirs(dst, exist_ok=True)
+    for f in MODEL_FILES + ("hand_tuned.json",):
+        if os.path.exists(os.path.join(dst, f)):
+            os.remove(os.path.join(dst, f))
+    for f in MODEL_FILES:
+        if os.path.exists(os.path.join(srcdir, f)):
+            shutil.copy2(os.path.join(srcdir, f), os.path.join(dst, f))
+    write_json(os.path.join(dst, "hand_tuned.json"), hand_tuned_doc(src))
+    log(f"register {src}: {kind} -> {dst}")
+
+
 def register(out: str, registry: str, metrics: dict, exported: dict, sources) -> None:
-    """Copy the better of lr / xgboost (averaged NDCG@10; lr on a tie) to registry/<source>/."""
+    """The --logs run: copy the better of lr / xgboost (test-split NDCG@10; lr on a tie) to
+    registry/<source>/ (no promotion gate: logs have no temporal cuts)."""
     for src in sources:
         ok = [k for k in M.KINDS if exported.get(src, {}).get(k)]
         if not ok:

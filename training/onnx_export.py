@@ -458,27 +458,37 @@ def _tree_ensemble(node, x: np.ndarray) -> np.ndarray:
     leaf: dict[tuple[int, int], float] = {}
     for t, n, w in zip(at["target_treeids"], at["target_nodeids"], at["target_weights"]):
         leaf[(t, n)] = leaf.get((t, n), 0.0) + float(np.float32(w))
+    # Vectorized over rows: every row walks each tree from its root at once (the
+    # same comparisons and the same float64 sum over trees, in tree order, as a row-by-row walk).
+    keys = list(nodes)
+    index = {key: i for i, key in enumerate(keys)}
+    is_leaf = np.array([nodes[k][0] == "LEAF" for k in keys], dtype=bool)
+    for k in keys:
+        if nodes[k][0] not in ("LEAF", "BRANCH_LT"):
+            raise NotImplementedError(f"interpreter has no {nodes[k][0]}")
+    fid = np.array([nodes[k][1] for k in keys], dtype=np.int64)
+    thr = np.array([nodes[k][2] for k in keys], dtype=np.float32)
+    yes = np.array([index[(k[0], nodes[k][3])] if not is_leaf[i] else i for i, k in enumerate(keys)], dtype=np.int64)
+    no = np.array([index[(k[0], nodes[k][4])] if not is_leaf[i] else i for i, k in enumerate(keys)], dtype=np.int64)
+    tracks = np.array([nodes[k][5] for k in keys], dtype=bool)
+    value = np.array([leaf.get(k, 0.0) for k in keys], dtype=np.float64)
     trees = sorted({t for t, _ in nodes})
     base = float(at.get("base_values", [0.0])[0])
-    out = np.zeros((x.shape[0], 1), dtype=np.float32)
-    for r in range(x.shape[0]):
-        total = 0.0
-        for t in trees:
-            n = 0
-            while True:
-                mode, fid, thr, yes, no, tracks = nodes[(t, n)]
-                if mode == "LEAF":
-                    total += leaf[(t, n)]
-                    break
-                v = x[r, fid]
-                if mode != "BRANCH_LT":
-                    raise NotImplementedError(f"interpreter has no {mode}")
-                n = yes if (v < thr or (tracks and np.isnan(v))) else no
-        out[r, 0] = np.float32(total + base)
-    return out
-
-
-# --- json -------------------------------------------------------------------------
+    n_rows = x.shape[0]
+    rows = np.arange(n_rows)
+    total = np.zeros(n_rows, dtype=np.float64)
+    for t in trees:
+        cur = np.full(n_rows, index[(t, 0)], dtype=np.int64)
+        while True:
+            active = ~is_leaf[cur]
+            if not active.any():
+                break
+            c = cur[active]
+            v = x[rows[active], fid[c]]
+            go_yes = (v < thr[c]) | (tracks[c] & np.isnan(v))
+            cur[active] = np.where(go_yes, yes[c], no[c])
+        total += value[cur]
+    return (total + base).astype(np.float32).reshape(n_rows, 1)
 
 
 def _json_float(v: float):

@@ -9,7 +9,8 @@ import numpy as np
 MODELS = ("popularity", "recent_popularity", "hand_tuned", "lr", "xgboost")
 
 
-def write_report(out: str, metrics: dict, by_cut: dict, *, runtime_s: float, quick: bool, exported: dict) -> None:
+def write_report(out: str, metrics: dict, by_cut: dict, *, runtime_s: float, quick: bool, exported: dict,
+                 gate: dict | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,10 +75,11 @@ def write_report(out: str, metrics: dict, by_cut: dict, *, runtime_s: float, qui
         "Definitions (candidates, labels, features, metrics) are in `training/FEATURES.md`. "
         "`users` is the number of rankings evaluated, summed over cuts (archive: one ranking per cut, "
         "the team's channel list). For send_time the recall@10 column is the hit rate of the top-ranked "
-        "hour within +-1 hour (circular). The spread is min-max of the per-cut NDCG@10.",
+        "hour within +-1 hour (circular). The spread is the sample std (ddof 1) and the min-max of the "
+        "per-cut NDCG@10.",
         "",
-        "| source | model | NDCG@10 | recall@10 | users | NDCG@10 per cut (spread) |",
-        "| --- | --- | ---: | ---: | ---: | --- |",
+        "| source | model | NDCG@10 | std over cuts | recall@10 | users | NDCG@10 per cut (min-max) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for src in sources:
         best = max(MODELS, key=lambda m: metrics["sources"][src][m]["ndcg10"])
@@ -85,7 +87,8 @@ def write_report(out: str, metrics: dict, by_cut: dict, *, runtime_s: float, qui
             r = metrics["sources"][src][m]
             per = cut_values(src, m, "ndcg10")
             name = f"**{m}**" if m == best else m
-            lines.append(f"| {src} | {name} | {r['ndcg10']:.4f} | {r['recall10']:.4f} | {r['users']} | "
+            sd = float(np.std(per, ddof=1)) if len(per) > 1 else float("nan")
+            lines.append(f"| {src} | {name} | {r['ndcg10']:.4f} | {sd:.4f} | {r['recall10']:.4f} | {r['users']} | "
                          + " / ".join(f"{v:.3f}" for v in per) + f" ({min(per):.3f}-{max(per):.3f}) |")
     lines += ["", "Pooled AUC per cut (candidate rows; archive has few rows):", "",
               "| source | " + " | ".join(MODELS) + " |", "| --- |" + " ---: |" * len(MODELS)]
@@ -120,10 +123,48 @@ def write_report(out: str, metrics: dict, by_cut: dict, *, runtime_s: float, qui
               "of a few hundredths are noise; compare the means and the spread. The lr/xgboost settings (row "
               "weights, tree depth) and the hand_tuned weights were chosen while looking at evaluation results "
               "of this kind; there is no separate validation cut, so small margins are optimistic."]
+    if gate:
+        lines += gate_section(gate)
     if by_cut.get("notes"):
         lines += ["", "Notes:", ""] + [f"- {s}: {n}" for s, ns in by_cut["notes"].items() for n in ns]
-    lines += ["", "Exported models (fitted for the latest cut): "
+    lines += ["", "Exported candidates (fitted for the latest cut, in models/<source>/<kind>/; served only if the "
+              "gate registered them): "
               + ", ".join(f"{s}: {', '.join(k for k, v in e.items() if v) or 'none'}" for s, e in exported.items()),
               "", "![NDCG@10 per source](ndcg10_by_source.png)", "", "![NDCG@10 per cut](ndcg10_by_cut.png)", ""]
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write("\n".join(lines))
+
+
+def gate_section(gate: dict) -> list[str]:
+    """The promotion gate's decisions (gate.json) as report lines."""
+    lines = ["", "## Promotion gate", "",
+             f"Rule (k = {gate['k']}, min_margin = {gate['min_margin']}, at least {gate['min_cuts']} cuts): "
+             + gate["rule"], "",
+             f"Serving slot: `{gate['registry']}`; decisions in `gate.json` there and in the run's output folder.", "",
+             "| source | decision | registered | reference | candidate | mean improvement | std of improvement "
+             "| required | per cut | clears |",
+             "| --- | --- | --- | --- | --- | ---: | ---: | ---: | --- | --- |"]
+    for src, d in gate["sources"].items():
+        comps = d.get("comparisons") or {}
+        if not comps:
+            lines.append(f"| {src} | {d['decision']} | - | - | - | - | - | - | - | - |")
+        for kind, refs in comps.items():
+            for ref, c in refs.items():
+                lines.append(
+                    f"| {src} | {d['decision']} | {d['registered'] or '-'} | {ref} | {kind} | "
+                    f"{c['improvement']:+.4f} | {_f(c['improvement_std'])} | {_f(c['required'])} | "
+                    + " / ".join(f"{v:+.3f}" for v in c["improvement_per_cut"])
+                    + f" | {'yes' if c['passes'] else 'no'} |")
+    lines += ["", "Why, per source:", ""]
+    for src, d in gate["sources"].items():
+        sv = d.get("serving_before") or {}
+        where = ("none serving before" if not sv.get("present") else
+                 f"serving before: {sv.get('name')} {sv.get('version')}"
+                 + (f", {sv.get('how')}" if sv.get("comparable") else f", not comparable ({sv.get('why')})")
+                 + (f", trained on the labels of {', '.join(sv['saw_labels'])}" if sv.get("saw_labels") else ""))
+        lines.append(f"- {src} ({where}): **{d['decision']}**. {d['reason']}")
+    return lines
+
+
+def _f(v) -> str:
+    return "n/a" if v is None else f"{v:.4f}"

@@ -14,8 +14,13 @@ that leave 365 days of labels, see data.default_cuts):
   row from day >= T reaches a model evaluated at T;
 * metrics per cut, then the plain mean over cuts (users: summed over cuts).
 
-The models exported (and registered) are those fitted for the latest evaluation
-cut. See FEATURES.md for every definition.
+The models exported are those fitted for the latest evaluation cut. They are
+candidates (OUT/models/<source>/<kind>/); one becomes the served model
+(REGISTRY/<source>/, REGISTRY = --register DIR, else OUT/models) only through
+the promotion gate (gate.py): it must beat the model serving before this run
+(else the best baseline) by more than its noise across the cuts. The decisions
+go to REGISTRY/gate.json (and OUT/gate.json) and the report. See FEATURES.md
+for every definition.
 """
 
 from __future__ import annotations
@@ -34,10 +39,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-from artifacts import hand_tuned_doc, register, write_json  # noqa: E402
+from artifacts import hand_tuned_doc, install, write_json  # noqa: E402
 from data import LABEL_DAYS, default_cuts, iso_of, load_dataset, parse_cuts  # noqa: E402
 from features import (CANDIDATES_PER_GENERATOR, OUTPUT_MEANING, SOURCES, Cut,  # noqa: E402
-                      baseline_scores, build_groups, feature_defaults)
+                      baseline_scores, build_groups, feature_defaults, feature_names)
+import gate as G  # noqa: E402
 import logs  # noqa: E402
 from metrics import auc, evaluate_group  # noqa: E402
 import models as M  # noqa: E402
@@ -131,8 +137,26 @@ def run_dataset(args) -> None:
               "each weigh 1/2",
         "training_rankings": "rankings of the training cuts with at least one positive among the candidates",
         "max_subjects_per_cut": max_subjects}}
+    # the serving slot, read before this run writes anything
+    registry = args.register or os.path.join(args.out, "models")
+    protocol = eval_protocol(args, k, max_subjects)
+    serving: dict[str, dict | None] = {}
+    scorers: dict[str, object] = {}
+    for src in sources:
+        info = G.read_serving(registry, src)
+        if info is not None and info.get("comparable") is not False:
+            scorer, why = G.serving_scorer(info, feature_names(src))
+            if scorer is None:
+                info.update(comparable=False, why=why)
+            else:
+                scorers[src] = scorer
+        serving[src] = info
+        if info is not None:
+            log(f"serving {src}: {info.get('name')} {info.get('version')} in {info['dir']}"
+                + ("" if src in scorers else f" (not comparable: {info.get('why')})"))
     fitted: dict[tuple[str, str], object] = {}
     notes: dict[str, list] = {s: [] for s in sources}
+    serving_rescored: dict[str, list] = {s: [] for s in sources}
     per_cut: dict[str, dict[str, list]] = {s: {m: [] for m in MODELS} for s in sources}
     for T in cuts:
         entry = {"cut": iso_of(T), "training_cuts": [iso_of(c) for c in plan[T]], "sources": {}}
@@ -160,13 +184,17 @@ def run_dataset(args) -> None:
             for m in MODELS:
                 per_cut[src][m].append(res[m])
             entry["sources"][src] = {"stats": stats[(T, src)], "models": res}
+            if src in scorers:
+                serving_rescored[src].append(evaluate(src, ev, scorers[src]))
+                entry["sources"][src]["serving_rescored"] = serving_rescored[src][-1]
             log(f"  eval {iso_of(T)} {src}: " + " ".join(f"{m}={res[m]['ndcg10']:.3f}" for m in MODELS)
                 + f" (users {res['lr']['users']}, train rows {len(ytr)}, {time.time() - t0:.1f}s)")
         by_cut["cuts"].append(entry)
 
-    metrics = {"dataset": ds.name, "cuts": [iso_of(c) for c in cuts], "sources": {}}
+    metrics = {"dataset": ds.name, "cuts": [iso_of(c) for c in cuts], "sources": {}, "spread": {}}
     for src in sources:
         metrics["sources"][src] = {}
+        metrics["spread"][src] = {}
         for m in MODELS:
             rows = per_cut[src][m]
             metrics["sources"][src][m] = {
@@ -174,6 +202,7 @@ def run_dataset(args) -> None:
                 "recall10": round(float(np.mean([r["recall10"] for r in rows])), 6),
                 "users": int(sum(r["users"] for r in rows)),
             }
+            metrics["spread"][src][m] = G.spread(r["ndcg10"] for r in rows)
     os.makedirs(args.out, exist_ok=True)
     write_json(os.path.join(args.out, "metrics.json"), metrics)
     by_cut["notes"] = {s: n for s, n in notes.items() if n}
@@ -189,21 +218,78 @@ def run_dataset(args) -> None:
     version = f"{ds.name}-{iso_of(T)}"
     emb_path = os.path.join(args.out, "embeddings.json")
     write_embeddings(emb_path, ds, latest_cut)
-    exported = export_models(args, ds.name, version, T, fitted, metrics, per_cut, plan[T], sources)
+    exported = export_models(args, ds.name, version, T, fitted, metrics, per_cut, plan[T], sources,
+                             protocol=protocol, registry=registry, serving=serving)
+
+    # the promotion gate: decide per source, then register the accepted ones
+    gate_doc = run_gate(args, ds.name, cuts, sources, per_cut, serving, serving_rescored, exported, protocol,
+                        registry)
+    for src in sources:
+        d = gate_doc["sources"][src]
+        if d["decision"] == "register":
+            install(args.out, registry, src, d["registered"])
+        log(f"gate {src}: {d['decision']} {d['registered'] or ''}: {d['reason']}")
+    G.write_gate(os.path.join(args.out, "gate.json"), gate_doc)
+    G.write_gate(os.path.join(registry, "gate.json"), G.merged_with_earlier(os.path.join(registry, "gate.json"),
+                                                                           gate_doc))
     import report
 
     report.write_report(args.out, metrics, by_cut, runtime_s=time.time() - t_start, quick=args.quick,
-                        exported=exported)
+                        exported=exported, gate=gate_doc)
     if args.report_dir:
         os.makedirs(args.report_dir, exist_ok=True)
         for f in os.listdir(args.out):
             if f.endswith((".json", ".md", ".png")) and f != "embeddings.json":
                 shutil.copy2(os.path.join(args.out, f), os.path.join(args.report_dir, f))
-    if args.register:
-        register(args.out, args.register, metrics, exported, sources)
+    if args.register and any(d["decision"] == "register" for d in gate_doc["sources"].values()):
         os.makedirs(os.path.join(args.register, "embeddings"), exist_ok=True)
         shutil.copy2(emb_path, os.path.join(args.register, "embeddings", f"{ds.name}.json"))
     log(f"done in {time.time() - t_start:.1f}s -> {args.out}")
+
+
+def eval_protocol(args, k, max_subjects) -> dict:
+    """What decides which rankings a cut evaluates: recorded per-cut numbers are comparable only
+    between runs with the same protocol (and dataset and cuts)."""
+    return {"label_days": LABEL_DAYS, "candidates_per_generator": k, "max_subjects": max_subjects,
+            "seed": args.seed}
+
+
+def run_gate(args, dataset, cuts, sources, per_cut, serving, serving_rescored, exported, protocol,
+             registry) -> dict:
+    """gate.json: the gate's decision per source (rule and numbers in gate.py)."""
+    doc = {"dataset": dataset, "registry": registry, "eval_cuts": [iso_of(c) for c in cuts],
+           "rule": G.RULE, "k": args.gate_k, "min_margin": args.gate_min_margin, "min_cuts": args.gate_min_cuts,
+           "eval_protocol": protocol, "sources": {}}
+    for src in sources:
+        # cuts at which the source has rankings (a cut without any gives every model 0)
+        usable = [i for i, r in enumerate(per_cut[src]["lr"]) if r["users"] > 0]
+        cut_iso = [iso_of(cuts[i]) for i in usable]
+        series = {m: [per_cut[src][m][i]["ndcg10"] for i in usable] for m in MODELS}
+        for kind in M.KINDS:
+            if not exported.get(src, {}).get(kind):
+                series.pop(kind, None)
+        fitted_everywhere = {kind: all("fallback" not in per_cut[src][kind][i] for i in range(len(cuts)))
+                             for kind in M.KINDS}
+        info = serving[src]
+        sv = None
+        if info is not None:
+            sv = G.public(info)
+            if info.get("comparable") is not False and serving_rescored[src]:
+                recorded = G.recorded_per_cut(info, dataset, cut_iso, protocol)
+                if recorded is not None:
+                    sv.update(comparable=True, how="recorded in its manifest by the run that produced it",
+                              per_cut=recorded, saw_labels=[])
+                else:
+                    sv.update(comparable=True, how="re-scored on this run's rankings",
+                              per_cut=[serving_rescored[src][i]["ndcg10"] for i in usable],
+                              saw_labels=G.saw_labels(info, dataset, dict(zip(cut_iso, [cuts[i] for i in usable])),
+                                                      LABEL_DAYS))
+                    if sv["saw_labels"]:
+                        sv["note"] = ("the serving model was trained on the label year of these cuts, which flatters "
+                                      "it there: the gate errs on keeping it")
+        doc["sources"][src] = G.decide(src, cut_iso, series, serving=sv, fitted_everywhere=fitted_everywhere,
+                                       k=args.gate_k, min_margin=args.gate_min_margin, min_cuts=args.gate_min_cuts)
+    return doc
 
 
 def write_embeddings(path, ds, cut) -> None:
@@ -225,8 +311,12 @@ def write_embeddings(path, ds, cut) -> None:
         json.dump(doc, f, separators=(",", ":"))
 
 
-def export_models(args, dataset, version, T, fitted, metrics, per_cut, train_cuts, sources) -> dict:
-    """Write OUT/models/<source>/<kind>/ for the models fitted for the latest cut."""
+def export_models(args, dataset, version, T, fitted, metrics, per_cut, train_cuts, sources, *, protocol=None,
+                  registry=None, serving=None) -> dict:
+    """Write OUT/models/<source>/<kind>/ (the candidates) for the models fitted for the latest cut.
+
+    OUT/models/<source>/hand_tuned.json is written too, except when OUT/models is the serving
+    registry and a model serves there (the gate writes it with the model it accepts)."""
     from onnx_export import write_model
 
     exported: dict[str, dict] = {}
@@ -234,7 +324,9 @@ def export_models(args, dataset, version, T, fitted, metrics, per_cut, train_cut
         exported[src] = {}
         base = os.path.join(args.out, "models", src)
         os.makedirs(base, exist_ok=True)
-        write_json(os.path.join(base, "hand_tuned.json"), hand_tuned_doc(src))
+        own_slot = registry is not None and os.path.abspath(registry) == os.path.abspath(os.path.join(args.out, "models"))
+        if not (own_slot and (serving or {}).get(src)):
+            write_json(os.path.join(base, "hand_tuned.json"), hand_tuned_doc(src))
         for kind in M.KINDS:
             if (src, kind) not in fitted:
                 exported[src][kind] = None
@@ -252,7 +344,10 @@ def export_models(args, dataset, version, T, fitted, metrics, per_cut, train_cut
                          "latest_cut": {"cut": iso_of(T), "ndcg10": last["ndcg10"], "recall10": last["recall10"],
                                         "users": last["users"], "auc": last.get("auc")},
                          "trained_on_cuts": [iso_of(c) for c in train_cuts], "train_rows": int(len(Xtr)),
-                         "candidates_per_generator": args.candidates_per_generator},
+                         "candidates_per_generator": args.candidates_per_generator,
+                         "per_cut": {c: round(float(r["ndcg10"]), 6)
+                                     for c, r in zip(metrics["cuts"], per_cut[src][kind])},
+                         "eval_protocol": protocol},
                 X_sample=sample)
             exported[src][kind] = manifest["version"]
     return exported
@@ -274,7 +369,14 @@ def main(argv=None) -> None:
     p.add_argument("--trees", type=int, default=None, help="xgboost trees (200; quick 50)")
     p.add_argument("--max-subjects", type=int, default=None, help="subjects per cut and source (all; quick 150)")
     p.add_argument("--sources", help="comma-separated subset of sources")
-    p.add_argument("--register", help="registry directory (e.g. models): copy each source's better model there")
+    p.add_argument("--register", help="registry directory (e.g. models): the serving slot the gate guards "
+                   "(default OUT/models); an accepted model is copied to DIR/<source>/")
+    p.add_argument("--gate-k", type=float, default=G.DEFAULT_K,
+                   help=f"gate: the improvement must exceed k x its std across cuts ({G.DEFAULT_K})")
+    p.add_argument("--gate-min-margin", type=float, default=G.DEFAULT_MIN_MARGIN,
+                   help=f"gate: and at least this NDCG@10 ({G.DEFAULT_MIN_MARGIN})")
+    p.add_argument("--gate-min-cuts", type=int, default=G.DEFAULT_MIN_CUTS,
+                   help=f"gate: cuts with rankings needed to register anything ({G.DEFAULT_MIN_CUTS})")
     p.add_argument("--manifests", help="logs mode: read feature lists from DIR/<source>/manifest.json")
     p.add_argument("--report-dir", help="also copy metrics, report and plots here")
     p.add_argument("--seed", type=int, default=0)

@@ -51,9 +51,17 @@ class PipelineTest(unittest.TestCase):
             self.assertEqual(len(next(iter(emb["users"].values()))), emb["dims"])
             for f in ("report.md", "ndcg10_by_source.png", "ndcg10_by_cut.png", "metrics.json"):
                 self.assertTrue(os.path.exists(os.path.join(rep, f)), f)
-            self.assertTrue(os.path.exists(os.path.join(reg, "embeddings", "synth-team.json")))
+            # the promotion gate decides what is registered (test_gate.py); its decisions are in gate.json
+            with open(os.path.join(reg, "gate.json")) as f:
+                gate = json.load(f)
+            self.assertEqual(set(gate["sources"]), set(SOURCES))
+            for got, want in zip(m["spread"]["channel_browser"]["lr"]["per_cut"],
+                                 [c["sources"]["channel_browser"]["models"]["lr"]["ndcg10"] for c in by_cut["cuts"]],
+                                 strict=True):
+                self.assertAlmostEqual(got, want, places=6)
             registered = [s for s in SOURCES if os.path.exists(os.path.join(reg, s, "model.onnx"))]
-            self.assertIn("channel_browser", registered)
+            self.assertEqual(registered, [s for s in SOURCES if gate["sources"][s]["decision"] == "register"])
+            self.assertEqual(os.path.exists(os.path.join(reg, "embeddings", "synth-team.json")), bool(registered))
             for s in registered:
                 with open(os.path.join(reg, s, "manifest.json")) as f:
                     man = json.load(f)
