@@ -142,6 +142,7 @@ const INSPECTOR_PORTS: Partial<Record<SystemKey, number>> = {
   "party-hib": 9341,
   "platform-1": 9342,
   "party-batch": 9343,
+  "platform-live": 9344,
 };
 /** --var NAME=VALUE (repeatable): overrides a platform var from wrangler.toml (experiments: GATEWAY_SHARDS=1, ...). */
 const VAR_OVERRIDES: Record<string, string> = Object.fromEntries(
@@ -169,12 +170,19 @@ const POSTERS = 20;
 /** Both publish limits on the bench's topic when they are lifted (Topic.configure). */
 const LIFTED_RATE = 100_000;
 
-type SystemKey = "platform" | "party-batch" | "party" | "party-hib" | "ws" | "platform-1";
+type SystemKey = "platform" | "party-batch" | "party" | "party-hib" | "ws" | "platform-1" | "platform-live";
 /** A column of the report: a system, or the platform's saturation with the publish limits lifted. */
 type FigureKey = SystemKey | "platform-lifted";
-/** The default run; party-hib (a hibernating room) and platform-1 (the platform without frame coalescing) are opt-in. */
-const ALL_SYSTEMS: SystemKey[] = ["platform", "party-batch", "party", "ws"];
+/**
+ * The default run. platform-live (the platform's gateway holding its sockets
+ * in memory) and party-hib (a hibernating room) connect only: each is the
+ * like-for-like peer of the other side's connect figure. platform-1 (the
+ * platform without frame coalescing) is opt-in.
+ */
+const ALL_SYSTEMS: SystemKey[] = ["platform", "party-batch", "party", "ws", "platform-live", "party-hib"];
 const SYSTEMS = (opt("--systems")?.split(",") as SystemKey[] | undefined) ?? ALL_SYSTEMS;
+/** --connect-only KEYS: systems that take part in connecting only, then leave the size (default: platform-live, party-hib). */
+const CONNECT_ONLY = new Set((opt("--connect-only") ?? "platform-live,party-hib").split(",").filter(Boolean));
 const LABEL: Record<FigureKey, string> = {
   platform: "platform",
   "platform-lifted": "platform, publish limits lifted",
@@ -183,14 +191,17 @@ const LABEL: Record<FigureKey, string> = {
   "party-hib": "partyserver (hibernating)",
   ws: "Node ws",
   "platform-1": "platform (unbatched)",
+  "platform-live": "platform (sockets in memory)",
 };
 /** The baseline every platform figure is compared with first: the best partyserver can do. */
 const PEER: SystemKey = "party-batch";
 /** Vars a platform variant runs with on top of wrangler.toml's and --var's. */
 const VARIANT_VARS: Partial<Record<SystemKey, Record<string, string>>> = {
   "platform-1": { GATEWAY_BATCH_FRAMES: "1" },
+  "platform-live": { GATEWAY_HIBERNATE: "false" },
 };
-const isPlatform = (k: SystemKey): k is "platform" | "platform-1" => k === "platform" || k === "platform-1";
+type PlatformKey = "platform" | "platform-1" | "platform-live";
+const isPlatform = (k: SystemKey): k is PlatformKey => k === "platform" || k === "platform-1" || k === "platform-live";
 
 const now = (): number => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
@@ -386,7 +397,7 @@ async function adminCall(url: string, method: string, path: string, token: strin
 
 /** The platform's bundle in its own Miniflare (platform-1: the same bundle, with its variant's vars). */
 async function startPlatform(
-  key: "platform" | "platform-1",
+  key: PlatformKey,
   outdir: string,
   maxUsers: number,
 ): Promise<{ system: System; close: () => Promise<void> }> {
@@ -1134,6 +1145,9 @@ async function runSize(n: number, systems: System[], pool: ClientPool): Promise<
       }
     }
   }
+  // Connect-only systems leave the size here: their figure is the connect.
+  for (const system of live.filter((x) => CONNECT_ONLY.has(x.key))) await pool.close(`${system.key}:${n}`);
+  live = live.filter((x) => !CONNECT_ONLY.has(x.key));
   for (const system of live) {
     // Warm-up: the first messages create the topic/room state, JIT the paths,
     // and (platform) send every poster's profile once (just-in-time
@@ -1220,6 +1234,8 @@ const CONFIG: Partial<Record<FigureKey, string>> = {
   "party-hib": "partyserver hibernating room in its own Miniflare, one WebSocket message per event",
   ws: "ws in its own Node process, one Buffer per event sent to every socket",
   "platform-1": "the platform's bundle with GATEWAY_BATCH_FRAMES=1 in its own Miniflare",
+  "platform-live":
+    "the platform's bundle with GATEWAY_HIBERNATE=false (gateway sockets held in memory, not hibernatable) in its own Miniflare",
 };
 const configOf = (k: FigureKey) => CONFIG[k]?.replace("<version>", partyVersion());
 
@@ -1377,6 +1393,36 @@ function resultsOf(n: number, s: SizeSummary, present: FigureKey[]): RealtimeRes
     const last = runs.at(-1);
     return `${LABEL[k]} ${Math.round(connMs(k))} ms (runs ${runs.map((r) => Math.round(r.ms)).join(", ")}; server CPU ${Math.round(median(runs.map((r) => (r.cpu.ms.server * 1000) / n)))} µs per connect; last run's upgrade p50/p99 ${round(percentile(last?.openMs ?? [], 50), 1)}/${round(percentile(last?.openMs ?? [], 99), 1)} ms, open → ready p50/p99 ${round(percentile(last?.readyMs ?? [], 50), 1)}/${round(percentile(last?.readyMs ?? [], 99), 1)} ms)`;
   };
+  const connectNotes = `time to connect all ${n}, ${CONNECT_CONCURRENCY} handshakes in flight per client process, ${PROCS} processes, median of ${conn.length} (the sockets closed in between, the systems interleaved); ${present
+    .filter((x) => s.connect.has(x))
+    .map(connNote)
+    .join("; ")}`;
+  // Like for like: the platform's gateway holding its sockets in memory
+  // against the in-memory coalescing room, and the platform as deployed
+  // (hibernating) against the hibernating room.
+  const pairs: Array<[FigureKey, FigureKey, string]> = [
+    ["platform-live", PEER, "gateway sockets in memory (GATEWAY_HIBERNATE=false)"],
+    ["platform", "party-hib", "hibernating, as deployed"],
+  ];
+  for (const [mine, k, how] of pairs) {
+    const runs = s.connect.get(mine) ?? [];
+    if (runs.length === 0 || !s.connect.has(k)) continue;
+    out.push(
+      versus(
+        {
+          name: `connect ${n} subscribers, ${how} (vs ${LABEL[k]})`,
+          unit: "ms",
+          better: "lower",
+          value: Math.round(connMs(mine)),
+          runs: runs.length,
+          target: ">= 1x (at least partyserver)",
+          notes: connectNotes,
+        },
+        k,
+        Math.round(connMs(k)),
+      ),
+    );
+  }
   for (const k of [base, ...(base === PEER && has("party") ? (["party"] as const) : [])]) {
     if (!k || conn.length === 0 || !s.connect.has(k)) continue;
     out.push(
@@ -1388,10 +1434,7 @@ function resultsOf(n: number, s: SizeSummary, present: FigureKey[]): RealtimeRes
           value: Math.round(connMs("platform")),
           runs: conn.length,
           target: ">= 1x (at least partyserver)",
-          notes: `time to connect all ${n}, ${CONNECT_CONCURRENCY} handshakes in flight per client process, ${PROCS} processes, median of ${conn.length} (the sockets closed in between, the systems interleaved); ${present
-            .filter((x) => s.connect.has(x))
-            .map(connNote)
-            .join("; ")}`,
+          notes: connectNotes,
         },
         k,
         Math.round(connMs(k)),
@@ -1523,7 +1566,7 @@ async function main(): Promise<void> {
       const outdir = bundle(PLATFORM_CONFIG, ".bench/realtime-platform");
       const vars = workerOptionsOf(PLATFORM_CONFIG, outdir).vars;
       deployed = DEPLOYED_VARS.map((k) => `${k}=${vars[k] ?? "(unset)"}`).join(" ");
-      for (const key of ["platform", "platform-1"] as const) {
+      for (const key of ["platform", "platform-1", "platform-live"] as const) {
         if (!SYSTEMS.includes(key)) continue;
         const p = await startPlatform(key, outdir, Math.max(...SIZES));
         closers.push(p.close);

@@ -8,8 +8,6 @@ import {
   type CloseCode,
   closeReason,
   frame,
-  PING_TEXT,
-  PONG_TEXT,
   parseClientFrame,
   parseHandshakeTopics,
 } from "../../src/realtime/protocol";
@@ -28,6 +26,7 @@ import { FrameRate } from "./frame-rate";
 import { type GatewayLimits, ShardLimits } from "./limits";
 import { SharedPositions } from "./positions";
 import { PresenceKeeper } from "./presence-keeper";
+import { hibernatesOf, hibernatingSockets, inMemorySockets, type SocketMode } from "./socket-mode";
 import { SocketIndex } from "./sockets";
 import { Subscriptions } from "./subscriptions";
 import { TicketLedger } from "./tickets";
@@ -124,18 +123,29 @@ export class Gateway extends DurableObject<Env> {
   /** One frame at a time per socket, so answers come in the order asked. */
   private readonly socketQueues = new Map<string, Promise<unknown>>();
   private readonly topicStubs = new Map<string, DurableObjectStub<Topic>>();
+  /** Hibernatable sockets, or (GATEWAY_HIBERNATE = "false") sockets held in memory: socket-mode.ts. */
+  private readonly mode: SocketMode;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_TEXT, PONG_TEXT));
     const background = (work: Promise<unknown>) => ctx.waitUntil(work);
+    this.mode = hibernatesOf(env.GATEWAY_HIBERNATE)
+      ? hibernatingSockets(ctx)
+      : inMemorySockets(
+          {
+            message: (ws, m) => this.webSocketMessage(ws, m),
+            close: (ws, code, reason) => this.webSocketClose(ws, code, reason),
+            error: (ws) => this.webSocketError(ws),
+          },
+          background,
+        );
     this.limits = new ShardLimits(env);
     const access = teamCacheAccess(env);
     const live = teamCacheLiveState(env);
     const profiles = teamCacheProfiles(env);
     const topic = (key: string) => this.topic(key);
     this.sockets = new SocketIndex(new SharedPositions(ctx.storage.sql, background), {
-      sockets: () => ctx.getWebSockets(),
+      sockets: () => this.mode.sockets(),
       joined: (t) => this.annotator.joined(t),
       gone: (state, lastOfUser) => this.gone(state, lastOfUser),
     });
@@ -219,7 +229,7 @@ export class Gateway extends DurableObject<Env> {
       exp,
       role,
     };
-    this.ctx.acceptWebSocket(server);
+    this.mode.accept(server);
     // With handshake topics the subscribe's answer saves the attachment (an
     // object with work in progress does not hibernate; a failed subscribe
     // saves it below).
