@@ -1,5 +1,5 @@
 import { signToken } from "../src/auth/tokens";
-import { bundle, startBackend } from "../tools/harness/backend";
+import { bundle, startBackend, workerOptionsOf } from "../tools/harness/backend";
 import { type BenchResult, compare, printTable, writeResults } from "../tools/harness/results";
 import { median, percentile, postJson } from "./harness";
 
@@ -30,24 +30,16 @@ const EMAILS = ["bigcorp.example", "partner.example", "d5.example", "d100.exampl
   `second@${d}`,
 ]);
 
-const VARS = {
-  CLASSIFY_THRESHOLD: "0.10",
-  CLASSIFY_WEIGHTS: "owner=3,admin=2,member=1,guest=0.25",
-  HEAL_STALE_AFTER_MINUTES: "1440",
-  HEAL_SETTLE_SECONDS: "30",
-  JWT_SECRET: SECRET,
-  PLATFORM_OPERATORS: "TPLATFORM:UOPERATOR",
-};
+/** The bench Worker's config: its vars and Durable Objects are read from it (workerOptionsOf), not copied here. */
+const CONFIG = "bench/wrangler.bench.toml";
 
 const post = postJson;
 
 async function runAdapter(name: "d1" | "mysql", script: string): Promise<BenchResult[]> {
+  const config = workerOptionsOf(CONFIG, outdir);
   const backend = await startBackend(name, script, {
-    vars: VARS,
-    durableObjects: {
-      TEAM_CACHE: { className: "TeamCache", useSQLite: true },
-      SHARED_CHANNEL: { className: "SharedChannel", useSQLite: true },
-    },
+    vars: { ...config.vars, JWT_SECRET: SECRET, PLATFORM_OPERATORS: "TPLATFORM:UOPERATOR" },
+    durableObjects: config.durableObjects,
   });
   const { url } = backend;
   try {
@@ -217,7 +209,7 @@ async function runAdapter(name: "d1" | "mysql", script: string): Promise<BenchRe
   }
 }
 
-const outdir = bundle("bench/wrangler.bench.toml", ".bench/classify");
+const outdir = bundle(CONFIG, ".bench/classify");
 const script = `${outdir}/classify-worker.js`;
 const results: BenchResult[] = [];
 for (const adapter of ["d1", "mysql"] as const) {

@@ -1,6 +1,6 @@
 import { Log, LogLevel } from "miniflare";
 import { signToken } from "../src/auth/tokens";
-import { bundle, startBackend } from "../tools/harness/backend";
+import { bundle, startBackend, workerOptionsOf } from "../tools/harness/backend";
 import { type BenchResult, compare, printTable, writeResults } from "../tools/harness/results";
 import { descendantPids, median, percentile, processUsage } from "./harness";
 
@@ -56,14 +56,8 @@ const SECRET = "bench-secret-0123456789abcdef-0123456789";
 const TEAM = "TBENCH";
 const PARTNER = "TPARTNER";
 
-const VARS = {
-  CLASSIFY_THRESHOLD: "0.10",
-  CLASSIFY_WEIGHTS: "owner=3,admin=2,member=1,guest=0.25",
-  HEAL_STALE_AFTER_MINUTES: "1440",
-  HEAL_SETTLE_SECONDS: "30",
-  JWT_SECRET: SECRET,
-  PLATFORM_OPERATORS: "TPLATFORM:UOPERATOR",
-};
+/** The bench Worker's config: its vars and Durable Objects are read from it (workerOptionsOf), not copied here. */
+const CONFIG = "bench/wrangler.directory.toml";
 
 const QUERIES = ["switcher", "mentions", "channel", "members", "directory", "lookup", "boot"] as const;
 type Query = (typeof QUERIES)[number];
@@ -494,12 +488,10 @@ interface CacheStats {
 
 async function runAdapter(name: "d1" | "mysql", script: string): Promise<BenchResult[]> {
   const started = performance.now();
+  const config = workerOptionsOf(CONFIG, outdir);
   const backend = await startBackend(name, script, {
-    vars: VARS,
-    durableObjects: {
-      TEAM_CACHE: { className: "BenchTeamCache", useSQLite: true },
-      SHARED_CHANNEL: { className: "SharedChannel", useSQLite: true },
-    },
+    vars: { ...config.vars, JWT_SECRET: SECRET, PLATFORM_OPERATORS: "TPLATFORM:UOPERATOR" },
+    durableObjects: config.durableObjects,
     extra: process.env.BENCH_DEBUG ? { log: new Log(LogLevel.DEBUG), verbose: true } : {},
   });
   const { url } = backend;
@@ -972,7 +964,7 @@ async function runAdapter(name: "d1" | "mysql", script: string): Promise<BenchRe
 }
 
 const t0 = performance.now();
-const outdir = bundle("bench/wrangler.directory.toml", ".bench/directory");
+const outdir = bundle(CONFIG, ".bench/directory");
 const script = `${outdir}/directory-worker.js`;
 const results: BenchResult[] = [];
 for (const adapter of ["d1", "mysql"] as const) {
