@@ -2,14 +2,24 @@ import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 import { freePort } from "./test/free-port";
 
-// Three projects. "workers" runs inside workerd against the real bindings of
-// wrangler.toml (D1, Queues) with D1 migrations applied by test/workers/setup.ts.
+// Four projects. "workers" runs inside workerd against the real bindings of
+// wrangler.toml (D1, Queues) with D1 migrations applied by test/workers/setup.ts:
+// the default build, without an ONNX runtime (every shipped model scored in
+// TypeScript). "workers-onnx" is the ONNX build (wrangler.onnx.toml, its
+// entry workers/index-onnx.ts; test/workers-onnx/setup.ts registers
+// onnxruntime-web for the tests' own imports too): the suites that run graphs
+// on onnxruntime-web, and the upload checks again with the runtime deciding.
 // "workers-mysql" runs the tenant-isolation and fuzz suites inside workerd
 // too, with STORAGE=planetscale: every read and write goes through the real
 // @planetscale/database driver to tools/psdb-server over a MariaDB database
 // made for the run (test/workers/mysql-global-setup.ts). "node" runs pure
 // domain tests and the MySQL side: the same driver against MariaDB through
 // tools/psdb-server.
+
+/** Suites that need onnxruntime-web (forced engine, graphs no TypeScript reader covers): the ONNX build only. */
+const ONNX_ONLY = ["test/workers/models.test.ts", "test/workers-onnx/**/*.test.ts"];
+/** Suites that hold in both builds, and run in both: model uploads are checked by TypeScript or by the runtime. */
+const BOTH_BUILDS = ["test/workers/recommend-admin.test.ts"];
 
 /** Suites that must hold on both storage backends (they also run in "workers", on D1). */
 const BOTH_BACKENDS = ["test/workers/isolation.test.ts", "test/workers/fuzz.test.ts"];
@@ -41,6 +51,11 @@ export default defineConfig(async () => {
     SLACK_TOKEN_KEY: "test-slack-token-key",
     SLACK_API_BASE: `http://127.0.0.1:${slackPort}/api`,
   };
+  // The suites send hundreds of requests a minute with one token (setup as the
+  // operator, the fuzz suite); wrangler.toml's 1,200 a minute per caller would
+  // refuse some. The limit itself is tested with a small one in
+  // test/node/edge-limits.test.ts, on the bundle as deployed.
+  const ratelimits = { API_RATE_LIMIT: { namespace_id: "1001", simple: { limit: 1_000_000, period: 60 as const } } };
   return {
     test: {
       projects: [
@@ -54,12 +69,26 @@ export default defineConfig(async () => {
           },
         },
         {
-          plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings } })],
+          plugins: [
+            cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings, ratelimits } }),
+          ],
           test: {
             name: "workers",
             include: ["test/workers/**/*.test.ts"],
+            exclude: ONNX_ONLY,
             setupFiles: ["./test/workers/setup.ts"],
             globalSetup: ["./test/workers/slack-global-setup.ts"],
+            testTimeout: 60_000,
+          },
+        },
+        {
+          plugins: [
+            cloudflareTest({ wrangler: { configPath: "./wrangler.onnx.toml" }, miniflare: { bindings, ratelimits } }),
+          ],
+          test: {
+            name: "workers-onnx",
+            include: [...ONNX_ONLY, ...BOTH_BUILDS],
+            setupFiles: ["./test/workers/setup.ts", "./test/workers-onnx/setup.ts"],
             testTimeout: 60_000,
           },
         },
@@ -68,6 +97,7 @@ export default defineConfig(async () => {
             cloudflareTest({
               wrangler: { configPath: "./wrangler.toml" },
               miniflare: {
+                ratelimits,
                 bindings: {
                   ...bindings,
                   STORAGE: "planetscale",

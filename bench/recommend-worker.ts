@@ -1,4 +1,5 @@
 import { onnxRuntimeStats, onnxScorer, ortRuntime } from "../platform/models/onnx-runtime";
+import { registerOnnxRuntimeWeb } from "../platform/models/onnxruntime-web";
 import { foldLinear, linearParamsSchema, scoreLinear } from "../src/models/linear";
 import { featureMatrix, type ModelManifest, parseManifest } from "../src/models/manifest";
 import type { ModelEngine, ModelScorer } from "../src/models/ports";
@@ -8,6 +9,9 @@ import lrOnnx from "../test/fixtures/models/lr/model.onnx";
 import xgbManifestJson from "../test/fixtures/models/xgboost/manifest.json";
 import xgbOnnx from "../test/fixtures/models/xgboost/model.onnx";
 import { BATCH, benchRecords } from "./recommend-rows";
+
+// The bench measures onnxruntime-web beside the TypeScript readers: it is the ONNX build (workers/index-onnx.ts).
+registerOnnxRuntimeWeb();
 
 // Benchmark-only Worker for `npm run bench:recommend` (bench/wrangler.recommend.toml,
 // never deployed): the fixture models (test/fixtures/models) through the real

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import { convertV4MiniflareOptions, Log, LogLevel, Miniflare } from "miniflare";
@@ -62,6 +62,8 @@ const MIB = 1024 * 1024;
 /** Workers script size limits, after compression (https://developers.cloudflare.com/workers/platform/limits/). */
 const LIMIT_FREE_MIB = 3;
 const LIMIT_PAID_MIB = 10;
+/** What CI allows the default build (.ci/run): well under the free plan's limit. */
+const LIMIT_DEFAULT_MIB = 1;
 
 export interface SectionOptions {
   quick: boolean;
@@ -413,46 +415,44 @@ export async function bundleSection(_options: SectionOptions): Promise<BenchResu
     ),
   );
 
-  // The main Worker is edited by others while this runs; a build that fails is
-  // reported, not fatal. Until a route uses the runtime, it is built from a probe
-  // entry that also pulls in the model runtime and the bundled models.
+  // The two builds of the main Worker (docs/deploy.md, "Builds"): the default
+  // one scores every shipped model in TypeScript and carries no runtime; the
+  // ONNX build (wrangler.onnx.toml) adds onnxruntime-web for graphs the
+  // TypeScript readers do not cover. A build that fails is reported, not fatal.
   try {
-    const main = buildSize(["--config", "wrangler.toml"], ".bench/recommend-main");
-    const probeDir = resolve(".bench/recommend-probe");
-    mkdirSync(probeDir, { recursive: true });
-    const probe = join(probeDir, "entry.ts");
-    writeFileSync(
-      probe,
-      `// Size probe for npm run bench:recommend (never deployed): the main Worker plus the model runtime.
-import { bundledModelStore } from "../../platform/models/bundled";
-import { ortRuntime } from "../../platform/models/onnx-runtime";
-export * from "../../workers/index";
-export { default } from "../../workers/index";
-(globalThis as Record<string, unknown>).__modelRuntimeProbe = [ortRuntime, bundledModelStore];
-`,
-    );
-    const withRuntime = buildSize(["--config", "wrangler.toml", probe], ".bench/recommend-main-ort");
-    const figure = {
-      name: "main Worker + model runtime, gzip",
-      unit: "MiB",
-      better: "lower" as const,
-      value: r(withRuntime.gzipMiB),
-    };
+    const lean = buildSize(["--config", "wrangler.toml"], ".bench/recommend-main");
+    const onnx = buildSize(["--config", "wrangler.onnx.toml"], ".bench/recommend-main-ort");
     results.push(
       compare(
         {
-          ...figure,
+          name: "main Worker (default build, TypeScript scoring), gzip",
+          unit: "MiB",
+          better: "lower",
+          value: r(lean.gzipMiB),
+          target: `< ${LIMIT_DEFAULT_MIB} MiB (CI fails above it)`,
+          notes: `${r(lean.rawMiB)} MiB raw; wrangler: ${lean.wrangler}; no onnxruntime-web`,
+        },
+        { name: "the 1 MiB budget CI enforces", value: LIMIT_DEFAULT_MIB },
+      ),
+      compare(
+        {
+          name: "main Worker (ONNX build, + onnxruntime-web), gzip",
+          unit: "MiB",
+          better: "lower",
+          value: r(onnx.gzipMiB),
           target: `< ${LIMIT_PAID_MIB} MiB (paid plan)`,
-          notes: `${sizeNote(withRuntime)}; main Worker today, without the runtime: ${r(main.gzipMiB)} MiB gzip (wrangler: ${main.wrangler})`,
+          notes: sizeNote(onnx),
         },
         { name: "Workers paid-plan limit", value: LIMIT_PAID_MIB },
       ),
       compare(
         {
-          ...figure,
-          name: `${figure.name} (free plan)`,
+          name: "main Worker (ONNX build) against the free plan, gzip",
+          unit: "MiB",
+          better: "lower",
+          value: r(onnx.gzipMiB),
           target: `< ${LIMIT_FREE_MIB} MiB (free plan)`,
-          notes: "ratio < 1: does not fit the free plan",
+          notes: "ratio < 1: the ONNX build does not fit the free plan; the default build does",
         },
         { name: "Workers free-plan limit", value: LIMIT_FREE_MIB },
       ),

@@ -7,7 +7,15 @@ import type { FeatureImportPorts } from "../src/recommend/feature-import";
 import type { FeedbackPorts } from "../src/recommend/feedback";
 import { recLogEnvelope } from "../src/recommend/logs";
 import type { ModelVersionPorts } from "../src/recommend/model-versions";
-import type { ChannelView, MemberLookup, RecDeps, RecLogSink, ServedLog, UserView } from "../src/recommend/ports";
+import type {
+  ChannelView,
+  DisplayLookup,
+  MemberLookup,
+  RecDeps,
+  RecLogSink,
+  ServedLog,
+  UserView,
+} from "../src/recommend/ports";
 import type { ServePorts } from "../src/recommend/serve";
 import { featureStore } from "../storage/feature-store";
 import { driverFor } from "./deps";
@@ -32,6 +40,7 @@ export function servePortsFor(env: Env, background: (work: Promise<unknown>) => 
     ...scorerSelectionDeps(env),
     metrics,
     members: memberLookupFor(env),
+    displays: displayLookupFor(env),
     recommenders: recDepsFor(env),
     served: servedLogFor(env),
     logs: recLogSinkFor(env),
@@ -70,6 +79,41 @@ export function modelVersionPortsFor(env: Env, bundled: BundledModelStore = isol
 
 const modelLoaderFor = (env: Env, bundled: BundledModelStore): ModelLoader =>
   onnxModelLoader(r2ModelStore(env.MODELS, bundled));
+
+/** Display fields through the team's edge cache, as the viewer may see them (its directory lookup). */
+function displayLookupFor(env: Env): DisplayLookup {
+  const lookup = async (team: string, viewer: string, users: string[], channels: string[]) => {
+    const r = await teamCacheOf(env, team).lookup(team, viewer, users, channels);
+    if (!r.ok) throw new Error(`directory lookup failed: ${r.message}`);
+    return r.value;
+  };
+  return {
+    async users(team, viewer, ids) {
+      const { users } = await lookup(team, viewer, ids, []);
+      return new Map(
+        users.map((u) => [
+          u.id,
+          {
+            name: u.name,
+            real_name: u.real_name,
+            display_name: u.display_name,
+            title: u.title,
+            avatar_hash: u.avatar_hash,
+          },
+        ]),
+      );
+    },
+    async channels(team, viewer, ids) {
+      const { channels } = await lookup(team, viewer, [], ids);
+      return new Map(
+        channels.map((ch) => [
+          ch.id,
+          { name: ch.name, topic: ch.topic, purpose: ch.purpose, is_private: ch.is_private },
+        ]),
+      );
+    },
+  };
+}
 
 function memberLookupFor(env: Env): MemberLookup {
   return {

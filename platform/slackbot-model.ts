@@ -1,17 +1,24 @@
 import manifestJson from "../models/slackbot/manifest.json";
 import onnxBytes from "../models/slackbot/model.onnx";
 import { type ProbabilitiesOf, parseTeamManifest, type TeamModelManifest, teamClassifier } from "../src/slackbot/model";
+import { scoreTfidfSoftmax, tfidfSoftmaxFromOnnx } from "../src/slackbot/onnx-tfidf";
 import type { LoadedClassifier } from "../src/slackbot/service";
-import { ortRuntime } from "./models/onnx-runtime";
+import { needsOnnxRuntime, onnxRuntimeEngine } from "./models/runtime-registry";
 
 // The Slack bot's team classifier (models/slackbot/, trained by
-// training/slackbot/train.py), bundled into the Worker as Data and run by
-// onnxruntime-web (platform/models/onnx-runtime.ts: one runtime per isolate,
-// one thread). Loaded on the first question an isolate answers, never on the
+// training/slackbot/train.py), bundled into the Worker as Data. Its graph
+// (TF-IDF → softmax regression) is read from model.onnx into plain TypeScript
+// (src/slackbot/onnx-tfidf.ts): no ONNX runtime in either build. A retrained
+// graph of another shape runs on the runtime the ONNX build registers
+// (models/runtime-registry.ts); the default build then fails the load with a
+// message naming the ONNX build (the consumer retries, then dead-letters with
+// it). Loaded on the first question an isolate answers, never on the
 // acknowledgement path, and kept while the isolate stays warm.
 
 export interface SlackbotModel extends LoadedClassifier {
   manifest: TeamModelManifest;
+  /** What scores it: the TypeScript reader, or the ONNX build's runtime for a graph the reader does not cover. */
+  engine: "typescript" | "onnxruntime-web";
   /** The graph's probabilities for one row of term counts (the parity test's way in). */
   run: ProbabilitiesOf;
   vectorize(text: string): Float32Array;
@@ -23,31 +30,44 @@ export const slackbotModelStats = { loads: 0, lastLoadMs: 0 };
 let loaded: Promise<SlackbotModel> | undefined;
 
 export function slackbotModel(): Promise<SlackbotModel> {
-  loaded ??= loadModel().catch((error: unknown) => {
+  loaded ??= loadSlackbotModel(new Uint8Array(onnxBytes)).catch((error: unknown) => {
     loaded = undefined; // a failed load is tried again by the next question
     throw error;
   });
   return loaded;
 }
 
-async function loadModel(): Promise<SlackbotModel> {
+/** The classifier over the bundled manifest and `onnx` (the bundled model.onnx; tests pass variants). */
+export async function loadSlackbotModel(onnx: Uint8Array): Promise<SlackbotModel> {
   const started = Date.now();
   const manifest = parseTeamManifest(manifestJson);
-  const ort = await ortRuntime();
-  const session = await ort.InferenceSession.create(new Uint8Array(onnxBytes));
   const width = manifest.vocabulary.length;
-  const run: ProbabilitiesOf = async (counts) => {
-    const out = await session.run({ [manifest.input]: new ort.Tensor("float32", counts, [1, width]) });
-    const data = out[manifest.output]?.data;
-    if (!(data instanceof Float32Array)) throw new Error(`model output ${manifest.output} is not float32`);
-    return data;
-  };
+  const graph = tfidfSoftmaxFromOnnx(onnx, manifest.input, manifest.output);
+  let run: ProbabilitiesOf;
+  let engine: SlackbotModel["engine"];
+  if (graph && graph.width === width && graph.classes === manifest.teams.length) {
+    engine = "typescript";
+    run = async (counts) => scoreTfidfSoftmax(graph, counts, 1);
+  } else {
+    const runtime = onnxRuntimeEngine();
+    if (!runtime) {
+      throw new Error(
+        needsOnnxRuntime(
+          `the Slack bot's model.onnx (not the TF-IDF → softmax graph of ${width} tokens and ${manifest.teams.length} teams that src/slackbot/onnx-tfidf.ts reads)`,
+        ),
+      );
+    }
+    engine = runtime.name;
+    const graphRun = await runtime.runner(onnx, manifest.input, manifest.output);
+    run = (counts) => graphRun(counts, 1, width);
+  }
   const classifier = teamClassifier(manifest, run);
   slackbotModelStats.loads++;
   slackbotModelStats.lastLoadMs = Date.now() - started;
   return {
     manifest,
     version: manifest.version,
+    engine,
     run,
     vectorize: classifier.vectorize,
     classify: classifier.classify,

@@ -4,7 +4,8 @@ import { ensureJwtSecret } from "./dev-vars";
 
 // npm run import-dataset -- --data datasets/rails-collab --team TRAILS --cut 2025-08-23
 //   [--url http://127.0.0.1:8787] [--embeddings models/embeddings/rails-collab.json] [--private-share 0.05]
-// Against a running platform (npm start); signs its tokens with .dev.vars' JWT_SECRET.
+// Against a running platform: npm start's (signs its tokens with .dev.vars' JWT_SECRET) or a
+// deployment (--url https://…, JWT_SECRET=<its secret> in the environment; docs/deploy.md).
 
 const { values } = parseArgs({
   options: {
@@ -19,7 +20,8 @@ const { values } = parseArgs({
 
 const summary = await importDataset({
   url: values.url,
-  secret: ensureJwtSecret(),
+  // A deployment's secret from the environment (a remote import), else npm start's.
+  secret: process.env.JWT_SECRET ?? ensureJwtSecret(),
   data: values.data,
   team: values.team,
   cut: values.cut,

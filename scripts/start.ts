@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { parseArgs } from "node:util";
+import { buildConsole } from "../console/build";
 import { signToken } from "../src/auth/tokens";
 import { planetscaleDriver } from "../storage/planetscale-driver";
 import { applyMysqlMigrations } from "../tools/mysql-migrations";
@@ -81,6 +82,9 @@ async function main() {
     if (value) vars.push("--var", `${name}:${value}`);
   }
   if (process.env.SLACK_SIGNING_SECRET) console.log("Slack bot: POST /slack/events verifies with SLACK_SIGNING_SECRET");
+  // The console (docs/console.md) is served from console/public by wrangler's
+  // static assets; its script is built from console/src first.
+  await buildConsole();
   const dev = spawn("npx", ["wrangler", "dev", "--port", String(port), "--ip", "127.0.0.1", ...vars], {
     stdio: ["ignore", "inherit", "inherit"],
   });
@@ -93,6 +97,7 @@ async function main() {
   await seedDataset();
   const member = await signToken({ team: DEMO_TEAM.id, user: DEMO_MEMBER, ttlSeconds: 24 * 3600 }, secret);
   const admin = await signToken({ team: DEMO_TEAM.id, user: DEMO_ADMIN, ttlSeconds: 24 * 3600 }, secret);
+  const rtoken = await signToken({ team: DATASET_TEAM, user: "U1341", ttlSeconds: 24 * 3600 }, secret);
   console.log(`
 Edge platform on ${base} (${values.mysql ? "MySQL via PlanetScale driver" : "D1"}), demo team ${DEMO_TEAM.id}.
 
@@ -108,9 +113,16 @@ Edge platform on ${base} (${values.mysql ? "MySQL via PlanetScale driver" : "D1"
 
 Recommendations on real behaviour: team ${DATASET_TEAM} is datasets/rails-collab at ${DATASET_CUT}.
 
-  RTOKEN=${await signToken({ team: DATASET_TEAM, user: "U1341", ttlSeconds: 24 * 3600 }, secret)}
+  RTOKEN=${rtoken}
   curl -s ${base}/v1/recommend -H "authorization: Bearer $RTOKEN" \\
        -H 'content-type: application/json' -d '{"source":"channel_browser","limit":5}'
+
+Console (docs/console.md): ${base}/ (paste a token), or open a link that signs in (the token is in the
+#fragment, which the browser never sends to a server):
+
+  member: ${base}/#token=${member}
+  admin:  ${base}/#token=${admin}
+  ${DATASET_TEAM} (recommendations): ${base}/#token=${rtoken}
 
 Tokens last 24 h and name a user only (rights come from the user's live role).
 More: npm run token -- --team ${DEMO_TEAM.id} --user ${DEMO_ADMIN} [--ttl SECONDS]. Ctrl-C stops.

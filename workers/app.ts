@@ -1,5 +1,8 @@
-import { type Context, Hono } from "hono";
+import { createRoute } from "@hono/zod-openapi";
+import { Scalar } from "@scalar/hono-api-reference";
+import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { z } from "zod";
 import { depsFor } from "../platform/deps";
 import { errorBody } from "../platform/error-status";
 import { renderMetrics } from "../platform/metrics";
@@ -9,8 +12,11 @@ import { DomainError, notFound, redactedMessage, tooLarge } from "../src/errors"
 import { FILE_MAX_BYTES } from "../src/files/uploads";
 import { DatabaseUnavailable } from "../storage/guarded-driver";
 import { authorize, requireToken } from "./auth";
+import { corsFromVars } from "./cors";
 import { type AppEnv, errorResponse } from "./http";
 import { countRequests } from "./metrics";
+import { bearer, errors, json, loose, open, openapiDocument, registerSecuritySchemes, routes } from "./openapi";
+import { limitPerCaller } from "./rate-limit";
 import { adminRoutes } from "./routes/admin";
 import { connectRoutes } from "./routes/connect";
 import { connectSearchRoutes, feedConnectIndexes } from "./routes/connect-search";
@@ -39,8 +45,49 @@ function namesNothing(path: string): boolean {
   return false;
 }
 
+const healthz = createRoute({
+  method: "get",
+  path: "/healthz",
+  tags: ["platform"],
+  summary: "Liveness, and which storage the Worker runs on",
+  security: open,
+  responses: { 200: json(z.object({ ok: z.literal(true), storage: z.string() }), "up") },
+});
+const metricsRoute = createRoute({
+  method: "get",
+  path: "/metrics",
+  tags: ["platform"],
+  summary: "Prometheus text for the whole deployment",
+  description: "Platform operators only.",
+  security: bearer,
+  middleware: requireToken,
+  responses: {
+    200: { description: "Prometheus text format 0.0.4", content: { "text/plain": { schema: z.string() } } },
+    ...errors,
+  },
+});
+const documentRoute = createRoute({
+  method: "get",
+  path: "/openapi.json",
+  tags: ["platform"],
+  summary: "This document: every route, from the schemas that validate it",
+  security: open,
+  responses: {
+    200: json(loose({ openapi: z.string() }), "the OpenAPI 3.1 document"),
+  },
+});
+const docsRoute = createRoute({
+  method: "get",
+  path: "/docs",
+  tags: ["platform"],
+  summary: "A reference page over /openapi.json (Scalar)",
+  security: open,
+  responses: { 200: { description: "HTML", content: { "text/html": { schema: { type: "string" } } } } },
+});
+
 export function createApp() {
-  const app = new Hono<AppEnv>();
+  const app = routes();
+  registerSecuritySchemes(app);
 
   app.onError((err, c) => {
     if (err instanceof DatabaseUnavailable) {
@@ -56,24 +103,35 @@ export function createApp() {
     return c.json(errorBody("internal", "internal error"), 500);
   });
   app.use("*", countRequests);
+  // Browsers on other origins (CORS_ORIGINS); answered before any token check.
+  app.use("*", corsFromVars);
   app.notFound((c) => errorResponse(c, notFound(`no route for ${c.req.method} ${c.req.path}`)));
 
-  app.get("/healthz", (c) => c.json({ ok: true, storage: c.env.STORAGE }));
-  // Prometheus text for the whole deployment; scrapers send a platform token.
-  app.get("/metrics", requireToken, async (c) => {
-    await authorize(c, mayOperate);
-    return c.text(await renderMetrics(c.env), 200, { "content-type": "text/plain; version=0.0.4" });
-  });
-
-  // The socket route first: it has no body and a fixed path, and a team
-  // connecting at once sends thousands of upgrades (each middleware skipped
-  // is CPU not spent per connect). Ahead of requireToken: a browser
-  // WebSocket cannot set headers, so /v1/rtm takes a single-use ticket
-  // (?ticket=, from POST /v1/rtm.connect) or a bearer header; never an
-  // access token in the URL.
-  app.route("/v1/rtm", socketRoutes);
-  // The Slack app's endpoints: signed by Slack (or an OAuth state), no platform token.
-  app.route("/slack", slackRoutes);
+  // Built once, on first request: the registry is complete by then.
+  let document: ReturnType<typeof openapiDocument> | undefined;
+  const scalar = Scalar<AppEnv>({ url: "/openapi.json", pageTitle: "Edge collaboration platform API" });
+  const outside = app
+    .openapi(healthz, (c) => c.json({ ok: true as const, storage: c.env.STORAGE }, 200))
+    // Prometheus text for the whole deployment; scrapers send a platform token.
+    .openapi(metricsRoute, async (c) => {
+      await authorize(c, mayOperate);
+      return c.text(await renderMetrics(c.env), 200, { "content-type": "text/plain; version=0.0.4" });
+    })
+    // The contract and its reference page are public: they name routes, never data.
+    .openapi(documentRoute, (c) => {
+      document ??= openapiDocument(app);
+      return c.json(document, 200);
+    })
+    .openapi(docsRoute, async (c, next) => (await scalar(c, next)) ?? c.notFound())
+    // The socket route first: it has no body and a fixed path, and a team
+    // connecting at once sends thousands of upgrades (each middleware skipped
+    // is CPU not spent per connect). Ahead of requireToken: a browser
+    // WebSocket cannot set headers, so /v1/rtm takes a single-use ticket
+    // (?ticket=, from POST /v1/rtm.connect) or a bearer header; never an
+    // access token in the URL.
+    .route("/v1/rtm", socketRoutes)
+    // The Slack app's endpoints: signed by Slack (or an OAuth state), no platform token.
+    .route("/slack", slackRoutes);
 
   const bodyTooLarge = (limit: number) => () => {
     throw tooLarge(`request body larger than ${limit} bytes`);
@@ -104,6 +162,8 @@ export function createApp() {
     await next();
   });
   app.use("/v1/*", requireToken);
+  // Requests per caller (API_RATE_LIMIT): 429 with Retry-After, nothing done.
+  app.use("/v1/*", limitPerCaller);
   app.use("/v1/*", async (c, next) => {
     c.set(
       "deps",
@@ -117,21 +177,29 @@ export function createApp() {
   app.use("/v1/connect/*", feedConnectIndexes);
   app.use("/v1/admin/teams/:team", feedConnectIndexes);
 
-  app.route("/v1/admin", adminRoutes);
-  app.route("/v1/admin", connectSearchRoutes);
-  app.route("/v1/admin", directoryAdminRoutes);
-  app.route("/v1/admin", recommendAdminRoutes);
-  app.route("/v1/admin", recommendFeatureRoutes);
-  app.route("/v1/admin", slackAdminRoutes);
-  app.route("/v1/invites", inviteRoutes);
-  app.route("/v1/connect", connectRoutes);
-  app.route("/v1/directory", directoryRoutes);
-  app.route("/v1/channels", messageRoutes);
-  app.route("/v1/channels", fileRoutes);
-  app.route("/v1/recommend", recommendRoutes);
-  app.route("/v1/rtm.connect", ticketRoutes);
-  return app;
+  // Chained, so that the app's type (AppType) carries every route for hono/client.
+  return outside
+    .route("/v1/admin", adminRoutes)
+    .route("/v1/admin", connectSearchRoutes)
+    .route("/v1/admin", directoryAdminRoutes)
+    .route("/v1/admin", recommendAdminRoutes)
+    .route("/v1/admin", recommendFeatureRoutes)
+    .route("/v1/admin", slackAdminRoutes)
+    .route("/v1/invites", inviteRoutes)
+    .route("/v1/connect", connectRoutes)
+    .route("/v1/directory", directoryRoutes)
+    .route("/v1/channels", messageRoutes)
+    .route("/v1/channels", fileRoutes)
+    .route("/v1/recommend", recommendRoutes)
+    .route("/v1/rtm.connect", ticketRoutes);
 }
+
+/**
+ * The Worker's routes as a type: `hc<AppType>(origin)` from hono/client is a
+ * client whose paths, inputs and answers are checked by the compiler
+ * (docs/api.md#a-typed-client).
+ */
+export type AppType = ReturnType<typeof createApp>;
 
 /** Cloudflare's ray id when there is one, else a fresh id: what a log line and an answer share. */
 function requestIdOf(c: Context<AppEnv>): string {

@@ -1,7 +1,8 @@
-// Secrets are not in wrangler.toml, so `wrangler types` cannot see them.
+// The optional secrets. JWT_SECRET, the one the Worker cannot run without,
+// is in wrangler.toml's [secrets] required list, so `wrangler types`
+// declares it (worker-configuration.d.ts) and `wrangler deploy` refuses to
+// deploy until it is set.
 interface Env {
-  /** HS256 key for client tokens (`wrangler secret put JWT_SECRET`). */
-  JWT_SECRET: string;
   /** PlanetScale connection URL when STORAGE = "planetscale". */
   DATABASE_URL?: string;
   /** The Slack app's signing secret (POST /slack/events); comma-separated while one is rotated out. */

@@ -4,6 +4,9 @@ import { sweepStaleTeams } from "./scheduled";
 
 // The one Worker: the Hono app is `fetch`, the queue consumers are `queue`,
 // the cron sweep is `scheduled`. Durable Object classes are exported here too.
+// This is the default build (wrangler.toml): no ONNX runtime, every shipped
+// model is scored in TypeScript; workers/index-onnx.ts is the same Worker with
+// onnxruntime-web registered (wrangler.onnx.toml; docs/deploy.md, Builds).
 
 export { ConnectIndex } from "../durable-objects/connect-index/connect-index";
 export { Gateway } from "../durable-objects/gateway/gateway";

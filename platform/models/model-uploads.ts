@@ -1,22 +1,26 @@
-import { featureMatrix, type ModelKey, type ModelManifest, modelKeyString } from "../../src/models/manifest";
+import { type ModelKey, type ModelManifest, modelKeyString } from "../../src/models/manifest";
 import type { ModelListing, ModelVersionStore, UploadRefusal, UploadResult } from "../../src/recommend/model-versions";
 import type { BundledModelStore } from "./bundled";
 import { modelRecord } from "./model-record";
-import { ortRuntime } from "./onnx-runtime";
+import { plainGraphCheck } from "./onnx-runtime";
 import { r2ModelPrefix } from "./r2-model-store";
+import { onnxRuntimeEngine } from "./runtime-registry";
 
 // Uploading trained models to the MODELS bucket (the layout r2-model-store.ts
 // reads), for the admin API. A version is uploaded in two parts, manifest.json
 // first, then model.onnx; it is then either
 //   absent, awaiting model.onnx (manifest only: not servable), or complete,
-// and a complete version always loads: model.onnx is only stored after
-// onnxruntime-web created a session from it and scored a sample row with the
-// manifest's input and output names. Versions are immutable: each part is
-// written with an if-absent condition (R2 checks it atomically), so a second
-// upload of a part is refused, concurrent ones included. A model.onnx the
-// runtime rejects also removes the manifest it was checked against, so
-// nothing of the version stays and it can be uploaded again from the start
-// (the manifest may be what was wrong).
+// and a complete version always loads: model.onnx is only stored after the
+// Worker scored a sample row with it under the manifest's input and output
+// names (checkOnnx: a TypeScript reader, or onnxruntime-web in the ONNX
+// build). Versions are immutable: each part is written with an if-absent
+// condition (R2 checks it atomically), so a second upload of a part is
+// refused, concurrent ones included. A model.onnx that is refused as invalid
+// also removes the manifest it was checked against, so nothing of the version
+// stays and it can be uploaded again from the start (the manifest may be what
+// was wrong). A valid graph that only onnxruntime-web runs is refused by the
+// default build with 400 runtime_unavailable naming the ONNX build, and its
+// manifest is kept.
 
 export { MODEL_ONNX_MAX_BYTES } from "../../src/recommend/model-versions";
 
@@ -112,10 +116,20 @@ export async function putModelOnnx(
   const { manifest } = stored.value;
   const problem = await checkOnnx(manifest, onnx);
   if (problem) {
-    if (problem.code === "invalid_model") await bucket.delete(`${prefix}manifest.json`);
-    return problem.code === "invalid_model"
-      ? refuse("invalid", "invalid_model", `${problem.message}; nothing of ${id} is stored, upload both parts again`)
-      : refuse("unavailable", "runtime_unavailable", problem.message);
+    if (problem.code === "invalid_model") {
+      await bucket.delete(`${prefix}manifest.json`);
+      return refuse(
+        "invalid",
+        "invalid_model",
+        `${problem.message}; nothing of ${id} is stored, upload both parts again`,
+      );
+    }
+    // The default build without a runtime: not a fault to retry (no 503) but this build's refusal (400),
+    // named as the runtime being unavailable; the manifest stays, for model.onnx on the ONNX build.
+    if (problem.code === "runtime_missing") {
+      return refuse("invalid", "runtime_unavailable", `${problem.message}; ${id}'s manifest.json is kept`);
+    }
+    return refuse("unavailable", "runtime_unavailable", problem.message);
   }
   const written = await bucket.put(`${prefix}model.onnx`, onnx, {
     onlyIf: IF_ABSENT,
@@ -126,54 +140,23 @@ export async function putModelOnnx(
 }
 
 /**
- * Whether onnxruntime-web takes the model as the manifest describes it: a
- * session from the bytes, the manifest's input and output names, and one
- * float32 score per row for a sample of all-default rows (which catches a
- * feature count the graph does not take). The session is released: serving
- * creates its own on first use, so nothing is cached for bytes not stored.
+ * Whether the Worker can serve the model as the manifest describes it. With
+ * an ONNX runtime registered (the ONNX build), the runtime decides: a session
+ * from the bytes, the manifest's input and output names, one float32 score
+ * per row for a sample of all-default rows (which catches a feature count the
+ * graph does not take), as before the default build left the runtime out.
+ * Without one (the default build), a TypeScript reader must cover the graph
+ * and score the same sample (onnx-runtime.ts, plainGraphCheck); a valid graph
+ * no reader covers is `runtime_missing`: only the ONNX build can take it.
  */
 export async function checkOnnx(
   manifest: ModelManifest,
   onnx: Uint8Array,
-): Promise<{ code: "invalid_model" | "runtime_unavailable"; message: string } | null> {
-  let ort: Awaited<ReturnType<typeof ortRuntime>>;
-  try {
-    ort = await ortRuntime();
-  } catch (e) {
-    return { code: "runtime_unavailable", message: `onnxruntime-web did not start: ${messageOf(e)}` };
-  }
-  let session: Awaited<ReturnType<typeof ort.InferenceSession.create>>;
-  try {
-    session = await ort.InferenceSession.create(onnx);
-  } catch (e) {
-    return { code: "invalid_model", message: `onnxruntime-web rejected the model: ${messageOf(e)}` };
-  }
-  try {
-    if (!session.inputNames.includes(manifest.input) || !session.outputNames.includes(manifest.output.name)) {
-      return {
-        code: "invalid_model",
-        message: `model has inputs [${session.inputNames}] and outputs [${session.outputNames}], manifest names ${manifest.input} -> ${manifest.output.name}`,
-      };
-    }
-    const rows = 2;
-    const sample = new ort.Tensor("float32", featureMatrix(manifest, [{}, {}]), [rows, manifest.features.length]);
-    const out = await session.run({ [manifest.input]: sample });
-    const data = out[manifest.output.name]?.data;
-    if (!(data instanceof Float32Array) || data.length !== rows) {
-      return {
-        code: "invalid_model",
-        message: `output ${manifest.output.name} is not float32[${rows}] for ${rows} rows`,
-      };
-    }
-    return null;
-  } catch (e) {
-    return {
-      code: "invalid_model",
-      message: `scoring a sample of ${manifest.features.length} features failed: ${messageOf(e)}`,
-    };
-  } finally {
-    await session.release();
-  }
+): Promise<{ code: "invalid_model" | "runtime_unavailable" | "runtime_missing"; message: string } | null> {
+  const runtime = onnxRuntimeEngine();
+  if (runtime) return runtime.check(manifest, onnx);
+  const problem = await plainGraphCheck(manifest, onnx);
+  return problem?.code === "runtime_unavailable" ? { code: "runtime_missing", message: problem.message } : problem;
 }
 
 /** A source's models: R2 uploads (complete or awaiting model.onnx) and the bundled defaults. */
@@ -230,4 +213,3 @@ export async function listModels(
 }
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));

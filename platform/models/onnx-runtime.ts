@@ -1,88 +1,41 @@
-import ortWasm from "onnxruntime-web/ort-wasm-simd-threaded.wasm";
 import { foldedLinearScorer } from "../../src/models/linear";
-import { type ModelKey, type ModelManifest, modelKeyString } from "../../src/models/manifest";
+import { featureMatrix, type ModelKey, type ModelManifest, modelKeyString } from "../../src/models/manifest";
 import { linearFromOnnx } from "../../src/models/onnx-linear";
+import { readGraph } from "../../src/models/onnx-proto";
 import { treeEnsembleScorer, treesFromOnnx } from "../../src/models/onnx-trees";
-import type {
-  ModelEngine,
-  ModelLoadError,
-  ModelLoader,
-  ModelLoadResult,
-  ModelRecordStore,
-  ModelScorer,
-} from "../../src/models/ports";
+import type { ModelEngine, ModelLoader, ModelLoadResult, ModelRecordStore, ModelScorer } from "../../src/models/ports";
+import { type GraphProblem, needsOnnxRuntime, onnxRuntimeEngine } from "./runtime-registry";
 
-// onnxruntime-web (wasm build, one thread) inside workerd: the thin adapter
-// behind the ModelScorer / ModelLoader ports.
+// The recommenders' ONNX models in the Worker, behind the ModelScorer /
+// ModelLoader ports. A logistic regression graph or a tree ensemble (XGBoost)
+// of the exporter's shape, which is every model that ships, is read into
+// plain TypeScript (src/models/onnx-linear.ts and src/models/onnx-trees.ts
+// say why). Any other graph goes to the ONNX runtime registered by the ONNX
+// build (runtime-registry.ts, onnxruntime-web.ts); the default build has none
+// and answers such a graph with runtime_unavailable naming the ONNX build, so
+// the recommender falls back to its hand-tuned model (never a 5xx).
 //
-// workerd refuses to compile WebAssembly from bytes, so the runtime's .wasm is
-// imported as a module (wrangler's default CompiledWasm rule for **/*.wasm: a
-// WebAssembly.Module compiled at upload) and handed to the runtime. ORT 1.30
-// has no option that takes a WebAssembly.Module (env.wasm.wasmBinary wants the
-// bytes, and the Emscripten `instantiateWasm` hook is not reachable from
-// `env`), so while the runtime starts, WebAssembly.instantiate is wrapped: a
-// call with bytes instantiates the precompiled module instead. env.wasm.wasmBinary
-// is set to a stub so ORT uses the factory bundled into `onnxruntime-web/wasm`
-// rather than looking for it next to `import.meta.url`, which workerd leaves
-// empty. The wrapper is removed as soon as the runtime is up.
-//
-// A logistic regression graph or a tree ensemble (XGBoost) of the exporter's
-// shape skips the runtime: it is read into plain TypeScript
-// (src/models/onnx-linear.ts and src/models/onnx-trees.ts say why).
-//
-// Everything is per isolate: the runtime starts once, on first use; sessions
-// are cached per model key while the isolate stays warm (a key names an
-// immutable model version).
+// Everything is per isolate: scorers are cached per model key (and engine)
+// while the isolate stays warm (a key names an immutable model version).
 
-type Ort = typeof import("onnxruntime-web/wasm");
-type Session = Awaited<ReturnType<Ort["InferenceSession"]["create"]>>;
-
-/** A 68-byte ONNX model (Identity, float[1]): creating a session from it starts the runtime. */
-const BOOT_MODEL = Uint8Array.from(
-  atob("CAg6OgoQCgF4EgF5IghJZGVudGl0eRIEYm9vdFoPCgF4EgoKCAgBEgQKAggBYg8KAXkSCgoICAESBAoCCAFCBAoAEBE="),
-  (c) => c.charCodeAt(0),
-);
-
-/** Counters for tests and the bench: a warm isolate creates each session once. */
+/** Counters for tests and the bench: a warm isolate starts the runtime and creates each session once. */
 export const onnxRuntimeStats = { runtimeStarts: 0, sessionsCreated: 0 };
 
-let runtime: Promise<Ort> | undefined;
-
-/** Starts onnxruntime-web once per isolate; a failure is remembered (ORT cannot be restarted in the same isolate). */
-export function ortRuntime(): Promise<Ort> {
-  runtime ??= startRuntime();
-  return runtime;
-}
-
-async function startRuntime(): Promise<Ort> {
-  onnxRuntimeStats.runtimeStarts++;
-  const ort = await import("onnxruntime-web/wasm");
-  ort.env.wasm.numThreads = 1; // workerd has no Web Workers to run wasm threads on
-  ort.env.wasm.proxy = false;
-  ort.env.wasm.wasmBinary = new Uint8Array(0); // stub: see the note at the top
-  ort.env.logLevel = "error";
-  const wasm = WebAssembly as unknown as { instantiate: (source: unknown, imports?: unknown) => Promise<unknown> };
-  const original = wasm.instantiate;
-  wasm.instantiate = async (source, imports) => {
-    if (source instanceof WebAssembly.Module) return original.call(WebAssembly, source, imports);
-    const instance = await original.call(WebAssembly, ortWasm, imports);
-    return { instance, module: ortWasm };
-  };
-  try {
-    const boot = await ort.InferenceSession.create(BOOT_MODEL);
-    await boot.release();
-  } finally {
-    wasm.instantiate = original;
-  }
-  return ort;
+/** Starts the registered ONNX runtime (what the bench times); rejects, naming the ONNX build, without one. */
+export async function ortRuntime(): Promise<void> {
+  const engine = onnxRuntimeEngine();
+  if (!engine) throw new Error(needsOnnxRuntime("starting an ONNX runtime"));
+  await engine.start();
 }
 
 const sessions = new Map<string, Promise<ModelLoadResult<ModelScorer>>>();
 
 /**
  * A scorer for ONNX bytes, cached under `key` while the isolate is warm: a
- * second call with the same key returns the cached scorer without creating a
- * session (the bytes are not looked at again). A failure is not cached.
+ * second call with the same key returns the cached scorer without reading the
+ * bytes again. A failure is not cached. `engine` "auto" reads the graph into
+ * TypeScript when a reader covers it, else runs it on the registered runtime;
+ * "linear" / "trees" force a reader, "onnxruntime-web" the runtime.
  */
 export function onnxScorer(
   key: ModelKey,
@@ -98,7 +51,7 @@ export function onnxScorer(
       const shape = engine === "linear" ? "a LinearRegressor → Sigmoid graph" : "a TreeEnsembleRegressor graph";
       return Promise.resolve({ ok: false, error: { code: "invalid_model", key, message: `not ${shape}` } });
     }
-    pending = (plain ? Promise.resolve(plain) : createScorer(key, manifest, onnx)).catch(
+    pending = (plain ? Promise.resolve(plain) : runtimeScorer(key, manifest, onnx, engine)).catch(
       (e): ModelLoadResult<ModelScorer> => ({
         ok: false,
         error: { code: "invalid_model", key, message: errorMessage(e) },
@@ -112,53 +65,27 @@ export function onnxScorer(
   return pending;
 }
 
-async function createScorer(
+/** The registered runtime's scorer; without one, why not (bytes that are no graph stay invalid_model). */
+function runtimeScorer(
   key: ModelKey,
   manifest: ModelManifest,
   onnx: Uint8Array,
+  engine: ModelEngine | "auto",
 ): Promise<ModelLoadResult<ModelScorer>> {
-  const fail = (code: ModelLoadError["code"], message: string): ModelLoadResult<ModelScorer> => ({
+  const runtime = onnxRuntimeEngine();
+  if (runtime) return runtime.scorer(key, manifest, onnx);
+  const problem = graphProblem(manifest, onnx);
+  const what =
+    engine === "onnxruntime-web"
+      ? `engine "onnxruntime-web" (requested for ${modelKeyString(key)})`
+      : `${modelKeyString(key)} (a graph no TypeScript reader covers: ${problem.message})`;
+  return Promise.resolve({
     ok: false,
-    error: { code, key, message },
+    error:
+      problem.code === "invalid_model"
+        ? { code: "invalid_model", key, message: problem.message }
+        : { code: "runtime_unavailable", key, message: needsOnnxRuntime(what) },
   });
-  let ort: Ort;
-  try {
-    ort = await ortRuntime();
-  } catch (e) {
-    return fail("runtime_unavailable", `onnxruntime-web did not start: ${errorMessage(e)}`);
-  }
-  let session: Session;
-  try {
-    session = await ort.InferenceSession.create(onnx);
-  } catch (e) {
-    return fail("invalid_model", `onnxruntime-web rejected the model: ${errorMessage(e)}`);
-  }
-  onnxRuntimeStats.sessionsCreated++;
-  if (!session.inputNames.includes(manifest.input) || !session.outputNames.includes(manifest.output.name)) {
-    await session.release();
-    return fail(
-      "invalid_model",
-      `model has inputs [${session.inputNames}] and outputs [${session.outputNames}], manifest names ${manifest.input} -> ${manifest.output.name}`,
-    );
-  }
-  const width = manifest.features.length;
-  const scorer: ModelScorer = {
-    key,
-    manifest,
-    engine: "onnxruntime-web",
-    async score(matrix, rows) {
-      if (matrix.length !== rows * width)
-        throw new Error(`matrix has ${matrix.length} values, expected ${rows} × ${width}`);
-      if (rows === 0) return new Float32Array(0);
-      const out = await session.run({ [manifest.input]: new ort.Tensor("float32", matrix, [rows, width]) });
-      const data = out[manifest.output.name]?.data;
-      if (!(data instanceof Float32Array) || data.length !== rows) {
-        throw new Error(`model output ${manifest.output.name} is not float32[${rows}]`);
-      }
-      return data;
-    },
-  };
-  return { ok: true, value: scorer };
 }
 
 /**
@@ -179,7 +106,68 @@ function plainScorer(
   return trees ? { ok: true, value: treeEnsembleScorer(key, manifest, trees) } : null;
 }
 
-/** ModelLoader over a store: bytes from the store, sessions from onnxScorer's cache. */
+/**
+ * Why a graph no reader takes as the manifest describes it is not taken,
+ * without a runtime: invalid_model for bytes that are no ONNX graph, names
+ * the manifest does not have, or a covered graph of another feature count;
+ * runtime_unavailable (the message lists its ops) for a graph only a runtime
+ * can tell.
+ */
+function graphProblem(manifest: ModelManifest, onnx: Uint8Array): GraphProblem {
+  let graph: ReturnType<typeof readGraph>;
+  try {
+    graph = readGraph(onnx);
+  } catch (e) {
+    return { code: "invalid_model", message: `not an ONNX model: ${errorMessage(e)}` };
+  }
+  if (!graph) return { code: "invalid_model", message: "not an ONNX model: no graph" };
+  const inputs = graph.inputs.map((v) => v.name);
+  const outputs = graph.outputs.map((v) => v.name);
+  if (!inputs.includes(manifest.input) || !outputs.includes(manifest.output.name)) {
+    return {
+      code: "invalid_model",
+      message: `model has inputs [${inputs}] and outputs [${outputs}], manifest names ${manifest.input} -> ${manifest.output.name}`,
+    };
+  }
+  const declared = graph.inputs.find((v) => v.name === manifest.input)?.dims?.[1];
+  const width = manifest.features.length;
+  if (typeof declared === "number" && declared !== width) {
+    const args = [onnx, manifest.input, manifest.output.name, declared] as const;
+    if (linearFromOnnx(...args) || treesFromOnnx(...args)) {
+      return {
+        code: "invalid_model",
+        message: `scoring a sample of ${width} features failed: the graph takes ${declared}`,
+      };
+    }
+  }
+  return { code: "runtime_unavailable", message: `ops ${[...new Set(graph.nodes.map((n) => n.op))].join(", ")}` };
+}
+
+/**
+ * Whether a graph is taken as the manifest describes it, in TypeScript: a
+ * reader covers it and scores a sample of two all-default rows (one score
+ * each). Without a runtime this is the upload check (model-uploads.ts), and
+ * runtime_unavailable then means only the ONNX build can take the graph.
+ */
+export async function plainGraphCheck(manifest: ModelManifest, onnx: Uint8Array): Promise<GraphProblem | null> {
+  const key = { source: manifest.source, name: manifest.name, version: manifest.version };
+  const plain = plainScorer(key, manifest, onnx, "auto");
+  if (!plain?.ok) {
+    const problem = graphProblem(manifest, onnx);
+    if (problem.code === "invalid_model") return problem;
+    return {
+      code: "runtime_unavailable",
+      message: needsOnnxRuntime(`a graph no TypeScript reader covers (${problem.message})`),
+    };
+  }
+  const rows = 2;
+  const scores = await plain.value.score(featureMatrix(manifest, [{}, {}]), rows);
+  return scores.length === rows
+    ? null
+    : { code: "invalid_model", message: `output ${manifest.output.name} is not float32[${rows}] for ${rows} rows` };
+}
+
+/** ModelLoader over a store: bytes from the store, scorers from onnxScorer's cache. */
 export function onnxModelLoader(store: ModelRecordStore): ModelLoader {
   return {
     async scorer(key) {

@@ -2,7 +2,8 @@ import type { ModelKey, ModelManifest } from "./manifest";
 
 // What recommenders need to score candidates with a trained model. The Worker
 // builds these from its bindings (platform/models/): R2 or the bundled defaults
-// for bytes, onnxruntime-web for scoring. Domain code never imports bindings.
+// for bytes; TypeScript readers of the graphs for scoring, or onnxruntime-web
+// in the ONNX build for graphs they do not cover. Domain code never imports bindings.
 
 export type ModelEngine = "onnxruntime-web" | "linear" | "trees";
 

@@ -44,6 +44,33 @@ export interface MemberLookup {
   ): Promise<{ ok: true; channels: string[] | null } | { ok: false; message: string }>;
 }
 
+/** What a client shows for a recommended user (`?include=profile`): the directory card's display fields. */
+export interface UserDisplay {
+  name: string;
+  real_name: string;
+  display_name: string;
+  title: string;
+  avatar_hash: string;
+}
+
+/** What a client shows for a recommended channel (`?include=profile`). */
+export interface ChannelDisplay {
+  name: string;
+  topic: string;
+  purpose: string;
+  is_private: boolean;
+}
+
+/**
+ * Display fields of users or channels as `viewer` may see them (the team's
+ * edge cache): one call per answer, so a client needs no second round trip
+ * per item. Ids the viewer may not see are absent, never described.
+ */
+export interface DisplayLookup {
+  users(team: string, viewer: string, ids: string[]): Promise<Map<string, UserDisplay>>;
+  channels(team: string, viewer: string, ids: string[]): Promise<Map<string, ChannelDisplay>>;
+}
+
 /** An answer as the team's served log keeps it, for checking feedback. */
 export interface ServedRequest {
   requestId: string;

@@ -2,7 +2,8 @@ import type { Clock } from "../clock";
 import { badRequest, DomainError, forbidden, notFound, unavailable } from "../errors";
 import { type RecLogMessage, servedItems } from "./logs";
 import { RecommendError, type RecRequest, type RecResult, runRecommender } from "./pipeline";
-import type { MemberLookup, RecDeps, RecLogSink, ServedLog } from "./ports";
+import type { ChannelDisplay, DisplayLookup, MemberLookup, RecDeps, RecLogSink, ServedLog, UserDisplay } from "./ports";
+import { type Reason, reasonsFor } from "./reasons";
 import { recommenders } from "./recommenders";
 import { type ScorerSelectionPorts, selectScorer } from "./scorer-selection";
 import { isSource, SOURCE_NAMES, SOURCES, type Source, SUBJECT_SOURCES, takesSubject } from "./sources";
@@ -16,6 +17,8 @@ import { isSource, SOURCE_NAMES, SOURCES, type Source, SUBJECT_SOURCES, takesSub
 
 export interface ServePorts extends ScorerSelectionPorts {
   members: MemberLookup;
+  /** Display fields for `include: profile`. */
+  displays: DisplayLookup;
   /** The recommenders' own ports: candidates and the directory as the subject sees it. */
   recommenders: RecDeps;
   served: ServedLog;
@@ -35,6 +38,19 @@ export interface ServeRequest {
   limit: number;
   /** Source-specific context, validated by the route. */
   context: Readonly<Record<string, unknown>> & { channels?: readonly string[] };
+  /** `?include=profile`: each user or channel item carries its display fields, as the caller may see them. */
+  includeProfile?: boolean;
+}
+
+/** One recommended item: why it was chosen (reasons.ts) and, when asked, how to show it. */
+export interface RecommendedItem {
+  id: string;
+  score: number;
+  rank: number;
+  /** The feature that lifted it above the other candidates of this answer; null when none did. */
+  reason: Reason | null;
+  /** With `?include=profile`, for user and channel items the caller may see. */
+  profile?: UserDisplay | ChannelDisplay;
 }
 
 /** The answer, as the API returns it. */
@@ -42,7 +58,7 @@ export interface Recommendations {
   request_id: string;
   source: Source;
   user: string;
-  items: Array<{ id: string; score: number; rank: number }>;
+  items: RecommendedItem[];
   model: {
     name: string;
     version: string;
@@ -97,7 +113,14 @@ export async function serveRecommendations(ports: ServePorts, request: ServeRequ
   }
   for (const d of result.degraded) metrics.inc("rec_degraded_total", { source, step: d.step });
   metrics.inc("rec_served_items_total", { source, arm: selection.arm }, result.items.length);
-  const items = result.items.map((it, i) => ({ id: it.id, score: round(it.score), rank: i + 1 }));
+  const reasons = reasonsFor(result.scored, result.items);
+  const items: RecommendedItem[] = result.items.map((it, i) => ({
+    id: it.id,
+    score: round(it.score),
+    rank: i + 1,
+    reason: reasons.get(it.id) ?? null,
+  }));
+  if (request.includeProfile) await attachProfiles(ports.displays, team, caller, SOURCES[source], items);
   const { experiment, arm } = selection;
   await ports.served.record(team, {
     requestId,
@@ -159,4 +182,22 @@ async function memberContext(ports: ServePorts, request: ServeRequest): Promise<
 
 function round(n: number): number {
   return Math.round(n * 1e6) / 1e6;
+}
+
+/** Display fields for the items the caller may see (one lookup for the answer); hours have none. */
+async function attachProfiles(
+  displays: DisplayLookup,
+  team: string,
+  caller: string,
+  corpus: (typeof SOURCES)[Source],
+  items: RecommendedItem[],
+): Promise<void> {
+  if (corpus === "hour" || items.length === 0) return;
+  const ids = items.map((i) => i.id);
+  const found: Map<string, UserDisplay | ChannelDisplay> =
+    corpus === "user" ? await displays.users(team, caller, ids) : await displays.channels(team, caller, ids);
+  for (const item of items) {
+    const profile = found.get(item.id);
+    if (profile) item.profile = profile;
+  }
 }

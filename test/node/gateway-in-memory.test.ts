@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signToken } from "../../src/auth/tokens";
 import { PING_TEXT, PONG_TEXT } from "../../src/realtime/protocol";
-import { type Backend, bundle, startBackend, workerOptionsOf } from "../../tools/harness/backend";
+import { type Backend, serveAsDeployed } from "../../tools/harness/backend";
 
 // GATEWAY_HIBERNATE = "false" (durable-objects/gateway/socket-mode.ts): the
 // gateway holds its sockets in memory with event listeners instead of the
@@ -89,17 +89,8 @@ const post = async (text: string) =>
   ok(call("POST", `/v1/channels/${channel}/messages`, await tokenOf(TEAM, "UADA"), { text }), 201);
 
 beforeAll(async () => {
-  const outdir = bundle("wrangler.toml", ".bench/in-memory-gateway-test");
-  const config = workerOptionsOf("wrangler.toml", outdir);
-  backend = await startBackend("d1", `${outdir}/index.js`, {
-    vars: {
-      ...config.vars,
-      GATEWAY_HIBERNATE: "false",
-      JWT_SECRET: SECRET,
-      PLATFORM_OPERATORS: `${OPERATOR.team}:${OPERATOR.user}`,
-    },
-    durableObjects: config.durableObjects,
-    extra: config.extra,
+  backend = await serveAsDeployed("in-memory-gateway-test", {
+    vars: { GATEWAY_HIBERNATE: "false", JWT_SECRET: SECRET, PLATFORM_OPERATORS: `${OPERATOR.team}:${OPERATOR.user}` },
   });
   operator = await signToken({ ...OPERATOR, ttlSeconds: 600 }, SECRET);
   for (const team of [TEAM, OTHER]) await ok(call("POST", "/v1/admin/teams", operator, { id: team, name: team }), 201);

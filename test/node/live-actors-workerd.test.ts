@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signToken } from "../../src/auth/tokens";
-import { type Backend, bundle, startBackend, workerOptionsOf } from "../../tools/harness/backend";
+import { type Backend, serveAsDeployed } from "../../tools/harness/backend";
 
 // The Worker reads each caller's live state in rounds per team
 // (platform/live-actors.ts). The workers suites run that code too, but under
@@ -57,12 +57,8 @@ async function burst(tokens: Array<{ token: string; key: string }>): Promise<Map
 }
 
 beforeAll(async () => {
-  const outdir = bundle("wrangler.toml", ".bench/live-actors-test");
-  const config = workerOptionsOf("wrangler.toml", outdir);
-  backend = await startBackend("d1", `${outdir}/index.js`, {
-    vars: { ...config.vars, JWT_SECRET: SECRET, PLATFORM_OPERATORS: `${OPERATOR.team}:${OPERATOR.user}` },
-    durableObjects: config.durableObjects,
-    extra: config.extra,
+  backend = await serveAsDeployed("live-actors-test", {
+    vars: { JWT_SECRET: SECRET, PLATFORM_OPERATORS: `${OPERATOR.team}:${OPERATOR.user}` },
   });
   operator = await signToken({ ...OPERATOR, ttlSeconds: 600 }, SECRET);
   for (const team of [TEAM, OTHER]) await admin("POST", "/v1/admin/teams", { id: team, name: team });

@@ -120,6 +120,44 @@ describe("recommend API", () => {
     }
   });
 
+  it("says why each item was chosen, and with ?include=profile how to show it, as the caller may see it", async () => {
+    type Shown = Answer["items"][number] & {
+      reason: null | { feature: string; value: number; direction: "high" | "low" };
+      profile?: Record<string, unknown>;
+    };
+    const ask = async (source: string, query = "") =>
+      api<Omit<Answer, "items"> & { items: Shown[] }>("POST", `/v1/recommend${query}`, {
+        token: await as(3),
+        json: { source, limit: 5 },
+      });
+    const channels = await ask("channel_browser", "?include=profile");
+    expect(channels.status, JSON.stringify(channels.body)).toBe(200);
+    expect(channels.body.items.length).toBeGreaterThan(0);
+    for (const item of channels.body.items) {
+      if (item.reason) expect(item.reason.feature).toMatch(/^[a-z0-9_]+$/);
+      expect(item.profile).toMatchObject({ name: expect.stringMatching(/^lib-part\d/), is_private: false });
+    }
+    const people = await ask("composer_dm", "?include=profile");
+    expect(people.status).toBe(200);
+    // Several people ranked apart: at least one stands out on some feature.
+    expect(people.body.items.length).toBeGreaterThan(1);
+    expect(people.body.items.some((i) => i.reason !== null)).toBe(true);
+    for (const item of people.body.items) {
+      expect(item.profile).toMatchObject({ name: expect.any(String), avatar_hash: expect.any(String) });
+      expect(item.profile).not.toHaveProperty("email");
+    }
+    // Hours have nothing to show; without the parameter, nothing is added.
+    const hours = await ask("send_time", "?include=profile");
+    expect(hours.body.items.every((i) => i.profile === undefined)).toBe(true);
+    const plain = await ask("channel_browser");
+    expect(plain.body.items.every((i) => i.profile === undefined && "reason" in i)).toBe(true);
+    const bad = await api<{ error: { code: string } }>("POST", "/v1/recommend?include=everything", {
+      token: await as(3),
+      json: { source: "channel_browser" },
+    });
+    expect(bad.status).toBe(400);
+  });
+
   it("never offers a private channel to a non-member, nor a channel the user is in", async () => {
     const member = new Map<number, Set<string>>();
     for (const m of snapshotAt(dataset(), T).memberships) {

@@ -525,6 +525,10 @@ export const CATALOGUE: readonly RouteEntry[] = [
     names: ["sharedChannel", "user"],
     params: (t) => ({ id: t.sharedChannel, user: t.user }),
   },
+
+  // --- the API's own description (workers/app.ts): public, names routes and never data
+  { method: "GET", path: "/openapi.json", access: "public", names: [] },
+  { method: "GET", path: "/docs", access: "public", names: [] },
 ];
 
 export const routeKey = (r: { method: string; path: string }) => `${r.method} ${r.path}`;

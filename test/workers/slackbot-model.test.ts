@@ -3,10 +3,12 @@ import parity from "../../models/slackbot/parity.json";
 import { slackbotModel, slackbotModelStats } from "../../platform/slackbot-model";
 import { tokenize } from "../../src/slackbot/tokenize";
 
-// The bundled team classifier (models/slackbot/) in workerd, through
-// onnxruntime-web as the Worker runs it: the tokens and the probabilities of
-// every parity row (training/slackbot/train.py wrote them with scikit-learn)
-// within the fixture's tolerance (1e-5).
+// The bundled team classifier (models/slackbot/) in workerd as the default
+// build runs it (its graph read into TypeScript, src/slackbot/onnx-tfidf.ts; no
+// ONNX runtime): the tokens, the labels and the probabilities of every parity
+// row (training/slackbot/train.py wrote them with scikit-learn) within the
+// fixture's tolerance (1e-5). Against onnxruntime-web:
+// test/workers-onnx/slackbot-onnx.test.ts.
 
 interface ParityRow {
   text: string;
@@ -21,9 +23,10 @@ describe("the Slack bot's classifier", () => {
     expect(a).toBe(b);
     expect(slackbotModelStats.loads).toBe(1);
     expect(a.manifest.teams.length).toBeGreaterThanOrEqual(8);
+    expect(a.engine).toBe("typescript");
   });
 
-  it("tokenizes as Python does and scores within 1e-5 of scikit-learn", async () => {
+  it("tokenizes as Python does, ranks the same team first and scores within 1e-5 of scikit-learn", async () => {
     const model = await slackbotModel();
     const rows = parity.rows as ParityRow[];
     expect(rows.length).toBeGreaterThanOrEqual(40);
@@ -32,6 +35,8 @@ describe("the Slack bot's classifier", () => {
       expect(tokenize(row.text), row.text).toEqual(row.tokens);
       const p = await model.run(model.vectorize(row.text));
       expect(p.length).toBe(row.probabilities.length);
+      const top = (q: ArrayLike<number>) => Array.from(q).indexOf(Math.max(...Array.from(q)));
+      expect(top(p), row.text).toBe(top(row.probabilities));
       row.probabilities.forEach((q, i) => {
         worst = Math.max(worst, Math.abs((p[i] ?? Number.NaN) - q));
       });

@@ -151,3 +151,23 @@ export function workerOptionsOf(
     },
   };
 }
+
+/**
+ * The Worker as `wrangler deploy` would build it from `config` (wrangler.toml
+ * by default), served by Miniflare on D1 with that config's bindings; `vars`
+ * and `extra` add to them or override them. The node tests of the bundle as
+ * deployed start here: one place that knows how.
+ */
+export async function serveAsDeployed(
+  name: string,
+  options: { vars?: Record<string, string>; extra?: Record<string, unknown>; config?: string } = {},
+): Promise<Backend> {
+  const config = options.config ?? "wrangler.toml";
+  const outdir = bundle(config, `.bench/${name}`);
+  const w = workerOptionsOf(config, outdir);
+  return startBackend("d1", `${outdir}/index.js`, {
+    vars: { ...w.vars, ...options.vars },
+    durableObjects: w.durableObjects,
+    extra: { ...w.extra, ...options.extra },
+  });
+}

@@ -9,7 +9,10 @@ Input: a CSV with at least the columns `text`, `team` and `split` (`train` or
 `test`; rows with another split are ignored). Deterministic: the same CSV
 gives byte-identical model.onnx, manifest.json and parity.json.
 
-The model (what the Worker runs through onnxruntime-web):
+The model (what the Worker reads from model.onnx into TypeScript and scores
+there, src/slackbot/onnx-tfidf.ts; it takes exactly this chain of seven
+nodes and four float32 initializers, so a change here needs the reader
+changed too, or the graph runs only in the ONNX build, docs/slack-bot.md):
 
     counts float32 [N, V]  (term counts over the manifest's vocabulary, text.py's tokens)
       -> Mul(idf) -> Div(Max(ReduceL2(axis 1), 1e-12))        TF-IDF, L2-normalised rows

@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { createRoute } from "@hono/zod-openapi";
 import { z } from "zod";
 import { mayAdminister, mayChangeUser, mayOperate } from "../../src/auth/policy";
 import { invalidBody } from "../../src/errors";
@@ -14,8 +14,9 @@ import {
 } from "../../src/teams/lifecycle";
 import { PLANS, ROLES, type Role, type User } from "../../src/teams/model";
 import { authorize } from "../auth";
-import { type AppContext, type AppEnv, idempotencyOf, jsonBody } from "../http";
+import { type AppContext, idempotencyOf } from "../http";
 import { issuesOf, readImport } from "../import-body";
+import { bearer, bodyOf, errors, json, jsonRequest, pathId, routes } from "../openapi";
 
 // Admin API over the source of truth. Every user write is one atomic step
 // (the users rows, their directory change-log rows and the outbox rows of
@@ -54,10 +55,152 @@ export const IMPORT_PAGE_SIZE = 1000;
 /** Users per import request; bigger imports are several requests. */
 export const IMPORT_MAX_USERS = 50_000;
 
-export const adminRoutes = new Hono<AppEnv>()
-  .post("/teams", async (c) => {
+const Team = z.object({
+  id: z.string(),
+  name: z.string(),
+  plan: z.string(),
+  claimed_domains: z.array(z.string()),
+  created_at: z.number(),
+  healed_at: z.number().nullable(),
+});
+const UserView = z.object({
+  id: z.string(),
+  team_id: z.string(),
+  email: z.string(),
+  domain: z.string(),
+  role: z.enum(ROLES),
+  deactivated: z.boolean(),
+  created_at: z.number(),
+  updated_at: z.number(),
+});
+const TeamAnswer = z.object({ team: Team });
+const UserAnswer = z.object({ user: UserView });
+const TeamParams = z.object({ team: pathId });
+const UserParams = z.object({ team: pathId, user: pathId });
+const idempotencyKey = z.object({
+  "idempotency-key": z
+    .string()
+    .optional()
+    .meta({ description: "a retry with the same key answers the first answer (Idempotent-Replayed: true)" }),
+});
+const tags = ["admin"];
+
+const newTeam = createRoute({
+  method: "post",
+  path: "/teams",
+  tags,
+  summary: "Create a team (platform operators)",
+  security: bearer,
+  request: { body: jsonRequest(NewTeam) },
+  responses: { 201: json(TeamAnswer, "the team"), ...errors },
+});
+const readTeam = createRoute({
+  method: "get",
+  path: "/teams/{team}",
+  tags,
+  summary: "A team (its admins, operators)",
+  security: bearer,
+  request: { params: TeamParams },
+  responses: { 200: json(TeamAnswer, "the team"), ...errors },
+});
+const changeTeam = createRoute({
+  method: "patch",
+  path: "/teams/{team}",
+  tags,
+  summary: "Rename a team, change its plan or claimed domains",
+  security: bearer,
+  request: { params: TeamParams, body: jsonRequest(TeamChange) },
+  responses: { 200: json(TeamAnswer, "the team"), ...errors },
+});
+const newUser = createRoute({
+  method: "post",
+  path: "/teams/{team}/users",
+  tags,
+  summary: "Add a user",
+  security: bearer,
+  request: { params: TeamParams, headers: idempotencyKey, body: jsonRequest(NewUser) },
+  responses: { 201: json(UserAnswer, "the user"), ...errors },
+});
+const userImport = createRoute({
+  method: "post",
+  path: "/teams/{team}/users/import",
+  tags,
+  summary: `Import up to ${IMPORT_MAX_USERS} users, validated whole before anything is written`,
+  security: bearer,
+  request: {
+    params: TeamParams,
+    headers: idempotencyKey,
+    body: {
+      required: true,
+      description:
+        "NDJSON, one user a line (streamed), or JSON `{ users: [...] }`; each user as POST .../users takes it",
+      content: {
+        "application/x-ndjson": { schema: { type: "string", description: "one NewUser object a line" } },
+        "application/json": { schema: z.strictObject({ users: z.array(NewUser).min(1) }) },
+      },
+    },
+  },
+  responses: {
+    201: json(z.object({ imported: z.number(), pages: z.number() }), "how many, in how many pages"),
+    ...errors,
+  },
+});
+const readUser = createRoute({
+  method: "get",
+  path: "/teams/{team}/users/{user}",
+  tags,
+  summary: "A user",
+  security: bearer,
+  request: { params: UserParams },
+  responses: { 200: json(UserAnswer, "the user"), ...errors },
+});
+const changeUser = createRoute({
+  method: "patch",
+  path: "/teams/{team}/users/{user}",
+  tags,
+  summary: "Change a user's address, role or active state",
+  security: bearer,
+  request: { params: UserParams, headers: idempotencyKey, body: jsonRequest(UserChange) },
+  responses: { 200: json(UserAnswer, "the user"), ...errors },
+});
+const deactivateUser = createRoute({
+  method: "delete",
+  path: "/teams/{team}/users/{user}",
+  tags,
+  summary: "Deactivate a user",
+  security: bearer,
+  request: { params: UserParams, headers: idempotencyKey },
+  responses: { 200: json(UserAnswer, "the user, deactivated"), ...errors },
+});
+const readDomains = createRoute({
+  method: "get",
+  path: "/teams/{team}/domains",
+  tags,
+  summary: "The team's domain counts",
+  security: bearer,
+  request: { params: TeamParams },
+  responses: {
+    200: json(
+      z.object({ counts: z.array(z.object({ domain: z.string(), role: z.string(), count: z.number() })) }),
+      "one row per domain and role",
+    ),
+    ...errors,
+  },
+});
+const heal = createRoute({
+  method: "post",
+  path: "/teams/{team}/heal",
+  tags,
+  summary: "Queue a recount of the team's domain counts",
+  security: bearer,
+  request: { params: TeamParams },
+  responses: { 202: json(z.object({ queued: z.literal(true) }), "queued"), ...errors },
+});
+
+export const adminRoutes = routes()
+  .openapi(newTeam, async (c) => {
     await authorize(c, mayOperate);
-    const body = await jsonBody(c, NewTeam);
+    const body = await bodyOf(c, newTeam);
     const team = await createTeam(c.get("deps"), {
       id: body.id,
       name: body.name,
@@ -66,26 +209,26 @@ export const adminRoutes = new Hono<AppEnv>()
     });
     return c.json({ team: teamJson(team) }, 201);
   })
-  .get("/teams/:team", async (c) => {
+  .openapi(readTeam, async (c) => {
     const teamId = c.req.param("team");
     await authorize(c, (p) => mayAdminister(p, teamId));
-    return c.json({ team: teamJson(await getTeam(c.get("deps"), teamId)) });
+    return c.json({ team: teamJson(await getTeam(c.get("deps"), teamId)) }, 200);
   })
-  .patch("/teams/:team", async (c) => {
+  .openapi(changeTeam, async (c) => {
     const teamId = c.req.param("team");
     await authorize(c, (p) => mayAdminister(p, teamId));
-    const body = await jsonBody(c, TeamChange);
+    const body = await bodyOf(c, changeTeam);
     const team = await updateTeam(c.get("deps"), teamId, {
       name: body.name,
       plan: body.plan,
       claimedDomains: body.claimed_domains,
     });
-    return c.json({ team: teamJson(team) });
+    return c.json({ team: teamJson(team) }, 200);
   })
-  .post("/teams/:team/users", async (c) => {
+  .openapi(newUser, async (c) => {
     const teamId = c.req.param("team");
     await authorize(c, (p) => mayAdminister(p, teamId));
-    const body = await jsonBody(c, NewUser);
+    const body = await bodyOf(c, newUser);
     await authorize(c, (p) => mayChangeUser(p, teamId, null, { role: body.role }));
     const { value: user, replayed } = await createUserOnce(
       c.get("deps"),
@@ -96,7 +239,7 @@ export const adminRoutes = new Hono<AppEnv>()
     if (replayed) c.header("idempotent-replayed", "true");
     return c.json({ user: userJson(user) }, 201);
   })
-  .post("/teams/:team/users/import", async (c) => {
+  .openapi(userImport, async (c) => {
     const teamId = c.req.param("team");
     await authorize(c, (p) => mayAdminister(p, teamId));
     const inputs = await readUsers(c);
@@ -110,15 +253,15 @@ export const adminRoutes = new Hono<AppEnv>()
     if (replayed) c.header("idempotent-replayed", "true");
     return c.json(value, 201);
   })
-  .get("/teams/:team/users/:user", async (c) => {
+  .openapi(readUser, async (c) => {
     const teamId = c.req.param("team");
     await authorize(c, (p) => mayAdminister(p, teamId));
-    return c.json({ user: userJson(await getUser(c.get("deps"), teamId, c.req.param("user"))) });
+    return c.json({ user: userJson(await getUser(c.get("deps"), teamId, c.req.param("user"))) }, 200);
   })
-  .patch("/teams/:team/users/:user", async (c) => {
+  .openapi(changeUser, async (c) => {
     const teamId = c.req.param("team");
     await authorize(c, (p) => mayAdminister(p, teamId));
-    const body = await jsonBody(c, UserChange);
+    const body = await bodyOf(c, changeUser);
     await authorizeUserChange(c, teamId, c.req.param("user"), { role: body.role, deactivated: body.deactivated });
     const address = body.email === undefined ? {} : addressOf(body.email);
     const { value: user, replayed } = await changeUserOnce(
@@ -129,9 +272,9 @@ export const adminRoutes = new Hono<AppEnv>()
       await idempotencyOf(c, body),
     );
     if (replayed) c.header("idempotent-replayed", "true");
-    return c.json({ user: userJson(user) });
+    return c.json({ user: userJson(user) }, 200);
   })
-  .delete("/teams/:team/users/:user", async (c) => {
+  .openapi(deactivateUser, async (c) => {
     const teamId = c.req.param("team");
     await authorize(c, (p) => mayAdminister(p, teamId));
     await authorizeUserChange(c, teamId, c.req.param("user"), { deactivated: true });
@@ -143,19 +286,19 @@ export const adminRoutes = new Hono<AppEnv>()
       await idempotencyOf(c, null),
     );
     if (replayed) c.header("idempotent-replayed", "true");
-    return c.json({ user: userJson(user) });
+    return c.json({ user: userJson(user) }, 200);
   })
-  .get("/teams/:team/domains", async (c) => {
+  .openapi(readDomains, async (c) => {
     const teamId = c.req.param("team");
     await authorize(c, (p) => mayAdminister(p, teamId));
     const counts = await domainCounts(c.get("deps"), teamId);
-    return c.json({ counts: counts.map(({ domain, role, count }) => ({ domain, role, count })) });
+    return c.json({ counts: counts.map(({ domain, role, count }) => ({ domain, role, count })) }, 200);
   })
-  .post("/teams/:team/heal", async (c) => {
+  .openapi(heal, async (c) => {
     const teamId = c.req.param("team");
     await authorize(c, (p) => mayAdminister(p, teamId));
     await requestHeal(c.get("deps"), teamId);
-    return c.json({ queued: true }, 202);
+    return c.json({ queued: true as const }, 202);
   });
 
 /** Role and active-state changes go by the target's live role too (owners are managed by owners). */

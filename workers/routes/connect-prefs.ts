@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { createRoute } from "@hono/zod-openapi";
 import { z } from "zod";
 import { sharedChannelPortsOf, topicPublisher } from "../../platform/deps";
 import { reviewPendingInvites } from "../../src/connect/shared-channels-service";
@@ -15,7 +15,8 @@ import {
 } from "../../src/connect/team-prefs";
 import { notFound } from "../../src/errors";
 import { topicKey } from "../../src/realtime/topics";
-import { type AppContext, type AppEnv, jsonBody, queryParams } from "../http";
+import type { AppContext } from "../http";
+import { bearer, bodyOf, errors, json, jsonRequest, loose, pathId, queryOf, routes } from "../openapi";
 import { connectAdminOf } from "./connect-admin";
 
 // Slack Connect prefs (docs/connect.md#the-prefs-routes), mounted under
@@ -50,6 +51,10 @@ const PrefsPatch = z
     (v) => typeof v === "object" && v !== null && !Array.isArray(v),
     "expected an object of prefs: { <pref>: value, or null to clear it }",
   )
+  .meta({
+    type: "object",
+    description: "`{ <pref>: value }` sets a pref, `{ <pref>: null }` clears it; docs/connect.md#the-prefs",
+  })
   .superRefine((patch, ctx) => {
     const names = Object.keys(patch);
     if (names.length === 0) ctx.addIssue({ code: "custom", message: "name at least one pref" });
@@ -85,31 +90,87 @@ function partnerParam(c: AppContext): string {
   return id;
 }
 
-function auditLimit(c: AppContext): number {
-  return queryParams(c, AuditQuery).limit;
-}
+const tags = ["connect prefs"];
+const admins = "The caller's own team, its active owners and admins.";
+const PartnerParams = z.object({ partner: pathId });
+const Prefs = z.record(z.string(), loose({ source: z.string() }));
+const OrgView = loose({ prefs: Prefs, problems: z.unknown() });
+const PartnerView = loose({ partner: z.string(), prefs: Prefs, problems: z.unknown() });
 
-export const connectPrefsRoutes = new Hono<AppEnv>()
-  .get("/org", async (c) => {
+const readOrg = createRoute({
+  method: "get",
+  path: "/org",
+  tags,
+  summary: "The team's prefs at the org level, each with where its value comes from",
+  description: admins,
+  security: bearer,
+  responses: { 200: json(OrgView, "`{ <pref>: { value, source } }`; source org or default"), ...errors },
+});
+const changeOrg = createRoute({
+  method: "patch",
+  path: "/org",
+  tags,
+  summary: "Set (a value) or clear (null) prefs at the org level",
+  description: admins,
+  security: bearer,
+  request: { body: jsonRequest(PrefsPatch) },
+  responses: { 200: json(OrgView.extend({ changed: z.array(z.string()) }), "the prefs after the change"), ...errors },
+});
+const readPartner = createRoute({
+  method: "get",
+  path: "/partners/{partner}",
+  tags,
+  summary: "The prefs toward one partner",
+  description: admins,
+  security: bearer,
+  request: { params: PartnerParams },
+  responses: { 200: json(PartnerView, "source partner, org or default"), ...errors },
+});
+const changePartner = createRoute({
+  method: "patch",
+  path: "/partners/{partner}",
+  tags,
+  summary: "Set (a value) or clear (null: back to the org level) prefs toward one partner",
+  description: admins,
+  security: bearer,
+  request: { params: PartnerParams, body: jsonRequest(PrefsPatch) },
+  responses: {
+    200: json(PartnerView.extend({ changed: z.array(z.string()) }), "the prefs after the change"),
+    ...errors,
+  },
+});
+const audit = createRoute({
+  method: "get",
+  path: "/audit",
+  tags,
+  summary: "The team's pref changes, newest first",
+  description: admins,
+  security: bearer,
+  request: { query: AuditQuery },
+  responses: { 200: json(z.object({ audit: z.array(loose({ id: z.string() })) }), "audit lines"), ...errors },
+});
+
+export const connectPrefsRoutes = routes()
+  .openapi(readOrg, async (c) => {
     const { team } = await connectAdminOf(c);
-    return c.json(await orgPrefs(portsOf(c), team));
+    return c.json(await orgPrefs(portsOf(c), team), 200);
   })
-  .patch("/org", async (c) => {
+  .openapi(changeOrg, async (c) => {
     const by = await connectAdminOf(c);
-    const patch = await jsonBody(c, PrefsPatch);
-    return c.json(await changeOrgPrefs(portsOf(c), by, patch));
+    const patch = await bodyOf(c, changeOrg);
+    return c.json(await changeOrgPrefs(portsOf(c), by, patch), 200);
   })
-  .get("/partners/:partner", async (c) => {
+  .openapi(readPartner, async (c) => {
     const { team } = await connectAdminOf(c);
-    return c.json(await partnerPrefs(portsOf(c), team, partnerParam(c)));
+    return c.json(await partnerPrefs(portsOf(c), team, partnerParam(c)), 200);
   })
-  .patch("/partners/:partner", async (c) => {
+  .openapi(changePartner, async (c) => {
     const by = await connectAdminOf(c);
     const partner = partnerParam(c);
-    const patch = await jsonBody(c, PrefsPatch);
-    return c.json(await changePartnerPrefs(portsOf(c), by, partner, patch));
+    const patch = await bodyOf(c, changePartner);
+    return c.json(await changePartnerPrefs(portsOf(c), by, partner, patch), 200);
   })
-  .get("/audit", async (c) => {
+  .openapi(audit, async (c) => {
     const { team } = await connectAdminOf(c);
-    return c.json(await prefsAudit(portsOf(c), team, auditLimit(c)));
+    return c.json(await prefsAudit(portsOf(c), team, queryOf(c, audit).limit), 200);
   });

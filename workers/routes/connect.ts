@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { createRoute } from "@hono/zod-openapi";
 import { z } from "zod";
 import { sharedChannelPortsOf } from "../../platform/deps";
 import {
@@ -14,7 +14,8 @@ import {
 } from "../../src/connect/connections-service";
 import { disconnectWithChannels } from "../../src/connect/shared-channels-service";
 import { notFound } from "../../src/errors";
-import { type AppContext, type AppEnv, idempotencyOf, jsonBody, queryParams } from "../http";
+import { type AppContext, idempotencyOf } from "../http";
+import { bearer, bodyOf, errors, json, jsonRequest, loose, pathId, queryOf, routes } from "../openapi";
 import { connectAdminOf } from "./connect-admin";
 import { connectChannelRoutes } from "./connect-channels";
 import { connectPrefsRoutes } from "./connect-prefs";
@@ -46,10 +47,6 @@ const PageQuery = z.object({
   cursor: z.string().max(100).optional(),
 });
 
-function pageOf(c: AppContext): { limit: number; cursor?: string } {
-  return queryParams(c, PageQuery);
-}
-
 function portsOf(c: AppContext): ConnectionsPorts {
   const deps = c.get("deps");
   return { store: deps.connections, now: () => deps.clock.now(), newId: newConnectId };
@@ -61,10 +58,96 @@ function idParam(c: AppContext, name: "invitation" | "connection"): string {
   return id;
 }
 
-export const connectRoutes = new Hono<AppEnv>()
-  .post("/invitations/answer", async (c) => {
+const tags = ["connect"];
+const admins = "The caller's own team, its active owners and admins.";
+const idempotencyKey = z.object({
+  "idempotency-key": z
+    .string()
+    .optional()
+    .meta({ description: "a retry with the same key and body answers the first answer (Idempotent-Replayed: true)" }),
+});
+const Invitation = loose({ id: z.string(), status: z.string() });
+const Decision = z.enum(["accepted", "declined"]);
+const Connection = loose({ id: z.string(), partner: z.string(), status: z.string() });
+
+const answerInvitation = createRoute({
+  method: "post",
+  path: "/invitations/answer",
+  tags,
+  summary: "Accept or decline another team's invitation, by its code",
+  description: admins,
+  security: bearer,
+  request: { headers: idempotencyKey, body: jsonRequest(AnswerBody) },
+  responses: {
+    201: json(z.object({ decision: Decision, connection: Connection }), "accepted: the connection"),
+    200: json(z.object({ decision: Decision, connection: z.null() }), "declined: no connection"),
+    ...errors,
+  },
+});
+const newInvitation = createRoute({
+  method: "post",
+  path: "/invitations",
+  tags,
+  summary: "A one-time invitation code for another team",
+  description: `${admins} The code is in this answer only (and in its replays with an Idempotency-Key).`,
+  security: bearer,
+  request: { headers: idempotencyKey, body: jsonRequest(NewInvitationBody) },
+  responses: {
+    201: json(z.object({ invitation: Invitation.extend({ code: z.string() }) }), "the invitation and its code"),
+    ...errors,
+  },
+});
+const invitations = createRoute({
+  method: "get",
+  path: "/invitations",
+  tags,
+  summary: "The team's invitations, newest first",
+  description: admins,
+  security: bearer,
+  request: { query: PageQuery },
+  responses: {
+    200: json(z.object({ invitations: z.array(Invitation), next_cursor: z.string().nullable() }), "a page"),
+    ...errors,
+  },
+});
+const cancel = createRoute({
+  method: "delete",
+  path: "/invitations/{invitation}",
+  tags,
+  summary: "Cancel a pending invitation",
+  description: admins,
+  security: bearer,
+  request: { params: z.object({ invitation: pathId }) },
+  responses: { 200: json(z.object({ invitation: Invitation }), "the invitation, cancelled"), ...errors },
+});
+const connections = createRoute({
+  method: "get",
+  path: "/connections",
+  tags,
+  summary: "The team's connections, newest first",
+  description: admins,
+  security: bearer,
+  request: { query: PageQuery },
+  responses: {
+    200: json(z.object({ connections: z.array(Connection), next_cursor: z.string().nullable() }), "a page"),
+    ...errors,
+  },
+});
+const disconnect = createRoute({
+  method: "delete",
+  path: "/connections/{connection}",
+  tags,
+  summary: "End a connection (and the channels shared over it, for both sides)",
+  description: admins,
+  security: bearer,
+  request: { params: z.object({ connection: pathId }) },
+  responses: { 200: json(z.object({ connection: Connection }), "the connection, disconnected"), ...errors },
+});
+
+export const connectRoutes = routes()
+  .openapi(answerInvitation, async (c) => {
     const by = await connectAdminOf(c);
-    const body = await jsonBody(c, AnswerBody);
+    const body = await bodyOf(c, answerInvitation);
     const { value: answered, replayed } = await answerInvitationOnce(
       portsOf(c),
       by,
@@ -73,11 +156,13 @@ export const connectRoutes = new Hono<AppEnv>()
       await idempotencyOf(c, body),
     );
     if (replayed) c.header("idempotent-replayed", "true");
-    return c.json(answered, answered.connection ? 201 : 200);
+    return answered.connection
+      ? c.json({ ...answered, connection: answered.connection }, 201)
+      : c.json({ ...answered, connection: null }, 200);
   })
-  .post("/invitations", async (c) => {
+  .openapi(newInvitation, async (c) => {
     const by = await connectAdminOf(c);
-    const body = await jsonBody(c, NewInvitationBody);
+    const body = await bodyOf(c, newInvitation);
     const { value, replayed } = await createInvitationOnce(portsOf(c), by, await idempotencyOf(c, body));
     if (replayed) c.header("idempotent-replayed", "true");
     // The code travels inside the invitation, in this answer only; with an
@@ -85,19 +170,19 @@ export const connectRoutes = new Hono<AppEnv>()
     // team within the key's lifetime shows it again (docs/connect.md).
     return c.json({ invitation: { ...value.invitation, code: value.code } }, 201);
   })
-  .get("/invitations", async (c) => {
+  .openapi(invitations, async (c) => {
     const { team } = await connectAdminOf(c);
-    return c.json(await listInvitations(portsOf(c), team, pageOf(c)));
+    return c.json(await listInvitations(portsOf(c), team, queryOf(c, invitations)), 200);
   })
-  .delete("/invitations/:invitation", async (c) => {
+  .openapi(cancel, async (c) => {
     const by = await connectAdminOf(c);
-    return c.json({ invitation: await cancelInvitation(portsOf(c), by, idParam(c, "invitation")) });
+    return c.json({ invitation: await cancelInvitation(portsOf(c), by, idParam(c, "invitation")) }, 200);
   })
-  .get("/connections", async (c) => {
+  .openapi(connections, async (c) => {
     const { team } = await connectAdminOf(c);
-    return c.json(await listConnections(portsOf(c), team, pageOf(c)));
+    return c.json(await listConnections(portsOf(c), team, queryOf(c, connections)), 200);
   })
-  .delete("/connections/:connection", async (c) => {
+  .openapi(disconnect, async (c) => {
     const by = await connectAdminOf(c);
     const ended = await disconnectWithChannels(
       portsOf(c),
@@ -105,7 +190,7 @@ export const connectRoutes = new Hono<AppEnv>()
       by,
       idParam(c, "connection"),
     );
-    return c.json({ connection: ended });
+    return c.json({ connection: ended }, 200);
   })
   // The prefs toward each partner, and the org level (./connect-prefs.ts).
   .route("/prefs", connectPrefsRoutes)

@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { createRoute } from "@hono/zod-openapi";
 import { z } from "zod";
 import { mayAdminister, mayShareAcrossTeams } from "../../src/auth/policy";
 import {
@@ -22,8 +22,9 @@ import {
   type ProfilePatch,
 } from "../../src/directory/writer";
 import { authorize } from "../auth";
-import { type AppContext, type AppEnv, idempotencyOf, jsonBody } from "../http";
+import { type AppContext, idempotencyOf } from "../http";
 import { issuesOf, readImport } from "../import-body";
+import { bearer, bodyOf, errors, json, jsonRequest, loose, pathId, routes } from "../openapi";
 
 // Admin API over the directory (channels, memberships, profiles): the source
 // of truth the edge caches load from. Each handler parses, authorizes and
@@ -102,8 +103,119 @@ const MembershipLine = z.strictObject({ channel_id: ID, user_id: ID, user_team_i
 export const IMPORT_MAX_CHANNELS = 10_000;
 export const IMPORT_MAX_MEMBERSHIPS = 50_000;
 
-export const directoryAdminRoutes = new Hono<AppEnv>()
-  .post("/teams/:team/channels/import", async (c) => {
+const tags = ["directory admin"];
+const admins = "The team's active owners and admins, or an operator.";
+const TeamParams = z.object({ team: pathId });
+const ChannelParams = z.object({ team: pathId, channel: pathId });
+const idempotencyKey = z.object({
+  "idempotency-key": z
+    .string()
+    .optional()
+    .meta({ description: "a retry with the same key answers the first answer (Idempotent-Replayed: true)" }),
+});
+const Channel = loose({ id: z.string(), team_id: z.string(), name: z.string(), shared_with: z.array(z.string()) });
+const ChannelAnswer = z.object({ channel: Channel });
+/** NDJSON (one record a line, streamed) or JSON `{ <key>: [...] }`: workers/import-body.ts. */
+function importBody<S extends z.ZodType>(key: string, record: S) {
+  return {
+    required: true,
+    description: `NDJSON, one record a line (streamed), or JSON \`{ ${key}: [...] }\`; validated whole before anything is written`,
+    content: {
+      "application/x-ndjson": { schema: { type: "string", description: "one record a line" } },
+      "application/json": { schema: z.strictObject({ [key]: z.array(record).min(1) }) },
+    },
+  } as const;
+}
+
+const channelImport = createRoute({
+  method: "post",
+  path: "/teams/{team}/channels/import",
+  tags,
+  summary: `Import up to ${IMPORT_MAX_CHANNELS} channels`,
+  description: admins,
+  security: bearer,
+  request: { params: TeamParams, headers: idempotencyKey, body: importBody("channels", NewChannelBody) },
+  responses: { 201: json(loose({}), "how many were imported"), ...errors },
+});
+const membershipImport = createRoute({
+  method: "post",
+  path: "/teams/{team}/memberships/import",
+  tags,
+  summary: `Import up to ${IMPORT_MAX_MEMBERSHIPS} memberships`,
+  description: `${admins} Another team's users (user_team_id): operators only.`,
+  security: bearer,
+  request: { params: TeamParams, headers: idempotencyKey, body: importBody("memberships", MembershipLine) },
+  responses: { 201: json(loose({}), "how many were imported"), ...errors },
+});
+const newChannel = createRoute({
+  method: "post",
+  path: "/teams/{team}/channels",
+  tags,
+  summary: "Create a channel",
+  description: admins,
+  security: bearer,
+  request: { params: TeamParams, body: jsonRequest(NewChannelBody) },
+  responses: { 201: json(ChannelAnswer, "the channel"), ...errors },
+});
+const changeChannel = createRoute({
+  method: "patch",
+  path: "/teams/{team}/channels/{channel}",
+  tags,
+  summary: "Rename, describe, archive or make private a channel",
+  description: admins,
+  security: bearer,
+  request: { params: ChannelParams, body: jsonRequest(ChannelChange) },
+  responses: { 200: json(ChannelAnswer, "the channel"), ...errors },
+});
+const addMembersRoute = createRoute({
+  method: "post",
+  path: "/teams/{team}/channels/{channel}/members",
+  tags,
+  summary: `Add up to ${MEMBERS_MAX} users to a channel`,
+  description: `${admins} Another team's users (team_id): operators only.`,
+  security: bearer,
+  request: { params: ChannelParams, body: jsonRequest(MembersBody) },
+  responses: {
+    200: json(z.object({ added: z.array(z.string()), unchanged: z.number() }), "who was added"),
+    ...errors,
+  },
+});
+const removeMemberRoute = createRoute({
+  method: "delete",
+  path: "/teams/{team}/channels/{channel}/members/{user}",
+  tags,
+  summary: "Take a user out of a channel",
+  description: admins,
+  security: bearer,
+  request: { params: z.object({ team: pathId, channel: pathId, user: pathId }) },
+  responses: { 200: json(z.object({ removed: z.boolean() }), "whether the user was a member"), ...errors },
+});
+const share = createRoute({
+  method: "post",
+  path: "/teams/{team}/channels/{channel}/share",
+  tags,
+  summary: "Share a channel with another team",
+  description: "Platform operators only (teams share through Slack Connect: /v1/connect/shared-channels).",
+  security: bearer,
+  request: { params: ChannelParams, body: jsonRequest(ShareBody) },
+  responses: { 200: json(ChannelAnswer, "the channel"), ...errors },
+});
+const changeProfile = createRoute({
+  method: "patch",
+  path: "/teams/{team}/users/{user}/profile",
+  tags,
+  summary: "Change a user's profile",
+  description: admins,
+  security: bearer,
+  request: { params: z.object({ team: pathId, user: pathId }), body: jsonRequest(ProfileChange) },
+  responses: {
+    200: json(z.object({ user: loose({ id: z.string(), team_id: z.string() }) }), "the profile"),
+    ...errors,
+  },
+});
+
+export const directoryAdminRoutes = routes()
+  .openapi(channelImport, async (c) => {
     const teamId = await asAdmin(c);
     const channels = await readImport(c, "channels", IMPORT_MAX_CHANNELS, (value) => {
       const parsed = NewChannelBody.safeParse(value);
@@ -114,7 +226,7 @@ export const directoryAdminRoutes = new Hono<AppEnv>()
     if (replayed) c.header("idempotent-replayed", "true");
     return c.json(value, 201);
   })
-  .post("/teams/:team/memberships/import", async (c) => {
+  .openapi(membershipImport, async (c) => {
     const teamId = await asAdmin(c);
     const rows = await readImport(c, "memberships", IMPORT_MAX_MEMBERSHIPS, (value) => {
       const parsed = MembershipLine.safeParse(value);
@@ -131,15 +243,15 @@ export const directoryAdminRoutes = new Hono<AppEnv>()
     if (replayed) c.header("idempotent-replayed", "true");
     return c.json(value, 201);
   })
-  .post("/teams/:team/channels", async (c) => {
+  .openapi(newChannel, async (c) => {
     const teamId = await asAdmin(c);
-    const body = await jsonBody(c, NewChannelBody);
+    const body = await bodyOf(c, newChannel);
     const { channel } = await createChannel(c.get("deps"), teamId, toNewChannel(body));
     return c.json({ channel: adminChannel(channel) }, 201);
   })
-  .patch("/teams/:team/channels/:channel", async (c) => {
+  .openapi(changeChannel, async (c) => {
     const teamId = await asAdmin(c);
-    const body = await jsonBody(c, ChannelChange);
+    const body = await bodyOf(c, changeChannel);
     const patch = {
       name: body.name,
       topic: body.topic,
@@ -148,36 +260,36 @@ export const directoryAdminRoutes = new Hono<AppEnv>()
       isPrivate: body.private,
     };
     const { channel } = await updateChannel(c.get("deps"), teamId, c.req.param("channel"), patch);
-    return c.json({ channel: adminChannel(channel) });
+    return c.json({ channel: adminChannel(channel) }, 200);
   })
-  .post("/teams/:team/channels/:channel/members", async (c) => {
+  .openapi(addMembersRoute, async (c) => {
     const teamId = await asAdmin(c);
-    const body = await jsonBody(c, MembersBody);
+    const body = await bodyOf(c, addMembersRoute);
     // Adding another team's users: the same rule as sharing (see /share).
     if (body.team_id !== undefined && body.team_id !== teamId) await authorize(c, mayShareAcrossTeams);
     const channelId = c.req.param("channel");
-    return c.json(await addMembers(c.get("deps"), teamId, channelId, body.user_ids, body.team_id));
+    return c.json(await addMembers(c.get("deps"), teamId, channelId, body.user_ids, body.team_id), 200);
   })
-  .delete("/teams/:team/channels/:channel/members/:user", async (c) => {
+  .openapi(removeMemberRoute, async (c) => {
     const teamId = await asAdmin(c);
     const removed = await removeMember(c.get("deps"), teamId, c.req.param("channel"), c.req.param("user"));
-    return c.json({ removed });
+    return c.json({ removed }, 200);
   })
-  .post("/teams/:team/channels/:channel/share", async (c) => {
+  .openapi(share, async (c) => {
     const teamId = c.req.param("team");
     // Operators only until connections with consent on both sides exist (Slack
     // Connect): a team admin sharing into any team would act without that
     // team's consent, and the answer would tell whether a team id exists.
     await authorize(c, mayShareAcrossTeams);
-    const body = await jsonBody(c, ShareBody);
+    const body = await bodyOf(c, share);
     const { channel } = await shareChannel(c.get("deps"), teamId, c.req.param("channel"), body.team_id);
-    return c.json({ channel: adminChannel(channel) });
+    return c.json({ channel: adminChannel(channel) }, 200);
   })
-  .patch("/teams/:team/users/:user/profile", async (c) => {
+  .openapi(changeProfile, async (c) => {
     const teamId = await asAdmin(c);
-    const body = await jsonBody(c, ProfileChange);
+    const body = await bodyOf(c, changeProfile);
     const { user } = await updateProfile(c.get("deps"), teamId, c.req.param("user"), toProfilePatch(body));
-    return c.json({ user: adminProfile(user) });
+    return c.json({ user: adminProfile(user) }, 200);
   });
 
 /** The route's team, once the caller is allowed to administer it. */

@@ -1,9 +1,10 @@
-import { Hono } from "hono";
+import { createRoute } from "@hono/zod-openapi";
 import { z } from "zod";
 import type { CacheResult } from "../../durable-objects/team-cache/team-cache";
 import { teamCacheOf } from "../../platform/stubs";
 import { DomainError } from "../../src/errors";
-import { type AppContext, type AppEnv, jsonBody, queryParams } from "../http";
+import type { AppContext } from "../http";
+import { bearer, bodyOf, errors, json, jsonRequest, loose, pathId, queryOf, routes } from "../openapi";
 
 // Lazy-load queries, answered by the caller's team cache (one Durable Object
 // per team). The team and the viewer always come from the token: a client can
@@ -52,38 +53,117 @@ function unwrap<T>(result: CacheResult<T>): T {
   throw new DomainError(result.kind, result.code, result.message);
 }
 
-export const directoryRoutes = new Hono<AppEnv>()
-  .get("/switcher", async (c) => {
-    const { q, limit } = queryParams(c, SwitcherQuery);
+/** Cards are described by their top-level members; docs/directory.md has them in full. */
+const Card = loose({ id: z.string() });
+const Items = z.object({ items: z.array(Card) });
+const CardPage = z.object({ items: z.array(Card), next_cursor: z.string().nullable() });
+const tags = ["directory"];
+
+const switcher = createRoute({
+  method: "get",
+  path: "/switcher",
+  tags,
+  summary: "Quick switcher: the caller's channels and people matching q",
+  security: bearer,
+  request: { query: SwitcherQuery },
+  responses: { 200: json(Items, "channels and users, best first"), ...errors },
+});
+const mentionsRoute = createRoute({
+  method: "get",
+  path: "/mentions",
+  tags,
+  summary: "@-mention candidates in a channel the caller sees",
+  security: bearer,
+  request: { query: MentionsQuery },
+  responses: { 200: json(Items, "users, members of the channel first"), ...errors },
+});
+const channel = createRoute({
+  method: "get",
+  path: "/channels/{channel}",
+  tags,
+  summary: "A channel the caller sees",
+  security: bearer,
+  request: { params: z.object({ channel: pathId }) },
+  responses: { 200: json(z.object({ channel: Card }), "the channel's card"), ...errors },
+});
+const members = createRoute({
+  method: "get",
+  path: "/channels/{channel}/members",
+  tags,
+  summary: "A page of a channel's members",
+  security: bearer,
+  request: { params: z.object({ channel: pathId }), query: MembersQuery },
+  responses: { 200: json(CardPage, "user cards; next_cursor null on the last page"), ...errors },
+});
+const people = createRoute({
+  method: "get",
+  path: "/people",
+  tags,
+  summary: "The team's people, filtered",
+  security: bearer,
+  request: { query: PeopleQuery },
+  responses: { 200: json(CardPage, "user cards; next_cursor null on the last page"), ...errors },
+});
+const lookup = createRoute({
+  method: "post",
+  path: "/lookup",
+  tags,
+  summary: "Cards of users and channels by id (what the caller may see of them)",
+  security: bearer,
+  request: { body: jsonRequest(LookupBody) },
+  responses: {
+    200: json(loose({ users: z.array(Card), channels: z.array(Card) }), "the cards found; unknown ids are left out"),
+    ...errors,
+  },
+});
+const boot = createRoute({
+  method: "get",
+  path: "/boot",
+  tags,
+  summary: "The client's boot payload, whole or since a version",
+  security: bearer,
+  request: { query: BootQuery },
+  responses: {
+    200: json(
+      loose({ version: z.number(), full: z.boolean(), team: loose({ id: z.string() }), channels: z.array(Card) }),
+      "the caller's channels and team, or what changed since `since`",
+    ),
+    ...errors,
+  },
+});
+
+export const directoryRoutes = routes()
+  .openapi(switcher, async (c) => {
+    const { q, limit } = queryOf(c, switcher);
     const { team, user, stub } = cacheFor(c);
-    return c.json({ items: unwrap(await stub.quickSwitcher(team, user, q, limit)) });
+    return c.json({ items: unwrap(await stub.quickSwitcher(team, user, q, limit)) }, 200);
   })
-  .get("/mentions", async (c) => {
-    const { channel, q, limit } = queryParams(c, MentionsQuery);
+  .openapi(mentionsRoute, async (c) => {
+    const { channel, q, limit } = queryOf(c, mentionsRoute);
     const { team, user, stub } = cacheFor(c);
-    return c.json({ items: unwrap(await stub.mentions(team, user, channel, q, limit)) });
+    return c.json({ items: unwrap(await stub.mentions(team, user, channel, q, limit)) }, 200);
   })
-  .get("/channels/:channel", async (c) => {
+  .openapi(channel, async (c) => {
     const { team, user, stub } = cacheFor(c);
-    return c.json({ channel: unwrap(await stub.channel(team, user, c.req.param("channel"))) });
+    return c.json({ channel: unwrap(await stub.channel(team, user, c.req.param("channel"))) }, 200);
   })
-  .get("/channels/:channel/members", async (c) => {
-    const { cursor, limit } = queryParams(c, MembersQuery);
+  .openapi(members, async (c) => {
+    const { cursor, limit } = queryOf(c, members);
     const { team, user, stub } = cacheFor(c);
-    return c.json(unwrap(await stub.channelMembers(team, user, c.req.param("channel"), cursor ?? null, limit)));
+    return c.json(unwrap(await stub.channelMembers(team, user, c.req.param("channel"), cursor ?? null, limit)), 200);
   })
-  .get("/people", async (c) => {
-    const { q, role, deactivated, bots, cursor, limit } = queryParams(c, PeopleQuery);
+  .openapi(people, async (c) => {
+    const { q, role, deactivated, bots, cursor, limit } = queryOf(c, people);
     const { team, user, stub } = cacheFor(c);
-    return c.json(unwrap(await stub.directory(team, user, { q, roles: role, deactivated, bots, cursor, limit })));
+    return c.json(unwrap(await stub.directory(team, user, { q, roles: role, deactivated, bots, cursor, limit })), 200);
   })
-  .post("/lookup", async (c) => {
-    const body = await jsonBody(c, LookupBody);
+  .openapi(lookup, async (c) => {
+    const body = await bodyOf(c, lookup);
     const { team, user, stub } = cacheFor(c);
-    return c.json(unwrap(await stub.lookup(team, user, body.users, body.channels)));
+    return c.json(unwrap(await stub.lookup(team, user, body.users, body.channels)), 200);
   })
-  .get("/boot", async (c) => {
-    const { since } = queryParams(c, BootQuery);
+  .openapi(boot, async (c) => {
+    const { since } = queryOf(c, boot);
     const { team, user, stub } = cacheFor(c);
-    return c.json(unwrap(await stub.boot(team, user, since ?? null)));
+    return c.json(unwrap(await stub.boot(team, user, since ?? null)), 200);
   });

@@ -1,9 +1,10 @@
-import { Hono } from "hono";
+import { createRoute } from "@hono/zod-openapi";
+import { z } from "zod";
 import { teamCacheAccess } from "../../durable-objects/gateway/access";
 import { uploadPortsOf } from "../../platform/deps";
 import { notFound, tooLarge } from "../../src/errors";
 import { downloadFile, FILE_MAX_BYTES, uploadFile } from "../../src/files/uploads";
-import type { AppEnv } from "../http";
+import { bearer, errors, json, loose, pathId, routes } from "../openapi";
 
 // POST /v1/channels/:channel/files?name=<file name>: the body is the file,
 // its Content-Type the file's type (at most FILE_MAX_BYTES; a shared
@@ -13,8 +14,47 @@ import type { AppEnv } from "../http";
 
 const ChannelId = /^[A-Za-z0-9_-]{1,40}$/;
 
-export const fileRoutes = new Hono<AppEnv>()
-  .post("/:channel/files", async (c) => {
+const ChannelParams = z.object({ channel: pathId });
+const tags = ["files"];
+
+const upload = createRoute({
+  method: "post",
+  path: "/{channel}/files",
+  tags,
+  summary: "Upload a file to a channel the caller sees",
+  description: `The body is the file, its Content-Type the file's type; at most ${FILE_MAX_BYTES} bytes (a shared channel's organizations may allow less, or nothing).`,
+  security: bearer,
+  request: {
+    params: ChannelParams,
+    query: z.object({ name: z.string().optional().meta({ description: "the file's name" }) }),
+    body: {
+      required: true,
+      content: { "*/*": { schema: { type: "string", contentMediaType: "application/octet-stream" } } },
+    },
+  },
+  responses: {
+    201: json(loose({ file: loose({ id: z.string() }) }), "the file's facts and the seq of the `file` event"),
+    ...errors,
+  },
+});
+const download = createRoute({
+  method: "get",
+  path: "/{channel}/files/{file}",
+  tags,
+  summary: "A file's bytes, to whoever sees the channel",
+  security: bearer,
+  request: { params: z.object({ channel: pathId, file: pathId }) },
+  responses: {
+    200: {
+      description: "the bytes, as an attachment, with the type they were uploaded with",
+      content: { "*/*": { schema: { type: "string", contentMediaType: "application/octet-stream" } } },
+    },
+    ...errors,
+  },
+});
+
+export const fileRoutes = routes()
+  .openapi(upload, async (c) => {
     const channelId = c.req.param("channel");
     if (!ChannelId.test(channelId)) throw notFound(`channel ${channelId} not found`);
     const bytes = await c.req.arrayBuffer();
@@ -30,7 +70,7 @@ export const fileRoutes = new Hono<AppEnv>()
     });
     return c.json(posted, 201);
   })
-  .get("/:channel/files/:file", async (c) => {
+  .openapi(download, async (c) => {
     const channelId = c.req.param("channel");
     if (!ChannelId.test(channelId)) throw notFound(`channel ${channelId} not found`);
     const { team, user } = c.get("identity");

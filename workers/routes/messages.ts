@@ -1,10 +1,10 @@
-import { Hono } from "hono";
+import { createRoute } from "@hono/zod-openapi";
 import { z } from "zod";
 import { teamCacheAccess } from "../../durable-objects/gateway/access";
 import { topicPublisher } from "../../platform/deps";
 import { notFound } from "../../src/errors";
 import { MAX_MENTIONS, MAX_TEXT_LENGTH, postMessage } from "../../src/realtime/messages";
-import { type AppEnv, jsonBody } from "../http";
+import { bearer, bodyOf, errors, json, jsonRequest, pathId, routes } from "../openapi";
 
 // POST /v1/channels/:channel/messages: the producer side of real-time
 // fan-out. The message travels to the channel's topic and from there to its
@@ -19,10 +19,23 @@ const MessageBody = z.strictObject({
   mentions: z.array(z.string().min(1).max(40)).max(MAX_MENTIONS).default([]),
 });
 
-export const messageRoutes = new Hono<AppEnv>().post("/:channel/messages", async (c) => {
+const post = createRoute({
+  method: "post",
+  path: "/{channel}/messages",
+  tags: ["realtime"],
+  summary: "Post a message to a channel the caller sees (fanned out to its subscribers)",
+  security: bearer,
+  request: { params: z.object({ channel: pathId }), body: jsonRequest(MessageBody) },
+  responses: {
+    201: json(z.object({ topic: z.string(), seq: z.number() }), "the channel's topic and the message's seq in it"),
+    ...errors,
+  },
+});
+
+export const messageRoutes = routes().openapi(post, async (c) => {
   const channelId = c.req.param("channel");
   if (!ChannelId.test(channelId)) throw notFound(`channel ${channelId} not found`);
-  const body = await jsonBody(c, MessageBody);
+  const body = await bodyOf(c, post);
   const { team, user } = c.get("identity");
   const posted = await postMessage(
     { access: teamCacheAccess(c.env), publisher: topicPublisher(c.env) },

@@ -1,4 +1,5 @@
-import { Hono } from "hono";
+import { createRoute } from "@hono/zod-openapi";
+import { z } from "zod";
 import { GATEWAY_HEADERS } from "../../durable-objects/gateway/gateway";
 import { errorBody } from "../../platform/error-status";
 import { gatewayNamed } from "../../platform/stubs";
@@ -10,7 +11,8 @@ import { issueTicket, TICKET_TTL_SECONDS, ticketOf } from "../../src/realtime/ti
 import { gatewayName, parseShardCount } from "../../src/realtime/topics";
 import type { Role } from "../../src/teams/model";
 import { authorize, secretOf } from "../auth";
-import type { AppContext, AppEnv } from "../http";
+import type { AppContext } from "../http";
+import { bearer, ErrorBody, errors, json, routes } from "../openapi";
 
 // The client's one WebSocket, in two steps (the way Slack's rtm.connect
 // works), so that no long-lived token ever sits in a URL or a log:
@@ -38,13 +40,31 @@ async function checkLive(c: AppContext, identity: Identity): Promise<Principal> 
   return authorize(c, (p) => mayConnect(p, identity.team));
 }
 
-export const ticketRoutes = new Hono<AppEnv>().post("/", async (c) => {
+const tags = ["realtime"];
+
+const connect = createRoute({
+  method: "post",
+  path: "/",
+  tags,
+  summary: "A single-use ticket for the WebSocket (GET /v1/rtm?ticket=…)",
+  description: "Only an active member of the team gets one (403 otherwise). The answer is never cached.",
+  security: bearer,
+  responses: {
+    200: json(
+      z.object({ url: z.string(), ticket: z.string(), expires_in: z.number() }),
+      `the socket's URL with the ticket, good for one socket within ${TICKET_TTL_SECONDS} s`,
+    ),
+    ...errors,
+  },
+});
+
+export const ticketRoutes = routes().openapi(connect, async (c) => {
   const identity = c.get("identity");
   await checkLive(c, identity);
   const { ticket, ttlSeconds } = await issueTicket(identity, secretOf(c.env), Math.floor(Date.now() / 1000));
   // A ticket is a credential: never cached on the way.
   c.header("cache-control", "no-store");
-  return c.json({ url: `/v1/rtm?ticket=${encodeURIComponent(ticket)}`, ticket, expires_in: ttlSeconds });
+  return c.json({ url: `/v1/rtm?ticket=${encodeURIComponent(ticket)}`, ticket, expires_in: ttlSeconds }, 200);
 });
 
 interface Credentials {
@@ -83,7 +103,32 @@ async function credentialsOf(c: AppContext): Promise<Credentials> {
   return { identity: result.identity, ticket: null };
 }
 
-export const socketRoutes = new Hono<AppEnv>().get("/", async (c) => {
+const socket = createRoute({
+  method: "get",
+  path: "/",
+  tags,
+  summary: "The client's WebSocket (Upgrade: websocket)",
+  description:
+    "A WebSocket upgrade, not a JSON route: `?ticket=` from POST /v1/rtm.connect (a browser cannot set headers), or `Authorization: Bearer` from a client that can; an access token in the URL (`?token=`) is refused. Only an active member of the team gets a socket (403 before any upgrade). Frames: src/realtime/protocol.ts, docs/realtime.md.",
+  security: [{ rtmTicket: [] }, { bearer: [] }],
+  request: {
+    query: z.object({
+      ticket: z.string().optional().meta({ description: "the single-use ticket of POST /v1/rtm.connect" }),
+      subscribe: z
+        .string()
+        .optional()
+        .meta({ description: "topics to subscribe to in the handshake, comma-separated" }),
+    }),
+    headers: z.object({ upgrade: z.literal("websocket") }),
+  },
+  responses: {
+    101: { description: "Switching Protocols: the socket, on the user's gateway shard" },
+    426: json(ErrorBody, "upgrade_required: not a WebSocket request"),
+    ...errors,
+  },
+});
+
+export const socketRoutes = routes().openapi(socket, async (c) => {
   const credentials = await credentialsOf(c);
   c.set("identity", credentials.identity);
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {

@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { createRoute } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import type { BundledModelStore } from "../../platform/models/bundled";
@@ -16,7 +16,8 @@ import {
 } from "../../src/recommend/model-versions";
 import { isSource, SOURCE_NAMES } from "../../src/recommend/sources";
 import { authorize } from "../auth";
-import { type AppContext, type AppEnv, jsonBody } from "../http";
+import type { AppContext } from "../http";
+import { bearer, bodyOf, errors, json, jsonRequest, loose, pathId, routes } from "../openapi";
 
 // Operators' API over recommendations (platform scope only), mounted at /v1/admin:
 //   PUT|GET|DELETE /recommend/experiments/:source   the source's experiment (arms → models)
@@ -31,11 +32,98 @@ export interface RecommendAdminOptions {
   bundled?: () => BundledModelStore;
 }
 
+const tags = ["recommend admin"];
+const SourceParams = z.object({ source: z.enum(SOURCE_NAMES) });
+const ModelParams = z.object({ source: z.enum(SOURCE_NAMES), name: pathId, version: pathId });
+const ExperimentAnswer = z.object({
+  source: z.string(),
+  experiment: loose({}),
+  default: z.boolean(),
+  problem: z.string().optional(),
+});
+const ModelAnswer = z.object({ model: loose({}) });
+const operators = "Platform operators only.";
+
+const readExperiment = createRoute({
+  method: "get",
+  path: "/recommend/experiments/{source}",
+  tags,
+  summary: "The source's experiment (arms to models), as stored",
+  description: operators,
+  security: bearer,
+  request: { params: SourceParams },
+  responses: { 200: json(ExperimentAnswer, "the experiment, or the default"), ...errors },
+});
+const putExperiment = createRoute({
+  method: "put",
+  path: "/recommend/experiments/{source}",
+  tags,
+  summary: "Replace the source's experiment",
+  description: operators,
+  security: bearer,
+  request: { params: SourceParams, body: jsonRequest(experimentSchema) },
+  responses: { 200: json(ExperimentAnswer, "the experiment stored"), ...errors },
+});
+const resetExperimentRoute = createRoute({
+  method: "delete",
+  path: "/recommend/experiments/{source}",
+  tags,
+  summary: "Back to the source's default experiment",
+  description: operators,
+  security: bearer,
+  request: { params: SourceParams },
+  responses: { 200: json(ExperimentAnswer, "the default experiment"), ...errors },
+});
+const listModels = createRoute({
+  method: "get",
+  path: "/models/{source}",
+  tags,
+  summary: "The source's models, uploaded and bundled",
+  description: operators,
+  security: bearer,
+  request: { params: SourceParams },
+  responses: { 200: json(z.object({ source: z.string(), models: z.array(loose({})) }), "the models"), ...errors },
+});
+const putManifest = createRoute({
+  method: "put",
+  path: "/models/{source}/{name}/{version}/manifest.json",
+  tags,
+  summary: "Upload a model version's manifest (first; then its model.onnx)",
+  description: `${operators} The manifest is checked whole by the model store (features, input, output, metrics).`,
+  security: bearer,
+  request: { params: ModelParams, body: jsonRequest(z.unknown()) },
+  responses: { 201: json(ModelAnswer, "the model version"), ...errors },
+});
+const putGraph = createRoute({
+  method: "put",
+  path: "/models/{source}/{name}/{version}/model.onnx",
+  tags,
+  summary: "Upload a model version's ONNX graph",
+  description: `${operators} At most ${MODEL_ONNX_MAX_BYTES} bytes.`,
+  security: bearer,
+  middleware: bodyLimit({
+    maxSize: MODEL_ONNX_MAX_BYTES,
+    onError: () => {
+      throw tooLarge(`model.onnx larger than ${MODEL_ONNX_MAX_BYTES} bytes`);
+    },
+  }),
+  request: {
+    params: ModelParams,
+    body: {
+      required: true,
+      content: {
+        "application/octet-stream": { schema: { type: "string", contentMediaType: "application/octet-stream" } },
+      },
+    },
+  },
+  responses: { 201: json(ModelAnswer, "the model version"), ...errors },
+});
+
 export function createRecommendAdminRoutes(options: RecommendAdminOptions = {}) {
   const bundled = () => options.bundled?.();
   const experiments = (c: AppContext) => experimentAdminPortsFor(c.env, bundled());
   const models = (c: AppContext) => modelVersionPortsFor(c.env, bundled());
-  const routes = new Hono<AppEnv>();
+  const app = routes();
 
   // Scoped to these paths: a "*" here would apply to every /v1/admin route once mounted.
   const operatorsOnly = async (c: AppContext, next: () => Promise<void>) => {
@@ -50,53 +138,36 @@ export function createRecommendAdminRoutes(options: RecommendAdminOptions = {}) 
     }
     await next();
   };
-  routes.use("/recommend/experiments/:source", operatorsOnly);
+  app.use("/recommend/experiments/:source", operatorsOnly);
   // Hono's trailing /* also matches /models/:source itself.
-  routes.use("/models/:source/*", operatorsOnly);
+  app.use("/models/:source/*", operatorsOnly);
 
-  routes.get("/recommend/experiments/:source", async (c) =>
-    c.json(await currentExperiment(experiments(c), c.req.param("source"))),
-  );
-
-  routes.put("/recommend/experiments/:source", async (c) => {
-    const experiment = await jsonBody(c, experimentSchema);
-    return c.json(await storeExperiment(experiments(c), c.req.param("source"), experiment));
-  });
-
-  routes.delete("/recommend/experiments/:source", async (c) =>
-    c.json(await resetExperiment(experiments(c), c.req.param("source"))),
-  );
-
-  routes.get("/models/:source", async (c) => {
-    const source = c.req.param("source");
-    return c.json({ source, models: await listModelVersions(models(c), source) });
-  });
-
-  routes.put("/models/:source/:name/:version/manifest.json", async (c) => {
-    const key = modelKeyOf(c);
-    const body = await jsonBody(c, z.unknown());
-    return c.json({ model: await uploadManifest(models(c), key, body) }, 201);
-  });
-
-  routes.put(
-    "/models/:source/:name/:version/model.onnx",
-    bodyLimit({
-      maxSize: MODEL_ONNX_MAX_BYTES,
-      onError: () => {
-        throw tooLarge(`model.onnx larger than ${MODEL_ONNX_MAX_BYTES} bytes`);
-      },
-    }),
-    async (c) => {
+  return app
+    .openapi(readExperiment, async (c) => c.json(await currentExperiment(experiments(c), c.req.param("source")), 200))
+    .openapi(putExperiment, async (c) => {
+      const experiment = await bodyOf(c, putExperiment);
+      return c.json(await storeExperiment(experiments(c), c.req.param("source"), experiment), 200);
+    })
+    .openapi(resetExperimentRoute, async (c) =>
+      c.json(await resetExperiment(experiments(c), c.req.param("source")), 200),
+    )
+    .openapi(listModels, async (c) => {
+      const source = c.req.param("source");
+      return c.json({ source, models: await listModelVersions(models(c), source) }, 200);
+    })
+    .openapi(putManifest, async (c) => {
+      const key = modelKeyOf(c);
+      const body = await bodyOf(c, putManifest);
+      return c.json({ model: await uploadManifest(models(c), key, body) }, 201);
+    })
+    .openapi(putGraph, async (c) => {
       const key = modelKeyOf(c);
       if (!/^application\/octet-stream\b/i.test(c.req.header("content-type") ?? "")) {
         throw unsupportedMedia("model.onnx is sent as application/octet-stream");
       }
       const onnx = new Uint8Array(await c.req.arrayBuffer());
       return c.json({ model: await uploadGraph(models(c), key, onnx) }, 201);
-    },
-  );
-
-  return routes;
+    });
 }
 
 /** The routes over the Worker's own bindings and bundled models. */

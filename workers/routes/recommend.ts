@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { createRoute } from "@hono/zod-openapi";
 import { z } from "zod";
 import { feedbackPortsFor, servePortsFor } from "../../platform/recommend-deps";
 import { mayActFor, mayUseTeam } from "../../src/auth/policy";
@@ -6,7 +6,7 @@ import { recordFeedback } from "../../src/recommend/feedback";
 import { FEEDBACK_ACTIONS } from "../../src/recommend/logs";
 import { serveRecommendations, sourceNamed, subjectOf } from "../../src/recommend/serve";
 import { authorize } from "../auth";
-import { type AppEnv, jsonBody } from "../http";
+import { bearer, bodyOf, errors, json, jsonRequest, loose, queryOf, routes } from "../openapi";
 
 // POST /v1/recommend and POST /v1/recommend/feedback. The user and team come
 // from the token; the use cases are src/recommend/serve.ts and feedback.ts.
@@ -40,19 +40,68 @@ const FeedbackBody = z.strictObject({
     .max(100),
 });
 
-export const recommendRoutes = new Hono<AppEnv>()
-  .post("/", async (c) => {
-    const { source: named, limit, context } = await jsonBody(c, RecommendBody);
+/** `?include=profile`: each user or channel item carries its display fields, as the caller may see them. */
+const RecommendQuery = z.object({
+  include: z.enum(["profile"]).optional().meta({ description: "`profile`: display fields on user and channel items" }),
+});
+
+const tags = ["recommend"];
+
+const recommend = createRoute({
+  method: "post",
+  path: "/",
+  tags,
+  summary: "Recommendations from one source for the caller (or, for admins, a member they act for)",
+  security: bearer,
+  request: { query: RecommendQuery, body: jsonRequest(RecommendBody) },
+  responses: {
+    200: json(
+      loose({
+        request_id: z.string(),
+        source: z.string(),
+        user: z.string(),
+        items: z.array(
+          loose({
+            id: z.string(),
+            score: z.number(),
+            rank: z.number(),
+            profile: loose({ name: z.string() }).optional(),
+          }),
+        ),
+        model: loose({ name: z.string(), version: z.string() }),
+      }),
+      "items best first; request_id names the answer for feedback",
+    ),
+    ...errors,
+  },
+});
+const feedback = createRoute({
+  method: "post",
+  path: "/feedback",
+  tags,
+  summary: "What the caller did with a recommendation answer's items",
+  security: bearer,
+  request: { body: jsonRequest(FeedbackBody) },
+  responses: { 202: json(z.object({ recorded: z.number() }), "events recorded"), ...errors },
+});
+
+export const recommendRoutes = routes()
+  .openapi(recommend, async (c) => {
+    const { source: named, limit, context } = await bodyOf(c, recommend);
+    const includeProfile = queryOf(c, recommend).include === "profile";
     const source = sourceNamed(named);
     c.set("recSource", source);
     const { team, user: caller } = c.get("identity");
     const subject = subjectOf(caller, source, context.user);
     await authorize(c, (p) => mayActFor(p, team, subject));
     const ports = servePortsFor(c.env, (work) => c.executionCtx.waitUntil(work));
-    return c.json(await serveRecommendations(ports, { team, caller, subject, source, limit, context }));
+    return c.json(
+      await serveRecommendations(ports, { team, caller, subject, source, limit, context, includeProfile }),
+      200,
+    );
   })
-  .post("/feedback", async (c) => {
-    const body = await jsonBody(c, FeedbackBody);
+  .openapi(feedback, async (c) => {
+    const body = await bodyOf(c, feedback);
     const { team, user } = c.get("identity");
     await authorize(c, (p) => mayUseTeam(p, team));
     const recorded = await recordFeedback(feedbackPortsFor(c.env), {

@@ -1,11 +1,11 @@
-import { Hono } from "hono";
+import { createRoute } from "@hono/zod-openapi";
 import { z } from "zod";
 import { slackInstallPortsFor } from "../../platform/deps";
 import { mayOperate } from "../../src/auth/policy";
 import { install } from "../../src/slackbot/service";
 import type { InstallationView } from "../../src/slackbot/store";
 import { authorize } from "../auth";
-import { type AppEnv, jsonBody, queryParams } from "../http";
+import { bearer, bodyOf, errors, json, jsonRequest, queryOf, routes } from "../openapi";
 
 // Operators install the Slack bot in a workspace by hand (the OAuth flow,
 // routes/slack-events.ts, does the same for a workspace admin), mounted at /v1/admin:
@@ -28,17 +28,44 @@ const viewOf = (v: InstallationView) => ({
   installed_at: v.installedAt,
 });
 
-export const slackAdminRoutes = new Hono<AppEnv>();
+const InstallationAnswer = z.object({
+  team_id: z.string(),
+  bot_user_id: z.string(),
+  app_id: z.string(),
+  installed_at: z.number(),
+});
+const tags = ["slack"];
 
-slackAdminRoutes.put("/slack/installations", async (c) => {
-  await authorize(c, mayOperate);
-  const body = await jsonBody(c, Installation);
-  return c.json(viewOf(await install(slackInstallPortsFor(c.env), body)), 200);
+const putInstallation = createRoute({
+  method: "put",
+  path: "/slack/installations",
+  tags,
+  summary: "Install the Slack bot in a workspace by hand (replaces a previous installation)",
+  description: "Platform operators only.",
+  security: bearer,
+  request: { body: jsonRequest(Installation) },
+  responses: { 200: json(InstallationAnswer, "the installation, never its token"), ...errors },
+});
+const listInstallations = createRoute({
+  method: "get",
+  path: "/slack/installations",
+  tags,
+  summary: "The workspaces the bot is installed in",
+  description: "Platform operators only.",
+  security: bearer,
+  request: { query: ListQuery },
+  responses: { 200: json(z.object({ items: z.array(InstallationAnswer) }), "never their tokens"), ...errors },
 });
 
-slackAdminRoutes.get("/slack/installations", async (c) => {
-  await authorize(c, mayOperate);
-  const { limit } = queryParams(c, ListQuery);
-  const items = await slackInstallPortsFor(c.env).installations.list(limit);
-  return c.json({ items: items.map(viewOf) });
-});
+export const slackAdminRoutes = routes()
+  .openapi(putInstallation, async (c) => {
+    await authorize(c, mayOperate);
+    const body = await bodyOf(c, putInstallation);
+    return c.json(viewOf(await install(slackInstallPortsFor(c.env), body)), 200);
+  })
+  .openapi(listInstallations, async (c) => {
+    await authorize(c, mayOperate);
+    const { limit } = queryOf(c, listInstallations);
+    const items = await slackInstallPortsFor(c.env).installations.list(limit);
+    return c.json({ items: items.map(viewOf) }, 200);
+  });

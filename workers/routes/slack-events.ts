@@ -1,11 +1,12 @@
-import { Hono } from "hono";
+import { createRoute } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { slackAckPortsFor, slackApiFor, slackInstallPortsFor } from "../../platform/deps";
 import { tooLarge, unauthorized, unavailable } from "../../src/errors";
 import { acknowledge, checkOauthState, install, oauthState } from "../../src/slackbot/service";
 import { exchangeCode } from "../../src/slackbot/web-api";
-import { type AppContext, type AppEnv, queryParams } from "../http";
+import type { AppContext } from "../http";
+import { errors, json, open, queryOf, routes } from "../openapi";
 
 // The Slack app's endpoints, outside /v1: Slack authenticates them, not a
 // platform token.
@@ -37,17 +38,68 @@ function oauthClient(c: AppContext): { id: string; secret: string } {
 
 const callbackUrl = (c: AppContext) => `${new URL(c.req.url).origin}/slack/oauth/callback`;
 
-export const slackRoutes = new Hono<AppEnv>();
+const tags = ["slack"];
+const slackSigned = [{ slackSignature: [] }];
 
-slackRoutes.post(
-  "/events",
-  bodyLimit({
+const events = createRoute({
+  method: "post",
+  path: "/events",
+  tags,
+  summary: "The Events API request URL",
+  description:
+    "Signed by Slack (X-Slack-Signature over the raw bytes and X-Slack-Request-Timestamp), no platform token: anything unsigned is a 401. `url_verification` is answered with its challenge; events are queued.",
+  security: slackSigned,
+  middleware: bodyLimit({
     maxSize: EVENTS_LIMIT,
     onError: () => {
       throw tooLarge(`request body larger than ${EVENTS_LIMIT} bytes`);
     },
   }),
-  async (c) => {
+  request: {
+    headers: z.object({
+      "x-slack-request-timestamp": z.string().optional(),
+      "x-slack-signature": z.string().optional(),
+      "x-slack-retry-num": z.string().optional(),
+      "x-slack-retry-reason": z.string().optional(),
+    }),
+    body: {
+      required: true,
+      description: "Slack's event envelope, as Slack sends it (checked against the signature before it is read)",
+      content: { "application/json": { schema: { type: "object" } } },
+    },
+  },
+  responses: {
+    200: json(z.union([z.object({ challenge: z.string() }), z.object({ ok: z.literal(true) })]), "acknowledged"),
+    ...errors,
+  },
+});
+const installRoute = createRoute({
+  method: "get",
+  path: "/install",
+  tags,
+  summary: "A redirect to Slack's OAuth v2 consent, with a signed state",
+  security: open,
+  responses: { 302: { description: "to Slack's /oauth/v2/authorize" }, ...errors },
+});
+const callback = createRoute({
+  method: "get",
+  path: "/oauth/callback",
+  tags,
+  summary: "Slack's OAuth redirect: the code exchanged, the bot token stored",
+  description: "Authenticated by the signed OAuth state from GET /slack/install; without a valid one, a 401.",
+  security: open,
+  request: { query: Callback },
+  responses: {
+    201: json(
+      z.object({ installed: z.object({ team_id: z.string(), bot_user_id: z.string(), app_id: z.string() }) }),
+      "installed",
+    ),
+    ...errors,
+  },
+});
+
+export const slackRoutes = routes()
+  .openapi(events, async (c) => {
     const ack = await acknowledge(slackAckPortsFor(c.env), {
       timestamp: c.req.header("x-slack-request-timestamp"),
       signature: c.req.header("x-slack-signature"),
@@ -56,37 +108,34 @@ slackRoutes.post(
       retryNum: c.req.header("x-slack-retry-num"),
       retryReason: c.req.header("x-slack-retry-reason"),
     });
-    if (ack.kind === "challenge") return c.json({ challenge: ack.challenge });
-    return c.json({ ok: true });
-  },
-);
-
-slackRoutes.get("/install", async (c) => {
-  const client = oauthClient(c);
-  const authorize = new URL("/oauth/v2/authorize", c.env.SLACK_API_BASE || "https://slack.com/api");
-  authorize.searchParams.set("client_id", client.id);
-  authorize.searchParams.set("scope", BOT_SCOPES.join(","));
-  authorize.searchParams.set("redirect_uri", callbackUrl(c));
-  authorize.searchParams.set("state", await oauthState(client.secret, Date.now()));
-  return c.redirect(authorize.toString(), 302);
-});
-
-slackRoutes.get("/oauth/callback", async (c) => {
-  const client = oauthClient(c);
-  const q = queryParams(c, Callback);
-  if (!q.state) throw unauthorized("the OAuth state is missing");
-  await checkOauthState(client.secret, q.state, Date.now());
-  if (q.error || !q.code) throw unauthorized(`the install was not granted (${q.error ?? "no code"})`);
-  const grant = await exchangeCode(slackApiFor(c.env), client, q.code, callbackUrl(c));
-  if (!grant.ok) {
-    console.error(JSON.stringify({ slack: "oauth", failure: grant.kind, reason: grant.reason }));
-    throw unavailable(`Slack refused the code exchange: ${grant.reason}`);
-  }
-  const view = await install(slackInstallPortsFor(c.env), {
-    team_id: grant.value.teamId,
-    bot_token: grant.value.botToken,
-    bot_user_id: grant.value.botUserId,
-    app_id: grant.value.appId,
+    if (ack.kind === "challenge") return c.json({ challenge: ack.challenge }, 200);
+    return c.json({ ok: true as const }, 200);
+  })
+  .openapi(installRoute, async (c) => {
+    const client = oauthClient(c);
+    const authorize = new URL("/oauth/v2/authorize", c.env.SLACK_API_BASE || "https://slack.com/api");
+    authorize.searchParams.set("client_id", client.id);
+    authorize.searchParams.set("scope", BOT_SCOPES.join(","));
+    authorize.searchParams.set("redirect_uri", callbackUrl(c));
+    authorize.searchParams.set("state", await oauthState(client.secret, Date.now()));
+    return c.redirect(authorize.toString(), 302);
+  })
+  .openapi(callback, async (c) => {
+    const client = oauthClient(c);
+    const q = queryOf(c, callback);
+    if (!q.state) throw unauthorized("the OAuth state is missing");
+    await checkOauthState(client.secret, q.state, Date.now());
+    if (q.error || !q.code) throw unauthorized(`the install was not granted (${q.error ?? "no code"})`);
+    const grant = await exchangeCode(slackApiFor(c.env), client, q.code, callbackUrl(c));
+    if (!grant.ok) {
+      console.error(JSON.stringify({ slack: "oauth", failure: grant.kind, reason: grant.reason }));
+      throw unavailable(`Slack refused the code exchange: ${grant.reason}`);
+    }
+    const view = await install(slackInstallPortsFor(c.env), {
+      team_id: grant.value.teamId,
+      bot_token: grant.value.botToken,
+      bot_user_id: grant.value.botUserId,
+      app_id: grant.value.appId,
+    });
+    return c.json({ installed: { team_id: view.teamId, bot_user_id: view.botUserId, app_id: view.appId } }, 201);
   });
-  return c.json({ installed: { team_id: view.teamId, bot_user_id: view.botUserId, app_id: view.appId } }, 201);
-});
