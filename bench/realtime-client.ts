@@ -1,5 +1,7 @@
 import { pathToFileURL } from "node:url";
 import WebSocket from "ws";
+import type { ClientTopic, TopicRequest } from "../client/realtime/frames";
+import { TopicPositions } from "../client/realtime/topic-positions";
 import { CLOSE_CODES, retryAfterOf } from "../src/realtime/protocol";
 
 // The load-generating side of `npm run bench:realtime`: a child process
@@ -528,16 +530,26 @@ class Client {
    */
   private url(): string {
     if (this.set.kind !== "platform") return this.target.url;
-    const last = this.ledger.last;
-    const topic = last >= 0 ? `${this.set.topic}@${last}` : this.set.topic;
-    return `${this.target.url}${this.target.url.includes("?") ? "&" : "?"}subscribe=${encodeURIComponent(topic)}`;
+    const param = TopicPositions.handshakeParam([this.request()]);
+    return `${this.target.url}${this.target.url.includes("?") ? "&" : "?"}subscribe=${encodeURIComponent(param)}`;
   }
 
   /** A subscribe frame: only to ask again after a refused one (the handshake's comes with hello). */
   private subscribe(): void {
+    this.ws?.send(JSON.stringify({ v: 1, type: "subscribe", topics: [this.request()] }));
+  }
+
+  /**
+   * This client's topic as the protocol asks for it: with `since` after a
+   * reconnect (the ledger's last seq), the same request the real-time client
+   * (client/realtime) builds. The bench keeps its own socket loop rather than
+   * RealtimeClient: a ticket per connect and jittered waits would change what
+   * connect and the storm measure.
+   */
+  private request(): TopicRequest {
     const last = this.ledger.last;
-    const topic = last >= 0 ? { topic: this.set.topic, since: last } : { topic: this.set.topic };
-    this.ws?.send(JSON.stringify({ v: 1, type: "subscribe", topics: [topic] }));
+    const topic = this.set.topic as ClientTopic;
+    return last >= 0 ? { topic, since: last } : { topic };
   }
 
   private frame(data: Buffer): void {

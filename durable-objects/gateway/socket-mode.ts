@@ -9,8 +9,8 @@ import { PING_TEXT, PONG_TEXT } from "../../src/realtime/protocol";
 //   memory, billed for duration, while any socket is open. It is here so the
 //   connect benchmark compares like with like (this mode against the
 //   in-memory room); on connect it measured no gain (bench:realtime,
-//   2026-12-07: 0.62x of the in-memory room at 1,000 sockets, where the
-//   hibernating platform is 0.74x of the hibernating room). Attachments
+//   2026-12-07: 0.67x of the in-memory room at 1,000 sockets, where the
+//   hibernating platform is 0.77x of the hibernating room). Attachments
 //   are still written, so the same index code serves both.
 
 /** What a gateway does with a socket's events, whichever way it holds it. */
