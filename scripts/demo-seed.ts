@@ -71,3 +71,35 @@ export function demoMemberships(): Array<{ channel_id: string; user_id: string }
   out.push({ channel_id: "CCONTRACT", user_id: DEMO_ADMIN });
   return out;
 }
+
+/**
+ * Seeds the demo team through the admin API of the platform at `base`, as
+ * the operator whose token is given: the team, its users (NDJSON import),
+ * profiles, channels and memberships. `npm start` and the node tests that
+ * drive a local platform (test/node/local-platform.ts) both seed with it.
+ */
+export async function seedDemoTeam(
+  base: string,
+  operatorToken: string,
+): Promise<{ users: number; channels: number; memberships: number }> {
+  const admin = `${base}/v1/admin/teams/${DEMO_TEAM.id}`;
+  const call = async (path: string, method: string, body: string, type = "application/json") => {
+    const res = await fetch(path, {
+      method,
+      headers: { authorization: `Bearer ${operatorToken}`, "content-type": type },
+      body,
+    });
+    if (!res.ok) throw new Error(`seeding: ${method} ${path} -> ${res.status} ${await res.text()}`);
+  };
+  const users = demoUsers();
+  const channels = demoChannels();
+  const memberships = demoMemberships();
+  await call(`${base}/v1/admin/teams`, "POST", JSON.stringify(DEMO_TEAM));
+  await call(`${admin}/users/import`, "POST", users.map((u) => JSON.stringify(u)).join("\n"), "application/x-ndjson");
+  for (const { id, ...profile } of DEMO_PROFILES) {
+    await call(`${admin}/users/${id}/profile`, "PATCH", JSON.stringify(profile));
+  }
+  await call(`${admin}/channels/import`, "POST", JSON.stringify({ channels }));
+  await call(`${admin}/memberships/import`, "POST", JSON.stringify({ memberships }));
+  return { users: users.length, channels: channels.length, memberships: memberships.length };
+}

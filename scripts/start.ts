@@ -6,15 +6,7 @@ import { planetscaleDriver } from "../storage/planetscale-driver";
 import { applyMysqlMigrations } from "../tools/mysql-migrations";
 import { startPsdbServer } from "../tools/psdb-server/server";
 import { importDataset } from "./dataset-import";
-import {
-  DEMO_ADMIN,
-  DEMO_MEMBER,
-  DEMO_PROFILES,
-  DEMO_TEAM,
-  demoChannels,
-  demoMemberships,
-  demoUsers,
-} from "./demo-seed";
+import { DEMO_ADMIN, DEMO_MEMBER, DEMO_TEAM, seedDemoTeam } from "./demo-seed";
 import { ensureJwtSecret } from "./dev-vars";
 
 // `npm start`: the platform on the embedded default (local D1, Queues) with a
@@ -151,35 +143,8 @@ async function seed() {
     console.log(`demo team ${DEMO_TEAM.id} already seeded`);
     return;
   }
-  const created = await fetch(`${base}/v1/admin/teams`, { method: "POST", headers, body: JSON.stringify(DEMO_TEAM) });
-  if (created.status !== 201) throw new Error(`seeding team failed: ${created.status} ${await created.text()}`);
-  const users = demoUsers();
-  const imported = await fetch(`${base}/v1/admin/teams/${DEMO_TEAM.id}/users/import`, {
-    method: "POST",
-    headers: { ...headers, "content-type": "application/x-ndjson" },
-    body: users.map((u) => JSON.stringify(u)).join("\n"),
-  });
-  if (imported.status !== 201) throw new Error(`seeding users failed: ${imported.status} ${await imported.text()}`);
-  const admin = `${base}/v1/admin/teams/${DEMO_TEAM.id}`;
-  for (const { id, ...profile } of DEMO_PROFILES) {
-    await expectStatus(
-      fetch(`${admin}/users/${id}/profile`, { method: "PATCH", headers, body: JSON.stringify(profile) }),
-      200,
-    );
-  }
-  const channels = demoChannels();
-  await expectStatus(
-    fetch(`${admin}/channels/import`, { method: "POST", headers, body: JSON.stringify({ channels }) }),
-    201,
-  );
-  const memberships = demoMemberships();
-  await expectStatus(
-    fetch(`${admin}/memberships/import`, { method: "POST", headers, body: JSON.stringify({ memberships }) }),
-    201,
-  );
-  console.log(
-    `seeded demo team ${DEMO_TEAM.id}: ${users.length} users, ${channels.length} channels, ${memberships.length} memberships`,
-  );
+  const { users, channels, memberships } = await seedDemoTeam(base, platform);
+  console.log(`seeded demo team ${DEMO_TEAM.id}: ${users} users, ${channels} channels, ${memberships} memberships`);
 }
 
 /** The second demo team: the vendored dataset at the training's latest cut, for the Recommend API. */
@@ -204,11 +169,6 @@ async function seedDataset() {
   console.log(
     `seeded dataset team ${DATASET_TEAM} (rails-collab at ${DATASET_CUT}): ${s.users} users, ${s.channels} channels (${s.privateChannels} marked private), ${s.memberships} memberships, ${s.featureRows} feature rows`,
   );
-}
-
-async function expectStatus(pending: Promise<Response>, status: number): Promise<void> {
-  const res = await pending;
-  if (res.status !== status) throw new Error(`seeding failed: ${res.url} ${res.status} ${await res.text()}`);
 }
 
 async function shutdown(code: number) {

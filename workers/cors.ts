@@ -25,19 +25,34 @@ export function corsOriginsOf(value: string | undefined): string[] {
     .filter((o) => o.length > 0);
 }
 
+/** Hono's cors() for one CORS_ORIGINS value, built once per isolate and value, not per request. */
+let built: { value: string; handler: MiddlewareHandler<AppEnv> | null } | null = null;
+
+function corsFor(value: string | undefined): MiddlewareHandler<AppEnv> | null {
+  const key = value ?? "";
+  if (built?.value === key) return built.handler;
+  const origins = corsOriginsOf(key);
+  const any = origins.includes("*");
+  const handler =
+    origins.length === 0
+      ? null
+      : cors({
+          origin: (origin) => (any ? "*" : origins.includes(origin) ? origin : null),
+          allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+          allowHeaders: ALLOW_HEADERS,
+          exposeHeaders: EXPOSE_HEADERS,
+          maxAge: 600,
+        });
+  built = { value: key, handler };
+  return handler;
+}
+
 /** The CORS middleware for the configured origins; a no-op when none are. */
 export const corsFromVars: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const origins = corsOriginsOf(c.env.CORS_ORIGINS);
+  const handler = corsFor(c.env.CORS_ORIGINS);
   // A WebSocket upgrade is not subject to CORS (the gateway checks the
   // ticket), and its 101 answer comes from the gateway with headers that
   // cannot be changed.
-  if (origins.length === 0 || c.req.header("upgrade")?.toLowerCase() === "websocket") return next();
-  const any = origins.includes("*");
-  return cors({
-    origin: (origin) => (any ? "*" : origins.includes(origin) ? origin : null),
-    allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-    allowHeaders: ALLOW_HEADERS,
-    exposeHeaders: EXPOSE_HEADERS,
-    maxAge: 600,
-  })(c, next);
+  if (!handler || c.req.header("upgrade")?.toLowerCase() === "websocket") return next();
+  return handler(c, next);
 };

@@ -1,14 +1,6 @@
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { importDataset } from "../../scripts/dataset-import";
-import {
-  DEMO_ADMIN,
-  DEMO_MEMBER,
-  DEMO_PROFILES,
-  DEMO_TEAM,
-  demoChannels,
-  demoMemberships,
-  demoUsers,
-} from "../../scripts/demo-seed";
+import { DEMO_ADMIN, DEMO_MEMBER, DEMO_TEAM, seedDemoTeam } from "../../scripts/demo-seed";
 import { signToken } from "../../src/auth/tokens";
 import { type Backend, serveAsDeployed } from "../../tools/harness/backend";
 
@@ -45,7 +37,7 @@ export async function startLocalPlatform(name: string, options: { dataset?: bool
   const token = (team: string, user: string) => signToken({ team, user, ttlSeconds: 3600 }, SECRET);
   const operator = await token(OPERATOR.team, OPERATOR.user);
   try {
-    await seedDemo(backend.url, operator);
+    await seedDemoTeam(backend.url, operator);
     if (options.dataset) {
       await importDataset({
         url: backend.url,
@@ -74,24 +66,3 @@ export async function startLocalPlatform(name: string, options: { dataset?: bool
 }
 
 /** The demo org of scripts/start.ts, through the admin API. */
-async function seedDemo(base: string, operator: string): Promise<void> {
-  const headers = { authorization: `Bearer ${operator}`, "content-type": "application/json" };
-  const admin = `${base}/v1/admin/teams/${DEMO_TEAM.id}`;
-  const call = async (path: string, method: string, body: string, type = "application/json") => {
-    const res = await fetch(path, { method, headers: { ...headers, "content-type": type }, body });
-    if (!res.ok) throw new Error(`seeding: ${method} ${path} -> ${res.status} ${await res.text()}`);
-  };
-  await call(`${base}/v1/admin/teams`, "POST", JSON.stringify(DEMO_TEAM));
-  await call(
-    `${admin}/users/import`,
-    "POST",
-    demoUsers()
-      .map((u) => JSON.stringify(u))
-      .join("\n"),
-    "application/x-ndjson",
-  );
-  for (const { id, ...profile } of DEMO_PROFILES)
-    await call(`${admin}/users/${id}/profile`, "PATCH", JSON.stringify(profile));
-  await call(`${admin}/channels/import`, "POST", JSON.stringify({ channels: demoChannels() }));
-  await call(`${admin}/memberships/import`, "POST", JSON.stringify({ memberships: demoMemberships() }));
-}
