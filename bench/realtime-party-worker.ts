@@ -1,4 +1,5 @@
 import { routePartykitRequest, Server } from "partyserver";
+import { verifyToken } from "../src/auth/tokens";
 import { DEFAULT_BATCH_FRAMES, eventFrame, isClientTopic, packFrames } from "../src/realtime/protocol";
 
 // Baseline Worker of `npm run bench:realtime` (bench/wrangler.realtime-party.toml,
@@ -21,7 +22,14 @@ import { DEFAULT_BATCH_FRAMES, eventFrame, isClientTopic, packFrames } from "../
 //   packFrames with the platform's limits (GATEWAY_BATCH_FRAMES' default of
 //   64 frames, about 128 KiB): the same `batch` messages, the same frames in
 //   them, a lone event bare. Each POST is answered when its round was sent,
-//   as the platform answers a publish once its delivery round is done.
+//   as the platform answers a publish once its delivery round is done;
+// - `rt-room-auth`: `rt-room-batch` behind the token check a deployed room
+//   would have: `onBeforeConnect` verifies the client's bearer token with the
+//   platform's own verifyToken (HS256, the same secret and claims) before
+//   the upgrade reaches the room, and refuses a bad one with 401. It is the
+//   like-for-like peer of the platform's connect on authentication (the
+//   platform also reads the user's live role and subscribes in the
+//   handshake, which no partyserver room here does).
 //
 // The seq survives an eviction in the room's SQLite (a hibernating room may
 // be evicted between phases; a restarted count would look like duplicates).
@@ -88,9 +96,27 @@ export class RtRoomBatch extends RtRoom {
   }
 }
 
+export class RtRoomAuth extends RtRoomBatch {}
+
+interface PartyEnv {
+  /** The platform's JWT_SECRET (the bench passes the same one to both). */
+  JWT_SECRET?: string;
+}
+
+/** A deployed room's gate: a valid access token, or 401 before the upgrade. */
+async function tokenCheck(req: Request, env: PartyEnv): Promise<Response | undefined> {
+  const header = req.headers.get("authorization") ?? "";
+  const token = header.startsWith("Bearer ") ? header.slice(7) : "";
+  const verified = env.JWT_SECRET && token ? await verifyToken(token, env.JWT_SECRET) : null;
+  return verified?.ok ? undefined : new Response("unauthorized", { status: 401 });
+}
+
 export default {
-  // routePartykitRequest reads the bindings from `cloudflare:workers` env when not given one.
-  async fetch(request: Request): Promise<Response> {
-    return (await routePartykitRequest(request)) ?? new Response("not found", { status: 404 });
+  async fetch(request: Request, env: PartyEnv): Promise<Response> {
+    // No env: routePartykitRequest reads the bindings from `cloudflare:workers`.
+    const answer = await routePartykitRequest(request, undefined, {
+      onBeforeConnect: (req, lobby) => (String(lobby.className) === "RtRoomAuth" ? tokenCheck(req, env) : undefined),
+    });
+    return answer ?? new Response("not found", { status: 404 });
   },
-} satisfies ExportedHandler;
+} satisfies ExportedHandler<PartyEnv>;

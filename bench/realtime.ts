@@ -36,7 +36,9 @@ import { profileReport, startProfiler } from "./realtime-profile";
 //   platform's packFrames with the same limits: the fair peer, and the
 //   baseline every platform figure is reported against); `party`, the same
 //   room sending one message per event (partyserver out of the box);
-//   opt-in `party-hib`, that room hibernating;
+//   `party-hib`, that room hibernating, and `party-auth`, the coalescing
+//   room behind a bearer-token check (onBeforeConnect with the platform's
+//   verifyToken): both connect only, as like-for-like peers of connecting;
 // - a plain Node `ws` server (bench/realtime-ws-server.ts) in its own process;
 // - opt-in (--systems …,platform-1): the platform's bundle again, in its own
 //   Miniflare, with GATEWAY_BATCH_FRAMES=1: every frame its own WebSocket
@@ -143,6 +145,7 @@ const INSPECTOR_PORTS: Partial<Record<SystemKey, number>> = {
   "platform-1": 9342,
   "party-batch": 9343,
   "platform-live": 9344,
+  "party-auth": 9345,
 };
 /** --var NAME=VALUE (repeatable): overrides a platform var from wrangler.toml (experiments: GATEWAY_SHARDS=1, ...). */
 const VAR_OVERRIDES: Record<string, string> = Object.fromEntries(
@@ -170,25 +173,37 @@ const POSTERS = 20;
 /** Both publish limits on the bench's topic when they are lifted (Topic.configure). */
 const LIFTED_RATE = 100_000;
 
-type SystemKey = "platform" | "party-batch" | "party" | "party-hib" | "ws" | "platform-1" | "platform-live";
+type SystemKey =
+  | "platform"
+  | "party-batch"
+  | "party"
+  | "party-hib"
+  | "party-auth"
+  | "ws"
+  | "platform-1"
+  | "platform-live";
 /** A column of the report: a system, or the platform's saturation with the publish limits lifted. */
 type FigureKey = SystemKey | "platform-lifted";
 /**
  * The default run. platform-live (the platform's gateway holding its sockets
- * in memory) and party-hib (a hibernating room) connect only: each is the
- * like-for-like peer of the other side's connect figure. platform-1 (the
- * platform without frame coalescing) is opt-in.
+ * in memory), party-hib (a hibernating room) and party-auth (the coalescing
+ * room checking a bearer token before the upgrade) connect only: each is a
+ * like-for-like peer of a connect figure. platform-1 (the platform without
+ * frame coalescing) is opt-in.
  */
-const ALL_SYSTEMS: SystemKey[] = ["platform", "party-batch", "party", "ws", "platform-live", "party-hib"];
+const ALL_SYSTEMS: SystemKey[] = ["platform", "party-batch", "party", "ws", "platform-live", "party-hib", "party-auth"];
 const SYSTEMS = (opt("--systems")?.split(",") as SystemKey[] | undefined) ?? ALL_SYSTEMS;
-/** --connect-only KEYS: systems that take part in connecting only, then leave the size (default: platform-live, party-hib). */
-const CONNECT_ONLY = new Set((opt("--connect-only") ?? "platform-live,party-hib").split(",").filter(Boolean));
+/** --connect-only KEYS: systems that take part in connecting only, then leave the size (default: platform-live, party-hib, party-auth). */
+const CONNECT_ONLY = new Set(
+  (opt("--connect-only") ?? "platform-live,party-hib,party-auth").split(",").filter(Boolean),
+);
 const LABEL: Record<FigureKey, string> = {
   platform: "platform",
   "platform-lifted": "platform, publish limits lifted",
   "party-batch": "partyserver (coalescing)",
   party: "partyserver",
   "party-hib": "partyserver (hibernating)",
+  "party-auth": "partyserver (coalescing, token check)",
   ws: "Node ws",
   "platform-1": "platform (unbatched)",
   "platform-live": "platform (sockets in memory)",
@@ -524,11 +539,14 @@ const PARTIES = {
   party: { binding: "RtRoom", path: "rt-room" },
   "party-hib": { binding: "RtRoomHib", path: "rt-room-hib" },
   "party-batch": { binding: "RtRoomBatch", path: "rt-room-batch" },
+  "party-auth": { binding: "RtRoomAuth", path: "rt-room-auth" },
 } as const;
 
 async function startParty(
   key: keyof typeof PARTIES,
   outdir: string,
+  /** Bearer tokens for the clients (party-auth checks them; the others ignore them). */
+  tokens: readonly string[],
 ): Promise<{ system: System; close: () => Promise<void> }> {
   const before = new Set(descendantPids("workerd"));
   const { binding, path } = PARTIES[key];
@@ -539,6 +557,7 @@ async function startParty(
       compatibilityDate: "2026-11-01",
       compatibilityFlags: ["nodejs_compat"],
       durableObjects: { [binding]: { className: binding, useSQLite: true } },
+      bindings: { JWT_SECRET: SECRET },
       ...(PROFILE ? { inspectorPort: INSPECTOR_PORTS[key] } : {}),
     }),
   );
@@ -549,7 +568,11 @@ async function startParty(
     system: {
       key,
       kind: "plain",
-      targets: async (n) => Array.from({ length: n }, () => ({ url: `${wsBase}/parties/${path}/room-${n}` })),
+      targets: async (n) =>
+        Array.from({ length: n }, (_, i) => ({
+          url: `${wsBase}/parties/${path}/room-${n}`,
+          ...(key === "party-auth" ? { bearer: tokens[i] } : {}),
+        })),
       topic: (n) => `channel:${channelOf(n)}`,
       publish: (n, text, index) =>
         postForSeq(
@@ -1232,6 +1255,8 @@ const CONFIG: Partial<Record<FigureKey, string>> = {
   "party-batch": `partyserver ${"<version>"} in-memory room (hibernate: false) in its own Miniflare; frames coalesced like the platform's: events arriving while a round is sent go out in the next, packed by the platform's packFrames (64 frames, ~128 KiB), a lone event bare; POST answered once sent`,
   party: "partyserver in-memory room in its own Miniflare, one WebSocket message per event",
   "party-hib": "partyserver hibernating room in its own Miniflare, one WebSocket message per event",
+  "party-auth":
+    "the coalescing partyserver room behind onBeforeConnect checking the client's bearer token with the platform's verifyToken (HS256, same secret and claims) in its own Miniflare; no live-state read, no handshake subscribe",
   ws: "ws in its own Node process, one Buffer per event sent to every socket",
   "platform-1": "the platform's bundle with GATEWAY_BATCH_FRAMES=1 in its own Miniflare",
   "platform-live":
@@ -1403,6 +1428,7 @@ function resultsOf(n: number, s: SizeSummary, present: FigureKey[]): RealtimeRes
   const pairs: Array<[FigureKey, FigureKey, string]> = [
     ["platform-live", PEER, "gateway sockets in memory (GATEWAY_HIBERNATE=false)"],
     ["platform", "party-hib", "hibernating, as deployed"],
+    ["platform", "party-auth", "as deployed, against a room that checks the same token"],
   ];
   for (const [mine, k, how] of pairs) {
     const runs = s.connect.get(mine) ?? [];
@@ -1573,11 +1599,18 @@ async function main(): Promise<void> {
         systems.push(p.system);
       }
     }
-    const parties = (["party-batch", "party", "party-hib"] as const).filter((k) => SYSTEMS.includes(k));
+    const parties = (["party-batch", "party", "party-hib", "party-auth"] as const).filter((k) => SYSTEMS.includes(k));
     if (parties.length > 0) {
       const outdir = bundle("bench/wrangler.realtime-party.toml", ".bench/realtime-party");
+      // The same kind of token the platform's clients send (same secret, team, users, lifetime).
+      const tokens: string[] = [];
+      if (parties.includes("party-auth")) {
+        for (let i = 0; i < Math.max(...SIZES); i++) {
+          tokens.push(await signToken({ team: TEAM, user: userId(i), ttlSeconds: TOKEN_TTL_SECONDS }, SECRET));
+        }
+      }
       for (const key of parties) {
-        const p = await startParty(key, outdir);
+        const p = await startParty(key, outdir, tokens);
         closers.push(p.close);
         systems.push(p.system);
       }
