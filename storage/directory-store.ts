@@ -2,6 +2,7 @@ import { type DirectoryRows, directoryService } from "../src/directory/service";
 import type { DirectorySource } from "../src/directory/source";
 import type { DirectoryWriter } from "../src/directory/writer";
 import { channelWrites } from "./directory/channels";
+import { conversationWrites } from "./directory/conversations";
 import { directoryLookups } from "./directory/lookups";
 import { memberWrites } from "./directory/members";
 import { directoryReads } from "./directory/reads";
@@ -78,6 +79,7 @@ export function directoryRows(driver: SqlDriver): DirectoryRows {
     ...channelWrites(lookups, units),
     ...memberWrites(lookups, units),
     ...userEntries(lookups, units),
+    ...conversationWrites(lookups, units),
   };
 }
 

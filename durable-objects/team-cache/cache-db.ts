@@ -1,6 +1,6 @@
-import type { DirChannel, DirUser, Membership } from "../../src/directory/model";
+import { type DirChannel, type DirUser, kindOf, type Membership } from "../../src/directory/model";
 import { fold, searchText, searchWords } from "./normalize";
-import { SCHEMA, SCHEMA_VERSION, TABLES } from "./schema";
+import { ADDED_COLUMNS, SCHEMA, SCHEMA_VERSION, TABLES } from "./schema";
 
 // Writes to the cache's SQLite. Rows go in as one JSON parameter expanded by
 // json_each: one statement per page instead of one per row, which is what
@@ -9,6 +9,13 @@ import { SCHEMA, SCHEMA_VERSION, TABLES } from "./schema";
 export type Sql = SqlStorage;
 
 export function migrate(sql: Sql): void {
+  for (const [table, column, definition] of ADDED_COLUMNS) {
+    const columns = sql.exec<{ name: string }>("SELECT name FROM pragma_table_info(?)", table).toArray();
+    // No table yet: SCHEMA creates it with the column.
+    if (columns.length > 0 && !columns.some((c) => c.name === column)) {
+      sql.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`);
+    }
+  }
   sql.exec(SCHEMA);
   const current = Number(getMeta(sql, "schema") ?? 0);
   if (current !== SCHEMA_VERSION) setMeta(sql, "schema", String(SCHEMA_VERSION));
@@ -89,7 +96,7 @@ export function upsertUser(sql: Sql, user: DirUser): void {
 export function insertChannels(sql: Sql, channels: DirChannel[]): void {
   if (channels.length === 0) return;
   const rows = channels.map((c) => {
-    const words = searchWords(c.name);
+    const words = channelWords(c);
     return [
       c.id,
       c.teamId,
@@ -103,22 +110,33 @@ export function insertChannels(sql: Sql, channels: DirChannel[]): void {
       JSON.stringify(c.sharedWith),
       searchText(words),
       JSON.stringify(words),
+      kindOf(c),
     ];
   });
   // member_count survives a channel update: it is kept by membership changes.
   sql.exec(
-    `INSERT INTO channels (id, host_team, name, topic, purpose, is_private, is_archived, created_at, updated_at, shared_with, search_text, words)
-     SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8, value->>9, value->>10, value->>11 FROM json_each(?) WHERE true
+    `INSERT INTO channels (id, host_team, name, topic, purpose, is_private, is_archived, created_at, updated_at, shared_with, search_text, words, kind)
+     SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8, value->>9, value->>10, value->>11, value->>12 FROM json_each(?) WHERE true
      ON CONFLICT (id) DO UPDATE SET host_team = excluded.host_team, name = excluded.name, topic = excluded.topic, purpose = excluded.purpose,
        is_private = excluded.is_private, is_archived = excluded.is_archived, created_at = excluded.created_at,
-       updated_at = excluded.updated_at, shared_with = excluded.shared_with, search_text = excluded.search_text, words = excluded.words`,
+       updated_at = excluded.updated_at, shared_with = excluded.shared_with, search_text = excluded.search_text, words = excluded.words,
+       kind = excluded.kind`,
     JSON.stringify(rows),
   );
-  const words = channels.flatMap((c) => searchWords(c.name).map((w) => [w, c.id]));
+  const words = channels.flatMap((c) => channelWords(c).map((w) => [w, c.id]));
   sql.exec(
     "INSERT OR IGNORE INTO channel_words (word, channel_id) SELECT value->>0, value->>1 FROM json_each(?)",
     JSON.stringify(words),
   );
+}
+
+/**
+ * A channel's search words: its name's. A DM or group DM has none (its name
+ * is its id): the switcher finds it by its members' names instead
+ * (queries.ts, conversationMatches), so a rename is never stale in it.
+ */
+function channelWords(c: DirChannel): string[] {
+  return kindOf(c) === "channel" ? searchWords(c.name) : [];
 }
 
 export function upsertChannel(sql: Sql, channel: DirChannel): void {

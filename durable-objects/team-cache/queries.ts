@@ -1,4 +1,5 @@
 import { type ChannelCardBase, channelCard, type UserCard, userCard } from "../../src/directory/cards";
+import { type ConversationKind, isConversationKind } from "../../src/directory/model";
 import { VISIBLE, type VisibleSet } from "../../src/directory/visible-set";
 import type { Sql } from "./cache-db";
 import { getMeta } from "./cache-db";
@@ -19,10 +20,17 @@ export interface Viewer {
 
 export type { UserCard };
 
-/** The shared channel card plus the viewer's view of it. */
+/**
+ * The shared channel card plus the viewer's view of it. A DM or group DM
+ * (`kind` im / mpim) is named by its members as the viewer sees them (the
+ * others' names, or the viewer's own in a self-DM) and lists their ids.
+ */
 export interface ChannelCard extends ChannelCardBase {
+  kind: ConversationKind;
   member_count: number;
   is_member: boolean;
+  /** DMs and group DMs only: every member's id, sorted. */
+  members?: string[];
 }
 
 export type Suggestion =
@@ -46,8 +54,14 @@ export const CONTACT_CHANNEL_MAX = 8;
 
 const USER_COLS =
   "u.id, u.name, u.real_name, u.display_name, u.title, u.avatar_hash, u.tz, u.is_bot, u.role, u.deleted, u.sort_key";
-const CHANNEL_COLS =
-  "c.id, c.name, c.topic, c.purpose, c.is_private, c.is_archived, c.shared_with, c.member_count, EXISTS (SELECT 1 FROM members mm WHERE mm.channel_id = c.id AND mm.user_id = ?) AS is_member";
+/**
+ * A DM's members as [id, shown name] pairs, by name: read only for DM rows
+ * (at most 8 members each), so a channel's card never walks its members.
+ */
+const DM_PEOPLE = `CASE WHEN c.kind = 'channel' THEN NULL ELSE (SELECT json_group_array(json_array(x.id, x.shown)) FROM (
+  SELECT u.id, COALESCE(NULLIF(u.display_name, ''), NULLIF(u.real_name, ''), u.name) AS shown FROM members dm JOIN users u ON u.id = dm.user_id
+  WHERE dm.channel_id = c.id ORDER BY u.sort_key, u.id) x) END AS dm_people`;
+const CHANNEL_COLS = `c.id, c.name, c.topic, c.purpose, c.is_private, c.is_archived, c.shared_with, c.member_count, c.kind, c.created_at, ${DM_PEOPLE}, EXISTS (SELECT 1 FROM members mm WHERE mm.channel_id = c.id AND mm.user_id = ?) AS is_member`;
 
 type Row = Record<string, SqlStorageValue>;
 
@@ -97,7 +111,7 @@ export function channelIfVisible(sql: Sql, v: Viewer, channelId: string): Channe
   const row = sql
     .exec<Row>(`SELECT ${CHANNEL_COLS} FROM channels c WHERE c.id = ? AND ${vis.where}`, v.id, channelId, ...vis.params)
     .toArray()[0];
-  return row ? toChannel(row) : null;
+  return row ? toChannel(row, v.id) : null;
 }
 
 // --- ranking ----------------------------------------------------------------
@@ -228,8 +242,9 @@ function rankedChannels(sql: Sql, v: Viewer, tokens: string[], limit: number, co
 
 /**
  * Channels and people whose name has a word starting with the query (every
- * query token must prefix some word), ranked in four tiers, each over all of
- * its matches: the viewer's own channels (by name), its frequent contacts
+ * query token must prefix some word), ranked in five tiers, each over all of
+ * its matches: the viewer's own channels (by name), its DMs and group DMs
+ * matched by their members' names (by shown name), its frequent contacts
  * (by name), then other channels (by name), then other people (by name);
  * the first `limit` of that order.
  */
@@ -249,8 +264,9 @@ export function quickSwitcher(sql: Sql, v: Viewer, q: string, limit: number): Su
       limit,
     )
     .toArray()
-    .map((r) => ({ type: "channel" as const, reason: "member" as const, ...toChannel(r) }));
+    .map((r) => ({ type: "channel" as const, reason: "member" as const, ...toChannel(r, v.id) }));
 
+  const conversations = conversationMatches(sql, v, tokens, limit);
   const contacts = contactMatches(sql, v, tokens, limit);
 
   // Each tier's first `limit` overall: any of them that belong to an earlier
@@ -259,7 +275,7 @@ export function quickSwitcher(sql: Sql, v: Viewer, q: string, limit: number): Su
   const otherChannels = rankedChannels(sql, v, tokens, limit, {
     where: `AND c.is_archived = 0 AND ${vis.where}`,
     params: vis.params,
-  }).map((r) => ({ type: "channel" as const, reason: "match" as const, ...toChannel(r) }));
+  }).map((r) => ({ type: "channel" as const, reason: "match" as const, ...toChannel(r, v.id) }));
 
   const uvis = userVisible(v);
   const people = rankedUsers(sql, tokens, limit, () => ({
@@ -269,12 +285,40 @@ export function quickSwitcher(sql: Sql, v: Viewer, q: string, limit: number): Su
 
   const seen = new Set<string>();
   const out: Suggestion[] = [];
-  for (const s of [...mine, ...contacts, ...otherChannels, ...people]) {
+  for (const s of [...mine, ...conversations, ...contacts, ...otherChannels, ...people]) {
     if (seen.has(s.id) || out.length >= limit) continue;
     seen.add(s.id);
     out.push(s);
   }
   return out;
+}
+
+/**
+ * The viewer's DMs and group DMs in which every token starts a word of some
+ * other member's name (of the viewer's own in a self-DM): "ada" finds the
+ * DM with Ada and the group DMs she is in. Driven by the viewer's
+ * memberships (members_by_user), each candidate checked against its at most
+ * 8 members; all matches are ranked by shown name, then cut.
+ */
+function conversationMatches(sql: Sql, v: Viewer, tokens: string[], limit: number): Suggestion[] {
+  const someMember = tokens
+    .map(
+      () => `AND EXISTS (SELECT 1 FROM members t JOIN users tu ON tu.id = t.user_id
+         WHERE t.channel_id = c.id AND (tu.id <> ? OR c.member_count = 1) AND instr(tu.search_text, ' ' || ?) > 0)`,
+    )
+    .join(" ");
+  return sql
+    .exec<Row>(
+      `SELECT ${CHANNEL_COLS} FROM members m CROSS JOIN channels c ON c.id = m.channel_id
+       WHERE m.user_id = ? AND c.kind <> 'channel' AND c.is_archived = 0 ${someMember}`,
+      v.id,
+      v.id,
+      ...tokens.flatMap((t) => [v.id, t]),
+    )
+    .toArray()
+    .map((r) => ({ type: "channel" as const, reason: "member" as const, ...toChannel(r, v.id) }))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.id < b.id ? -1 : 1))
+    .slice(0, limit);
 }
 
 function contactMatches(sql: Sql, v: Viewer, tokens: string[], limit: number): Suggestion[] {
@@ -603,7 +647,7 @@ export function lookup(
             ...cvis.params,
           )
           .toArray()
-          .map(toChannel);
+          .map((r) => toChannel(r, v.id));
   return { users, channels };
 }
 
@@ -620,6 +664,15 @@ export interface BootChannel {
   is_shared: boolean;
 }
 
+/** A DM or group DM in the boot payload: shown by its members (see dmView). */
+export interface BootConversation {
+  id: string;
+  kind: Exclude<ConversationKind, "channel">;
+  name: string;
+  members: string[];
+  created: number;
+}
+
 export interface Boot {
   version: number;
   full: boolean;
@@ -627,6 +680,12 @@ export interface Boot {
   team: { id: string; users: number; channels: number };
   /** Full boot: all of the viewer's channels. Incremental: those that changed or were joined. */
   channels: BootChannel[];
+  /**
+   * The viewer's DMs and group DMs, with their member ids. Incremental: those
+   * opened, rejoined or whose members changed; one the viewer left is in
+   * `channels_left`.
+   */
+  conversations: BootConversation[];
   /**
    * Incremental only: channels the viewer left since `since`, and channels
    * that left the team (a share that ended: gone for everyone).
@@ -655,12 +714,12 @@ export function boot(sql: Sql, v: Viewer, teamId: string, since: number | null):
     const channels = sql
       .exec<Row>(
         `SELECT c.id, c.name, c.is_private, c.is_archived, c.shared_with FROM members m JOIN channels c ON c.id = m.channel_id
-         WHERE m.user_id = ? ORDER BY c.name, c.id`,
+         WHERE m.user_id = ? AND c.kind = 'channel' ORDER BY c.name, c.id`,
         v.id,
       )
       .toArray()
       .map(toBootChannel);
-    return { version, full: true, self, team, channels };
+    return { version, full: true, self, team, channels, conversations: bootConversations(sql, v, null) };
   }
   const changed = sql
     .exec<{ kind: string; entity_id: string; user_id: string | null }>(
@@ -671,8 +730,14 @@ export function boot(sql: Sql, v: Viewer, teamId: string, since: number | null):
   const selfChanged = changed.some((c) => c.kind === "user" && c.entity_id === v.id);
   const touched = new Set<string>();
   const left = new Set<string>();
+  /** Conversations someone else joined or left (only a DM's member list is in the boot). */
+  const regrouped = new Set<string>();
   for (const c of changed) {
     if (c.kind === "channel") touched.add(c.entity_id);
+    // Someone else left a group DM (or came back): its member list changed.
+    // Only those the viewer is in are answered (the query below): a
+    // channel's membership changes are none of the boot's business.
+    if (c.user_id !== v.id && (c.kind === "member_added" || c.kind === "member_removed")) regrouped.add(c.entity_id);
     if (c.user_id === v.id && c.kind === "member_added") {
       touched.add(c.entity_id);
       left.delete(c.entity_id);
@@ -689,21 +754,96 @@ export function boot(sql: Sql, v: Viewer, teamId: string, since: number | null):
       : sql
           .exec<Row>(
             `SELECT c.id, c.name, c.is_private, c.is_archived, c.shared_with FROM members m JOIN channels c ON c.id = m.channel_id
-             WHERE m.user_id = ? AND c.id IN (SELECT value FROM json_each(?)) ORDER BY c.name, c.id`,
+             WHERE m.user_id = ? AND c.kind = 'channel' AND c.id IN (SELECT value FROM json_each(?)) ORDER BY c.name, c.id`,
             v.id,
             JSON.stringify([...touched]),
           )
           .toArray()
           .map(toBootChannel);
-  const isMember = new Set(channels.map((c) => c.id));
+  const conversationIds = new Set([...touched, ...regrouped]);
+  const conversations = conversationIds.size === 0 ? [] : bootConversations(sql, v, [...conversationIds]);
+  const isMember = new Set([...channels.map((c) => c.id), ...conversations.map((c) => c.id)]);
   return {
     version,
     full: false,
     self: selfChanged ? lookup(sql, v, [v.id], []).users[0] : undefined,
     team,
     channels,
+    conversations,
     channels_left: [...left].filter((id) => !isMember.has(id)),
   };
+}
+
+/** The viewer's DMs and group DMs (among `only`, when given), by shown name. */
+function bootConversations(sql: Sql, v: Viewer, only: string[] | null): BootConversation[] {
+  const among = only ? "AND c.id IN (SELECT value FROM json_each(?))" : "";
+  return sql
+    .exec<Row>(
+      `SELECT ${CHANNEL_COLS} FROM members m CROSS JOIN channels c ON c.id = m.channel_id
+       WHERE m.user_id = ? AND c.kind <> 'channel' ${among}`,
+      v.id,
+      v.id,
+      ...(only ? [JSON.stringify(only)] : []),
+    )
+    .toArray()
+    .map((r) => conversationOf(r, v.id))
+    .filter((c): c is BootConversation => c.kind !== "channel")
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.id < b.id ? -1 : 1));
+}
+
+// --- conversations ----------------------------------------------------------
+
+/** One of the viewer's conversations as GET /v1/conversations lists it. */
+export interface ConversationItem {
+  id: string;
+  kind: ConversationKind;
+  /** A channel's name; a DM's shown name (its members'). */
+  name: string;
+  /** DMs and group DMs only: every member's id, sorted. */
+  members?: string[];
+  created: number;
+}
+
+function conversationOf(r: Row, viewerId: string): ConversationItem {
+  const card = toChannel(r, viewerId);
+  return {
+    id: card.id,
+    kind: card.kind,
+    name: card.name,
+    ...(card.members ? { members: card.members } : {}),
+    created: Number(r.created_at),
+  };
+}
+
+/**
+ * The viewer's conversations of these kinds (its channels, DMs and group
+ * DMs), by id: the viewer's memberships drive (members_by_user), so paging
+ * never reads another member's rows; the cursor is the last id.
+ */
+export function conversations(
+  sql: Sql,
+  v: Viewer,
+  kinds: ConversationKind[],
+  cursor: string | null,
+  limit: number,
+): Page<ConversationItem> {
+  const after = cursor ? (decodeCursor(cursor)[0] ?? "") : "";
+  const rows = sql
+    .exec<Row>(
+      `SELECT ${CHANNEL_COLS} FROM members m CROSS JOIN channels c ON c.id = m.channel_id
+       WHERE m.user_id = ? AND m.channel_id > ? AND c.kind IN (SELECT value FROM json_each(?))
+       ORDER BY m.channel_id LIMIT ?`,
+      v.id,
+      v.id,
+      after,
+      JSON.stringify(kinds),
+      limit + 1,
+    )
+    .toArray();
+  const more = rows.length > limit;
+  const items = rows.slice(0, limit).map((r) => conversationOf(r, v.id));
+  const last = items.at(-1);
+  return { items, next_cursor: more && last ? encodeCursor([last.id]) : null };
 }
 
 // --- helpers ----------------------------------------------------------------
@@ -753,20 +893,38 @@ export function toUser(r: Record<string, unknown>): UserCard {
   });
 }
 
-function toChannel(r: Row): ChannelCard {
+/** A channel row (CHANNEL_COLS) as `viewerId` sees it. */
+function toChannel(r: Row, viewerId: string): ChannelCard {
+  const kind = isConversationKind(r.kind) ? r.kind : "channel";
+  const dm = kind === "channel" ? null : dmView(r.dm_people, viewerId);
   return {
     ...channelCard({
       id: String(r.id),
-      name: String(r.name),
+      name: dm ? dm.name : String(r.name),
       topic: String(r.topic),
       purpose: String(r.purpose),
       isPrivate: Number(r.is_private) === 1,
       isArchived: Number(r.is_archived) === 1,
       isShared: String(r.shared_with) !== "[]",
     }),
+    kind,
     member_count: Number(r.member_count),
     is_member: Number(r.is_member) === 1,
+    ...(dm ? { members: dm.members } : {}),
   };
+}
+
+/**
+ * A DM's members (ids, sorted) and the name it is shown by: the other
+ * members' names, or the viewer's own in a self-DM (or once alone in it).
+ */
+function dmView(people: unknown, viewerId: string): { name: string; members: string[] } {
+  const pairs = (typeof people === "string" ? (JSON.parse(people) as Array<[string, string]>) : []).filter(
+    (p) => Array.isArray(p) && p.length === 2,
+  );
+  const others = pairs.filter(([id]) => id !== viewerId);
+  const shown = others.length > 0 ? others : pairs;
+  return { name: shown.map(([, n]) => n).join(", "), members: pairs.map(([id]) => id).sort() };
 }
 
 function toBootChannel(r: Row): BootChannel {

@@ -3,7 +3,18 @@ import { PREFIX_LEN } from "./normalize";
 // The cache's own SQLite. Data lives here, not in JS memory: a 200,000-user
 // team with 2,000,000 memberships must fit in a Durable Object (128 MB).
 
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
+
+/**
+ * Columns added after a cache may have been created: [table, column, definition].
+ * migrate() adds each one a cache's table lacks, before SCHEMA runs (which may
+ * index it), so an existing cache migrates in place: no reload. Schema 3:
+ * channels.kind (channel | im | mpim); every row a cache held before it was a
+ * channel, which is the default.
+ */
+export const ADDED_COLUMNS: ReadonlyArray<readonly [string, string, string]> = [
+  ["channels", "kind", "TEXT NOT NULL DEFAULT 'channel'"],
+];
 
 /** 1..PREFIX_LEN as a one-column table, for deriving a word's prefixes in SQL. */
 const LENGTHS = `(${Array.from({ length: PREFIX_LEN }, (_, i) => `SELECT ${i + 1} AS n`).join(" UNION ALL ")})`;
@@ -53,7 +64,8 @@ CREATE TABLE IF NOT EXISTS user_words (word TEXT NOT NULL, user_id TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS channels (
   id TEXT PRIMARY KEY, host_team TEXT NOT NULL, name TEXT NOT NULL, topic TEXT NOT NULL, purpose TEXT NOT NULL,
   is_private INTEGER NOT NULL, is_archived INTEGER NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
-  shared_with TEXT NOT NULL, member_count INTEGER NOT NULL DEFAULT 0, search_text TEXT NOT NULL, words TEXT NOT NULL
+  shared_with TEXT NOT NULL, member_count INTEGER NOT NULL DEFAULT 0, search_text TEXT NOT NULL, words TEXT NOT NULL,
+  kind TEXT NOT NULL DEFAULT 'channel'
 );
 CREATE TABLE IF NOT EXISTS channel_words (word TEXT NOT NULL, channel_id TEXT NOT NULL, PRIMARY KEY (word, channel_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS members (channel_id TEXT NOT NULL, user_id TEXT NOT NULL, PRIMARY KEY (channel_id, user_id)) WITHOUT ROWID;

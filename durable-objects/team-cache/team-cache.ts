@@ -6,7 +6,7 @@ import { blankedForPartner, type ProfileFieldsValue, profileFields } from "../..
 import { PrefsLevelsCache } from "../../src/connect/prefs-cache";
 import { effectiveValue } from "../../src/connect/prefs-service";
 import type { ConnectPrefsStore, PrefLevelRow } from "../../src/connect/prefs-store";
-import type { ChangeEvent, DirectoryChange } from "../../src/directory/model";
+import { type ChangeEvent, type ConversationKind, type DirectoryChange, kindOf } from "../../src/directory/model";
 import type { DirectorySource } from "../../src/directory/source";
 import type { VisibleSet } from "../../src/directory/visible-set";
 import type { ErrorCode, ErrorKind } from "../../src/errors";
@@ -32,9 +32,11 @@ import {
   boot,
   CHANNEL_REMOVED,
   type ChannelCard,
+  type ConversationItem,
   CursorError,
   channelIfVisible,
   channelMembers,
+  conversations,
   type DirectoryFilter,
   decodeCursor,
   directory,
@@ -419,6 +421,17 @@ export class TeamCache extends DurableObject<Env> {
     return this.asViewer(teamId, viewerId, (v) => ok(visibleSet(this.sql, v, userIds, channelIds)));
   }
 
+  /** The viewer's conversations of these kinds, by id (GET /v1/conversations). */
+  async conversations(
+    teamId: string,
+    viewerId: string,
+    kinds: ConversationKind[],
+    cursor: string | null,
+    limit: number,
+  ): Promise<CacheResult<Page<ConversationItem>>> {
+    return this.asViewer(teamId, viewerId, (v) => ok(conversations(this.sql, v, kinds, cursor, limit)));
+  }
+
   async boot(teamId: string, viewerId: string, since: number | null): Promise<CacheResult<Boot>> {
     return this.asViewer(teamId, viewerId, (v) => ok(boot(this.sql, v, teamId, since)));
   }
@@ -626,7 +639,7 @@ export class TeamCache extends DurableObject<Env> {
   private recountTotals(): void {
     const n = (q: string) => Number(this.sql.exec<{ n: number }>(q).one().n);
     setMeta(this.sql, "active_users", String(n("SELECT COUNT(*) AS n FROM users WHERE deleted = 0")));
-    setMeta(this.sql, "channels", String(n("SELECT COUNT(*) AS n FROM channels")));
+    setMeta(this.sql, "channels", String(n("SELECT COUNT(*) AS n FROM channels WHERE kind = 'channel'")));
   }
 
   /** Replays everything after the local version, in pages. */
@@ -659,6 +672,7 @@ export class TeamCache extends DurableObject<Env> {
           // No longer shared with this team (unshareChannel): the channel and
           // this team's memberships in it leave the cache, so every query
           // answers as for a channel it never had.
+          // Only channels are shared, so what leaves is one.
           if (deleteChannel(this.sql, c.teamId, c.id)) this.bumpMeta("channels", -1);
           this.logChange(e.version, CHANNEL_REMOVED, c.id, null);
           break;
@@ -666,7 +680,8 @@ export class TeamCache extends DurableObject<Env> {
         const wasShared = this.sharedHost(c.id) !== null;
         const existed = this.sql.exec("SELECT 1 FROM channels WHERE id = ?", c.id).toArray().length > 0;
         upsertChannel(this.sql, c);
-        if (!existed) this.bumpMeta("channels", 1);
+        // The team's channel count (boot) counts channels, not DMs.
+        if (!existed && kindOf(c) === "channel") this.bumpMeta("channels", 1);
         this.logChange(e.version, "channel", c.id, null);
         // A channel this team hosts turning shared (again): its object may
         // hold the list of an earlier share, missing what changed while no

@@ -21,10 +21,45 @@ export interface DirUser {
   updatedAt: number;
 }
 
+/**
+ * What a channels row is: a channel, a direct message (`im`: two members, or
+ * one for a self-DM) or a group DM (`mpim`: 3-8 members). DMs are stored as
+ * private channels of this kind (src/conversations/directory-conversations.ts),
+ * so the write path, change log, cache feed and visibility rules apply as they are.
+ */
+export type ConversationKind = "channel" | "im" | "mpim";
+
+export const CONVERSATION_KINDS: readonly ConversationKind[] = ["channel", "im", "mpim"];
+
+export function isConversationKind(value: unknown): value is ConversationKind {
+  return value === "channel" || value === "im" || value === "mpim";
+}
+
+/**
+ * A DM or group DM to open: its id derives from the team and the member ids
+ * (src/conversations/directory-conversations.ts), members sorted, the caller among them.
+ */
+export interface ConversationSpec {
+  id: string;
+  kind: Exclude<ConversationKind, "channel">;
+  /** Every member's user id, sorted, each once (all of the caller's team). */
+  members: string[];
+}
+
+export function kindOf(c: { kind?: ConversationKind }): ConversationKind {
+  return c.kind ?? "channel";
+}
+
 export interface DirChannel {
   /** The hosting team (a shared channel is hosted by one team). */
   teamId: string;
   id: string;
+  /**
+   * `channel`, or a DM / group DM (name = id; shown by its members, never
+   * edited). The store always sets it; absent (a hand-built channel) reads
+   * as `channel` (kindOf).
+   */
+  kind?: ConversationKind;
   name: string;
   topic: string;
   purpose: string;

@@ -98,5 +98,8 @@ export function directoryService(rows: DirectoryRows): DirectorySource & Directo
     },
     recordUserChanges: (teamId, userIds, now) => rows.recordUserChanges(teamId, userIds, now),
     recordReload: (teamId, now) => rows.recordReload(teamId, now),
+    // Checked by the use case (src/conversations/directory-conversations.ts), which derives the spec.
+    openConversation: (teamId, spec, rejoin, now) => rows.openConversation(teamId, spec, rejoin, now),
+    leaveConversation: (teamId, id, userId, now) => rows.leaveConversation(teamId, id, userId, now),
   };
 }

@@ -1,6 +1,6 @@
 import { newId } from "../ids";
 import type { IdempotencyRecord } from "../teams/team-store";
-import type { ChangeEvent, DirChannel, DirUser, Membership } from "./model";
+import type { ChangeEvent, ConversationSpec, DirChannel, DirUser, Membership } from "./model";
 
 // Writes to the directory's source of truth: the input rules (rules.ts, applied
 // by service.ts) in front of the SQL adapter (storage/directory/, composed by
@@ -155,6 +155,32 @@ export interface DirectoryWriter {
   recordUserChanges(teamId: string, userIds: string[], now: number): Promise<ChangeEvent[]>;
   /** Logs one `reload` event: the team changed in ways not worth replaying (e.g. an import stopped part-way). */
   recordReload(teamId: string, now: number): Promise<ChangeEvent[]>;
+  /**
+   * Opens a DM or group DM (see ConversationSpec): the first open writes the
+   * row (a private channel of its kind), its members, a channel event and a
+   * member_added per member as one unit (`created`); a later open with the
+   * same members finds it (two racing opens: the loser's unit fails on the
+   * primary key and finds the winner's), and puts `rejoin` back in it when
+   * that member had left. `members`: the member ids now, sorted. A conflict
+   * when a channel of another kind holds the id.
+   */
+  openConversation(
+    teamId: string,
+    spec: ConversationSpec,
+    rejoin: string,
+    now: number,
+  ): Promise<{ conversation: DirChannel; members: string[]; created: boolean; events: ChangeEvent[] }>;
+  /**
+   * Takes `userId` out of a group DM (a member_removed event); false when it
+   * was not a member. not_found for an unknown id; invalid for a DM (`im`)
+   * or a channel.
+   */
+  leaveConversation(
+    teamId: string,
+    conversationId: string,
+    userId: string,
+    now: number,
+  ): Promise<{ left: boolean; events: ChangeEvent[] }>;
 }
 
 /** Slack's rule: lower-case letters, digits, `_` and `-`, at most 80. */

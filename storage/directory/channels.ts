@@ -5,6 +5,7 @@ import { conflict } from "../../src/errors";
 import { type Guard, readVersionStatement, versionIn, versionStatements } from "../change-log";
 import { bulkInsert, chunks, inList } from "../portable-sql";
 import { type Dialect, type Statement, UniqueViolation } from "../sql-driver";
+import { requirePlainChannel } from "./conversations";
 import type { DirectoryLookups } from "./lookups";
 import { changedAssignments, changeOf, isChannelEvent, shareKey } from "./rows";
 import type { DirectoryUnits } from "./units";
@@ -43,6 +44,7 @@ export function channelWrites(
 
     async updateChannel(teamId, channelId, patch: ChannelPatch, now) {
       const current = await requireChannel(teamId, channelId);
+      requirePlainChannel(current, "its name, topic and privacy are fixed");
       const { sets, params } = changedAssignments(
         {
           name: current.name,
@@ -92,6 +94,7 @@ export function channelWrites(
 
     async shareChannel(teamId, channelId, withTeamId, now) {
       const channel = await requireChannel(teamId, channelId);
+      requirePlainChannel(channel, "DMs with external users need an accepted Slack Connect connection");
       if (channel.sharedWith.includes(withTeamId)) return { channel, events: [] };
       const before = await lookups.versionsBefore([teamId, withTeamId]);
       await requireIdFree(withTeamId, channelId, teamId);

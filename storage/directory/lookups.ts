@@ -78,8 +78,13 @@ export function directoryLookups(driver: SqlDriver) {
 
   /** Which of these ids have a row in `table` (users, or the team's own channels). */
   async function existing(table: "users" | "channels", teamId: string, ids: string[]): Promise<Set<string>> {
+    // A DM or group DM is no channel to import members into: its members derive its id.
+    const kind = table === "channels" ? " AND `kind` = 'channel'" : "";
     const rows = await inChunks(ids, (clause, params) =>
-      driver.all(`SELECT \`id\` FROM ${table} WHERE \`team_id\` = ? AND \`id\` IN ${clause}`, [teamId, ...params]),
+      driver.all(`SELECT \`id\` FROM ${table} WHERE \`team_id\` = ?${kind} AND \`id\` IN ${clause}`, [
+        teamId,
+        ...params,
+      ]),
     );
     return new Set(rows.map((r) => String(r.id)));
   }
@@ -164,6 +169,7 @@ export function directoryLookups(driver: SqlDriver) {
     versionsBefore,
     sharesOf,
     withShares,
+    getChannel,
     requireChannel,
     existing,
     existingUsers,

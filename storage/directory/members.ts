@@ -4,6 +4,7 @@ import { conflict, notFound } from "../../src/errors";
 import { type Guard, versionStatements } from "../change-log";
 import { bulkInsert, chunks, inList, MYSQL_CHUNK, SQLITE_CHUNK } from "../portable-sql";
 import { type Dialect, type Statement, UniqueViolation } from "../sql-driver";
+import { requirePlainChannel } from "./conversations";
 import type { DirectoryLookups } from "./lookups";
 import { encodeMember, isMemberEvent, shareKey } from "./rows";
 import type { DirectoryUnits } from "./units";
@@ -25,6 +26,7 @@ export function memberWrites(
       for (let attempt = 1; ; attempt++) {
         // Checked again on each attempt: a share the channel had may have ended meanwhile.
         const channel = await requireChannel(teamId, channelId);
+        requirePlainChannel(channel, "its members are fixed (open a conversation with other members instead)");
         await requireUsers(channel, [...wanted.values()]);
         const existing = await membersAmong(teamId, channelId, [...wanted.keys()]);
         const added: Membership[] = [];
@@ -62,6 +64,7 @@ export function memberWrites(
 
     async removeMembers(teamId, channelId, userIds, now) {
       const channel = await requireChannel(teamId, channelId);
+      requirePlainChannel(channel, "members leave a group DM themselves (DELETE /v1/conversations/{id}/members/me)");
       const existing = await membersAmong(teamId, channelId, userIds);
       const others = [...new Set(userIds)].filter((id) => !existing.has(id));
       if (others.length > 0) await requireUserAnywhere(channel, others);

@@ -1,4 +1,10 @@
-import type { ChangeEvent, DirChannel, DirUser, Membership } from "../../src/directory/model";
+import {
+  type ChangeEvent,
+  type DirChannel,
+  type DirUser,
+  isConversationKind,
+  type Membership,
+} from "../../src/directory/model";
 import { num, roleOf } from "../portable-sql";
 import type { Row } from "../sql-driver";
 
@@ -8,7 +14,7 @@ import type { Row } from "../sql-driver";
 export const USER_COLUMNS =
   "u.`team_id` AS u_team, u.`id` AS u_id, u.`name` AS u_name, u.`real_name` AS u_real_name, u.`display_name` AS u_display_name, u.`title` AS u_title, u.`avatar_hash` AS u_avatar_hash, u.`tz` AS u_tz, u.`is_bot` AS u_is_bot, u.`role` AS u_role, u.`deactivated` AS u_deactivated, u.`updated_at` AS u_updated";
 export const CHANNEL_COLUMNS =
-  "ch.`team_id` AS c_team, ch.`id` AS c_id, ch.`name` AS c_name, ch.`topic` AS c_topic, ch.`purpose` AS c_purpose, ch.`is_private` AS c_private, ch.`is_archived` AS c_archived, ch.`created_at` AS c_created, ch.`updated_at` AS c_updated";
+  "ch.`team_id` AS c_team, ch.`id` AS c_id, ch.`name` AS c_name, ch.`topic` AS c_topic, ch.`purpose` AS c_purpose, ch.`is_private` AS c_private, ch.`is_archived` AS c_archived, ch.`created_at` AS c_created, ch.`updated_at` AS c_updated, ch.`kind` AS c_kind";
 
 /** extra of a membership row: the user id, plus their team when it is not the channel's. */
 export function encodeMember(hostTeamId: string, m: Membership): string {
@@ -56,6 +62,7 @@ export function toDirChannel(r: Row, sharedWith: string[]): DirChannel {
   return {
     teamId: String(r.c_team),
     id: String(r.c_id),
+    kind: isConversationKind(r.c_kind) ? r.c_kind : "channel",
     name: String(r.c_name),
     topic: String(r.c_topic),
     purpose: String(r.c_purpose),

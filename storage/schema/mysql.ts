@@ -98,6 +98,8 @@ export const channels = mysqlTable(
     isArchived: tinyint("is_archived").notNull().default(0),
     createdAt: bigint("created_at", { mode: "number" }).notNull(),
     updatedAt: bigint("updated_at", { mode: "number" }).notNull(),
+    /** channel | im | mpim (a DM or group DM: private, named by its id; src/conversations/directory-conversations.ts). */
+    kind: varchar("kind", { length: 8 }).notNull().default("channel"),
   },
   (t) => [primaryKey({ columns: [t.teamId, t.id] }), uniqueIndex("channels_team_name").on(t.teamId, t.name)],
 );

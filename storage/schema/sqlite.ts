@@ -66,6 +66,8 @@ export const channels = sqliteTable(
     isArchived: integer("is_archived").notNull().default(0),
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
+    /** channel | im | mpim (a DM or group DM: private, named by its id; src/conversations/directory-conversations.ts). */
+    kind: text("kind").notNull().default("channel"),
   },
   (t) => [primaryKey({ columns: [t.teamId, t.id] }), uniqueIndex("channels_team_name").on(t.teamId, t.name)],
 );

@@ -52,6 +52,8 @@ export interface Target {
   sharedChannel: string;
   /** A file a member posted to the general channel. */
   file: string;
+  /** A group DM of the member, the admin and the owner (POST /v1/conversations). */
+  groupDm: string;
 }
 
 export type Slot = keyof Target;
@@ -70,6 +72,7 @@ export const SLOTS: readonly Slot[] = [
   "partner",
   "sharedChannel",
   "file",
+  "groupDm",
 ];
 
 export type Role = "owner" | "admin" | "member" | "guest";
@@ -269,6 +272,10 @@ export async function seedTeam(label: string, shared: Shared): Promise<Team> {
     }),
     201,
   );
+  const groupDm = await ok<{ conversation: { id: string } }>(
+    api("POST", "/v1/conversations", { token: tokens.member, json: { users: [users.admin, users.owner] } }),
+    201,
+  );
   await ok(api("PATCH", "/v1/connect/prefs/org", { token: tokens.admin, json: SEEDED_ORG_PREFS }));
   await ok(api("PATCH", `/v1/connect/prefs/partners/${partner}`, { token: tokens.admin, json: SEEDED_PARTNER_PREFS }));
   const team: Team = {
@@ -299,6 +306,7 @@ export async function seedTeam(label: string, shared: Shared): Promise<Team> {
       partner,
       sharedChannel: invitedChannel.shared_channel.id,
       file: posted.file.id,
+      groupDm: groupDm.conversation.id,
     },
   };
   await settled(team);
@@ -324,6 +332,7 @@ export function ghostTarget(): Target {
     partner: `TGHOSTPART${w}`,
     sharedChannel: `HGHOST${w}`,
     file: `FGHOST${w}`,
+    groupDm: `GGHOST${w}`,
   };
 }
 
@@ -449,6 +458,7 @@ export function markersOf(team: Team): string[] {
     team.target.code,
     team.target.sharedChannel,
     team.target.file,
+    team.target.groupDm,
     ...Object.values(team.users),
     ...Object.values(team.channels),
   ].filter((m) => !shared.has(m));

@@ -1,0 +1,1 @@
+ALTER TABLE `channels` ADD `kind` text DEFAULT 'channel' NOT NULL;

@@ -1,0 +1,1 @@
+ALTER TABLE `channels` ADD `kind` varchar(8) DEFAULT 'channel' NOT NULL;

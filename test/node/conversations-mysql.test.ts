@@ -1,0 +1,6 @@
+import { conversationsContract } from "../contract/conversations-contract";
+import { useMysqlBackend } from "./mysql-backend";
+
+const open = useMysqlBackend();
+
+conversationsContract(open);
