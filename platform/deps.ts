@@ -1,3 +1,4 @@
+import { teamCacheAccess } from "../durable-objects/gateway/access";
 import { systemClock } from "../src/clock";
 import type { ConnectionsStore } from "../src/connect/connections-store";
 import type { IndexFeedPorts } from "../src/connect/index-feed";
@@ -9,6 +10,7 @@ import {
   sharedUploadRefusal,
 } from "../src/connect/shared-channels-service";
 import type { SharedChannelsStore } from "../src/connect/shared-channels-store";
+import type { ConversationPorts, HistorySettings } from "../src/conversations/ports";
 import { addMembers, removeMember, shareChannel, unshareChannel } from "../src/directory/admin";
 import type { ChangePublisher, DirectorySource } from "../src/directory/source";
 import type { DirectoryWriter } from "../src/directory/writer";
@@ -39,9 +41,10 @@ import { sharedChannelsStore } from "../storage/shared-channels-sql";
 import { slackEventLog, slackInstallationsStore } from "../storage/slackbot-sql";
 import type { SqlDriver } from "../storage/sql-driver";
 import { sqlStore } from "../storage/sql-store";
+import { liveActor } from "./live-actors";
 import { r2FileStore } from "./r2-file-store";
 import { slackbotModel } from "./slackbot-model";
-import { connectIndexOf, gatewayNamed, teamCacheOf, topicOf } from "./stubs";
+import { connectIndexOf, conversationOf, conversationRootOf, gatewayNamed, teamCacheOf, topicOf } from "./stubs";
 
 // Builds the ports the domain logic needs from the Worker's bindings. The
 // only place that knows which storage adapter a deployment uses.
@@ -435,5 +438,44 @@ export function slackDeadLetters(env: Env): { send(body: unknown): Promise<void>
     async send(body) {
       await queue.send(body);
     },
+  };
+}
+
+/**
+ * The conversation use cases' ports (src/conversations/messages.ts): who
+ * sees a conversation is the team cache's answer through the very check the
+ * channel message route makes (teamCacheAccess); roles are live; profiles
+ * are looked up as the caller (what POST /v1/directory/lookup would show it);
+ * a conversation's store is its Durable Object.
+ */
+export function conversationPortsFor(env: Env): ConversationPorts {
+  return {
+    access: teamCacheAccess(env),
+    async roleOf(team, user) {
+      const actor = await liveActor(env, team, user);
+      return actor?.active ? actor.role : null;
+    },
+    async visibleProfiles(team, viewer, users) {
+      const r = await teamCacheOf(env, team).lookup(team, viewer, users, []);
+      return r.ok ? r.value.users.map((u) => ({ ...u })) : [];
+    },
+    store(host, conversation) {
+      const stub = conversationOf(env, host, conversation);
+      return {
+        post: (actor, text, mentions) => stub.post(host, conversation, actor, text, mentions),
+        edit: (actor, id, text, mentions) => stub.edit(host, conversation, actor, id, text, mentions),
+        remove: (actor, role, id) => stub.remove(host, conversation, actor, role, id),
+        react: (actor, id, name, add) => stub.react(host, conversation, actor, id, name, add),
+        page: (before, limit) => stub.page(host, conversation, before, limit),
+      };
+    },
+  };
+}
+
+/** A team's history policy, kept by its conversations root (durable-objects/conversation). */
+export function historySettingsFor(env: Env): HistorySettings {
+  return {
+    get: (team) => conversationRootOf(env, team).teamPolicy(team),
+    set: (team, policy) => conversationRootOf(env, team).setTeamPolicy(team, policy),
   };
 }

@@ -39,3 +39,17 @@ export function metricsObject(env: Pick<Env, "METRICS">) {
 export function connectIndexOf(env: Pick<Env, "CONNECT_INDEX">, teamId: string) {
   return env.CONNECT_INDEX.get(env.CONNECT_INDEX.idFromName(teamId));
 }
+
+/**
+ * A conversation's object (durable-objects/conversation): its messages, by
+ * the team hosting it and its id (a shared channel's history is its host's,
+ * as its topic is).
+ */
+export function conversationOf(env: Pick<Env, "CONVERSATION">, host: string, conversation: string) {
+  return env.CONVERSATION.get(env.CONVERSATION.idFromName(`${host}:${conversation}`));
+}
+
+/** A team's conversations root: the same class named by the team id alone, holding the team's history policy. */
+export function conversationRootOf(env: Pick<Env, "CONVERSATION">, teamId: string) {
+  return env.CONVERSATION.get(env.CONVERSATION.idFromName(teamId));
+}

@@ -9,6 +9,7 @@ import { sweepStaleTeams } from "./scheduled";
 // onnxruntime-web registered (wrangler.onnx.toml; docs/deploy.md, Builds).
 
 export { ConnectIndex } from "../durable-objects/connect-index/connect-index";
+export { Conversation } from "../durable-objects/conversation/conversation";
 export { Gateway } from "../durable-objects/gateway/gateway";
 export { Metrics } from "../durable-objects/metrics/metrics";
 export { RecStore } from "../durable-objects/rec-store/rec-store";

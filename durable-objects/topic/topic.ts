@@ -106,6 +106,7 @@ export class Topic extends DurableObject<Env> {
         name TEXT PRIMARY KEY, acked INTEGER NOT NULL, version INTEGER NOT NULL
       ) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, json TEXT NOT NULL) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS sources (name TEXT PRIMARY KEY, upto INTEGER NOT NULL) WITHOUT ROWID;
     `);
     this.registry = new GatewayRegistry(this.sql, (work) => ctx.waitUntil(work));
   }
@@ -159,6 +160,52 @@ export class Topic extends DurableObject<Env> {
     this.sql.exec("DELETE FROM events WHERE seq <= ?", seq - this.logSize());
     await this.round();
     return { seqs };
+  }
+
+  /**
+   * Events from a store's outbox (a Conversation's), numbered and logged in
+   * order in one step, then carried by one delivery round. Each entry has
+   * the outbox's own number; entries at or below the last one taken from
+   * `source` are skipped, so an outbox delivering again after a lost answer
+   * publishes nothing twice. An entry with `redacts` first blanks the text
+   * of that message's logged events (a deletion: the text must not outlive
+   * it in the resume log). Never rate limited: the store admitted the change.
+   */
+  async publishFrom(
+    topic: string,
+    source: string,
+    entries: Array<{ n: number; json: string; redacts?: string }>,
+  ): Promise<{ upto: number; seqs: Array<{ n: number; seq: number }> }> {
+    this.name(topic);
+    let upto = Number(
+      this.sql.exec<{ upto: number }>("SELECT upto FROM sources WHERE name = ?", source).toArray()[0]?.upto ?? 0,
+    );
+    const fresh = entries.filter((e) => e.n > upto).sort((a, b) => a.n - b.n);
+    if (fresh.length === 0) return { upto, seqs: [] };
+    let seq = this.seq();
+    const seqs: Array<{ n: number; seq: number }> = [];
+    for (const e of fresh) {
+      if (e.redacts !== undefined) this.redactLogged(e.redacts);
+      seq++;
+      this.sql.exec("INSERT INTO events (seq, json) VALUES (?, ?)", seq, e.json);
+      seqs.push({ n: e.n, seq });
+      upto = e.n;
+    }
+    this.sql.exec("INSERT OR REPLACE INTO sources (name, upto) VALUES (?, ?)", source, upto);
+    this.setMeta("seq", String(seq));
+    this.sql.exec("DELETE FROM events WHERE seq <= ?", seq - this.logSize());
+    await this.round();
+    return { upto, seqs };
+  }
+
+  /**
+   * Blanks the text (and the mentions) of every logged event of message
+   * `messageId` (its post and its edits): a client resuming from before it
+   * gets the events, never the words. Answers how many events it changed.
+   */
+  async redact(topic: string, messageId: string): Promise<{ redacted: number }> {
+    this.name(topic);
+    return { redacted: this.redactLogged(messageId) };
   }
 
   /**
@@ -261,6 +308,15 @@ export class Topic extends DurableObject<Env> {
             .map((e) => ({ seq: Number(e.seq), json: e.json })),
         };
     }
+  }
+
+  private redactLogged(messageId: string): number {
+    return this.sql.exec(
+      `UPDATE events SET json = json_set(json, '$.text', '', '$.mentions', json('[]'))
+       WHERE json_valid(json) AND json ->> '$.id' = ? AND json ->> '$.type' IN ('message', 'message_changed')
+         AND (json ->> '$.text' != '' OR json_array_length(json, '$.mentions') > 0)`,
+      messageId,
+    ).rowsWritten;
   }
 
   /**
