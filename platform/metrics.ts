@@ -1,4 +1,6 @@
 import { platformRegistry } from "../src/metrics/platform-metrics";
+import { FEATURE_METRICS, tallyServedFeatures } from "../src/recommend/feature-health";
+import { SOURCE_NAMES } from "../src/recommend/sources";
 import { metricsObject } from "./stubs";
 
 // This isolate's counters (requests, recommendations, model loads), flushed
@@ -34,4 +36,23 @@ export async function flushMetrics(env: Env): Promise<void> {
 export async function renderMetrics(env: Env): Promise<string> {
   await flushMetrics(env);
   return metricsObject(env).render();
+}
+
+const SOURCES: ReadonlySet<string> = new Set(SOURCE_NAMES);
+
+/**
+ * Feature health: folds the feature values of the served answers among these
+ * log lines into this isolate's counters (values, nulls, sum, min, max per
+ * source and feature). The Metrics object derives drift and alerts from them.
+ */
+export function countServedFeatures(lines: Iterable<string>): void {
+  for (const t of tallyServedFeatures(lines, SOURCES)) {
+    const labels = { source: t.source, feature: t.feature };
+    metrics.inc(FEATURE_METRICS.values, labels, t.values);
+    metrics.inc(FEATURE_METRICS.missing, labels, t.missing);
+    if (t.values === 0) continue;
+    metrics.gauge(FEATURE_METRICS.sum, labels, t.sum);
+    metrics.gauge(FEATURE_METRICS.min, labels, t.min);
+    metrics.gauge(FEATURE_METRICS.max, labels, t.max);
+  }
 }

@@ -208,6 +208,7 @@ def evaluate_requests(source: str, reqs: list[_Req], scorer) -> dict:
 
 
 def run(args) -> dict:
+    from feature_stats import feature_stats
     from onnx_export import write_model
 
     trees = args.trees if args.trees is not None else (50 if args.quick else 200)
@@ -250,7 +251,7 @@ def run(args) -> dict:
                         name=f"{src}-{kind}", version=version, features=spec,
                         output_meaning="probability that the served item is clicked",
                         metrics={"trained_on": "served-item logs", **res, "train_rows": int(len(y))},
-                        X_sample=sample)
+                        X_sample=sample, feature_stats=feature_stats(X, [f["name"] for f in spec]))
             exported[src][kind] = version
             key = res["ndcg10"] if res["ndcg10"] is not None else (res["auc"] or 0.0)
             metrics_for_register["sources"][src][kind] = {"ndcg10": key}

@@ -65,13 +65,17 @@ def write_model(
     output_meaning: str,
     metrics: dict,
     X_sample: "np.ndarray",
+    feature_stats: dict | None = None,
 ) -> dict:
     """Write model.onnx, manifest.json and parity.json (and linear.json for lr).
 
     ``kind`` is "lr" (a fitted sklearn Pipeline(StandardScaler, LogisticRegression)
     or a bare LogisticRegression) or "xgboost" (an XGBClassifier or a Booster with
     objective binary:logistic). ``features`` lists ``{"name", "default"}`` in
-    model input order. Returns the manifest dict.
+    model input order. ``feature_stats`` (feature_stats.feature_stats of the
+    training rows: mean, std, min, max, missing_rate per feature) goes into the
+    manifest as is; the Worker measures served-feature drift against it.
+    Returns the manifest dict.
     """
     names = [str(f["name"]) for f in features]
     if len(set(names)) != len(names):
@@ -121,6 +125,11 @@ def write_model(
         "metrics": _jsonable(metrics),
         "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
     }
+    if feature_stats is not None:
+        unknown = set(feature_stats) - set(names)
+        if unknown or len(feature_stats) != len(names):
+            raise ValueError(f"feature_stats must cover exactly the features (extra: {sorted(unknown)})")
+        manifest["feature_stats"] = {n: feature_stats[n] for n in names}
     parity = {
         "features": names,
         "rows": [[_json_float(v) for v in row] for row in rows.tolist()],

@@ -1,15 +1,25 @@
 import { DurableObject } from "cloudflare:workers";
+import { bundledModels } from "../../models/index";
 import { platformRegistry } from "../../src/metrics/platform-metrics";
 import type { Registry, Snapshot } from "../../src/metrics/registry";
+import {
+  deriveFeatureHealth,
+  driftThreshold,
+  type FeatureStats,
+  trainingStatsBySource,
+} from "../../src/recommend/feature-health";
 
 // The one place where every isolate's counters add up (a single object,
 // "global"). Isolates send what they counted since their last flush, at most
 // about once a second each, so a scrape sees the whole deployment and a
 // request never waits on this object. The totals are kept in SQLite too:
 // an evicted object comes back with its counts (no reset in Prometheus).
+// Feature drift and alerts are derived here, at render, from the totals and
+// the bundled models' training statistics (src/recommend/feature-health.ts).
 
 export class Metrics extends DurableObject<Env> {
   private registry: Registry | null = null;
+  private training: Map<string, Map<string, FeatureStats>> | null = null;
 
   async merge(snapshot: Snapshot): Promise<void> {
     const r = this.load();
@@ -21,7 +31,12 @@ export class Metrics extends DurableObject<Env> {
   }
 
   async render(): Promise<string> {
-    return this.load().render();
+    const r = this.load();
+    this.training ??= trainingStatsBySource(bundledModels.map((m) => m.manifest));
+    // An optional var (not every deployment sets it): read without widening Env.
+    const vars = this.env as unknown as { REC_FEATURE_DRIFT_THRESHOLD?: string };
+    deriveFeatureHealth(r, this.training, driftThreshold(vars.REC_FEATURE_DRIFT_THRESHOLD));
+    return r.render();
   }
 
   private load(): Registry {

@@ -35,6 +35,32 @@ export const PLATFORM_METRICS: readonly MetricHelp[] = [
     type: "counter",
     help: "Team cache calls made for those reads (fewer than reads: reads coalesced in rounds).",
   },
+  // Feature health (src/recommend/feature-health.ts): counted by the rec-logs consumer from served answers.
+  {
+    name: "rec_feature_values_total",
+    type: "counter",
+    help: "Served feature values (not null) by source and feature.",
+  },
+  {
+    name: "rec_feature_missing_total",
+    type: "counter",
+    help: "Served items without a value for the feature (the model's default applied), by source and feature.",
+  },
+  { name: "rec_feature_sum", type: "gauge", merge: "sum", help: "Sum of the served values, by source and feature." },
+  { name: "rec_feature_min", type: "gauge", merge: "min", help: "Smallest served value, by source and feature." },
+  { name: "rec_feature_max", type: "gauge", merge: "max", help: "Largest served value, by source and feature." },
+  {
+    name: "rec_feature_drift",
+    type: "gauge",
+    merge: "last",
+    help: "|served mean - training mean| / training std, against the bundled model's feature_stats.",
+  },
+  {
+    name: "rec_feature_alert",
+    type: "gauge",
+    merge: "last",
+    help: "1 when drift exceeds REC_FEATURE_DRIFT_THRESHOLD (0.5) or the missing rate the training one + 0.2.",
+  },
 ];
 
 export function platformRegistry(): Registry {

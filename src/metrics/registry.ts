@@ -2,22 +2,29 @@
 // own registry; snapshots (deltas since the last flush) are merged into one
 // aggregate (the Metrics Durable Object), which /metrics renders. Only
 // counters and cumulative histograms, so merging is addition and a lost
-// flush only loses a few counts, never corrupts a series.
+// flush only loses a few counts, never corrupts a series. Gauges say how
+// they merge (sum, min, max, last), so they merge the same way.
 
 export type Labels = Readonly<Record<string, string>>;
 
 export interface MetricHelp {
   name: string;
   help: string;
-  type: "counter" | "histogram";
+  type: "counter" | "histogram" | "gauge";
   /** Histogram bucket upper bounds (the +Inf bucket is implied). */
   buckets?: readonly number[];
+  /**
+   * How a gauge's values from two isolates (or two flushes) combine: "sum"
+   * (a total that may go down, e.g. a sum of signed values), "min", "max",
+   * or "last" (the newer wins: a value derived from the totals).
+   */
+  merge?: "sum" | "min" | "max" | "last";
 }
 
 /** Milliseconds: request latencies and model scoring. */
 export const LATENCY_BUCKETS_MS = [0.5, 1, 2.5, 5, 10, 20, 50, 100, 250, 500, 1000, 2500] as const;
 
-/** A series' values: a counter has [value]; a histogram has [count per bucket..., +Inf count, sum]. */
+/** A series' values: a counter or gauge has [value]; a histogram has [count per bucket..., +Inf count, sum]. */
 export interface Snapshot {
   series: Record<string, Record<string, number[]>>;
 }
@@ -33,6 +40,19 @@ export class Registry {
   inc(name: string, labels: Labels = {}, by = 1): void {
     const values = this.values(name, labels, 1);
     values[0] = (values[0] ?? 0) + by;
+  }
+
+  /** Folds a value into a gauge by its merge rule (the first value of a series is taken as is). */
+  gauge(name: string, labels: Labels, value: number): void {
+    const def = this.def(name);
+    this.fold(def, name, labelKey(labels), value);
+  }
+
+  /** Every series of a metric with its labels and values (a gauge or counter: [value]). */
+  read(name: string): Array<{ labels: Record<string, string>; values: readonly number[] }> {
+    const byLabels = this.series.get(name);
+    if (!byLabels) return [];
+    return [...byLabels].map(([key, values]) => ({ labels: JSON.parse(key) as Record<string, string>, values }));
   }
 
   observe(name: string, labels: Labels, value: number): void {
@@ -56,8 +76,13 @@ export class Registry {
   /** Adds another registry's snapshot (unknown metric names are ignored: a newer isolate may know more). */
   merge(s: Snapshot): void {
     for (const [name, byLabels] of Object.entries(s.series)) {
-      if (!this.defs.has(name)) continue;
+      const def = this.defs.get(name);
+      if (!def) continue;
       for (const [key, values] of Object.entries(byLabels)) {
+        if (def.type === "gauge") {
+          if (typeof values[0] === "number") this.fold(def, name, key, values[0]);
+          continue;
+        }
         const mine = this.valuesByKey(name, key, values.length);
         for (const [i, v] of values.entries()) mine[i] = (mine[i] ?? 0) + v;
       }
@@ -74,6 +99,10 @@ export class Registry {
         const labels = JSON.parse(key) as Record<string, string>;
         if (def.type === "counter") {
           lines.push(`${def.name}${labelText(labels)} ${values[0] ?? 0}`);
+          continue;
+        }
+        if (def.type === "gauge") {
+          lines.push(`${def.name}${labelText(labels)} ${gaugeText(values[0] ?? 0)}`);
           continue;
         }
         const buckets = def.buckets ?? [];
@@ -93,6 +122,17 @@ export class Registry {
     const def = this.defs.get(name);
     if (!def) throw new Error(`unknown metric ${name}`);
     return def;
+  }
+
+  private fold(def: MetricHelp, name: string, key: string, value: number): void {
+    const fresh = !this.series.get(name)?.has(key);
+    const values = this.valuesByKey(name, key, 1);
+    const old = values[0] ?? 0;
+    const rule = def.merge ?? "last";
+    if (fresh || rule === "last") values[0] = value;
+    else if (rule === "sum") values[0] = old + value;
+    else if (rule === "min") values[0] = Math.min(old, value);
+    else values[0] = Math.max(old, value);
   }
 
   private values(name: string, labels: Labels, size: number): number[] {
@@ -147,6 +187,14 @@ function labelText(labels: Record<string, string>): string {
 
 function escapeLabel(v: string): string {
   return v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+}
+
+/** A gauge's value as Prometheus writes it (+Inf, -Inf, NaN spelled its way). */
+function gaugeText(n: number): string {
+  if (Number.isNaN(n)) return "NaN";
+  if (n === Number.POSITIVE_INFINITY) return "+Inf";
+  if (n === Number.NEGATIVE_INFINITY) return "-Inf";
+  return String(n);
 }
 
 function round(n: number): number {

@@ -2,6 +2,7 @@ import { createRoute } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import type { BundledModelStore } from "../../platform/models/bundled";
+import { readoutPortsFor } from "../../platform/rec-log-reader";
 import { experimentAdminPortsFor, modelVersionPortsFor } from "../../platform/recommend-deps";
 import { mayOperate } from "../../src/auth/policy";
 import { DomainError, tooLarge, unsupportedMedia } from "../../src/errors";
@@ -14,15 +15,17 @@ import {
   uploadGraph,
   uploadManifest,
 } from "../../src/recommend/model-versions";
+import { experimentReadout, READOUT_DEFAULT_DAYS, READOUT_MAX_DAYS } from "../../src/recommend/readout";
 import { isSource, SOURCE_NAMES } from "../../src/recommend/sources";
 import { authorize } from "../auth";
 import type { AppContext } from "../http";
-import { bearer, bodyOf, errors, json, jsonRequest, loose, pathId, routes } from "../openapi";
+import { bearer, bodyOf, errors, json, jsonRequest, loose, pathId, queryOf, routes } from "../openapi";
 
 // Operators' API over recommendations (platform scope only), mounted at /v1/admin:
 //   PUT|GET|DELETE /recommend/experiments/:source   the source's experiment (arms → models)
 //   PUT /models/:source/:name/:version/manifest.json then .../model.onnx   upload a model version
 //   GET /models/:source                              the source's models, R2 and bundled
+//   GET /experiments/:source/readout                 per-arm CTR and DCG of clicks, from the rec logs
 // The use cases are src/recommend/experiment-admin.ts and model-versions.ts:
 // everything is validated before anything is written, so a refused request
 // changes nothing.
@@ -118,6 +121,60 @@ const putGraph = createRoute({
   },
   responses: { 201: json(ModelAnswer, "the model version"), ...errors },
 });
+const day = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}$/, "a day, YYYY-MM-DD")
+  .meta({ description: "a UTC day, YYYY-MM-DD" });
+const ReadoutQuery = z.strictObject({
+  experiment: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,60}$/, "an experiment name")
+    .optional()
+    .meta({ description: "a past experiment of the source, by name; default the current one" }),
+  from: day.optional().meta({ description: `first day; default ${READOUT_DEFAULT_DAYS - 1} days before \`to\`` }),
+  to: day.optional().meta({ description: "last day (inclusive); default today (UTC)" }),
+});
+const interval = { low: z.number(), high: z.number() };
+const ArmReadout = z.object({
+  arm: z.string(),
+  models: z.array(z.string()),
+  requests: z.number().int(),
+  served_items: z.number().int(),
+  impression_events: z.number().int(),
+  impressions: z.number().int(),
+  clicks: z.number().int(),
+  ctr: z.object({ value: z.number(), ...interval }),
+  ctr_served: z.object({ value: z.number() }),
+  dcg: z.object({ mean: z.number(), sd: z.number(), ...interval }),
+  vs_baseline: z
+    .object({
+      ctr: z.object({ diff: z.number(), ...interval }),
+      dcg: z.object({ diff: z.number(), ...interval }),
+    })
+    .nullable(),
+});
+const ReadoutAnswer = z.object({
+  source: z.string(),
+  experiment: z.object({ name: z.string(), current: z.boolean() }),
+  from: z.string(),
+  to: z.string(),
+  confidence: z.number(),
+  impression_basis: z.enum(["feedback", "served"]),
+  baseline: z.string().nullable(),
+  arms: z.array(ArmReadout),
+  read: z.object({ objects: z.number().int(), bytes: z.number().int(), lines: z.number().int() }),
+  dropped: z.record(z.string(), z.number().int()),
+});
+const readout = createRoute({
+  method: "get",
+  path: "/experiments/{source}/readout",
+  tags,
+  summary: "Per-arm readout of the source's experiment, from the rec logs",
+  description: `${operators} Requests, impressions, clicks, CTR (95% Wilson interval) and the mean DCG of clicks per request (95% normal interval) per arm, each against the baseline arm (\`control\` if present, else the first); computed from the logs on demand, each logged message once. At most ${READOUT_MAX_DAYS} days, and a capped number of log bytes: a range over the cap is a 400.`,
+  security: bearer,
+  request: { params: SourceParams, query: ReadoutQuery },
+  responses: { 200: json(ReadoutAnswer, "the readout"), ...errors },
+});
 
 export function createRecommendAdminRoutes(options: RecommendAdminOptions = {}) {
   const bundled = () => options.bundled?.();
@@ -141,6 +198,7 @@ export function createRecommendAdminRoutes(options: RecommendAdminOptions = {}) 
   app.use("/recommend/experiments/:source", operatorsOnly);
   // Hono's trailing /* also matches /models/:source itself.
   app.use("/models/:source/*", operatorsOnly);
+  app.use("/experiments/:source/readout", operatorsOnly);
 
   return app
     .openapi(readExperiment, async (c) => c.json(await currentExperiment(experiments(c), c.req.param("source")), 200))
@@ -167,7 +225,13 @@ export function createRecommendAdminRoutes(options: RecommendAdminOptions = {}) 
       }
       const onnx = new Uint8Array(await c.req.arrayBuffer());
       return c.json({ model: await uploadGraph(models(c), key, onnx) }, 201);
-    });
+    })
+    .openapi(readout, async (c) =>
+      c.json(
+        await experimentReadout(readoutPortsFor(c.env, bundled()), c.req.param("source"), queryOf(c, readout)),
+        200,
+      ),
+    );
 }
 
 /** The routes over the Worker's own bindings and bundled models. */
