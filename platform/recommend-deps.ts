@@ -6,6 +6,7 @@ import type { ExperimentAdminPorts } from "../src/recommend/experiment-admin";
 import type { FeatureImportPorts } from "../src/recommend/feature-import";
 import type { FeedbackPorts } from "../src/recommend/feedback";
 import { recLogEnvelope } from "../src/recommend/logs";
+import type { ModelRegistryPorts } from "../src/recommend/model-registry";
 import type { ModelVersionPorts } from "../src/recommend/model-versions";
 import type {
   ChannelView,
@@ -22,6 +23,7 @@ import { driverFor } from "./deps";
 import { metrics } from "./metrics";
 import { type BundledModelStore, isolateBundledModels } from "./models/bundled";
 import { r2ExperimentStore } from "./models/experiment-store";
+import { bundledDefaultOf, r2EvalSetStore, r2RegistryStore, registeredModel } from "./models/model-registry-store";
 import { r2ModelVersions } from "./models/model-uploads";
 import { onnxModelLoader } from "./models/onnx-runtime";
 import { r2ModelStore } from "./models/r2-model-store";
@@ -67,9 +69,37 @@ export function experimentAdminPortsFor(
   bundled: BundledModelStore = isolateBundledModels(),
 ): ExperimentAdminPorts {
   return {
-    experiments: r2ExperimentStore({ bucket: env.MODELS, bundled: bundled.keys() }),
+    experiments: r2ExperimentStore({
+      bucket: env.MODELS,
+      bundled: bundled.keys(),
+      registered: registeredModel(env.MODELS),
+    }),
     // As serving loads them: the bucket first, then the bundle.
     loader: modelLoaderFor(env, bundled),
+  };
+}
+
+/** The model registry's ports: the registry and eval sets in the MODELS bucket, models loaded as serving loads them. */
+export function modelRegistryPortsFor(
+  env: Env,
+  bundled: BundledModelStore = isolateBundledModels(),
+): ModelRegistryPorts {
+  const experiments = r2ExperimentStore({
+    bucket: env.MODELS,
+    bundled: bundled.keys(),
+    registered: registeredModel(env.MODELS),
+  });
+  return {
+    registry: r2RegistryStore(env.MODELS),
+    evalSets: r2EvalSetStore(env.MODELS),
+    loader: modelLoaderFor(env, bundled),
+    bundledDefault: bundledDefaultOf(experiments),
+    // A fresh read refreshes this isolate's serving cache at once.
+    servingChanged: async (source) => {
+      await experiments.current(source, { fresh: true });
+    },
+    experimentStored: async (source) => (await experiments.current(source)).origin === "stored",
+    now: () => new Date(systemClock.now()).toISOString(),
   };
 }
 

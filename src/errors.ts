@@ -55,6 +55,8 @@ export type ErrorCode =
   | "rate_limited"
   | "unavailable"
   | "runtime_unavailable"
+  /** The promotion gate refused a model (src/recommend/promotion-gate.ts); details carry the numbers. */
+  | "gate_refused"
   | "internal";
 
 export interface DomainErrorOptions {

@@ -213,6 +213,15 @@ def run_dataset(args) -> None:
     ]
     write_json(os.path.join(args.out, "metrics_by_cut.json"), by_cut)
 
+    if args.eval_sets:
+        # The rankings every model was just evaluated on, for a hand promotion's gate in the Worker.
+        from export_eval_set import write_eval_set
+
+        for src in sources:
+            path = os.path.join(args.eval_sets, f"{src}.eval-set.ndjson")
+            n = write_eval_set(path, ds.name, src, [(iso_of(T), groups[(T, src)]) for T in cuts])
+            log(f"eval set {src}: {n} rankings -> {path}")
+
     # artifacts: embeddings and models of the latest cut
     T = cuts[-1]
     version = f"{ds.name}-{iso_of(T)}"
@@ -317,6 +326,7 @@ def export_models(args, dataset, version, T, fitted, metrics, per_cut, train_cut
 
     OUT/models/<source>/hand_tuned.json is written too, except when OUT/models is the serving
     registry and a model serves there (the gate writes it with the model it accepts)."""
+    from feature_stats import feature_stats
     from onnx_export import write_model
 
     exported: dict[str, dict] = {}
@@ -348,7 +358,7 @@ def export_models(args, dataset, version, T, fitted, metrics, per_cut, train_cut
                          "per_cut": {c: round(float(r["ndcg10"]), 6)
                                      for c, r in zip(metrics["cuts"], per_cut[src][kind])},
                          "eval_protocol": protocol},
-                X_sample=sample)
+                X_sample=sample, feature_stats=feature_stats(Xtr, feature_names(src)))
             exported[src][kind] = manifest["version"]
     return exported
 
@@ -379,6 +389,8 @@ def main(argv=None) -> None:
                    help=f"gate: cuts with rankings needed to register anything ({G.DEFAULT_MIN_CUTS})")
     p.add_argument("--manifests", help="logs mode: read feature lists from DIR/<source>/manifest.json")
     p.add_argument("--report-dir", help="also copy metrics, report and plots here")
+    p.add_argument("--eval-sets", help="also write DIR/<source>.eval-set.ndjson: the held-out rankings of the "
+                   "evaluation cuts, for the Worker's promotion gate (export_eval_set.py)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

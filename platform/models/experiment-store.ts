@@ -26,6 +26,13 @@ import {
 //   the default), again with `problem` set.
 // Bad stored experiments are cached like good ones: a broken object costs one
 // read and one log line per isolate per TTL, not one per request.
+//
+// With no experiment stored, the default is the source's registered model
+// (the model registry, src/recommend/model-registry.ts: `registry` reads the
+// registry's current version) when there is one, else the bundled default.
+// It is read in the same cached read, so a promotion or rollback reaches
+// every isolate within the same TTL, without a redeploy. A failed registry
+// read keeps what this isolate last served, like a failed experiment read.
 
 export const EXPERIMENT_TTL_MS = 10_000;
 
@@ -69,10 +76,12 @@ export interface ExperimentStoreOptions {
   now?: () => number;
   /** Defaults to the isolate's cache; tests pass their own. */
   cache?: ExperimentCache;
+  /** The source's registered model (the registry's current version), null when none; throws when it cannot be read. */
+  registered?: (source: string) => Promise<ModelKey | null>;
 }
 
 export function r2ExperimentStore(options: ExperimentStoreOptions): ExperimentStore {
-  const { bucket, bundled, ttlMs = EXPERIMENT_TTL_MS, now = Date.now, cache = isolateCache } = options;
+  const { bucket, bundled, ttlMs = EXPERIMENT_TTL_MS, now = Date.now, cache = isolateCache, registered } = options;
   const defaults = new Map<string, Experiment>();
   const defaultFor = (source: string) => {
     let d = defaults.get(source);
@@ -88,6 +97,32 @@ export function r2ExperimentStore(options: ExperimentStoreOptions): ExperimentSt
     problem,
   });
 
+  /** The default now: the registered model when there is one, else the bundled default. */
+  async function defaultNow(
+    source: string,
+    problem: string | null,
+    previous: Promise<CurrentExperiment> | undefined,
+  ): Promise<CurrentExperiment> {
+    if (!registered) return asDefault(source, problem);
+    let key: ModelKey | null;
+    try {
+      key = await registered(source);
+    } catch (e) {
+      const why = `reading the model registry of ${source} failed: ${messageOf(e)}`;
+      console.error(`experiments: ${why}; serving the last one read`);
+      const last = previous ? await previous : asDefault(source, null);
+      return { ...last, problem: problem ?? why };
+    }
+    if (!key) return asDefault(source, problem);
+    const experiment = experimentSchema.safeParse({
+      name: `${source}-default`,
+      arms: [{ name: "default", weight: 1, model: `${key.name}@${key.version}` }],
+    });
+    // The registry only takes names an arm can spell (model-registry.ts parseModelRef).
+    if (!experiment.success) return asDefault(source, problem);
+    return { experiment: experiment.data, origin: "default", problem, registered: `${key.name}@${key.version}` };
+  }
+
   async function read(source: string, previous: Promise<CurrentExperiment> | undefined): Promise<CurrentExperiment> {
     if (!bucket) return asDefault(source, null);
     const key = experimentObjectKey(source);
@@ -102,12 +137,12 @@ export function r2ExperimentStore(options: ExperimentStoreOptions): ExperimentSt
       const last = previous ? await previous : asDefault(source, null);
       return { ...last, problem };
     }
-    if (text === null) return asDefault(source, null);
+    if (text === null) return defaultNow(source, null, previous);
     const parsed = parseStoredExperiment(text);
     if (!parsed.ok) {
       const problem = `${key} is unusable (${parsed.message}); serving the default experiment`;
       console.error(`experiments: ${problem}`);
-      return asDefault(source, problem);
+      return defaultNow(source, problem, previous);
     }
     return { experiment: parsed.experiment, origin: "stored", problem: null };
   }
@@ -134,7 +169,8 @@ export function r2ExperimentStore(options: ExperimentStoreOptions): ExperimentSt
     async remove(source) {
       if (!bucket) throw new Error("no MODELS bucket bound: experiments cannot be stored");
       await bucket.delete(experimentObjectKey(source));
-      remember(source, Promise.resolve(asDefault(source, null)));
+      // Read again: the default may be a registered model, not the bundled one.
+      await remember(source, read(source, cache.get(source)?.value));
     },
   };
 }

@@ -7,8 +7,9 @@ import {
   selectScorer as selectScorerFor,
 } from "../../src/recommend/scorer-selection";
 import { metrics } from "../metrics";
-import { isolateBundledModels } from "./bundled";
+import { type BundledModelStore, isolateBundledModels } from "./bundled";
 import { EXPERIMENT_TTL_MS, r2ExperimentStore } from "./experiment-store";
+import { registeredModel } from "./model-registry-store";
 import { onnxModelLoader } from "./onnx-runtime";
 import { r2ModelStore } from "./r2-model-store";
 
@@ -53,11 +54,21 @@ export function rememberingFailures(
   };
 }
 
-/** What selectScorer needs, from the Worker's bindings (caches are per isolate). */
-export function scorerSelectionDeps(env: Pick<Env, "MODELS">): ScorerSelectionDeps {
-  const store = isolateBundledModels();
+/**
+ * What selectScorer needs, from the Worker's bindings (caches are per
+ * isolate). With no stored experiment a source serves the model registry's
+ * current version (model-registry-store.ts), else its bundled default.
+ */
+export function scorerSelectionDeps(
+  env: Pick<Env, "MODELS">,
+  store: BundledModelStore = isolateBundledModels(),
+): ScorerSelectionDeps {
   return {
-    experiments: r2ExperimentStore({ bucket: env.MODELS, bundled: store.keys() }),
+    experiments: r2ExperimentStore({
+      bucket: env.MODELS,
+      bundled: store.keys(),
+      registered: registeredModel(env.MODELS),
+    }),
     loader: rememberingFailures(onnxModelLoader(r2ModelStore(env.MODELS, store))),
   };
 }

@@ -37,6 +37,8 @@ export interface CurrentExperiment {
   origin: "stored" | "default";
   /** Why a stored experiment is not being used (corrupt object, failed read); null when all is well. */
   problem: string | null;
+  /** Set when the default serves the model registry's current version (`<name>@<version>`). */
+  registered?: string;
 }
 
 /** Where experiments are kept (the Worker's: platform/models/experiment-store.ts, in the MODELS bucket). */
@@ -47,7 +49,7 @@ export interface ExperimentStore {
   put(source: string, experiment: Experiment): Promise<void>;
   /** Deletes the stored experiment: the source reverts to its default. */
   remove(source: string): Promise<void>;
-  /** The experiment a source has when none is stored. */
+  /** The experiment a source has when none is stored and nothing is registered (its bundled default). */
   defaultFor(source: string): Experiment;
 }
 
