@@ -8,11 +8,33 @@ import {
   type SubjectContext,
   snapshotFromRows,
 } from "../../src/recommend/features/index";
+import { snapshotToRows } from "../../src/recommend/features/rows";
 import { CANDIDATES_PER_GENERATOR } from "../../src/recommend/features/spec";
+import type { LiveIngest, LiveSnapshotMeta } from "../../src/recommend/live-features";
+import {
+  buildLiveSnapshot,
+  type FeatureEvent,
+  type LiveRows,
+  type LiveVectors,
+  liveCut,
+} from "../../src/recommend/live-rows";
 import type { FeedbackCheck, ServedRequest } from "../../src/recommend/ports";
 import { isSource } from "../../src/recommend/sources";
 import { wholeVarOr } from "../../src/vars";
 import { featureStore } from "../../storage/feature-store";
+import {
+  appendHistory,
+  beginHistory,
+  discardHistory,
+  hasHistory,
+  ingest,
+  ledgerCounts,
+  ledgerRows,
+  migrateLedger,
+  publishHistory,
+  sweepSeen,
+  sweepUploads,
+} from "./live-ledger";
 import { checkFeedback, migrateServed, recordServed, sweepServed } from "./served-log";
 
 // One RecStore per team: the edge side of the recommenders. It keeps the
@@ -21,6 +43,15 @@ import { checkFeedback, migrateServed, recordServed, sweepServed } from "./serve
 // reopens without the database) and in memory while warm, so a request costs
 // no database round trip per candidate. It also remembers what it served, for
 // checking feedback.
+//
+// Live features (docs/recommendations.md "Live features"): the team's own
+// events reach it through the feature-events queue and are summed in its
+// activity ledger (live-ledger.ts); a rebuild, coalesced on an alarm at most
+// once every REC_LIVE_REBUILD_SECONDS (or asked for by the rebuild route),
+// turns the ledger into a snapshot with the import path's own builder. The
+// live snapshot is served when the team has no imported count snapshot, or
+// when its raw history is in the ledger too and the imported one is not
+// newer (serving() says why).
 
 /** Rows per page when copying a snapshot from the database. */
 const COPY_PAGE = 5_000;
@@ -29,9 +60,15 @@ const RECHECK_MS = 60_000;
 const SWEEP_MS = 24 * 3600 * 1000;
 /** Generators propose at most this many each (a request's features and scoring grow with it). */
 const MAX_PER_GENERATOR = 1000;
+/** Default seconds between live rebuilds (REC_LIVE_REBUILD_SECONDS). */
+const LIVE_REBUILD_SECONDS = 60;
 
 export interface RecStoreStats {
   snapshot: SnapshotMeta | null;
+  /** The snapshot built from the ledger, and which one requests are served from. */
+  live: LiveSnapshotMeta | null;
+  serving: "imported" | "live" | null;
+  ledger: ReturnType<typeof ledgerCounts>;
   rows: number;
   served: number;
   databaseBytes: number;
@@ -45,6 +82,7 @@ export class RecStore extends DurableObject<Env> {
   private k: number | undefined;
   /** The snapshot's tables, built from the rows on first use while warm. */
   private tables: { snapshotId: string; tables: FeatureTables } | null = null;
+  private liveMeta: LiveSnapshotMeta | null | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -53,7 +91,11 @@ export class RecStore extends DurableObject<Env> {
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS rows (kind TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (kind, key)) WITHOUT ROWID;
     `);
+    this.sql.exec(
+      "CREATE TABLE IF NOT EXISTS live_rows (kind TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (kind, key)) WITHOUT ROWID",
+    );
     migrateServed(this.sql);
+    migrateLedger(this.sql);
   }
 
   /** A new snapshot was published: copy it now rather than at the next recheck. */
@@ -99,14 +141,150 @@ export class RecStore extends DurableObject<Env> {
     return checkFeedback(this.sql, requestId, user, items);
   }
 
+  /**
+   * Events of this team from the feature-events queue, into the ledger, each
+   * id once (live-ledger.ts); schedules a coalesced rebuild. An event of
+   * another team is refused here too (the consumer routes by the event's
+   * team; this object is named by team), never counted.
+   */
+  async ingestEvents(teamId: string, events: FeatureEvent[]): Promise<LiveIngest> {
+    const mine = events.filter((e) => e.team === teamId);
+    const foreign = events.length - mine.length;
+    if (foreign > 0) console.error(`rec store ${teamId}: dropped ${foreign} event(s) of another team`);
+    const now = Date.now();
+    const outcome = this.ctx.storage.transactionSync(() => {
+      const o = ingest(this.sql, mine, now);
+      if (o.added > 0) this.setMeta("ledger", { lastEventAt: now, team: teamId });
+      return o;
+    });
+    if (outcome.added > 0) await this.scheduleRebuild(now);
+    return { ...outcome, foreign };
+  }
+
+  /**
+   * Builds the live snapshot from the ledger now (the rebuild route; the
+   * alarm). Null when the ledger has no rows.
+   */
+  async rebuildLive(teamId: string): Promise<LiveSnapshotMeta | null> {
+    // Imported history and live events: the same rows (buildSnapshot sums a key seen in both).
+    const live = ledgerRows(this.sql, "live");
+    const hist = ledgerRows(this.sql, "hist");
+    const rows = {
+      activity: [...hist.activity, ...live.activity],
+      interactions: [...hist.interactions, ...live.interactions],
+      hours: [...hist.hours, ...live.hours],
+    };
+    const cut = liveCut(rows);
+    if (cut === null) return null;
+    const builtAt = Date.now();
+    const snapshot = buildLiveSnapshot("live", rows, cut, this.importedVectors());
+    const featureRows = snapshotToRows(snapshot);
+    const lastEventAt = this.getMeta<{ lastEventAt: number }>("ledger")?.lastEventAt ?? builtAt;
+    const meta: LiveSnapshotMeta = {
+      snapshotId: `live.${builtAt}.${crypto.randomUUID().slice(0, 8)}`,
+      cut,
+      rows: featureRows.length,
+      users: snapshot.users.length,
+      channels: snapshot.channels.length,
+      builtAt,
+      lastEventAt,
+      ms: 0,
+    };
+    this.ctx.storage.transactionSync(() => {
+      this.sql.exec("DELETE FROM live_rows");
+      for (let i = 0; i < featureRows.length; i += COPY_PAGE) {
+        this.sql.exec(
+          "INSERT INTO live_rows (kind, key, data) SELECT j.value->>0, j.value->>1, j.value->>2 FROM json_each(?) AS j",
+          JSON.stringify(featureRows.slice(i, i + COPY_PAGE).map((r) => [r.kind, r.key, r.data])),
+        );
+      }
+      meta.ms = Date.now() - builtAt;
+      this.setMeta("live", meta);
+    });
+    this.liveMeta = meta;
+    console.log(JSON.stringify({ rec_store: teamId, live_rebuild: meta }));
+    return meta;
+  }
+
+  // --- an imported history (src/recommend/live-history.ts) ---------------------
+
+  async beginHistory(): Promise<string> {
+    const upload = crypto.randomUUID();
+    beginHistory(this.sql, upload, Date.now());
+    return upload;
+  }
+
+  async appendHistory(upload: string, rows: LiveRows): Promise<void> {
+    this.ctx.storage.transactionSync(() => appendHistory(this.sql, upload, rows));
+  }
+
+  async discardHistory(upload: string): Promise<void> {
+    discardHistory(this.sql, upload);
+  }
+
+  /**
+   * Replaces the team's history with the upload and rebuilds at once. The
+   * history counts as new data (like an event) for the precedence over an
+   * imported count snapshot.
+   */
+  async publishHistory(teamId: string, upload: string): Promise<{ rows: number }> {
+    const now = Date.now();
+    const rows = this.ctx.storage.transactionSync(() => {
+      const n = publishHistory(this.sql, upload);
+      this.setMeta("ledger", { lastEventAt: now, team: teamId });
+      return n;
+    });
+    await this.importedCopied(teamId);
+    await this.rebuildLive(teamId);
+    return { rows };
+  }
+
+  /** The imported snapshot is current here (its vectors go into a live build); a failed check keeps what is here. */
+  private async importedCopied(teamId: string): Promise<void> {
+    await this.ensureSnapshot(teamId).catch((e) =>
+      console.error(`rec store ${teamId}: imported snapshot check failed`, e),
+    );
+  }
+
+  /** The rebuild route: the imported snapshot rechecked, the live one built now; which one is served. */
+  async rebuildNow(teamId: string): Promise<{ live: LiveSnapshotMeta | null; serving: "imported" | "live" | null }> {
+    this.checkedAt = 0;
+    await this.ensureSnapshot(teamId);
+    const live = await this.rebuildLive(teamId);
+    return { live, serving: this.serving() };
+  }
+
   override async alarm(): Promise<void> {
-    sweepServed(this.sql, Date.now());
-    await this.ctx.storage.setAlarm(Date.now() + SWEEP_MS);
+    const now = Date.now();
+    const due = this.getMeta<{ rebuildAt?: number | null; sweepAt?: number | null }>("alarms") ?? {};
+    let rebuildAt = due.rebuildAt ?? null;
+    let sweepAt = due.sweepAt ?? null;
+    // A pending rebuild runs at whichever alarm fires first: the alarm is
+    // always set to the earliest due time, so this is its own or a later one.
+    if (rebuildAt !== null) {
+      rebuildAt = null;
+      // The team id (the object is named by it; ingest kept it) names the log
+      // line and the database's imported snapshot, whose vectors the build carries.
+      const team = this.getMeta<{ team?: string }>("ledger")?.team;
+      if (team) await this.importedCopied(team);
+      await this.rebuildLive(team ?? "?");
+    }
+    if (sweepAt === null || sweepAt <= now) {
+      sweepServed(this.sql, now);
+      sweepSeen(this.sql, now);
+      sweepUploads(this.sql, now);
+      sweepAt = now + SWEEP_MS;
+    }
+    this.setMeta("alarms", { rebuildAt, sweepAt });
+    await this.ctx.storage.setAlarm(Math.min(sweepAt, rebuildAt ?? Number.POSITIVE_INFINITY));
   }
 
   async stats(): Promise<RecStoreStats> {
     return {
       snapshot: this.snapshot(),
+      live: this.live(),
+      serving: this.serving(),
+      ledger: ledgerCounts(this.sql),
       rows: Number(this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM rows").one().n),
       served: Number(this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM served").one().n),
       databaseBytes: this.sql.databaseSize,
@@ -128,7 +306,7 @@ export class RecStore extends DurableObject<Env> {
 
   /** The team's current snapshot is here (copied if the database has a newer one); rechecked at most every RECHECK_MS. */
   private async ensureSnapshot(teamId: string): Promise<void> {
-    if (Date.now() - this.checkedAt < RECHECK_MS && this.snapshot()) return;
+    if (Date.now() - this.checkedAt < RECHECK_MS && (this.snapshot() || this.live())) return;
     this.copying ??= this.refresh(teamId).finally(() => {
       this.copying = null;
     });
@@ -144,16 +322,107 @@ export class RecStore extends DurableObject<Env> {
     return this.meta;
   }
 
+  /** The live snapshot's meta, read once per instance. */
+  private live(): LiveSnapshotMeta | null {
+    if (this.liveMeta === undefined) this.liveMeta = this.getMeta<LiveSnapshotMeta>("live");
+    return this.liveMeta;
+  }
+
+  /**
+   * Which snapshot requests read: the live one, unless the team has an
+   * imported one published after the ledger's latest event (an import
+   * replaces what the ledger knew; the next event makes the live one newer).
+   */
+  /**
+   * Which snapshot requests read. An imported count snapshot covers a team's
+   * whole past, and its windows are fixed to its own cut, so live events
+   * cannot be added to it: a live snapshot built from a few days of events
+   * alone would replace years of history with almost nothing. So the live
+   * one is served only when it holds the team's past too (a raw history was
+   * uploaded into the ledger: POST …/features/history) or when nothing was
+   * imported; then the newer of the two wins (an imported snapshot published
+   * after the ledger's latest event or history).
+   */
+  private serving(): "imported" | "live" | null {
+    const imported = this.snapshot();
+    const live = this.live();
+    if (!live) return imported ? "imported" : null;
+    if (!imported) return "live";
+    if (!hasHistory(this.sql)) return "imported";
+    return imported.createdAt <= live.lastEventAt ? "live" : "imported";
+  }
+
   private currentTables(): FeatureTables | null {
-    const meta = this.snapshot();
-    if (!meta) return null;
-    if (this.tables?.snapshotId !== meta.snapshotId) {
+    const which = this.serving();
+    if (!which) return null;
+    const snapshotId = which === "live" ? this.live()?.snapshotId : this.snapshot()?.snapshotId;
+    if (!snapshotId) return null;
+    if (this.tables?.snapshotId !== snapshotId) {
+      const table = which === "live" ? "live_rows" : "rows";
       const rows = this.sql
-        .exec<{ kind: string; key: string; data: string }>("SELECT kind, key, data FROM rows")
+        .exec<{ kind: string; key: string; data: string }>(`SELECT kind, key, data FROM ${table}`)
         .toArray();
-      this.tables = { snapshotId: meta.snapshotId, tables: new FeatureTables(snapshotFromRows(rows)) };
+      this.tables = { snapshotId, tables: new FeatureTables(snapshotFromRows(rows)) };
     }
     return this.tables.tables;
+  }
+
+  /**
+   * The imported snapshot's embedding vectors, by platform id: the SVD is
+   * trained offline (FEATURES.md section 3), so a live snapshot carries the
+   * vectors the team's import has for the ids it knows; a user or channel new
+   * since then has none (its cosines are 0, as for any id without a vector).
+   * Rows that are not a snapshot's (a hand-made upload) give none.
+   */
+  private importedVectors(): LiveVectors {
+    const users = new Map<string, number[]>();
+    const channels = new Map<string, number[]>();
+    let dims = 0;
+    let cut: string | undefined;
+    try {
+      for (const r of this.sql
+        .exec<{ kind: string; key: string; data: string }>(
+          "SELECT kind, key, data FROM rows WHERE kind IN ('meta', 'user', 'channel')",
+        )
+        .toArray()) {
+        const data = JSON.parse(r.data) as { v?: unknown; dims?: unknown; embeddingCut?: unknown };
+        if (r.kind === "meta") {
+          if (typeof data.dims === "number") dims = data.dims;
+          if (typeof data.embeddingCut === "string") cut = data.embeddingCut;
+        } else if (Array.isArray(data.v) && data.v.every((x) => typeof x === "number")) {
+          (r.kind === "user" ? users : channels).set(r.key, data.v as number[]);
+        }
+      }
+    } catch (error) {
+      console.error("imported vectors unreadable; the live snapshot has none", error);
+      return { dims: 0, users: new Map(), channels: new Map() };
+    }
+    return { dims, ...(cut ? { cut } : {}), users, channels };
+  }
+
+  /** At most one rebuild per REC_LIVE_REBUILD_SECONDS: the first event after a rebuild sets it, the rest ride along. */
+  private async scheduleRebuild(now: number): Promise<void> {
+    const due = this.getMeta<{ rebuildAt?: number | null; sweepAt?: number | null }>("alarms") ?? {};
+    if (due.rebuildAt != null) return;
+    const seconds = wholeVarOr(
+      "REC_LIVE_REBUILD_SECONDS",
+      this.env.REC_LIVE_REBUILD_SECONDS,
+      LIVE_REBUILD_SECONDS,
+      24 * 3600,
+    );
+    const rebuildAt = now + seconds * 1000;
+    this.setMeta("alarms", { ...due, rebuildAt });
+    const alarm = await this.ctx.storage.getAlarm();
+    if (alarm === null || alarm > rebuildAt) await this.ctx.storage.setAlarm(rebuildAt);
+  }
+
+  private getMeta<T>(key: string): T | null {
+    const raw = this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0];
+    return raw ? (JSON.parse(raw.value) as T) : null;
+  }
+
+  private setMeta(key: string, value: unknown): void {
+    this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", key, JSON.stringify(value));
   }
 
   private async refresh(teamId: string): Promise<void> {

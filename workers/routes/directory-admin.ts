@@ -1,5 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
 import { z } from "zod";
+import { featureEventSender } from "../../platform/live-features-deps";
 import { mayAdminister, mayShareAcrossTeams } from "../../src/auth/policy";
 import {
   addMembers,
@@ -21,6 +22,7 @@ import {
   PROFILE_MAX,
   type ProfilePatch,
 } from "../../src/directory/writer";
+import { joinEvents, publishFeatureEvents } from "../../src/recommend/live-features";
 import { authorize } from "../auth";
 import { type AppContext, idempotencyOf } from "../http";
 import { issuesOf, readImport } from "../import-body";
@@ -268,7 +270,16 @@ export const directoryAdminRoutes = routes()
     // Adding another team's users: the same rule as sharing (see /share).
     if (body.team_id !== undefined && body.team_id !== teamId) await authorize(c, mayShareAcrossTeams);
     const channelId = c.req.param("channel");
-    return c.json(await addMembers(c.get("deps"), teamId, channelId, body.user_ids, body.team_id), 200);
+    const result = await addMembers(c.get("deps"), teamId, channelId, body.user_ids, body.team_id);
+    // Live features: each user actually added joined the channel now (a
+    // membership of the channel's own team; another team's users count in
+    // their team's features, which this write does not reach). Bulk imports
+    // restate a directory and are not joins: they send nothing.
+    if (body.team_id === undefined || body.team_id === teamId) {
+      const joins = joinEvents(teamId, channelId, result.added, c.get("deps").clock.now());
+      c.executionCtx.waitUntil(publishFeatureEvents(featureEventSender(c.env), joins));
+    }
+    return c.json(result, 200);
   })
   .openapi(removeMemberRoute, async (c) => {
     const teamId = await asAdmin(c);

@@ -2,8 +2,10 @@ import { createRoute } from "@hono/zod-openapi";
 import { z } from "zod";
 import { teamCacheAccess } from "../../durable-objects/gateway/access";
 import { topicPublisher } from "../../platform/deps";
+import { featureEventSender } from "../../platform/live-features-deps";
 import { notFound } from "../../src/errors";
 import { MAX_MENTIONS, MAX_TEXT_LENGTH, postMessage } from "../../src/realtime/messages";
+import { messageEvent, publishFeatureEvents } from "../../src/recommend/live-features";
 import { bearer, bodyOf, errors, json, jsonRequest, pathId, routes } from "../openapi";
 
 // POST /v1/channels/:channel/messages: the producer side of real-time
@@ -37,9 +39,16 @@ export const messageRoutes = routes().openapi(post, async (c) => {
   if (!ChannelId.test(channelId)) throw notFound(`channel ${channelId} not found`);
   const body = await bodyOf(c, post);
   const { team, user } = c.get("identity");
+  const now = c.get("deps").clock.now();
   const posted = await postMessage(
     { access: teamCacheAccess(c.env), publisher: topicPublisher(c.env) },
-    { team, user, channelId, text: body.text, mentions: body.mentions, now: c.get("deps").clock.now() },
+    { team, user, channelId, text: body.text, mentions: body.mentions, now },
   );
+  // Live features: the post, as ids and a time (never its text), after it
+  // succeeded. Sent in waitUntil, not awaited: the queue send is another
+  // round trip the poster and the realtime bench would wait for, and a lost
+  // event costs a feature one count, never the post.
+  const event = messageEvent({ team, user, channel: channelId, mentions: body.mentions, ...posted, ts: now });
+  c.executionCtx.waitUntil(publishFeatureEvents(featureEventSender(c.env), [event]));
   return c.json(posted, 201);
 });

@@ -1,0 +1,260 @@
+import {
+  eventRows,
+  type FeatureEvent,
+  type LiveActivity,
+  type LiveHour,
+  type LiveInteraction,
+  type LiveRows,
+} from "../../src/recommend/live-rows";
+
+// A team's activity ledger: the platform's own events as the dataset's raw
+// rows (src/recommend/live-rows.ts eventRows), summed per (day, user,
+// channel), (day, user, other, kind) and (day, user, hour) in the team's
+// RecStore SQLite. Queues deliver at least once, so every event id is
+// remembered and an id seen before adds nothing. Ids are kept SEEN_TTL_MS,
+// far longer than a message can wait in the queue (max_retries x back-off).
+//
+// An imported history (src/recommend/live-history.ts) is the same three
+// tables, kept apart (hist_*) so that an upload replaces the previous one
+// whole without touching live events; a rebuild reads both.
+
+export const SEEN_TTL_MS = 14 * 24 * 3600 * 1000;
+
+type Sql = SqlStorage;
+
+export function migrateLedger(sql: Sql): void {
+  sql.exec(`
+    CREATE TABLE IF NOT EXISTS live_seen (id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS live_seen_at ON live_seen (at);
+    CREATE TABLE IF NOT EXISTS live_activity (
+      day INTEGER NOT NULL, user TEXT NOT NULL, channel TEXT NOT NULL, commits INTEGER NOT NULL,
+      PRIMARY KEY (day, user, channel)) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS live_interactions (
+      day INTEGER NOT NULL, user TEXT NOT NULL, other TEXT NOT NULL, kind TEXT NOT NULL, count INTEGER NOT NULL,
+      PRIMARY KEY (day, user, other, kind)) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS live_hours (
+      day INTEGER NOT NULL, user TEXT NOT NULL, hour INTEGER NOT NULL, commits INTEGER NOT NULL,
+      PRIMARY KEY (day, user, hour)) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS hist_activity (
+      day INTEGER NOT NULL, user TEXT NOT NULL, channel TEXT NOT NULL, commits INTEGER NOT NULL,
+      PRIMARY KEY (day, user, channel)) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS hist_interactions (
+      day INTEGER NOT NULL, user TEXT NOT NULL, other TEXT NOT NULL, kind TEXT NOT NULL, count INTEGER NOT NULL,
+      PRIMARY KEY (day, user, other, kind)) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS hist_hours (
+      day INTEGER NOT NULL, user TEXT NOT NULL, hour INTEGER NOT NULL, commits INTEGER NOT NULL,
+      PRIMARY KEY (day, user, hour)) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS hist_uploads (upload TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS hist_stage (
+      upload TEXT NOT NULL, tbl TEXT NOT NULL, day INTEGER NOT NULL, user TEXT NOT NULL,
+      other TEXT NOT NULL, kind TEXT NOT NULL, n INTEGER NOT NULL);
+    CREATE INDEX IF NOT EXISTS hist_stage_upload ON hist_stage (upload);
+  `);
+}
+
+/** An upload abandoned this long ago (a crashed import) is swept. */
+const UPLOAD_TTL_MS = 24 * 3600 * 1000;
+
+export function beginHistory(sql: Sql, upload: string, now: number): void {
+  sql.exec("INSERT INTO hist_uploads (upload, at) VALUES (?, ?)", upload, now);
+}
+
+/** Stages rows of an upload (not read by anything until published). */
+export function appendHistory(sql: Sql, upload: string, rows: LiveRows): void {
+  if (sql.exec("SELECT 1 FROM hist_uploads WHERE upload = ?", upload).toArray().length === 0) {
+    throw new Error(`no history upload ${upload}`);
+  }
+  const staged: Array<[string, number, string, string, string, number]> = [
+    ...rows.activity.map((r): [string, number, string, string, string, number] => [
+      "a",
+      r.day,
+      r.user,
+      r.channel,
+      "",
+      r.commits,
+    ]),
+    ...rows.interactions.map((r): [string, number, string, string, string, number] => [
+      "i",
+      r.day,
+      r.user,
+      r.other,
+      r.kind,
+      r.count,
+    ]),
+    ...rows.hours.map((r): [string, number, string, string, string, number] => [
+      "h",
+      r.day,
+      r.user,
+      String(r.hour),
+      "",
+      r.commits,
+    ]),
+  ];
+  for (let i = 0; i < staged.length; i += 5_000) {
+    sql.exec(
+      `INSERT INTO hist_stage (upload, tbl, day, user, other, kind, n)
+       SELECT ?, j.value->>0, j.value->>1, j.value->>2, j.value->>3, j.value->>4, j.value->>5 FROM json_each(?) AS j`,
+      upload,
+      JSON.stringify(staged.slice(i, i + 5_000)),
+    );
+  }
+}
+
+/** Replaces the history with a staged upload, summed per key. Call inside one transaction. */
+export function publishHistory(sql: Sql, upload: string): number {
+  if (sql.exec("SELECT 1 FROM hist_uploads WHERE upload = ?", upload).toArray().length === 0) {
+    throw new Error(`no history upload ${upload}`);
+  }
+  sql.exec("DELETE FROM hist_activity");
+  sql.exec("DELETE FROM hist_interactions");
+  sql.exec("DELETE FROM hist_hours");
+  let rows = 0;
+  rows += sql.exec(
+    `INSERT INTO hist_activity (day, user, channel, commits)
+     SELECT day, user, other, SUM(n) FROM hist_stage WHERE upload = ? AND tbl = 'a' GROUP BY day, user, other`,
+    upload,
+  ).rowsWritten;
+  rows += sql.exec(
+    `INSERT INTO hist_interactions (day, user, other, kind, count)
+     SELECT day, user, other, kind, SUM(n) FROM hist_stage WHERE upload = ? AND tbl = 'i' GROUP BY day, user, other, kind`,
+    upload,
+  ).rowsWritten;
+  rows += sql.exec(
+    `INSERT INTO hist_hours (day, user, hour, commits)
+     SELECT day, user, CAST(other AS INTEGER), SUM(n) FROM hist_stage WHERE upload = ? AND tbl = 'h' GROUP BY day, user, other`,
+    upload,
+  ).rowsWritten;
+  discardHistory(sql, upload);
+  return rows;
+}
+
+export function discardHistory(sql: Sql, upload: string): void {
+  sql.exec("DELETE FROM hist_stage WHERE upload = ?", upload);
+  sql.exec("DELETE FROM hist_uploads WHERE upload = ?", upload);
+}
+
+/** Drops uploads abandoned for a day (a crash between begin and publish). */
+export function sweepUploads(sql: Sql, now: number): void {
+  for (const { upload } of sql
+    .exec<{ upload: string }>("SELECT upload FROM hist_uploads WHERE at < ?", now - UPLOAD_TTL_MS)
+    .toArray()) {
+    discardHistory(sql, upload);
+  }
+}
+
+export interface IngestOutcome {
+  /** Events counted now. */
+  added: number;
+  /** Events already counted (a redelivery). */
+  duplicates: number;
+}
+
+/** Adds events to the ledger, each id once. Call inside one transaction: the rows and the ids commit together. */
+export function ingest(sql: Sql, events: readonly FeatureEvent[], now: number): IngestOutcome {
+  let added = 0;
+  let duplicates = 0;
+  for (const e of events) {
+    const fresh = sql.exec("INSERT OR IGNORE INTO live_seen (id, at) VALUES (?, ?)", e.id, now).rowsWritten > 0;
+    if (!fresh) {
+      duplicates++;
+      continue;
+    }
+    added++;
+    const rows = eventRows(e);
+    for (const r of rows.activity) {
+      sql.exec(
+        `INSERT INTO live_activity (day, user, channel, commits) VALUES (?, ?, ?, ?)
+         ON CONFLICT (day, user, channel) DO UPDATE SET commits = commits + excluded.commits`,
+        r.day,
+        r.user,
+        r.channel,
+        r.commits,
+      );
+    }
+    for (const r of rows.interactions) {
+      sql.exec(
+        `INSERT INTO live_interactions (day, user, other, kind, count) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (day, user, other, kind) DO UPDATE SET count = count + excluded.count`,
+        r.day,
+        r.user,
+        r.other,
+        r.kind,
+        r.count,
+      );
+    }
+    for (const r of rows.hours) {
+      sql.exec(
+        `INSERT INTO live_hours (day, user, hour, commits) VALUES (?, ?, ?, ?)
+         ON CONFLICT (day, user, hour) DO UPDATE SET commits = commits + excluded.commits`,
+        r.day,
+        r.user,
+        r.hour,
+        r.commits,
+      );
+    }
+  }
+  return { added, duplicates };
+}
+
+/** Every row a rebuild reads: live events (`live`) or the imported history (`hist`). */
+export function ledgerRows(sql: Sql, prefix: "live" | "hist" = "live"): LiveRows {
+  const num = (v: unknown) => Number(v);
+  return {
+    activity: sql
+      .exec<{ day: number; user: string; channel: string; commits: number }>(
+        `SELECT day, user, channel, commits FROM ${prefix}_activity`,
+      )
+      .toArray()
+      .map((r): LiveActivity => ({ day: num(r.day), user: r.user, channel: r.channel, commits: num(r.commits) })),
+    interactions: sql
+      .exec<{ day: number; user: string; other: string; kind: string; count: number }>(
+        `SELECT day, user, other, kind, count FROM ${prefix}_interactions`,
+      )
+      .toArray()
+      .map(
+        (r): LiveInteraction => ({ day: num(r.day), user: r.user, other: r.other, kind: r.kind, count: num(r.count) }),
+      ),
+    hours: sql
+      .exec<{ day: number; user: string; hour: number; commits: number }>(
+        `SELECT day, user, hour, commits FROM ${prefix}_hours`,
+      )
+      .toArray()
+      .map((r): LiveHour => ({ day: num(r.day), user: r.user, hour: num(r.hour), commits: num(r.commits) })),
+  };
+}
+
+export interface LedgerCounts {
+  events: number;
+  activity: number;
+  interactions: number;
+  hours: number;
+  /** Rows of the imported history. */
+  history: number;
+}
+
+export function ledgerCounts(sql: Sql): LedgerCounts {
+  const count = (table: string) => Number(sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`).one().n);
+  return {
+    events: count("live_seen"),
+    activity: count("live_activity"),
+    interactions: count("live_interactions"),
+    hours: count("live_hours"),
+    history: count("hist_activity") + count("hist_interactions") + count("hist_hours"),
+  };
+}
+
+/** Whether a raw history was uploaded (one indexed probe per table: read on every request). */
+export function hasHistory(sql: Sql): boolean {
+  return (
+    sql
+      .exec(
+        "SELECT 1 FROM hist_activity UNION ALL SELECT 1 FROM hist_interactions UNION ALL SELECT 1 FROM hist_hours LIMIT 1",
+      )
+      .toArray().length > 0
+  );
+}
+
+/** Forgets event ids older than SEEN_TTL_MS (their rows stay). */
+export function sweepSeen(sql: Sql, now: number): number {
+  return sql.exec("DELETE FROM live_seen WHERE at < ?", now - SEEN_TTL_MS).rowsWritten;
+}

@@ -1,0 +1,42 @@
+import type { LiveFeatureStore } from "../src/recommend/live-features";
+import type { HistoryPorts } from "../src/recommend/live-history";
+import type { FeatureEvent } from "../src/recommend/live-rows";
+import { recStoreOf, teamCacheOf } from "./stubs";
+
+// Live features' ports from env: the team's RecStore (named by the team, so
+// one team's events and ledger never reach another's object) and the
+// feature-events queue.
+
+export function liveFeatureStore(env: Pick<Env, "REC_STORE" | "TEAM_CACHE">): LiveFeatureStore {
+  return {
+    ingest: (team, events) => recStoreOf(env, team).ingestEvents(team, events),
+    rebuild: (team) => recStoreOf(env, team).rebuildNow(team),
+    // The profiles' zones from the team's edge cache, read as the first
+    // poster (an active member sees the team's people; one who is no more
+    // gets an error, and the hours stay UTC).
+    zones: async (team, users) => {
+      const r = await teamCacheOf(env, team).lookup(team, users[0] as string, users, []);
+      if (!r.ok) throw new Error(`team cache lookup: ${r.code}`);
+      return new Map(r.value.users.filter((u) => u.tz).map((u) => [u.id, u.tz]));
+    },
+  };
+}
+
+/** At most 100 messages per sendBatch (Queues' limit); a message post or a join sends one or a few. */
+export function featureEventSender(env: Pick<Env, "FEATURE_EVENTS">): (events: FeatureEvent[]) => Promise<void> {
+  return async (events) => {
+    for (let i = 0; i < events.length; i += 100) {
+      await env.FEATURE_EVENTS.sendBatch(events.slice(i, i + 100).map((body) => ({ body })));
+    }
+  };
+}
+
+/** The team's RecStore as the history import writes to it. */
+export function historyPorts(env: Pick<Env, "REC_STORE">): HistoryPorts {
+  return {
+    begin: (team) => recStoreOf(env, team).beginHistory(),
+    append: (team, upload, rows) => recStoreOf(env, team).appendHistory(upload, rows),
+    publish: (team, upload) => recStoreOf(env, team).publishHistory(team, upload),
+    discard: (team, upload) => recStoreOf(env, team).discardHistory(upload),
+  };
+}

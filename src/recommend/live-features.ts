@@ -1,0 +1,211 @@
+import { isoOf } from "../datasets/collab";
+import {
+  FEATURE_EVENT_VERSION,
+  type FeatureEvent,
+  isId,
+  type JoinFeatureEvent,
+  MAX_EVENT_TARGETS,
+  type MessageFeatureEvent,
+  parseFeatureEvent,
+} from "./live-rows";
+
+// Live features, the use cases around the ledger (live-rows.ts is the
+// mapping): the producers' events, the feature-events consumer's routing by
+// team, and the admin rebuild. The ledger and the rebuild live in the team's
+// RecStore object; these functions only see it through ports.
+
+/** The snapshot a team's ledger was last built into. */
+export interface LiveSnapshotMeta {
+  snapshotId: string;
+  /** The cut: the day after the ledger's latest row (days since 1970-01-01). */
+  cut: number;
+  rows: number;
+  users: number;
+  channels: number;
+  /** When it was built, and when the newest event it holds was counted (ms since the epoch). */
+  builtAt: number;
+  lastEventAt: number;
+  /** Milliseconds the build and write took. */
+  ms: number;
+}
+
+export interface LiveIngest {
+  added: number;
+  duplicates: number;
+  /** Events naming another team (refused). */
+  foreign: number;
+}
+
+/** A team's RecStore, as the consumer and the rebuild route use it. */
+export interface LiveFeatureStore {
+  ingest(team: string, events: FeatureEvent[]): Promise<LiveIngest>;
+  /**
+   * The IANA time zones of these users (their profiles), as far as known;
+   * the consumer asks once per team and batch, off the request path, for
+   * events whose producer did not have the poster's zone.
+   */
+  zones?(team: string, users: string[]): Promise<ReadonlyMap<string, string>>;
+  rebuild(team: string): Promise<{ live: LiveSnapshotMeta | null; serving: "imported" | "live" | null }>;
+}
+
+// --- producers ----------------------------------------------------------------
+
+/** A message posted in a channel, as a feature event; its id is the message's place in the channel's topic. */
+export function messageEvent(m: {
+  team: string;
+  user: string;
+  channel: string;
+  mentions: readonly string[];
+  topic: string;
+  seq: number;
+  ts: number;
+  tz?: string;
+}): MessageFeatureEvent {
+  const e: MessageFeatureEvent = {
+    v: FEATURE_EVENT_VERSION,
+    id: `msg:${m.team}:${m.topic}:${m.seq}`,
+    team: m.team,
+    user: m.user,
+    ts: m.ts,
+    type: "message",
+    channel: m.channel,
+    // A mention that is no user id cannot be a partner; dropped here, so the event stays valid.
+    mentions: [...new Set(m.mentions)].filter((x) => isId(x) && x !== m.user).slice(0, MAX_EVENT_TARGETS),
+  };
+  if (m.tz) e.tz = m.tz;
+  return e;
+}
+
+/** Users added to a channel by a membership write, one join each (the write's time names the events). */
+export function joinEvents(team: string, channel: string, users: readonly string[], ts: number): JoinFeatureEvent[] {
+  return users.map((user) => ({
+    v: FEATURE_EVENT_VERSION,
+    id: `join:${team}:${channel}:${user}:${ts}`,
+    team,
+    user,
+    ts,
+    type: "join",
+    channel,
+  }));
+}
+
+/**
+ * Sends events after the write they describe succeeded. A failed send is
+ * logged, never the caller's failure: the write is done, and features are
+ * counts that one lost event moves by one.
+ */
+export async function publishFeatureEvents(
+  send: (events: FeatureEvent[]) => Promise<void>,
+  events: FeatureEvent[],
+): Promise<void> {
+  if (events.length === 0) return;
+  try {
+    await send(events);
+  } catch (error) {
+    console.error(`feature-events: ${events.length} event(s) not sent`, error);
+  }
+}
+
+// --- the consumer -------------------------------------------------------------
+
+export interface QueuedEvent {
+  id: string;
+  body: unknown;
+}
+
+export interface ConsumeOutcome {
+  /** Queue message ids to acknowledge (counted, duplicates, and bad bodies: those can never succeed). */
+  ack: string[];
+  /** Queue message ids whose team's store failed: delivered again. */
+  retry: string[];
+  dropped: number;
+  added: number;
+  duplicates: number;
+}
+
+/**
+ * Routes a batch by each event's own team to that team's store: a bad body is
+ * dropped with a log line (retrying cannot fix it), a team whose store fails
+ * is retried whole (its events are idempotent by id).
+ */
+export async function consumeFeatureEvents(
+  messages: readonly QueuedEvent[],
+  store: LiveFeatureStore,
+): Promise<ConsumeOutcome> {
+  const out: ConsumeOutcome = { ack: [], retry: [], dropped: 0, added: 0, duplicates: 0 };
+  const byTeam = new Map<string, Array<{ id: string; event: FeatureEvent }>>();
+  for (const m of messages) {
+    const parsed = parseFeatureEvent(m.body);
+    if (!parsed.ok) {
+      console.error(`feature-events: dropping message ${m.id}: ${parsed.reason}`);
+      out.dropped++;
+      out.ack.push(m.id);
+      continue;
+    }
+    const list = byTeam.get(parsed.event.team) ?? [];
+    list.push({ id: m.id, event: parsed.event });
+    byTeam.set(parsed.event.team, list);
+  }
+  await Promise.all(
+    [...byTeam].map(async ([team, list]) => {
+      try {
+        await withZones(store, team, list);
+        const r = await store.ingest(
+          team,
+          list.map((x) => x.event),
+        );
+        out.added += r.added;
+        out.duplicates += r.duplicates;
+        for (const x of list) out.ack.push(x.id);
+      } catch (error) {
+        console.error(`feature-events: team ${team}'s store failed; retrying ${list.length}`, error);
+        for (const x of list) out.retry.push(x.id);
+      }
+    }),
+  );
+  return out;
+}
+
+/**
+ * Sets the poster's zone on message and DM events that have none (the
+ * message route does not read profiles: that would cost the post a lookup).
+ * A failed lookup leaves the UTC hour (logged): the event still counts.
+ */
+async function withZones(store: LiveFeatureStore, team: string, list: Array<{ event: FeatureEvent }>): Promise<void> {
+  if (!store.zones) return;
+  const posters = [...new Set(list.filter((x) => x.event.type !== "join" && !x.event.tz).map((x) => x.event.user))];
+  if (posters.length === 0) return;
+  let zones: ReadonlyMap<string, string>;
+  try {
+    zones = await store.zones(team, posters);
+  } catch (error) {
+    console.error(`feature-events: time zones of team ${team} unavailable; UTC hours`, error);
+    return;
+  }
+  for (const { event } of list) {
+    const tz = zones.get(event.user);
+    if (event.type !== "join" && !event.tz && tz) event.tz = tz;
+  }
+}
+
+// --- the rebuild route ----------------------------------------------------------
+
+/** POST /v1/admin/teams/:team/features/rebuild: builds the team's live snapshot now. */
+export async function rebuildLiveFeatures(store: LiveFeatureStore, team: string) {
+  const { live, serving } = await store.rebuild(team);
+  return {
+    live: live
+      ? {
+          snapshot_id: live.snapshotId,
+          cut: isoOf(live.cut),
+          rows: live.rows,
+          users: live.users,
+          channels: live.channels,
+          built_at: new Date(live.builtAt).toISOString(),
+          last_event_at: new Date(live.lastEventAt).toISOString(),
+          ms: live.ms,
+        }
+      : null,
+    serving,
+  };
+}

@@ -1,0 +1,335 @@
+import { buildSnapshot, type FeatureSnapshot } from "./features/snapshot";
+
+// The one definition of "a platform event is a row of the collaboration
+// dataset" (training/FEATURES.md, "Live traffic"). The offline pipeline reads
+// activity (day, user, channel, commits), interactions (day, user, other,
+// kind, count) and hours (day, user, local_hour, commits) rows; the platform's
+// own events are turned into exactly those rows here, aggregated in the
+// team's ledger (durable-objects/rec-store/live-ledger.ts) and built into a
+// feature snapshot by the same code that builds an imported one
+// (features/snapshot.ts buildSnapshot). Pure: no bindings, no I/O.
+//
+// | event                                   | rows                                                     |
+// | a message in a channel                  | activity (day, poster, channel, commits 1);             |
+// |                                         | hours (day, poster, local hour, commits 1);              |
+// |                                         | interaction (day, poster, each mentioned user, "mention", 1) |
+// |                                         | and (…, the author replied to, "reply", 1)               |
+// | a direct message                        | hours (day, poster, local hour, 1); interaction          |
+// |                                         | (day, poster, each recipient, "dm", 1); no activity row  |
+// | a user joins a channel                  | activity (day, user, channel, commits 0)                 |
+// | a recommendation click, a leave         | nothing (FEATURES.md says why)                           |
+//
+// "commits" counts messages for live traffic. Days are UTC days (as in the
+// dataset); the local hour is in the event's `tz` (set by the producer, or by
+// the consumer from the poster's profile), else UTC.
+
+/** Event format version; a consumer drops any other (logged). */
+export const FEATURE_EVENT_VERSION = 1;
+
+/** Platform ids: what the directory accepts (and never a space: feature row keys join ids with one). */
+const ID = /^[A-Za-z0-9_-]{1,40}$/;
+/** Event ids are the producer's (idempotency keys): printable, no spaces. */
+const EVENT_ID = /^[A-Za-z0-9_:.@-]{1,200}$/;
+export const MAX_EVENT_TARGETS = 100;
+
+interface EventBase {
+  v: 1;
+  /** Unique per event: the same event delivered again is counted once (at-least-once delivery). */
+  id: string;
+  team: string;
+  /** The poster / the user who joined. */
+  user: string;
+  /** Milliseconds since the epoch, when the platform accepted it. */
+  ts: number;
+}
+
+export interface MessageFeatureEvent extends EventBase {
+  type: "message";
+  channel: string;
+  mentions: string[];
+  /** The author of the message this one replies to, when it is a reply. */
+  replyTo?: string;
+  /** The poster's IANA time zone, when the producer has it (else the hour is UTC's). */
+  tz?: string;
+}
+
+export interface DirectFeatureEvent extends EventBase {
+  type: "direct";
+  /** The other members of the DM or group DM. */
+  to: string[];
+  tz?: string;
+}
+
+export interface JoinFeatureEvent extends EventBase {
+  type: "join";
+  channel: string;
+}
+
+export type FeatureEvent = MessageFeatureEvent | DirectFeatureEvent | JoinFeatureEvent;
+
+export interface LiveActivity {
+  day: number;
+  user: string;
+  channel: string;
+  commits: number;
+}
+
+export interface LiveInteraction {
+  day: number;
+  user: string;
+  other: string;
+  kind: string;
+  count: number;
+}
+
+export interface LiveHour {
+  day: number;
+  user: string;
+  hour: number;
+  commits: number;
+}
+
+/** Raw collaboration rows with platform ids: the dataset's three tables. */
+export interface LiveRows {
+  activity: LiveActivity[];
+  interactions: LiveInteraction[];
+  hours: LiveHour[];
+}
+
+export const emptyRows = (): LiveRows => ({ activity: [], interactions: [], hours: [] });
+
+/** The UTC day (days since 1970-01-01) of a time in milliseconds. */
+export const utcDay = (ms: number): number => Math.floor(ms / 86_400_000);
+
+const hourFormats = new Map<string, Intl.DateTimeFormat>();
+
+/** The local hour (0-23) at `ms` in `tz`; UTC when `tz` is absent or not a time zone this runtime knows. */
+export function localHour(ms: number, tz?: string): number {
+  if (tz) {
+    let f = hourFormats.get(tz);
+    if (!f) {
+      try {
+        f = new Intl.DateTimeFormat("en-US", { timeZone: tz, hour: "numeric", hourCycle: "h23" });
+      } catch {
+        f = undefined;
+      }
+      if (f && hourFormats.size < 1000) hourFormats.set(tz, f);
+    }
+    const hour = f ? Number(f.formatToParts(new Date(ms)).find((p) => p.type === "hour")?.value) : Number.NaN;
+    if (Number.isInteger(hour) && hour >= 0 && hour <= 23) return hour;
+  }
+  return new Date(ms).getUTCHours();
+}
+
+/** The rows one event stands for (FEATURES.md "Live traffic"); self-mentions are dropped as the pipeline drops a == b. */
+export function eventRows(e: FeatureEvent): LiveRows {
+  const day = utcDay(e.ts);
+  const rows = emptyRows();
+  const interact = (others: readonly string[], kind: string) => {
+    for (const other of new Set(others)) {
+      if (other !== e.user) rows.interactions.push({ day, user: e.user, other, kind, count: 1 });
+    }
+  };
+  switch (e.type) {
+    case "message":
+      rows.activity.push({ day, user: e.user, channel: e.channel, commits: 1 });
+      rows.hours.push({ day, user: e.user, hour: localHour(e.ts, e.tz), commits: 1 });
+      interact(e.mentions, "mention");
+      if (e.replyTo) interact([e.replyTo], "reply");
+      break;
+    case "direct":
+      rows.hours.push({ day, user: e.user, hour: localHour(e.ts, e.tz), commits: 1 });
+      interact(e.to, "dm");
+      break;
+    case "join":
+      rows.activity.push({ day, user: e.user, channel: e.channel, commits: 0 });
+      break;
+  }
+  return rows;
+}
+
+export type EventCheck = { ok: true; event: FeatureEvent } | { ok: false; reason: string };
+
+/** Whether a value is an id an event may carry (what the directory accepts). */
+export const isId = (v: unknown): v is string => typeof v === "string" && ID.test(v);
+const ids = (v: unknown): string[] | null =>
+  Array.isArray(v) && v.length <= MAX_EVENT_TARGETS && v.every(isId) ? [...v] : null;
+
+/**
+ * A queue message's body as an event, or why it is not one. Checked whole: a
+ * body that fails here can never succeed, so the consumer drops it (logged)
+ * instead of retrying it.
+ */
+export function parseFeatureEvent(body: unknown): EventCheck {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return { ok: false, reason: "not an object" };
+  const b = body as Record<string, unknown>;
+  if (b.v !== FEATURE_EVENT_VERSION) return { ok: false, reason: `unknown version ${String(b.v)}` };
+  if (typeof b.id !== "string" || !EVENT_ID.test(b.id)) return { ok: false, reason: "bad id" };
+  if (!isId(b.team)) return { ok: false, reason: "bad team" };
+  if (!isId(b.user)) return { ok: false, reason: "bad user" };
+  // 2000-01-01 .. 2100-01-01: a time outside is a producer bug, not an event.
+  if (typeof b.ts !== "number" || !Number.isInteger(b.ts) || b.ts < 946_684_800_000 || b.ts >= 4_102_444_800_000) {
+    return { ok: false, reason: "bad ts" };
+  }
+  const tz = b.tz === undefined ? undefined : typeof b.tz === "string" && b.tz.length <= 64 ? b.tz : null;
+  if (tz === null) return { ok: false, reason: "bad tz" };
+  const base = { v: 1 as const, id: b.id, team: b.team, user: b.user, ts: b.ts };
+  switch (b.type) {
+    case "message": {
+      const mentions = ids(b.mentions ?? []);
+      if (!isId(b.channel) || !mentions) return { ok: false, reason: "bad message" };
+      if (b.replyTo !== undefined && !isId(b.replyTo)) return { ok: false, reason: "bad replyTo" };
+      const e: MessageFeatureEvent = { ...base, type: "message", channel: b.channel, mentions };
+      if (b.replyTo !== undefined) e.replyTo = b.replyTo as string;
+      if (tz !== undefined) e.tz = tz;
+      return { ok: true, event: e };
+    }
+    case "direct": {
+      const to = ids(b.to);
+      if (!to || to.length === 0) return { ok: false, reason: "bad direct message" };
+      const e: DirectFeatureEvent = { ...base, type: "direct", to };
+      if (tz !== undefined) e.tz = tz;
+      return { ok: true, event: e };
+    }
+    case "join":
+      if (!isId(b.channel)) return { ok: false, reason: "bad join" };
+      return { ok: true, event: { ...base, type: "join", channel: b.channel } };
+    default:
+      return { ok: false, reason: `unknown type ${String(b.type).slice(0, 40)}` };
+  }
+}
+
+// --- ids: the import path's order ----------------------------------------------
+
+/**
+ * Ids in the order "ties by the smaller id" means (FEATURES.md section 1: ids
+ * compare as integers when every id of that kind is an integer, otherwise as
+ * strings). A platform id `U<n>` / `C<n>` is how an import names dataset id n
+ * (src/datasets/collab.ts userIdOf, channelIdOf), so when every id of a kind
+ * is one letter prefix and a canonical integer, they are ordered by n: the
+ * order the import path gives the same rows. Otherwise by string (code unit)
+ * order, as Python's sorted() orders ASCII ids.
+ */
+export function orderIds(list: Iterable<string>): string[] {
+  const all = [...new Set(list)];
+  const parsed = all.map((id) => /^([A-Za-z]*)(0|[1-9][0-9]{0,14})$/.exec(id));
+  const prefix = parsed[0]?.[1];
+  if (parsed.every((m) => m !== null && m[1] === prefix)) {
+    const n = (id: string) => Number(id.slice(prefix?.length ?? 0));
+    return all.sort((a, b) => n(a) - n(b));
+  }
+  return all.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+// --- the snapshot -------------------------------------------------------------
+
+/** Embedding vectors by platform id (trained offline; the live path never recomputes the SVD). */
+export interface LiveVectors {
+  dims: number;
+  cut?: string;
+  users: ReadonlyMap<string, readonly number[]>;
+  channels: ReadonlyMap<string, readonly number[]>;
+}
+
+/**
+ * The feature snapshot of raw rows with platform ids at `cut`: the rows are
+ * numbered in orderIds order and handed to buildSnapshot, the import path's
+ * builder, so the live path and the import path give the same snapshot for
+ * the same rows (test/node/live-features.test.ts checks it on rails-collab).
+ */
+export function buildLiveSnapshot(
+  name: string,
+  rows: LiveRows,
+  cut: number,
+  vectors: LiveVectors = { dims: 0, users: new Map(), channels: new Map() },
+): FeatureSnapshot {
+  const userIds = orderIds([
+    ...rows.activity.map((r) => r.user),
+    ...rows.interactions.flatMap((r) => [r.user, r.other]),
+    ...rows.hours.map((r) => r.user),
+  ]);
+  const channelIds = orderIds(rows.activity.map((r) => r.channel));
+  const ui = new Map(userIds.map((id, i) => [id, i]));
+  const ci = new Map(channelIds.map((id, i) => [id, i]));
+  const u = (id: string) => ui.get(id) as number;
+  const c = (id: string) => ci.get(id) as number;
+  const keyed = (ids: readonly string[], m: ReadonlyMap<string, readonly number[]>) => {
+    const out: Record<string, readonly number[]> = {};
+    ids.forEach((id, i) => {
+      const v = m.get(id);
+      if (v && v.length === vectors.dims) out[String(i)] = v;
+    });
+    return out;
+  };
+  return buildSnapshot(
+    {
+      name,
+      channels: [],
+      activity: rows.activity.map((r) => ({
+        day: r.day,
+        user: u(r.user),
+        channel: c(r.channel),
+        commits: r.commits,
+        files: 0,
+      })),
+      interactions: rows.interactions.map((r) => ({
+        day: r.day,
+        user: u(r.user),
+        other: u(r.other),
+        kind: r.kind,
+        count: r.count,
+      })),
+      hours: rows.hours.map((r) => ({ day: r.day, user: u(r.user), hour: r.hour, commits: r.commits })),
+    },
+    cut,
+    {
+      dims: vectors.dims,
+      ...(vectors.cut ? { cut: vectors.cut } : {}),
+      users: keyed(userIds, vectors.users),
+      channels: keyed(channelIds, vectors.channels),
+    },
+    { user: (i) => userIds[i] as string, channel: (i) => channelIds[i] as string },
+  );
+}
+
+/**
+ * Rows summed per key, as the ledger keeps them: activity per (day, user,
+ * channel), interactions per (day, user, other, kind), hours per (day, user,
+ * hour). buildSnapshot sums and counts distinct days the same either way, so
+ * aggregating first changes no feature (the parity test checks it).
+ */
+export function aggregateRows(batches: Iterable<LiveRows>): LiveRows {
+  const activity = new Map<string, LiveActivity>();
+  const interactions = new Map<string, LiveInteraction>();
+  const hours = new Map<string, LiveHour>();
+  for (const b of batches) {
+    for (const r of b.activity) {
+      const k = `${r.day} ${r.user} ${r.channel}`;
+      const known = activity.get(k);
+      if (known) known.commits += r.commits;
+      else activity.set(k, { ...r });
+    }
+    for (const r of b.interactions) {
+      const k = `${r.day} ${r.user} ${r.other} ${r.kind}`;
+      const known = interactions.get(k);
+      if (known) known.count += r.count;
+      else interactions.set(k, { ...r });
+    }
+    for (const r of b.hours) {
+      const k = `${r.day} ${r.user} ${r.hour}`;
+      const known = hours.get(k);
+      if (known) known.commits += r.commits;
+      else hours.set(k, { ...r });
+    }
+  }
+  return { activity: [...activity.values()], interactions: [...interactions.values()], hours: [...hours.values()] };
+}
+
+/** The cut a ledger's snapshot is built at: the day after its latest row (null for no rows). */
+export function liveCut(rows: LiveRows): number | null {
+  let last = Number.NEGATIVE_INFINITY;
+  for (const r of rows.activity) last = Math.max(last, r.day);
+  for (const r of rows.interactions) last = Math.max(last, r.day);
+  for (const r of rows.hours) last = Math.max(last, r.day);
+  return Number.isFinite(last) ? last + 1 : null;
+}

@@ -1,0 +1,421 @@
+import {
+  createExecutionContext,
+  createMessageBatch,
+  env,
+  getQueueResult,
+  runDurableObjectAlarm,
+  runInDurableObject,
+} from "cloudflare:test";
+import { beforeAll, describe, expect, it } from "vitest";
+import { type CollabDataset, channelIdOf, isoOf, userIdOf } from "../../src/datasets/collab";
+import { fromBlock } from "../../src/recommend/candidate-block";
+import { buildSnapshot, snapshotToRows } from "../../src/recommend/features/index";
+import { joinEvents } from "../../src/recommend/live-features";
+import worker from "../../workers/index";
+import { api, eventually, newTeam, ok, platformToken, token } from "./client";
+
+// Live features inside workerd: messages posted and channels joined through
+// the real routes reach the feature-events queue, its consumer sums them in
+// the team's RecStore ledger, a rebuild (the route, or the coalescing alarm)
+// turns the ledger into a snapshot, and both the features of a candidate and
+// the served ranking of POST /v1/recommend change. Events count once by id,
+// stay in their own team, and bad ones are dropped, never retried.
+
+const workerEnv = env as unknown as Env;
+const recStore = (team: string) => env.REC_STORE.get(env.REC_STORE.idFromName(team));
+
+interface Ledger {
+  activity: Array<{ day: number; user: string; channel: string; commits: number }>;
+  interactions: Array<{ user: string; other: string; kind: string; count: number }>;
+}
+
+async function ledgerOf(team: string): Promise<Ledger> {
+  return runInDurableObject(recStore(team), (_i, state) => ({
+    activity: state.storage.sql
+      .exec<{ day: number; user: string; channel: string; commits: number }>(
+        "SELECT day, user, channel, commits FROM live_activity ORDER BY day, user, channel",
+      )
+      .toArray(),
+    interactions: state.storage.sql
+      .exec<{ user: string; other: string; kind: string; count: number }>(
+        "SELECT user, other, kind, count FROM live_interactions ORDER BY user, other",
+      )
+      .toArray(),
+  }));
+}
+
+const commitsOf = (l: Ledger, user: string, channel: string) =>
+  l.activity.filter((r) => r.user === user && r.channel === channel).reduce((s, r) => s + r.commits, 0);
+
+/** A team with users U1..U8 and public channels C1..C4, set up by import (an import is no event). */
+async function world(): Promise<{ team: string; admin: string }> {
+  const t = await newTeam();
+  const users = Array.from({ length: 8 }, (_, i) => ({ id: `U${i + 1}`, email: `u${i + 1}@live.test` }));
+  await ok(api("POST", `/v1/admin/teams/${t.id}/users/import`, { token: t.admin, json: { users } }), 201);
+  const channels = Array.from({ length: 4 }, (_, i) => ({ id: `C${i + 1}`, name: `room-${i + 1}` }));
+  await ok(api("POST", `/v1/admin/teams/${t.id}/channels/import`, { token: t.admin, json: { channels } }), 201);
+  return { team: t.id, admin: t.admin };
+}
+
+async function join(w: { team: string; admin: string }, channel: string, users: string[]): Promise<void> {
+  await ok(
+    api("POST", `/v1/admin/teams/${w.team}/channels/${channel}/members`, {
+      token: w.admin,
+      json: { user_ids: users },
+    }),
+    200,
+  );
+}
+
+async function post(team: string, user: string, channel: string, mentions: string[] = []): Promise<void> {
+  const res = await api("POST", `/v1/channels/${channel}/messages`, {
+    token: await token(team, user),
+    json: { text: "hello", mentions },
+  });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+}
+
+/** Waits until the consumer has counted at least `n` events for the team. */
+async function counted(team: string, n: number): Promise<void> {
+  await eventually(
+    async () => (await recStore(team).stats()).ledger.events,
+    (events) => events >= n,
+  );
+}
+
+async function rebuild(w: { team: string; admin: string }) {
+  const res = await api<{
+    live: null | { cut: string; rows: number; users: number; channels: number };
+    serving: string | null;
+  }>("POST", `/v1/admin/teams/${w.team}/features/rebuild`, { token: w.admin });
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return res.body;
+}
+
+/** A candidate's features for a subject, straight from the team's RecStore (what the scorer gets). */
+async function featuresOf(team: string, source: string, subject: string, item: string) {
+  const block = await recStore(team).candidates(team, source, subject, {});
+  return fromBlock(block).find((c) => c.id === item)?.features ?? null;
+}
+
+async function ranking(team: string, user: string, source: string): Promise<string[]> {
+  const res = await api<{ items: Array<{ id: string }>; degraded: unknown[] }>("POST", "/v1/recommend", {
+    token: await token(team, user),
+    json: { source, limit: 10 },
+  });
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return res.body.items.map((i) => i.id);
+}
+
+describe("live features", () => {
+  let w: { team: string; admin: string };
+  let before: { ranking: string[]; c3: Record<string, number> | null; c2: Record<string, number> | null };
+
+  beforeAll(async () => {
+    w = await world();
+    // U1 lives in C1 with U2..U4, who are U1's partners (mentions); U5 alone
+    // keeps C2 and C3 going. Everything through the routes.
+    await join(w, "C1", ["U1", "U2", "U3", "U4"]);
+    await join(w, "C2", ["U5"]);
+    await join(w, "C3", ["U5"]);
+    await post(w.team, "U1", "C1", ["U2", "U3", "U4"]);
+    await post(w.team, "U2", "C1", ["U1"]);
+    await post(w.team, "U5", "C2");
+    await post(w.team, "U5", "C3");
+    // 4 + 1 + 1 joins, 4 messages.
+    await counted(w.team, 10);
+    const built = await rebuild(w);
+    expect(built.serving).toBe("live");
+    expect(built.live).toMatchObject({ users: 5, channels: 3 });
+    before = {
+      ranking: await ranking(w.team, "U1", "channel_browser"),
+      c3: await featuresOf(w.team, "channel_browser", "U1", "C3"),
+      c2: await featuresOf(w.team, "channel_browser", "U1", "C2"),
+    };
+  });
+
+  it("posting and joining through the routes change a candidate's features and the served ranking", async () => {
+    expect(before.ranking).toEqual(expect.arrayContaining(["C2", "C3"]));
+    // C2 and C3 look alike (one member, one message): C3 is not first yet.
+    expect(before.ranking[0]).not.toBe("C3");
+    expect(before.c3?.partners_active_365_log).toBe(0);
+    expect(before.c3?.ch_members_log).toBeCloseTo(Math.log1p(1), 9);
+    // U1's partners move into C3 and talk there.
+    await join(w, "C3", ["U2", "U3", "U4", "U6"]);
+    for (const u of ["U2", "U3", "U4", "U6"]) {
+      await post(w.team, u, "C3");
+      await post(w.team, u, "C3");
+    }
+    await counted(w.team, 10 + 4 + 8);
+    await rebuild(w);
+    const c3 = await featuresOf(w.team, "channel_browser", "U1", "C3");
+    expect(c3?.partners_active_365_log).toBeCloseTo(Math.log1p(3), 9);
+    expect(c3?.ch_members_log).toBeCloseTo(Math.log1p(5), 9);
+    expect(c3?.ch_commits_30_log).toBeCloseTo(Math.log1p(9), 9);
+    // C2 did not move.
+    expect(await featuresOf(w.team, "channel_browser", "U1", "C2")).toEqual(before.c2);
+    const after = await ranking(w.team, "U1", "channel_browser");
+    expect(after[0]).toBe("C3");
+    expect(after.indexOf("C3")).toBeLessThan(after.indexOf("C2"));
+    expect(after).not.toEqual(before.ranking);
+  });
+
+  it("the coalescing alarm rebuilds after new events without the route", async () => {
+    const stats0 = await recStore(w.team).stats();
+    await post(w.team, "U7", "C4");
+    await counted(w.team, stats0.ledger.events + 1);
+    // The alarm is due REC_LIVE_REBUILD_SECONDS after the first new event; run it now.
+    expect(await runDurableObjectAlarm(recStore(w.team))).toBe(true);
+    const stats = await recStore(w.team).stats();
+    expect(stats.live?.snapshotId).not.toBe(stats0.live?.snapshotId);
+    expect(stats.live?.channels).toBe(4);
+    expect((await featuresOf(w.team, "archive", "U1", "C4"))?.ch_members_log).toBeCloseTo(Math.log1p(1), 9);
+  });
+
+  it("the same event delivered twice counts once", async () => {
+    const [event] = joinEvents(w.team, "C4", ["U8"], Date.now());
+    const marker = { ...event, id: `${event?.id}-marker`, user: "U7" };
+    const events0 = (await recStore(w.team).stats()).ledger.events;
+    await workerEnv.FEATURE_EVENTS.send(event);
+    await counted(w.team, events0 + 1);
+    // Again, in another batch, with a new event behind it.
+    await workerEnv.FEATURE_EVENTS.sendBatch([{ body: event }, { body: marker }]);
+    await counted(w.team, events0 + 2);
+    // And a third time straight into the consumer.
+    const batch = createMessageBatch("feature-events", [
+      { id: "again", timestamp: new Date(), attempts: 1, body: event },
+    ]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, workerEnv, ctx);
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual(["again"]);
+    const stats = await recStore(w.team).stats();
+    expect(stats.ledger.events).toBe(events0 + 2);
+    const ledger = await ledgerOf(w.team);
+    expect(ledger.activity.filter((r) => r.user === "U8" && r.channel === "C4")).toHaveLength(1);
+  });
+
+  it("bad events are acknowledged and dropped with a log, never retried; good ones in the batch count", async () => {
+    const events0 = (await recStore(w.team).stats()).ledger.events;
+    const [good] = joinEvents(w.team, "C2", ["U8"], Date.now());
+    const bodies: Array<{ id: string; body: unknown }> = [
+      { id: "junk", body: { hello: "world" } },
+      { id: "text", body: "message" },
+      { id: "version", body: { ...good, v: 9 } },
+      { id: "spaces", body: { ...good, id: "a b" } },
+      { id: "kind", body: { ...good, type: "reaction" } },
+      { id: "good", body: good },
+    ];
+    const batch = createMessageBatch<unknown>(
+      "feature-events",
+      bodies.map((b) => ({ ...b, timestamp: new Date(), attempts: 1 })),
+    );
+    const ctx = createExecutionContext();
+    await worker.queue(batch, workerEnv, ctx);
+    const result = await getQueueResult(batch, ctx);
+    expect(result.retryMessages).toEqual([]);
+    expect(result.explicitAcks.sort()).toEqual(bodies.map((b) => b.id).sort());
+    expect((await recStore(w.team).stats()).ledger.events).toBe(events0 + 1);
+    // A post whose mentions are no user ids still answers 201, and its event still counts (the mentions are dropped).
+    await post(w.team, "U1", "C2", ["not an id!", "U5"]);
+    await counted(w.team, events0 + 2);
+    const ledger = await ledgerOf(w.team);
+    expect(ledger.interactions.filter((i) => i.user === "U1" && i.kind === "mention").map((i) => i.other)).toContain(
+      "U5",
+    );
+  });
+
+  it("another team's events never reach this team's ledger", async () => {
+    const other = await world();
+    const mine0 = await ledgerOf(w.team);
+    // The same user and channel ids in the other team.
+    await join(other, "C1", ["U1"]);
+    await post(other.team, "U1", "C1");
+    await post(other.team, "U1", "C1");
+    await counted(other.team, 3);
+    const theirs = await ledgerOf(other.team);
+    expect(commitsOf(theirs, "U1", "C1")).toBe(2);
+    expect(await ledgerOf(w.team)).toEqual(mine0);
+    // The object refuses an event naming another team even if one were sent to it.
+    const [foreign] = joinEvents(other.team, "C1", ["U2"], Date.now());
+    expect(await recStore(w.team).ingestEvents(w.team, [foreign as never])).toEqual({
+      added: 0,
+      duplicates: 0,
+      foreign: 1,
+    });
+    expect(await ledgerOf(w.team)).toEqual(mine0);
+    // And the rebuild route is the team's admins' (another team's admin: 404, a team not confirmed to strangers).
+    const res = await api("POST", `/v1/admin/teams/${w.team}/features/rebuild`, { token: other.admin });
+    expect(res.status).toBe(404);
+  });
+
+  it("live events alone never replace an imported count snapshot; with the raw history uploaded, the newer one is served", async () => {
+    const t = await world();
+    await join(t, "C1", ["U1", "U2"]);
+    await counted(t.team, 2);
+    expect((await rebuild(t)).serving).toBe("live");
+    const rows = [
+      { kind: "meta", key: "snapshot", data: { format: 1, dataset: "imported", cut: 20000, dims: 0 } },
+      { kind: "user", key: "U1", data: { r: 0 } },
+      { kind: "channel", key: "C1", data: { r: 0 } },
+    ];
+    const res = await api("POST", `/v1/admin/teams/${t.team}/features/import?as_of=2024-10-04&dataset=imported`, {
+      token: await platformToken(),
+      body: `${rows.map((r) => JSON.stringify(r)).join("\n")}\n`,
+      contentType: "application/x-ndjson",
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    expect((await rebuild(t)).serving).toBe("imported");
+    expect((await recStore(t.team).stats()).serving).toBe("imported");
+    // A live snapshot of a few events would replace the team's whole past: the import stays.
+    await post(t.team, "U2", "C1");
+    await counted(t.team, 3);
+    expect((await rebuild(t)).serving).toBe("imported");
+    // The raw history in the ledger too: the live snapshot holds the past, and is newer.
+    const history = `${JSON.stringify({ table: "activity", day: "2024-10-01", user_id: "U1", channel_id: "C1", commits: 2 })}\n`;
+    const up = await api("POST", `/v1/admin/teams/${t.team}/features/history`, {
+      token: t.admin,
+      body: history,
+      contentType: "application/x-ndjson",
+    });
+    expect(up.status, JSON.stringify(up.body)).toBe(201);
+    expect((await recStore(t.team).stats()).serving).toBe("live");
+    // An imported snapshot published after that is newer again.
+    const again = await api("POST", `/v1/admin/teams/${t.team}/features/import?as_of=2024-10-04&dataset=imported`, {
+      token: await platformToken(),
+      body: `${rows.map((r) => JSON.stringify(r)).join("\n")}\n`,
+      contentType: "application/x-ndjson",
+    });
+    expect(again.status, JSON.stringify(again.body)).toBe(201);
+    expect((await rebuild(t)).serving).toBe("imported");
+  });
+
+  it("the hours row is the poster's local hour when the profile has a time zone, else UTC", async () => {
+    const t = await world();
+    await ok(
+      api("PATCH", `/v1/admin/teams/${t.team}/users/U1/profile`, { token: t.admin, json: { tz: "Asia/Kolkata" } }),
+      200,
+    );
+    const at = Date.now();
+    await post(t.team, "U1", "C1");
+    await post(t.team, "U2", "C1");
+    await counted(t.team, 2);
+    const hours = await runInDurableObject(recStore(t.team), (_i, state) =>
+      state.storage.sql
+        .exec<{ user: string; hour: number }>("SELECT user, hour FROM live_hours ORDER BY user")
+        .toArray(),
+    );
+    // Kolkata is UTC+5:30 all year; allow the post to straddle an hour boundary.
+    const local = (ms: number) => new Date(ms + 5.5 * 3_600_000).getUTCHours();
+    expect([local(at), local(Date.now())]).toContain(hours.find((h) => h.user === "U1")?.hour);
+    expect([new Date(at).getUTCHours(), new Date().getUTCHours()]).toContain(hours.find((h) => h.user === "U2")?.hour);
+  });
+
+  it("a team without events has no live snapshot", async () => {
+    const t = await world();
+    expect(await rebuild(t)).toEqual({ live: null, serving: null });
+  });
+
+  it("an imported history is the same rows: built alone it equals the import path, then live events add to it, and a re-import replaces it", async () => {
+    const t = await world();
+    const day0 = Math.floor(Date.now() / 86_400_000) - 40;
+    const ds: CollabDataset = { name: "live", channels: [], activity: [], interactions: [], hours: [] };
+    for (let u = 1; u <= 6; u++) {
+      for (let k = 0; k < 5; k++) {
+        const day = day0 + ((u * 7 + k * 5) % 30);
+        ds.activity.push({ day, user: u, channel: 1 + ((u + k) % 3), commits: 1 + (k % 2), files: 0 });
+        ds.hours.push({ day, user: u, hour: (u * 5 + k) % 24, commits: 1 });
+      }
+      if (u < 6) ds.interactions.push({ day: day0 + u, user: u, other: u + 1, kind: "merged_pr", count: 2 });
+    }
+    const lines = [
+      ...ds.activity.map((a) => ({
+        table: "activity",
+        day: isoOf(a.day),
+        user_id: userIdOf(a.user),
+        channel_id: channelIdOf(a.channel),
+        commits: a.commits,
+      })),
+      ...ds.interactions.map((i) => ({
+        table: "interactions",
+        day: isoOf(i.day),
+        user_id: userIdOf(i.user),
+        other_user_id: userIdOf(i.other),
+        kind: i.kind,
+        count: i.count,
+      })),
+      ...ds.hours.map((h) => ({
+        table: "hours",
+        day: isoOf(h.day),
+        user_id: userIdOf(h.user),
+        local_hour: h.hour,
+        commits: h.commits,
+      })),
+    ];
+    const upload = (body: string) =>
+      api<{ rows?: number; lines?: number; error?: { code: string; message: string } }>(
+        "POST",
+        `/v1/admin/teams/${t.team}/features/history`,
+        { token: t.admin, body, contentType: "application/x-ndjson" },
+      );
+    const ndjson = `${lines.map((l) => JSON.stringify(l)).join("\n")}\n`;
+    // An imported count snapshot first: its embedding vectors (trained offline) are carried by id.
+    const vectors = [
+      { kind: "meta", key: "snapshot", data: { format: 1, dataset: "imported", cut: day0, dims: 2 } },
+      { kind: "user", key: "U1", data: { r: 0, v: [0.6, 0.8] } },
+      { kind: "channel", key: "C2", data: { r: 0, v: [1, 0] } },
+    ];
+    const counts = await api(
+      "POST",
+      `/v1/admin/teams/${t.team}/features/import?as_of=${isoOf(day0)}&dataset=imported`,
+      {
+        token: t.admin,
+        body: `${vectors.map((r) => JSON.stringify(r)).join("\n")}\n`,
+        contentType: "application/x-ndjson",
+      },
+    );
+    expect(counts.status, JSON.stringify(counts.body)).toBe(201);
+    const first = await upload(ndjson);
+    expect(first.status, JSON.stringify(first.body)).toBe(201);
+    expect(first.body.lines).toBe(lines.length);
+    const liveRows = async () =>
+      runInDurableObject(recStore(t.team), (_i, state) =>
+        state.storage.sql
+          .exec<{ kind: string; key: string; data: string }>("SELECT kind, key, data FROM live_rows ORDER BY kind, key")
+          .toArray(),
+      );
+    const byKey = (rows: Array<{ kind: string; key: string; data: string }>) =>
+      rows
+        .filter((r) => r.kind !== "meta")
+        .map((r) => `${r.kind} ${r.key} ${r.data}`)
+        .sort();
+    const cut = Math.max(...ds.activity.map((a) => a.day), ...ds.interactions.map((i) => i.day)) + 1;
+    const expected = snapshotToRows(
+      buildSnapshot(ds, cut, { dims: 2, users: { "1": [0.6, 0.8] }, channels: { "2": [1, 0] } }),
+    );
+    expect(byKey(await liveRows())).toEqual(byKey(expected));
+    expect((await recStore(t.team).stats()).serving).toBe("live");
+
+    // A bad line anywhere: 400, the history stays.
+    const bad = await upload(
+      `${JSON.stringify(lines[0])}\n{"table":"activity","day":"2024-13-01","user_id":"U1","channel_id":"C1","commits":1}\n`,
+    );
+    expect(bad.status).toBe(400);
+    expect(bad.body.error?.message).toMatch(/line 2/);
+    expect(byKey(await liveRows())).toEqual(byKey(expected));
+
+    // Live events add to the history: U1 posts in C3 today.
+    await post(t.team, "U1", "C3");
+    await counted(t.team, 1);
+    await rebuild(t);
+    const u1c3 = (await liveRows()).find((r) => r.kind === "member" && r.key === "U1 C3");
+    const before = expected.find((r) => r.kind === "member" && r.key === "U1 C3");
+    expect(JSON.parse(u1c3?.data ?? "{}").c[3]).toBe((before ? JSON.parse(before.data).c[3] : 0) + 1);
+
+    // The same history again replaces the previous one: nothing counted twice.
+    expect((await upload(ndjson)).status).toBe(201);
+    expect(JSON.parse((await liveRows()).find((r) => r.key === "U1 C3")?.data ?? "{}").c[3]).toBe(
+      JSON.parse(u1c3?.data ?? "{}").c[3],
+    );
+    expect((await recStore(t.team).stats()).ledger.history).toBeGreaterThan(0);
+  });
+});
