@@ -10,6 +10,7 @@ import { MODEL_ONNX_MAX_BYTES } from "../platform/models/model-uploads";
 import { mayOperate } from "../src/auth/policy";
 import { DomainError, notFound, redactedMessage, tooLarge } from "../src/errors";
 import { FILE_MAX_BYTES } from "../src/files/uploads";
+import { EVAL_SET_MAX_BYTES } from "../src/recommend/eval-set";
 import { DatabaseUnavailable } from "../storage/guarded-driver";
 import { authorize, requireToken } from "./auth";
 import { corsFromVars } from "./cors";
@@ -20,11 +21,14 @@ import { limitPerCaller } from "./rate-limit";
 import { adminRoutes } from "./routes/admin";
 import { connectRoutes } from "./routes/connect";
 import { connectSearchRoutes, feedConnectIndexes } from "./routes/connect-search";
+import { conversationAdminRoutes, conversationMessageRoutes } from "./routes/conversation-messages";
+import { conversationRoutes } from "./routes/conversations";
 import { directoryRoutes } from "./routes/directory";
 import { directoryAdminRoutes } from "./routes/directory-admin";
 import { fileRoutes } from "./routes/files";
 import { inviteRoutes } from "./routes/invites";
 import { messageRoutes } from "./routes/messages";
+import { modelRegistryRoutes } from "./routes/model-registry";
 import { socketRoutes, ticketRoutes } from "./routes/realtime";
 import { recommendRoutes } from "./routes/recommend";
 import { recommendAdminRoutes } from "./routes/recommend-admin";
@@ -146,6 +150,9 @@ export function createApp() {
     if (c.req.path.endsWith("/model.onnx")) {
       return bodyLimit({ maxSize: MODEL_ONNX_MAX_BYTES, onError: bodyTooLarge(MODEL_ONNX_MAX_BYTES) })(c, next);
     }
+    if (c.req.path.endsWith("/eval-set")) {
+      return bodyLimit({ maxSize: EVAL_SET_MAX_BYTES, onError: bodyTooLarge(EVAL_SET_MAX_BYTES) })(c, next);
+    }
     return bodyLimit({ maxSize: JSON_LIMIT, onError: bodyTooLarge(JSON_LIMIT) })(c, next);
   });
   // Path segments are ids and names. One with white space, control
@@ -183,6 +190,7 @@ export function createApp() {
     .route("/v1/admin", connectSearchRoutes)
     .route("/v1/admin", directoryAdminRoutes)
     .route("/v1/admin", recommendAdminRoutes)
+    .route("/v1/admin", modelRegistryRoutes)
     .route("/v1/admin", recommendFeatureRoutes)
     .route("/v1/admin", slackAdminRoutes)
     .route("/v1/invites", inviteRoutes)
@@ -191,7 +199,10 @@ export function createApp() {
     .route("/v1/channels", messageRoutes)
     .route("/v1/channels", fileRoutes)
     .route("/v1/recommend", recommendRoutes)
-    .route("/v1/rtm.connect", ticketRoutes);
+    .route("/v1/rtm.connect", ticketRoutes)
+    .route("/v1/conversations", conversationMessageRoutes)
+    .route("/v1/conversations", conversationRoutes)
+    .route("/v1/admin", conversationAdminRoutes);
 }
 
 /**

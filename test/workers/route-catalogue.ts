@@ -1,4 +1,5 @@
 import { SELF } from "cloudflare:test";
+import { featureNames } from "../../src/recommend/features/spec";
 import { createApp } from "../../workers/app";
 import { FEATURES_CUT, SEEDED_ORG_PREFS, SEEDED_PARTNER_PREFS, type Slot, type Target } from "./tenant-world";
 
@@ -59,6 +60,9 @@ export interface RouteEntry {
 
 const SOURCE = "channel_browser";
 const json = (value: unknown): Body => ({ kind: "json", value });
+
+/** A well-formed message id (16 digits) that no conversation has given out. */
+const CATALOGUE_MESSAGE = "1000000000000000";
 
 export const CATALOGUE: readonly RouteEntry[] = [
   { method: "GET", path: "/healthz", access: "public", names: [] },
@@ -296,6 +300,61 @@ export const CATALOGUE: readonly RouteEntry[] = [
     body: () => ({ kind: "bytes", bytes: new Uint8Array([8, 1, 18, 0]), contentType: "application/octet-stream" }),
   },
   {
+    method: "GET",
+    path: "/v1/admin/experiments/:source/readout",
+    access: "operator",
+    names: [],
+    params: () => ({ source: SOURCE }),
+    query: () => ({ from: "2024-01-01", to: "2024-01-07" }),
+  },
+  // --- the model registry (workers/routes/model-registry.ts)
+  {
+    method: "GET",
+    path: "/v1/admin/models/:source/registry",
+    access: "operator",
+    names: [],
+    params: () => ({ source: SOURCE }),
+  },
+  {
+    method: "PUT",
+    path: "/v1/admin/models/:source/eval-set",
+    access: "operator",
+    names: [],
+    params: () => ({ source: SOURCE }),
+    body: () => ({
+      kind: "ndjson",
+      text: `${[
+        // Every feature of the source: the baselines' and the serving model's are required.
+        { format: "eval-set/1", source: SOURCE, features: featureNames(SOURCE) },
+        {
+          cut: "2024-01-01",
+          query: "q1",
+          positives: 1,
+          items: [1, 2],
+          labels: [1, 0],
+          x: [featureNames(SOURCE).map(() => 1), featureNames(SOURCE).map(() => 0)],
+        },
+      ]
+        .map((l) => JSON.stringify(l))
+        .join("\n")}\n`,
+    }),
+  },
+  {
+    method: "POST",
+    path: "/v1/admin/models/:source/promote",
+    access: "operator",
+    names: [],
+    params: () => ({ source: SOURCE }),
+    body: () => json({ model: "isolation@v1" }),
+  },
+  {
+    method: "POST",
+    path: "/v1/admin/models/:source/rollback",
+    access: "operator",
+    names: [],
+    params: () => ({ source: SOURCE }),
+  },
+  {
     method: "POST",
     path: "/v1/admin/teams/:team/features/import",
     access: "team",
@@ -310,6 +369,39 @@ export const CATALOGUE: readonly RouteEntry[] = [
         { kind: "meta", key: "snapshot", data: { format: 1, dataset: "isolation", cut: 19723, dims: 0 } },
         { kind: "user", key: "UFEATURE1", data: { r: 1 } },
         { kind: "channel", key: "CFEATURE1", data: { r: 1 } },
+      ]
+        .map((r) => JSON.stringify(r))
+        .join("\n")}\n`,
+    }),
+  },
+  {
+    method: "POST",
+    path: "/v1/admin/teams/:team/features/rebuild",
+    access: "team",
+    // Builds the team's own ledger in its own RecStore (named by the team); names nothing else.
+    names: ["team"],
+    params: (t) => ({ team: t.team }),
+  },
+  {
+    method: "POST",
+    path: "/v1/admin/teams/:team/features/history",
+    access: "team",
+    // Rows name ids, but the import looks none of them up: a team's history is its own.
+    names: ["team"],
+    params: (t) => ({ team: t.team }),
+    body: () => ({
+      kind: "ndjson",
+      text: `${[
+        { table: "activity", day: "2024-01-02", user_id: "UFEATURE1", channel_id: "CFEATURE1", commits: 2 },
+        {
+          table: "interactions",
+          day: "2024-01-02",
+          user_id: "UFEATURE1",
+          other_user_id: "UFEATURE2",
+          kind: "mention",
+          count: 1,
+        },
+        { table: "hours", day: "2024-01-02", user_id: "UFEATURE1", local_hour: 9, commits: 2 },
       ]
         .map((r) => JSON.stringify(r))
         .join("\n")}\n`,
@@ -368,6 +460,28 @@ export const CATALOGUE: readonly RouteEntry[] = [
     body: (t) => json({ users: [t.user], channels: [t.channel, t.privateChannel] }),
   },
   { method: "GET", path: "/v1/directory/boot", access: "caller", names: [], query: () => ({ since: "0" }) },
+  // --- DMs and group DMs (workers/routes/conversations.ts)
+  {
+    method: "POST",
+    path: "/v1/conversations",
+    access: "caller",
+    names: ["user"],
+    body: (t) => json({ users: [t.user] }),
+  },
+  {
+    method: "GET",
+    path: "/v1/conversations",
+    access: "caller",
+    names: [],
+    query: () => ({ types: "im,mpim,channel", limit: "100" }),
+  },
+  {
+    method: "DELETE",
+    path: "/v1/conversations/:conversation/members/me",
+    access: "caller",
+    names: ["groupDm"],
+    params: (t) => ({ conversation: t.groupDm }),
+  },
   {
     method: "POST",
     path: "/v1/channels/:channel/messages",
@@ -385,6 +499,69 @@ export const CATALOGUE: readonly RouteEntry[] = [
     query: () => ({ name: "notes.txt" }),
     body: () => ({ kind: "bytes", bytes: new TextEncoder().encode("hello, file"), contentType: "text/plain" }),
     anyFile: true,
+  },
+  // --- messages kept per conversation (workers/routes/conversation-messages.ts); the
+  // message is one that exists nowhere: in another team's conversation, or a ghost's,
+  // every request is a 404 whatever it names.
+  {
+    method: "POST",
+    path: "/v1/conversations/:conversation/messages",
+    access: "caller",
+    names: ["channel"],
+    params: (t) => ({ conversation: t.channel }),
+    body: () => json({ text: "hello", mentions: [] }),
+  },
+  {
+    method: "PATCH",
+    path: "/v1/conversations/:conversation/messages/:message",
+    access: "caller",
+    names: ["channel"],
+    params: (t) => ({ conversation: t.channel, message: CATALOGUE_MESSAGE }),
+    body: () => json({ text: "edited" }),
+  },
+  {
+    method: "DELETE",
+    path: "/v1/conversations/:conversation/messages/:message",
+    access: "caller",
+    names: ["channel"],
+    params: (t) => ({ conversation: t.channel, message: CATALOGUE_MESSAGE }),
+  },
+  {
+    method: "POST",
+    path: "/v1/conversations/:conversation/messages/:message/reactions/:name",
+    access: "caller",
+    names: ["channel"],
+    params: (t) => ({ conversation: t.channel, message: CATALOGUE_MESSAGE, name: "eyes" }),
+  },
+  {
+    method: "DELETE",
+    path: "/v1/conversations/:conversation/messages/:message/reactions/:name",
+    access: "caller",
+    names: ["channel"],
+    params: (t) => ({ conversation: t.channel, message: CATALOGUE_MESSAGE, name: "eyes" }),
+  },
+  {
+    method: "GET",
+    path: "/v1/conversations/:conversation/history",
+    access: "caller",
+    names: ["channel"],
+    params: (t) => ({ conversation: t.channel }),
+    query: () => ({ limit: "20" }),
+  },
+  {
+    method: "GET",
+    path: "/v1/admin/teams/:team/history",
+    access: "team",
+    names: ["team"],
+    params: (t) => ({ team: t.team }),
+  },
+  {
+    method: "PUT",
+    path: "/v1/admin/teams/:team/history",
+    access: "team",
+    names: ["team"],
+    params: (t) => ({ team: t.team }),
+    body: () => json({ max_messages: 1000, max_age_days: 90 }),
   },
   {
     method: "GET",
