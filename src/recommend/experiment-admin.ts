@@ -53,11 +53,14 @@ export async function storeExperiment(
   return experimentAnswer(source, { experiment, origin: "stored", problem: null });
 }
 
-/** Deletes the stored experiment: the source is back to its default. */
+/**
+ * Deletes the stored experiment: the source is back to its default, which
+ * is the registry's current version when one is registered (read fresh, so
+ * the answer says what serving now uses), else the bundled model.
+ */
 export async function resetExperiment(ports: ExperimentAdminPorts, source: string): Promise<ExperimentAnswer> {
   await ports.experiments.remove(source);
-  const experiment = ports.experiments.defaultFor(source);
-  return experimentAnswer(source, { experiment, origin: "default", problem: null });
+  return experimentAnswer(source, await ports.experiments.current(source, { fresh: true }));
 }
 
 function experimentAnswer(source: string, current: CurrentExperiment): ExperimentAnswer {

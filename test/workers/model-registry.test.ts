@@ -426,7 +426,11 @@ describe("model registry", () => {
       experiment_stored: true,
     });
     expect(await served()).toMatchObject({ name: "hand_tuned", experiment: "manual" });
-    expect((await call("DELETE", `/v1/admin/recommend/experiments/${SOURCE}`)).status).toBe(200);
+    const reset = await call("DELETE", `/v1/admin/recommend/experiments/${SOURCE}`);
+    expect(reset.status).toBe(200);
+    // The answer names what serving now uses: the registry's version, not the bundled default.
+    expect(JSON.stringify(reset.body)).toContain(`lr@${first.version}`);
+    expect(reset.body).toMatchObject({ default: true });
     expect(await served()).toMatchObject({ name: "lr", version: first.version, experiment: `${SOURCE}-default` });
     expect((await call("GET", `/v1/admin/models/${SOURCE}/registry`)).body.experiment_stored).toBe(false);
   });
