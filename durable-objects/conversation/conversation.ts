@@ -15,10 +15,9 @@ import {
 import { formatMessageId, nextMessageId, parseMessageId } from "../../src/conversations/ids";
 import type { Changed, HistoryPage, StoreResult } from "../../src/conversations/ports";
 import type { ErrorCode, ErrorKind } from "../../src/errors";
-import { KeyedBuckets, TokenBucket } from "../../src/realtime/rate-limit";
+import { PublishLimits, publishRatesOf } from "../../src/realtime/rate-limit";
 import { channelTopic, topicKey } from "../../src/realtime/topics";
 import type { Role } from "../../src/teams/model";
-import { positiveVar } from "../../src/vars";
 import { DEFAULT_PUBLISH_PER_SECOND, DEFAULT_PUBLISH_PER_USER_PER_SECOND } from "../topic/topic";
 
 // One Durable Object per conversation, named `<host team>:<conversation>`
@@ -91,8 +90,12 @@ export class Conversation extends DurableObject<Env> {
   private readonly seqs = new Map<number, number>();
   private retryMs = RETRY_MS;
   private policyCache: { policy: HistoryPolicy; at: number } | null = null;
-  private limiter: TokenBucket | null = null;
-  private posters: KeyedBuckets | null = null;
+  private readonly limits = new PublishLimits(() =>
+    publishRatesOf(this.env, {
+      perSecond: DEFAULT_PUBLISH_PER_SECOND,
+      perPosterPerSecond: DEFAULT_PUBLISH_PER_USER_PER_SECOND,
+    }),
+  );
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -492,49 +495,16 @@ export class Conversation extends DurableObject<Env> {
 
   /** Posts, edits and reactions are held to the topic's publish rates (per poster, per conversation). */
   private admit(actor: Actor): Refusal | null {
-    const now = Date.now();
-    if (!this.limiter) {
-      const rate = this.rateVar(
-        "TOPIC_PUBLISH_PER_SECOND",
-        this.env.TOPIC_PUBLISH_PER_SECOND,
-        DEFAULT_PUBLISH_PER_SECOND,
-      );
-      this.limiter = new TokenBucket(rate, rate * 2, now);
-    }
-    if (!this.posters) {
-      const rate = this.rateVar(
-        "TOPIC_PUBLISH_PER_USER_PER_SECOND",
-        this.env.TOPIC_PUBLISH_PER_USER_PER_SECOND,
-        DEFAULT_PUBLISH_PER_USER_PER_SECOND,
-      );
-      this.posters = new KeyedBuckets(rate, Math.max(1, rate * 2));
-    }
-    const poster = `${actor.team}:${actor.user}`;
-    const posterWait = this.posters.waitMs(poster, now);
-    const topicWait = posterWait > 0 ? 0 : this.limiter.waitMs(now);
-    if (posterWait > 0 || topicWait > 0) {
-      const limit = posterWait > 0 ? "poster" : "topic";
-      return refuse(
-        "limited",
-        "rate_limited",
-        limit === "poster"
-          ? "you are writing to this conversation faster than your limit; retry later"
-          : "this conversation receives messages faster than its limit; retry later",
-        { retry_after_ms: posterWait || topicWait, limit },
-      );
-    }
-    this.posters.take(poster, now);
-    this.limiter.take(now);
-    return null;
-  }
-
-  private rateVar(name: string, value: string | undefined, fallback: number): number {
-    try {
-      return positiveVar(name, value, fallback);
-    } catch (error) {
-      console.error(error);
-      return fallback;
-    }
+    const refused = this.limits.admit(`${actor.team}:${actor.user}`, Date.now());
+    if (!refused) return null;
+    return refuse(
+      "limited",
+      "rate_limited",
+      refused.limit === "poster"
+        ? "you are writing to this conversation faster than your limit; retry later"
+        : "this conversation receives messages faster than its limit; retry later",
+      { retry_after_ms: refused.retryAfterMs, limit: refused.limit },
+    );
   }
 
   /** A live (not deleted) message by its id; null for a malformed, unknown, deleted or trimmed one. */

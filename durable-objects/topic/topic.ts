@@ -2,9 +2,8 @@ import { DurableObject } from "cloudflare:workers";
 import { gatewayNamed } from "../../platform/stubs";
 import type { PublishOptions, PublishResult } from "../../src/realtime/ports";
 import type { ReloadReason } from "../../src/realtime/protocol";
-import { KeyedBuckets, TokenBucket } from "../../src/realtime/rate-limit";
+import { PublishLimits, publishRatesOf } from "../../src/realtime/rate-limit";
 import { resumePlan, type TopicEvent } from "../../src/realtime/sequence";
-import { positiveVar } from "../../src/vars";
 import { GatewayRegistry } from "./registry";
 
 /** A gateway shard's stub (typed by the binding: no import of the gateway from here). */
@@ -88,8 +87,12 @@ export class Topic extends DurableObject<Env> {
   private queued: Promise<void> | null = null;
   private deliveries = 0;
   private rounds = 0;
-  private limiter: TokenBucket | null = null;
-  private posters: KeyedBuckets | null = null;
+  private readonly limits = new PublishLimits(() =>
+    publishRatesOf(this.env, {
+      perSecond: DEFAULT_PUBLISH_PER_SECOND,
+      perPosterPerSecond: DEFAULT_PUBLISH_PER_USER_PER_SECOND,
+    }),
+  );
   private readonly meta = new Map<string, string | null>();
   private readonly stubs = new Map<string, GatewayStub>();
   private readonly registry: GatewayRegistry;
@@ -115,8 +118,8 @@ export class Topic extends DurableObject<Env> {
   async publish(topic: string, eventJson: string, options: PublishOptions = {}): Promise<PublishResult> {
     this.name(topic);
     if (options.poster !== undefined) {
-      const refused = this.admitPublish(options.poster, Date.now());
-      if (refused) return refused;
+      const refused = this.limits.admit(options.poster, Date.now());
+      if (refused) return { ok: false, ...refused };
     }
     const seq = this.seq() + 1;
     this.sql.exec("INSERT INTO events (seq, json) VALUES (?, ?)", seq, eventJson);
@@ -255,11 +258,11 @@ export class Topic extends DurableObject<Env> {
     }
     if (publishPerSecond !== undefined) {
       if (!(publishPerSecond > 0)) throw new Error("publishPerSecond must be positive");
-      this.limiter = new TokenBucket(publishPerSecond, Math.max(1, publishPerSecond * 2), Date.now());
+      this.limits.setStreamRate(publishPerSecond, Date.now());
     }
     if (publishPerUserPerSecond !== undefined) {
       if (!(publishPerUserPerSecond > 0)) throw new Error("publishPerUserPerSecond must be positive");
-      this.posters = new KeyedBuckets(publishPerUserPerSecond, Math.max(1, publishPerUserPerSecond * 2));
+      this.limits.setPosterRate(publishPerUserPerSecond);
     }
     return this.stats();
   }
@@ -418,46 +421,6 @@ export class Topic extends DurableObject<Env> {
       out[row.key] = row.json;
     }
     return out;
-  }
-
-  /**
-   * A client's publish: refused (and nothing taken) when the poster or the
-   * topic is out of tokens; else one token from each.
-   */
-  private admitPublish(
-    poster: string,
-    now: number,
-  ): { ok: false; retryAfterMs: number; limit: "poster" | "topic" } | null {
-    const topicRate = this.rateVar(
-      "TOPIC_PUBLISH_PER_SECOND",
-      this.env.TOPIC_PUBLISH_PER_SECOND,
-      DEFAULT_PUBLISH_PER_SECOND,
-    );
-    this.limiter ??= new TokenBucket(topicRate, topicRate * 2, now);
-    if (!this.posters) {
-      const rate = this.rateVar(
-        "TOPIC_PUBLISH_PER_USER_PER_SECOND",
-        this.env.TOPIC_PUBLISH_PER_USER_PER_SECOND,
-        DEFAULT_PUBLISH_PER_USER_PER_SECOND,
-      );
-      this.posters = new KeyedBuckets(rate, Math.max(1, rate * 2));
-    }
-    const posterWait = this.posters.waitMs(poster, now);
-    if (posterWait > 0) return { ok: false, retryAfterMs: posterWait, limit: "poster" };
-    const topicWait = this.limiter.waitMs(now);
-    if (topicWait > 0) return { ok: false, retryAfterMs: topicWait, limit: "topic" };
-    this.posters.take(poster, now);
-    this.limiter.take(now);
-    return null;
-  }
-
-  private rateVar(name: string, value: string | undefined, fallback: number): number {
-    try {
-      return positiveVar(name, value, fallback);
-    } catch (error) {
-      console.error(error);
-      return fallback;
-    }
   }
 
   private name(topic: string): void {

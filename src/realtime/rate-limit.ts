@@ -1,3 +1,5 @@
+import { positiveVar } from "../vars";
+
 // A token bucket: `rate` tokens a second, at most `burst` saved up. Used for
 // connection admission per gateway, client frames per socket, and publishes
 // per poster per topic and per topic. Time is passed in (milliseconds), so
@@ -84,5 +86,76 @@ export class KeyedBuckets {
 
   private forgetFull(now: number): void {
     for (const [key, bucket] of this.buckets) if (bucket.isFull(now)) this.buckets.delete(key);
+  }
+}
+
+/**
+ * The publish rates from the deployment's vars (TOPIC_PUBLISH_PER_SECOND,
+ * TOPIC_PUBLISH_PER_USER_PER_SECOND); a bad value is logged and its default
+ * used: a typo in a tuning knob should not refuse every publish.
+ */
+export function publishRatesOf(
+  vars: { TOPIC_PUBLISH_PER_SECOND?: string; TOPIC_PUBLISH_PER_USER_PER_SECOND?: string },
+  defaults: { perSecond: number; perPosterPerSecond: number },
+): { perSecond: number; perPosterPerSecond: number } {
+  const read = (name: string, value: string | undefined, fallback: number) => {
+    try {
+      return positiveVar(name, value, fallback);
+    } catch (error) {
+      console.error(error);
+      return fallback;
+    }
+  };
+  return {
+    perSecond: read("TOPIC_PUBLISH_PER_SECOND", vars.TOPIC_PUBLISH_PER_SECOND, defaults.perSecond),
+    perPosterPerSecond: read(
+      "TOPIC_PUBLISH_PER_USER_PER_SECOND",
+      vars.TOPIC_PUBLISH_PER_USER_PER_SECOND,
+      defaults.perPosterPerSecond,
+    ),
+  };
+}
+
+/** A publish refused: how long to wait, and which limit said so. */
+export interface PublishRefusal {
+  retryAfterMs: number;
+  limit: "poster" | "topic";
+}
+
+/**
+ * A stream's two publish limits together (a Topic's publishes, a
+ * Conversation's writes): per poster and overall. A publish takes one token
+ * of each, or none when either is out (so a refused poster does not drain
+ * the stream's budget). The rates are read on first use (`rates`), and an
+ * operator may replace either at run time (Topic.configure).
+ */
+export class PublishLimits {
+  private stream: TokenBucket | null = null;
+  private posters: KeyedBuckets | null = null;
+
+  constructor(private readonly rates: () => { perSecond: number; perPosterPerSecond: number }) {}
+
+  /** null: admitted (one token taken from each bucket). */
+  admit(poster: string, now: number): PublishRefusal | null {
+    if (!this.stream || !this.posters) {
+      const { perSecond, perPosterPerSecond } = this.rates();
+      this.stream ??= new TokenBucket(perSecond, Math.max(1, perSecond * 2), now);
+      this.posters ??= new KeyedBuckets(perPosterPerSecond, Math.max(1, perPosterPerSecond * 2));
+    }
+    const posterWait = this.posters.waitMs(poster, now);
+    if (posterWait > 0) return { retryAfterMs: posterWait, limit: "poster" };
+    const streamWait = this.stream.waitMs(now);
+    if (streamWait > 0) return { retryAfterMs: streamWait, limit: "topic" };
+    this.posters.take(poster, now);
+    this.stream.take(now);
+    return null;
+  }
+
+  setStreamRate(perSecond: number, now: number): void {
+    this.stream = new TokenBucket(perSecond, Math.max(1, perSecond * 2), now);
+  }
+
+  setPosterRate(perSecond: number): void {
+    this.posters = new KeyedBuckets(perSecond, Math.max(1, perSecond * 2));
   }
 }

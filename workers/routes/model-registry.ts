@@ -3,14 +3,13 @@ import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import type { BundledModelStore } from "../../platform/models/bundled";
 import { modelRegistryPortsFor } from "../../platform/recommend-deps";
-import { mayOperate } from "../../src/auth/policy";
-import { DomainError, tooLarge, unsupportedMedia } from "../../src/errors";
+import { tooLarge, unsupportedMedia } from "../../src/errors";
 import { EVAL_SET_MAX_BYTES } from "../../src/recommend/eval-set";
 import { promote, readRegistry, rollback, storeEvalSet } from "../../src/recommend/model-registry";
-import { isSource, SOURCE_NAMES } from "../../src/recommend/sources";
-import { authorize } from "../auth";
+import { SOURCE_NAMES } from "../../src/recommend/sources";
 import type { AppContext } from "../http";
 import { bearer, bodyOf, errors, json, jsonRequest, loose, routes } from "../openapi";
+import { sourceOperatorsOnly } from "../source-operators";
 
 // The model registry (platform operators only), mounted at /v1/admin:
 //   PUT  /models/:source/eval-set   the source's evaluation set (NDJSON, src/recommend/eval-set.ts)
@@ -106,18 +105,7 @@ export function createModelRegistryRoutes(options: ModelRegistryOptions = {}) {
   const ports = (c: AppContext) => modelRegistryPortsFor(c.env, options.bundled?.());
   const app = routes();
 
-  const operatorsOnly = async (c: AppContext, next: () => Promise<void>) => {
-    await authorize(c, mayOperate);
-    const source = c.req.param("source") ?? "";
-    if (!isSource(source)) {
-      throw new DomainError(
-        "not_found",
-        "unknown_source",
-        `unknown source "${source}"; sources are ${SOURCE_NAMES.join(", ")}`,
-      );
-    }
-    await next();
-  };
+  const operatorsOnly = sourceOperatorsOnly;
   for (const path of ["registry", "eval-set", "promote", "rollback"]) app.use(`/models/:source/${path}`, operatorsOnly);
 
   return app

@@ -4,8 +4,7 @@ import { z } from "zod";
 import type { BundledModelStore } from "../../platform/models/bundled";
 import { readoutPortsFor } from "../../platform/rec-log-reader";
 import { experimentAdminPortsFor, modelVersionPortsFor } from "../../platform/recommend-deps";
-import { mayOperate } from "../../src/auth/policy";
-import { DomainError, tooLarge, unsupportedMedia } from "../../src/errors";
+import { tooLarge, unsupportedMedia } from "../../src/errors";
 import { currentExperiment, resetExperiment, storeExperiment } from "../../src/recommend/experiment-admin";
 import { experimentSchema } from "../../src/recommend/experiments";
 import {
@@ -16,10 +15,10 @@ import {
   uploadManifest,
 } from "../../src/recommend/model-versions";
 import { experimentReadout, READOUT_DEFAULT_DAYS, READOUT_MAX_DAYS } from "../../src/recommend/readout";
-import { isSource, SOURCE_NAMES } from "../../src/recommend/sources";
-import { authorize } from "../auth";
+import { SOURCE_NAMES } from "../../src/recommend/sources";
 import type { AppContext } from "../http";
 import { bearer, bodyOf, errors, json, jsonRequest, loose, pathId, queryOf, routes } from "../openapi";
+import { sourceOperatorsOnly } from "../source-operators";
 
 // Operators' API over recommendations (platform scope only), mounted at /v1/admin:
 //   PUT|GET|DELETE /recommend/experiments/:source   the source's experiment (arms → models)
@@ -183,18 +182,7 @@ export function createRecommendAdminRoutes(options: RecommendAdminOptions = {}) 
   const app = routes();
 
   // Scoped to these paths: a "*" here would apply to every /v1/admin route once mounted.
-  const operatorsOnly = async (c: AppContext, next: () => Promise<void>) => {
-    await authorize(c, mayOperate);
-    const source = c.req.param("source") ?? "";
-    if (!isSource(source)) {
-      throw new DomainError(
-        "not_found",
-        "unknown_source",
-        `unknown source "${source}"; sources are ${SOURCE_NAMES.join(", ")}`,
-      );
-    }
-    await next();
-  };
+  const operatorsOnly = sourceOperatorsOnly;
   app.use("/recommend/experiments/:source", operatorsOnly);
   // Hono's trailing /* also matches /models/:source itself.
   app.use("/models/:source/*", operatorsOnly);
