@@ -1,4 +1,3 @@
-import { teamCacheAccess } from "../durable-objects/gateway/access";
 import { systemClock } from "../src/clock";
 import type { ConnectionsStore } from "../src/connect/connections-store";
 import type { IndexFeedPorts } from "../src/connect/index-feed";
@@ -45,6 +44,7 @@ import { liveActor } from "./live-actors";
 import { r2FileStore } from "./r2-file-store";
 import { slackbotModel } from "./slackbot-model";
 import { connectIndexOf, conversationOf, conversationRootOf, gatewayNamed, teamCacheOf, topicOf } from "./stubs";
+import { teamCacheAccess } from "./team-cache-access";
 
 // Builds the ports the domain logic needs from the Worker's bindings. The
 // only place that knows which storage adapter a deployment uses.

@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { errorAnswer } from "../../platform/error-status";
 import { topicOf } from "../../platform/stubs";
+import { teamCacheAccess, teamCacheLiveState, teamCacheProfiles } from "../../platform/team-cache-access";
 import { badRequest, unauthorized } from "../../src/errors";
 import { DEFAULT_GRACE_SECONDS } from "../../src/realtime/presence";
 import {
@@ -16,7 +17,6 @@ import { encodeState, type SocketState } from "../../src/realtime/socket-state";
 import { isRole } from "../../src/teams/model";
 import { positiveVar } from "../../src/vars";
 import type { Topic } from "../topic/topic";
-import { teamCacheAccess, teamCacheLiveState, teamCacheProfiles } from "./access";
 import { AccessGuard } from "./access-guard";
 import { Annotator } from "./annotator";
 import { type Conn, enqueue, idOf, send } from "./conn";

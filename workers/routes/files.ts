@@ -1,7 +1,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import { z } from "zod";
-import { teamCacheAccess } from "../../durable-objects/gateway/access";
 import { uploadPortsOf } from "../../platform/deps";
+import { teamCacheAccess } from "../../platform/team-cache-access";
 import { notFound, tooLarge } from "../../src/errors";
 import { downloadFile, FILE_MAX_BYTES, uploadFile } from "../../src/files/uploads";
 import { bearer, errors, json, loose, pathId, routes } from "../openapi";

@@ -1,8 +1,8 @@
 import { createRoute } from "@hono/zod-openapi";
 import { z } from "zod";
-import { teamCacheAccess } from "../../durable-objects/gateway/access";
 import { topicPublisher } from "../../platform/deps";
 import { featureEventSender } from "../../platform/live-features-deps";
+import { teamCacheAccess } from "../../platform/team-cache-access";
 import { notFound } from "../../src/errors";
 import { MAX_MENTIONS, MAX_TEXT_LENGTH, postMessage } from "../../src/realtime/messages";
 import { messageEvent, publishFeatureEvents } from "../../src/recommend/live-features";

@@ -1,5 +1,4 @@
-import { teamCacheOf } from "../../platform/stubs";
-import type { ErrorKind } from "../../src/errors";
+import type { ErrorKind } from "../src/errors";
 import type {
   Access,
   Actor,
@@ -8,7 +7,8 @@ import type {
   LiveState,
   ProfileSource,
   TopicAccess,
-} from "../../src/realtime/ports";
+} from "../src/realtime/ports";
+import { teamCacheOf } from "./stubs";
 
 // The real-time side's view of the directory: the team's edge cache answers
 // who may follow what (the same visibility rules as the directory), what
