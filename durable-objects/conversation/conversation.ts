@@ -18,6 +18,7 @@ import type { ErrorCode, ErrorKind } from "../../src/errors";
 import { PublishLimits, publishRatesOf } from "../../src/realtime/rate-limit";
 import { channelTopic, topicKey } from "../../src/realtime/topics";
 import type { Role } from "../../src/teams/model";
+import { MetaCache } from "../meta-cache";
 import { DEFAULT_PUBLISH_PER_SECOND, DEFAULT_PUBLISH_PER_USER_PER_SECOND } from "../topic/topic";
 
 // One Durable Object per conversation, named `<host team>:<conversation>`
@@ -83,7 +84,8 @@ export interface ConversationStats {
 
 export class Conversation extends DurableObject<Env> {
   private readonly sql: SqlStorage;
-  private readonly meta = new Map<string, string | null>();
+  /** Meta values, read through memory (meta-cache.ts). */
+  private readonly meta: MetaCache;
   /** The delivery queue: one delivery at a time, in outbox order. */
   private tail: Promise<void> = Promise.resolve();
   /** Outbox numbers delivered by this instance and their topic seq (what a write answers). */
@@ -100,6 +102,7 @@ export class Conversation extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    this.meta = new MetaCache(this.sql);
     this.sql.exec(`
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS messages (
@@ -131,8 +134,8 @@ export class Conversation extends DurableObject<Env> {
     const now = Date.now();
     const n = this.tx(() => {
       const live = this.liveCount();
-      const id = nextMessageId(Number(this.getMeta("last_id") ?? 0), now);
-      this.setMeta("last_id", String(id));
+      const id = nextMessageId(Number(this.meta.get("last_id") ?? 0), now);
+      this.meta.set("last_id", String(id));
       this.sql.exec(
         "INSERT INTO messages (id, ts, team, user, text, mentions) VALUES (?, ?, ?, ?, ?, ?)",
         id,
@@ -151,7 +154,7 @@ export class Conversation extends DurableObject<Env> {
         mentions,
         ts: now,
       };
-      this.setMeta("live", String(live + 1));
+      this.meta.set("live", String(live + 1));
       const queued = this.enqueue(event);
       this.trim(policy, now);
       return { queued, id };
@@ -216,7 +219,7 @@ export class Conversation extends DurableObject<Env> {
       // valid); the words, the mentions and the reactions go.
       const live = this.liveCount();
       this.sql.exec("UPDATE messages SET text = NULL, mentions = '[]', deleted = 1 WHERE id = ?", row.id);
-      this.setMeta("live", String(live - 1));
+      this.meta.set("live", String(live - 1));
       this.sql.exec("DELETE FROM reactions WHERE message = ?", row.id);
       return this.enqueue({ type: "message_deleted", channel: conversation, id, ts: now }, id);
     });
@@ -318,9 +321,9 @@ export class Conversation extends DurableObject<Env> {
   async stats(): Promise<ConversationStats> {
     const count = (where: string) =>
       Number(this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM messages WHERE ${where}`).one().n);
-    const host = this.getMeta("host");
+    const host = this.meta.get("host");
     return {
-      name: host === null ? null : `${host}:${this.getMeta("conversation")}`,
+      name: host === null ? null : `${host}:${this.meta.get("conversation")}`,
       messages: count("deleted = 0"),
       tombstones: count("deleted = 1"),
       outbox: Number(this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM outbox").one().n),
@@ -330,7 +333,7 @@ export class Conversation extends DurableObject<Env> {
 
   /** Delivers what the outbox holds, trims by age, and arms the next wake. */
   override async alarm(): Promise<void> {
-    const host = this.getMeta("host");
+    const host = this.meta.get("host");
     if (host === null) return;
     await this.deliver();
     const policy = await this.policy(host);
@@ -343,7 +346,7 @@ export class Conversation extends DurableObject<Env> {
   /** The team's own policy, or the default. Root object only (named by the team id). */
   async teamPolicy(team: string): Promise<HistoryPolicy & { custom: boolean }> {
     this.root(team);
-    const own = this.getMeta("policy");
+    const own = this.meta.get("policy");
     return own === null
       ? { ...DEFAULT_HISTORY, custom: false }
       : { ...(JSON.parse(own) as HistoryPolicy), custom: true };
@@ -351,7 +354,7 @@ export class Conversation extends DurableObject<Env> {
 
   async setTeamPolicy(team: string, policy: HistoryPolicy): Promise<HistoryPolicy & { custom: boolean }> {
     this.root(team);
-    this.setMeta("policy", JSON.stringify(checkPolicy(policy)));
+    this.meta.set("policy", JSON.stringify(checkPolicy(policy)));
     return this.teamPolicy(team);
   }
 
@@ -359,8 +362,8 @@ export class Conversation extends DurableObject<Env> {
 
   /** Queues an event in the outbox (inside the change's transaction); its outbox number. */
   private enqueue(event: ConversationEvent, redacts?: string): number {
-    const n = Number(this.getMeta("outbox_n") ?? 0) + 1;
-    this.setMeta("outbox_n", String(n));
+    const n = Number(this.meta.get("outbox_n") ?? 0) + 1;
+    this.meta.set("outbox_n", String(n));
     this.sql.exec("INSERT INTO outbox (n, json, redacts) VALUES (?, ?, ?)", n, JSON.stringify(event), redacts ?? null);
     return n;
   }
@@ -384,13 +387,13 @@ export class Conversation extends DurableObject<Env> {
     const next = this.tail.then(() => this.deliverAll());
     this.tail = next.catch(() => undefined);
     return next.catch((error) => {
-      console.error(`conversation ${this.getMeta("host")}:${this.getMeta("conversation")}: delivery failed`, error);
+      console.error(`conversation ${this.meta.get("host")}:${this.meta.get("conversation")}: delivery failed`, error);
     });
   }
 
   private async deliverAll(): Promise<void> {
-    const host = this.getMeta("host");
-    const conversation = this.getMeta("conversation");
+    const host = this.meta.get("host");
+    const conversation = this.meta.get("conversation");
     if (host === null || conversation === null) return;
     const key = topicKey(host, channelTopic(conversation));
     for (;;) {
@@ -451,7 +454,7 @@ export class Conversation extends DurableObject<Env> {
         : undefined;
     if (excess > 0 && floor === undefined) {
       // The kept count said more than there are: count again, trim nothing by count now.
-      this.meta.delete("live");
+      this.meta.forget("live");
       this.sql.exec("DELETE FROM meta WHERE key = 'live'");
       this.trim(policy, now);
       return;
@@ -472,15 +475,15 @@ export class Conversation extends DurableObject<Env> {
       below,
     );
     this.sql.exec("DELETE FROM messages WHERE ts < ? OR id < ?", cutoff, below);
-    if (gone > 0) this.setMeta("live", String(live - gone));
+    if (gone > 0) this.meta.set("live", String(live - gone));
   }
 
   /** Live (not deleted) messages held; counted once, then kept in meta by every change. */
   private liveCount(): number {
-    const kept = this.getMeta("live");
+    const kept = this.meta.get("live");
     if (kept !== null) return Number(kept);
     const n = Number(this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM messages WHERE deleted = 0").one().n);
-    this.setMeta("live", String(n));
+    this.meta.set("live", String(n));
     return n;
   }
 
@@ -549,7 +552,7 @@ export class Conversation extends DurableObject<Env> {
   private view(row: Row, reactions?: MessageView["reactions"]): MessageView {
     return {
       id: formatMessageId(Number(row.id)),
-      channel: this.getMeta("conversation") ?? "",
+      channel: this.meta.get("conversation") ?? "",
       user: row.user,
       team: row.team,
       text: row.text ?? "",
@@ -561,24 +564,24 @@ export class Conversation extends DurableObject<Env> {
   }
 
   private name(host: string, conversation: string): void {
-    const known = this.getMeta("host");
+    const known = this.meta.get("host");
     if (known === null) {
-      if (this.getMeta("root") !== null) throw new Error("a team root is not a conversation object");
-      this.setMeta("host", host);
-      this.setMeta("conversation", conversation);
-    } else if (known !== host || this.getMeta("conversation") !== conversation) {
+      if (this.meta.get("root") !== null) throw new Error("a team root is not a conversation object");
+      this.meta.set("host", host);
+      this.meta.set("conversation", conversation);
+    } else if (known !== host || this.meta.get("conversation") !== conversation) {
       throw new Error(
-        `conversation object ${known}:${this.getMeta("conversation")} addressed as ${host}:${conversation}`,
+        `conversation object ${known}:${this.meta.get("conversation")} addressed as ${host}:${conversation}`,
       );
     }
   }
 
   /** The team's root object holds only the team's policy, never messages. */
   private root(team: string): void {
-    const known = this.getMeta("root");
+    const known = this.meta.get("root");
     if (known === null) {
-      if (this.getMeta("host") !== null) throw new Error("a conversation object is not a team root");
-      this.setMeta("root", team);
+      if (this.meta.get("host") !== null) throw new Error("a conversation object is not a team root");
+      this.meta.set("root", team);
     } else if (known !== team) throw new Error(`team root ${known} addressed as ${team}`);
   }
 
@@ -593,18 +596,5 @@ export class Conversation extends DurableObject<Env> {
       this.meta.clear();
       throw error;
     }
-  }
-
-  private getMeta(key: string): string | null {
-    if (this.meta.has(key)) return this.meta.get(key) ?? null;
-    const value =
-      this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0]?.value ?? null;
-    this.meta.set(key, value);
-    return value;
-  }
-
-  private setMeta(key: string, value: string): void {
-    this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", key, value);
-    this.meta.set(key, value);
   }
 }

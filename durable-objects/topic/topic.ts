@@ -4,6 +4,7 @@ import type { PublishOptions, PublishResult } from "../../src/realtime/ports";
 import type { ReloadReason } from "../../src/realtime/protocol";
 import { PublishLimits, publishRatesOf } from "../../src/realtime/rate-limit";
 import { resumePlan, type TopicEvent } from "../../src/realtime/sequence";
+import { MetaCache } from "../meta-cache";
 import { GatewayRegistry } from "./registry";
 
 /** A gateway shard's stub (typed by the binding: no import of the gateway from here). */
@@ -93,7 +94,8 @@ export class Topic extends DurableObject<Env> {
       perPosterPerSecond: DEFAULT_PUBLISH_PER_USER_PER_SECOND,
     }),
   );
-  private readonly meta = new Map<string, string | null>();
+  /** Meta values, read through memory (meta-cache.ts). */
+  private readonly meta: MetaCache;
   private readonly stubs = new Map<string, GatewayStub>();
   private readonly registry: GatewayRegistry;
   /** When the last round ended (0: none yet). */
@@ -102,6 +104,7 @@ export class Topic extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    this.meta = new MetaCache(this.sql);
     this.sql.exec(`
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, json TEXT NOT NULL);
@@ -126,7 +129,7 @@ export class Topic extends DurableObject<Env> {
     if (options.stateKey !== undefined) {
       this.sql.exec("INSERT OR REPLACE INTO state (key, json) VALUES (?, ?)", options.stateKey, eventJson);
     }
-    this.setMeta("seq", String(seq));
+    this.meta.set("seq", String(seq));
     this.sql.exec("DELETE FROM events WHERE seq <= ?", seq - this.logSize());
     await this.round();
     return { ok: true, seq };
@@ -159,7 +162,7 @@ export class Topic extends DurableObject<Env> {
         JSON.stringify(states),
       );
     }
-    this.setMeta("seq", String(seq));
+    this.meta.set("seq", String(seq));
     this.sql.exec("DELETE FROM events WHERE seq <= ?", seq - this.logSize());
     await this.round();
     return { seqs };
@@ -195,7 +198,7 @@ export class Topic extends DurableObject<Env> {
       upto = e.n;
     }
     this.sql.exec("INSERT OR REPLACE INTO sources (name, upto) VALUES (?, ?)", source, upto);
-    this.setMeta("seq", String(seq));
+    this.meta.set("seq", String(seq));
     this.sql.exec("DELETE FROM events WHERE seq <= ?", seq - this.logSize());
     await this.round();
     return { upto, seqs };
@@ -253,7 +256,7 @@ export class Topic extends DurableObject<Env> {
     const { logSize, publishPerSecond, publishPerUserPerSecond } = options;
     if (logSize !== undefined) {
       if (!Number.isInteger(logSize) || logSize < 1) throw new Error("logSize must be a positive integer");
-      this.setMeta("log_size", String(logSize));
+      this.meta.set("log_size", String(logSize));
       this.sql.exec("DELETE FROM events WHERE seq <= ?", this.seq() - logSize);
     }
     if (publishPerSecond !== undefined) {
@@ -269,7 +272,7 @@ export class Topic extends DurableObject<Env> {
 
   async stats(): Promise<TopicStats> {
     return {
-      topic: this.getMeta("topic"),
+      topic: this.meta.get("topic"),
       seq: this.seq(),
       oldest: this.oldest(),
       logSize: this.logSize(),
@@ -352,7 +355,7 @@ export class Topic extends DurableObject<Env> {
   }
 
   private async deliverRound(): Promise<void> {
-    const topic = this.getMeta("topic");
+    const topic = this.meta.get("topic");
     if (!topic) return;
     const seq = this.seq();
     const behind = this.registry.behind(seq);
@@ -424,13 +427,13 @@ export class Topic extends DurableObject<Env> {
   }
 
   private name(topic: string): void {
-    const known = this.getMeta("topic");
-    if (known === null) this.setMeta("topic", topic);
+    const known = this.meta.get("topic");
+    if (known === null) this.meta.set("topic", topic);
     else if (known !== topic) throw new Error(`topic object ${known} addressed as ${topic}`);
   }
 
   private seq(): number {
-    return Number(this.getMeta("seq") ?? 0);
+    return Number(this.meta.get("seq") ?? 0);
   }
 
   /** The oldest logged seq; seq + 1 when the log is empty. */
@@ -440,24 +443,10 @@ export class Topic extends DurableObject<Env> {
   }
 
   private logSize(): number {
-    const own = this.getMeta("log_size");
+    const own = this.meta.get("log_size");
     if (own !== null) return Number(own);
     const configured = Number(this.env.TOPIC_LOG_SIZE);
     return Number.isInteger(configured) && configured > 0 ? configured : DEFAULT_LOG_SIZE;
-  }
-
-  /** Meta values, read through memory: every call needs the topic name, seq and log size. */
-  private getMeta(key: string): string | null {
-    if (this.meta.has(key)) return this.meta.get(key) ?? null;
-    const value =
-      this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0]?.value ?? null;
-    this.meta.set(key, value);
-    return value;
-  }
-
-  private setMeta(key: string, value: string): void {
-    this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", key, value);
-    this.meta.set(key, value);
   }
 }
 
