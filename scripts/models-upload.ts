@@ -12,9 +12,11 @@ import { modelDirs } from "./models-index";
 // checks each before storing it, so a bad model is refused, not stored.
 // Experiments then point arms at the uploaded versions.
 //
-// It signs an operator token (TPLATFORM:UOPERATOR, or --operator team:user,
-// who must be in the deployment's PLATFORM_OPERATORS) with JWT_SECRET from
-// the environment (the deployment's secret), else .dev.vars (npm start's).
+// It uses ADMIN_TOKEN from the environment when set, else signs an operator
+// token (TPLATFORM:UOPERATOR, or --operator team:user, who must be in the
+// deployment's PLATFORM_OPERATORS) with JWT_SECRET from the environment (the
+// deployment's secret), else .dev.vars (npm start's). npm run retrain
+// (scripts/retrain.ts) uploads its candidates through uploadModels too.
 
 export interface UploadedModel {
   dir: string;
@@ -23,6 +25,24 @@ export interface UploadedModel {
   version: string;
   status: "uploaded" | "refused";
   detail?: string;
+}
+
+/**
+ * fetch, sent once more when the connection it was given had been closed by
+ * the server before the request went out: Node's fetch keeps idle
+ * connections, and a local Worker (Miniflare) drops one left idle while a
+ * caller trained for a minute, so the next request fails with "other side
+ * closed" without having reached it.
+ */
+export async function fetchFresh(url: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (error) {
+    const cause = error instanceof Error ? (error.cause as { code?: string; message?: string } | undefined) : undefined;
+    const stale = cause?.code === "UND_ERR_SOCKET" || /other side closed/.test(cause?.message ?? "");
+    if (!stale) throw error;
+    return fetch(url, init);
+  }
 }
 
 /** Uploads every model folder under `root` (or those named in `only`) to the platform at `url`. */
@@ -41,7 +61,7 @@ export async function uploadModels(o: {
     const base = `${o.url.replace(/\/$/, "")}/v1/admin/models/${encodeURIComponent(source)}/${encodeURIComponent(name)}/${encodeURIComponent(version)}`;
     const headers = { authorization: `Bearer ${o.token}` };
     const put = async (path: string, type: string, body: BodyInit) => {
-      const res = await fetch(`${base}/${path}`, {
+      const res = await fetchFresh(`${base}/${path}`, {
         method: "PUT",
         headers: { ...headers, "content-type": type },
         body,
@@ -62,6 +82,19 @@ export async function uploadModels(o: {
   return out;
 }
 
+/**
+ * The bearer token of an operator: ADMIN_TOKEN from the environment when set
+ * (CI, where only a token is handed out), else one signed here as `operator`
+ * ("team:user", who must be in the deployment's PLATFORM_OPERATORS) with
+ * JWT_SECRET from the environment, else .dev.vars (npm start's).
+ */
+export async function operatorToken(operator = "TPLATFORM:UOPERATOR", ttlSeconds = 600): Promise<string> {
+  if (process.env.ADMIN_TOKEN) return process.env.ADMIN_TOKEN;
+  const [team = "", user = ""] = operator.split(":");
+  const secret = process.env.JWT_SECRET ?? ensureJwtSecret();
+  return signToken({ team, user, ttlSeconds }, secret);
+}
+
 async function main() {
   const { values } = parseArgs({
     options: {
@@ -72,9 +105,7 @@ async function main() {
     },
   });
   if (!existsSync(values.models)) throw new Error(`no model folder at ${values.models}`);
-  const [team = "", user = ""] = values.operator.split(":");
-  const secret = process.env.JWT_SECRET ?? ensureJwtSecret();
-  const token = await signToken({ team, user, ttlSeconds: 600 }, secret);
+  const token = await operatorToken(values.operator);
   const results = await uploadModels({
     url: values.url,
     root: values.models,

@@ -1,34 +1,42 @@
-import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { signToken } from "../src/auth/tokens";
-import { dayOf } from "../src/datasets/collab";
+import { type CollabDataset, channelIdOf, dayOf, isoOf, userIdOf } from "../src/datasets/collab";
 import { type BenchResult, compare, printTable, writeResults } from "../tools/harness/results";
 import { importDataset, loadDataset } from "./dataset-import";
 import { startPlatform } from "./replay-backend";
 import { type ReplaySource, replayTruth } from "./replay-labels";
+import { bestCandidates, describe, exitCodeOf, gateAndRegister, pullExport, train } from "./retrain";
 
 // npm run loop -- [--data datasets/rails-collab] [--cut 2024-08-23] [--weeks 8]
 //                 [--rounds 2] [--users N] [--limit 10] [--sources channel_browser,composer_dm] [--quick]
 //
-// The recommend → feedback → rec-logs → retrain → experiment loop, end to end
-// on the real Worker bundle served by Miniflare (D1, Durable Objects, the
-// rec-logs queue and its consumer, R2):
-// 1. import the dataset at the cut into a team (scripts/dataset-import.ts);
+// The whole retraining cycle, end to end on the real Worker bundle served by
+// Miniflare (D1, Durable Objects, the rec-logs queue and its consumer, R2):
+// traffic → logs → export → train → gate → register → serve.
+// 1. import the dataset at the cut into a team (scripts/dataset-import.ts),
+//    and its history before the cut as raw rows into the team's feature
+//    ledger (POST …/features/history), as a team's own past;
 // 2. round 0: every active user (activity in the 365 days before the cut)
 //    asks POST /v1/recommend per source and sends feedback: an impression for
 //    every served item, a click when the dataset shows the user really joined
 //    that channel / first interacted with that person in the --weeks after
 //    the cut (replayed ground truth, NOT live users: labels do not depend on
 //    the ranking beyond whether the item was shown in the top `limit`);
-// 3. wait for the rec-logs consumer to write to R2, download the objects,
-//    train on them (training/train.py --logs, the raw served + feedback format),
-//    upload the better of lr / xgboost through the admin API as a new version,
-//    and set the source's experiment to default model vs retrained, 50/50;
-// 4. rounds 1..n: the same users and labels again (retraining on all logs
-//    after each round but the last); per arm per round: users, impressions,
-//    clicks, CTR, DCG@limit of clicks.
+// 3. retrain, as `npm run retrain` does (scripts/retrain.ts): once the
+//    rec-logs consumer has written the round's lines to R2, export the day
+//    (POST /v1/admin/exports/<today>: the cron's export, asked for now: the
+//    cron writes a day once it is over), pull it through the operators'
+//    routes, train.py --data on the team's exported ledger with --eval-sets,
+//    upload the better candidate per source, PUT its eval set and POST
+//    promote: the Worker's promotion gate registers it, or refuses it with
+//    its numbers; the registry's current version serves from then on, with
+//    no experiment and no deploy;
+// 4. rounds 1..n: the same users and labels again (retraining after each
+//    round but the last: a later candidate must beat the one registered
+//    before it); per round per source: the model that served, users,
+//    impressions, clicks, CTR, DCG@limit of clicks.
 // Writes bench/results/loop.json and training/report/loop.md.
 
 const { values: args } = parseArgs({
@@ -56,7 +64,7 @@ const SOURCES = (args.sources as string).split(",") as ReplaySource[];
 const CONCURRENCY = Number(args.concurrency);
 const WORK = resolve(args.work as string);
 const TEAM = "TLOOP";
-/** platform/models/experiment-store.ts EXPERIMENT_TTL_MS (10 s) plus a margin: serving picks a new experiment up by then. */
+/** platform/models/experiment-store.ts EXPERIMENT_TTL_MS (10 s) plus a margin: every isolate serves a new registry version by then. */
 const EXPERIMENT_PICKUP_MS = 11_000;
 
 interface ArmStats {
@@ -119,6 +127,67 @@ async function request<T>(url: string, init: RequestInit, ok: number[] = [200]):
 
 const round4 = (n: number) => Math.round(n * 10_000) / 10_000;
 
+/**
+ * The dataset's rows before the cut as the team's history (raw rows into its
+ * feature ledger: POST …/features/history), in pages of NDJSON streamed as
+ * one request: what the scheduled export reads back as the team's dataset.
+ */
+async function uploadHistory(
+  url: string,
+  headers: Record<string, string>,
+  ds: CollabDataset,
+  cut: number,
+): Promise<{ lines: number }> {
+  const lines: string[] = [];
+  for (const a of ds.activity) {
+    if (a.day >= cut) continue;
+    lines.push(
+      JSON.stringify({
+        table: "activity",
+        day: isoOf(a.day),
+        user_id: userIdOf(a.user),
+        channel_id: channelIdOf(a.channel),
+        commits: a.commits,
+      }),
+    );
+  }
+  for (const i of ds.interactions) {
+    if (i.day >= cut) continue;
+    lines.push(
+      JSON.stringify({
+        table: "interactions",
+        day: isoOf(i.day),
+        user_id: userIdOf(i.user),
+        other_user_id: userIdOf(i.other),
+        kind: i.kind,
+        count: i.count,
+      }),
+    );
+  }
+  for (const h of ds.hours) {
+    if (h.day >= cut) continue;
+    lines.push(
+      JSON.stringify({
+        table: "hours",
+        day: isoOf(h.day),
+        user_id: userIdOf(h.user),
+        local_hour: h.hour,
+        commits: h.commits,
+      }),
+    );
+  }
+  await request(
+    `${url}/v1/admin/teams/${TEAM}/features/history`,
+    {
+      method: "POST",
+      headers: { ...headers, "content-type": "application/x-ndjson" },
+      body: `${lines.join("\n")}\n`,
+    },
+    [201],
+  );
+  return { lines: lines.length };
+}
+
 async function main() {
   const t0 = performance.now();
   const phase: Record<string, number> = {};
@@ -140,7 +209,7 @@ async function main() {
     log(`  ${s}: ${n} of the served users have at least one ground-truth positive`);
   }
   log(
-    `NOTE: the embedding vectors (${args.embeddings}) are from the ${embeddingsCut} training cut, later than ${CUT}: the features see some of the future; so does the bundled default model (trained up to its own cut). Both arms get the same features.`,
+    `NOTE: the embedding vectors (${args.embeddings}) are from the ${embeddingsCut} training cut, later than ${CUT}: the features see some of the future; so does the bundled default model (trained up to its own cut). Every round and model gets the same features.`,
   );
 
   let t = performance.now();
@@ -168,16 +237,23 @@ async function main() {
     for (const u of users) tokens.set(u, await signToken({ team: TEAM, user: u, ttlSeconds: 6 * 3600 }, secret));
     const adminHeaders = { authorization: `Bearer ${platformToken}` };
 
-    // The default experiment (one arm, the bundled model) before we change anything.
-    const defaults = new Map<ReplaySource, string>();
-    for (const s of SOURCES) {
-      const e = await request<{ experiment: { arms: Array<{ model: string }> } }>(
-        `${url}/v1/admin/recommend/experiments/${s}`,
+    t = performance.now();
+    const history = await uploadHistory(url, adminHeaders, ds, dayOf(CUT));
+    lap("history", t);
+    log(`history before the cut into ${TEAM}'s feature ledger: ${history.lines} rows in ${phase.history} s`);
+
+    /** What the registry says serves the source now (its current version, else the bundled default). */
+    const servingOf = async (s: ReplaySource) => {
+      const r = await request<{ current: string | null; serving: { model: string; origin: string } }>(
+        `${url}/v1/admin/models/${s}/registry`,
         { headers: adminHeaders },
       );
-      defaults.set(s, e.experiment.arms[0]?.model ?? "hand_tuned");
+      return r.serving;
+    };
+    for (const s of SOURCES) {
+      const sv = await servingOf(s);
+      log(`registry ${s}: serving ${sv.model} (${sv.origin})`);
     }
-    const experimentName = (s: ReplaySource) => `loop-${s}`;
     /** round 0 per source and user: impressions, clicks, dcg (the arms' pre-period). */
     const r0 = new Map<string, { impressions: number; clicks: number; dcg: number }>();
     let expectedServed = 0;
@@ -185,9 +261,10 @@ async function main() {
 
     const serveRound = async (r: number) => {
       const stats = new Map<string, ArmStats>();
-      let wrongExperiment = 0;
+      let notRegistry = 0;
       for (const source of SOURCES) {
         const positives = truth.positives[source];
+        const expected = (await servingOf(source)).model;
         await mapLimit(users, CONCURRENCY, async (u) => {
           const headers = { authorization: `Bearer ${tokens.get(u)}`, "content-type": "application/json" };
           const ans = await request<RecAnswer>(`${url}/v1/recommend`, {
@@ -196,7 +273,7 @@ async function main() {
             body: JSON.stringify({ source, limit: LIMIT }),
           });
           expectedServed++;
-          if (r > 0 && ans.experiment.name !== experimentName(source)) wrongExperiment++;
+          if (`${ans.model.name}@${ans.model.version}` !== expected) notRegistry++;
           const key = `${source}\u0000${ans.experiment.arm}`;
           let st = stats.get(key);
           if (!st) {
@@ -268,7 +345,7 @@ async function main() {
           r0dcg: st.users.size ? pre.dcg / st.users.size : 0,
         });
       }
-      if (wrongExperiment) log(`warning: ${wrongExperiment} answers in round ${r} came from an older experiment`);
+      if (notRegistry) log(`warning: ${notRegistry} answers in round ${r} were not scored by the registry's model`);
     };
 
     /** Waits until R2 holds every served and feedback line sent so far; writes the objects under dir. */
@@ -314,84 +391,64 @@ async function main() {
       log(
         `R2 rec-logs: ${got.objects} objects, ${got.served}/${expectedServed} served and ${got.feedback}/${expectedFeedback} feedback lines (${phase[`logs after round ${afterRound}`]} s)`,
       );
+      // The export the cron writes once a day is over, asked for now (the loop cannot wait for midnight).
+      tl = performance.now();
+      const window = new Date().toISOString().slice(0, 10);
+      const exported = await request<{ teams: Array<{ team: string; rec_logs: unknown; dataset: unknown }> }>(
+        `${url}/v1/admin/exports/${window}`,
+        { method: "POST", headers: adminHeaders },
+        [201],
+      );
+      const mine = exported.teams.find((x) => x.team === TEAM);
+      const pulled = await pullExport({
+        url,
+        token: platformToken,
+        dir: join(WORK, `export-after-${afterRound}`),
+        window,
+        team: TEAM,
+      });
+      lap(`export after round ${afterRound}`, tl);
+      log(
+        `export ${window} (POST /v1/admin/exports/${window}, pulled to ${pulled.path}): rec logs ${JSON.stringify(mine?.rec_logs)}, ledger ${JSON.stringify(mine?.dataset)}`,
+      );
       tl = performance.now();
       const out = join(WORK, `train-after-${afterRound}`);
-      execFileSync(
-        "/usr/bin/python3",
-        [
-          "training/train.py",
-          "--logs",
-          logsDir,
-          "--out",
-          out,
-          "--manifests",
-          "models",
-          "--quiet",
-          ...(args.quick ? ["--quick"] : []),
-        ],
-        { stdio: "inherit" },
-      );
+      train({
+        data: pulled.path,
+        out,
+        version: `loop-${window}-r${afterRound}`,
+        sources: SOURCES,
+        quick: args.quick as boolean,
+        // An eval set of every subject of a big team outgrows the Worker's 24 MiB (EVAL_SET_MAX_BYTES).
+        maxSubjects: args.quick ? 100 : 400,
+      });
       lap(`train after round ${afterRound}`, tl);
-      const metrics = JSON.parse(readFileSync(join(out, "logs_metrics.json"), "utf8")) as {
-        raw?: Record<string, number>;
-        sources: Record<string, Record<string, unknown>>;
-      };
+      log(`train.py --data ${pulled.path} --eval-sets: ${phase[`train after round ${afterRound}`]} s`);
       tl = performance.now();
-      for (const s of SOURCES) {
-        const m = metrics.sources[s];
-        if (!m) {
-          log(`${s}: no logs to train on`);
-          continue;
-        }
-        const score = (k: string) => {
-          const e = m[k] as { ndcg10?: number | null; auc?: number | null; skipped?: string } | undefined;
-          if (!e || e.skipped) return Number.NEGATIVE_INFINITY;
-          return e.ndcg10 ?? e.auc ?? 0;
-        };
-        const kind = score("xgboost") >= score("lr") ? "xgboost" : "lr";
-        if (score(kind) === Number.NEGATIVE_INFINITY) {
-          log(`${s}: nothing trainable (one class); the experiment is left as is`);
-          continue;
-        }
-        const dir = join(out, "models", s, kind);
-        const manifestText = readFileSync(join(dir, "manifest.json"), "utf8");
-        const manifest = JSON.parse(manifestText) as { name: string; version: string };
-        const base = `${url}/v1/admin/models/${s}/${manifest.name}/${manifest.version}`;
-        await request(
-          `${base}/manifest.json`,
-          { method: "PUT", headers: { ...adminHeaders, "content-type": "application/json" }, body: manifestText },
-          [201],
-        );
-        await request(
-          `${base}/model.onnx`,
-          {
-            method: "PUT",
-            headers: { ...adminHeaders, "content-type": "application/octet-stream" },
-            body: readFileSync(join(dir, "model.onnx")),
-          },
-          [201],
-        );
-        const retrained = `${manifest.name}@${manifest.version}`;
-        await request(`${url}/v1/admin/recommend/experiments/${s}`, {
-          method: "PUT",
-          headers: { ...adminHeaders, "content-type": "application/json" },
-          body: JSON.stringify({
-            name: experimentName(s),
-            arms: [
-              { name: "default", weight: 1, model: defaults.get(s) },
-              { name: "retrained", weight: 1, model: retrained },
-            ],
-          }),
+      const candidates = bestCandidates(out, SOURCES);
+      const decisions = await gateAndRegister({
+        url,
+        token: platformToken,
+        models: join(out, "models"),
+        evalSets: join(out, "eval-sets"),
+        candidates,
+      });
+      lap(`gate after round ${afterRound}`, tl);
+      for (const d of decisions) {
+        log(describe(d));
+        const sv = await servingOf(d.source as ReplaySource);
+        log(`registry ${d.source}: serving ${sv.model} (${sv.origin})`);
+        training.push({
+          afterRound,
+          source: d.source,
+          model: d.model,
+          status: d.status,
+          line: describe(d),
+          serving: sv.model,
         });
-        const entry = { afterRound, source: s, kind, model: retrained, metrics: { lr: m.lr, xgboost: m.xgboost } };
-        training.push({ ...entry, rows: m.rows, requests: m.requests, clicks: m.clicks });
-        log(
-          `${s}: trained on ${m.rows} served items (${m.requests} requests, ${m.clicks} clicks); uploaded ${retrained} (${kind}; held-out ${JSON.stringify(m[kind])}); experiment ${experimentName(s)}: default ${defaults.get(s)} vs retrained, 50/50`,
-        );
       }
-      if (metrics.raw) log(`join: ${JSON.stringify(metrics.raw)}`);
+      log(`retrain exit code: ${exitCodeOf(decisions)} (0 promoted, 2 refused, 1 error)`);
       await new Promise((res) => setTimeout(res, EXPERIMENT_PICKUP_MS));
-      lap(`upload after round ${afterRound}`, tl);
     };
 
     for (let r = 0; r <= ROUNDS; r++) {
@@ -454,7 +511,7 @@ function report(
   console.log(widths.map((w) => "-".repeat(w)).join("  "));
   for (const r of table) console.log(line(r));
 
-  const caveat = `clicks are REPLAYED ground truth from the dataset (a served item counts as clicked when the user really joined that channel / first interacted with that person in the ${WEEKS} weeks after ${CUT}), not live users; embeddings from the ${embeddingsCut} training cut (later than ${CUT}); the default arm's bundled model was trained on data up to its own cut, so it has seen part of this window`;
+  const caveat = `clicks are REPLAYED ground truth from the dataset (a served item counts as clicked when the user really joined that channel / first interacted with that person in the ${WEEKS} weeks after ${CUT}), not live users; embeddings from the ${embeddingsCut} training cut (later than ${CUT}); the bundled default model was trained on data up to its own cut, so it has seen part of this window (and the labels of the export's evaluation cuts: the gate errs on keeping it)`;
   const results: BenchResult[] = [];
   for (const r of rows.filter((x) => x.round === 0)) {
     results.push({
@@ -466,32 +523,30 @@ function report(
     });
   }
   for (const source of new Set(rows.map((r) => r.source))) {
+    const first = rows.find((r) => r.source === source && r.round === 0);
     for (let k = 1; k <= ROUNDS; k++) {
-      const def = rows.find((r) => r.source === source && r.round === k && r.arm === "default");
-      const re = rows.find((r) => r.source === source && r.round === k && r.arm === "retrained");
-      if (!def || !re) continue;
-      const note = (r: RoundRow) =>
-        `${r.arm} (${r.model}): ${r.users} users, ${r.impressions} impressions, ${r.clicks} clicks; the same users in round 0 (default model): CTR ${round4(r.r0ctr)}, DCG ${round4(r.r0dcg)}`;
+      const now = rows.find((r) => r.source === source && r.round === k);
+      if (!first || !now) continue;
+      // Every round serves the same users (what the registry names serves them all): round 0 is the baseline.
       results.push(
         compare(
           {
-            name: `${source} round ${k} CTR, retrained arm`,
+            name: `${source} round ${k} CTR (${now.model})`,
             unit: "ratio",
             better: "higher",
-            value: round4(re.ctr),
-            notes: `${note(re)}; ${note(def)}`,
+            value: round4(now.ctr),
+            notes: `${now.users} users, ${now.impressions} impressions, ${now.clicks} clicks, ${now.fallbacks} fallbacks`,
           },
-          { name: "default arm CTR", value: round4(def.ctr) },
+          { name: `round 0 (${first.model})`, value: round4(first.ctr) },
         ),
         compare(
           {
-            name: `${source} round ${k} DCG@${LIMIT} of clicks per request, retrained arm`,
+            name: `${source} round ${k} DCG@${LIMIT} of clicks per request (${now.model})`,
             unit: "dcg",
             better: "higher",
-            value: round4(re.dcg),
-            notes: `round 0, same users: retrained arm's users ${round4(re.r0dcg)}, default arm's users ${round4(def.r0dcg)}`,
+            value: round4(now.dcg),
           },
-          { name: "default arm", value: round4(def.dcg) },
+          { name: `round 0 (${first.model})`, value: round4(first.dcg) },
         ),
       );
     }
@@ -506,13 +561,13 @@ function report(
   console.log(`\n${file}`);
 
   const md = [
-    "# Replay loop: serve → feedback → rec-logs → retrain → A/B",
+    "# Replay loop: traffic → logs → export → train → gate → register → serve",
     "",
     `Generated by \`npm run loop -- --cut ${CUT} --weeks ${WEEKS} --rounds ${ROUNDS}${Number.isFinite(USERS_CAP) ? ` --users ${USERS_CAP}` : ""}${args.quick ? " --quick" : ""}\` on ${new Date().toISOString().slice(0, 10)} (the real Worker bundle in Miniflare, D1, rec-logs queue → R2).`,
     "",
-    `**What the clicks are:** ${caveat}. Every served item gets an impression; users are split 50/50 between the arms by the experiment's hash from round 1 on; the retrained arm's model is trained on the platform's own raw R2 logs (training/logs.py joins served and feedback lines).`,
+    `**What the clicks are:** ${caveat}. Every served item gets an impression. After each round but the last the day is exported (POST /v1/admin/exports/<today>), pulled and trained on (train.py --data on the team's exported ledger, --eval-sets), and the better candidate per source goes through the Worker's promotion gate: registered (it serves every user from the next round on) or refused (what served keeps serving).`,
     "",
-    `Users served: ${served} of ${active} active (activity in the 365 days before the cut). DCG@${LIMIT} is per request, Σ 1/log2(rank+1) over clicked items; recall = clicks / ground-truth positives of the arm's users. The arms hold different users, so the round-0 columns give each arm's users' figures when everyone was on the default model (the pre-period to compare against).`,
+    `Users served: ${served} of ${active} active (activity in the 365 days before the cut). DCG@${LIMIT} is per request, Σ 1/log2(rank+1) over clicked items; recall = clicks / ground-truth positives of the users served. Every round serves the same users, so round 0 (the bundled default) is the baseline of the later rounds.`,
     "",
     `| source | round | arm | model | users | impressions | clicks | CTR | DCG@${LIMIT} | recall | round-0 CTR, same users | round-0 DCG, same users |`,
     "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -521,19 +576,15 @@ function report(
         `| ${r.source} | ${r.round} | ${r.arm} | \`${r.model}\` | ${r.users} | ${r.impressions} | ${r.clicks} | ${(r.ctr * 100).toFixed(2)}% | ${r.dcg.toFixed(4)} | ${(r.recall * 100).toFixed(1)}% | ${(r.r0ctr * 100).toFixed(2)}% | ${r.r0dcg.toFixed(4)} |`,
     ),
     "",
-    "Retrained models (held-out metrics on the logs' test requests, crc32(request_id) % 5 == 0):",
+    "The promotion gate's decisions (the Worker's, on the eval set train.py wrote from the export):",
     "",
-    ...training.map(
-      (t) =>
-        `- after round ${t.afterRound}, ${t.source}: \`${t.model}\` from ${t.rows} served items / ${t.requests} requests / ${t.clicks} clicks; lr ${JSON.stringify(t.metrics && (t.metrics as Record<string, unknown>).lr)}, xgboost ${JSON.stringify(t.metrics && (t.metrics as Record<string, unknown>).xgboost)}`,
-    ),
+    ...training.map((t) => `- after round ${t.afterRound}: ${t.line}; serving then: \`${t.serving}\``),
     "",
     `Run times (s): ${Object.entries(phase)
       .map(([k, v]) => `${k} ${v}`)
       .join(", ")}.`,
     "",
-    "Caveats: one replay of one dataset slice, small click counts (no confidence intervals); the retrained model only sees items some earlier ranking put in the top " +
-      `${LIMIT} (selection bias), and rounds ≥ 1 replay the same labels, so a gain here is an offline signal, not an online result.`,
+    "Caveats: one replay of one dataset slice, small click counts (no confidence intervals); rounds ≥ 1 replay the same labels, so a gain here is an offline signal, not an online result.",
     "",
   ].join("\n");
   mkdirSync("training/report", { recursive: true });

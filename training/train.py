@@ -224,7 +224,7 @@ def run_dataset(args) -> None:
 
     # artifacts: embeddings and models of the latest cut
     T = cuts[-1]
-    version = f"{ds.name}-{iso_of(T)}"
+    version = args.version or f"{ds.name}-{iso_of(T)}"
     emb_path = os.path.join(args.out, "embeddings.json")
     write_embeddings(emb_path, ds, latest_cut)
     exported = export_models(args, ds.name, version, T, fitted, metrics, per_cut, plan[T], sources,
@@ -391,6 +391,8 @@ def main(argv=None) -> None:
     p.add_argument("--report-dir", help="also copy metrics, report and plots here")
     p.add_argument("--eval-sets", help="also write DIR/<source>.eval-set.ndjson: the held-out rankings of the "
                    "evaluation cuts, for the Worker's promotion gate (export_eval_set.py)")
+    p.add_argument("--version", help="dataset mode: the exported models' version (default <dataset>-<latest cut>); "
+                   "npm run retrain names each run's candidates apart, as the registry's versions are immutable")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

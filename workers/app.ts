@@ -30,6 +30,7 @@ import { inviteRoutes } from "./routes/invites";
 import { messageRoutes } from "./routes/messages";
 import { modelRegistryRoutes } from "./routes/model-registry";
 import { socketRoutes, ticketRoutes } from "./routes/realtime";
+import { recExportRoutes } from "./routes/rec-exports";
 import { recommendRoutes } from "./routes/recommend";
 import { recommendAdminRoutes } from "./routes/recommend-admin";
 import { recommendFeatureRoutes } from "./routes/recommend-features";
@@ -141,7 +142,8 @@ export function createApp() {
     throw tooLarge(`request body larger than ${limit} bytes`);
   };
   app.use("/v1/*", async (c, next) => {
-    if (c.req.path.endsWith("/import")) {
+    // A team's history as raw rows (…/features/history, up to 2,000,000 lines) is streamed as the imports are.
+    if (c.req.path.endsWith("/import") || c.req.path.endsWith("/features/history")) {
       return bodyLimit({ maxSize: IMPORT_LIMIT, onError: bodyTooLarge(IMPORT_LIMIT) })(c, next);
     }
     if (c.req.method === "POST" && c.req.path.startsWith("/v1/channels/") && c.req.path.endsWith("/files")) {
@@ -191,6 +193,7 @@ export function createApp() {
     .route("/v1/admin", directoryAdminRoutes)
     .route("/v1/admin", recommendAdminRoutes)
     .route("/v1/admin", modelRegistryRoutes)
+    .route("/v1/admin", recExportRoutes)
     .route("/v1/admin", recommendFeatureRoutes)
     .route("/v1/admin", slackAdminRoutes)
     .route("/v1/invites", inviteRoutes)

@@ -1,7 +1,9 @@
 import { type Deps, depsFor, pingQueuedIndexes, purgeSlackEvents, sharedChannelPortsOf } from "../platform/deps";
+import { exportPortsFor } from "../platform/rec-export-store";
 import { finishPending } from "../src/connect/shared-channels-service";
 import { APPLIED_RETENTION_MS } from "../src/domains/mutation-consumer";
 import { redeliverUnapplied, relayStranded } from "../src/domains/outbox";
+import { scheduledExport } from "../src/recommend/export";
 import { EVENT_RETENTION_MS } from "../src/slackbot/store";
 import { IDEMPOTENCY_RETENTION_MS } from "../src/teams/idempotency";
 
@@ -106,6 +108,17 @@ export async function sweepStaleTeams(env: Env): Promise<number> {
     if (purged > 0) console.log(JSON.stringify({ cron: "slack_events", purged }));
   } catch (error) {
     console.error("slack events purge failed", error);
+  }
+  try {
+    // Yesterday's rec logs and the teams' ledgers for retraining, once per day
+    // (a no-op on every later tick: src/recommend/export.ts).
+    const exported = await scheduledExport(exportPortsFor(env));
+    if (exported.status === "exported") {
+      const teams = exported.manifest.teams.map((t) => t.team);
+      console.log(JSON.stringify({ cron: "rec_export", window: exported.window, teams }));
+    }
+  } catch (error) {
+    console.error("rec export failed; the next cron tick retries", error);
   }
   const now = deps.clock.now();
   const due = await deps.store.teamsNeedingHeal(now - deps.staleAfterMs, SWEEP_LIMIT);

@@ -206,6 +206,23 @@ export class RecStore extends DurableObject<Env> {
     return meta;
   }
 
+  /**
+   * The ledger's rows (imported history and live events) of days up to
+   * `lastDay`, as a rebuild reads them: the scheduled export for retraining
+   * (src/recommend/export.ts). This object is named by its team, so these are
+   * that team's rows only.
+   */
+  async ledgerExport(lastDay: number): Promise<LiveRows> {
+    const upTo = <T extends { day: number }>(rows: T[]) => rows.filter((r) => r.day <= lastDay);
+    const live = ledgerRows(this.sql, "live");
+    const hist = ledgerRows(this.sql, "hist");
+    return {
+      activity: upTo([...hist.activity, ...live.activity]),
+      interactions: upTo([...hist.interactions, ...live.interactions]),
+      hours: upTo([...hist.hours, ...live.hours]),
+    };
+  }
+
   // --- an imported history (src/recommend/live-history.ts) ---------------------
 
   async beginHistory(): Promise<string> {

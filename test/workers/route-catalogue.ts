@@ -354,6 +354,29 @@ export const CATALOGUE: readonly RouteEntry[] = [
     names: [],
     params: () => ({ source: SOURCE }),
   },
+  // --- the retraining exports (workers/routes/rec-exports.ts)
+  { method: "GET", path: "/v1/admin/exports", access: "operator", names: [] },
+  {
+    method: "GET",
+    path: "/v1/admin/exports/:window",
+    access: "operator",
+    names: [],
+    params: () => ({ window: "2024-01-01" }),
+  },
+  {
+    method: "POST",
+    path: "/v1/admin/exports/:window",
+    access: "operator",
+    names: [],
+    params: () => ({ window: "2024-01-01" }),
+  },
+  {
+    method: "GET",
+    path: "/v1/admin/exports/:window/:team/:file",
+    access: "operator",
+    names: ["team"],
+    params: (t) => ({ window: "2024-01-01", team: t.team, file: "activity.csv.gz" }),
+  },
   {
     method: "POST",
     path: "/v1/admin/teams/:team/features/import",

@@ -1,0 +1,70 @@
+import { systemClock } from "../src/clock";
+import { EXPORT_FORMAT, type ExportManifest, type ExportPorts, type ExportStore } from "../src/recommend/export";
+import { r2RecLogReader } from "./rec-log-reader";
+import { recStoreOf } from "./stubs";
+
+// The retraining exports (src/recommend/export.ts) in the rec-log bucket
+// (REC_LOG_STORE), beside the logs they are cut from:
+//   exports/<window>/manifest.json, exports/<window>/<team>/<file>
+// A .gz file is gzipped here (CompressionStream), so what an operator
+// downloads is what training/data.py opens. The manifest is written with an
+// R2 conditional put (absent, or the etag read), so two cron ticks racing
+// over one window write it once.
+
+const IF_ABSENT: R2PutOptions["onlyIf"] = new Headers({ "if-none-match": "*" });
+const manifestKey = (window: string) => `exports/${window}/manifest.json`;
+const fileKey = (window: string, team: string, file: string) => `exports/${window}/${team}/${file}`;
+
+async function gzip(text: string): Promise<ArrayBuffer> {
+  const stream = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
+  return new Response(stream).arrayBuffer();
+}
+
+export function r2ExportStore(bucket: R2Bucket): ExportStore {
+  return {
+    async manifest(window) {
+      const object = await bucket.get(manifestKey(window));
+      if (!object) return null;
+      const manifest = JSON.parse(await object.text()) as ExportManifest;
+      if (manifest.format !== EXPORT_FORMAT) throw new Error(`${manifestKey(window)} is no ${EXPORT_FORMAT} manifest`);
+      return { manifest, version: object.etag };
+    },
+    async putFile(window, team, file, body) {
+      const gz = file.endsWith(".gz");
+      await bucket.put(fileKey(window, team, file), gz ? await gzip(body) : body, {
+        httpMetadata: { contentType: gz ? "application/gzip" : "application/x-ndjson" },
+      });
+    },
+    async putManifest(window, manifest, expected) {
+      const written = await bucket.put(manifestKey(window), JSON.stringify(manifest), {
+        onlyIf: expected === null ? IF_ABSENT : { etagMatches: expected },
+        httpMetadata: { contentType: "application/json" },
+      });
+      return written !== null;
+    },
+    async windows(limit) {
+      const windows: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await bucket.list({ prefix: "exports/", delimiter: "/", cursor });
+        for (const p of page.delimitedPrefixes) windows.push(p.slice("exports/".length, -1));
+        cursor = page.truncated ? page.cursor : undefined;
+      } while (cursor);
+      return windows.sort().reverse().slice(0, limit);
+    },
+    async file(window, team, file) {
+      const object = await bucket.get(fileKey(window, team, file));
+      return object ? object.body : null;
+    },
+  };
+}
+
+/** The export's ports over the Worker's bindings: the rec-log bucket and each team's RecStore ledger. */
+export function exportPortsFor(env: Pick<Env, "REC_LOG_STORE" | "REC_STORE">): ExportPorts {
+  return {
+    store: r2ExportStore(env.REC_LOG_STORE),
+    logs: r2RecLogReader(env.REC_LOG_STORE),
+    ledger: (team, lastDay) => recStoreOf(env, team).ledgerExport(lastDay),
+    now: () => systemClock.now(),
+  };
+}
