@@ -4,9 +4,10 @@ import type { Actor, ChannelAccess, LiveState, ProfileSource, TopicAccess, Visib
 import { isPresenceTopic } from "../../src/realtime/presence";
 import { type ClientTopic, type CloseCode, frame } from "../../src/realtime/protocol";
 import type { TopicEvent } from "../../src/realtime/sequence";
-import { forEachLimit, type TeamFilter, teamFilter } from "../../src/realtime/team-filter";
+import { forEachLimit, teamFilter } from "../../src/realtime/team-filter";
 import { channelOf, type SubTopic } from "../../src/realtime/topics";
 import { isRole, type Role } from "../../src/teams/model";
+import { memberAudience, type TeamSkips } from "./audience";
 import { type Conn, send } from "./conn";
 import { ChannelGrants } from "./grants";
 import type { SocketIndex } from "./sockets";
@@ -27,7 +28,8 @@ import type { SocketIndex } from "./sockets";
 // - a `user_changed` event on the team topic lowers a demoted user's
 //   sockets to the new role at once; a guest's team-topic events are
 //   filtered to what it may see, and only owners and admins get the
-//   admin-only ones (team-filter.ts).
+//   admin-only ones (team-filter.ts); a DM's or group DM's announcements
+//   go to its members only, whatever their role (audience.ts).
 
 /** Higher sees more: a socket's role only ever moves down here. */
 const ROLE_RANK: Record<Role, number> = { guest: 0, member: 1, admin: 2, owner: 3 };
@@ -135,19 +137,29 @@ export class AccessGuard {
     }
   }
 
-  /** For the team topic's sockets: the events each guest among them may not see; null when none is about anyone in particular. */
-  async teamFilter(sids: Set<string>, events: TopicEvent[]): Promise<TeamFilter | null> {
+  /**
+   * For the team topic's sockets: the events each guest among them may not
+   * see, and the conversation events each user who is not in that
+   * conversation skips (audience.ts); null when no event is for some only.
+   */
+  async teamFilter(sids: Set<string>, events: TopicEvent[]): Promise<TeamSkips | null> {
     const guests = new Set<string>();
+    const viewers = new Set<string>();
     let team: string | null = null;
     for (const sid of sids) {
       const conn = this.sockets.get(sid);
       if (!conn) continue;
       team = conn.state.team;
+      viewers.add(conn.state.user);
       if (!seesWholeTeam({ role: conn.state.role, active: true })) guests.add(conn.state.user);
     }
     if (team === null) return null;
-    const filter = await teamFilter(this.ports, team, guests, events);
-    return filter.about.size > 0 ? filter : null;
+    const [filter, members] = await Promise.all([
+      teamFilter(this.ports, team, guests, events),
+      memberAudience(this.ports, team, viewers, events),
+    ]);
+    if (filter.about.size === 0 && !members) return null;
+    return { filter: filter.about.size > 0 ? filter : null, members };
   }
 
   /** Re-checks who may still follow a channel topic here (`only`: just these users); drops the rest. */

@@ -9,11 +9,11 @@ import {
 import { type ClientTopic, eventFrame, frame, packFrames, type ReloadReason } from "../../src/realtime/protocol";
 import { continuation, mergeEvents, type TopicEvent } from "../../src/realtime/sequence";
 import type { SocketState } from "../../src/realtime/socket-state";
-import { skippedFor, type TeamFilter } from "../../src/realtime/team-filter";
 import { type SubTopic, subTopicOfKey } from "../../src/realtime/topics";
 import type { Catchup, Topic } from "../topic/topic";
 import type { AccessGuard } from "./access-guard";
 import type { Annotations, Annotator } from "./annotator";
+import { type TeamSkips, teamSkipsFor } from "./audience";
 import { type Conn, enqueue, IN_SYNC, send } from "./conn";
 import type { SocketIndex } from "./sockets";
 
@@ -30,8 +30,8 @@ import type { SocketIndex } from "./sockets";
 // every socket getting the same ones. On the way it sends a profile before
 // the first message naming a user the socket has not been sent yet
 // (annotator.ts), passes a presence shard's events only to sockets following
-// that user, and passes a guest only the team-topic events it may see
-// (access-guard.ts).
+// that user, and passes each socket only the team-topic events it may get
+// (access-guard.ts, audience.ts).
 
 /** At most this many catch-up pages per delivery before giving up until the next one. */
 const MAX_CATCHUP_PAGES = 20;
@@ -140,8 +140,9 @@ export class Fanout {
 
   /**
    * Sends what it can; returns the lowest seq a socket is still stuck at, or
-   * null when all reached head. `filter`: the team-topic events a guest may
-   * not see (skipping them moves the socket on all the same).
+   * null when all reached head. `filter`: the team-topic events a socket may
+   * not get (a guest's unshared users and channels, admin-only events,
+   * conversations it is not in; skipping them moves the socket on all the same).
    */
   private sendContinuations(
     topic: SubTopic,
@@ -149,9 +150,9 @@ export class Fanout {
     known: TopicEvent[],
     head: number,
     notes: Annotations | null,
-    filter: TeamFilter | null,
+    filter: TeamSkips | null,
   ): number | null {
-    const skipOf = (conn: Conn) => skippedFor(filter, conn.state.user, conn.state.role);
+    const skipOf = (conn: Conn) => teamSkipsFor(filter, conn.state.user, conn.state.role);
     // Built once per event, sent to every socket that gets it.
     const frames = new Map<number, { text: string; user?: string } | null>();
     const presence = isPresenceTopic(topic);

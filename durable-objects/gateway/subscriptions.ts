@@ -12,11 +12,12 @@ import {
 } from "../../src/realtime/protocol";
 import type { TopicEvent } from "../../src/realtime/sequence";
 import { fitsAttachment, type SocketState } from "../../src/realtime/socket-state";
-import { skippedFor, teamFilter } from "../../src/realtime/team-filter";
+import { teamFilter } from "../../src/realtime/team-filter";
 import { channelOf, type SubTopic, topicKey } from "../../src/realtime/topics";
 import type { Role } from "../../src/teams/model";
 import type { Catchup, Topic } from "../topic/topic";
 import type { AccessGuard } from "./access-guard";
+import { memberAudience, teamSkipsFor } from "./audience";
 import { idOf, send } from "./conn";
 import type { Fanout } from "./fanout";
 import type { SocketIndex } from "./sockets";
@@ -281,11 +282,16 @@ export class Subscriptions {
         page = { ...next, seq: Math.max(page.seq, next.seq) };
         replay.push(...next.events);
       }
-      if (topic === "team" && !isAdminRole(role) && replay.length > 0) {
+      if (topic === "team" && replay.length > 0) {
         // A guest's missed team events: only those about what it may see;
-        // a member's: all but the admin-only ones (the same rule as live: team-filter.ts).
+        // a member's: all but the admin-only ones; anyone's: only the
+        // conversations it is in (the same rules as live: access-guard.ts).
         const guests = seesWholeTeam({ role, active: true }) ? new Set<string>() : new Set([user]);
-        const hidden = skippedFor(await teamFilter(this.ports, team, guests, replay), user, role);
+        const [filter, members] = await Promise.all([
+          isAdminRole(role) ? null : teamFilter(this.ports, team, guests, replay),
+          memberAudience(this.ports, team, new Set([user]), replay),
+        ]);
+        const hidden = teamSkipsFor({ filter, members }, user, role);
         if (hidden) return { ok: true, topic, key, seq: page.seq, replay: replay.filter((e) => !hidden.has(e.seq)) };
       }
       return { ok: true, topic, key, seq: page.seq, replay };

@@ -1,5 +1,5 @@
 import { type ChannelCardBase, dirChannelCard, type UserCard, userCard } from "../directory/cards";
-import type { ChangeEvent, DirUser } from "../directory/model";
+import { type ChangeEvent, type ConversationKind, type DirUser, kindOf } from "../directory/model";
 import type { TopicPublisher } from "./ports";
 import type { ClientTopic } from "./protocol";
 import { channelTopic, topicKey } from "./topics";
@@ -20,6 +20,14 @@ import { channelTopic, topicKey } from "./topics";
 // or a removal from a channel has the user's gateway re-read the user's
 // live role and re-check each subscription; a reload (bulk import) may have
 // changed anyone, so every gateway of the team re-checks all its sockets.
+//
+// DMs and group DMs (private channel rows of kind im / mpim) are also
+// announced on the team topic, which their members may not yet follow the
+// conversation's own topic but usually follow: `conversation_opened` (with
+// its members), `conversation_joined`, `conversation_left`. Each reaches only
+// sockets whose user is a member right now, read from the team cache
+// (gateway/audience.ts), and the one who left; everyone else skips it, so
+// their team-topic seqs jump there (as a guest's do).
 
 export interface TopicEventOut {
   /** Topic object name. */
@@ -32,10 +40,44 @@ export type DirectoryRealtimeEvent =
   | { type: "user_changed"; user: UserCard }
   | { type: "channel_changed"; channel: ChannelCardBase }
   | { type: "member_joined" | "member_left"; channel: string; user: string; user_team: string }
-  | { type: "directory_reload" };
+  | { type: "directory_reload" }
+  | ConversationEvent;
 
-/** The topic events one directory change becomes. */
-export function directoryTopicEvents(e: ChangeEvent): TopicEventOut[] {
+/**
+ * A DM or group DM announced on the team topic to its members only (the
+ * gateway filters per viewer from live membership: conversationAudience).
+ * A conversation's own topic reaches only those who already follow it, and
+ * nobody follows a conversation that did not exist a moment ago: this is how
+ * its members hear of it without polling.
+ */
+export type ConversationEvent =
+  | {
+      type: "conversation_opened";
+      channel: ChannelCardBase & { kind: Exclude<ConversationKind, "channel"> };
+      /** Every member's id, sorted (the opening unit's memberships). */
+      members: string[];
+    }
+  /** A member came back to (joined) or left a group DM. */
+  | { type: "conversation_joined" | "conversation_left"; channel: string; user: string };
+
+/**
+ * The shape of a DM or group DM id (src/conversations/directory-conversations.ts:
+ * D or G and 20 base-32 characters). A membership change carries no kind, so
+ * this picks which ones to announce on the team topic; a channel that only
+ * looks like one (an imported id) loses nothing by it: its announcement goes
+ * to its own members only, who may see that change anyway.
+ */
+const CONVERSATION_ID = /^[DG][A-Z2-7]{20}$/;
+
+export function looksLikeConversation(channelId: string): boolean {
+  return CONVERSATION_ID.test(channelId);
+}
+
+/**
+ * The topic events one directory change becomes. `batch`: the changes
+ * committed with it (in version order), which say who a DM opened with.
+ */
+export function directoryTopicEvents(e: ChangeEvent, batch: readonly ChangeEvent[] = [e]): TopicEventOut[] {
   const out = (team: string, topic: ClientTopic, event: DirectoryRealtimeEvent): TopicEventOut => ({
     key: topicKey(team, topic),
     topic,
@@ -56,20 +98,52 @@ export function directoryTopicEvents(e: ChangeEvent): TopicEventOut[] {
         const topic = out(c.channel.teamId, channelTopic(c.channel.id), event);
         return c.channel.isPrivate ? [topic] : [topic, out(e.teamId, "team", event)];
       }
+      const kind = kindOf(c.channel);
+      if (kind !== "channel") {
+        // A DM or group DM: its row is written once, by the unit that opens
+        // it with every member (storage/directory/conversations.ts).
+        const members = batch
+          .flatMap((b) =>
+            b.change.kind === "member_added" && b.change.membership.channelId === c.channel.id
+              ? [b.change.membership.userId]
+              : [],
+          )
+          .sort();
+        return [
+          out(c.channel.teamId, channelTopic(c.channel.id), event),
+          out(c.channel.teamId, "team", {
+            type: "conversation_opened",
+            channel: { ...dirChannelCard(c.channel), kind },
+            members: [...new Set(members)],
+          }),
+        ];
+      }
       if (c.channel.isPrivate) return [out(c.channel.teamId, channelTopic(c.channel.id), event)];
       return [c.channel.teamId, ...c.channel.sharedWith].map((team) => out(team, "team", event));
     }
     case "member_added":
-    case "member_removed":
+    case "member_removed": {
       // Membership changes are logged under the channel's host team.
+      const m = c.membership;
+      const topic = out(e.teamId, channelTopic(m.channelId), {
+        type: c.kind === "member_added" ? "member_joined" : "member_left",
+        channel: m.channelId,
+        user: m.userId,
+        user_team: m.userTeamId,
+      });
+      if (!looksLikeConversation(m.channelId)) return [topic];
+      // Opening announces the conversation with its members (the channel case above).
+      const opening = batch.some((b) => b.change.kind === "channel" && b.change.channel.id === m.channelId);
+      if (opening) return [topic];
       return [
-        out(e.teamId, channelTopic(c.membership.channelId), {
-          type: c.kind === "member_added" ? "member_joined" : "member_left",
-          channel: c.membership.channelId,
-          user: c.membership.userId,
-          user_team: c.membership.userTeamId,
+        topic,
+        out(e.teamId, "team", {
+          type: c.kind === "member_added" ? "conversation_joined" : "conversation_left",
+          channel: m.channelId,
+          user: m.userId,
         }),
       ];
+    }
     case "reload":
       return [out(e.teamId, "team", { type: "directory_reload" })];
   }
@@ -87,8 +161,9 @@ export async function publishDirectoryEvents(
   onError: (key: string, error: unknown) => void,
 ): Promise<void> {
   const byKey = new Map<string, string[]>();
-  for (const e of [...events].sort((a, b) => a.version - b.version)) {
-    for (const out of directoryTopicEvents(e)) byKey.set(out.key, [...(byKey.get(out.key) ?? []), out.json]);
+  const sorted = [...events].sort((a, b) => a.version - b.version);
+  for (const e of sorted) {
+    for (const out of directoryTopicEvents(e, sorted)) byKey.set(out.key, [...(byKey.get(out.key) ?? []), out.json]);
   }
   await Promise.all(
     [...byKey].map(async ([key, list]) => {
@@ -157,6 +232,41 @@ export function teamEventSubject(json: string): { users: string[]; channels: str
   }
   if (typeof e.type === "string" && ADMIN_EVENTS.has(e.type)) return { users: [], channels: [], admins: true };
   return { users: [], channels: [] };
+}
+
+/**
+ * Who a team-topic conversation event is for: the live members of
+ * `conversation` (the gateway asks the team cache, never the event), plus
+ * `user`, the member who left (its other sockets learn it left). `members`:
+ * the members it was opened with, which bound who can be a member now (a
+ * group DM's members only leave and come back: its id derives from them).
+ * undefined: not a conversation event (every subscriber may get it as far
+ * as this rule goes); null: a conversation event that cannot be read, which
+ * nobody gets.
+ */
+export type ConversationAudience = { conversation: string; members?: string[]; user?: string };
+
+export function conversationAudience(json: string): ConversationAudience | null | undefined {
+  // Cheap test first: most team events are not about a conversation.
+  if (!json.includes('"conversation_')) return undefined;
+  let e: { type?: unknown; channel?: unknown; members?: unknown; user?: unknown };
+  try {
+    e = JSON.parse(json) as typeof e;
+  } catch {
+    return null;
+  }
+  if (e.type === "conversation_opened") {
+    const id = (e.channel as { id?: unknown } | undefined)?.id;
+    if (typeof id !== "string" || !Array.isArray(e.members)) return null;
+    const members = e.members.filter((m): m is string => typeof m === "string");
+    return members.length > 0 ? { conversation: id, members } : { conversation: id };
+  }
+  if (e.type === "conversation_joined" || e.type === "conversation_left") {
+    if (typeof e.channel !== "string" || typeof e.user !== "string") return null;
+    return e.type === "conversation_left" ? { conversation: e.channel, user: e.user } : { conversation: e.channel };
+  }
+  // Any other type whose text merely contains the mark (a user titled so).
+  return typeof e.type === "string" && e.type.startsWith("conversation_") ? null : undefined;
 }
 
 /**

@@ -48,6 +48,12 @@ export interface LiveState {
   actors(team: string, users: string[]): Promise<Map<string, Actor>>;
   /** Which of these the viewer may see now; Denied when the viewer is not an active member. */
   visible(team: string, viewer: string, users: string[], channels: string[]): Promise<Visible>;
+  /**
+   * Of these users (active members), the members of each channel, for many
+   * viewers in one call (a gateway's audience of a DM's announcement).
+   * Absent: the gateway asks visible() viewer by viewer instead.
+   */
+  membersAmong?(team: string, channels: string[], users: string[]): Promise<Map<string, Set<string>>>;
 }
 
 /** A user's profile as clients see it (the edge cache's user card). */

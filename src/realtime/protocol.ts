@@ -45,10 +45,14 @@
  * - `{ v: 1, type: "event", topic, seq, event }`: per topic, in strictly
  *   increasing `seq` with no gaps and no duplicates. With `since`, the missed
  *   events (`since` < seq ≤ the `subscribed` seq) follow the `subscribed`
- *   frame, before any live event. One exception to "no gaps": a guest on the
- *   `team` topic gets only the events about users and channels it may see
- *   (`user_changed` of people it shares a channel with, `channel_changed` of
- *   its channels); the others are skipped, so its seqs may jump there.
+ *   frame, before any live event. One exception to "no gaps": on the `team`
+ *   topic a socket gets only the events meant for it, and its seqs jump
+ *   over the others: a guest only `user_changed` of people it shares a
+ *   channel with and `channel_changed` of its channels; anyone only the
+ *   `conversation_opened` / `conversation_joined` / `conversation_left` of
+ *   DMs and group DMs its user is in now (and its own leave); owners and
+ *   admins alone the admin-only events (directory-events.ts). Every change
+ *   the team cache keeps, as an event, its topic and audience: docs/realtime.md.
  * - `{ v: 1, type: "reload", topic, reason, seq }`: the events after `since`
  *   are no longer in the topic's log (`gap_too_old`), or `since` is beyond the
  *   topic's sequence (`seq_ahead`). The client refetches that topic's state;
