@@ -40,6 +40,11 @@ import worker from "../workers/index";
 //   give the same answers,
 // - measure a full team snapshot's size.
 
+// The focused boot's figure (bench/directory.ts) seeds and reads a
+// conversation's messages through the real routes: its object, and the topic
+// its events go to (bound by bench/directory.ts next to the config's objects).
+export { Conversation } from "../durable-objects/conversation/conversation";
+export { Topic } from "../durable-objects/topic/topic";
 export { SharedChannel };
 
 // --- the cache, plus a loop -------------------------------------------------

@@ -1,4 +1,5 @@
 import { Log, LogLevel } from "miniflare";
+import type { CacheStats } from "../durable-objects/team-cache/team-cache";
 import { signToken } from "../src/auth/tokens";
 import { bundle, startBackend, workerOptionsOf } from "../tools/harness/backend";
 import { type BenchResult, compare, printTable, writeResults } from "../tools/harness/results";
@@ -20,9 +21,14 @@ import { descendantPids, median, percentile, processUsage } from "./harness";
 //   concurrent clients, p50/p99 per op timed inside the Worker (the cache's
 //   RPC + work vs the database's round trip), and the cache's compute in the
 //   object on its own;
-// - cold load of the team into the cache (first query, then warm() of fresh
-//   objects), with what the loaded cache holds and workerd's CPU time;
-// - boot payload bytes (full and incremental) vs a full team snapshot's bytes.
+// - cold load of the team into the cache: the first answer (from the
+//   caller's own rows, while the load goes on in steps), the time to fully
+//   loaded, the largest step, then warm() of fresh objects (a caller that
+//   needs the whole team), with what the loaded cache holds and workerd's CPU;
+// - boot payload bytes (full and incremental) vs a full team snapshot's bytes;
+// - the focused boot (GET /v1/directory/boot?focus=, a channel with messages):
+//   its bytes and p50/p99 over HTTP beside the full boot's, against the same
+//   first screen asked in three round trips (boot, channel header, history).
 
 const QUICK = process.argv.includes("--quick");
 /** Print the baseline's slow statements with their plans before timing each query (debugging). */
@@ -107,6 +113,10 @@ const DIRECTORY_F: Array<Record<string, string> & { page2?: string }> = [
 ];
 
 const BASELINE = "indexed DB query";
+/** Messages seeded into the focused channel: more than a focus carries, so its history cursor has somewhere to go. */
+const FOCUS_MESSAGES = 30;
+const FOCUS_BASELINE = "boot + channel header + history page (3 round trips)";
+
 /** How each baseline answers (bench/directory-worker.ts "the indexed database baseline"). */
 const BASELINE_CONFIG: Record<Query, string> = {
   switcher:
@@ -478,12 +488,157 @@ let snapshotOnce: Snapshot | null = null;
 const mb = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MB`;
 const log = (name: string, msg: string) => console.error(`[${name}] ${msg}`);
 
-interface CacheStats {
-  loaded: boolean;
-  version: number;
-  loadMs: number | null;
-  rows: { users: number; channels: number; members: number; userWords: number };
-  databaseBytes: number;
+interface FocusAnswer {
+  focus: {
+    conversation: { id: string };
+    messages: Array<{ id: string }>;
+    users: Array<{ id: string }>;
+    history_cursor: string | null;
+  };
+}
+
+/**
+ * The focused boot on the typical viewer's first channel, after
+ * FOCUS_MESSAGES posts to it through the real route (by a few of its members,
+ * each mentioning another): its bytes and p50/p99 over HTTP, interleaved with
+ * the full boot and with the same first screen asked without focus (boot,
+ * then the channel's header, then a history page of the same size, one after
+ * another). `identical`: the focus's card, messages and profiles are the
+ * header's and the history page's.
+ */
+async function focusedBootFigures(
+  name: string,
+  url: string,
+  plan: BenchPlan,
+  tokens: Map<string, string>,
+  snapshotBytes: number,
+): Promise<BenchResult[]> {
+  const p = `${name}:`;
+  const viewer = plan.viewers[0] as BenchPlan["viewers"][number];
+  const token = tokens.get(viewer.id) as string;
+  const channel = viewer.channels[0] as string;
+  const members = await call<{ items: Array<{ id: string }> }>(
+    url,
+    { method: "GET", path: `/v1/directory/channels/${channel}/members?limit=5` },
+    token,
+  );
+  if (members.status !== 200) throw new Error(`focus members: ${members.status} ${members.text.slice(0, 300)}`);
+  const authors = members.json.items.map((m) => m.id);
+  if (!authors.includes(viewer.id)) authors.push(viewer.id);
+  const authorTokens = new Map<string, string>();
+  for (const a of authors) authorTokens.set(a, await signToken({ team: TEAM, user: a }, SECRET));
+  for (let i = 0; i < FOCUS_MESSAGES; i++) {
+    const author = authors[i % authors.length] as string;
+    const mentioned = authors[(i + 1) % authors.length] as string;
+    const text = `status ${i}: the release train leaves at ${10 + (i % 8)}:00, ping <@${mentioned}> with blockers`;
+    for (;;) {
+      const r = await call(
+        url,
+        { method: "POST", path: `/v1/conversations/${channel}/messages`, body: { text, mentions: [mentioned] } },
+        authorTokens.get(author),
+      );
+      if (r.status === 429) {
+        await new Promise((res) => setTimeout(res, 200));
+        continue;
+      }
+      if (r.status !== 201) throw new Error(`focus seed post: ${r.status} ${r.text.slice(0, 300)}`);
+      break;
+    }
+  }
+
+  const focusPath = `/v1/directory/boot?focus=${channel}`;
+  const limit = 20;
+  const timedCall = async (c: HttpCall) => {
+    const t = performance.now();
+    const r = await call<unknown>(url, c, token);
+    if (r.status !== 200) throw new Error(`${c.path}: ${r.status} ${r.text.slice(0, 300)}`);
+    return { r, ms: performance.now() - t };
+  };
+  const focusMs: number[] = [];
+  const fullMs: number[] = [];
+  const threeMs: number[] = [];
+  const bytes = { focus: 0, full: 0, three: 0 };
+  let same = 0;
+  const q0 = performance.now();
+  for (
+    let i = 0;
+    i < HTTP_RUNS + WARMUP && (i < HTTP_MIN_RUNS + WARMUP || performance.now() - q0 < HTTP_BUDGET_S * 1000);
+    i++
+  ) {
+    const focus = async () => timedCall({ method: "GET", path: focusPath });
+    const full = async () => timedCall({ method: "GET", path: "/v1/directory/boot" });
+    // Without focus, a client draws the same screen after three answers in a row.
+    const three = async () => {
+      const t = performance.now();
+      const boot = await timedCall({ method: "GET", path: "/v1/directory/boot" });
+      const header = await timedCall({ method: "GET", path: `/v1/directory/channels/${channel}` });
+      const page = await timedCall({ method: "GET", path: `/v1/conversations/${channel}/history?limit=${limit}` });
+      return { boot, header, page, ms: performance.now() - t };
+    };
+    // Rotate which goes first, so none always runs on a cold path.
+    const order = [0, 1, 2].map((k) => (k + i) % 3);
+    let f: Awaited<ReturnType<typeof focus>> | undefined;
+    let b: Awaited<ReturnType<typeof full>> | undefined;
+    let t: Awaited<ReturnType<typeof three>> | undefined;
+    for (const k of order) {
+      if (k === 0) f = await focus();
+      else if (k === 1) b = await full();
+      else t = await three();
+    }
+    if (!f || !b || !t || i < WARMUP) continue;
+    focusMs.push(f.ms);
+    fullMs.push(b.ms);
+    threeMs.push(t.ms);
+    bytes.focus += Buffer.byteLength(f.r.text);
+    bytes.full += Buffer.byteLength(b.r.text);
+    bytes.three +=
+      Buffer.byteLength(t.boot.r.text) + Buffer.byteLength(t.header.r.text) + Buffer.byteLength(t.page.r.text);
+    const answer = (f.r.json as FocusAnswer).focus;
+    const page = t.page.r.json as { messages: unknown[]; users: unknown[] };
+    const card = (t.header.r.json as { channel: unknown }).channel;
+    if (
+      JSON.stringify(answer.conversation) === JSON.stringify(card) &&
+      JSON.stringify(answer.messages) === JSON.stringify(page.messages) &&
+      JSON.stringify(answer.users) === JSON.stringify(page.users)
+    )
+      same++;
+    else if (same === focusMs.length - 1) mismatches.push(`${p} focused boot: ${f.r.text.slice(0, 300)}`);
+  }
+  const runs = focusMs.length;
+  const sample = await call<FocusAnswer>(url, { method: "GET", path: focusPath }, token);
+  const focusBytes = Buffer.byteLength(sample.text);
+  const fullBytes = Math.round(bytes.full / runs);
+  const threeBytes = Math.round(bytes.three / runs);
+  const config = `the typical member's channel ${channel} with ${FOCUS_MESSAGES} messages (${authors.length} authors, one mention each): GET /v1/directory/boot, then GET /v1/directory/channels/:id, then GET /v1/conversations/:id/history?limit=${limit}, each awaited before the next`;
+  const shape = `${sample.json.focus.messages.length} messages, ${sample.json.focus.users.length} profiles, history_cursor ${sample.json.focus.history_cursor ? "set" : "null"}`;
+  const notes = `${runs} interleaved rounds (focused boot, full boot, the three-call screen; order rotating), after ${WARMUP} warm-up; ${PERCENTILES}; full boot in the same rounds p50 ${median(fullMs).toFixed(2)} ms, p99 ${percentile(fullMs, 99).toFixed(2)} ms; focus (${shape}) identical to the header and history answers in ${same}/${runs}`;
+  const baseline = (value: number) => ({ name: FOCUS_BASELINE, value, config });
+  log(
+    name,
+    `focused boot: p50 ${median(focusMs).toFixed(2)} / full boot ${median(fullMs).toFixed(2)} / three calls ${median(threeMs).toFixed(2)} ms; p99 ${percentile(focusMs, 99).toFixed(2)} / ${percentile(fullMs, 99).toFixed(2)} / ${percentile(threeMs, 99).toFixed(2)} ms; ${focusBytes} B vs full boot ${fullBytes} B, three calls ${threeBytes} B, snapshot ${snapshotBytes} B; identical ${same}/${runs}`,
+  );
+  return [
+    paired(
+      { name: `${p} focused boot p50 (HTTP)`, unit: "ms", better: "lower", value: median(focusMs), runs, notes },
+      baseline(median(threeMs)),
+      same / runs,
+    ),
+    paired(
+      { name: `${p} focused boot p99 (HTTP)`, unit: "ms", better: "lower", value: percentile(focusMs, 99), runs },
+      baseline(percentile(threeMs, 99)),
+      same / runs,
+    ),
+    compare(
+      {
+        name: `${p} focused boot payload (channel, ${sample.json.focus.messages.length} messages)`,
+        unit: "bytes",
+        better: "lower",
+        value: focusBytes,
+        notes: `${shape}; ${((focusBytes / snapshotBytes) * 100).toFixed(4)}% of the snapshot; the full boot answers ${fullBytes} B, the three-call screen ${threeBytes} B`,
+      },
+      { name: "full team snapshot (JSON)", value: snapshotBytes },
+    ),
+  ];
 }
 
 async function runAdapter(name: "d1" | "mysql", script: string): Promise<BenchResult[]> {
@@ -491,7 +646,13 @@ async function runAdapter(name: "d1" | "mysql", script: string): Promise<BenchRe
   const config = workerOptionsOf(CONFIG, outdir);
   const backend = await startBackend(name, script, {
     vars: { ...config.vars, JWT_SECRET: SECRET, PLATFORM_OPERATORS: "TPLATFORM:UOPERATOR" },
-    durableObjects: config.durableObjects,
+    // The focused boot's messages: their Conversation object and the Topic it
+    // publishes to, as wrangler.toml binds them (exported by directory-worker.ts).
+    durableObjects: {
+      ...config.durableObjects,
+      CONVERSATION: { className: "Conversation", useSQLite: true },
+      TOPIC: { className: "Topic", useSQLite: true },
+    },
     extra: process.env.BENCH_DEBUG ? { log: new Log(LogLevel.DEBUG), verbose: true } : {},
   });
   const { url } = backend;
@@ -555,7 +716,14 @@ async function runAdapter(name: "d1" | "mysql", script: string): Promise<BenchRe
 
     // --- cold load: the first query on a fresh cache --------------------------
     type Breakdown = ReturnType<typeof loadBreakdown> & { evicted: boolean };
-    const loads: Array<{ wallMs: number; loadMs: number | null; cpuMs: number; breakdown: Breakdown }> = [];
+    const loads: Array<{
+      wallMs: number;
+      loadMs: number | null;
+      cpuMs: number;
+      breakdown: Breakdown;
+      steps?: number | null;
+      maxStepMs?: number | null;
+    }> = [];
     const timeline = async (object: string) => {
       const r = await post<{ calls: SourceCall[]; instance: string; recordedBy: string[] }>(
         url,
@@ -568,17 +736,45 @@ async function runAdapter(name: "d1" | "mysql", script: string): Promise<BenchRe
       if (evicted) log(name, `${object} was evicted right after its load (instance ${r.recordedBy} -> ${r.instance})`);
       return { ...loadBreakdown(r.calls), evicted };
     };
+    // The first caller's boot is answered from its own rows while the load
+    // goes on in steps (one per alarm); then the time until the whole team
+    // is in, and the same boot asked of the loaded cache, byte for byte.
     const u0 = workerdUsage();
     const c0 = performance.now();
     const first = await call(url, { method: "GET", path: "/v1/directory/boot" }, tokens.get(typical));
     const firstMs = performance.now() - c0;
-    const u1 = workerdUsage();
     if (first.status !== 200) throw new Error(`first query: ${first.status} ${first.text.slice(0, 500)}`);
-    const stats = await post<CacheStats>(url, "/bench/stats", { team: TEAM });
-    loads.push({ wallMs: firstMs, loadMs: stats.loadMs, cpuMs: u1.cpuMs - u0.cpuMs, breakdown: await timeline(TEAM) });
+    const atFirst = await post<CacheStats>(url, "/bench/stats", { team: TEAM });
+    let stats = atFirst;
+    while (!stats.loaded) {
+      if (performance.now() - c0 > 15 * 60_000)
+        throw new Error(`cold load not done after 15 min: ${JSON.stringify(stats)}`);
+      await new Promise((r) => setTimeout(r, 100));
+      stats = await post<CacheStats>(url, "/bench/stats", { team: TEAM });
+    }
+    const fullMs = performance.now() - c0;
+    const u1 = workerdUsage();
+    const again = await call(url, { method: "GET", path: "/v1/directory/boot" }, tokens.get(typical));
+    const firstIdentical = again.status === 200 && again.text === first.text;
+    if (!firstIdentical)
+      log(
+        name,
+        `the first boot differs from the loaded cache's: ${first.text.slice(0, 300)} vs ${again.text.slice(0, 300)}`,
+      );
+    const cold = {
+      firstMs,
+      fullMs,
+      phaseAtFirst: atFirst.loading?.phase ?? (atFirst.loaded ? "loaded" : "none"),
+      steps: stats.loadSteps,
+      maxStepMs: stats.loadMaxStepMs,
+      maxStepPhase: stats.loadMaxStepPhase,
+      firstIdentical,
+      firstBytes: first.text.length,
+    };
+    loads.push({ wallMs: fullMs, loadMs: stats.loadMs, cpuMs: u1.cpuMs - u0.cpuMs, breakdown: await timeline(TEAM) });
     log(
       name,
-      `cold first query ${(firstMs / 1000).toFixed(1)} s (load_ms ${stats.loadMs}); cache rows ${JSON.stringify(stats.rows)}, SQLite ${mb(stats.databaseBytes)}; workerd CPU +${((u1.cpuMs - u0.cpuMs) / 1000).toFixed(1)} s, RSS ${mb(u1.rssBytes)} (peak ${mb(u1.peakRssBytes)})`,
+      `cold first answer ${firstMs.toFixed(0)} ms (load in phase ${cold.phaseAtFirst}); fully loaded after ${(fullMs / 1000).toFixed(1)} s in ${stats.loadSteps} steps, largest ${stats.loadMaxStepMs} ms (${stats.loadMaxStepPhase}); first answer identical to the loaded cache's: ${firstIdentical}; cache rows ${JSON.stringify(stats.rows)}, SQLite ${mb(stats.databaseBytes)}; workerd CPU +${((u1.cpuMs - u0.cpuMs) / 1000).toFixed(1)} s, RSS ${mb(u1.rssBytes)} (peak ${mb(u1.peakRssBytes)})`,
     );
     for (let i = 1; i < LOAD_RUNS; i++) {
       const a = workerdUsage();
@@ -595,6 +791,8 @@ async function runAdapter(name: "d1" | "mysql", script: string): Promise<BenchRe
         loadMs: w.stats.loadMs,
         cpuMs: b.cpuMs - a.cpuMs,
         breakdown: await timeline(`${TEAM}#load${i}`),
+        steps: w.stats.loadSteps,
+        maxStepMs: w.stats.loadMaxStepMs,
       });
       log(
         name,
@@ -883,12 +1081,40 @@ async function runAdapter(name: "d1" | "mysql", script: string): Promise<BenchRe
 
     results.push(
       {
-        name: `${p} cold load, first query (${SHAPE.users} users, ${SHAPE.memberships} memberships)`,
+        name: `${p} cold load, first answer (${SHAPE.users} users, ${SHAPE.memberships} memberships)`,
         unit: "ms",
         better: "lower",
-        value: Math.round(loads[0]?.wallMs ?? Number.NaN),
+        value: Math.round(cold.firstMs),
         runs: 1,
-        notes: `GET /v1/directory/boot on a fresh cache; load_ms inside the object ${stats.loadMs}; workerd CPU during it ${loads[0]?.cpuMs} ms (Worker + object${name === "d1" ? " + Miniflare's D1" : ""})`,
+        notes: `GET /v1/directory/boot on a fresh cache, over HTTP: answered from the caller's own rows read from the database (user, memberships, channels, DM members, counts) while the load went on in steps (phase ${cold.phaseAtFirst} when it answered); ${cold.firstBytes} B`,
+      },
+      {
+        name: `${p} cold load, time to fully loaded`,
+        unit: "ms",
+        better: "lower",
+        value: Math.round(cold.fullMs),
+        runs: 1,
+        notes: `from the first request until the cache reported loaded (polled every 100 ms); ${cold.steps} steps (each its own alarm invocation, pages for up to 500 ms, the by-user index and the last step on their own); load_ms inside the object ${stats.loadMs}; workerd CPU over it ${loads[0]?.cpuMs} ms (Worker + object${name === "d1" ? " + Miniflare's D1" : ""})`,
+      },
+      {
+        name: `${p} cold load, largest single step`,
+        unit: "ms",
+        better: "lower",
+        value: cold.maxStepMs ?? Number.NaN,
+        runs: 1,
+        notes: `the ${cold.maxStepPhase} step, in the object's clock (it moves with I/O, so this includes waiting for the database: an upper bound on the step's CPU, which a Durable Object's CPU limit applies to, 30 s by default); warm() loads: ${loads
+          .slice(1)
+          .map((l) => `${l.steps} steps, largest ${l.maxStepMs} ms`)
+          .join("; ")}`,
+      },
+      {
+        name: `${p} cold load, first answer identical to the loaded cache's`,
+        unit: "%",
+        better: "higher",
+        value: cold.firstIdentical ? 100 : 0,
+        runs: 1,
+        notes:
+          "the same viewer's boot asked again once the team was loaded, compared byte for byte (no writes in between)",
       },
       {
         name: `${p} cold load, warm() of a fresh object`,
@@ -954,6 +1180,13 @@ async function runAdapter(name: "d1" | "mysql", script: string): Promise<BenchRe
           { name: "full team snapshot (JSON)", value: snapshot.bytes },
         ),
       );
+    }
+    try {
+      results.push(...(await focusedBootFigures(name, url, plan, tokens, snapshot.bytes)));
+    } catch (error) {
+      // Like the incremental boot: a figure that could not be measured is said so, the rest still written.
+      log(name, `focused boot could not be measured: ${error instanceof Error ? error.message : String(error)}`);
+      mismatches.push(`${name}: focused boot not measured`);
     }
     log(name, `clock check (median per op): ${JSON.stringify(clock)}`);
     log(name, `done in ${((performance.now() - started) / 1000).toFixed(0)} s`);

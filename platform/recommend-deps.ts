@@ -156,6 +156,11 @@ function memberLookupFor(env: Env): MemberLookup {
       const known = await cache.lookup(team, user, [], []);
       return known.ok ? { ok: true, channels: null } : known;
     },
+    async conversationMembers(team, user, id) {
+      const found = await teamCacheOf(env, team).channel(team, user, id);
+      if (!found.ok) return null;
+      return found.value.kind === "channel" ? "channel" : (found.value.members ?? []);
+    },
   };
 }
 

@@ -72,6 +72,10 @@ export function teamCacheLiveState(env: Env): LiveState {
       if (!r.ok) return denied(r);
       return { ok: true, users: new Set(r.value.users.ids), channels: new Set(r.value.channels.ids) };
     },
+    async membersAmong(team, channels, users) {
+      const found = await cacheOf(env, team).membersAmong(team, channels, users);
+      return new Map(Object.entries(found).map(([c, list]) => [c, new Set(list)]));
+    },
   };
 }
 

@@ -190,3 +190,28 @@ export function removeMember(sql: Sql, m: Membership): void {
   const cursor = sql.exec("DELETE FROM members WHERE channel_id = ? AND user_id = ?", m.channelId, m.userId);
   if (cursor.rowsWritten > 0) sql.exec("UPDATE channels SET member_count = member_count - 1 WHERE id = ?", m.channelId);
 }
+
+/**
+ * Rebuilds the words of the users and channels a loading cache primed
+ * (load_primed): a page that overwrote one of them with another read left
+ * the primed row's words behind. Called once, when a load finishes.
+ */
+export function rebuildPrimedWords(sql: Sql): void {
+  sql.exec("DELETE FROM user_words WHERE user_id IN (SELECT id FROM load_primed WHERE kind = 'user')");
+  sql.exec(
+    `INSERT OR IGNORE INTO user_words (word, user_id)
+     SELECT w.value, u.id FROM load_primed p JOIN users u ON u.id = p.id CROSS JOIN json_each(u.words) w WHERE p.kind = 'user'`,
+  );
+  sql.exec("DELETE FROM channel_words WHERE channel_id IN (SELECT id FROM load_primed WHERE kind = 'channel')");
+  sql.exec(
+    `INSERT OR IGNORE INTO channel_words (word, channel_id)
+     SELECT w.value, c.id FROM load_primed p JOIN channels c ON c.id = p.id CROSS JOIN json_each(c.words) w WHERE p.kind = 'channel'`,
+  );
+  sql.exec("DELETE FROM load_primed");
+}
+
+/** Marks rows a loading cache took from the database for one caller (see rebuildPrimedWords). */
+export function markPrimed(sql: Sql, kind: "user" | "channel", ids: string[]): void {
+  if (ids.length === 0) return;
+  sql.exec("INSERT OR IGNORE INTO load_primed (kind, id) SELECT ?, value FROM json_each(?)", kind, JSON.stringify(ids));
+}

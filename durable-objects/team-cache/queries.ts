@@ -791,6 +791,42 @@ function bootConversations(sql: Sql, v: Viewer, only: string[] | null): BootConv
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.id < b.id ? -1 : 1));
 }
 
+/**
+ * The team cache's part of a boot focused on one conversation
+ * (GET /v1/directory/boot?focus=): the boot's header and the conversation's
+ * card as the viewer sees it, in one read of the object.
+ */
+export interface BootFocus {
+  version: number;
+  self?: UserCard;
+  team: { id: string; users: number; channels: number };
+  /** The card GET /v1/directory/channels/:id answers (a DM's or group DM's with `kind` and `members`). */
+  conversation: ChannelCard;
+}
+
+/**
+ * The focus's header, or null when the viewer does not see the conversation
+ * (unknown, private and not a member, a guest outside it): the caller answers
+ * that null exactly as an id that exists nowhere. None of the viewer's other
+ * channels or conversations is read: that is the rest of the boot.
+ */
+export function bootFocus(sql: Sql, v: Viewer, teamId: string, conversationId: string): BootFocus | null {
+  const conversation = channelIfVisible(sql, v, conversationId);
+  if (!conversation) return null;
+  // The same header as boot()'s (kept counts, the cache's version), so the
+  // client's later full boot or `since` boot continues from it.
+  return {
+    version: Number(getMeta(sql, "version") ?? 0),
+    self: lookup(sql, v, [v.id], []).users[0],
+    team: {
+      id: teamId,
+      users: Number(getMeta(sql, "active_users") ?? 0),
+      channels: Number(getMeta(sql, "channels") ?? 0),
+    },
+    conversation,
+  };
+}
+
 // --- conversations ----------------------------------------------------------
 
 /** One of the viewer's conversations as GET /v1/conversations lists it. */
@@ -935,4 +971,31 @@ function toBootChannel(r: Row): BootChannel {
     is_archived: Number(r.is_archived) === 1,
     is_shared: String(r.shared_with) !== "[]",
   };
+}
+
+// --- conversation audience ----------------------------------------------------
+
+/**
+ * Of these active users, the members of each of these channels: who a
+ * gateway passes a DM's or group DM's team-topic announcement to
+ * (durable-objects/gateway/audience.ts). No viewer: the gateway asks about
+ * its own sockets' users, and a private conversation is visible to exactly
+ * its members, so this is the visibility rule read for many viewers at once.
+ */
+export function membersAmong(sql: Sql, channelIds: string[], userIds: string[]): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  if (channelIds.length === 0 || userIds.length === 0) return out;
+  for (const [channel, user] of sql
+    .exec(
+      `SELECT m.channel_id, m.user_id FROM members m JOIN users u ON u.id = m.user_id AND u.deleted = 0
+       WHERE m.channel_id IN (SELECT value FROM json_each(?)) AND m.user_id IN (SELECT value FROM json_each(?))`,
+      JSON.stringify(channelIds),
+      JSON.stringify(userIds),
+    )
+    .raw()) {
+    const list = out[String(channel)] ?? [];
+    list.push(String(user));
+    out[String(channel)] = list;
+  }
+  return out;
 }

@@ -71,6 +71,11 @@ CREATE TABLE IF NOT EXISTS channel_words (word TEXT NOT NULL, channel_id TEXT NO
 CREATE TABLE IF NOT EXISTS members (channel_id TEXT NOT NULL, user_id TEXT NOT NULL, PRIMARY KEY (channel_id, user_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS members_by_user ON members (user_id, channel_id);
 CREATE TABLE IF NOT EXISTS changes (version INTEGER PRIMARY KEY, kind TEXT NOT NULL, entity_id TEXT NOT NULL, user_id TEXT);
+-- Users and channels a cache still loading took straight from the database
+-- for a caller (team-cache.ts, primeViewer): a page may later overwrite such
+-- a row with an older read whose words differ, so their words are rebuilt
+-- when the load finishes.
+CREATE TABLE IF NOT EXISTS load_primed (kind TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID;
 
 -- Rank-ordered prefix indexes. Suggestions rank by name (people by sort_key,
 -- channels by name, then id): the word index finds every match but in word
@@ -134,4 +139,5 @@ export const TABLES = [
   "channel_prefixes",
   "members",
   "changes",
+  "load_primed",
 ] as const;

@@ -20,7 +20,9 @@ import {
   insertChannels,
   insertMemberships,
   insertUsers,
+  markPrimed,
   migrate,
+  rebuildPrimedWords,
   recountMembers,
   removeMember,
   setMeta,
@@ -29,7 +31,9 @@ import {
 } from "./cache-db";
 import {
   type Boot,
+  type BootFocus,
   boot,
+  bootFocus,
   CHANNEL_REMOVED,
   type ChannelCard,
   type ConversationItem,
@@ -43,6 +47,7 @@ import {
   encodeCursor,
   lookup,
   type MentionSuggestion,
+  membersAmong,
   mentions,
   type Page,
   profilesFor,
@@ -77,6 +82,12 @@ export interface CacheStats {
   loadedAt: number | null;
   rows: { users: number; channels: number; members: number; userWords: number };
   databaseBytes: number;
+  /** The last finished load's steps (each its own invocation) and the longest of them, in the object's clock. */
+  loadSteps: number | null;
+  loadMaxStepMs: number | null;
+  loadMaxStepPhase: string | null;
+  /** A load under way: its phase and the steps it has taken. */
+  loading: { phase: string; steps: number; maxStepMs: number; startedAt: number } | null;
 }
 
 /**
@@ -85,6 +96,44 @@ export interface CacheStats {
  * 2,000 users with long profiles stay well under it.
  */
 export const LOAD_PAGE = { users: 2_000, channels: 5_000, memberships: 20_000 };
+/**
+ * How long one load step pages before it hands over to the next alarm. Each
+ * step is its own invocation, so each stays far inside the default CPU
+ * limit, however big the team; the largest is the last (counts and prefix
+ * indexes over everything), measured by bench:directory.
+ */
+export const LOAD_STEP = { ms: 500 };
+/** A load step that failed (the database away) is tried again this much later. */
+const LOAD_RETRY_MS = 5_000;
+/** How often a caller waiting for a load looks at it, and how long it waits for a step before failing. */
+const LOAD_POLL_MS = 25;
+const LOAD_STALLED_MS = 60_000;
+
+/** A load in progress, kept in meta so that it resumes where it stopped (in the next alarm, after an eviction). */
+interface LoadState {
+  /** The database's version before the first page: the catch-up at the end replays what came after. */
+  from: number;
+  phase: "users" | "channels" | "members" | "foreign" | "index" | "finish";
+  /** The last row the phase read: an id, or a membership's {channelId, userId} as JSON. */
+  after: string | null;
+  started: number;
+  steps: number;
+  /** The longest step so far, in the object's clock (which moves with I/O; an upper bound on its CPU). */
+  maxStepMs: number;
+  /** Which phase that step was in. */
+  maxStepPhase: string | null;
+  /** A reload event's load: the shared channels this team hosts re-read their member lists after it. */
+  resyncShared: boolean;
+}
+
+/** What a query answered while the team loads needs beyond the caller's own rows (primeViewer). */
+interface PrimeWants {
+  /** Channels or conversations asked about (the card, with its member count). */
+  channels?: string[];
+  /** People asked about (their profiles). */
+  users?: string[];
+}
+
 /** Change-log entries kept for incremental boot; an older `since` gets a full boot. */
 export const CHANGE_LOG_KEEP = 50_000;
 /** A cache that has heard nothing for this long checks the database version in the background. */
@@ -127,6 +176,8 @@ export class TeamCache extends DurableObject<Env> {
     if (!this.isLoaded()) return { version: 0, loaded: false };
     await this.serialized(async () => {
       for (const e of [...events].sort((a, b) => a.version - b.version)) {
+        // A reload among them started a new load, which sees the rest.
+        if (!this.isLoaded()) return;
         const local = this.version();
         if (e.version <= local) continue;
         if (e.version > local + 1) {
@@ -162,7 +213,9 @@ export class TeamCache extends DurableObject<Env> {
     teamId: string,
     userIds: string[],
   ): Promise<Record<string, { role: Role; active: boolean }>> {
-    this.ctx.waitUntil(this.ready(teamId).catch((error) => console.error("team cache load failed", error)));
+    this.ctx.waitUntil(
+      this.startLoad(teamId).catch((error) => console.error("team cache load failed to start", error)),
+    );
     const out: Record<string, { role: Role; active: boolean }> = {};
     for (const u of await this.source().users(teamId, userIds)) out[u.id] = { role: u.role, active: !u.deleted };
     return out;
@@ -342,7 +395,8 @@ export class TeamCache extends DurableObject<Env> {
 
   /** Whether the viewer may follow the channel's topic, and the team hosting it (which keys the topic). */
   async channelAccess(teamId: string, viewerId: string, channelId: string): Promise<CacheResult<{ host: string }>> {
-    return this.asViewer(teamId, viewerId, (v) =>
+    // Sockets subscribe on connect: a cold team answers from the caller's rows (asViewerWhileLoading).
+    return this.asViewerWhileLoading(teamId, viewerId, { channels: [channelId] }, (v) =>
       channelIfVisible(this.sql, v, channelId)
         ? ok({ host: this.sharedHost(channelId) ?? teamId })
         : notFound(`channel ${channelId} not found`),
@@ -357,6 +411,12 @@ export class TeamCache extends DurableObject<Env> {
   ): Promise<{ profiles: UserCard[]; hidden: Record<string, string[]> }> {
     await this.ready(teamId);
     return profilesFor(this.sql, viewerIds, userIds);
+  }
+
+  /** Of these active users, the members of each channel: a gateway's audience for a DM's announcement (queries.ts). */
+  async membersAmong(teamId: string, channelIds: string[], userIds: string[]): Promise<Record<string, string[]>> {
+    await this.ready(teamId);
+    return membersAmong(this.sql, channelIds, userIds);
   }
 
   async channelMembers(
@@ -408,7 +468,10 @@ export class TeamCache extends DurableObject<Env> {
     userIds: string[],
     channelIds: string[],
   ): Promise<CacheResult<{ users: UserCard[]; channels: ChannelCard[] }>> {
-    return this.asViewer(teamId, viewerId, (v) => ok(lookup(this.sql, v, userIds, channelIds)));
+    // Profiles for a history page or a DM being opened: a cold team answers from these rows (asViewerWhileLoading).
+    return this.asViewerWhileLoading(teamId, viewerId, { users: userIds, channels: channelIds }, (v) =>
+      ok(lookup(this.sql, v, userIds, channelIds)),
+    );
   }
 
   /** Which of these the viewer may see, flags only (recommendation filters: see visibleSet). */
@@ -429,11 +492,38 @@ export class TeamCache extends DurableObject<Env> {
     cursor: string | null,
     limit: number,
   ): Promise<CacheResult<Page<ConversationItem>>> {
-    return this.asViewer(teamId, viewerId, (v) => ok(conversations(this.sql, v, kinds, cursor, limit)));
+    return this.asViewerWhileLoading(teamId, viewerId, {}, (v) => ok(conversations(this.sql, v, kinds, cursor, limit)));
   }
 
+  /**
+   * A cold team answers a boot without waiting for its load
+   * (asViewerWhileLoading): a full one, since the change log an incremental
+   * boot reads is what the load's catch-up writes.
+   */
   async boot(teamId: string, viewerId: string, since: number | null): Promise<CacheResult<Boot>> {
+    if (!this.isLoaded())
+      return this.asViewerWhileLoading(teamId, viewerId, {}, (v) => ok(boot(this.sql, v, teamId, null)));
     return this.asViewer(teamId, viewerId, (v) => ok(boot(this.sql, v, teamId, since)));
+  }
+
+  /**
+   * A boot focused on one conversation (GET /v1/directory/boot?focus=): the
+   * boot's header and the conversation's card, or the 404 of an unknown id
+   * when the viewer does not see it (the same answer channelAccess gives the
+   * history route). A shared channel's member count is every team's, as in
+   * channel().
+   */
+  async focusedBoot(teamId: string, viewerId: string, conversationId: string): Promise<CacheResult<BootFocus>> {
+    // A cold team answers it from the caller's rows and the conversation's (asViewerWhileLoading).
+    const result = await this.asViewerWhileLoading(teamId, viewerId, { channels: [conversationId] }, (v) => {
+      const focus = bootFocus(this.sql, v, teamId, conversationId);
+      return focus ? ok(focus) : notFound(`channel ${conversationId} not found`);
+    });
+    const card = result.ok ? result.value.conversation : null;
+    const host = card?.is_shared ? this.sharedHost(conversationId) : null;
+    if (card && host)
+      card.member_count = await this.sharedChannel(host, conversationId).memberCount(host, conversationId);
+    return result;
   }
 
   /** For benchmarks and operators: what the cache holds and what it costs. */
@@ -441,6 +531,11 @@ export class TeamCache extends DurableObject<Env> {
     const count = (t: string) => Number(this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM ${t}`).one().n);
     const loadMs = getMeta(this.sql, "load_ms");
     const loadedAt = getMeta(this.sql, "loaded_at");
+    const num = (key: string) => {
+      const v = getMeta(this.sql, key);
+      return v === null ? null : Number(v);
+    };
+    const state = this.loadState();
     return {
       teamId: getMeta(this.sql, "team_id"),
       loaded: this.isLoaded(),
@@ -454,6 +549,12 @@ export class TeamCache extends DurableObject<Env> {
         userWords: count("user_words"),
       },
       databaseBytes: this.sql.databaseSize,
+      loadSteps: num("load_steps"),
+      loadMaxStepMs: num("load_max_step_ms"),
+      loadMaxStepPhase: getMeta(this.sql, "load_max_step_phase"),
+      loading: state
+        ? { phase: state.phase, steps: state.steps, maxStepMs: state.maxStepMs, startedAt: state.started }
+        : null,
     };
   }
 
@@ -472,6 +573,11 @@ export class TeamCache extends DurableObject<Env> {
   ): Promise<CacheResult<T>> {
     await this.ready(teamId);
     this.checkFreshness(teamId);
+    return this.decide(teamId, viewerId, run);
+  }
+
+  /** The live-state check every query passes, then the query. */
+  private decide<T>(teamId: string, viewerId: string, run: (v: Viewer) => CacheResult<T>): CacheResult<T> {
     const live = this.liveActor(viewerId);
     const decision = mayUseTeam(
       live
@@ -577,63 +683,317 @@ export class TeamCache extends DurableObject<Env> {
     return Number(getMeta(this.sql, "version") ?? 0);
   }
 
+  /**
+   * Resolves once the team is fully loaded. A load runs in steps (loadStep),
+   * each its own alarm invocation: a caller that needs the whole team waits
+   * for them rather than run them, so no request's CPU grows with the team.
+   * Steps go through the same queue as events, so a step and an event never
+   * interleave; a step must then never queue (it would wait on itself when a
+   * reload event starts a load). A load that makes no step for
+   * LOAD_STALLED_MS (the database away) fails the waiting callers.
+   */
   private async ready(teamId: string): Promise<void> {
     if (this.isLoaded()) return;
-    // Loading goes through the same queue as events, so a load and an event
-    // never interleave; load() itself must then never queue (it would wait
-    // on itself when a reload event triggers it).
-    this.loading ??= this.serialized(() => this.load(teamId)).finally(() => {
+    this.loading ??= (async () => {
+      let seen = -1;
+      let since = Date.now();
+      while (!this.isLoaded()) {
+        await this.startLoad(teamId);
+        const steps = this.loadState()?.steps ?? 0;
+        if (steps !== seen) {
+          seen = steps;
+          since = Date.now();
+        } else if (Date.now() - since > LOAD_STALLED_MS) {
+          throw new Error(`team cache load of ${teamId} made no step for ${LOAD_STALLED_MS} ms`);
+        }
+        // An alarm lost with its instance (or never set) is set again.
+        if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now());
+        await new Promise((resolve) => setTimeout(resolve, LOAD_POLL_MS));
+      }
+    })().finally(() => {
       this.loading = null;
     });
     await this.loading;
   }
 
-  /** Call only from inside serialized(). */
-  private async load(teamId: string): Promise<void> {
-    const started = Date.now();
+  /** Starts a load unless one is under way (or done): the state, the version it replays from, the alarm. */
+  private async startLoad(teamId: string): Promise<void> {
+    if (this.isLoaded() || this.loadState() !== null) return;
+    await this.serialized(async () => {
+      if (this.isLoaded() || this.loadState() !== null) return;
+      await this.beginLoad(teamId, false);
+    });
+  }
+
+  /**
+   * Empties the cache and records a new load. The version is read first:
+   * everything committed after it is replayed by the catch-up at the end, so
+   * a write racing the load (or a caller's rows primed during it) is never
+   * missed. Call only from inside serialized().
+   */
+  private async beginLoad(teamId: string, resyncShared: boolean): Promise<void> {
+    const from = await this.source().version(teamId);
+    const state: LoadState = {
+      from,
+      phase: "users",
+      after: null,
+      started: Date.now(),
+      steps: 0,
+      maxStepMs: 0,
+      maxStepPhase: null,
+      resyncShared,
+    };
+    this.ctx.storage.transactionSync(() => {
+      clearData(this.sql);
+      this.setLoaded(false);
+      setMeta(this.sql, "team_id", teamId);
+      // What a caller primed while loading answers with: the catch-up at the
+      // end replays everything after it.
+      setMeta(this.sql, "version", String(from));
+      this.saveLoadState(state);
+    });
+    await this.ctx.storage.setAlarm(Date.now());
+  }
+
+  private loadState(): LoadState | null {
+    const raw = getMeta(this.sql, "load_state");
+    return raw ? (JSON.parse(raw) as LoadState) : null;
+  }
+
+  private saveLoadState(state: LoadState | null): void {
+    if (state) setMeta(this.sql, "load_state", JSON.stringify(state));
+    else this.sql.exec("DELETE FROM meta WHERE key = 'load_state'");
+  }
+
+  /** The alarm drives a load in the background, one step per alarm, until the team is loaded. */
+  override async alarm(): Promise<void> {
+    const teamId = getMeta(this.sql, "team_id");
+    if (!teamId || this.isLoaded() || this.loadState() === null) return;
+    try {
+      await this.serialized(() => this.loadStep(teamId));
+    } catch (error) {
+      // A page that failed (the database away) is read again later: the
+      // cursor only moves with the rows it read.
+      console.error("team cache load step failed; retrying", error);
+      await this.ctx.storage.setAlarm(Date.now() + LOAD_RETRY_MS);
+      return;
+    }
+    if (!this.isLoaded() && this.loadState() !== null) await this.ctx.storage.setAlarm(Date.now());
+  }
+
+  /**
+   * One step of a load: pages until LOAD_STEP.ms have passed, or the last
+   * step, which derives what the pages do not carry (member counts, team
+   * counts, prefix indexes) and catches up. Each page and the cursor after
+   * it are one transaction, so a load resumes where it stopped, in another
+   * instance after an eviction. Call only from inside serialized().
+   */
+  private async loadStep(teamId: string): Promise<void> {
+    const state = this.loadState();
+    if (!state || this.isLoaded()) return;
+    const t0 = Date.now();
     const src = this.source();
-    clearData(this.sql);
-    this.setLoaded(false);
-    setMeta(this.sql, "team_id", teamId);
-    // The version is read first: everything committed after it is replayed
-    // by the catch-up below, so a write racing the load is never missed.
-    const from = await src.version(teamId);
-    for (let after: string | null = null; ; ) {
-      const page = await src.pageUsers(teamId, after, LOAD_PAGE.users);
-      insertUsers(this.sql, page);
-      if (page.length < LOAD_PAGE.users) break;
-      after = page.at(-1)?.id ?? null;
+    if (state.phase === "finish") {
+      await this.finishLoad(teamId, state, t0);
+      return;
     }
-    for (let after: string | null = null; ; ) {
-      const page = await src.pageChannels(teamId, after, LOAD_PAGE.channels);
-      insertChannels(this.sql, page);
-      if (page.length < LOAD_PAGE.channels) break;
-      after = page.at(-1)?.id ?? null;
+    if (state.phase === "index") {
+      this.ctx.storage.transactionSync(() => {
+        this.sql.exec("CREATE INDEX IF NOT EXISTS members_by_user ON members (user_id, channel_id)");
+        state.phase = "finish";
+        this.endStep(state, t0, "index");
+      });
+      return;
     }
-    // Only this team's users' memberships: other teams' members of a shared
-    // channel live in that channel's SharedChannel object, not here. The
-    // by-user index is built once at the end rather than kept up row by row.
-    this.sql.exec("DROP INDEX IF EXISTS members_by_user");
-    for (const pageOf of [src.pageMemberships.bind(src), src.pageForeignMemberships.bind(src)]) {
-      for (let after: { channelId: string; userId: string } | null = null; ; ) {
-        const page = await pageOf(teamId, after, LOAD_PAGE.memberships);
-        insertMemberships(
-          this.sql,
-          page.filter((m) => m.userTeamId === teamId),
-        );
-        if (page.length < LOAD_PAGE.memberships) break;
-        const last = page.at(-1);
-        after = last ? { channelId: last.channelId, userId: last.userId } : null;
+    // commitPage moves the phase on: read it afresh each round (TypeScript would keep the narrowing above).
+    const phase = (): LoadState["phase"] => state.phase;
+    const began = phase();
+    // At least one page per step, however short the step.
+    do {
+      switch (phase()) {
+        case "users": {
+          const page = await src.pageUsers(teamId, state.after, LOAD_PAGE.users);
+          this.commitPage(state, page.length < LOAD_PAGE.users ? "channels" : "users", page.at(-1)?.id ?? null, () =>
+            insertUsers(this.sql, page),
+          );
+          break;
+        }
+        case "channels": {
+          const page = await src.pageChannels(teamId, state.after, LOAD_PAGE.channels);
+          const last = page.length < LOAD_PAGE.channels;
+          this.commitPage(state, last ? "members" : "channels", page.at(-1)?.id ?? null, () => {
+            insertChannels(this.sql, page);
+            // The by-user index is built once the memberships are in (the
+            // "index" step) rather than kept up row by row: pages come in
+            // channel order, and keeping it up cost most of the members phase.
+            if (last) this.sql.exec("DROP INDEX IF EXISTS members_by_user");
+          });
+          break;
+        }
+        case "members":
+        case "foreign": {
+          // Only this team's users' memberships: other teams' members of a
+          // shared channel live in that channel's SharedChannel object.
+          const after = state.after ? (JSON.parse(state.after) as { channelId: string; userId: string }) : null;
+          const page =
+            state.phase === "members"
+              ? await src.pageMemberships(teamId, after, LOAD_PAGE.memberships)
+              : await src.pageForeignMemberships(teamId, after, LOAD_PAGE.memberships);
+          const last = page.at(-1);
+          const full = page.length === LOAD_PAGE.memberships;
+          this.commitPage(
+            state,
+            full ? state.phase : state.phase === "members" ? "foreign" : "index",
+            last ? JSON.stringify({ channelId: last.channelId, userId: last.userId }) : null,
+            () =>
+              insertMemberships(
+                this.sql,
+                page.filter((m) => m.userTeamId === teamId),
+              ),
+          );
+          break;
+        }
       }
+      // The index and the last step are steps of their own: each is the whole of one invocation.
+    } while (phase() !== "index" && phase() !== "finish" && Date.now() - t0 < LOAD_STEP.ms);
+    this.endStep(state, t0, began === phase() ? began : `${began}..${phase()}`);
+  }
+
+  /** A page's rows and the cursor after them, as one transaction. */
+  private commitPage(state: LoadState, next: LoadState["phase"], last: string | null, insert: () => void): void {
+    this.ctx.storage.transactionSync(() => {
+      insert();
+      if (next === state.phase) state.after = last;
+      else {
+        state.phase = next;
+        state.after = null;
+      }
+      this.saveLoadState(state);
+    });
+  }
+
+  /** Counts a step, `phase` being the one it worked in. */
+  private endStep(state: LoadState, t0: number, phase: string): void {
+    state.steps += 1;
+    const ms = Date.now() - t0;
+    if (ms >= state.maxStepMs) {
+      state.maxStepMs = ms;
+      state.maxStepPhase = phase;
     }
-    this.sql.exec("CREATE INDEX IF NOT EXISTS members_by_user ON members (user_id, channel_id)");
-    recountMembers(this.sql);
-    this.recountTotals();
-    setMeta(this.sql, "version", String(from));
-    this.setLoaded(true);
-    setMeta(this.sql, "load_ms", String(Date.now() - started));
-    setMeta(this.sql, "loaded_at", String(Date.now()));
+    this.saveLoadState(state);
+  }
+
+  /** The last step: counts, the words of primed rows, loaded (which builds the prefix indexes), then the catch-up. */
+  private async finishLoad(teamId: string, state: LoadState, t0: number): Promise<void> {
+    this.ctx.storage.transactionSync(() => {
+      recountMembers(this.sql);
+      this.recountTotals();
+      rebuildPrimedWords(this.sql);
+      setMeta(this.sql, "version", String(state.from));
+      this.setLoaded(true);
+      state.steps += 1;
+      if (Date.now() - t0 >= state.maxStepMs) {
+        state.maxStepMs = Date.now() - t0;
+        state.maxStepPhase = "finish";
+      }
+      setMeta(this.sql, "load_ms", String(Date.now() - state.started));
+      setMeta(this.sql, "loaded_at", String(Date.now()));
+      setMeta(this.sql, "load_steps", String(state.steps));
+      setMeta(this.sql, "load_max_step_ms", String(state.maxStepMs));
+      setMeta(this.sql, "load_max_step_phase", state.maxStepPhase ?? "");
+      this.saveLoadState(null);
+    });
     await this.catchUp(teamId);
+    // The last step's catch-up belongs to it too.
+    const ms = Date.now() - t0;
+    if (ms > state.maxStepMs) {
+      setMeta(this.sql, "load_max_step_ms", String(ms));
+      setMeta(this.sql, "load_max_step_phase", "finish");
+    }
+    // A reload event's load: the shared channels this team hosts reload their member lists too.
+    if (state.resyncShared)
+      for (const id of this.hostedSharedChannels(teamId)) await this.sharedChannel(teamId, id).resync(teamId, id);
+  }
+
+  // --- answering while loading ------------------------------------------------
+
+  /**
+   * A query that needs only the caller's own rows (their user, memberships,
+   * the channels and conversations they are in, the members of their DMs)
+   * does not wait for a cold team: those rows come straight from the
+   * database into the cache, the load keeps going in the background, and
+   * the query runs as it would on a loaded cache. The rows are the
+   * database's current state, newer than the load's starting version, and
+   * the load's catch-up replays everything after that version: what the
+   * cache ends with is what a load without them would have.
+   */
+  private async asViewerWhileLoading<T>(
+    teamId: string,
+    viewerId: string,
+    want: PrimeWants,
+    run: (v: Viewer) => CacheResult<T>,
+  ): Promise<CacheResult<T>> {
+    if (this.isLoaded()) return this.asViewer(teamId, viewerId, run);
+    await this.startLoad(teamId);
+    const primed = await this.primeViewer(teamId, viewerId, want);
+    // Loaded meanwhile: the loaded cache answers (the primed rows were not written).
+    if (!primed) return this.asViewer(teamId, viewerId, run);
+    // Whom a guest may see depends on everyone's memberships in its
+    // channels, which only the whole team has: a guest asking about people waits.
+    if (want.users?.length && viewerOf(this.sql, viewerId)?.isGuest) return this.asViewer(teamId, viewerId, run);
+    return this.decide(teamId, viewerId, run);
+  }
+
+  /** Copies one caller's rows from the database; false when the team finished loading first (nothing written). */
+  private async primeViewer(teamId: string, viewerId: string, want: PrimeWants): Promise<boolean> {
+    const src = this.source();
+    const asked = want.channels ?? [];
+    const [users, memberships, counts, sizes] = await Promise.all([
+      src.users(teamId, [viewerId, ...(want.users ?? [])]),
+      src.membershipsOfUser(teamId, viewerId),
+      src.counts(teamId),
+      // The card of a channel asked about carries its member count.
+      asked.length > 0 ? src.memberCounts(teamId, asked) : Promise.resolve({} as Record<string, number>),
+    ]);
+    const own = memberships.filter((m) => m.userTeamId === teamId);
+    const channels = await src.channels(teamId, [...new Set([...own.map((m) => m.channelId), ...asked])]);
+    const dms = channels.filter((c) => kindOf(c) !== "channel" && own.some((m) => m.channelId === c.id));
+    const dmMembers = (
+      await src.membersOf(
+        teamId,
+        dms.map((c) => c.id),
+      )
+    ).filter((m) => m.userTeamId === teamId);
+    const people = await src.users(
+      teamId,
+      [...new Set(dmMembers.map((m) => m.userId))].filter((id) => id !== viewerId),
+    );
+    if (this.isLoaded() || this.loadState() === null) return false;
+    this.ctx.storage.transactionSync(() => {
+      for (const u of [...users, ...people]) upsertUser(this.sql, u);
+      for (const c of channels) upsertChannel(this.sql, c);
+      markPrimed(
+        this.sql,
+        "user",
+        [...users, ...people].map((u) => u.id),
+      );
+      markPrimed(
+        this.sql,
+        "channel",
+        channels.map((c) => c.id),
+      );
+      // The caller's memberships and their DMs' member lists as they are now.
+      this.sql.exec("DELETE FROM members WHERE user_id = ?", viewerId);
+      this.sql.exec(
+        "DELETE FROM members WHERE channel_id IN (SELECT value FROM json_each(?))",
+        JSON.stringify(dms.map((c) => c.id)),
+      );
+      insertMemberships(this.sql, [...own, ...dmMembers]);
+      setMeta(this.sql, "active_users", String(counts.activeUsers));
+      setMeta(this.sql, "channels", String(counts.channels));
+      for (const id of asked) this.sql.exec("UPDATE channels SET member_count = ? WHERE id = ?", sizes[id] ?? 0, id);
+    });
+    return true;
   }
 
   private recountTotals(): void {
@@ -647,7 +1007,11 @@ export class TeamCache extends DurableObject<Env> {
     const src = this.source();
     for (;;) {
       const events = await src.changesSince(teamId, this.version(), CATCH_UP_PAGE);
-      for (const e of events) if (e.version > this.version()) await this.apply(teamId, e);
+      for (const e of events) {
+        // A reload replayed here started a new load, which ends in its own catch-up.
+        if (!this.isLoaded()) return;
+        if (e.version > this.version()) await this.apply(teamId, e);
+      }
       if (events.length < CATCH_UP_PAGE) return;
     }
   }
@@ -708,11 +1072,10 @@ export class TeamCache extends DurableObject<Env> {
         break;
       }
       case "reload": {
-        // A bulk import changed too much to replay: load again, and have the
-        // shared channels this team hosts reload their member lists too.
-        this.setLoaded(false);
-        await this.load(teamId);
-        for (const id of this.hostedSharedChannels(teamId)) await this.sharedChannel(teamId, id).resync(teamId, id);
+        // A bulk import changed too much to replay: load again (in steps,
+        // like any load), and have the shared channels this team hosts
+        // reload their member lists once it is done.
+        await this.beginLoad(teamId, true);
         return;
       }
     }

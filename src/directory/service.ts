@@ -42,6 +42,11 @@ export function directoryService(rows: DirectoryRows): DirectorySource & Directo
     version: (teamId) => rows.version(teamId),
     pageUsers: (teamId, afterId, limit) => rows.pageUsers(teamId, afterId, limit),
     users: (teamId, ids) => rows.users(teamId, ids),
+    counts: (teamId) => rows.counts(teamId),
+    membershipsOfUser: (teamId, userId) => rows.membershipsOfUser(teamId, userId),
+    channels: (teamId, ids) => rows.channels(teamId, ids),
+    membersOf: (teamId, channelIds) => rows.membersOf(teamId, channelIds),
+    memberCounts: (teamId, channelIds) => rows.memberCounts(teamId, channelIds),
     pageChannels: (teamId, afterId, limit) => rows.pageChannels(teamId, afterId, limit),
     pageMemberships: (teamId, after, limit) => rows.pageMemberships(teamId, after, limit),
     pageChannelMembers: (host, channelId, afterUserId, limit) =>

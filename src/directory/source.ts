@@ -10,6 +10,23 @@ export interface DirectorySource {
   pageUsers(teamId: string, afterId: string | null, limit: number): Promise<DirUser[]>;
   /** These users of the team, as they are now (those it does not have are left out). */
   users(teamId: string, ids: string[]): Promise<DirUser[]>;
+  /** The team's active users and channels (kind channel, own and shared in): a boot's header while the cache loads. */
+  counts(teamId: string): Promise<{ activeUsers: number; channels: number }>;
+  /**
+   * One user of the team's memberships, in the team's own channels and in
+   * channels shared in: the rows a load would give the cache for that user.
+   */
+  membershipsOfUser(teamId: string, userId: string): Promise<Membership[]>;
+  /**
+   * How many of the team's own users are in each of these channels it hosts
+   * (a card's member count; a shared channel's comes from its own object).
+   * Channels with none are left out.
+   */
+  memberCounts(teamId: string, channelIds: string[]): Promise<Record<string, number>>;
+  /** Members of these channels the team hosts (a caller's DMs, whose member lists are small), by channel and user. */
+  membersOf(teamId: string, channelIds: string[]): Promise<Membership[]>;
+  /** These channels as the team sees them (hosted by it or shared with it), ordered by id. */
+  channels(teamId: string, ids: string[]): Promise<DirChannel[]>;
   /** Channels hosted by the team or shared with it, ordered by id. */
   pageChannels(teamId: string, afterId: string | null, limit: number): Promise<DirChannel[]>;
   /** Memberships of the team's own (not shared-in) channels, ordered by (channelId, userId). */

@@ -42,6 +42,12 @@ export interface MemberLookup {
     user: string,
     options: { withChannels: boolean },
   ): Promise<{ ok: true; channels: string[] | null } | { ok: false; message: string }>;
+  /**
+   * The members of a DM or group DM the user is in, read live: null when
+   * the user does not see it (another team's, one it is not in, or none),
+   * "channel" when it is a channel.
+   */
+  conversationMembers(team: string, user: string, id: string): Promise<string[] | null | "channel">;
 }
 
 /** What a client shows for a recommended user (`?include=profile`): the directory card's display fields. */

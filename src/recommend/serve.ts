@@ -177,7 +177,30 @@ async function memberContext(ports: ServePorts, request: ServeRequest): Promise<
     if (subject === caller) throw forbidden(known.message);
     throw notFound(`user ${subject} not found`);
   }
-  return withChannels && known.channels ? { ...context, channels: known.channels } : context;
+  const out = withChannels && known.channels ? { ...context, channels: known.channels } : context;
+  return typeof context.conversation === "string"
+    ? conversationContext(ports, request, out, context.conversation)
+    : out;
+}
+
+/**
+ * composer_dm in a DM or group DM (`context.conversation`): its members, read
+ * live, join the members the client names, so none is suggested again. One
+ * the subject does not see is not_found, exactly as one that does not exist.
+ */
+async function conversationContext(
+  ports: ServePorts,
+  request: ServeRequest,
+  context: Readonly<Record<string, unknown>>,
+  id: string,
+): Promise<Readonly<Record<string, unknown>>> {
+  if (request.source !== "composer_dm")
+    throw badRequest(`context.conversation is only for composer_dm, not ${request.source}`);
+  const found = await ports.members.conversationMembers(request.team, request.subject, id);
+  if (found === null) throw notFound(`conversation ${id} not found`);
+  if (found === "channel") throw badRequest(`${id} is a channel: composer_dm's conversation is a DM or group DM`);
+  const named = Array.isArray(context.members) ? context.members.filter((m): m is string => typeof m === "string") : [];
+  return { ...context, members: [...new Set([...named, ...found])] };
 }
 
 function round(n: number): number {

@@ -1,6 +1,7 @@
 import type { ChangeEvent, DirectoryChange, DirUser, Membership } from "../../src/directory/model";
 import type { DirectorySource } from "../../src/directory/source";
 import { chunks, inList, num } from "../portable-sql";
+import type { Row } from "../sql-driver";
 import type { DirectoryLookups } from "./lookups";
 import { CHANNEL_COLUMNS, decodeMember, shareKey, toDirChannel, toDirUser, toMembership, USER_COLUMNS } from "./rows";
 
@@ -36,6 +37,75 @@ export function directoryReads(lookups: DirectoryLookups): DirectorySource {
         out.push(...rows.map(toDirUser));
       }
       return out;
+    },
+
+    async counts(teamId) {
+      const [users, channels] = await Promise.all([
+        driver.all("SELECT COUNT(*) AS n FROM users WHERE `team_id` = ? AND `deactivated` = 0", [teamId]),
+        driver.all(
+          `SELECT (SELECT COUNT(*) FROM channels WHERE \`team_id\` = ? AND \`kind\` = 'channel')
+                + (SELECT COUNT(*) FROM channel_shares s JOIN channels ch ON ch.\`team_id\` = s.\`host_team_id\` AND ch.\`id\` = s.\`channel_id\`
+                   WHERE s.\`team_id\` = ? AND ch.\`kind\` = 'channel') AS n`,
+          [teamId, teamId],
+        ),
+      ]);
+      return { activeUsers: num(users[0]?.n ?? 0), channels: num(channels[0]?.n ?? 0) };
+    },
+
+    async membershipsOfUser(teamId, userId) {
+      // The (user_team_id, user_id) index: what pageMemberships and
+      // pageForeignMemberships give a load, for this user only.
+      const rows = await driver.all(
+        "SELECT `channel_id`, `user_id`, `user_team_id` FROM memberships WHERE `user_team_id` = ? AND `user_id` = ? ORDER BY `channel_id`",
+        [teamId, userId],
+      );
+      return rows.map(toMembership);
+    },
+
+    async memberCounts(teamId, channelIds) {
+      const out: Record<string, number> = {};
+      for (const chunk of chunks([...new Set(channelIds)], chunkSize)) {
+        const { clause, params } = inList(d, chunk);
+        // The primary key (team_id, channel_id, user_id): one range per channel.
+        const rows = await driver.all(
+          `SELECT \`channel_id\`, COUNT(*) AS n FROM memberships WHERE \`team_id\` = ? AND \`channel_id\` IN ${clause} AND \`user_team_id\` = ? GROUP BY \`channel_id\``,
+          [teamId, ...params, teamId],
+        );
+        for (const r of rows) out[String(r.channel_id)] = num(r.n);
+      }
+      return out;
+    },
+
+    async membersOf(teamId, channelIds) {
+      const out: Membership[] = [];
+      for (const chunk of chunks([...new Set(channelIds)], chunkSize)) {
+        const { clause, params } = inList(d, chunk);
+        const rows = await driver.all(
+          `SELECT \`channel_id\`, \`user_id\`, \`user_team_id\` FROM memberships WHERE \`team_id\` = ? AND \`channel_id\` IN ${clause} ORDER BY \`channel_id\`, \`user_id\``,
+          [teamId, ...params],
+        );
+        out.push(...rows.map(toMembership));
+      }
+      return out;
+    },
+
+    async channels(teamId, ids) {
+      const out: Row[] = [];
+      for (const chunk of chunks([...new Set(ids)], chunkSize)) {
+        const own = inList(d, chunk);
+        const sharedIn = inList(d, chunk);
+        const rows = await driver.all(
+          `SELECT ${CHANNEL_COLUMNS} FROM channels ch WHERE ch.\`team_id\` = ? AND ch.\`id\` IN ${own.clause}
+           UNION ALL
+           SELECT ${CHANNEL_COLUMNS} FROM channel_shares s JOIN channels ch ON ch.\`team_id\` = s.\`host_team_id\` AND ch.\`id\` = s.\`channel_id\`
+           WHERE s.\`team_id\` = ? AND s.\`channel_id\` IN ${sharedIn.clause}`,
+          [teamId, ...own.params, teamId, ...sharedIn.params],
+        );
+        out.push(...rows);
+      }
+      out.sort((a, b) => (String(a.c_id) < String(b.c_id) ? -1 : String(a.c_id) > String(b.c_id) ? 1 : 0));
+      const shares = await withShares(out);
+      return out.map((r) => toDirChannel(r, shares.get(shareKey(String(r.c_team), String(r.c_id))) ?? []));
     },
 
     async pageChannels(teamId, afterId, limit) {

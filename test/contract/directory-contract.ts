@@ -437,6 +437,57 @@ export function directoryContract(open: () => Promise<Backend>): void {
       });
     });
 
+    it("gives one caller's rows as a load would: memberships, channels, DM members, counts", async () => {
+      const { dir, teamId: host } = await setup(open, 3);
+      const x = await addTeam(open, 2);
+      await dir.createChannel(host, channel(1, { name: "partners" }), NOW);
+      await dir.createChannel(host, channel(2, { name: "internal", isPrivate: true }), NOW);
+      await dir.createChannel(x, channel(5, { name: "x-own" }), NOW);
+      await dir.shareChannel(host, channelId(1), x, NOW);
+      await dir.addMembers(host, channelId(1), [{ userId: userId(1) }, { userId: userId(9_000), userTeamId: x }], NOW);
+      await dir.addMembers(host, channelId(2), [{ userId: userId(1) }, { userId: userId(2) }], NOW);
+      await dir.addMembers(x, channelId(5), [{ userId: userId(9_000) }], NOW);
+      // A deactivated user is not counted.
+      await (await open()).store.insertUsers([{ ...user(host, 50), deactivated: true }]);
+
+      // Exactly the rows pageMemberships and pageForeignMemberships hold for the user.
+      const loaded = async (team: string) => [
+        ...(await dir.pageMemberships(team, null, 100)),
+        ...(await dir.pageForeignMemberships(team, null, 100)),
+      ];
+      for (const [team, user] of [
+        [host, userId(1)],
+        [host, userId(2)],
+        [x, userId(9_000)],
+        [x, userId(9_001)],
+      ] as const) {
+        const expected = (await loaded(team))
+          .filter((m) => m.userId === user && m.userTeamId === team)
+          .sort((a, b) => a.channelId.localeCompare(b.channelId));
+        expect(await dir.membershipsOfUser(team, user)).toEqual(expected);
+      }
+      // Another team's id for the user: nothing.
+      expect(await dir.membershipsOfUser(x, userId(1))).toEqual([]);
+
+      // Channels as the team sees them: its own and those shared in, never another team's.
+      const inX = await dir.channels(x, [channelId(1), channelId(5), channelId(2)]);
+      expect(inX).toEqual((await dir.pageChannels(x, null, 10)).filter((c) => c.id !== channelId(2)));
+      expect(await dir.channels(host, [channelId(5)])).toEqual([]);
+      expect(await dir.membersOf(host, [channelId(2)])).toEqual([
+        { channelId: channelId(2), userId: userId(1), userTeamId: host },
+        { channelId: channelId(2), userId: userId(2), userTeamId: host },
+      ]);
+      expect(await dir.membersOf(x, [channelId(2)])).toEqual([]);
+      // The team's own users only: x's member of the shared channel is not the host's to count.
+      expect(await dir.memberCounts(host, [channelId(1), channelId(2), channelId(5)])).toEqual({
+        [channelId(1)]: 1,
+        [channelId(2)]: 2,
+      });
+      expect(await dir.memberCounts(x, [channelId(1), channelId(5)])).toEqual({ [channelId(5)]: 1 });
+      expect(await dir.counts(host)).toEqual({ activeUsers: 3, channels: 2 });
+      expect(await dir.counts(x)).toEqual({ activeUsers: 2, channels: 2 });
+    });
+
     it("unshare ends the share and removes the other team's members only, logged in both teams", async () => {
       const { dir, teamId: host } = await setup(open, 2);
       const x = await addTeam(open, 2);

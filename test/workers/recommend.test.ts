@@ -4,7 +4,7 @@ import { type CollabDataset, channelIdOf, dayOf, snapshotAt, userIdOf } from "..
 import { buildSnapshot, snapshotToRows } from "../../src/recommend/features/index";
 import { SOURCE_NAMES } from "../../src/recommend/sources";
 import { uniqueTeamId } from "../contract/fixtures";
-import { api, eventually, ok, platformToken, token } from "./client";
+import { addUsers, api, eventually, newTeam, ok, platformToken, token } from "./client";
 
 // POST /v1/recommend and /feedback end to end inside workerd: a small team
 // built from a synthetic dataset in the rails-collab format through the admin
@@ -189,6 +189,44 @@ describe("recommend API", () => {
     const keep = after.items[0]?.id ?? "";
     const withContext = (await recommend(4, { source: "composer_dm", limit: 20, context: { members: [keep] } })).body;
     expect(withContext.items.map((i) => i.id)).not.toContain(keep);
+  });
+
+  it("composes in a DM or group DM: its members, read live, are not suggested again", async () => {
+    const before = (await recommend(4, { source: "composer_dm", limit: 20 })).body;
+    const [a, b] = before.items.map((i) => i.id);
+    expect(a && b).toBeTruthy();
+    const open = async (u: number, users: string[]) =>
+      (
+        await api<{ conversation: { id: string } }>("POST", "/v1/conversations", {
+          token: await as(u),
+          json: { users },
+        })
+      ).body.conversation.id;
+    const group = await open(4, [a ?? "", b ?? ""]);
+    const inGroup = (await recommend(4, { source: "composer_dm", limit: 20, context: { conversation: group } })).body;
+    expect(inGroup.items.length).toBeGreaterThan(0);
+    expect(inGroup.items.map((i) => i.id)).not.toContain(a);
+    expect(inGroup.items.map((i) => i.id)).not.toContain(b);
+    // A DM the caller is not in, one that does not exist, and another team's: the same 404.
+    const others = await open(5, [userIdOf(6)]);
+    const stranger = await newTeam();
+    await addUsers(stranger.id, [["UOTHER", "member"]]);
+    const theirs = (
+      await ok<{ conversation: { id: string } }>(
+        api("POST", "/v1/conversations", { token: stranger.admin, json: { users: ["UOTHER"] } }),
+        201,
+      )
+    ).conversation.id;
+    for (const id of [others, "DNOSUCHCONVERSATION0", theirs]) {
+      const res = await recommend(4, { source: "composer_dm", context: { conversation: id } });
+      expect(res.status, id).toBe(404);
+      expect(res.body.error?.message).toBe(`conversation ${id} not found`);
+    }
+    // A channel, or another source: 400.
+    const channel = await recommend(4, { source: "composer_dm", context: { conversation: channelIdOf(1) } });
+    expect(channel.status).toBe(400);
+    const other = await recommend(4, { source: "channel_browser", context: { conversation: group } });
+    expect(other.status).toBe(400);
   });
 
   it("answers send_time with hours and invite for a new member named by an admin", async () => {

@@ -482,7 +482,14 @@ export const CATALOGUE: readonly RouteEntry[] = [
     names: ["user", "channel", "privateChannel"],
     body: (t) => json({ users: [t.user], channels: [t.channel, t.privateChannel] }),
   },
-  { method: "GET", path: "/v1/directory/boot", access: "caller", names: [], query: () => ({ since: "0" }) },
+  // Focused on a channel (the boot's one query naming a team's thing); plain and `since` boots name nothing.
+  {
+    method: "GET",
+    path: "/v1/directory/boot",
+    access: "caller",
+    names: ["channel"],
+    query: (t) => ({ focus: t.channel, focus_limit: "5" }),
+  },
   // --- DMs and group DMs (workers/routes/conversations.ts)
   {
     method: "POST",

@@ -1,8 +1,11 @@
 import { createRoute } from "@hono/zod-openapi";
 import { z } from "zod";
 import type { CacheResult } from "../../durable-objects/team-cache/team-cache";
+import { conversationPortsFor } from "../../platform/deps";
 import { teamCacheOf } from "../../platform/stubs";
-import { DomainError } from "../../src/errors";
+import { DEFAULT_FOCUS_LIMIT, focusedBoot } from "../../src/conversations/focused-boot";
+import { MAX_PAGE } from "../../src/conversations/history";
+import { badRequest, DomainError } from "../../src/errors";
 import type { AppContext } from "../http";
 import { bearer, bodyOf, errors, json, jsonRequest, loose, pathId, queryOf, routes } from "../openapi";
 
@@ -37,7 +40,20 @@ const PeopleQuery = z.object({
   cursor: z.string().max(500).optional(),
   limit: Limit,
 });
-const BootQuery = z.object({ since: z.coerce.number().int().min(0).optional() });
+const BootQuery = z.object({
+  since: z.coerce.number().int().min(0).optional(),
+  focus: Id.optional().meta({
+    description:
+      "a conversation (channel, DM or group DM) to answer first: its card, newest messages and their profiles",
+  }),
+  focus_limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_PAGE)
+    .optional()
+    .meta({ description: `messages in the focus (default ${DEFAULT_FOCUS_LIMIT}); only with focus` }),
+});
 const LookupBody = z.strictObject({
   users: z.array(Id).max(MAX_LOOKUP).default([]),
   channels: z.array(Id).max(MAX_LOOKUP).default([]),
@@ -116,17 +132,40 @@ const lookup = createRoute({
     ...errors,
   },
 });
+const BootAnswer = loose({
+  version: z.number(),
+  full: z.boolean(),
+  team: loose({ id: z.string() }),
+  channels: z.array(Card),
+});
+const FocusedBootAnswer = loose({
+  version: z.number(),
+  team: loose({ id: z.string() }),
+  focus: z.object({
+    conversation: Card.meta({ description: "the card GET /v1/directory/channels/:id answers (DMs: kind, members)" }),
+    messages: z.array(loose({ id: z.string() })).meta({ description: "the newest messages, newest first" }),
+    users: z.array(Card).meta({ description: "profiles of their authors and mentioned users the caller may see" }),
+    history_cursor: z.string().nullable().meta({
+      description: "cursor for GET /v1/conversations/:id/history: the messages right before these; null if none",
+    }),
+  }),
+  rest: z
+    .object({ path: z.string(), version: z.number() })
+    .meta({ description: "the rest of the boot: GET path (the full boot, at this version or later)" }),
+});
 const boot = createRoute({
   method: "get",
   path: "/boot",
   tags,
-  summary: "The client's boot payload, whole or since a version",
+  summary: "The client's boot payload, whole, since a version, or focused on one conversation",
+  description:
+    "With `focus`, one round trip answers the conversation first (docs/directory.md, Focused boot); a conversation the caller does not see is a 404 exactly like one that does not exist. `focus` cannot be combined with `since` (400).",
   security: bearer,
   request: { query: BootQuery },
   responses: {
     200: json(
-      loose({ version: z.number(), full: z.boolean(), team: loose({ id: z.string() }), channels: z.array(Card) }),
-      "the caller's channels and team, or what changed since `since`",
+      z.union([BootAnswer, FocusedBootAnswer]),
+      "the caller's channels and team, what changed since `since`, or (with `focus`) the focused conversation and where the rest is",
     ),
     ...errors,
   },
@@ -163,7 +202,19 @@ export const directoryRoutes = routes()
     return c.json(unwrap(await stub.lookup(team, user, body.users, body.channels)), 200);
   })
   .openapi(boot, async (c) => {
-    const { since } = queryOf(c, boot);
+    const { since, focus, focus_limit } = queryOf(c, boot);
     const { team, user, stub } = cacheFor(c);
-    return c.json(unwrap(await stub.boot(team, user, since ?? null)), 200);
+    if (focus === undefined) {
+      if (focus_limit !== undefined) throw badRequest("focus_limit needs focus");
+      return c.json(unwrap(await stub.boot(team, user, since ?? null)), 200);
+    }
+    // A focused boot is a first screen, not a catch-up: a client with a boot
+    // at `since` asks for the changes on their own (docs/directory.md).
+    if (since !== undefined)
+      throw badRequest("focus cannot be combined with since: fetch GET /v1/directory/boot?since= apart");
+    const ports = {
+      conversations: conversationPortsFor(c.env),
+      header: (t: string, viewer: string, id: string) => teamCacheOf(c.env, t).focusedBoot(t, viewer, id),
+    };
+    return c.json(await focusedBoot(ports, { team, user }, focus, focus_limit ?? DEFAULT_FOCUS_LIMIT), 200);
   });

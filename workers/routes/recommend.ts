@@ -18,6 +18,8 @@ const Context = z
   .strictObject({
     /** composer_dm: who is already in the conversation. */
     members: z.array(ID).max(50).optional(),
+    /** composer_dm: the DM or group DM being written in; its members (read live) are not suggested again. */
+    conversation: ID.optional(),
     /** invite, send_time: the person the answer is for, when not the caller (team admins only). */
     user: ID.optional(),
     /** invite: the new member's first channels (default: their channels now) and who brought them in. */
