@@ -529,6 +529,19 @@ export class TeamCache extends DurableObject<Env> {
   /** For benchmarks and operators: what the cache holds and what it costs. */
   async stats(): Promise<CacheStats> {
     const count = (t: string) => Number(this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM ${t}`).one().n);
+    return {
+      ...this.progress(),
+      rows: {
+        users: count("users"),
+        channels: count("channels"),
+        members: count("members"),
+        userWords: count("user_words"),
+      },
+      databaseBytes: this.sql.databaseSize,
+    };
+  }
+
+  private progress(): Omit<CacheStats, "rows" | "databaseBytes"> {
     const loadMs = getMeta(this.sql, "load_ms");
     const loadedAt = getMeta(this.sql, "loaded_at");
     const num = (key: string) => {
@@ -542,13 +555,6 @@ export class TeamCache extends DurableObject<Env> {
       version: this.version(),
       loadMs: loadMs === null ? null : Number(loadMs),
       loadedAt: loadedAt === null ? null : Number(loadedAt),
-      rows: {
-        users: count("users"),
-        channels: count("channels"),
-        members: count("members"),
-        userWords: count("user_words"),
-      },
-      databaseBytes: this.sql.databaseSize,
       loadSteps: num("load_steps"),
       loadMaxStepMs: num("load_max_step_ms"),
       loadMaxStepPhase: getMeta(this.sql, "load_max_step_phase"),
@@ -556,6 +562,17 @@ export class TeamCache extends DurableObject<Env> {
         ? { phase: state.phase, steps: state.steps, maxStepMs: state.maxStepMs, startedAt: state.started }
         : null,
     };
+  }
+
+  /**
+   * Where a load stands, from meta only (stats() counts every table, which a
+   * caller polling a big team's load would pay for again and again).
+   */
+  async loadProgress(): Promise<
+    Pick<CacheStats, "loaded" | "loading" | "loadSteps" | "loadMaxStepMs" | "loadMaxStepPhase" | "loadMs">
+  > {
+    const { loaded, loading, loadSteps, loadMaxStepMs, loadMaxStepPhase, loadMs } = this.progress();
+    return { loaded, loading, loadSteps, loadMaxStepMs, loadMaxStepPhase, loadMs };
   }
 
   /** Loads now (a benchmark's cold load, or warming a cache ahead of traffic). */
