@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { signToken } from "../src/auth/tokens";
-import { type CollabDataset, channelIdOf, dayOf, isoOf, userIdOf } from "../src/datasets/collab";
+import { type CollabDataset, dayOf, historyLinesOf } from "../src/datasets/collab";
 import { type BenchResult, compare, printTable, writeResults } from "../tools/harness/results";
 import { importDataset, loadDataset } from "./dataset-import";
 import { startPlatform } from "./replay-backend";
@@ -138,44 +138,7 @@ async function uploadHistory(
   ds: CollabDataset,
   cut: number,
 ): Promise<{ lines: number }> {
-  const lines: string[] = [];
-  for (const a of ds.activity) {
-    if (a.day >= cut) continue;
-    lines.push(
-      JSON.stringify({
-        table: "activity",
-        day: isoOf(a.day),
-        user_id: userIdOf(a.user),
-        channel_id: channelIdOf(a.channel),
-        commits: a.commits,
-      }),
-    );
-  }
-  for (const i of ds.interactions) {
-    if (i.day >= cut) continue;
-    lines.push(
-      JSON.stringify({
-        table: "interactions",
-        day: isoOf(i.day),
-        user_id: userIdOf(i.user),
-        other_user_id: userIdOf(i.other),
-        kind: i.kind,
-        count: i.count,
-      }),
-    );
-  }
-  for (const h of ds.hours) {
-    if (h.day >= cut) continue;
-    lines.push(
-      JSON.stringify({
-        table: "hours",
-        day: isoOf(h.day),
-        user_id: userIdOf(h.user),
-        local_hour: h.hour,
-        commits: h.commits,
-      }),
-    );
-  }
+  const lines = historyLinesOf(ds, cut).map((l) => JSON.stringify(l));
   await request(
     `${url}/v1/admin/teams/${TEAM}/features/history`,
     {

@@ -182,3 +182,49 @@ function hashShare(id: number): number {
   x ^= x >>> 16;
   return (x >>> 0) / 2 ** 32;
 }
+
+/** One raw row of a team's history, as `POST /v1/admin/teams/:team/features/history` takes it (NDJSON). */
+export type HistoryLine =
+  | { table: "activity"; day: string; user_id: string; channel_id: string; commits: number }
+  | { table: "interactions"; day: string; user_id: string; other_user_id: string; kind: string; count: number }
+  | { table: "hours"; day: string; user_id: string; local_hour: number; commits: number };
+
+/** The dataset's rows before `cut` (all of them without one) as history lines, table by table. */
+export function historyLinesOf(ds: CollabDataset, cut = Number.POSITIVE_INFINITY): HistoryLine[] {
+  return [
+    ...ds.activity
+      .filter((a) => a.day < cut)
+      .map(
+        (a): HistoryLine => ({
+          table: "activity",
+          day: isoOf(a.day),
+          user_id: userIdOf(a.user),
+          channel_id: channelIdOf(a.channel),
+          commits: a.commits,
+        }),
+      ),
+    ...ds.interactions
+      .filter((i) => i.day < cut)
+      .map(
+        (i): HistoryLine => ({
+          table: "interactions",
+          day: isoOf(i.day),
+          user_id: userIdOf(i.user),
+          other_user_id: userIdOf(i.other),
+          kind: i.kind,
+          count: i.count,
+        }),
+      ),
+    ...ds.hours
+      .filter((h) => h.day < cut)
+      .map(
+        (h): HistoryLine => ({
+          table: "hours",
+          day: isoOf(h.day),
+          user_id: userIdOf(h.user),
+          local_hour: h.hour,
+          commits: h.commits,
+        }),
+      ),
+  ];
+}

@@ -7,7 +7,7 @@ import {
   runInDurableObject,
 } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { type CollabDataset, channelIdOf, isoOf, userIdOf } from "../../src/datasets/collab";
+import { type CollabDataset, historyLinesOf, isoOf } from "../../src/datasets/collab";
 import { fromBlock } from "../../src/recommend/candidate-block";
 import { buildSnapshot, snapshotToRows } from "../../src/recommend/features/index";
 import { joinEvents } from "../../src/recommend/live-features";
@@ -327,30 +327,7 @@ describe("live features", () => {
       }
       if (u < 6) ds.interactions.push({ day: day0 + u, user: u, other: u + 1, kind: "merged_pr", count: 2 });
     }
-    const lines = [
-      ...ds.activity.map((a) => ({
-        table: "activity",
-        day: isoOf(a.day),
-        user_id: userIdOf(a.user),
-        channel_id: channelIdOf(a.channel),
-        commits: a.commits,
-      })),
-      ...ds.interactions.map((i) => ({
-        table: "interactions",
-        day: isoOf(i.day),
-        user_id: userIdOf(i.user),
-        other_user_id: userIdOf(i.other),
-        kind: i.kind,
-        count: i.count,
-      })),
-      ...ds.hours.map((h) => ({
-        table: "hours",
-        day: isoOf(h.day),
-        user_id: userIdOf(h.user),
-        local_hour: h.hour,
-        commits: h.commits,
-      })),
-    ];
+    const lines = historyLinesOf(ds);
     const upload = (body: string) =>
       api<{ rows?: number; lines?: number; error?: { code: string; message: string } }>(
         "POST",
