@@ -148,6 +148,12 @@ describe("just-in-time annotation", () => {
   it("names a message's author and mentions, and nothing for other events", () => {
     expect(usersNamedBy({ type: "message", user: "U1", mentions: ["U2", "U1", 3] })).toEqual(["U1", "U2"]);
     expect(usersNamedBy({ type: "member_joined", user: "U1" })).toEqual([]);
+    // An edit may mention someone new; a reaction names who reacted.
+    expect(usersNamedBy({ type: "message_changed", user: "U1", mentions: ["U3"] })).toEqual(["U1", "U3"]);
+    expect(usersNamedBy({ type: "reaction_added", user: "U4", message: "1" })).toEqual(["U4"]);
+    expect(usersNamedBy({ type: "message_deleted", id: "1" })).toEqual([]);
+    expect(mayNameUsers('{"type":"message_changed","user":"U1"}')).toBe(true);
+    expect(mayNameUsers('{"type":"reaction_removed","user":"U1"}')).toBe(true);
     expect(usersNamedBy(null)).toEqual([]);
     expect(mayNameUsers('{"type":"message","user":"U1"}')).toBe(true);
     expect(mayNameUsers('{"type":"presence"}')).toBe(false);

@@ -41,7 +41,18 @@ interface Page {
 }
 
 /** A channel per behaviour, so each test starts from an empty history and a topic at seq 0. */
-const CHANNELS = ["events", "paging", "deleted", "trim", "aged", "input", "rights", "outbox", "profiles"] as const;
+const CHANNELS = [
+  "events",
+  "paging",
+  "deleted",
+  "trim",
+  "aged",
+  "input",
+  "rights",
+  "outbox",
+  "profiles",
+  "edits",
+] as const;
 
 async function buildTeam(extraChannels: readonly string[] = CHANNELS): Promise<Team> {
   const { id: team, admin } = await newTeam();
@@ -177,6 +188,19 @@ describe("conversation history", () => {
     // The author's profile came just in time, before the first message naming them.
     expect(c.profiles.map((p) => p.user.id)).toContain(t.ids.ada);
     expect(await c.rest()).toEqual([]);
+    c.close();
+  });
+
+  it("sends the profile of who reacted, and of someone an edit newly mentions, before the event", async () => {
+    const c = await subscribed("bob", "edits");
+    const posted = await post("ada", "edits", "plain");
+    const path = `/v1/conversations/${conv("edits")}/messages/${posted.message?.id}`;
+    await ok(api("POST", `${path}/reactions/eyes`, { token: await as("cat") }));
+    await ok(api("PATCH", path, { token: await as("ada"), json: { text: "now with bob", mentions: [t.ids.bob] } }));
+    const frames = await c.take(3);
+    expect(eventsOf(frames).map((e) => e.type)).toEqual(["message", "reaction_added", "message_changed"]);
+    // Before this, only the author's came: a reaction's user and an edit's mentions went unannotated.
+    expect(c.profiles.map((p) => p.user.id).sort()).toEqual([t.ids.ada, t.ids.bob, t.ids.cat].sort());
     c.close();
   });
 
