@@ -1,4 +1,5 @@
-import type { LiveFeatureStore } from "../src/recommend/live-features";
+import type { WriteAnswer } from "../src/conversations/messages";
+import { conversationMessageEvent, type LiveFeatureStore, publishFeatureEvents } from "../src/recommend/live-features";
 import type { HistoryPorts } from "../src/recommend/live-history";
 import type { FeatureEvent } from "../src/recommend/live-rows";
 import { recStoreOf, teamCacheOf } from "./stubs";
@@ -29,6 +30,38 @@ export function featureEventSender(env: Pick<Env, "FEATURE_EVENTS">): (events: F
       await env.FEATURE_EVENTS.sendBatch(events.slice(i, i + 100).map((body) => ({ body })));
     }
   };
+}
+
+/**
+ * The feature event of a message posted to a conversation's history, sent
+ * after the post: the conversation's kind and members come from the
+ * poster's team cache (as the poster sees it, live). Never the poster's
+ * failure: a lost event moves a count by one.
+ */
+export async function sendConversationPostEvent(
+  env: Pick<Env, "FEATURE_EVENTS" | "TEAM_CACHE">,
+  poster: { team: string; user: string },
+  conversation: string,
+  posted: WriteAnswer,
+): Promise<void> {
+  const message = posted.message;
+  if (!message) return;
+  try {
+    const card = await teamCacheOf(env, poster.team).channel(poster.team, poster.user, conversation);
+    if (!card.ok) return;
+    const event = conversationMessageEvent({
+      ...poster,
+      conversation,
+      kind: card.value.kind,
+      members: card.value.members ?? [],
+      mentions: message.mentions,
+      messageId: message.id,
+      ts: message.ts,
+    });
+    if (event) await publishFeatureEvents(featureEventSender(env), [event]);
+  } catch (error) {
+    console.error("feature-events: a conversation post's event was not sent", error);
+  }
 }
 
 /** The team's RecStore as the history import writes to it. */

@@ -1,5 +1,7 @@
 import { isoOf } from "../datasets/collab";
+import type { ConversationKind } from "../directory/model";
 import {
+  type DirectFeatureEvent,
   FEATURE_EVENT_VERSION,
   type FeatureEvent,
   isId,
@@ -74,6 +76,37 @@ export function messageEvent(m: {
   };
   if (m.tz) e.tz = m.tz;
   return e;
+}
+
+/**
+ * A message posted to a conversation's history (POST
+ * /v1/conversations/:id/messages): in a channel, a message event (its
+ * mentions); in a DM or group DM, a direct one to its other members
+ * (live-rows.ts maps each). Named by the conversation and the message's id,
+ * which the history gives once, so a retried send counts once.
+ */
+export function conversationMessageEvent(m: {
+  team: string;
+  user: string;
+  conversation: string;
+  kind: ConversationKind;
+  /** A DM's or group DM's members (ignored for a channel). */
+  members: readonly string[];
+  mentions: readonly string[];
+  messageId: string;
+  ts: number;
+}): MessageFeatureEvent | DirectFeatureEvent | null {
+  const id = `conv:${m.team}:${m.conversation}:${m.messageId}`;
+  if (m.kind === "channel") {
+    return {
+      ...messageEvent({ ...m, channel: m.conversation, topic: m.conversation, seq: 0 }),
+      id,
+    };
+  }
+  const to = [...new Set(m.members)].filter((u) => isId(u) && u !== m.user).slice(0, MAX_EVENT_TARGETS);
+  // Someone alone in a group DM everyone else left writes to no one.
+  if (to.length === 0) return null;
+  return { v: FEATURE_EVENT_VERSION, id, team: m.team, user: m.user, ts: m.ts, type: "direct", to };
 }
 
 /** Users added to a channel by a membership write, one join each (the write's time names the events). */

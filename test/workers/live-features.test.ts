@@ -160,6 +160,39 @@ describe("live features", () => {
     expect(after).not.toEqual(before.ranking);
   });
 
+  it("messages posted to a conversation's history count: in a channel as a message, in a DM or group DM as direct", async () => {
+    const events0 = (await recStore(w.team).stats()).ledger.events;
+    const as = (u: string) => token(w.team, u);
+    const opened = await ok<{ conversation: { id: string } }>(
+      api("POST", "/v1/conversations", { token: await as("U5"), json: { users: ["U6", "U7"] } }),
+      201,
+    );
+    const group = opened.conversation.id;
+    const say = async (u: string, conversation: string, mentions: string[] = []) =>
+      ok(
+        api("POST", `/v1/conversations/${conversation}/messages`, {
+          token: await as(u),
+          json: { text: "hi", mentions },
+        }),
+        201,
+      );
+    await say("U5", group);
+    await say("U6", group);
+    await say("U8", "C2", ["U5"]);
+    await counted(w.team, events0 + 3);
+    const ledger = await ledgerOf(w.team);
+    const dm = (from: string, to: string) =>
+      ledger.interactions
+        .filter((r) => r.user === from && r.other === to && r.kind === "dm")
+        .reduce((n, r) => n + r.count, 0);
+    expect([dm("U5", "U6"), dm("U5", "U7"), dm("U6", "U5"), dm("U6", "U7")]).toEqual([1, 1, 1, 1]);
+    // No channel activity for a DM; the channel message is activity and a mention.
+    expect(ledger.activity.some((r) => r.channel === group)).toBe(false);
+    expect(commitsOf(ledger, "U8", "C2")).toBe(1);
+    const mention = ledger.interactions.filter((r) => r.user === "U8" && r.other === "U5" && r.kind === "mention");
+    expect(mention.reduce((n, r) => n + r.count, 0)).toBe(1);
+  });
+
   it("the coalescing alarm rebuilds after new events without the route", async () => {
     const stats0 = await recStore(w.team).stats();
     await post(w.team, "U7", "C4");

@@ -1,6 +1,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import { z } from "zod";
 import { conversationPortsFor, historySettingsFor } from "../../platform/deps";
+import { sendConversationPostEvent } from "../../platform/live-features-deps";
 import { mayAdminister } from "../../src/auth/policy";
 import { DEFAULT_PAGE, HISTORY_BOUNDS, MAX_MENTIONS, MAX_PAGE, MAX_TEXT_LENGTH } from "../../src/conversations/history";
 import {
@@ -154,6 +155,8 @@ export const conversationMessageRoutes = routes()
       c.req.param("conversation"),
       body,
     );
+    // Live features: the post as ids and a time (never its text), after it succeeded; not awaited.
+    c.executionCtx.waitUntil(sendConversationPostEvent(c.env, caller(c), c.req.param("conversation"), answer));
     return c.json(answer, 201);
   })
   .openapi(edit, async (c) => {
