@@ -107,6 +107,8 @@ export const LOAD_STEP = { ms: 500 };
 const LOAD_RETRY_MS = 5_000;
 /** How often a caller waiting for a load looks at it, and how long it waits for a step before failing. */
 const LOAD_POLL_MS = 25;
+/** A waiting caller checks that a stalled load still has its alarm after this long without a step. */
+const LOAD_ALARM_CHECK_MS = 1_000;
 const LOAD_STALLED_MS = 60_000;
 
 /** A load in progress, kept in meta so that it resumes where it stopped (in the next alarm, after an eviction). */
@@ -723,8 +725,10 @@ export class TeamCache extends DurableObject<Env> {
         } else if (Date.now() - since > LOAD_STALLED_MS) {
           throw new Error(`team cache load of ${teamId} made no step for ${LOAD_STALLED_MS} ms`);
         }
-        // An alarm lost with its instance (or never set) is set again.
-        if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now());
+        // An alarm lost with its instance (or never set) is set again: looked
+        // at only once the load has not moved for a while, not every poll.
+        if (Date.now() - since > LOAD_ALARM_CHECK_MS && (await this.ctx.storage.getAlarm()) === null)
+          await this.ctx.storage.setAlarm(Date.now());
         await new Promise((resolve) => setTimeout(resolve, LOAD_POLL_MS));
       }
     })().finally(() => {
@@ -974,7 +978,9 @@ export class TeamCache extends DurableObject<Env> {
     ]);
     const own = memberships.filter((m) => m.userTeamId === teamId);
     const channels = await src.channels(teamId, [...new Set([...own.map((m) => m.channelId), ...asked])]);
-    const dms = channels.filter((c) => kindOf(c) !== "channel" && own.some((m) => m.channelId === c.id));
+
+    const mine = new Set(own.map((m) => m.channelId));
+    const dms = channels.filter((c) => kindOf(c) !== "channel" && mine.has(c.id));
     const dmMembers = (
       await src.membersOf(
         teamId,

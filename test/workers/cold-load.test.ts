@@ -63,14 +63,11 @@ async function buildTeam(): Promise<Fixture> {
       )
     ).conversation.id;
   const dm = await open(U.ada, [U.bob]);
-  f_dm.set(team, dm);
   const group = await open(U.ada, [U.bob, U.amy]);
   return { team, admin, channels, dm, group };
 }
 
 const cacheOf = (team: string) => env.TEAM_CACHE.get(env.TEAM_CACHE.idFromName(team));
-/** Each fixture team's DM of ada and bob. */
-const f_dm = new Map<string, string>();
 
 /** The loading internals a test drives (private in TypeScript, reachable in the object). */
 interface Loader {
@@ -109,13 +106,14 @@ async function coldAndHeld(team: string, free = 0, then: "wait" | "fail" = "wait
 }
 
 /** What a viewer's client asks first: boot, its conversations, and access to a channel's topic. */
-async function firstAnswers(team: string, viewer: string, channel: string) {
+async function firstAnswers(f: Fixture, viewer: string, channel: string) {
+  const team = f.team;
   const stub = cacheOf(team);
   return {
     boot: await stub.boot(team, viewer, null),
     focus: await stub.focusedBoot(team, viewer, channel),
     // Cards of channels (with their member counts) need no one else's rows.
-    channels: await stub.lookup(team, viewer, [], [channel, f_dm.get(team) ?? ""]),
+    channels: await stub.lookup(team, viewer, [], [channel, f.dm]),
     conversations: await stub.conversations(team, viewer, ["channel", "im", "mpim"], null, 100),
     access: await stub.channelAccess(team, viewer, channel),
     actor: await stub.actor(team, viewer),
@@ -140,8 +138,7 @@ describe("a cold team", () => {
       [U.gus, f.channels.general],
       [U.gus, f.channels.guests],
     ] as const;
-    for (const [viewer, channel] of viewers)
-      loaded[`${viewer}/${channel}`] = await firstAnswers(f.team, viewer, channel);
+    for (const [viewer, channel] of viewers) loaded[`${viewer}/${channel}`] = await firstAnswers(f, viewer, channel);
     const people = [U.ada, U.bob, U.gus, "UNOBODY"];
     const profiles = {
       ada: await stub.lookup(f.team, U.ada, people, []),
@@ -164,7 +161,7 @@ describe("a cold team", () => {
     expect(during.loaded).toBe(false);
     expect(during.loading).toMatchObject({ phase: "users", steps: 0 });
     for (const [viewer, channel] of viewers)
-      expect(await firstAnswers(f.team, viewer, channel), `${viewer} asking about ${channel}`).toEqual(
+      expect(await firstAnswers(f, viewer, channel), `${viewer} asking about ${channel}`).toEqual(
         loaded[`${viewer}/${channel}`],
       );
     // People as a member sees them: the profiles come from the database too.
