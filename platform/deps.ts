@@ -472,6 +472,15 @@ export function conversationPortsFor(env: Env): ConversationPorts {
   };
 }
 
+/** The focused boot's ports: history's own, and the header and card from the caller's team cache. */
+export function focusedBootPortsFor(env: Env) {
+  return {
+    conversations: conversationPortsFor(env),
+    // The card's type is the cache's own (inferred here, so this module names no Durable Object's types).
+    header: (team: string, viewer: string, id: string) => teamCacheOf(env, team).focusedBoot(team, viewer, id),
+  };
+}
+
 /** A team's history policy, kept by its conversations root (durable-objects/conversation). */
 export function historySettingsFor(env: Env): HistorySettings {
   return {

@@ -1,7 +1,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import { z } from "zod";
 import type { CacheResult } from "../../durable-objects/team-cache/team-cache";
-import { conversationPortsFor } from "../../platform/deps";
+import { focusedBootPortsFor } from "../../platform/deps";
 import { teamCacheOf } from "../../platform/stubs";
 import { DEFAULT_FOCUS_LIMIT, focusedBoot } from "../../src/conversations/focused-boot";
 import { MAX_PAGE } from "../../src/conversations/history";
@@ -212,9 +212,6 @@ export const directoryRoutes = routes()
     // at `since` asks for the changes on their own (docs/directory.md).
     if (since !== undefined)
       throw badRequest("focus cannot be combined with since: fetch GET /v1/directory/boot?since= apart");
-    const ports = {
-      conversations: conversationPortsFor(c.env),
-      header: (t: string, viewer: string, id: string) => teamCacheOf(c.env, t).focusedBoot(t, viewer, id),
-    };
+    const ports = focusedBootPortsFor(c.env);
     return c.json(await focusedBoot(ports, { team, user }, focus, focus_limit ?? DEFAULT_FOCUS_LIMIT), 200);
   });
