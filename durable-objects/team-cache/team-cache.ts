@@ -175,11 +175,16 @@ export class TeamCache extends DurableObject<Env> {
    * loaded yet ignores events: its load will see the database as it is.
    */
   async applyChanges(teamId: string, events: ChangeEvent[]): Promise<{ version: number; loaded: boolean }> {
-    if (!this.isLoaded()) return { version: 0, loaded: false };
+    // A cache that is loading applies them too: what they cause beyond this
+    // cache (a shared channel's member list, its resync) must not wait for
+    // the load; the load's last step replays everything after its starting
+    // version anyway, over whatever its pages brought.
+    const live = () => this.isLoaded() || this.loadState() !== null;
+    if (!live()) return { version: 0, loaded: false };
     await this.serialized(async () => {
       for (const e of [...events].sort((a, b) => a.version - b.version)) {
         // A reload among them started a new load, which sees the rest.
-        if (!this.isLoaded()) return;
+        if (!live()) return;
         const local = this.version();
         if (e.version <= local) continue;
         if (e.version > local + 1) {
@@ -189,7 +194,7 @@ export class TeamCache extends DurableObject<Env> {
         await this.apply(teamId, e);
       }
     });
-    return { version: this.version(), loaded: true };
+    return { version: this.version(), loaded: this.isLoaded() };
   }
 
   // --- queries ----------------------------------------------------------------
@@ -288,7 +293,8 @@ export class TeamCache extends DurableObject<Env> {
     m: { channelId: string; userId: string; userTeamId: string },
     added: boolean,
   ): Promise<void> {
-    if (!this.isLoaded() || m.userTeamId !== teamId) return;
+    // Applied while loading too; the load's last step re-reads these rows (they have no log to replay).
+    if ((!this.isLoaded() && this.loadState() === null) || m.userTeamId !== teamId) return;
     // A late add for a channel this team no longer has (unshared meanwhile)
     // would leave a member row that a later share would make visible again.
     if (added && this.sql.exec("SELECT 1 FROM channels WHERE id = ?", m.channelId).toArray().length === 0) return;
@@ -925,6 +931,9 @@ export class TeamCache extends DurableObject<Env> {
       this.saveLoadState(null);
     });
     await this.catchUp(teamId);
+    // Forwarded memberships in channels shared in have no log: one that came
+    // before its channel's page was dropped, so the last step reads them again.
+    await this.resyncForeignMemberships(teamId);
     // The last step's catch-up belongs to it too.
     const ms = Date.now() - t0;
     if (ms > state.maxStepMs) {
