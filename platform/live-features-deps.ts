@@ -1,5 +1,10 @@
 import type { WriteAnswer } from "../src/conversations/messages";
-import { conversationMessageEvent, type LiveFeatureStore, publishFeatureEvents } from "../src/recommend/live-features";
+import {
+  conversationMessageEvent,
+  type LiveFeatureStore,
+  publishFeatureEvents,
+  reactionEvent,
+} from "../src/recommend/live-features";
 import type { HistoryPorts } from "../src/recommend/live-history";
 import type { FeatureEvent } from "../src/recommend/live-rows";
 import { recStoreOf, teamCacheOf } from "./stubs";
@@ -62,6 +67,33 @@ export async function sendConversationPostEvent(
   } catch (error) {
     console.error("feature-events: a conversation post's event was not sent", error);
   }
+}
+
+/**
+ * The feature event of a reaction the caller just added (`answer.seq` is
+ * null when it was there already: nothing new happened). The message's
+ * author comes from the answer, as the conversation stored it.
+ */
+export async function sendReactionEvent(
+  env: Pick<Env, "FEATURE_EVENTS">,
+  reactor: { team: string; user: string },
+  conversation: string,
+  name: string,
+  answer: WriteAnswer,
+  ts: number,
+): Promise<void> {
+  const message = answer.message;
+  if (!message || answer.seq === null) return;
+  const event = reactionEvent({
+    ...reactor,
+    conversation,
+    message: message.id,
+    name,
+    author: message.user,
+    authorTeam: message.team,
+    ts,
+  });
+  if (event) await publishFeatureEvents(featureEventSender(env), [event]);
 }
 
 /** The team's RecStore as the history import writes to it. */

@@ -4,11 +4,16 @@ import {
   type DirectFeatureEvent,
   FEATURE_EVENT_VERSION,
   type FeatureEvent,
+  hasHour,
+  type InviteFeatureEvent,
+  isEventId,
   isId,
   type JoinFeatureEvent,
   MAX_EVENT_TARGETS,
+  MAX_INVITE_TARGETS,
   type MessageFeatureEvent,
   parseFeatureEvent,
+  type ReactionFeatureEvent,
 } from "./live-rows";
 
 // Live features, the use cases around the ledger (live-rows.ts is the
@@ -123,6 +128,57 @@ export function joinEvents(team: string, channel: string, users: readonly string
 }
 
 /**
+ * The invite of users added to a channel by someone (`by`), or null when
+ * there is no one else to invite or the add is provisioning (more than
+ * MAX_INVITE_TARGETS at once): the joins still count either way.
+ */
+export function inviteEvent(
+  team: string,
+  channel: string,
+  by: string,
+  added: readonly string[],
+  ts: number,
+): InviteFeatureEvent | null {
+  const to = [...new Set(added)].filter((u) => isId(u) && u !== by);
+  if (to.length === 0 || to.length > MAX_INVITE_TARGETS || !isId(by)) return null;
+  return {
+    v: FEATURE_EVENT_VERSION,
+    id: `invite:${team}:${channel}:${by}:${ts}`,
+    team,
+    user: by,
+    ts,
+    type: "invite",
+    channel,
+    to,
+  };
+}
+
+/**
+ * A reaction added to a message, or null when it says nothing about two
+ * people: a reaction to one's own message, or to a message by another team's
+ * member in a shared channel (ids are per team). Named by the message, the
+ * reactor and the name, so adding the same reaction again after taking it
+ * back counts once.
+ */
+export function reactionEvent(r: {
+  team: string;
+  user: string;
+  conversation: string;
+  message: string;
+  name: string;
+  author: string;
+  authorTeam: string;
+  ts: number;
+}): ReactionFeatureEvent | null {
+  if (r.authorTeam !== r.team || r.author === r.user || !isId(r.author)) return null;
+  // Emoji names may hold + and ' (not id characters): those are spelled as their code.
+  const name = r.name.replace(/[^A-Za-z0-9_:-]/g, (ch) => `.${ch.charCodeAt(0).toString(16)}`);
+  const id = `react:${r.team}:${r.conversation}:${r.message}:${r.user}:${name}`;
+  if (!isEventId(id)) return null;
+  return { v: FEATURE_EVENT_VERSION, id, team: r.team, user: r.user, ts: r.ts, type: "reaction", to: r.author };
+}
+
+/**
  * Sends events after the write they describe succeeded. A failed send is
  * logged, never the caller's failure: the write is done, and features are
  * counts that one lost event moves by one.
@@ -206,7 +262,7 @@ export async function consumeFeatureEvents(
  */
 async function withZones(store: LiveFeatureStore, team: string, list: Array<{ event: FeatureEvent }>): Promise<void> {
   if (!store.zones) return;
-  const posters = [...new Set(list.filter((x) => x.event.type !== "join" && !x.event.tz).map((x) => x.event.user))];
+  const posters = [...new Set(list.filter((x) => hasHour(x.event) && !x.event.tz).map((x) => x.event.user))];
   if (posters.length === 0) return;
   let zones: ReadonlyMap<string, string>;
   try {
@@ -217,7 +273,7 @@ async function withZones(store: LiveFeatureStore, team: string, list: Array<{ ev
   }
   for (const { event } of list) {
     const tz = zones.get(event.user);
-    if (event.type !== "join" && !event.tz && tz) event.tz = tz;
+    if (hasHour(event) && !event.tz && tz) event.tz = tz;
   }
 }
 

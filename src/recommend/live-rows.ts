@@ -17,6 +17,9 @@ import { buildSnapshot, type FeatureSnapshot } from "./features/snapshot";
 // | a direct message                        | hours (day, poster, local hour, 1); interaction          |
 // |                                         | (day, poster, each recipient, "dm", 1); no activity row  |
 // | a user joins a channel                  | activity (day, user, channel, commits 0)                 |
+// | a reaction to someone's message         | interaction (day, reactor, author, "reaction", 1)        |
+// | an invite: someone adds people to a     | interaction (day, inviter, each added user, "invite", 1) |
+// |   channel (at most MAX_INVITE_TARGETS)  |   (the added users' joins are join events)               |
 // | a recommendation click, a leave         | nothing (FEATURES.md says why)                           |
 //
 // "commits" counts messages for live traffic. Days are UTC days (as in the
@@ -30,7 +33,15 @@ export const FEATURE_EVENT_VERSION = 1;
 const ID = /^[A-Za-z0-9_-]{1,40}$/;
 /** Event ids are the producer's (idempotency keys): printable, no spaces. */
 const EVENT_ID = /^[A-Za-z0-9_:.@-]{1,200}$/;
+/** Whether a producer's id is one an event may carry. */
+export const isEventId = (v: string): boolean => EVENT_ID.test(v);
 export const MAX_EVENT_TARGETS = 100;
+/**
+ * An add of more people than this at once is provisioning (an admin filling
+ * a channel), not an invite between colleagues: it counts as joins only, so
+ * one bulk add does not make its author everyone's partner.
+ */
+export const MAX_INVITE_TARGETS = 20;
 
 interface EventBase {
   v: 1;
@@ -65,7 +76,29 @@ export interface JoinFeatureEvent extends EventBase {
   channel: string;
 }
 
-export type FeatureEvent = MessageFeatureEvent | DirectFeatureEvent | JoinFeatureEvent;
+/** `user` reacted to a message by `to` (the first time with this name: a reaction counts once). */
+export interface ReactionFeatureEvent extends EventBase {
+  type: "reaction";
+  to: string;
+}
+
+/** `user` added `to` to `channel` (each added user also has a join event). */
+export interface InviteFeatureEvent extends EventBase {
+  type: "invite";
+  channel: string;
+  to: string[];
+}
+
+export type FeatureEvent =
+  | MessageFeatureEvent
+  | DirectFeatureEvent
+  | JoinFeatureEvent
+  | ReactionFeatureEvent
+  | InviteFeatureEvent;
+
+/** Events whose rows include an hours row, so the poster's time zone matters (the consumer looks it up). */
+export const hasHour = (e: FeatureEvent): e is MessageFeatureEvent | DirectFeatureEvent =>
+  e.type === "message" || e.type === "direct";
 
 export interface LiveActivity {
   day: number;
@@ -144,6 +177,15 @@ export function eventRows(e: FeatureEvent): LiveRows {
     case "join":
       rows.activity.push({ day, user: e.user, channel: e.channel, commits: 0 });
       break;
+    // Neither is a message: no activity (commits count messages) and no
+    // hours row (hours are when people post); each is one act by one person
+    // on another, which is what an interaction row is.
+    case "reaction":
+      interact([e.to], "reaction");
+      break;
+    case "invite":
+      interact(e.to, "invite");
+      break;
   }
   return rows;
 }
@@ -194,6 +236,16 @@ export function parseFeatureEvent(body: unknown): EventCheck {
     case "join":
       if (!isId(b.channel)) return { ok: false, reason: "bad join" };
       return { ok: true, event: { ...base, type: "join", channel: b.channel } };
+    case "reaction":
+      if (!isId(b.to)) return { ok: false, reason: "bad reaction" };
+      return { ok: true, event: { ...base, type: "reaction", to: b.to } };
+    case "invite": {
+      const to = ids(b.to);
+      if (!isId(b.channel) || !to || to.length === 0 || to.length > MAX_INVITE_TARGETS) {
+        return { ok: false, reason: "bad invite" };
+      }
+      return { ok: true, event: { ...base, type: "invite", channel: b.channel, to } };
+    }
     default:
       return { ok: false, reason: `unknown type ${String(b.type).slice(0, 40)}` };
   }

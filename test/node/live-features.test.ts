@@ -3,7 +3,13 @@ import { gunzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { type CollabDataset, channelIdOf, dayOf, readDataset, snapshotAt, userIdOf } from "../../src/datasets/collab";
 import { buildSnapshot, type EmbeddingArtifact, snapshotToRows } from "../../src/recommend/features";
-import { consumeFeatureEvents, joinEvents, messageEvent } from "../../src/recommend/live-features";
+import {
+  consumeFeatureEvents,
+  inviteEvent,
+  joinEvents,
+  messageEvent,
+  reactionEvent,
+} from "../../src/recommend/live-features";
 import { parseHistoryLine } from "../../src/recommend/live-history";
 import {
   aggregateRows,
@@ -85,6 +91,47 @@ describe("event -> rows", () => {
     });
   });
 
+  it("a reaction: one interaction of the reactor with the author, no activity, no hour", () => {
+    const r = {
+      team: "TLIVE",
+      user: "U1",
+      conversation: "C1",
+      message: "M7",
+      author: "U2",
+      authorTeam: "TLIVE",
+      ts: T0,
+    };
+    const e = reactionEvent({ ...r, name: "+1" }) as FeatureEvent;
+    expect(eventRows(e)).toEqual({
+      activity: [],
+      interactions: [{ day: DAY, user: "U1", other: "U2", kind: "reaction", count: 1 }],
+      hours: [],
+    });
+    // Named by message, reactor and name (+ spelled as its code): added again, it is the same event.
+    expect(e.id).toBe("react:TLIVE:C1:M7:U1:.2b1");
+    expect(parseFeatureEvent(JSON.parse(JSON.stringify(e)))).toEqual({ ok: true, event: e });
+    // One's own message, or another team's author (ids are per team): no event.
+    expect(reactionEvent({ ...r, name: "eyes", author: "U1" })).toBeNull();
+    expect(reactionEvent({ ...r, name: "eyes", authorTeam: "TOTHER" })).toBeNull();
+  });
+
+  it("an invite: one interaction of the inviter with each added user; bulk adds and self-adds are no invite", () => {
+    const e = inviteEvent("TLIVE", "C3", "U1", ["U2", "U1", "U3", "U2"], T0) as FeatureEvent;
+    expect(eventRows(e)).toEqual({
+      activity: [],
+      interactions: [
+        { day: DAY, user: "U1", other: "U2", kind: "invite", count: 1 },
+        { day: DAY, user: "U1", other: "U3", kind: "invite", count: 1 },
+      ],
+      hours: [],
+    });
+    expect(parseFeatureEvent(JSON.parse(JSON.stringify(e)))).toEqual({ ok: true, event: e });
+    expect(inviteEvent("TLIVE", "C3", "U1", ["U1"], T0)).toBeNull();
+    const many = Array.from({ length: 21 }, (_, i) => `U${i + 2}`);
+    expect(inviteEvent("TLIVE", "C3", "U1", many, T0)).toBeNull();
+    expect(inviteEvent("TLIVE", "C3", "U1", many.slice(0, 20), T0)?.to).toHaveLength(20);
+  });
+
   it("the message producer keeps only mentions that are user ids, and names the event by its topic position", () => {
     const e = messageEvent({
       team: "TLIVE",
@@ -114,6 +161,11 @@ describe("event -> rows", () => {
       { ...good, ts: "now" },
       { ...good, ts: 1 },
       { ...good, type: "reaction" },
+      { ...good, type: "reaction", to: "U 2" },
+      { ...good, type: "invite", to: [] },
+      { ...good, type: "invite", to: Array.from({ length: 21 }, (_, i) => `U${i}`) },
+      { ...good, type: "invite", to: ["U2"], channel: "C 1" },
+      { ...good, type: "poke" },
       { ...good, channel: undefined },
       { ...good, type: "message", mentions: "U2" },
       { ...good, type: "message", mentions: [], tz: 7 },

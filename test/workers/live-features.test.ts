@@ -122,11 +122,12 @@ describe("live features", () => {
     await post(w.team, "U2", "C1", ["U1"]);
     await post(w.team, "U5", "C2");
     await post(w.team, "U5", "C3");
-    // 4 + 1 + 1 joins, 4 messages.
-    await counted(w.team, 10);
+    // 4 + 1 + 1 joins, 3 invites (the admin added them), 4 messages.
+    await counted(w.team, 13);
     const built = await rebuild(w);
     expect(built.serving).toBe("live");
-    expect(built.live).toMatchObject({ users: 5, channels: 3 });
+    // U1..U5, and the admin who invited them.
+    expect(built.live).toMatchObject({ users: 6, channels: 3 });
     before = {
       ranking: await ranking(w.team, "U1", "channel_browser"),
       c3: await featuresOf(w.team, "channel_browser", "U1", "C3"),
@@ -146,7 +147,7 @@ describe("live features", () => {
       await post(w.team, u, "C3");
       await post(w.team, u, "C3");
     }
-    await counted(w.team, 10 + 4 + 8);
+    await counted(w.team, 13 + 4 + 1 + 8);
     await rebuild(w);
     const c3 = await featuresOf(w.team, "channel_browser", "U1", "C3");
     expect(c3?.partners_active_365_log).toBeCloseTo(Math.log1p(3), 9);
@@ -191,6 +192,46 @@ describe("live features", () => {
     expect(commitsOf(ledger, "U8", "C2")).toBe(1);
     const mention = ledger.interactions.filter((r) => r.user === "U8" && r.other === "U5" && r.kind === "mention");
     expect(mention.reduce((n, r) => n + r.count, 0)).toBe(1);
+  });
+
+  it("a reaction and an invite through the routes are interactions that move a person's features", async () => {
+    const t = await world();
+    const as = (u: string) => token(t.team, u);
+    const posted = await ok<{ message: { id: string } }>(
+      api("POST", "/v1/conversations/C1/messages", { token: await as("U1"), json: { text: "ship it?" } }),
+      201,
+    );
+    const react = async (u: string, add: boolean) =>
+      ok(
+        api(add ? "POST" : "DELETE", `/v1/conversations/C1/messages/${posted.message.id}/reactions/white_check_mark`, {
+          token: await as(u),
+        }),
+        200,
+      );
+    await react("U2", true);
+    // Already there, taken back, added again: the same reaction, counted once.
+    await react("U2", true);
+    await react("U2", false);
+    await react("U2", true);
+    // One's own message: no one else involved.
+    await react("U1", true);
+    // The admin adds U3 and U4 to C2: two joins and one invite.
+    await join(t, "C2", ["U3", "U4"]);
+    await counted(t.team, 5);
+    const ledger = await ledgerOf(t.team);
+    const kinds = ledger.interactions.filter((r) => r.kind === "reaction" || r.kind === "invite");
+    expect(kinds.map((r) => [r.user, r.other, r.kind, r.count])).toEqual([
+      ["U2", "U1", "reaction", 1],
+      ["UADMIN", "U3", "invite", 1],
+      ["UADMIN", "U4", "invite", 1],
+    ]);
+    // A reaction is no activity: U2 has no row in C1.
+    expect(commitsOf(ledger, "U2", "C1")).toBe(0);
+    expect(ledger.activity.some((r) => r.user === "U2")).toBe(false);
+    await rebuild(t);
+    // U2's partner is U1 (the reaction); U3 and U4 share a partner (the inviter).
+    expect((await featuresOf(t.team, "composer_dm", "U3", "U2"))?.v_partners_log).toBeCloseTo(Math.log1p(1), 9);
+    expect((await featuresOf(t.team, "composer_dm", "U3", "U4"))?.common_partners_log).toBeCloseTo(Math.log1p(1), 9);
   });
 
   it("the coalescing alarm rebuilds after new events without the route", async () => {
@@ -264,7 +305,7 @@ describe("live features", () => {
     await join(other, "C1", ["U1"]);
     await post(other.team, "U1", "C1");
     await post(other.team, "U1", "C1");
-    await counted(other.team, 3);
+    await counted(other.team, 4);
     const theirs = await ledgerOf(other.team);
     expect(commitsOf(theirs, "U1", "C1")).toBe(2);
     expect(await ledgerOf(w.team)).toEqual(mine0);
@@ -284,7 +325,7 @@ describe("live features", () => {
   it("live events alone never replace an imported count snapshot; with the raw history uploaded, the newer one is served", async () => {
     const t = await world();
     await join(t, "C1", ["U1", "U2"]);
-    await counted(t.team, 2);
+    await counted(t.team, 3);
     expect((await rebuild(t)).serving).toBe("live");
     const rows = [
       { kind: "meta", key: "snapshot", data: { format: 1, dataset: "imported", cut: 20000, dims: 0 } },
@@ -301,7 +342,7 @@ describe("live features", () => {
     expect((await recStore(t.team).stats()).serving).toBe("imported");
     // A live snapshot of a few events would replace the team's whole past: the import stays.
     await post(t.team, "U2", "C1");
-    await counted(t.team, 3);
+    await counted(t.team, 4);
     expect((await rebuild(t)).serving).toBe("imported");
     // The raw history in the ledger too: the live snapshot holds the past, and is newer.
     const history = `${JSON.stringify({ table: "activity", day: "2024-10-01", user_id: "U1", channel_id: "C1", commits: 2 })}\n`;

@@ -1,7 +1,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import { z } from "zod";
 import { conversationPortsFor, historySettingsFor } from "../../platform/deps";
-import { sendConversationPostEvent } from "../../platform/live-features-deps";
+import { sendConversationPostEvent, sendReactionEvent } from "../../platform/live-features-deps";
 import { mayAdminister } from "../../src/auth/policy";
 import { DEFAULT_PAGE, HISTORY_BOUNDS, MAX_MENTIONS, MAX_PAGE, MAX_TEXT_LENGTH } from "../../src/conversations/history";
 import {
@@ -174,7 +174,12 @@ export const conversationMessageRoutes = routes()
   .openapi(addReaction, async (c) => {
     const { conversation, message, name } = c.req.param();
     const ports = conversationPortsFor(c.env);
-    return c.json(await reactToConversationMessage(ports, caller(c), conversation, message, name, true), 200);
+    const answer = await reactToConversationMessage(ports, caller(c), conversation, message, name, true);
+    // Live features: a reaction is an interaction of the reactor with the author; not awaited.
+    c.executionCtx.waitUntil(
+      sendReactionEvent(c.env, caller(c), conversation, name, answer, c.get("deps").clock.now()),
+    );
+    return c.json(answer, 200);
   })
   .openapi(removeReaction, async (c) => {
     const { conversation, message, name } = c.req.param();

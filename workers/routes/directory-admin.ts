@@ -22,7 +22,8 @@ import {
   PROFILE_MAX,
   type ProfilePatch,
 } from "../../src/directory/writer";
-import { joinEvents, publishFeatureEvents } from "../../src/recommend/live-features";
+import { inviteEvent, joinEvents, publishFeatureEvents } from "../../src/recommend/live-features";
+import type { FeatureEvent } from "../../src/recommend/live-rows";
 import { authorize } from "../auth";
 import { type AppContext, idempotencyOf } from "../http";
 import { issuesOf, readImport } from "../import-body";
@@ -275,9 +276,15 @@ export const directoryAdminRoutes = routes()
     // membership of the channel's own team; another team's users count in
     // their team's features, which this write does not reach). Bulk imports
     // restate a directory and are not joins: they send nothing.
+    // The caller, when a member of this team, invited them (inviteEvent
+    // leaves out bulk adds).
     if (body.team_id === undefined || body.team_id === teamId) {
-      const joins = joinEvents(teamId, channelId, result.added, c.get("deps").clock.now());
-      c.executionCtx.waitUntil(publishFeatureEvents(featureEventSender(c.env), joins));
+      const now = c.get("deps").clock.now();
+      const events: FeatureEvent[] = joinEvents(teamId, channelId, result.added, now);
+      const { team, user } = c.get("identity");
+      const invite = team === teamId ? inviteEvent(teamId, channelId, user, result.added, now) : null;
+      if (invite) events.push(invite);
+      c.executionCtx.waitUntil(publishFeatureEvents(featureEventSender(c.env), events));
     }
     return c.json(result, 200);
   })
