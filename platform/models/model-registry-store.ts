@@ -1,3 +1,4 @@
+import { unavailable } from "../../src/errors";
 import type { ModelKey } from "../../src/models/manifest";
 import { armModel, type ExperimentStore } from "../../src/recommend/experiments";
 import {
@@ -28,12 +29,22 @@ const bound = (bucket: R2Bucket | undefined): R2Bucket => {
   return bucket;
 };
 
-/** The stored registry; a stored object that is not one is an error (never silently an empty registry). */
+/**
+ * The stored registry; a stored object that is not one is an error, never
+ * silently an empty registry (that would forget every promotion and let the
+ * next one start a new history). The admin routes answer it as 503 with
+ * what to do; serving keeps the last registry it read (experiment-store.ts).
+ */
 async function readStored(bucket: R2Bucket, source: string): Promise<StoredRegistry> {
   const object = await bucket.get(registryObjectKey(source));
   if (!object) return { registry: emptyRegistry(source), version: null };
   const parsed = parseStoredRegistry(await object.text());
-  if (!parsed.ok) throw new Error(`${registryObjectKey(source)} is unusable: ${parsed.message}`);
+  if (!parsed.ok) {
+    throw unavailable(
+      `the model registry object ${registryObjectKey(source)} in the MODELS bucket is unusable (${parsed.message.slice(0, 300)}); ` +
+        "nothing was changed. Restore a good copy of it, or delete it to serve the bundled default, then retry",
+    );
+  }
   return { registry: parsed.registry, version: object.etag };
 }
 

@@ -549,6 +549,34 @@ describe("model registry", () => {
     expect(await env.MODELS.head(registryObjectKey(SOURCE))).toBeNull();
   });
 
+  it("answers 503 with what to do when the stored registry object is unusable, and changes nothing", async () => {
+    const key = { source: SOURCE, name: "lr", version: unique() };
+    await upload(key, lrOnnx);
+    expect((await putEvalSet(evalSet(5))).status).toBe(200);
+    for (const corrupt of [
+      '{"source": "composer_dm", "versions": [',
+      JSON.stringify({ source: SOURCE, versions: 7 }),
+    ]) {
+      await env.MODELS.put(registryObjectKey(SOURCE), corrupt);
+      const requests: Array<[string, string, { json?: unknown }]> = [
+        ["GET", `/v1/admin/models/${SOURCE}/registry`, {}],
+        ["POST", `/v1/admin/models/${SOURCE}/promote`, { json: { model: `lr@${key.version}` } }],
+        ["POST", `/v1/admin/models/${SOURCE}/rollback`, {}],
+      ];
+      for (const [method, path, options] of requests) {
+        const r = await call(method, path, options);
+        expect([r.status, r.body.error?.code], `${method} ${path}: ${JSON.stringify(r.body)}`).toEqual([
+          503,
+          "unavailable",
+        ]);
+        expect(r.body.error?.message).toContain(`${registryObjectKey(SOURCE)} in the MODELS bucket is unusable`);
+      }
+      expect(await (await env.MODELS.get(registryObjectKey(SOURCE)))?.text()).toBe(corrupt);
+    }
+    await env.MODELS.delete(registryObjectKey(SOURCE));
+    expect((await call("GET", `/v1/admin/models/${SOURCE}/registry`)).status).toBe(200);
+  });
+
   it("answers 403 to members and other teams' admins, and 401 without a token", async () => {
     const team = await newTeam();
     const member = await token(team.id, "UMEMBER");
