@@ -1,3 +1,4 @@
+import { systemClock } from "../src/clock";
 import type { WriteAnswer } from "../src/conversations/messages";
 import {
   conversationMessageEvent,
@@ -6,17 +7,19 @@ import {
   reactionEvent,
 } from "../src/recommend/live-features";
 import type { HistoryPorts } from "../src/recommend/live-history";
-import type { FeatureEvent } from "../src/recommend/live-rows";
+import { type FeatureEvent, utcDay } from "../src/recommend/live-rows";
+import { exportActivity } from "./rec-export-store";
 import { recStoreOf, teamCacheOf } from "./stubs";
 
 // Live features' ports from env: the team's RecStore (named by the team, so
 // one team's events and ledger never reach another's object) and the
 // feature-events queue.
 
-export function liveFeatureStore(env: Pick<Env, "REC_STORE" | "TEAM_CACHE">): LiveFeatureStore {
+export function liveFeatureStore(env: Pick<Env, "REC_STORE" | "TEAM_CACHE" | "REC_LOG_STORE">): LiveFeatureStore {
   return {
     ingest: (team, events) => recStoreOf(env, team).ingestEvents(team, events),
     rebuild: (team) => recStoreOf(env, team).rebuildNow(team),
+    markActive: (team, days) => exportActivity(env.REC_LOG_STORE).mark(team, days),
     // The profiles' zones from the team's edge cache, read as the first
     // poster (an active member sees the team's people; one who is no more
     // gets an error, and the hours stay UTC).
@@ -97,11 +100,17 @@ export async function sendReactionEvent(
 }
 
 /** The team's RecStore as the history import writes to it. */
-export function historyPorts(env: Pick<Env, "REC_STORE">): HistoryPorts {
+export function historyPorts(env: Pick<Env, "REC_STORE" | "REC_LOG_STORE">): HistoryPorts {
   return {
     begin: (team) => recStoreOf(env, team).beginHistory(),
     append: (team, upload, rows) => recStoreOf(env, team).appendHistory(upload, rows),
-    publish: (team, upload) => recStoreOf(env, team).publishHistory(team, upload),
+    // The ledger changes today: the team is in today's retraining export.
+    // Marked first: a mark without the upload only exports the team once
+    // more; an upload without its mark would be missed.
+    publish: async (team, upload) => {
+      await exportActivity(env.REC_LOG_STORE).mark(team, [utcDay(systemClock.now())]);
+      return recStoreOf(env, team).publishHistory(team, upload);
+    },
     discard: (team, upload) => recStoreOf(env, team).discardHistory(upload),
   };
 }

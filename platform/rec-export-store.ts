@@ -1,4 +1,5 @@
 import { systemClock } from "../src/clock";
+import { isoOf } from "../src/datasets/collab";
 import { EXPORT_FORMAT, type ExportManifest, type ExportPorts, type ExportStore } from "../src/recommend/export";
 import { r2RecLogReader } from "./rec-log-reader";
 import { recStoreOf } from "./stubs";
@@ -59,12 +60,48 @@ export function r2ExportStore(bucket: R2Bucket): ExportStore {
   };
 }
 
+// Which teams' ledgers took rows on a day: one empty object per (day, team),
+//   export-teams/<YYYY-MM-DD>/<team>
+// (outside exports/, whose first level is the windows). Written by the
+// feature-events consumer after an ingest and by a history upload; the
+// export lists the window's prefix. An isolate remembers what it wrote, so
+// a busy team costs one put per isolate and day, not one per batch.
+const activeKey = (day: string, team: string) => `export-teams/${day}/${team}`;
+const markedHere = new Set<string>();
+const MARKED_MAX = 10_000;
+
+export function exportActivity(bucket: R2Bucket) {
+  return {
+    async mark(team: string, days: readonly number[]): Promise<void> {
+      for (const day of days) {
+        const key = activeKey(isoOf(day), team);
+        if (markedHere.has(key)) continue;
+        await bucket.put(key, "");
+        if (markedHere.size >= MARKED_MAX) markedHere.clear();
+        markedHere.add(key);
+      }
+    },
+    async teams(window: string): Promise<string[]> {
+      const prefix = `export-teams/${window}/`;
+      const teams: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await bucket.list({ prefix, cursor });
+        for (const o of page.objects) teams.push(o.key.slice(prefix.length));
+        cursor = page.truncated ? page.cursor : undefined;
+      } while (cursor);
+      return teams;
+    },
+  };
+}
+
 /** The export's ports over the Worker's bindings: the rec-log bucket and each team's RecStore ledger. */
 export function exportPortsFor(env: Pick<Env, "REC_LOG_STORE" | "REC_STORE">): ExportPorts {
   return {
     store: r2ExportStore(env.REC_LOG_STORE),
     logs: r2RecLogReader(env.REC_LOG_STORE),
     ledger: (team, lastDay) => recStoreOf(env, team).ledgerExport(lastDay),
+    activeTeams: (window) => exportActivity(env.REC_LOG_STORE).teams(window),
     now: () => systemClock.now(),
   };
 }

@@ -18,6 +18,11 @@ import { SOURCE_NAMES } from "./sources";
 // model names. A team's files hold only rows of its own RecStore (named by
 // the team) and lines whose `team` is that team.
 //
+// The teams of a window are those its rec logs name and those whose ledger
+// took rows that day (the feature-events consumer and the history upload
+// mark them: `export-teams/<day>/<team>`), so a team whose people joined and
+// posted but were served nothing is exported too.
+//
 // The cron runs every 15 minutes and exports the day before today, once:
 // nothing happens while that window's manifest says it is complete. An
 // operator may export a day so far (`complete: false`); the cron redoes such
@@ -85,6 +90,12 @@ export interface ExportPorts {
   logs: RecLogReader;
   /** The team's ledger rows (history and live) of days up to `lastDay` (days since the epoch). */
   ledger(team: string, lastDay: number): Promise<LiveRows>;
+  /**
+   * Teams whose ledger took rows on the window's day (live events of that
+   * UTC day, a history upload that day): exported even when nothing was
+   * served to them, since their features moved.
+   */
+  activeTeams(window: string): Promise<string[]>;
   now(): number;
 }
 
@@ -175,8 +186,9 @@ function parseWindow(window: string): number {
 /** Writes every team's files of the window; answers the manifest (not yet stored). */
 async function writeExport(ports: ExportPorts, window: string, complete: boolean): Promise<ExportManifest> {
   const { byTeam, dropped } = await logLinesByTeam(ports.logs, window);
+  const active = (await ports.activeTeams(window)).filter((t) => TEAM_ID.test(t));
   const teams: ExportedTeam[] = [];
-  for (const team of [...byTeam.keys()].sort()) {
+  for (const team of [...new Set([...byTeam.keys(), ...active])].sort()) {
     const lines = byTeam.get(team) ?? { text: [], served: 0, feedback: 0 };
     const rows = await ports.ledger(team, dayOf(window));
     const data = datasetFiles(rows);

@@ -14,6 +14,7 @@ import {
   type MessageFeatureEvent,
   parseFeatureEvent,
   type ReactionFeatureEvent,
+  utcDay,
 } from "./live-rows";
 
 // Live features, the use cases around the ledger (live-rows.ts is the
@@ -53,6 +54,12 @@ export interface LiveFeatureStore {
    */
   zones?(team: string, users: string[]): Promise<ReadonlyMap<string, string>>;
   rebuild(team: string): Promise<{ live: LiveSnapshotMeta | null; serving: "imported" | "live" | null }>;
+  /**
+   * Records that the team's ledger took rows on these UTC days, for the
+   * day's retraining export (export.ts `activeTeams`). Called after the
+   * ingest; a failure retries the team's events (they count once by id).
+   */
+  markActive?(team: string, days: number[]): Promise<void>;
 }
 
 // --- producers ----------------------------------------------------------------
@@ -243,6 +250,7 @@ export async function consumeFeatureEvents(
           team,
           list.map((x) => x.event),
         );
+        await store.markActive?.(team, [...new Set(list.map((x) => utcDay(x.event.ts)))]);
         out.added += r.added;
         out.duplicates += r.duplicates;
         for (const x of list) out.ack.push(x.id);

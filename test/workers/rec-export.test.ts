@@ -239,6 +239,36 @@ describe("the scheduled export", () => {
     }
   });
 
+  it("exports a team whose people posted that day even when nothing was served to it", async () => {
+    const operator = await platformToken();
+    const c = await newTeam();
+    await ok(
+      api("POST", `/v1/admin/teams/${c.id}/users`, { token: operator, json: { id: "U1", email: "u1@quiet.test" } }),
+      201,
+    );
+    await ok(
+      api("POST", `/v1/admin/teams/${c.id}/channels`, { token: c.admin, json: { id: "C1", name: "quiet" } }),
+      201,
+    );
+    const posted = await api("POST", "/v1/channels/C1/messages", {
+      token: await token(c.id, "U1"),
+      json: { text: "hi" },
+    });
+    expect(posted.status, JSON.stringify(posted.body)).toBe(201);
+    // The consumer marks the team's day once its ledger took the post.
+    await eventually(
+      () => workerEnv.REC_LOG_STORE.head(`export-teams/${todayIso}/${c.id}`),
+      (o) => o !== null,
+    );
+    const m = await ok<Manifest>(api("POST", `/v1/admin/exports/${todayIso}`, { token: operator }), 201);
+    const quiet = m.teams.find((t) => t.team === c.id);
+    expect(quiet?.rec_logs).toEqual({ served: 0, feedback: 0 });
+    expect(quiet?.dataset).toMatchObject({ activity: 1, hours: 1, users: 1 });
+    expect((await filesOf(todayIso, c.id))["activity.csv.gz"]).toContain(`${todayIso},1,1,1,0\n`);
+    // The teams served that day are still there.
+    expect(m.teams.map((t) => t.team)).toEqual(expect.arrayContaining([a.id, b.id, c.id]));
+  });
+
   it("is for platform operators only: a team's admin reads neither another team's export nor its own", async () => {
     const operator = await platformToken();
     await ok(api("GET", `/v1/admin/exports/${yesterday}`, { token: operator }));
