@@ -1,6 +1,14 @@
 import { systemClock } from "../src/clock";
 import { isoOf } from "../src/datasets/collab";
-import { EXPORT_FORMAT, type ExportManifest, type ExportPorts, type ExportStore } from "../src/recommend/export";
+import {
+  EXPORT_FORMAT,
+  type ExportManifest,
+  type ExportPorts,
+  type ExportStore,
+  LEDGER_PAGE_MAX,
+  type LedgerCursor,
+} from "../src/recommend/export";
+import { emptyRows, type LiveRows } from "../src/recommend/live-rows";
 import { r2RecLogReader } from "./rec-log-reader";
 import { recStoreOf } from "./stubs";
 
@@ -95,12 +103,32 @@ export function exportActivity(bucket: R2Bucket) {
   };
 }
 
+/** A team's whole ledger up to `lastDay`, read from its RecStore a bounded page per call. */
+export async function readLedger(
+  env: Pick<Env, "REC_STORE">,
+  team: string,
+  lastDay: number,
+  pageRows = LEDGER_PAGE_MAX,
+): Promise<LiveRows> {
+  const store = recStoreOf(env, team);
+  const all = emptyRows();
+  let cursor: LedgerCursor | null = null;
+  do {
+    const page: { rows: LiveRows; next: LedgerCursor | null } = await store.ledgerExportPage(lastDay, cursor, pageRows);
+    for (const r of page.rows.activity) all.activity.push(r);
+    for (const r of page.rows.interactions) all.interactions.push(r);
+    for (const r of page.rows.hours) all.hours.push(r);
+    cursor = page.next;
+  } while (cursor);
+  return all;
+}
+
 /** The export's ports over the Worker's bindings: the rec-log bucket and each team's RecStore ledger. */
 export function exportPortsFor(env: Pick<Env, "REC_LOG_STORE" | "REC_STORE">): ExportPorts {
   return {
     store: r2ExportStore(env.REC_LOG_STORE),
     logs: r2RecLogReader(env.REC_LOG_STORE),
-    ledger: (team, lastDay) => recStoreOf(env, team).ledgerExport(lastDay),
+    ledger: (team, lastDay) => readLedger(env, team, lastDay),
     activeTeams: (window) => exportActivity(env.REC_LOG_STORE).teams(window),
     now: () => systemClock.now(),
   };

@@ -1,4 +1,6 @@
+import type { LedgerCursor } from "../../src/recommend/export";
 import {
+  emptyRows,
   eventRows,
   type FeatureEvent,
   type LiveActivity,
@@ -221,6 +223,78 @@ export function ledgerRows(sql: Sql, prefix: "live" | "hist" = "live"): LiveRows
       .toArray()
       .map((r): LiveHour => ({ day: num(r.day), user: r.user, hour: num(r.hour), commits: num(r.commits) })),
   };
+}
+
+// --- the retraining export's read, a page at a time -------------------------------
+
+/** The ledger's tables in the order the export reads them, with their key columns. */
+const LEDGER_TABLES = {
+  hist_activity: ["day", "user", "channel"],
+  live_activity: ["day", "user", "channel"],
+  hist_interactions: ["day", "user", "other", "kind"],
+  live_interactions: ["day", "user", "other", "kind"],
+  hist_hours: ["day", "user", "hour"],
+  live_hours: ["day", "user", "hour"],
+} as const;
+type LedgerTable = keyof typeof LEDGER_TABLES;
+const TABLE_ORDER = Object.keys(LEDGER_TABLES) as LedgerTable[];
+const isTable = (t: string): t is LedgerTable => Object.hasOwn(LEDGER_TABLES, t);
+
+/**
+ * Up to `limit` rows of days up to `lastDay`, from `cursor` on, in key order
+ * (keyset paging on each table's primary key, so a page costs its own rows
+ * whatever the ledger's size); `next` is null after the last table.
+ */
+export function ledgerPage(
+  sql: Sql,
+  lastDay: number,
+  cursor: LedgerCursor | null,
+  limit: number,
+): { rows: LiveRows; next: LedgerCursor | null } {
+  const table = cursor?.table ?? (TABLE_ORDER[0] as LedgerTable);
+  // The cursor comes over RPC and names a table in SQL: only a known one, and a key of its width.
+  if (!isTable(table)) throw new Error(`unknown ledger table ${String(table).slice(0, 40)}`);
+  const keys = LEDGER_TABLES[table];
+  const after = cursor?.after ?? null;
+  if (after !== null && after.length !== keys.length) throw new Error("ledger cursor does not fit its table");
+  const columns = [...keys, table.endsWith("interactions") ? "count" : "commits"];
+  const list = (a: readonly string[]) => a.join(", ");
+  const where = after === null ? "day <= ?" : `day <= ? AND (${list(keys)}) > (${keys.map(() => "?").join(", ")})`;
+  const raw = sql
+    .exec<Record<string, string | number>>(
+      `SELECT ${list(columns)} FROM ${table} WHERE ${where} ORDER BY ${list(keys)} LIMIT ?`,
+      lastDay,
+      ...(after ?? []),
+      limit,
+    )
+    .toArray();
+  const rows = emptyRows();
+  const num = (v: unknown) => Number(v);
+  for (const r of raw) {
+    if (table.endsWith("activity")) {
+      rows.activity.push({
+        day: num(r.day),
+        user: String(r.user),
+        channel: String(r.channel),
+        commits: num(r.commits),
+      });
+    } else if (table.endsWith("interactions")) {
+      rows.interactions.push({
+        day: num(r.day),
+        user: String(r.user),
+        other: String(r.other),
+        kind: String(r.kind),
+        count: num(r.count),
+      });
+    } else {
+      rows.hours.push({ day: num(r.day), user: String(r.user), hour: num(r.hour), commits: num(r.commits) });
+    }
+  }
+  const last = raw.at(-1);
+  if (raw.length === limit && last)
+    return { rows, next: { table, after: keys.map((k) => last[k] as string | number) } };
+  const following = TABLE_ORDER[TABLE_ORDER.indexOf(table) + 1];
+  return { rows, next: following ? { table: following, after: null } : null };
 }
 
 export interface LedgerCounts {

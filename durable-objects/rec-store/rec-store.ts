@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { driverFor } from "../../platform/deps";
 import { type CandidateBlock, toBlock } from "../../src/recommend/candidate-block";
+import { LEDGER_PAGE_MAX, type LedgerCursor } from "../../src/recommend/export";
 import type { FeatureStore, SnapshotMeta } from "../../src/recommend/feature-store";
 import {
   FeatureTables,
@@ -29,6 +30,7 @@ import {
   hasHistory,
   ingest,
   ledgerCounts,
+  ledgerPage,
   ledgerRows,
   migrateLedger,
   publishHistory,
@@ -212,15 +214,18 @@ export class RecStore extends DurableObject<Env> {
    * (src/recommend/export.ts). This object is named by its team, so these are
    * that team's rows only.
    */
-  async ledgerExport(lastDay: number): Promise<LiveRows> {
-    const upTo = <T extends { day: number }>(rows: T[]) => rows.filter((r) => r.day <= lastDay);
-    const live = ledgerRows(this.sql, "live");
-    const hist = ledgerRows(this.sql, "hist");
-    return {
-      activity: upTo([...hist.activity, ...live.activity]),
-      interactions: upTo([...hist.interactions, ...live.interactions]),
-      hours: upTo([...hist.hours, ...live.hours]),
-    };
+  /**
+   * A page of the ledger (history, then live events) of days up to
+   * `lastDay`, for the retraining export: pages keep each call's answer
+   * bounded whatever the team's size (platform/rec-export-store.ts reads on
+   * until `next` is null).
+   */
+  async ledgerExportPage(
+    lastDay: number,
+    cursor: LedgerCursor | null,
+    limit: number,
+  ): Promise<{ rows: LiveRows; next: LedgerCursor | null }> {
+    return ledgerPage(this.sql, lastDay, cursor, Math.max(1, Math.min(limit, LEDGER_PAGE_MAX)));
   }
 
   // --- an imported history (src/recommend/live-history.ts) ---------------------

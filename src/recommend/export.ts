@@ -85,6 +85,15 @@ export interface ExportStore {
   file(window: string, team: string, file: ExportFile): Promise<ReadableStream<Uint8Array> | null>;
 }
 
+/** Ledger rows per call at most when the export reads a team's ledger (about 1 MB of JSON over RPC). */
+export const LEDGER_PAGE_MAX = 10_000;
+
+/** Where a page of a team's ledger stopped: the table, and the key of its last row (null: from its start). */
+export interface LedgerCursor {
+  table: string;
+  after: Array<string | number> | null;
+}
+
 export interface ExportPorts {
   store: ExportStore;
   logs: RecLogReader;

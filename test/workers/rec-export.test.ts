@@ -1,5 +1,6 @@
 import { createExecutionContext, createScheduledController, env, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
+import { readLedger } from "../../platform/rec-export-store";
 import { isoOf } from "../../src/datasets/collab";
 import { logObjects, type RecLogMessage, recLogEnvelope } from "../../src/recommend/logs";
 import worker from "../../workers/index";
@@ -171,6 +172,14 @@ describe("the scheduled export", () => {
       .map((l) => JSON.parse(l) as { team: string });
     expect(lines.map((l) => l.team)).toEqual([a.id, a.id]);
 
+    // The ledger is read a page per call: pages of 2 rows give what one page of all gives, in the same order.
+    const whole = await readLedger(workerEnv, a.id, today - 1);
+    expect(whole.activity.length + whole.interactions.length + whole.hours.length).toBe(10);
+    expect(await readLedger(workerEnv, a.id, today - 1, 2)).toEqual(whole);
+    expect(await readLedger(workerEnv, a.id, today - 1, 3)).toEqual(whole);
+    // Days after the window are left out in the query.
+    expect(await readLedger(workerEnv, a.id, today - 31)).toEqual({ activity: [], interactions: [], hours: [] });
+
     // Another tick (the cron runs every 15 minutes): nothing is written again.
     const before = await workerEnv.REC_LOG_STORE.head(`exports/${yesterday}/manifest.json`);
     const fileBefore = await workerEnv.REC_LOG_STORE.head(`exports/${yesterday}/${a.id}/activity.csv.gz`);
@@ -215,9 +224,8 @@ describe("the scheduled export", () => {
       json: { text: SECRET_TEXT },
     });
     expect(posted.status, JSON.stringify(posted.body)).toBe(201);
-    const recStore = workerEnv.REC_STORE.get(workerEnv.REC_STORE.idFromName(a.id));
     await eventually(
-      () => recStore.ledgerExport(today),
+      () => readLedger(workerEnv, a.id, today),
       (rows) => rows.activity.some((r) => r.day === today && r.commits > 0),
     );
     // Today so far, by an operator: written as incomplete (the cron redoes it tomorrow).
