@@ -135,6 +135,29 @@ export function joinEvents(team: string, channel: string, users: readonly string
 }
 
 /**
+ * The events of users added to a channel by a membership write: a join for
+ * each user actually added, and an invite from the adder when the adder is
+ * a member of the channel's team (an operator is not). Only the channel's
+ * own team's users count: another team's users belong to their team's
+ * features, which this write does not reach.
+ */
+export function membershipAddEvents(a: {
+  team: string;
+  channel: string;
+  /** The added users' team (the channel's team when absent). */
+  usersTeam?: string;
+  actor: { team: string; user: string };
+  added: readonly string[];
+  ts: number;
+}): FeatureEvent[] {
+  if (a.usersTeam !== undefined && a.usersTeam !== a.team) return [];
+  const events: FeatureEvent[] = joinEvents(a.team, a.channel, a.added, a.ts);
+  const invite = a.actor.team === a.team ? inviteEvent(a.team, a.channel, a.actor.user, a.added, a.ts) : null;
+  if (invite) events.push(invite);
+  return events;
+}
+
+/**
  * The invite of users added to a channel by someone (`by`), or null when
  * there is no one else to invite or the add is provisioning (more than
  * MAX_INVITE_TARGETS at once): the joins still count either way.

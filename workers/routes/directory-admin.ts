@@ -22,8 +22,7 @@ import {
   PROFILE_MAX,
   type ProfilePatch,
 } from "../../src/directory/writer";
-import { inviteEvent, joinEvents, publishFeatureEvents } from "../../src/recommend/live-features";
-import type { FeatureEvent } from "../../src/recommend/live-rows";
+import { membershipAddEvents, publishFeatureEvents } from "../../src/recommend/live-features";
 import { authorize } from "../auth";
 import { type AppContext, idempotencyOf } from "../http";
 import { issuesOf, readImport } from "../import-body";
@@ -272,20 +271,18 @@ export const directoryAdminRoutes = routes()
     if (body.team_id !== undefined && body.team_id !== teamId) await authorize(c, mayShareAcrossTeams);
     const channelId = c.req.param("channel");
     const result = await addMembers(c.get("deps"), teamId, channelId, body.user_ids, body.team_id);
-    // Live features: each user actually added joined the channel now (a
-    // membership of the channel's own team; another team's users count in
-    // their team's features, which this write does not reach). Bulk imports
-    // restate a directory and are not joins: they send nothing.
-    // The caller, when a member of this team, invited them (inviteEvent
-    // leaves out bulk adds).
-    if (body.team_id === undefined || body.team_id === teamId) {
-      const now = c.get("deps").clock.now();
-      const events: FeatureEvent[] = joinEvents(teamId, channelId, result.added, now);
-      const { team, user } = c.get("identity");
-      const invite = team === teamId ? inviteEvent(teamId, channelId, user, result.added, now) : null;
-      if (invite) events.push(invite);
-      c.executionCtx.waitUntil(publishFeatureEvents(featureEventSender(c.env), events));
-    }
+    // Live features: the joins (and the caller's invite) after the write; not
+    // awaited. Bulk imports restate a directory and are not joins: they send nothing.
+    const { team, user } = c.get("identity");
+    const events = membershipAddEvents({
+      team: teamId,
+      channel: channelId,
+      ...(body.team_id === undefined ? {} : { usersTeam: body.team_id }),
+      actor: { team, user },
+      added: result.added,
+      ts: c.get("deps").clock.now(),
+    });
+    c.executionCtx.waitUntil(publishFeatureEvents(featureEventSender(c.env), events));
     return c.json(result, 200);
   })
   .openapi(removeMemberRoute, async (c) => {
