@@ -18,7 +18,7 @@ import { recStoreOf, teamCacheOf } from "./stubs";
 export function liveFeatureStore(env: Pick<Env, "REC_STORE" | "TEAM_CACHE" | "REC_LOG_STORE">): LiveFeatureStore {
   return {
     ingest: (team, events) => recStoreOf(env, team).ingestEvents(team, events),
-    rebuild: (team) => recStoreOf(env, team).rebuildNow(team),
+    rebuild: (team, build) => recStoreOf(env, team).rebuildNow(team, build),
     markActive: (team, days) => exportActivity(env.REC_LOG_STORE).mark(team, days),
     // The profiles' zones from the team's edge cache, read as the first
     // poster (an active member sees the team's people; one who is no more

@@ -1,4 +1,5 @@
 import type { LedgerCursor } from "../../src/recommend/export";
+import { type DirtySet, dirtyOf, SAME_DAY_WINDOW } from "../../src/recommend/live-incremental";
 import {
   emptyRows,
   eventRows,
@@ -51,7 +52,22 @@ export function migrateLedger(sql: Sql): void {
       upload TEXT NOT NULL, tbl TEXT NOT NULL, day INTEGER NOT NULL, user TEXT NOT NULL,
       other TEXT NOT NULL, kind TEXT NOT NULL, n INTEGER NOT NULL);
     CREATE INDEX IF NOT EXISTS hist_stage_upload ON hist_stage (upload);
+    CREATE TABLE IF NOT EXISTS live_dirty (kind TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID;
+    -- scratch of an incremental build's read (no TEMP tables in a Durable Object): empty between builds
+    CREATE TABLE IF NOT EXISTS live_groups (user TEXT NOT NULL, day INTEGER NOT NULL, PRIMARY KEY (user, day)) WITHOUT ROWID;
   `);
+  // An incremental build reads the rows of a few users and channels (and
+  // their same-day groups) out of years of ledger: these keep that a handful
+  // of index probes rather than a scan of every table.
+  for (const t of ["live", "hist"]) {
+    sql.exec(`
+      CREATE INDEX IF NOT EXISTS ${t}_activity_user ON ${t}_activity (user, day);
+      CREATE INDEX IF NOT EXISTS ${t}_activity_channel ON ${t}_activity (channel, day);
+      CREATE INDEX IF NOT EXISTS ${t}_interactions_user ON ${t}_interactions (user);
+      CREATE INDEX IF NOT EXISTS ${t}_interactions_other ON ${t}_interactions (other);
+      CREATE INDEX IF NOT EXISTS ${t}_hours_user ON ${t}_hours (user);
+    `);
+  }
 }
 
 /** An upload abandoned this long ago (a crashed import) is swept. */
@@ -163,6 +179,7 @@ export function ingest(sql: Sql, events: readonly FeatureEvent[], now: number): 
     }
     added++;
     const rows = eventRows(e);
+    markDirty(sql, rows);
     for (const r of rows.activity) {
       sql.exec(
         `INSERT INTO live_activity (day, user, channel, commits) VALUES (?, ?, ?, ?)
@@ -196,6 +213,100 @@ export function ingest(sql: Sql, events: readonly FeatureEvent[], now: number): 
     }
   }
   return { added, duplicates };
+}
+
+// --- what changed since the last build (src/recommend/live-incremental.ts) ---------
+
+/** Marks the users and channels that `rows` name: the next build recomputes their feature rows. */
+function markDirty(sql: Sql, rows: LiveRows): void {
+  const { users, channels } = dirtyOf(rows);
+  const mark = (kind: "u" | "c", id: string) =>
+    sql.exec("INSERT OR IGNORE INTO live_dirty (kind, id) VALUES (?, ?)", kind, id);
+  for (const u of users) mark("u", u);
+  for (const c of channels) mark("c", c);
+}
+
+export function dirtySet(sql: Sql): DirtySet {
+  const users = new Set<string>();
+  const channels = new Set<string>();
+  for (const r of sql.exec<{ kind: string; id: string }>("SELECT kind, id FROM live_dirty").toArray()) {
+    (r.kind === "u" ? users : channels).add(r.id);
+  }
+  return { users, channels };
+}
+
+/** A build took everything marked: call in the transaction that writes its rows. */
+export function clearDirty(sql: Sql): void {
+  sql.exec("DELETE FROM live_dirty");
+}
+
+/** The latest day in the ledger (history or live), or null when it is empty. */
+export function ledgerLastDay(sql: Sql): number | null {
+  // One MAX per table (each a probe of its primary key, which starts with the day).
+  let last: number | null = null;
+  for (const t of ["activity", "interactions", "hours"]) {
+    for (const p of ["live", "hist"]) {
+      const d = sql.exec<{ d: number | null }>(`SELECT MAX(day) AS d FROM ${p}_${t}`).one().d;
+      if (d !== null && (last === null || Number(d) > last)) last = Number(d);
+    }
+  }
+  return last;
+}
+
+/**
+ * The ledger rows an incremental build at `cut` reads for the marked users
+ * and channels (live-incremental.ts says which and why), history and live
+ * events alike: a (user, day) group may span both tables.
+ */
+export function ledgerRowsAround(sql: Sql, cut: number): LiveRows {
+  const num = (v: unknown) => Number(v);
+  const from = cut - SAME_DAY_WINDOW;
+  const dirtyUsers = "SELECT id FROM live_dirty WHERE kind = 'u'";
+  const dirtyChannels = "SELECT id FROM live_dirty WHERE kind = 'c'";
+  // A (user, day) group may span both tables: collect the groups first, then
+  // read each table's rows of the dirty users, the dirty channels and the
+  // groups (separate statements: workerd's SQLite caps compound SELECTs).
+  sql.exec("DELETE FROM live_groups");
+  for (const t of ["hist", "live"] as const) {
+    sql.exec(
+      `INSERT OR IGNORE INTO live_groups (user, day)
+       SELECT user, day FROM ${t}_activity WHERE channel IN (${dirtyChannels}) AND day >= ?`,
+      from,
+    );
+  }
+  const activity: LiveActivity[] = [];
+  for (const t of ["hist", "live"] as const) {
+    const rows = sql
+      .exec<{ day: number; user: string; channel: string; commits: number }>(
+        `SELECT day, user, channel, commits FROM ${t}_activity WHERE user IN (${dirtyUsers})
+         UNION SELECT day, user, channel, commits FROM ${t}_activity WHERE channel IN (${dirtyChannels})
+         UNION SELECT a.day, a.user, a.channel, a.commits FROM live_groups g
+           JOIN ${t}_activity a ON a.user = g.user AND a.day = g.day`,
+      )
+      .toArray();
+    for (const r of rows) activity.push({ day: num(r.day), user: r.user, channel: r.channel, commits: num(r.commits) });
+  }
+  sql.exec("DELETE FROM live_groups");
+  const interactions: LiveInteraction[] = [];
+  const hours: LiveHour[] = [];
+  for (const t of ["hist", "live"] as const) {
+    for (const r of sql
+      .exec<{ day: number; user: string; other: string; kind: string; count: number }>(
+        `SELECT day, user, other, kind, count FROM ${t}_interactions WHERE user IN (${dirtyUsers})
+         UNION SELECT day, user, other, kind, count FROM ${t}_interactions WHERE other IN (${dirtyUsers})`,
+      )
+      .toArray()) {
+      interactions.push({ day: num(r.day), user: r.user, other: r.other, kind: r.kind, count: num(r.count) });
+    }
+    for (const r of sql
+      .exec<{ day: number; user: string; hour: number; commits: number }>(
+        `SELECT day, user, hour, commits FROM ${t}_hours WHERE user IN (${dirtyUsers})`,
+      )
+      .toArray()) {
+      hours.push({ day: num(r.day), user: r.user, hour: num(r.hour), commits: num(r.commits) });
+    }
+  }
+  return { activity, interactions, hours };
 }
 
 /** Every row a rebuild reads: live events (`live`) or the imported history (`hist`). */

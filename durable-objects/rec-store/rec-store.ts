@@ -2,7 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { driverFor } from "../../platform/deps";
 import { type CandidateBlock, toBlock } from "../../src/recommend/candidate-block";
 import { LEDGER_PAGE_MAX, type LedgerCursor } from "../../src/recommend/export";
-import type { FeatureStore, SnapshotMeta } from "../../src/recommend/feature-store";
+import type { FeatureRow, FeatureStore, SnapshotMeta } from "../../src/recommend/feature-store";
 import {
   FeatureTables,
   prepareSubject,
@@ -11,7 +11,8 @@ import {
 } from "../../src/recommend/features/index";
 import { snapshotToRows } from "../../src/recommend/features/rows";
 import { CANDIDATES_PER_GENERATOR } from "../../src/recommend/features/spec";
-import type { LiveIngest, LiveSnapshotMeta } from "../../src/recommend/live-features";
+import type { LiveBuild, LiveIngest, LiveSnapshotMeta } from "../../src/recommend/live-features";
+import { type DirtySet, livePatch } from "../../src/recommend/live-incremental";
 import {
   buildLiveSnapshot,
   type FeatureEvent,
@@ -26,12 +27,16 @@ import { featureStore } from "../../storage/feature-store";
 import {
   appendHistory,
   beginHistory,
+  clearDirty,
+  dirtySet,
   discardHistory,
   hasHistory,
   ingest,
   ledgerCounts,
+  ledgerLastDay,
   ledgerPage,
   ledgerRows,
+  ledgerRowsAround,
   migrateLedger,
   publishHistory,
   sweepSeen,
@@ -164,10 +169,17 @@ export class RecStore extends DurableObject<Env> {
   }
 
   /**
-   * Builds the live snapshot from the ledger now (the rebuild route; the
-   * alarm). Null when the ledger has no rows.
+   * Builds the live snapshot from the ledger: in full (the rebuild route, a
+   * history upload), or, for the alarm, only the rows the events since the
+   * last build changed when that gives the same snapshot
+   * (src/recommend/live-incremental.ts). Null when the ledger has no rows.
    */
-  async rebuildLive(teamId: string): Promise<LiveSnapshotMeta | null> {
+  async rebuildLive(teamId: string, how: LiveBuild = "full"): Promise<LiveSnapshotMeta | null> {
+    const vectorsFrom = this.snapshot()?.snapshotId ?? null;
+    if (how === "changed") {
+      const patched = this.patchLive(teamId, vectorsFrom);
+      if (patched !== undefined) return patched;
+    }
     // Imported history and live events: the same rows (buildSnapshot sums a key seen in both).
     const live = ledgerRows(this.sql, "live");
     const hist = ledgerRows(this.sql, "hist");
@@ -181,30 +193,97 @@ export class RecStore extends DurableObject<Env> {
     const builtAt = Date.now();
     const snapshot = buildLiveSnapshot("live", rows, cut, this.importedVectors());
     const featureRows = snapshotToRows(snapshot);
-    const lastEventAt = this.getMeta<{ lastEventAt: number }>("ledger")?.lastEventAt ?? builtAt;
-    const meta: LiveSnapshotMeta = {
-      snapshotId: `live.${builtAt}.${crypto.randomUUID().slice(0, 8)}`,
-      cut,
-      rows: featureRows.length,
-      users: snapshot.users.length,
-      channels: snapshot.channels.length,
+    const meta = this.liveMetaOf(
       builtAt,
-      lastEventAt,
-      ms: 0,
-    };
+      cut,
+      featureRows.length,
+      snapshot.users.length,
+      snapshot.channels.length,
+      "full",
+    );
     this.ctx.storage.transactionSync(() => {
       this.sql.exec("DELETE FROM live_rows");
-      for (let i = 0; i < featureRows.length; i += COPY_PAGE) {
-        this.sql.exec(
-          "INSERT INTO live_rows (kind, key, data) SELECT j.value->>0, j.value->>1, j.value->>2 FROM json_each(?) AS j",
-          JSON.stringify(featureRows.slice(i, i + COPY_PAGE).map((r) => [r.kind, r.key, r.data])),
-        );
-      }
+      this.writeLiveRows(featureRows);
+      clearDirty(this.sql);
+      meta.ms = Date.now() - builtAt;
+      this.setMeta("live", meta);
+      this.setMeta("live_basis", { vectorsFrom });
+    });
+    return this.built(teamId, meta);
+  }
+
+  /**
+   * The incremental build: the marked users' and channels' rows recomputed
+   * from their ledger rows and written over the stored ones. Undefined when
+   * it cannot give what a full build would (no build yet, a new cut, other
+   * embedding vectors, a new id that moves the order): the caller builds in
+   * full. Synchronous from the first read to the commit, so no event lands
+   * between what was read and what is cleared.
+   */
+  private patchLive(teamId: string, vectorsFrom: string | null): LiveSnapshotMeta | null | undefined {
+    const prev = this.live();
+    const basis = this.getMeta<{ vectorsFrom: string | null }>("live_basis");
+    if (!prev || !basis || basis.vectorsFrom !== vectorsFrom) return undefined;
+    const lastDay = ledgerLastDay(this.sql);
+    if (lastDay === null || lastDay + 1 !== prev.cut) return undefined;
+    const dirty = dirtySet(this.sql);
+    if (dirty.users.size === 0 && dirty.channels.size === 0) return prev;
+    const builtAt = Date.now();
+    const keys = (kind: string) =>
+      this.sql
+        .exec<{ key: string }>("SELECT key FROM live_rows WHERE kind = ?", kind)
+        .toArray()
+        .map((r) => r.key);
+    const patch = livePatch(ledgerRowsAround(this.sql, prev.cut), prev.cut, this.importedVectors(dirty), dirty, {
+      users: keys("user"),
+      channels: keys("channel"),
+    });
+    if (!patch) return undefined;
+    const meta = this.liveMetaOf(builtAt, prev.cut, 0, patch.users, patch.channels, "changed");
+    this.ctx.storage.transactionSync(() => {
+      this.writeLiveRows(patch.rows);
+      clearDirty(this.sql);
+      meta.rows = Number(this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM live_rows").one().n);
       meta.ms = Date.now() - builtAt;
       this.setMeta("live", meta);
     });
+    return this.built(teamId, meta, patch.rows.length);
+  }
+
+  private liveMetaOf(
+    builtAt: number,
+    cut: number,
+    rows: number,
+    users: number,
+    channels: number,
+    build: LiveBuild,
+  ): LiveSnapshotMeta {
+    return {
+      snapshotId: `live.${builtAt}.${crypto.randomUUID().slice(0, 8)}`,
+      cut,
+      rows,
+      users,
+      channels,
+      builtAt,
+      lastEventAt: this.getMeta<{ lastEventAt: number }>("ledger")?.lastEventAt ?? builtAt,
+      ms: 0,
+      build,
+    };
+  }
+
+  /** Inserts or replaces rows (kind, key), a page per statement. */
+  private writeLiveRows(rows: readonly FeatureRow[]): void {
+    for (let i = 0; i < rows.length; i += COPY_PAGE) {
+      this.sql.exec(
+        "INSERT OR REPLACE INTO live_rows (kind, key, data) SELECT j.value->>0, j.value->>1, j.value->>2 FROM json_each(?) AS j",
+        JSON.stringify(rows.slice(i, i + COPY_PAGE).map((r) => [r.kind, r.key, r.data])),
+      );
+    }
+  }
+
+  private built(teamId: string, meta: LiveSnapshotMeta, written?: number) {
     this.liveMeta = meta;
-    console.log(JSON.stringify({ rec_store: teamId, live_rebuild: meta }));
+    console.log(JSON.stringify({ rec_store: teamId, live_rebuild: { ...meta, written: written ?? meta.rows } }));
     return meta;
   }
 
@@ -269,10 +348,13 @@ export class RecStore extends DurableObject<Env> {
   }
 
   /** The rebuild route: the imported snapshot rechecked, the live one built now; which one is served. */
-  async rebuildNow(teamId: string): Promise<{ live: LiveSnapshotMeta | null; serving: "imported" | "live" | null }> {
+  async rebuildNow(
+    teamId: string,
+    build: LiveBuild = "full",
+  ): Promise<{ live: LiveSnapshotMeta | null; serving: "imported" | "live" | null }> {
     this.checkedAt = 0;
     await this.ensureSnapshot(teamId);
-    const live = await this.rebuildLive(teamId);
+    const live = await this.rebuildLive(teamId, build);
     return { live, serving: this.serving() };
   }
 
@@ -289,7 +371,7 @@ export class RecStore extends DurableObject<Env> {
       // line and the database's imported snapshot, whose vectors the build carries.
       const team = this.getMeta<{ team?: string }>("ledger")?.team;
       if (team) await this.importedCopied(team);
-      await this.rebuildLive(team ?? "?");
+      await this.rebuildLive(team ?? "?", "changed");
     }
     if (sweepAt === null || sweepAt <= now) {
       sweepServed(this.sql, now);
@@ -396,7 +478,7 @@ export class RecStore extends DurableObject<Env> {
    * since then has none (its cosines are 0, as for any id without a vector).
    * Rows that are not a snapshot's (a hand-made upload) give none.
    */
-  private importedVectors(): LiveVectors {
+  private importedVectors(only?: DirtySet): LiveVectors {
     const users = new Map<string, number[]>();
     const channels = new Map<string, number[]>();
     let dims = 0;
@@ -407,6 +489,8 @@ export class RecStore extends DurableObject<Env> {
           "SELECT kind, key, data FROM rows WHERE kind IN ('meta', 'user', 'channel')",
         )
         .toArray()) {
+        // An incremental build needs the marked ids' vectors only: skip parsing the rest.
+        if (only && r.kind !== "meta" && !(r.kind === "user" ? only.users : only.channels).has(r.key)) continue;
         const data = JSON.parse(r.data) as { v?: unknown; dims?: unknown; embeddingCut?: unknown };
         if (r.kind === "meta") {
           if (typeof data.dims === "number") dims = data.dims;

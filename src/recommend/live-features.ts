@@ -1,5 +1,6 @@
 import { isoOf } from "../datasets/collab";
 import type { ConversationKind } from "../directory/model";
+import { badRequest } from "../errors";
 import {
   type DirectFeatureEvent,
   FEATURE_EVENT_VERSION,
@@ -35,7 +36,12 @@ export interface LiveSnapshotMeta {
   lastEventAt: number;
   /** Milliseconds the build and write took. */
   ms: number;
+  /** A build from the whole ledger, or of the rows the events since the last build changed (live-incremental.ts). */
+  build?: LiveBuild;
 }
+
+/** `full`: everything from the ledger; `changed`: the rows new events changed, when that gives what `full` would. */
+export type LiveBuild = "full" | "changed";
 
 export interface LiveIngest {
   added: number;
@@ -53,7 +59,10 @@ export interface LiveFeatureStore {
    * events whose producer did not have the poster's zone.
    */
   zones?(team: string, users: string[]): Promise<ReadonlyMap<string, string>>;
-  rebuild(team: string): Promise<{ live: LiveSnapshotMeta | null; serving: "imported" | "live" | null }>;
+  rebuild(
+    team: string,
+    build: LiveBuild,
+  ): Promise<{ live: LiveSnapshotMeta | null; serving: "imported" | "live" | null }>;
   /**
    * Records that the team's ledger took rows on these UTC days, for the
    * day's retraining export (export.ts `activeTeams`). Called after the
@@ -311,8 +320,11 @@ async function withZones(store: LiveFeatureStore, team: string, list: Array<{ ev
 // --- the rebuild route ----------------------------------------------------------
 
 /** POST /v1/admin/teams/:team/features/rebuild: builds the team's live snapshot now. */
-export async function rebuildLiveFeatures(store: LiveFeatureStore, team: string) {
-  const { live, serving } = await store.rebuild(team);
+export async function rebuildLiveFeatures(store: LiveFeatureStore, team: string, build: string | undefined) {
+  if (build !== undefined && build !== "full" && build !== "changed") {
+    throw badRequest(`build must be "full" or "changed", not "${build.slice(0, 40)}"`);
+  }
+  const { live, serving } = await store.rebuild(team, build ?? "changed");
   return {
     live: live
       ? {
@@ -324,6 +336,7 @@ export async function rebuildLiveFeatures(store: LiveFeatureStore, team: string)
           built_at: new Date(live.builtAt).toISOString(),
           last_event_at: new Date(live.lastEventAt).toISOString(),
           ms: live.ms,
+          build: live.build ?? "full",
         }
       : null,
     serving,

@@ -83,11 +83,11 @@ async function counted(team: string, n: number): Promise<void> {
   );
 }
 
-async function rebuild(w: { team: string; admin: string }) {
+async function rebuild(w: { team: string; admin: string }, build?: "full" | "changed") {
   const res = await api<{
-    live: null | { cut: string; rows: number; users: number; channels: number };
+    live: null | { cut: string; rows: number; users: number; channels: number; build: string };
     serving: string | null;
-  }>("POST", `/v1/admin/teams/${w.team}/features/rebuild`, { token: w.admin });
+  }>("POST", `/v1/admin/teams/${w.team}/features/rebuild${build ? `?build=${build}` : ""}`, { token: w.admin });
   expect(res.status, JSON.stringify(res.body)).toBe(200);
   return res.body;
 }
@@ -244,6 +244,58 @@ describe("live features", () => {
     expect(stats.live?.snapshotId).not.toBe(stats0.live?.snapshotId);
     expect(stats.live?.channels).toBe(4);
     expect((await featuresOf(w.team, "archive", "U1", "C4"))?.ch_members_log).toBeCloseTo(Math.log1p(1), 9);
+  });
+
+  it("the alarm rebuilds only the rows new events changed, the rows a full build gives; a new id that moves the order builds in full", async () => {
+    const v = await world();
+    await join(v, "C1", ["U1", "U2", "U3"]);
+    await join(v, "C2", ["U4"]);
+    await post(v.team, "U1", "C1", ["U2"]);
+    await post(v.team, "U4", "C2");
+    // 4 joins, 2 invites (one per add), 2 messages.
+    await counted(v.team, 8);
+    // The first build of a ledger is a full one, whatever was asked.
+    expect((await rebuild(v)).live).toMatchObject({ build: "full" });
+    const rowsOf = () =>
+      runInDurableObject(recStore(v.team), (_i, state) =>
+        state.storage.sql
+          .exec<{ kind: string; key: string; data: string }>("SELECT kind, key, data FROM live_rows ORDER BY kind, key")
+          .toArray(),
+      );
+
+    // Today again (the cut stays): U1 posts in C2 mentioning U4, U2 in C1 mentioning U3.
+    await post(v.team, "U1", "C2", ["U4"]);
+    await post(v.team, "U2", "C1", ["U3"]);
+    await counted(v.team, 10);
+    expect(await runDurableObjectAlarm(recStore(v.team))).toBe(true);
+    const changed = await recStore(v.team).stats();
+    expect(changed.live?.build).toBe("changed");
+    const patched = await rowsOf();
+    expect(patched.find((r) => r.kind === "member" && r.key === "U1 C2")).toBeDefined();
+    const full = await rebuild(v, "full");
+    expect(full.live).toMatchObject({ build: "full", rows: changed.live?.rows, users: changed.live?.users });
+    expect(patched).toEqual(await rowsOf());
+    expect((await featuresOf(v.team, "channel_browser", "U2", "C2"))?.ch_members_log).toBeCloseTo(Math.log1p(2), 9);
+
+    // U7 is new and sorts before the admin's id "UADMIN" (string order): every
+    // later rank moves, so the alarm builds in full, and gives the same rows.
+    await post(v.team, "U7", "C1");
+    await counted(v.team, 11);
+    expect(await runDurableObjectAlarm(recStore(v.team))).toBe(true);
+    expect((await recStore(v.team).stats()).live?.build).toBe("full");
+    const rebuilt = await rowsOf();
+    await rebuild(v, "full");
+    expect(rebuilt).toEqual(await rowsOf());
+
+    // The route builds what changed too, unless asked for everything; anything else is refused.
+    await post(v.team, "U3", "C2");
+    await counted(v.team, 12);
+    expect((await rebuild(v)).live).toMatchObject({ build: "changed" });
+    const bad = await api<{ error: { code: string } }>("POST", `/v1/admin/teams/${v.team}/features/rebuild?build=all`, {
+      token: v.admin,
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBeTruthy();
   });
 
   it("the same event delivered twice counts once", async () => {

@@ -54,6 +54,7 @@ const LiveSnapshot = z.object({
   built_at: z.string(),
   last_event_at: z.string(),
   ms: z.number(),
+  build: z.enum(["full", "changed"]),
 });
 
 const featureRebuild = createRoute({
@@ -62,9 +63,17 @@ const featureRebuild = createRoute({
   tags: ["recommend"],
   summary: "Build the team's live feature snapshot from its activity ledger now",
   description:
-    "The team's admins. `live` is null when the ledger has no rows yet; `serving` says which snapshot requests read (the live one unless an imported one was published after the ledger's latest event).",
+    "The team's admins. By default only the rows the events since the last build changed are rebuilt, whenever that gives what a full build would (else it builds in full); `build=full` rebuilds everything from the ledger. `live` is null when the ledger has no rows yet; `serving` says which snapshot requests read (the live one unless an imported one was published after the ledger's latest event).",
   security: bearer,
-  request: { params: z.object({ team: pathId }) },
+  request: {
+    params: z.object({ team: pathId }),
+    query: z.object({
+      build: z
+        .enum(["full", "changed"])
+        .optional()
+        .meta({ description: "`changed` (default): the rows new events changed, when possible; `full`: everything" }),
+    }),
+  },
   responses: {
     200: json(
       z.object({ live: LiveSnapshot.nullable(), serving: z.enum(["imported", "live"]).nullable() }),
@@ -108,7 +117,7 @@ export const recommendFeatureRoutes = routes()
   .openapi(featureRebuild, async (c) => {
     const team = c.req.param("team");
     await authorize(c, (p) => mayAdminister(p, team));
-    return c.json(await rebuildLiveFeatures(liveFeatureStore(c.env), team), 200);
+    return c.json(await rebuildLiveFeatures(liveFeatureStore(c.env), team, c.req.query("build")), 200);
   })
   .openapi(featureImport, async (c) => {
     const team = c.req.param("team");
