@@ -8,9 +8,11 @@ import { importDataset, loadDataset } from "../scripts/dataset-import";
 import { startPlatform, wranglerVars } from "../scripts/replay-backend";
 import { replayTruth } from "../scripts/replay-labels";
 import { signToken } from "../src/auth/tokens";
-import { dayOf } from "../src/datasets/collab";
+import { channelIdOf, dayOf, userIdOf } from "../src/datasets/collab";
 import { linearParamsSchema } from "../src/models/linear";
 import { featureMatrix, type ModelManifest, parseManifest } from "../src/models/manifest";
+import type { LiveBuild, LiveSnapshotMeta } from "../src/recommend/live-features";
+import type { FeatureEvent, LiveRows } from "../src/recommend/live-rows";
 import { bundle, bundleAssets } from "../tools/harness/backend";
 import { type BenchResult, compare, printTable, writeResults } from "../tools/harness/results";
 import { descendantPids, median, percentile, postJson, processUsage } from "./harness";
@@ -45,7 +47,12 @@ import type { ColdResult, LoopResult, ScoreOp } from "./recommend-worker";
 //   once per source with the generators widened to ~500 candidates.
 //   --profile: a V8 CPU profile of each timed pass (.bench/*.cpuprofile).
 //
-// `--only <section>` (scoring, bundle, endpoint) runs some sections and keeps
+// - live: the incremental live feature build (src/recommend/live-incremental.ts)
+//   against a full build of the same ledger, rails-collab's whole history
+//   plus rounds of new events; identical share of the candidates served after
+//   each (liveSection).
+//
+// `--only <section>` (scoring, bundle, endpoint, live) runs some sections and keeps
 // the other figures already in bench/results/recommend.json.
 
 const QUICK = process.argv.includes("--quick");
@@ -615,10 +622,178 @@ async function endpointAt(
   }
 }
 
+// --- live: an incremental live build against a full one --------------------------
+
+/** The RecStore methods the live section calls over Miniflare's proxy (durable-objects/rec-store). */
+interface LiveStoreRpc {
+  beginHistory(): Promise<string>;
+  appendHistory(upload: string, rows: LiveRows): Promise<void>;
+  publishHistory(team: string, upload: string): Promise<{ rows: number }>;
+  ingestEvents(team: string, events: FeatureEvent[]): Promise<{ added: number }>;
+  rebuildNow(team: string, build: LiveBuild): Promise<{ live: LiveSnapshotMeta | null }>;
+  candidates(team: string, source: string, subject: string, context: Record<string, unknown>): Promise<unknown>;
+}
+
+const LIVE_TEAM = "TBENCHLIVE";
+const LIVE_EVENTS_PER_ROUND = 20;
+const LIVE_SUBJECTS = 30;
+const LIVE_SOURCES = ["channel_browser", "composer_dm"] as const;
+
+/**
+ * The whole rails-collab history as the team's ledger (uploaded as rows),
+ * then rounds of 20 new events on the ledger's last day (messages with a
+ * mention, and joins, by people active in the last 90 days): each round
+ * builds what the events changed, reads the candidates and features of 30
+ * subjects for channel_browser and composer_dm, then builds the same ledger
+ * in full (what every alarm did before) and reads them again. Both builds are
+ * timed from Node around the RecStore call (Miniflare's proxy; workerd's own
+ * clock does not move during compute), so each includes the same RPC and
+ * imported-snapshot check.
+ */
+export async function liveSection(options: SectionOptions): Promise<BenchResult[]> {
+  const rounds = options.quick ? 3 : 9;
+  const platform = await startPlatform({
+    outdir: ".bench/recommend-platform",
+    vars: { REC_LIVE_REBUILD_SECONDS: String(24 * 3600) },
+  });
+  try {
+    const ds = loadDataset(ENDPOINT_DATA);
+    const ns = await platform.mf.getDurableObjectNamespace("REC_STORE");
+    const rec = ns.get(ns.idFromName(LIVE_TEAM)) as unknown as LiveStoreRpc;
+    const rows: LiveRows = {
+      activity: ds.activity.map((a) => ({
+        day: a.day,
+        user: userIdOf(a.user),
+        channel: channelIdOf(a.channel),
+        commits: a.commits,
+      })),
+      interactions: ds.interactions.map((i) => ({
+        day: i.day,
+        user: userIdOf(i.user),
+        other: userIdOf(i.other),
+        kind: i.kind,
+        count: i.count,
+      })),
+      hours: ds.hours.map((h) => ({ day: h.day, user: userIdOf(h.user), hour: h.hour, commits: h.commits })),
+    };
+    const ledgerRows = rows.activity.length + rows.interactions.length + rows.hours.length;
+    const upload = await rec.beginHistory();
+    const PAGE = 20_000;
+    for (let i = 0; i < Math.max(rows.activity.length, rows.interactions.length, rows.hours.length); i += PAGE) {
+      await rec.appendHistory(upload, {
+        activity: rows.activity.slice(i, i + PAGE),
+        interactions: rows.interactions.slice(i, i + PAGE),
+        hours: rows.hours.slice(i, i + PAGE),
+      });
+    }
+    const t0 = performance.now();
+    await rec.publishHistory(LIVE_TEAM, upload);
+    const publishMs = performance.now() - t0;
+    const last = Math.max(...rows.activity.map((r) => r.day));
+    // People active in the last 90 days, where: who posts and whom they mention.
+    const recent = rows.activity.filter((r) => r.day > last - 90);
+    const byChannel = new Map<string, string[]>();
+    for (const r of recent) byChannel.set(r.channel, [...(byChannel.get(r.channel) ?? []), r.user]);
+    const channels = [...byChannel.keys()];
+    let seed = 11;
+    const rand = (n: number) => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+      return seed % n;
+    };
+    const pick = <T>(list: readonly T[]): T => list[rand(list.length)] as T;
+    const ts = last * 86_400_000 + 12 * 3_600_000;
+    const subjects = [...new Set(recent.map((r) => r.user))].slice(0, LIVE_SUBJECTS);
+    /** Every subject's candidates for each source; the time of the first call (it loads the new snapshot's tables) and of the others. */
+    const answers = async () => {
+      const out: string[] = [];
+      const ms: number[] = [];
+      for (const source of LIVE_SOURCES) {
+        for (const s of subjects) {
+          const t = performance.now();
+          out.push(JSON.stringify(await rec.candidates(LIVE_TEAM, source, s, {})));
+          ms.push(performance.now() - t);
+        }
+      }
+      return { out, first: ms[0] ?? 0, rest: ms.slice(1) };
+    };
+    const changedMs: number[] = [];
+    const fullMs: number[] = [];
+    const firstReadMs: number[] = [];
+    const restReadMs: number[] = [];
+    let same = 0;
+    let compared = 0;
+    let fellBack = 0;
+    let featureRows = 0;
+    for (let round = 0; round < rounds; round++) {
+      const events: FeatureEvent[] = [];
+      for (let k = 0; k < LIVE_EVENTS_PER_ROUND; k++) {
+        const channel = pick(channels);
+        const members = byChannel.get(channel) ?? [];
+        const user = pick(members);
+        const base = { v: 1 as const, id: `bench:${round}:${k}`, team: LIVE_TEAM, user, ts: ts + round * 1000 + k };
+        events.push(
+          k % 5 === 4
+            ? { ...base, type: "join", channel: pick(channels) }
+            : { ...base, type: "message", channel, mentions: [pick(members)].filter((m) => m !== user) },
+        );
+      }
+      await rec.ingestEvents(LIVE_TEAM, events);
+      let t = performance.now();
+      const changed = await rec.rebuildNow(LIVE_TEAM, "changed");
+      changedMs.push(performance.now() - t);
+      if (changed.live?.build !== "changed") fellBack++;
+      const a = await answers();
+      firstReadMs.push(a.first);
+      restReadMs.push(...a.rest);
+      t = performance.now();
+      const full = await rec.rebuildNow(LIVE_TEAM, "full");
+      fullMs.push(performance.now() - t);
+      featureRows = full.live?.rows ?? 0;
+      const b = await answers();
+      for (let i = 0; i < a.out.length; i++) {
+        compared++;
+        if (a.out[i] === b.out[i]) same++;
+      }
+    }
+    const config = `the same ledger and events, built from scratch: every ledger row read, the snapshot built and all ${featureRows} feature rows rewritten (what each alarm did before; POST …/features/rebuild?build=full)`;
+    const notes = `rails-collab's whole history uploaded as the team's ledger (${ledgerRows} rows; its first build ${round(publishMs / 1000, 3)} s), ${featureRows} feature rows; ${rounds} rounds of ${LIVE_EVENTS_PER_ROUND} events on the ledger's last day (messages with a mention and joins by people active in its last 90 days); time from Node around the RecStore call over Miniflare's proxy; fell back to a full build ${fellBack} times; identical: candidates and features of ${subjects.length} subjects x ${LIVE_SOURCES.join(", ")} after each build, ${compared} pairs`;
+    const median_ = (xs: number[]) => round(median(xs));
+    const { ratio } = compare(
+      { name: "", unit: "ms", better: "lower", value: median_(changedMs) },
+      { name: "", value: median_(fullMs) },
+    );
+    const live: BenchResult & { baseline: { name: string; value: number; config: string }; identical: number } = {
+      name: `live feature build after ${LIVE_EVENTS_PER_ROUND} events, rows they changed (p50)`,
+      unit: "ms",
+      better: "lower",
+      value: median_(changedMs),
+      runs: rounds,
+      baseline: { name: "full build", value: median_(fullMs), config },
+      identical: Math.round((same / Math.max(1, compared)) * 10_000) / 10_000,
+      ...(ratio === undefined ? {} : { ratio }),
+      notes,
+    };
+    return [
+      live,
+      {
+        name: "first candidates call after a live build (loads the new snapshot's tables) (p50)",
+        unit: "ms",
+        better: "lower",
+        value: median_(firstReadMs),
+        runs: rounds,
+        notes: `a build of either kind is a new snapshot id, so the next call reads all ${featureRows} feature rows and builds the in-memory tables (features/tables.ts) again; the other calls of the round: median ${median_(restReadMs)} ms (${restReadMs.length} calls)`,
+      },
+    ];
+  } finally {
+    await platform.close();
+  }
+}
+
 export const sections: Array<(o: SectionOptions) => Promise<BenchResult[]>> = [
   scoringSection,
   bundleSection,
   endpointSection,
+  liveSection,
 ];
 
 /** `--only a,b`: those sections (by name without "Section"); all when absent. */

@@ -266,6 +266,9 @@ export function ledgerRowsAround(sql: Sql, cut: number): LiveRows {
   // A (user, day) group may span both tables: collect the groups first, then
   // read each table's rows of the dirty users, the dirty channels and the
   // groups (separate statements: workerd's SQLite caps compound SELECTs).
+  // A dirty channel's rows inside the window are all in its groups; before
+  // it, its row needs only which days it was active, so one real row per
+  // (channel, day) stands for them (MIN makes the other columns that row's).
   sql.exec("DELETE FROM live_groups");
   for (const t of ["hist", "live"] as const) {
     sql.exec(
@@ -279,9 +282,11 @@ export function ledgerRowsAround(sql: Sql, cut: number): LiveRows {
     const rows = sql
       .exec<{ day: number; user: string; channel: string; commits: number }>(
         `SELECT day, user, channel, commits FROM ${t}_activity WHERE user IN (${dirtyUsers})
-         UNION SELECT day, user, channel, commits FROM ${t}_activity WHERE channel IN (${dirtyChannels})
+         UNION SELECT day, MIN(user), channel, commits FROM ${t}_activity
+           WHERE channel IN (${dirtyChannels}) AND day < ? GROUP BY channel, day
          UNION SELECT a.day, a.user, a.channel, a.commits FROM live_groups g
            JOIN ${t}_activity a ON a.user = g.user AND a.day = g.day`,
+        from,
       )
       .toArray();
     for (const r of rows) activity.push({ day: num(r.day), user: r.user, channel: r.channel, commits: num(r.commits) });

@@ -53,10 +53,15 @@ function around(all: LiveRows, dirty: ReturnType<typeof dirtyOf>, cut: number): 
       .filter((r) => dirty.channels.has(r.channel) && r.day >= cut - SAME_DAY_WINDOW)
       .map((r) => `${r.user} ${r.day}`),
   );
+  const before = new Set<LiveRows["activity"][number]>();
+  const days = new Set<string>();
+  for (const r of all.activity) {
+    if (!dirty.channels.has(r.channel) || r.day >= cut - SAME_DAY_WINDOW || days.has(`${r.channel} ${r.day}`)) continue;
+    days.add(`${r.channel} ${r.day}`);
+    before.add(r);
+  }
   return {
-    activity: all.activity.filter(
-      (r) => dirty.users.has(r.user) || dirty.channels.has(r.channel) || groups.has(`${r.user} ${r.day}`),
-    ),
+    activity: all.activity.filter((r) => dirty.users.has(r.user) || before.has(r) || groups.has(`${r.user} ${r.day}`)),
     interactions: all.interactions.filter((r) => dirty.users.has(r.user) || dirty.users.has(r.other)),
     hours: all.hours.filter((r) => dirty.users.has(r.user)),
   };

@@ -248,13 +248,37 @@ describe("live features", () => {
 
   it("the alarm rebuilds only the rows new events changed, the rows a full build gives; a new id that moves the order builds in full", async () => {
     const v = await world();
+    // A history with days before the same-day window (365 days) and inside it.
+    const today = Math.floor(Date.now() / 86_400_000);
+    const ds: CollabDataset = { name: "old", channels: [], activity: [], interactions: [], hours: [] };
+    for (const [ago, user, channel] of [
+      [700, 1, 2],
+      [700, 2, 2],
+      [500, 3, 1],
+      [500, 3, 2],
+      [200, 1, 2],
+      [200, 1, 1],
+      [200, 4, 1],
+    ] as const) {
+      ds.activity.push({ day: today - ago, user, channel, commits: 2, files: 0 });
+      ds.hours.push({ day: today - ago, user, hour: 10, commits: 2 });
+    }
+    ds.interactions.push({ day: today - 500, user: 3, other: 1, kind: "merged_pr", count: 1 });
+    const history = await api("POST", `/v1/admin/teams/${v.team}/features/history`, {
+      token: v.admin,
+      body: `${historyLinesOf(ds)
+        .map((l) => JSON.stringify(l))
+        .join("\n")}\n`,
+      contentType: "application/x-ndjson",
+    });
+    expect(history.status, JSON.stringify(history.body)).toBe(201);
     await join(v, "C1", ["U1", "U2", "U3"]);
     await join(v, "C2", ["U4"]);
     await post(v.team, "U1", "C1", ["U2"]);
     await post(v.team, "U4", "C2");
     // 4 joins, 2 invites (one per add), 2 messages.
     await counted(v.team, 8);
-    // The first build of a ledger is a full one, whatever was asked.
+    // Today's first events move the cut: a full build, whatever was asked.
     expect((await rebuild(v)).live).toMatchObject({ build: "full" });
     const rowsOf = () =>
       runInDurableObject(recStore(v.team), (_i, state) =>
@@ -263,19 +287,22 @@ describe("live features", () => {
           .toArray(),
       );
 
-    // Today again (the cut stays): U1 posts in C2 mentioning U4, U2 in C1 mentioning U3.
+    // Today again (the cut stays): U1 posts in C2 mentioning U4, U4 in C1. C1's
+    // day 500 days ago was U3's only, who is not among the rows read for U1 and U4.
     await post(v.team, "U1", "C2", ["U4"]);
-    await post(v.team, "U2", "C1", ["U3"]);
+    await post(v.team, "U4", "C1");
     await counted(v.team, 10);
     expect(await runDurableObjectAlarm(recStore(v.team))).toBe(true);
     const changed = await recStore(v.team).stats();
     expect(changed.live?.build).toBe("changed");
     const patched = await rowsOf();
-    expect(patched.find((r) => r.kind === "member" && r.key === "U1 C2")).toBeDefined();
+    // U1 in C2: 700 and 200 days ago (history) and today, in the windows 30, 90, 365, all.
+    expect(JSON.parse(patched.find((r) => r.kind === "member" && r.key === "U1 C2")?.data ?? "{}").d).toEqual([
+      1, 1, 2, 3,
+    ]);
     const full = await rebuild(v, "full");
     expect(full.live).toMatchObject({ build: "full", rows: changed.live?.rows, users: changed.live?.users });
     expect(patched).toEqual(await rowsOf());
-    expect((await featuresOf(v.team, "channel_browser", "U2", "C2"))?.ch_members_log).toBeCloseTo(Math.log1p(2), 9);
 
     // U7 is new and sorts before the admin's id "UADMIN" (string order): every
     // later rank moves, so the alarm builds in full, and gives the same rows.
