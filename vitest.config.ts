@@ -50,6 +50,10 @@ export default defineConfig(async () => {
     SLACK_CLIENT_SECRET: "test-slack-client-secret",
     SLACK_TOKEN_KEY: "test-slack-token-key",
     SLACK_API_BASE: `http://127.0.0.1:${slackPort}/api`,
+    // The live build's ledger cap (200,000 rows as deployed), small enough
+    // for test/workers/live-features.test.ts to reach it; no other suite's
+    // ledger comes near it.
+    REC_LIVE_MAX_ROWS: "500",
   };
   // The suites send hundreds of requests a minute with one token (setup as the
   // operator, the fuzz suite); wrangler.toml's 1,200 a minute per caller would

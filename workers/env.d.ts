@@ -1,4 +1,4 @@
-// The optional secrets. JWT_SECRET, the one the Worker cannot run without,
+// The optional secrets, and vars left unset by default. JWT_SECRET, the one the Worker cannot run without,
 // is in wrangler.toml's [secrets] required list, so `wrangler types`
 // declares it (worker-configuration.d.ts) and `wrangler deploy` refuses to
 // deploy until it is set.
@@ -12,4 +12,6 @@ interface Env {
   SLACK_CLIENT_SECRET?: string;
   /** When set, bot tokens are stored sealed (AES-GCM) under a key derived from it. */
   SLACK_TOKEN_KEY?: string;
+  /** Lowers the most ledger rows a full live feature build reads (src/recommend/live-rows.ts LIVE_BUILD_MAX_ROWS). */
+  REC_LIVE_MAX_ROWS?: string;
 }

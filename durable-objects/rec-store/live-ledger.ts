@@ -126,24 +126,31 @@ export function publishHistory(sql: Sql, upload: string): number {
   sql.exec("DELETE FROM hist_activity");
   sql.exec("DELETE FROM hist_interactions");
   sql.exec("DELETE FROM hist_hours");
-  let rows = 0;
-  rows += sql.exec(
+  sql.exec(
     `INSERT INTO hist_activity (day, user, channel, commits)
      SELECT day, user, other, SUM(n) FROM hist_stage WHERE upload = ? AND tbl = 'a' GROUP BY day, user, other`,
     upload,
-  ).rowsWritten;
-  rows += sql.exec(
+  );
+  sql.exec(
     `INSERT INTO hist_interactions (day, user, other, kind, count)
      SELECT day, user, other, kind, SUM(n) FROM hist_stage WHERE upload = ? AND tbl = 'i' GROUP BY day, user, other, kind`,
     upload,
-  ).rowsWritten;
-  rows += sql.exec(
+  );
+  sql.exec(
     `INSERT INTO hist_hours (day, user, hour, commits)
      SELECT day, user, CAST(other AS INTEGER), SUM(n) FROM hist_stage WHERE upload = ? AND tbl = 'h' GROUP BY day, user, other`,
     upload,
-  ).rowsWritten;
+  );
+  // Counted, not rowsWritten: that counts the index entries too.
+  const count = (t: string) => Number(sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM ${t}`).one().n);
+  const rows = count("hist_activity") + count("hist_interactions") + count("hist_hours");
   discardHistory(sql, upload);
   return rows;
+}
+
+/** Rows staged by an upload (before they are summed per key: at least as many as it publishes). */
+export function stagedRows(sql: Sql, upload: string): number {
+  return Number(sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM hist_stage WHERE upload = ?", upload).one().n);
 }
 
 export function discardHistory(sql: Sql, upload: string): void {

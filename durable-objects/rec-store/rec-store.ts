@@ -11,11 +11,13 @@ import {
 } from "../../src/recommend/features/index";
 import { snapshotToRows } from "../../src/recommend/features/rows";
 import { CANDIDATES_PER_GENERATOR } from "../../src/recommend/features/spec";
-import type { LiveBuild, LiveIngest, LiveSnapshotMeta } from "../../src/recommend/live-features";
+import type { LiveBuild, LiveBuildOutcome, LiveIngest, LiveSnapshotMeta } from "../../src/recommend/live-features";
 import { type DirtySet, livePatch } from "../../src/recommend/live-incremental";
 import {
   buildLiveSnapshot,
   type FeatureEvent,
+  type LedgerTooLarge,
+  LIVE_BUILD_MAX_ROWS,
   type LiveRows,
   type LiveVectors,
   liveCut,
@@ -39,6 +41,7 @@ import {
   ledgerRowsAround,
   migrateLedger,
   publishHistory,
+  stagedRows,
   sweepSeen,
   sweepUploads,
 } from "./live-ledger";
@@ -174,11 +177,21 @@ export class RecStore extends DurableObject<Env> {
    * last build changed when that gives the same snapshot
    * (src/recommend/live-incremental.ts). Null when the ledger has no rows.
    */
-  async rebuildLive(teamId: string, how: LiveBuild = "full"): Promise<LiveSnapshotMeta | null> {
+  async rebuildLive(teamId: string, how: LiveBuild = "full"): Promise<LiveBuildOutcome> {
     const vectorsFrom = this.snapshot()?.snapshotId ?? null;
     if (how === "changed") {
       const patched = this.patchLive(teamId, vectorsFrom);
-      if (patched !== undefined) return patched;
+      if (patched !== undefined) return { live: patched, refused: null };
+    }
+    // A full build holds the whole ledger in memory: past what that allows it
+    // is refused (the last snapshot keeps serving) rather than taking the
+    // object down on every alarm.
+    const counts = ledgerCounts(this.sql);
+    const liveRows = counts.activity + counts.interactions + counts.hours;
+    if (liveRows + counts.history > this.maxLedgerRows()) {
+      const refused = { rows: liveRows + counts.history, live: liveRows, max: this.maxLedgerRows() };
+      console.error(JSON.stringify({ rec_store: teamId, live_rebuild_refused: refused }));
+      return { live: this.live(), refused };
     }
     // Imported history and live events: the same rows (buildSnapshot sums a key seen in both).
     const live = ledgerRows(this.sql, "live");
@@ -189,7 +202,7 @@ export class RecStore extends DurableObject<Env> {
       hours: [...hist.hours, ...live.hours],
     };
     const cut = liveCut(rows);
-    if (cut === null) return null;
+    if (cut === null) return { live: null, refused: null };
     const builtAt = Date.now();
     const snapshot = buildLiveSnapshot("live", rows, cut, this.importedVectors());
     const featureRows = snapshotToRows(snapshot);
@@ -209,7 +222,7 @@ export class RecStore extends DurableObject<Env> {
       this.setMeta("live", meta);
       this.setMeta("live_basis", { vectorsFrom });
     });
-    return this.built(teamId, meta);
+    return { live: this.built(teamId, meta), refused: null };
   }
 
   /**
@@ -248,6 +261,11 @@ export class RecStore extends DurableObject<Env> {
       this.setMeta("live", meta);
     });
     return this.built(teamId, meta, patch.rows.length);
+  }
+
+  /** LIVE_BUILD_MAX_ROWS, or less when REC_LIVE_MAX_ROWS says so. */
+  private maxLedgerRows(): number {
+    return wholeVarOr("REC_LIVE_MAX_ROWS", this.env.REC_LIVE_MAX_ROWS, LIVE_BUILD_MAX_ROWS, LIVE_BUILD_MAX_ROWS);
   }
 
   private liveMetaOf(
@@ -328,7 +346,14 @@ export class RecStore extends DurableObject<Env> {
    * history counts as new data (like an event) for the precedence over an
    * imported count snapshot.
    */
-  async publishHistory(teamId: string, upload: string): Promise<{ rows: number }> {
+  async publishHistory(teamId: string, upload: string): Promise<{ rows: number } | { refused: LedgerTooLarge }> {
+    const staged = stagedRows(this.sql, upload);
+    const counts = ledgerCounts(this.sql);
+    const live = counts.activity + counts.interactions + counts.hours;
+    if (staged + live > this.maxLedgerRows()) {
+      discardHistory(this.sql, upload);
+      return { refused: { rows: staged, live, max: this.maxLedgerRows() } };
+    }
     const now = Date.now();
     const rows = this.ctx.storage.transactionSync(() => {
       const n = publishHistory(this.sql, upload);
@@ -347,15 +372,15 @@ export class RecStore extends DurableObject<Env> {
     );
   }
 
-  /** The rebuild route: the imported snapshot rechecked, the live one built now; which one is served. */
+  /** The rebuild route: the imported snapshot rechecked, the live one built now (or refused); which one is served. */
   async rebuildNow(
     teamId: string,
     build: LiveBuild = "full",
-  ): Promise<{ live: LiveSnapshotMeta | null; serving: "imported" | "live" | null }> {
+  ): Promise<LiveBuildOutcome & { serving: "imported" | "live" | null }> {
     this.checkedAt = 0;
     await this.ensureSnapshot(teamId);
-    const live = await this.rebuildLive(teamId, build);
-    return { live, serving: this.serving() };
+    const outcome = await this.rebuildLive(teamId, build);
+    return { ...outcome, serving: this.serving() };
   }
 
   override async alarm(): Promise<void> {

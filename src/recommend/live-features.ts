@@ -1,6 +1,6 @@
 import { isoOf } from "../datasets/collab";
 import type { ConversationKind } from "../directory/model";
-import { badRequest } from "../errors";
+import { badRequest, conflict } from "../errors";
 import {
   type DirectFeatureEvent,
   FEATURE_EVENT_VERSION,
@@ -10,6 +10,7 @@ import {
   isEventId,
   isId,
   type JoinFeatureEvent,
+  type LedgerTooLarge,
   MAX_EVENT_TARGETS,
   MAX_INVITE_TARGETS,
   type MessageFeatureEvent,
@@ -40,6 +41,12 @@ export interface LiveSnapshotMeta {
   build?: LiveBuild;
 }
 
+/** A build's result: the snapshot now (the last one when refused), and why a full build was refused. */
+export interface LiveBuildOutcome {
+  live: LiveSnapshotMeta | null;
+  refused: LedgerTooLarge | null;
+}
+
 /** `full`: everything from the ledger; `changed`: the rows new events changed, when that gives what `full` would. */
 export type LiveBuild = "full" | "changed";
 
@@ -59,10 +66,7 @@ export interface LiveFeatureStore {
    * events whose producer did not have the poster's zone.
    */
   zones?(team: string, users: string[]): Promise<ReadonlyMap<string, string>>;
-  rebuild(
-    team: string,
-    build: LiveBuild,
-  ): Promise<{ live: LiveSnapshotMeta | null; serving: "imported" | "live" | null }>;
+  rebuild(team: string, build: LiveBuild): Promise<LiveBuildOutcome & { serving: "imported" | "live" | null }>;
   /**
    * Records that the team's ledger took rows on these UTC days, for the
    * day's retraining export (export.ts `activeTeams`). Called after the
@@ -324,7 +328,13 @@ export async function rebuildLiveFeatures(store: LiveFeatureStore, team: string,
   if (build !== undefined && build !== "full" && build !== "changed") {
     throw badRequest(`build must be "full" or "changed", not "${build.slice(0, 40)}"`);
   }
-  const { live, serving } = await store.rebuild(team, build ?? "changed");
+  const { live, serving, refused } = await store.rebuild(team, build ?? "changed");
+  if (refused) {
+    throw conflict(
+      `the team's feature ledger holds ${refused.rows} rows (${refused.live} of them live events), more than the ${refused.max} a full build holds in memory; the last live snapshot keeps serving, and builds of what new events change go on within a day`,
+      { ...refused, snapshot_id: live?.snapshotId ?? null },
+    );
+  }
   return {
     live: live
       ? {

@@ -1,7 +1,7 @@
 import { dayOf } from "../datasets/collab";
 import { DomainError, invalidBody, tooLarge } from "../errors";
 import type { SnapshotLine } from "./feature-import";
-import { emptyRows, isId, type LiveRows } from "./live-rows";
+import { emptyRows, isId, type LedgerTooLarge, LIVE_BUILD_MAX_ROWS, type LiveRows } from "./live-rows";
 
 // Importing a team's history as raw rows (the dataset's own three tables,
 // with platform ids) into its ledger, so that an imported history and live
@@ -16,15 +16,20 @@ import { emptyRows, isId, type LiveRows } from "./live-rows";
 //   {"table":"interactions","day":"2024-01-02","user_id":"U1","other_user_id":"U2","kind":"merged_pr","count":1}
 //   {"table":"hours","day":"2024-01-02","user_id":"U1","local_hour":14,"commits":2}
 
-export const MAX_HISTORY_ROWS = 2_000_000;
+/** A history is built with the team's live events in one object: no more rows than a build holds. */
+export const MAX_HISTORY_ROWS = LIVE_BUILD_MAX_ROWS;
 const APPEND_BATCH = 5_000;
 
 export interface HistoryPorts {
   /** Starts an unpublished upload; answers its id. */
   begin(team: string): Promise<string>;
   append(team: string, upload: string, rows: LiveRows): Promise<void>;
-  /** Replaces the team's history with the upload, then rebuilds its live snapshot. */
-  publish(team: string, upload: string): Promise<{ rows: number }>;
+  /**
+   * Replaces the team's history with the upload, then rebuilds its live
+   * snapshot; or, when the upload and the team's live events would be more
+   * rows than a build holds, discards the upload and says so.
+   */
+  publish(team: string, upload: string): Promise<{ rows: number } | { refused: LedgerTooLarge }>;
   discard(team: string, upload: string): Promise<void>;
 }
 
@@ -120,6 +125,13 @@ export async function importHistory(ports: HistoryPorts, team: string, lines: As
     throw error;
   }
   if (n === 0) await fail(invalidBody("empty history; nothing was imported"));
-  const { rows } = await ports.publish(team, upload);
-  return { upload, lines: n, rows };
+  const published = await ports.publish(team, upload);
+  if ("refused" in published) {
+    const { rows, live, max } = published.refused;
+    throw tooLarge(
+      `the history (${rows} rows) and the team's live events (${live} rows) are more than the ${max} rows a live feature build holds in memory; nothing was imported`,
+      { rows, live, max },
+    );
+  }
+  return { upload, lines: n, rows: published.rows };
 }

@@ -284,6 +284,23 @@ export interface LiveVectors {
 }
 
 /**
+ * The most ledger rows (imported history and live events) a full live build
+ * reads. It holds them all, with the snapshot it builds, in the team's
+ * object, whose isolate has 128 MB. Measured in Node with the heap capped at
+ * 90 MB (the rest left for the code and the tables being served):
+ * rails-collab grown to 217,657 rows builds, 261,189 rows runs out of memory.
+ * 200,000 leaves a margin. `REC_LIVE_MAX_ROWS` may lower it, never raise it.
+ */
+export const LIVE_BUILD_MAX_ROWS = 200_000;
+
+/** A ledger bigger than one build holds: `rows` (a history upload's, or the whole ledger's), of which `live` are events. */
+export interface LedgerTooLarge {
+  rows: number;
+  live: number;
+  max: number;
+}
+
+/**
  * The feature snapshot of raw rows with platform ids at `cut`: the rows are
  * numbered in orderIds order and handed to buildSnapshot, the import path's
  * builder, so the live path and the import path give the same snapshot for

@@ -346,7 +346,7 @@ describe("the consumer's routing", () => {
         seen.set(team, [...(seen.get(team) ?? []), ...events.map((e) => e.id)]);
         return { added: events.length, duplicates: 0, foreign: 0 };
       },
-      rebuild: async () => ({ live: null, serving: null }),
+      rebuild: async () => ({ live: null, serving: null, refused: null }),
     };
     const ev = (team: string, id: string) => ({ ...base, team, id, type: "join", user: "U1", channel: "C1" });
     const out = await consumeFeatureEvents(
@@ -375,7 +375,7 @@ describe("the consumer's time zones", () => {
         got.push(...events);
         return { added: events.length, duplicates: 0, foreign: 0 };
       },
-      rebuild: async () => ({ live: null, serving: null }),
+      rebuild: async () => ({ live: null, serving: null, refused: null }),
       zones,
     });
     const msg = (id: string, user: string, tz?: string) => ({

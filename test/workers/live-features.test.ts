@@ -325,6 +325,55 @@ describe("live features", () => {
     expect(bad.body.error.code).toBeTruthy();
   });
 
+  it("a ledger past what a full build holds in memory: the history upload is refused (413), the build refused (409), the last snapshot serves", async () => {
+    // REC_LIVE_MAX_ROWS is 500 in the tests (vitest.config.ts).
+    const v = await world();
+    const today = Math.floor(Date.now() / 86_400_000);
+    const lines = (n: number) =>
+      `${Array.from({ length: n }, (_, i) =>
+        JSON.stringify({
+          table: "activity",
+          day: isoOf(today - 1 - (i % 200)),
+          user_id: `U${1 + (i % 6)}`,
+          channel_id: `C${1 + (i % 3)}`,
+          commits: 1,
+        }),
+      ).join("\n")}\n`;
+    const upload = (n: number) =>
+      api<{ rows?: number; error?: { code: string; message: string } }>(
+        "POST",
+        `/v1/admin/teams/${v.team}/features/history`,
+        { token: v.admin, body: lines(n), contentType: "application/x-ndjson" },
+      );
+    const first = await upload(300);
+    expect(first.status, JSON.stringify(first.body)).toBe(201);
+    const built = await recStore(v.team).stats();
+    expect(built.live?.snapshotId).toBeTruthy();
+
+    const tooMany = await upload(600);
+    expect(tooMany.status).toBe(413);
+    expect(tooMany.body.error?.message).toMatch(/600 rows.*500 rows a live feature build holds/);
+    expect((await recStore(v.team).stats()).ledger.history).toBe(first.body.rows);
+
+    // 250 joins today: 550 rows, and today's cut needs a full build.
+    const events = Array.from({ length: 250 }, (_, i) => joinEvents(v.team, `C${i}`, ["U1"], Date.now())[0]);
+    await recStore(v.team).ingestEvents(
+      v.team,
+      events.filter((e) => e !== undefined),
+    );
+    const refused = await api<{ error: { code: string; message: string } }>(
+      "POST",
+      `/v1/admin/teams/${v.team}/features/rebuild`,
+      { token: v.admin },
+    );
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.message).toMatch(/holds 550 rows \(250 of them live events\), more than the 500/);
+    expect(await runDurableObjectAlarm(recStore(v.team))).toBe(true);
+    const after = await recStore(v.team).stats();
+    expect(after.live?.snapshotId).toBe(built.live?.snapshotId);
+    expect(after.serving).toBe("live");
+  });
+
   it("the same event delivered twice counts once", async () => {
     const [event] = joinEvents(w.team, "C4", ["U8"], Date.now());
     const marker = { ...event, id: `${event?.id}-marker`, user: "U7" };
