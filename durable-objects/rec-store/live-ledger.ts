@@ -1,9 +1,12 @@
 import type { LedgerCursor } from "../../src/recommend/export";
 import { type DirtySet, dirtyOf, SAME_DAY_WINDOW } from "../../src/recommend/live-incremental";
 import {
+  activityOrder,
   emptyRows,
   eventRows,
   type FeatureEvent,
+  hoursOrder,
+  type LedgerSource,
   type LiveActivity,
   type LiveHour,
   type LiveInteraction,
@@ -148,9 +151,30 @@ export function publishHistory(sql: Sql, upload: string): number {
   return rows;
 }
 
-/** Rows staged by an upload (before they are summed per key: at least as many as it publishes). */
-export function stagedRows(sql: Sql, upload: string): number {
-  return Number(sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM hist_stage WHERE upload = ?", upload).one().n);
+/**
+ * The ledger's rows, and about how many feature rows a build of it makes:
+ * its people, channels, memberships, pairs (either direction) and
+ * (person, hour)s, by DISTINCT over both tables of a kind (the same-day
+ * pairs are left out: at most channels², few in practice).
+ */
+export function ledgerSize(sql: Sql): { rows: number; live: number; features: number } {
+  const c = ledgerCounts(sql);
+  const live = c.activity + c.interactions + c.hours;
+  const distinctOf = (table: string, columns: string) =>
+    Number(
+      sql
+        .exec<{ n: number }>(
+          `SELECT COUNT(*) AS n FROM (SELECT ${columns} FROM hist_${table} UNION SELECT ${columns} FROM live_${table})`,
+        )
+        .one().n,
+    );
+  const features =
+    distinctOf("activity", "user") +
+    distinctOf("activity", "channel") +
+    distinctOf("activity", "user, channel") +
+    distinctOf("interactions", "user, other") +
+    distinctOf("hours", "user, hour");
+  return { rows: live + c.history, live, features };
 }
 
 export function discardHistory(sql: Sql, upload: string): void {
@@ -321,30 +345,109 @@ export function ledgerRowsAround(sql: Sql, cut: number): LiveRows {
   return { activity, interactions, hours };
 }
 
-/** Every row a rebuild reads: live events (`live`) or the imported history (`hist`). */
-export function ledgerRows(sql: Sql, prefix: "live" | "hist" = "live"): LiveRows {
-  const num = (v: unknown) => Number(v);
+// --- the full build's read: row by row, never the whole ledger at once -------------
+
+const READ_PAGE = 5_000;
+
+/** A table's rows in primary-key order, a keyset page at a time (each page one indexed range read). */
+function* tableRows<T>(
+  sql: Sql,
+  table: string,
+  keys: readonly string[],
+  columns: readonly string[],
+  map: (r: Record<string, SqlStorageValue>) => T,
+): Generator<T> {
+  let after: SqlStorageValue[] | null = null;
+  for (;;) {
+    const where: string = after === null ? "" : `WHERE (${keys.join(", ")}) > (${keys.map(() => "?").join(", ")})`;
+    const page: Array<Record<string, SqlStorageValue>> = sql
+      .exec<Record<string, SqlStorageValue>>(
+        `SELECT ${columns.join(", ")} FROM ${table} ${where} ORDER BY ${keys.join(", ")} LIMIT ?`,
+        ...(after ?? []),
+        READ_PAGE,
+      )
+      .toArray();
+    for (const r of page) yield map(r);
+    const last: Record<string, SqlStorageValue> | undefined = page.at(-1);
+    if (page.length < READ_PAGE || !last) return;
+    after = keys.map((k): SqlStorageValue => last[k] as SqlStorageValue);
+  }
+}
+
+/** Two ascending sequences as one (the history's and the live events' tables of one kind). */
+function* merged<T>(a: Iterable<T>, b: Iterable<T>, order: (x: T, y: T) => number): Generator<T> {
+  const ia = a[Symbol.iterator]();
+  const ib = b[Symbol.iterator]();
+  let x = ia.next();
+  let y = ib.next();
+  while (!x.done || !y.done) {
+    if (y.done || (!x.done && order(x.value, y.value) <= 0)) {
+      yield x.value as T;
+      x = ia.next();
+    } else {
+      yield y.value;
+      y = ib.next();
+    }
+  }
+}
+
+/** Distinct values of a column over the history's and the live events' table. */
+function distinct(sql: Sql, table: string, column: string): Set<string> {
+  const out = new Set<string>();
+  for (const p of ["hist", "live"]) {
+    for (const r of sql.exec<{ v: string }>(`SELECT DISTINCT ${column} AS v FROM ${p}_${table}`)) out.add(String(r.v));
+  }
+  return out;
+}
+
+/**
+ * The ledger (history and live events) as a full build reads it
+ * (live-rows.ts LedgerSource): ids by DISTINCT, rows a page at a time in
+ * key order, the two tables of a kind merged, so memory holds a page, not
+ * the ledger.
+ */
+export function ledgerSource(sql: Sql): LedgerSource {
+  const num = (v: SqlStorageValue) => Number(v);
+  const activity = (p: string) =>
+    tableRows(sql, `${p}_activity`, ["day", "user", "channel"], ["day", "user", "channel", "commits"], (r) => ({
+      day: num(r.day as SqlStorageValue),
+      user: String(r.user),
+      channel: String(r.channel),
+      commits: num(r.commits as SqlStorageValue),
+    }));
+  const interactions = (p: string) =>
+    tableRows(
+      sql,
+      `${p}_interactions`,
+      ["day", "user", "other", "kind"],
+      ["day", "user", "other", "kind", "count"],
+      (r) => ({
+        day: num(r.day as SqlStorageValue),
+        user: String(r.user),
+        other: String(r.other),
+        kind: String(r.kind),
+        count: num(r.count as SqlStorageValue),
+      }),
+    );
+  const hours = (p: string) =>
+    tableRows(sql, `${p}_hours`, ["day", "user", "hour"], ["day", "user", "hour", "commits"], (r) => ({
+      day: num(r.day as SqlStorageValue),
+      user: String(r.user),
+      hour: num(r.hour as SqlStorageValue),
+      commits: num(r.commits as SqlStorageValue),
+    }));
   return {
-    activity: sql
-      .exec<{ day: number; user: string; channel: string; commits: number }>(
-        `SELECT day, user, channel, commits FROM ${prefix}_activity`,
-      )
-      .toArray()
-      .map((r): LiveActivity => ({ day: num(r.day), user: r.user, channel: r.channel, commits: num(r.commits) })),
-    interactions: sql
-      .exec<{ day: number; user: string; other: string; kind: string; count: number }>(
-        `SELECT day, user, other, kind, count FROM ${prefix}_interactions`,
-      )
-      .toArray()
-      .map(
-        (r): LiveInteraction => ({ day: num(r.day), user: r.user, other: r.other, kind: r.kind, count: num(r.count) }),
-      ),
-    hours: sql
-      .exec<{ day: number; user: string; hour: number; commits: number }>(
-        `SELECT day, user, hour, commits FROM ${prefix}_hours`,
-      )
-      .toArray()
-      .map((r): LiveHour => ({ day: num(r.day), user: r.user, hour: num(r.hour), commits: num(r.commits) })),
+    users: () =>
+      new Set([
+        ...distinct(sql, "activity", "user"),
+        ...distinct(sql, "interactions", "user"),
+        ...distinct(sql, "interactions", "other"),
+        ...distinct(sql, "hours", "user"),
+      ]),
+    channels: () => distinct(sql, "activity", "channel"),
+    activity: () => merged(activity("hist"), activity("live"), activityOrder),
+    interactions: () => merged(interactions("hist"), interactions("live"), () => 0),
+    hours: () => merged(hours("hist"), hours("live"), hoursOrder),
   };
 }
 

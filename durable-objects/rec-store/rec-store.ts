@@ -14,13 +14,13 @@ import { CANDIDATES_PER_GENERATOR } from "../../src/recommend/features/spec";
 import type { LiveBuild, LiveBuildOutcome, LiveIngest, LiveSnapshotMeta } from "../../src/recommend/live-features";
 import { type DirtySet, livePatch } from "../../src/recommend/live-incremental";
 import {
-  buildLiveSnapshot,
+  buildLiveSnapshotFrom,
   type FeatureEvent,
   type LedgerTooLarge,
   LIVE_BUILD_MAX_ROWS,
+  LIVE_SNAPSHOT_MAX_ROWS,
   type LiveRows,
   type LiveVectors,
-  liveCut,
 } from "../../src/recommend/live-rows";
 import type { FeedbackCheck, ServedRequest } from "../../src/recommend/ports";
 import { isSource } from "../../src/recommend/sources";
@@ -37,11 +37,11 @@ import {
   ledgerCounts,
   ledgerLastDay,
   ledgerPage,
-  ledgerRows,
   ledgerRowsAround,
+  ledgerSize,
+  ledgerSource,
   migrateLedger,
   publishHistory,
-  stagedRows,
   sweepSeen,
   sweepUploads,
 } from "./live-ledger";
@@ -82,6 +82,13 @@ export interface RecStoreStats {
   rows: number;
   served: number;
   databaseBytes: number;
+}
+
+/** Thrown inside the publish transaction to roll it back. */
+class HistoryRefused extends Error {
+  constructor(readonly refused: LedgerTooLarge) {
+    super("history refused");
+  }
 }
 
 export class RecStore extends DurableObject<Env> {
@@ -183,28 +190,21 @@ export class RecStore extends DurableObject<Env> {
       const patched = this.patchLive(teamId, vectorsFrom);
       if (patched !== undefined) return { live: patched, refused: null };
     }
-    // A full build holds the whole ledger in memory: past what that allows it
-    // is refused (the last snapshot keeps serving) rather than taking the
-    // object down on every alarm.
-    const counts = ledgerCounts(this.sql);
-    const liveRows = counts.activity + counts.interactions + counts.hours;
-    if (liveRows + counts.history > this.maxLedgerRows()) {
-      const refused = { rows: liveRows + counts.history, live: liveRows, max: this.maxLedgerRows() };
+    // Past what one build can read in time or hold in memory, a full build is
+    // refused (the last snapshot keeps serving) rather than taking the object
+    // down on every alarm.
+    const refused = this.tooLarge();
+    if (refused) {
       console.error(JSON.stringify({ rec_store: teamId, live_rebuild_refused: refused }));
       return { live: this.live(), refused };
     }
-    // Imported history and live events: the same rows (buildSnapshot sums a key seen in both).
-    const live = ledgerRows(this.sql, "live");
-    const hist = ledgerRows(this.sql, "hist");
-    const rows = {
-      activity: [...hist.activity, ...live.activity],
-      interactions: [...hist.interactions, ...live.interactions],
-      hours: [...hist.hours, ...live.hours],
-    };
-    const cut = liveCut(rows);
-    if (cut === null) return { live: null, refused: null };
+    // Imported history and live events: one set of rows (the builder sums a key seen in both),
+    // read a page at a time.
+    const lastDay = ledgerLastDay(this.sql);
+    if (lastDay === null) return { live: null, refused: null };
+    const cut = lastDay + 1;
     const builtAt = Date.now();
-    const snapshot = buildLiveSnapshot("live", rows, cut, this.importedVectors());
+    const snapshot = buildLiveSnapshotFrom("live", ledgerSource(this.sql), cut, this.importedVectors());
     const featureRows = snapshotToRows(snapshot);
     const meta = this.liveMetaOf(
       builtAt,
@@ -263,9 +263,12 @@ export class RecStore extends DurableObject<Env> {
     return this.built(teamId, meta, patch.rows.length);
   }
 
-  /** LIVE_BUILD_MAX_ROWS, or less when REC_LIVE_MAX_ROWS says so. */
-  private maxLedgerRows(): number {
-    return wholeVarOr("REC_LIVE_MAX_ROWS", this.env.REC_LIVE_MAX_ROWS, LIVE_BUILD_MAX_ROWS, LIVE_BUILD_MAX_ROWS);
+  /** Whether the ledger is past what one full build takes (live-rows.ts LIVE_BUILD_MAX_ROWS, LIVE_SNAPSHOT_MAX_ROWS). */
+  private tooLarge(): LedgerTooLarge | null {
+    const max = wholeVarOr("REC_LIVE_MAX_ROWS", this.env.REC_LIVE_MAX_ROWS, LIVE_BUILD_MAX_ROWS, LIVE_BUILD_MAX_ROWS);
+    const size = ledgerSize(this.sql);
+    if (size.rows <= max && size.features <= LIVE_SNAPSHOT_MAX_ROWS) return null;
+    return { ...size, max, maxFeatures: LIVE_SNAPSHOT_MAX_ROWS };
   }
 
   private liveMetaOf(
@@ -347,19 +350,23 @@ export class RecStore extends DurableObject<Env> {
    * imported count snapshot.
    */
   async publishHistory(teamId: string, upload: string): Promise<{ rows: number } | { refused: LedgerTooLarge }> {
-    const staged = stagedRows(this.sql, upload);
-    const counts = ledgerCounts(this.sql);
-    const live = counts.activity + counts.interactions + counts.hours;
-    if (staged + live > this.maxLedgerRows()) {
-      discardHistory(this.sql, upload);
-      return { refused: { rows: staged, live, max: this.maxLedgerRows() } };
-    }
     const now = Date.now();
-    const rows = this.ctx.storage.transactionSync(() => {
-      const n = publishHistory(this.sql, upload);
-      this.setMeta("ledger", { lastEventAt: now, team: teamId });
-      return n;
-    });
+    // Published, measured, and rolled back when a build could not take it:
+    // then nothing changed but the upload, which is discarded.
+    let rows: number;
+    try {
+      rows = this.ctx.storage.transactionSync(() => {
+        const n = publishHistory(this.sql, upload);
+        const refused = this.tooLarge();
+        if (refused) throw new HistoryRefused(refused);
+        this.setMeta("ledger", { lastEventAt: now, team: teamId });
+        return n;
+      });
+    } catch (error) {
+      if (!(error instanceof HistoryRefused)) throw error;
+      discardHistory(this.sql, upload);
+      return { refused: error.refused };
+    }
     await this.importedCopied(teamId);
     await this.rebuildLive(teamId);
     return { rows };

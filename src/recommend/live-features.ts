@@ -16,6 +16,7 @@ import {
   type MessageFeatureEvent,
   parseFeatureEvent,
   type ReactionFeatureEvent,
+  tooLargeReason,
   utcDay,
 } from "./live-rows";
 
@@ -331,7 +332,7 @@ export async function rebuildLiveFeatures(store: LiveFeatureStore, team: string,
   const { live, serving, refused } = await store.rebuild(team, build ?? "changed");
   if (refused) {
     throw conflict(
-      `the team's feature ledger holds ${refused.rows} rows (${refused.live} of them live events), more than the ${refused.max} a full build holds in memory; the last live snapshot keeps serving, and builds of what new events change go on within a day`,
+      `the team's features: ${tooLargeReason(refused)}; the last live snapshot keeps serving, and builds of what new events change go on within a day`,
       { ...refused, snapshot_id: live?.snapshotId ?? null },
     );
   }

@@ -1,7 +1,7 @@
 import { dayOf } from "../datasets/collab";
 import { DomainError, invalidBody, tooLarge } from "../errors";
 import type { SnapshotLine } from "./feature-import";
-import { emptyRows, isId, type LedgerTooLarge, LIVE_BUILD_MAX_ROWS, type LiveRows } from "./live-rows";
+import { emptyRows, isId, type LedgerTooLarge, LIVE_BUILD_MAX_ROWS, type LiveRows, tooLargeReason } from "./live-rows";
 
 // Importing a team's history as raw rows (the dataset's own three tables,
 // with platform ids) into its ledger, so that an imported history and live
@@ -127,11 +127,7 @@ export async function importHistory(ports: HistoryPorts, team: string, lines: As
   if (n === 0) await fail(invalidBody("empty history; nothing was imported"));
   const published = await ports.publish(team, upload);
   if ("refused" in published) {
-    const { rows, live, max } = published.refused;
-    throw tooLarge(
-      `the history (${rows} rows) and the team's live events (${live} rows) are more than the ${max} rows a live feature build holds in memory; nothing was imported`,
-      { rows, live, max },
-    );
+    throw tooLarge(`with this history, ${tooLargeReason(published.refused)}; nothing was imported`, published.refused);
   }
   return { upload, lines: n, rows: published.rows };
 }

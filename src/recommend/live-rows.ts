@@ -1,4 +1,4 @@
-import { buildSnapshot, type FeatureSnapshot } from "./features/snapshot";
+import { type FeatureSnapshot, SnapshotBuilder } from "./features/snapshot";
 
 // The one definition of "a platform event is a row of the collaboration
 // dataset" (training/FEATURES.md, "Live traffic"). The offline pipeline reads
@@ -285,26 +285,85 @@ export interface LiveVectors {
 
 /**
  * The most ledger rows (imported history and live events) a full live build
- * reads. It holds them all, with the snapshot it builds, in the team's
- * object, whose isolate has 128 MB. Measured in Node with the heap capped at
- * 90 MB (the rest left for the code and the tables being served):
- * rails-collab grown to 217,657 rows builds, 261,189 rows runs out of memory.
- * 200,000 leaves a margin. `REC_LIVE_MAX_ROWS` may lower it, never raise it.
+ * reads. The build streams them a page at a time (live-ledger.ts
+ * ledgerSource), so memory does not grow with them; time does. Measured in
+ * Node, rails-collab's people and channels over 12 times its 18 years
+ * (2,089,524 rows) built in 2.2 s. `REC_LIVE_MAX_ROWS` may lower it, never
+ * raise it.
  */
-export const LIVE_BUILD_MAX_ROWS = 200_000;
+export const LIVE_BUILD_MAX_ROWS = 2_000_000;
 
-/** A ledger bigger than one build holds: `rows` (a history upload's, or the whole ledger's), of which `live` are events. */
+/**
+ * The most feature rows (people, channels, memberships, pairs, hours: about
+ * what snapshot.ts builds) a full live build may make: the snapshot and its
+ * rows are held in the team's object, whose isolate has 128 MB. Measured in
+ * Node with the heap capped at 90 MB (the rest left for the code and the
+ * tables being served): rails-collab with twice its people (153,468 feature
+ * rows) builds, three times (about 230,000) runs out of memory.
+ */
+export const LIVE_SNAPSHOT_MAX_ROWS = 130_000;
+
+/**
+ * A ledger one full build cannot take: `rows` (of which `live` are events)
+ * against `max`, or about `features` snapshot rows against `maxFeatures`.
+ */
 export interface LedgerTooLarge {
   rows: number;
   live: number;
   max: number;
+  features: number;
+  maxFeatures: number;
+}
+
+/** What is too large, in words. */
+export function tooLargeReason(t: LedgerTooLarge): string {
+  return t.rows > t.max
+    ? `a ledger of ${t.rows} rows (${t.live} of them live events) is more than the ${t.max} a full live feature build reads`
+    : `a snapshot of about ${t.features} feature rows is more than the ${t.maxFeatures} a full live feature build holds in memory`;
+}
+
+/**
+ * A ledger as a full build reads it, so it never has to be held whole: the
+ * ids first, then the rows in the order SnapshotBuilder takes (activity by
+ * day, then user, then channel; hours by day; interactions in any order).
+ */
+export interface LedgerSource {
+  /** Every user id (activity, both sides of interactions, hours); repeats allowed. */
+  users(): Iterable<string>;
+  /** Every channel id of the activity; repeats allowed. */
+  channels(): Iterable<string>;
+  activity(): Iterable<LiveActivity>;
+  interactions(): Iterable<LiveInteraction>;
+  hours(): Iterable<LiveHour>;
+}
+
+const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+/** The order a ledger table's primary key gives (SQLite compares TEXT by code unit, as `<` does for these ids). */
+export const activityOrder = (x: LiveActivity, y: LiveActivity) =>
+  x.day - y.day || byString(x.user, y.user) || byString(x.channel, y.channel);
+export const hoursOrder = (x: LiveHour, y: LiveHour) => x.day - y.day || byString(x.user, y.user) || x.hour - y.hour;
+
+/** Rows in memory as a LedgerSource (sorted copies). */
+export function rowsSource(rows: LiveRows): LedgerSource {
+  return {
+    users: () => [
+      ...rows.activity.map((r) => r.user),
+      ...rows.interactions.flatMap((r) => [r.user, r.other]),
+      ...rows.hours.map((r) => r.user),
+    ],
+    channels: () => rows.activity.map((r) => r.channel),
+    activity: () => [...rows.activity].sort(activityOrder),
+    interactions: () => rows.interactions,
+    hours: () => [...rows.hours].sort(hoursOrder),
+  };
 }
 
 /**
  * The feature snapshot of raw rows with platform ids at `cut`: the rows are
- * numbered in orderIds order and handed to buildSnapshot, the import path's
- * builder, so the live path and the import path give the same snapshot for
- * the same rows (test/node/live-features.test.ts checks it on rails-collab).
+ * numbered in orderIds order and fed to the import path's builder
+ * (features/snapshot.ts SnapshotBuilder, as buildSnapshot does), so the live
+ * path and the import path give the same snapshot for the same rows
+ * (test/node/live-features.test.ts checks it on rails-collab).
  */
 export function buildLiveSnapshot(
   name: string,
@@ -312,16 +371,30 @@ export function buildLiveSnapshot(
   cut: number,
   vectors: LiveVectors = { dims: 0, users: new Map(), channels: new Map() },
 ): FeatureSnapshot {
-  const userIds = orderIds([
-    ...rows.activity.map((r) => r.user),
-    ...rows.interactions.flatMap((r) => [r.user, r.other]),
-    ...rows.hours.map((r) => r.user),
-  ]);
-  const channelIds = orderIds(rows.activity.map((r) => r.channel));
+  return buildLiveSnapshotFrom(name, rowsSource(rows), cut, vectors);
+}
+
+/** buildLiveSnapshot over a source read row by row (the store's cursor over its ledger). */
+export function buildLiveSnapshotFrom(
+  name: string,
+  source: LedgerSource,
+  cut: number,
+  vectors: LiveVectors = { dims: 0, users: new Map(), channels: new Map() },
+): FeatureSnapshot {
+  const userIds = orderIds(source.users());
+  const channelIds = orderIds(source.channels());
   const ui = new Map(userIds.map((id, i) => [id, i]));
   const ci = new Map(channelIds.map((id, i) => [id, i]));
-  const u = (id: string) => ui.get(id) as number;
-  const c = (id: string) => ci.get(id) as number;
+  const u = (id: string) => {
+    const i = ui.get(id);
+    if (i === undefined) throw new Error(`ledger row names user ${id}, not among the ledger's users`);
+    return i;
+  };
+  const c = (id: string) => {
+    const i = ci.get(id);
+    if (i === undefined) throw new Error(`ledger row names channel ${id}, not among the ledger's channels`);
+    return i;
+  };
   const keyed = (ids: readonly string[], m: ReadonlyMap<string, readonly number[]>) => {
     const out: Record<string, readonly number[]> = {};
     ids.forEach((id, i) => {
@@ -330,27 +403,12 @@ export function buildLiveSnapshot(
     });
     return out;
   };
-  return buildSnapshot(
-    {
-      name,
-      channels: [],
-      activity: rows.activity.map((r) => ({
-        day: r.day,
-        user: u(r.user),
-        channel: c(r.channel),
-        commits: r.commits,
-        files: 0,
-      })),
-      interactions: rows.interactions.map((r) => ({
-        day: r.day,
-        user: u(r.user),
-        other: u(r.other),
-        kind: r.kind,
-        count: r.count,
-      })),
-      hours: rows.hours.map((r) => ({ day: r.day, user: u(r.user), hour: r.hour, commits: r.commits })),
-    },
-    cut,
+  const b = new SnapshotBuilder(cut);
+  for (const r of source.activity()) b.activity(r.day, u(r.user), c(r.channel), r.commits);
+  for (const r of source.interactions()) b.interaction(r.day, u(r.user), u(r.other), r.count);
+  for (const r of source.hours()) b.hour(r.day, u(r.user), r.hour, r.commits);
+  return b.finish(
+    name,
     {
       dims: vectors.dims,
       ...(vectors.cut ? { cut: vectors.cut } : {}),

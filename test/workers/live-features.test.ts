@@ -7,6 +7,7 @@ import {
   runInDurableObject,
 } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
+import { ledgerSize } from "../../durable-objects/rec-store/live-ledger";
 import { type CollabDataset, historyLinesOf, isoOf } from "../../src/datasets/collab";
 import { fromBlock } from "../../src/recommend/candidate-block";
 import { buildSnapshot, snapshotToRows } from "../../src/recommend/features/index";
@@ -325,7 +326,7 @@ describe("live features", () => {
     expect(bad.body.error.code).toBeTruthy();
   });
 
-  it("a ledger past what a full build holds in memory: the history upload is refused (413), the build refused (409), the last snapshot serves", async () => {
+  it("a ledger past what a full build takes: the history upload is refused (413), the build refused (409), the last snapshot serves", async () => {
     // REC_LIVE_MAX_ROWS is 500 in the tests (vitest.config.ts).
     const v = await world();
     const today = Math.floor(Date.now() / 86_400_000);
@@ -349,10 +350,16 @@ describe("live features", () => {
     expect(first.status, JSON.stringify(first.body)).toBe(201);
     const built = await recStore(v.team).stats();
     expect(built.live?.snapshotId).toBeTruthy();
+    // The snapshot-size estimate the build is also held to (LIVE_SNAPSHOT_MAX_ROWS): 6 people,
+    // 3 channels, 6 memberships (person i % 6 is always in channel i % 3), no pairs or hours.
+    const size = await runInDurableObject(recStore(v.team), (_i, state) => ledgerSize(state.storage.sql));
+    expect(size).toEqual({ rows: 300, live: 0, features: 15 });
 
     const tooMany = await upload(600);
     expect(tooMany.status).toBe(413);
-    expect(tooMany.body.error?.message).toMatch(/600 rows.*500 rows a live feature build holds/);
+    expect(tooMany.body.error?.message).toMatch(
+      /with this history, a ledger of 600 rows \(0 of them live events\) is more than the 500 a full live feature build reads; nothing was imported/,
+    );
     expect((await recStore(v.team).stats()).ledger.history).toBe(first.body.rows);
 
     // 250 joins today: 550 rows, and today's cut needs a full build.
@@ -367,7 +374,7 @@ describe("live features", () => {
       { token: v.admin },
     );
     expect(refused.status).toBe(409);
-    expect(refused.body.error.message).toMatch(/holds 550 rows \(250 of them live events\), more than the 500/);
+    expect(refused.body.error.message).toMatch(/a ledger of 550 rows \(250 of them live events\) is more than the 500/);
     expect(await runDurableObjectAlarm(recStore(v.team))).toBe(true);
     const after = await recStore(v.team).stats();
     expect(after.live?.snapshotId).toBe(built.live?.snapshotId);

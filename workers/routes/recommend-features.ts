@@ -63,7 +63,7 @@ const featureRebuild = createRoute({
   tags: ["recommend"],
   summary: "Build the team's live feature snapshot from its activity ledger now",
   description:
-    "The team's admins. By default only the rows the events since the last build changed are rebuilt, whenever that gives what a full build would (else it builds in full); `build=full` rebuilds everything from the ledger. A full build of a ledger past the rows one build holds in memory (REC_LIVE_MAX_ROWS, at most 200,000) is refused with 409 and the last snapshot keeps serving. `live` is null when the ledger has no rows yet; `serving` says which snapshot requests read (the live one unless an imported one was published after the ledger's latest event).",
+    "The team's admins. By default only the rows the events since the last build changed are rebuilt, whenever that gives what a full build would (else it builds in full); `build=full` rebuilds everything from the ledger. A full build of a ledger past what one build takes (REC_LIVE_MAX_ROWS ledger rows, at most 2,000,000; about 130,000 feature rows in memory) is refused with 409 and the last snapshot keeps serving. `live` is null when the ledger has no rows yet; `serving` says which snapshot requests read (the live one unless an imported one was published after the ledger's latest event).",
   security: bearer,
   request: {
     params: z.object({ team: pathId }),

@@ -139,6 +139,216 @@ function addWindowed(into: Windowed, day: number, cut: number, v: number): void 
 const minDay = (a: number | null, d: number) => (a === null || d < a ? d : a);
 const maxDay = (a: number | null, d: number) => (a === null || d > a ? d : a);
 
+type UserAcc = Pick<SnapshotUser, "activeDays" | "first" | "last" | "out" | "in" | "hourDays">;
+type ChannelAcc = Pick<SnapshotChannel, "activeDays" | "first" | "last">;
+
+/**
+ * Builds a snapshot from rows fed one at a time, holding only what the
+ * snapshot holds (entities, memberships, pairs, hours) plus each entity's
+ * last day seen: never the rows themselves, so a ledger far bigger than
+ * memory can be built from a cursor. Distinct days are counted by "a day
+ * newer than the last one seen", which is why rows come in day order:
+ * - activity: days ascending; within a day, each user's rows together and
+ *   each (day, user, channel) key's rows together (they are summed: the
+ *   dedup). Any such order gives the same snapshot (the parity tests feed
+ *   integer order and string order).
+ * - hours: days ascending.
+ * - interactions: any order (sums only).
+ * Out-of-order input throws: it would miscount silently otherwise.
+ */
+export class SnapshotBuilder {
+  private readonly users = new Map<number, UserAcc>();
+  private readonly channels = new Map<number, ChannelAcc>();
+  private readonly members = new Map<
+    string,
+    { user: number; channel: number; m: Omit<SnapshotMembership, "user" | "channel"> }
+  >();
+  private readonly pairs = new Map<string, { a: number; b: number; p: Omit<SnapshotPair, "a" | "b"> }>();
+  private readonly hours = new Map<string, { user: number; h: Omit<SnapshotUserHour, "user"> }>();
+  private readonly sameDay = new Map<string, { a: number; b: number; count: number }>();
+  /** Last day counted per user / channel (activity), per user and per (user, hour) (hours). */
+  private readonly userDay = new Map<number, number>();
+  private readonly channelDay = new Map<number, number>();
+  private readonly userHourDay = new Map<number, number>();
+  private readonly hourDay = new Map<string, number>();
+  /** The activity row being summed (its key may come again), and the (user, day) group it is in. */
+  private pending: { day: number; user: number; channel: number; commits: number } | null = null;
+  private group: { day: number; user: number; channels: number[] } | null = null;
+  /** Users whose group of the current day is closed: one coming again is out of order. */
+  private readonly closedToday = new Set<number>();
+  private hoursDay = Number.NEGATIVE_INFINITY;
+
+  constructor(readonly cut: number) {}
+
+  /** An activity row (see the class comment for the order). Rows on or after the cut are skipped. */
+  activity(day: number, user: number, channel: number, commits: number): void {
+    if (day >= this.cut) return;
+    const p = this.pending;
+    if (p && p.day === day && p.user === user && p.channel === channel) {
+      p.commits += commits;
+      return;
+    }
+    if (p) this.count(p);
+    const g = this.group;
+    if (g && (day < g.day || (day === g.day && user !== g.user && this.closedToday.has(user)))) {
+      throw new Error(`activity out of order: day ${day} user ${user} after day ${g.day} user ${g.user}`);
+    }
+    if (g && day === g.day && user === g.user && g.channels.includes(channel)) {
+      throw new Error(`activity out of order: day ${day} user ${user} channel ${channel} came apart`);
+    }
+    this.pending = { day, user, channel, commits };
+  }
+
+  /** An interaction row, any order; self-interactions are dropped. */
+  interaction(day: number, a: number, b: number, count: number): void {
+    if (day >= this.cut || a === b) return;
+    addWindowed(this.user(a).out, day, this.cut, count);
+    addWindowed(this.user(b).in, day, this.cut, count);
+    const [x, y] = a < b ? [a, b] : [b, a];
+    const key = `${x},${y}`;
+    let pair = this.pairs.get(key);
+    if (!pair) {
+      pair = { a: x, b: y, p: { count: zero(), first: day, last: day } };
+      this.pairs.set(key, pair);
+    }
+    addWindowed(pair.p.count, day, this.cut, count);
+    pair.p.first = Math.min(pair.p.first, day);
+    pair.p.last = Math.max(pair.p.last, day);
+  }
+
+  /** A local-hours row, days ascending. */
+  hour(day: number, user: number, hour: number, commits: number): void {
+    if (day >= this.cut) return;
+    if (day < this.hoursDay) throw new Error(`hours out of order: day ${day} after ${this.hoursDay}`);
+    this.hoursDay = day;
+    const u = this.user(user);
+    if (this.userHourDay.get(user) !== day) {
+      this.userHourDay.set(user, day);
+      addWindowed(u.hourDays, day, this.cut, 1);
+    }
+    const key = `${user},${hour}`;
+    let h = this.hours.get(key);
+    if (!h) {
+      h = { user, h: { hour, commits: zero(), days: zero(), last: day } };
+      this.hours.set(key, h);
+    }
+    addWindowed(h.h.commits, day, this.cut, commits);
+    if (this.hourDay.get(key) !== day) {
+      this.hourDay.set(key, day);
+      addWindowed(h.h.days, day, this.cut, 1);
+    }
+    h.h.last = Math.max(h.h.last, day);
+  }
+
+  /** The snapshot of everything fed. */
+  finish(name: string, embeddings: EmbeddingArtifact, ids: SnapshotIds): FeatureSnapshot {
+    if (this.pending) this.count(this.pending);
+    this.pending = null;
+    this.closeGroup();
+    // Ranks are the order of the ids given (the dataset's integers: data.py `id_sort_key`).
+    const userOrder = [...this.users.keys()].sort((a, b) => a - b);
+    const channelOrder = [...this.channels.keys()].sort((a, b) => a - b);
+    const vector = (v: readonly number[] | undefined): number[] | null => {
+      if (!v) return null;
+      if (v.length !== embeddings.dims) throw new Error(`embedding of length ${v.length}, expected ${embeddings.dims}`);
+      return [...v];
+    };
+    const byPair = <T extends { a: number; b: number }>(x: T, y: T) => x.a - y.a || x.b - y.b;
+    return {
+      format: 1,
+      dataset: name,
+      cut: this.cut,
+      dims: embeddings.dims,
+      embeddingCut: embeddings.cut ?? null,
+      users: userOrder.map((u, rank) => {
+        const acc = this.users.get(u) as UserAcc;
+        return { id: ids.user(u), rank, ...acc, vector: vector(embeddings.users[String(u)]) };
+      }),
+      channels: channelOrder.map((c, rank) => {
+        const acc = this.channels.get(c) as ChannelAcc;
+        return { id: ids.channel(c), rank, ...acc, vector: vector(embeddings.channels[String(c)]) };
+      }),
+      memberships: [...this.members.values()]
+        .sort((x, y) => x.user - y.user || x.channel - y.channel)
+        .map(({ user: u, channel: c, m }) => ({ user: ids.user(u), channel: ids.channel(c), ...m })),
+      pairs: [...this.pairs.values()].sort(byPair).map(({ a, b, p }) => ({ a: ids.user(a), b: ids.user(b), ...p })),
+      sameDay: [...this.sameDay.values()]
+        .sort(byPair)
+        .map(({ a, b, count }) => ({ a: ids.channel(a), b: ids.channel(b), count })),
+      userHours: [...this.hours.values()]
+        .sort((x, y) => x.user - y.user || x.h.hour - y.h.hour)
+        .map(({ user: u, h }) => ({ user: ids.user(u), ...h })),
+    };
+  }
+
+  private user(u: number): UserAcc {
+    let acc = this.users.get(u);
+    if (!acc) {
+      acc = { activeDays: zero(), first: null, last: null, out: zero(), in: zero(), hourDays: zero() };
+      this.users.set(u, acc);
+    }
+    return acc;
+  }
+
+  /** One (day, user, channel) row, its duplicates summed. */
+  private count(r: { day: number; user: number; channel: number; commits: number }): void {
+    const cut = this.cut;
+    const u = this.user(r.user);
+    u.first = minDay(u.first, r.day);
+    u.last = maxDay(u.last, r.day);
+    if (this.userDay.get(r.user) !== r.day) {
+      this.userDay.set(r.user, r.day);
+      addWindowed(u.activeDays, r.day, cut, 1);
+    }
+    let ch = this.channels.get(r.channel);
+    if (!ch) {
+      ch = { activeDays: zero(), first: null, last: null };
+      this.channels.set(r.channel, ch);
+    }
+    ch.first = minDay(ch.first, r.day);
+    ch.last = maxDay(ch.last, r.day);
+    if (this.channelDay.get(r.channel) !== r.day) {
+      this.channelDay.set(r.channel, r.day);
+      addWindowed(ch.activeDays, r.day, cut, 1);
+    }
+    const pairKey = `${r.user},${r.channel}`;
+    let m = this.members.get(pairKey);
+    if (!m) {
+      m = { user: r.user, channel: r.channel, m: { days: zero(), commits: zero(), first: r.day, last: r.day } };
+      this.members.set(pairKey, m);
+    }
+    addWindowed(m.m.days, r.day, cut, 1);
+    addWindowed(m.m.commits, r.day, cut, r.commits);
+    m.m.first = Math.min(m.m.first, r.day);
+    m.m.last = Math.max(m.m.last, r.day);
+    // same-day co-activity (365 days): every (user, day) adds 1 to each pair of its channels
+    const g = this.group;
+    if (g && g.day === r.day && g.user === r.user) g.channels.push(r.channel);
+    else {
+      this.closeGroup();
+      if (g && g.day !== r.day) this.closedToday.clear();
+      if (g && g.day === r.day) this.closedToday.add(g.user);
+      this.group = { day: r.day, user: r.user, channels: [r.channel] };
+    }
+  }
+
+  private closeGroup(): void {
+    const g = this.group;
+    if (!g || g.day < this.cut - 365) return;
+    const list = [...g.channels].sort((x, y) => x - y);
+    for (let i = 0; i < list.length; i++) {
+      for (let j = i; j < list.length; j++) {
+        const a = list[i] as number;
+        const b = list[j] as number;
+        const key = `${a},${b}`;
+        const s = this.sameDay.get(key);
+        if (s) s.count++;
+        else this.sameDay.set(key, { a, b, count: 1 });
+      }
+    }
+  }
+}
+
 /**
  * The snapshot of `ds` at `cut`, from rows with day < cut only. Mirrors
  * features.py `Tables`: the same windows, the same dedup, the same drops.
@@ -150,161 +360,15 @@ export function buildSnapshot(
   embeddings: EmbeddingArtifact,
   ids: SnapshotIds = { user: userIdOf, channel: channelIdOf },
 ): FeatureSnapshot {
-  // --- activity, deduplicated to one row per (day, user, channel)
-  const dedup = new Map<string, { day: number; user: number; channel: number; commits: number }>();
-  for (const a of ds.activity) {
-    if (a.day >= cut) continue;
-    const key = `${a.day},${a.user},${a.channel}`;
-    const known = dedup.get(key);
-    if (known) known.commits += a.commits;
-    else dedup.set(key, { day: a.day, user: a.user, channel: a.channel, commits: a.commits });
-  }
-  type UserAcc = Pick<SnapshotUser, "activeDays" | "first" | "last" | "out" | "in" | "hourDays">;
-  const users = new Map<number, UserAcc>();
-  const user = (u: number): UserAcc => {
-    let acc = users.get(u);
-    if (!acc) {
-      acc = { activeDays: zero(), first: null, last: null, out: zero(), in: zero(), hourDays: zero() };
-      users.set(u, acc);
-    }
-    return acc;
-  };
-  const channels = new Map<number, Pick<SnapshotChannel, "activeDays" | "first" | "last">>();
-  const members = new Map<string, { user: number; channel: number; m: Omit<SnapshotMembership, "user" | "channel"> }>();
-  const userDays = new Set<string>();
-  const channelDays = new Set<string>();
-  // (user, day) -> channels active that day, in the 365-day window
-  const sameDayGroups = new Map<string, number[]>();
-  for (const r of dedup.values()) {
-    const u = user(r.user);
-    u.first = minDay(u.first, r.day);
-    u.last = maxDay(u.last, r.day);
-    if (!userDays.has(`${r.user},${r.day}`)) {
-      userDays.add(`${r.user},${r.day}`);
-      addWindowed(u.activeDays, r.day, cut, 1);
-    }
-    let ch = channels.get(r.channel);
-    if (!ch) {
-      ch = { activeDays: zero(), first: null, last: null };
-      channels.set(r.channel, ch);
-    }
-    ch.first = minDay(ch.first, r.day);
-    ch.last = maxDay(ch.last, r.day);
-    if (!channelDays.has(`${r.channel},${r.day}`)) {
-      channelDays.add(`${r.channel},${r.day}`);
-      addWindowed(ch.activeDays, r.day, cut, 1);
-    }
-    const pairKey = `${r.user},${r.channel}`;
-    let m = members.get(pairKey);
-    if (!m) {
-      m = { user: r.user, channel: r.channel, m: { days: zero(), commits: zero(), first: r.day, last: r.day } };
-      members.set(pairKey, m);
-    }
-    addWindowed(m.m.days, r.day, cut, 1);
-    addWindowed(m.m.commits, r.day, cut, r.commits);
-    m.m.first = Math.min(m.m.first, r.day);
-    m.m.last = Math.max(m.m.last, r.day);
-    if (r.day >= cut - 365) {
-      const g = `${r.user},${r.day}`;
-      const list = sameDayGroups.get(g);
-      if (list) list.push(r.channel);
-      else sameDayGroups.set(g, [r.channel]);
-    }
-  }
-
-  // --- interactions: undirected pairs, self-interactions dropped
-  const pairs = new Map<string, { a: number; b: number; p: Omit<SnapshotPair, "a" | "b"> }>();
-  for (const i of ds.interactions) {
-    if (i.day >= cut || i.user === i.other) continue;
-    addWindowed(user(i.user).out, i.day, cut, i.count);
-    addWindowed(user(i.other).in, i.day, cut, i.count);
-    const [a, b] = i.user < i.other ? [i.user, i.other] : [i.other, i.user];
-    const key = `${a},${b}`;
-    let p = pairs.get(key);
-    if (!p) {
-      p = { a, b, p: { count: zero(), first: i.day, last: i.day } };
-      pairs.set(key, p);
-    }
-    addWindowed(p.p.count, i.day, cut, i.count);
-    p.p.first = Math.min(p.p.first, i.day);
-    p.p.last = Math.max(p.p.last, i.day);
-  }
-
-  // --- local hours
-  const hours = new Map<string, { user: number; h: Omit<SnapshotUserHour, "user"> }>();
-  const hourDays = new Set<string>();
-  const userHourDays = new Set<string>();
-  for (const r of ds.hours) {
-    if (r.day >= cut) continue;
-    const u = user(r.user);
-    if (!userHourDays.has(`${r.user},${r.day}`)) {
-      userHourDays.add(`${r.user},${r.day}`);
-      addWindowed(u.hourDays, r.day, cut, 1);
-    }
-    const key = `${r.user},${r.hour}`;
-    let h = hours.get(key);
-    if (!h) {
-      h = { user: r.user, h: { hour: r.hour, commits: zero(), days: zero(), last: r.day } };
-      hours.set(key, h);
-    }
-    addWindowed(h.h.commits, r.day, cut, r.commits);
-    if (!hourDays.has(`${r.user},${r.hour},${r.day}`)) {
-      hourDays.add(`${r.user},${r.hour},${r.day}`);
-      addWindowed(h.h.days, r.day, cut, 1);
-    }
-    h.h.last = Math.max(h.h.last, r.day);
-  }
-
-  // --- same-day co-activity (365 days): every (user, day) adds 1 to each pair of its channels
-  const sameDay = new Map<string, { a: number; b: number; count: number }>();
-  for (const list of sameDayGroups.values()) {
-    list.sort((x, y) => x - y);
-    for (let i = 0; i < list.length; i++) {
-      for (let j = i; j < list.length; j++) {
-        const a = list[i] as number;
-        const b = list[j] as number;
-        const key = `${a},${b}`;
-        const s = sameDay.get(key);
-        if (s) s.count++;
-        else sameDay.set(key, { a, b, count: 1 });
-      }
-    }
-  }
-
-  // The dataset's ids are integers: rank = numeric order, as data.py `id_sort_key`.
-  const userOrder = [...users.keys()].sort((a, b) => a - b);
-  const channelOrder = [...channels.keys()].sort((a, b) => a - b);
-  const vector = (v: readonly number[] | undefined): number[] | null => {
-    if (!v) return null;
-    if (v.length !== embeddings.dims) throw new Error(`embedding of length ${v.length}, expected ${embeddings.dims}`);
-    return [...v];
-  };
-  const byPair = <T extends { a: number; b: number }>(x: T, y: T) => x.a - y.a || x.b - y.b;
-  return {
-    format: 1,
-    dataset: ds.name,
-    cut,
-    dims: embeddings.dims,
-    embeddingCut: embeddings.cut ?? null,
-    users: userOrder.map((u, rank) => {
-      const acc = users.get(u) as UserAcc;
-      return { id: ids.user(u), rank, ...acc, vector: vector(embeddings.users[String(u)]) };
-    }),
-    channels: channelOrder.map((c, rank) => {
-      const acc = channels.get(c) as { activeDays: Windowed; first: number | null; last: number | null };
-      return { id: ids.channel(c), rank, ...acc, vector: vector(embeddings.channels[String(c)]) };
-    }),
-    memberships: [...members.values()]
-      .sort((x, y) => x.user - y.user || x.channel - y.channel)
-      .map(({ user: u, channel: c, m }) => ({ user: ids.user(u), channel: ids.channel(c), ...m })),
-    pairs: [...pairs.values()].sort(byPair).map(({ a, b, p }) => ({ a: ids.user(a), b: ids.user(b), ...p })),
-    sameDay: [...sameDay.values()]
-      .sort(byPair)
-      .map(({ a, b, count }) => ({ a: ids.channel(a), b: ids.channel(b), count })),
-    userHours: [...hours.values()]
-      .sort((x, y) => x.user - y.user || x.h.hour - y.h.hour)
-      .map(({ user: u, h }) => ({ user: ids.user(u), ...h })),
-  };
+  const b = new SnapshotBuilder(cut);
+  const activity = ds.activity
+    .filter((a) => a.day < cut)
+    .sort((x, y) => x.day - y.day || x.user - y.user || x.channel - y.channel);
+  for (const a of activity) b.activity(a.day, a.user, a.channel, a.commits);
+  for (const i of ds.interactions) b.interaction(i.day, i.user, i.other, i.count);
+  const hours = ds.hours.filter((h) => h.day < cut).sort((x, y) => x.day - y.day);
+  for (const h of hours) b.hour(h.day, h.user, h.hour, h.commits);
+  return b.finish(ds.name, embeddings, ids);
 }
 
 /** A short description for logs: the cut and the row counts. */
