@@ -4,11 +4,13 @@ import {
   EXPORT_FORMAT,
   type ExportManifest,
   type ExportPorts,
+  type ExportSink,
   type ExportStore,
   LEDGER_PAGE_MAX,
   type LedgerCursor,
+  type LedgerTable,
 } from "../src/recommend/export";
-import { emptyRows, type LiveRows } from "../src/recommend/live-rows";
+import type { LiveRows } from "../src/recommend/live-rows";
 import { r2RecLogReader } from "./rec-log-reader";
 import { recStoreOf } from "./stubs";
 
@@ -23,6 +25,70 @@ import { recStoreOf } from "./stubs";
 const IF_ABSENT: R2PutOptions["onlyIf"] = new Headers({ "if-none-match": "*" });
 const manifestKey = (window: string) => `exports/${window}/manifest.json`;
 const fileKey = (window: string, team: string, file: string) => `exports/${window}/${team}/${file}`;
+
+/**
+ * R2 multipart parts of a file written as it is produced: each exactly this
+ * size but the last (R2 wants equal parts, of at least 5 MiB), so the Worker
+ * holds one part of a file, never the file.
+ */
+const PART_BYTES = 5 * 1024 * 1024;
+
+/** A gzip file written to R2 as it is produced (the ledger's tables of a big team do not fit a Worker). */
+export async function gzipSink(bucket: R2Bucket, key: string): Promise<ExportSink> {
+  const upload = await bucket.createMultipartUpload(key, { httpMetadata: { contentType: "application/gzip" } });
+  const parts: R2UploadedPart[] = [];
+  let chunks: Uint8Array[] = [];
+  let size = 0;
+  const cut = async (final: boolean) => {
+    while (size >= PART_BYTES || (final && size > 0)) {
+      const n = Math.min(size, PART_BYTES);
+      const part = new Uint8Array(n);
+      let at = 0;
+      while (at < n) {
+        const chunk = chunks[0] as Uint8Array;
+        const take = Math.min(chunk.byteLength, n - at);
+        part.set(chunk.subarray(0, take), at);
+        at += take;
+        if (take === chunk.byteLength) chunks.shift();
+        else chunks[0] = chunk.subarray(take);
+      }
+      size -= n;
+      parts.push(await upload.uploadPart(parts.length + 1, part));
+    }
+  };
+  const gz = new CompressionStream("gzip");
+  const writer = gz.writable.getWriter();
+  const reader = gz.readable.getReader();
+  const pumped = (async () => {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      chunks.push(value);
+      size += value.byteLength;
+      await cut(false);
+    }
+  })();
+  // A failed part upload stops the pump; a write waiting on it must not wait forever.
+  const failed = pumped.then(() => new Promise<never>(() => {}));
+  failed.catch(() => {});
+  const encoder = new TextEncoder();
+  return {
+    async write(text) {
+      await Promise.race([writer.write(encoder.encode(text)), failed]);
+    },
+    async close() {
+      await writer.close();
+      await pumped;
+      await cut(true);
+      await upload.complete(parts);
+    },
+    async abort() {
+      chunks = [];
+      await writer.abort().catch(() => {});
+      await upload.abort().catch(() => {});
+    },
+  };
+}
 
 async function gzip(text: string): Promise<ArrayBuffer> {
   const stream = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
@@ -44,6 +110,7 @@ export function r2ExportStore(bucket: R2Bucket): ExportStore {
         httpMetadata: { contentType: gz ? "application/gzip" : "application/x-ndjson" },
       });
     },
+    openGzip: (window, team, file) => gzipSink(bucket, fileKey(window, team, file)),
     async putManifest(window, manifest, expected) {
       const written = await bucket.put(manifestKey(window), JSON.stringify(manifest), {
         onlyIf: expected === null ? IF_ABSENT : { etagMatches: expected },
@@ -103,24 +170,24 @@ export function exportActivity(bucket: R2Bucket) {
   };
 }
 
-/** A team's whole ledger up to `lastDay`, read from its RecStore a bounded page per call. */
-export async function readLedger(
+/**
+ * One table of a team's ledger (history, then live events) up to `lastDay`,
+ * read from its RecStore a bounded page per call.
+ */
+export async function* ledgerPages(
   env: Pick<Env, "REC_STORE">,
   team: string,
   lastDay: number,
+  table: LedgerTable,
   pageRows = LEDGER_PAGE_MAX,
-): Promise<LiveRows> {
+): AsyncGenerator<LiveRows> {
   const store = recStoreOf(env, team);
-  const all = emptyRows();
-  let cursor: LedgerCursor | null = null;
-  do {
+  let cursor: LedgerCursor | null = { table: `hist_${table}`, after: null };
+  while (cursor && (cursor.table === `hist_${table}` || cursor.table === `live_${table}`)) {
     const page: { rows: LiveRows; next: LedgerCursor | null } = await store.ledgerExportPage(lastDay, cursor, pageRows);
-    for (const r of page.rows.activity) all.activity.push(r);
-    for (const r of page.rows.interactions) all.interactions.push(r);
-    for (const r of page.rows.hours) all.hours.push(r);
+    yield page.rows;
     cursor = page.next;
-  } while (cursor);
-  return all;
+  }
 }
 
 /** The export's ports over the Worker's bindings: the rec-log bucket and each team's RecStore ledger. */
@@ -128,7 +195,7 @@ export function exportPortsFor(env: Pick<Env, "REC_LOG_STORE" | "REC_STORE">): E
   return {
     store: r2ExportStore(env.REC_LOG_STORE),
     logs: r2RecLogReader(env.REC_LOG_STORE),
-    ledger: (team, lastDay) => readLedger(env, team, lastDay),
+    ledger: (team, lastDay, table) => ledgerPages(env, team, lastDay, table),
     activeTeams: (window) => exportActivity(env.REC_LOG_STORE).teams(window),
     now: () => systemClock.now(),
   };

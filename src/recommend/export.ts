@@ -72,11 +72,21 @@ export interface ExportManifest {
   dropped_lines: number;
 }
 
+/** A gzipped file being written a piece at a time; nothing is readable until `close`. */
+export interface ExportSink {
+  write(text: string): Promise<void>;
+  close(): Promise<void>;
+  /** Gives up the file (a failed read of the ledger): nothing of it is stored. */
+  abort(): Promise<void>;
+}
+
 export interface ExportStore {
   /** The window's manifest and its version (for a conditional write); null when absent. */
   manifest(window: string): Promise<{ manifest: ExportManifest; version: string } | null>;
-  /** Writes one file (a .gz name is gzipped by the store). */
+  /** Writes one small file whole (a .gz name is gzipped by the store). */
   putFile(window: string, team: string, file: ExportFile, body: string): Promise<void>;
+  /** Opens a .gz file to be written as it is produced (a team's ledger tables: never held whole). */
+  openGzip(window: string, team: string, file: ExportFile): Promise<ExportSink>;
   /** Writes the manifest if the stored one is still `expected` (null: absent); false when another writer won. */
   putManifest(window: string, manifest: ExportManifest, expected: string | null): Promise<boolean>;
   /** The windows with anything stored, newest first, at most `limit`. */
@@ -84,6 +94,10 @@ export interface ExportStore {
   /** A file's bytes as stored (gzip for .gz), or null. */
   file(window: string, team: string, file: ExportFile): Promise<ReadableStream<Uint8Array> | null>;
 }
+
+/** The ledger's three tables, in the order the export writes them. */
+export const LEDGER_TABLES = ["activity", "interactions", "hours"] as const;
+export type LedgerTable = (typeof LEDGER_TABLES)[number];
 
 /** Ledger rows per call at most when the export reads a team's ledger (about 1 MB of JSON over RPC). */
 export const LEDGER_PAGE_MAX = 10_000;
@@ -97,8 +111,8 @@ export interface LedgerCursor {
 export interface ExportPorts {
   store: ExportStore;
   logs: RecLogReader;
-  /** The team's ledger rows (history and live) of days up to `lastDay` (days since the epoch). */
-  ledger(team: string, lastDay: number): Promise<LiveRows>;
+  /** The team's ledger rows of one table (history, then live) of days up to `lastDay` (days since the epoch), a page at a time. */
+  ledger(team: string, lastDay: number, table: LedgerTable): AsyncIterable<LiveRows>;
   /**
    * Teams whose ledger took rows on the window's day (live events of that
    * UTC day, a history upload that day): exported even when nothing was
@@ -199,16 +213,29 @@ async function writeExport(ports: ExportPorts, window: string, complete: boolean
   const teams: ExportedTeam[] = [];
   for (const team of [...new Set([...byTeam.keys(), ...active])].sort()) {
     const lines = byTeam.get(team) ?? { text: [], served: 0, feedback: 0 };
-    const rows = await ports.ledger(team, dayOf(window));
-    const data = datasetFiles(rows);
+    // Twice through the ledger, a page at a time: first what the files need
+    // to know of all of it (ids, channels' first days), then the rows.
+    const stats = new LedgerStats();
+    for (const table of LEDGER_TABLES) {
+      for await (const page of ports.ledger(team, dayOf(window), table)) stats.add(page);
+    }
     await ports.store.putFile(window, team, "rec-logs.ndjson", lines.text.length ? `${lines.text.join("\n")}\n` : "");
-    for (const [file, body] of Object.entries(data.files) as Array<[ExportFile, string]>) {
-      await ports.store.putFile(window, team, file, body);
+    await ports.store.putFile(window, team, "channels.csv.gz", stats.channelsCsv());
+    for (const table of LEDGER_TABLES) {
+      const sink = await ports.store.openGzip(window, team, `${table}.csv.gz`);
+      try {
+        await sink.write(`${CSV_HEADS[table]}\n`);
+        for await (const page of ports.ledger(team, dayOf(window), table)) await sink.write(stats.csvLines(page));
+        await sink.close();
+      } catch (error) {
+        await sink.abort();
+        throw error;
+      }
     }
     teams.push({
       team,
       rec_logs: { served: lines.served, feedback: lines.feedback },
-      dataset: data.summary,
+      dataset: stats.summary(),
       files: [...EXPORT_FILES],
     });
   }
@@ -268,68 +295,92 @@ function teamOf(line: string): { team: string; kind: "served" | "feedback" } | n
   }
 }
 
+const CSV_HEADS: Record<LedgerTable, string> = {
+  activity: "day,user_id,channel_id,commits,files",
+  interactions: "day,user_id,other_user_id,kind,count",
+  hours: "day,user_id,local_hour,commits",
+};
+
 /**
- * The ledger as training/data.py's four tables. Platform ids U<n>/C<n> are
- * written as n when every id of the kind has that form: that is how an
- * import names dataset id n, and numeric ids sort as the live build sorts
- * them (live-rows.ts); otherwise ids are written as they are.
+ * What the export learns of a team's whole ledger before it writes the rows
+ * (training/data.py's four tables): the ids, each channel's first day, the
+ * counts. Platform ids U<n>/C<n> are written as n when every id of the kind
+ * has that form: that is how an import names dataset id n, and numeric ids
+ * sort as the live build sorts them (live-rows.ts); otherwise ids are
+ * written as they are. Holds ids, never rows.
  */
-export function datasetFiles(rows: LiveRows): {
-  files: Record<Exclude<ExportFile, "rec-logs.ndjson">, string>;
-  summary: ExportedTeam["dataset"];
-} {
-  const users = new Set<string>();
-  const channels = new Map<string, number>();
-  for (const a of rows.activity) {
-    users.add(a.user);
-    channels.set(a.channel, Math.min(channels.get(a.channel) ?? Number.POSITIVE_INFINITY, a.day));
+export class LedgerStats {
+  private readonly users = new Set<string>();
+  private readonly channels = new Map<string, number>();
+  private readonly counts = { activity: 0, interactions: 0, hours: 0 };
+  private first = Number.POSITIVE_INFINITY;
+  private last = Number.NEGATIVE_INFINITY;
+  private numericIds: boolean | null = null;
+
+  add(rows: LiveRows): void {
+    if (this.numericIds !== null) throw new Error("ledger stats read after the ids were settled");
+    const day = (d: number) => {
+      if (d < this.first) this.first = d;
+      if (d > this.last) this.last = d;
+    };
+    for (const a of rows.activity) {
+      this.users.add(a.user);
+      this.channels.set(a.channel, Math.min(this.channels.get(a.channel) ?? Number.POSITIVE_INFINITY, a.day));
+      day(a.day);
+    }
+    for (const i of rows.interactions) {
+      this.users.add(i.user);
+      this.users.add(i.other);
+      day(i.day);
+    }
+    for (const h of rows.hours) {
+      this.users.add(h.user);
+      day(h.day);
+    }
+    this.counts.activity += rows.activity.length;
+    this.counts.interactions += rows.interactions.length;
+    this.counts.hours += rows.hours.length;
   }
-  for (const i of rows.interactions) {
-    users.add(i.user);
-    users.add(i.other);
+
+  /** Whether ids are written as numbers (settled on first use: every page was added). */
+  private numeric(): boolean {
+    this.numericIds ??=
+      [...this.users].every((u) => /^U\d+$/.test(u)) && [...this.channels.keys()].every((c) => /^C\d+$/.test(c));
+    return this.numericIds;
   }
-  for (const h of rows.hours) users.add(h.user);
-  const numeric = [...users].every((u) => /^U\d+$/.test(u)) && [...channels.keys()].every((c) => /^C\d+$/.test(c));
-  const u = (id: string) => (numeric ? id.slice(1) : csv(id));
-  const c = u;
-  const days = [...rows.activity, ...rows.interactions, ...rows.hours].map((r) => r.day);
-  let first = Number.POSITIVE_INFINITY;
-  let last = Number.NEGATIVE_INFINITY;
-  for (const d of days) {
-    if (d < first) first = d;
-    if (d > last) last = d;
+
+  private id(id: string): string {
+    return this.numeric() ? id.slice(1) : csv(id);
   }
-  const table = (head: string, lines: string[]) => `${head}\n${lines.map((l) => `${l}\n`).join("")}`;
-  return {
-    files: {
-      "channels.csv.gz": table(
-        "channel_id,name,first_day",
-        [...channels].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([id, d]) => `${c(id)},,${isoOf(d)}`),
-      ),
-      "activity.csv.gz": table(
-        "day,user_id,channel_id,commits,files",
-        rows.activity.map((a) => `${isoOf(a.day)},${u(a.user)},${c(a.channel)},${a.commits},0`),
-      ),
-      "interactions.csv.gz": table(
-        "day,user_id,other_user_id,kind,count",
-        rows.interactions.map((i) => `${isoOf(i.day)},${u(i.user)},${u(i.other)},${csv(i.kind)},${i.count}`),
-      ),
-      "hours.csv.gz": table(
-        "day,user_id,local_hour,commits",
-        rows.hours.map((h) => `${isoOf(h.day)},${u(h.user)},${h.hour},${h.commits}`),
-      ),
-    },
-    summary: {
-      activity: rows.activity.length,
-      interactions: rows.interactions.length,
-      hours: rows.hours.length,
-      users: users.size,
-      channels: channels.size,
-      first_day: days.length ? isoOf(first) : null,
-      last_day: days.length ? isoOf(last) : null,
-      ids: numeric ? "numeric" : "as-is",
-    },
-  };
+
+  channelsCsv(): string {
+    const lines = [...this.channels]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([id, d]) => `${this.id(id)},,${isoOf(d)}\n`);
+    return `channel_id,name,first_day\n${lines.join("")}`;
+  }
+
+  /** A page's rows as CSV lines of their table's file. */
+  csvLines(rows: LiveRows): string {
+    const u = (id: string) => this.id(id);
+    return [
+      ...rows.activity.map((a) => `${isoOf(a.day)},${u(a.user)},${u(a.channel)},${a.commits},0\n`),
+      ...rows.interactions.map((i) => `${isoOf(i.day)},${u(i.user)},${u(i.other)},${csv(i.kind)},${i.count}\n`),
+      ...rows.hours.map((h) => `${isoOf(h.day)},${u(h.user)},${h.hour},${h.commits}\n`),
+    ].join("");
+  }
+
+  summary(): ExportedTeam["dataset"] {
+    const any = this.counts.activity + this.counts.interactions + this.counts.hours > 0;
+    return {
+      ...this.counts,
+      users: this.users.size,
+      channels: this.channels.size,
+      first_day: any ? isoOf(this.first) : null,
+      last_day: any ? isoOf(this.last) : null,
+      ids: this.numeric() ? "numeric" : "as-is",
+    };
+  }
 }
 
 /** A CSV field (ids are plain; quoted anyway should one hold a comma or a quote). */

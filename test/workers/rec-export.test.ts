@@ -1,10 +1,25 @@
 import { createExecutionContext, createScheduledController, env, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { readLedger } from "../../platform/rec-export-store";
+import { gzipSink, ledgerPages } from "../../platform/rec-export-store";
 import { isoOf } from "../../src/datasets/collab";
+import { LEDGER_TABLES } from "../../src/recommend/export";
+import type { LiveRows } from "../../src/recommend/live-rows";
 import { logObjects, type RecLogMessage, recLogEnvelope } from "../../src/recommend/logs";
 import worker from "../../workers/index";
 import { api, eventually, newTeam, ok, platformToken, token } from "./client";
+
+/** A team's whole ledger up to `lastDay`, each table read a page of `pageRows` at a time (what the export streams). */
+async function readLedger(env: Env, team: string, lastDay: number, pageRows?: number): Promise<LiveRows> {
+  const all: LiveRows = { activity: [], interactions: [], hours: [] };
+  for (const table of LEDGER_TABLES) {
+    for await (const page of ledgerPages(env, team, lastDay, table, pageRows)) {
+      all.activity.push(...page.activity);
+      all.interactions.push(...page.interactions);
+      all.hours.push(...page.hours);
+    }
+  }
+  return all;
+}
 
 // The scheduled export for retraining (src/recommend/export.ts) inside
 // workerd: the cron tick writes yesterday's rec logs and each team's ledger
@@ -199,6 +214,26 @@ describe("the scheduled export", () => {
       api("GET", "/v1/admin/exports", { token: operator }),
     );
     expect(listed.exports.find((e) => e.window === yesterday)?.teams).toEqual(expect.arrayContaining([a.id, b.id]));
+  });
+
+  it("a gzip file bigger than an upload part goes up in equal 5 MiB parts and reads back whole", async () => {
+    // ~16 MB of base64 (random bytes: gzip keeps ~3/4 of it), written 48 KiB at a time.
+    const pieces: string[] = [];
+    for (let i = 0; i < 340; i++) {
+      const bytes = crypto.getRandomValues(new Uint8Array(36 * 1024));
+      pieces.push(btoa(String.fromCharCode(...bytes)));
+    }
+    const key = "exports/test/T/big.csv.gz";
+    const sink = await gzipSink(workerEnv.REC_LOG_STORE, key);
+    for (const p of pieces) await sink.write(p);
+    await sink.close();
+    const object = await workerEnv.REC_LOG_STORE.get(key);
+    expect(object?.size).toBeGreaterThan(10 * 1024 * 1024);
+    // The multipart etag names its part count: "<md5>-<parts>".
+    expect(object?.etag).toMatch(/-[3-9]$/);
+    const text = await new Response(object?.body.pipeThrough(new DecompressionStream("gzip"))).text();
+    expect(text.length).toBe(pieces.reduce((n, p) => n + p.length, 0));
+    expect(text === pieces.join("")).toBe(true);
   });
 
   it("holds no other team's rows and no text (a posted message, a channel's name)", async () => {
