@@ -8,11 +8,11 @@ import { importDataset, loadDataset } from "../scripts/dataset-import";
 import { startPlatform, wranglerVars } from "../scripts/replay-backend";
 import { replayTruth } from "../scripts/replay-labels";
 import { signToken } from "../src/auth/tokens";
-import { channelIdOf, dayOf, userIdOf } from "../src/datasets/collab";
+import { dayOf } from "../src/datasets/collab";
 import { linearParamsSchema } from "../src/models/linear";
 import { featureMatrix, type ModelManifest, parseManifest } from "../src/models/manifest";
 import type { LiveBuild, LiveSnapshotMeta } from "../src/recommend/live-features";
-import type { FeatureEvent, LiveRows } from "../src/recommend/live-rows";
+import { datasetRows, type FeatureEvent, type LiveRows } from "../src/recommend/live-rows";
 import { bundle, bundleAssets } from "../tools/harness/backend";
 import { type BenchResult, compare, printTable, writeResults } from "../tools/harness/results";
 import { descendantPids, median, percentile, postJson, processUsage } from "./harness";
@@ -660,22 +660,7 @@ export async function liveSection(options: SectionOptions): Promise<BenchResult[
     const ds = loadDataset(ENDPOINT_DATA);
     const ns = await platform.mf.getDurableObjectNamespace("REC_STORE");
     const rec = ns.get(ns.idFromName(LIVE_TEAM)) as unknown as LiveStoreRpc;
-    const rows: LiveRows = {
-      activity: ds.activity.map((a) => ({
-        day: a.day,
-        user: userIdOf(a.user),
-        channel: channelIdOf(a.channel),
-        commits: a.commits,
-      })),
-      interactions: ds.interactions.map((i) => ({
-        day: i.day,
-        user: userIdOf(i.user),
-        other: userIdOf(i.other),
-        kind: i.kind,
-        count: i.count,
-      })),
-      hours: ds.hours.map((h) => ({ day: h.day, user: userIdOf(h.user), hour: h.hour, commits: h.commits })),
-    };
+    const rows = datasetRows(ds);
     const ledgerRows = rows.activity.length + rows.interactions.length + rows.hours.length;
     const upload = await rec.beginHistory();
     const PAGE = 20_000;

@@ -1,3 +1,4 @@
+import { type CollabDataset, channelIdOf, userIdOf } from "../datasets/collab";
 import { type FeatureSnapshot, SnapshotBuilder } from "./features/snapshot";
 
 // The one definition of "a platform event is a row of the collaboration
@@ -130,6 +131,26 @@ export interface LiveRows {
 }
 
 export const emptyRows = (): LiveRows => ({ activity: [], interactions: [], hours: [] });
+
+/** A dataset's rows as a ledger holds them: platform ids (collab.ts `userIdOf`, `channelIdOf`), days as they are. */
+export function datasetRows(ds: CollabDataset): LiveRows {
+  return {
+    activity: ds.activity.map((a) => ({
+      day: a.day,
+      user: userIdOf(a.user),
+      channel: channelIdOf(a.channel),
+      commits: a.commits,
+    })),
+    interactions: ds.interactions.map((i) => ({
+      day: i.day,
+      user: userIdOf(i.user),
+      other: userIdOf(i.other),
+      kind: i.kind,
+      count: i.count,
+    })),
+    hours: ds.hours.map((h) => ({ day: h.day, user: userIdOf(h.user), hour: h.hour, commits: h.commits })),
+  };
+}
 
 /** The UTC day (days since 1970-01-01) of a time in milliseconds. */
 export const utcDay = (ms: number): number => Math.floor(ms / 86_400_000);

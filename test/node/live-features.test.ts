@@ -14,6 +14,7 @@ import { parseHistoryLine } from "../../src/recommend/live-history";
 import {
   aggregateRows,
   buildLiveSnapshot,
+  datasetRows,
   eventRows,
   type FeatureEvent,
   type LiveRows,
@@ -196,26 +197,6 @@ function loadDataset(): CollabDataset {
   });
 }
 
-/** The dataset's rows as the ledger holds them: platform ids (collab.ts), one row per event-sized piece. */
-function liveRowsOf(ds: CollabDataset): LiveRows {
-  return {
-    activity: ds.activity.map((a) => ({
-      day: a.day,
-      user: userIdOf(a.user),
-      channel: channelIdOf(a.channel),
-      commits: a.commits,
-    })),
-    interactions: ds.interactions.map((i) => ({
-      day: i.day,
-      user: userIdOf(i.user),
-      other: userIdOf(i.other),
-      kind: i.kind,
-      count: i.count,
-    })),
-    hours: ds.hours.map((h) => ({ day: h.day, user: userIdOf(h.user), hour: h.hour, commits: h.commits })),
-  };
-}
-
 /** Deterministic unit vectors for some ids (the live path carries imported vectors by platform id). */
 function vectorsFor(ds: CollabDataset): EmbeddingArtifact {
   const vec = (i: number) => {
@@ -246,7 +227,7 @@ describe("parity: a ledger of rails-collab rows gives the import path's snapshot
       hours: full.hours.filter((r) => inSlice(r.day)),
     };
     expect(ds.activity.length).toBeGreaterThan(5_000);
-    const raw = liveRowsOf(ds);
+    const raw = datasetRows(ds);
     // Split into many small deliveries, as events arrive, then summed the ledger's way.
     const batches: LiveRows[] = [];
     for (let i = 0; i < raw.activity.length; i += 97) {
@@ -295,7 +276,7 @@ describe("parity: a ledger of rails-collab rows gives the import path's snapshot
     };
     const cut = dayOf("2019-09-15");
     const empty = { dims: 0, users: {}, channels: {} };
-    expect(snapshotToRows(buildLiveSnapshot(ds.name, liveRowsOf(ds), cut))).toEqual(
+    expect(snapshotToRows(buildLiveSnapshot(ds.name, datasetRows(ds), cut))).toEqual(
       snapshotToRows(buildSnapshot(ds, cut, empty)),
     );
   });

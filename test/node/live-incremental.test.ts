@@ -1,11 +1,17 @@
 import { readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { channelIdOf, dayOf, readDataset, userIdOf } from "../../src/datasets/collab";
+import { dayOf, readDataset } from "../../src/datasets/collab";
 import type { FeatureRow } from "../../src/recommend/feature-store";
 import { snapshotToRows } from "../../src/recommend/features";
 import { dirtyOf, extendOrder, livePatch, SAME_DAY_WINDOW } from "../../src/recommend/live-incremental";
-import { buildLiveSnapshot, type LiveRows, type LiveVectors, liveCut } from "../../src/recommend/live-rows";
+import {
+  buildLiveSnapshot,
+  datasetRows,
+  type LiveRows,
+  type LiveVectors,
+  liveCut,
+} from "../../src/recommend/live-rows";
 
 // An incremental build must give, row for row, what a full build of the
 // whole ledger gives. Two years of rails-collab rows are split into a
@@ -22,17 +28,12 @@ function twoYears(): LiveRows {
     hours: read("hours"),
   });
   const inSlice = (d: number) => d >= dayOf("2022-07-01") && d < dayOf("2024-07-01");
-  return {
-    activity: ds.activity
-      .filter((a) => inSlice(a.day))
-      .map((a) => ({ day: a.day, user: userIdOf(a.user), channel: channelIdOf(a.channel), commits: a.commits })),
-    interactions: ds.interactions
-      .filter((i) => inSlice(i.day))
-      .map((i) => ({ day: i.day, user: userIdOf(i.user), other: userIdOf(i.other), kind: i.kind, count: i.count })),
-    hours: ds.hours
-      .filter((h) => inSlice(h.day))
-      .map((h) => ({ day: h.day, user: userIdOf(h.user), hour: h.hour, commits: h.commits })),
-  };
+  return datasetRows({
+    ...ds,
+    activity: ds.activity.filter((a) => inSlice(a.day)),
+    interactions: ds.interactions.filter((i) => inSlice(i.day)),
+    hours: ds.hours.filter((h) => inSlice(h.day)),
+  });
 }
 
 /** A seeded coin (mulberry32). */
