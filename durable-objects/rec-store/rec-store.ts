@@ -360,6 +360,10 @@ export class RecStore extends DurableObject<Env> {
         const refused = this.tooLarge();
         if (refused) throw new HistoryRefused(refused);
         this.setMeta("ledger", { lastEventAt: now, team: teamId });
+        // The history's rows are marked nowhere: until a full build has
+        // taken them (the one below, or, should the object stop before it,
+        // the next), no build may patch the old snapshot.
+        this.sql.exec("DELETE FROM meta WHERE key = 'live_basis'");
         return n;
       });
     } catch (error) {

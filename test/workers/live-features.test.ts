@@ -8,6 +8,7 @@ import {
 } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ledgerSize } from "../../durable-objects/rec-store/live-ledger";
+import type { RecStore } from "../../durable-objects/rec-store/rec-store";
 import { type CollabDataset, historyLinesOf, isoOf } from "../../src/datasets/collab";
 import { fromBlock } from "../../src/recommend/candidate-block";
 import { buildSnapshot, snapshotToRows } from "../../src/recommend/features/index";
@@ -379,6 +380,39 @@ describe("live features", () => {
     const after = await recStore(v.team).stats();
     expect(after.live?.snapshotId).toBe(built.live?.snapshotId);
     expect(after.serving).toBe("live");
+  });
+
+  it("a history published whose build did not follow (the object stopped between the two) is built in full next, never patched", async () => {
+    const v = await world();
+    await join(v, "C1", ["U1", "U2"]);
+    // 2 joins and the admin's invite.
+    await counted(v.team, 3);
+    expect((await rebuild(v)).live).toMatchObject({ build: "full" });
+    const today = Math.floor(Date.now() / 86_400_000);
+    await runInDurableObject(recStore(v.team), async (instance: RecStore) => {
+      const upload = await instance.beginHistory();
+      await instance.appendHistory(upload, {
+        activity: [{ day: today - 40, user: "U3", channel: "C2", commits: 2 }],
+        interactions: [],
+        hours: [],
+      });
+      // The build after the publish never runs: the object stops there.
+      const build = instance.rebuildLive;
+      instance.rebuildLive = async () => ({ live: null, refused: null });
+      try {
+        await instance.publishHistory(v.team, upload);
+      } finally {
+        instance.rebuildLive = build;
+      }
+    });
+    // An event of today (the cut stays): what it changed alone would leave the history out.
+    await post(v.team, "U1", "C1");
+    await counted(v.team, 4);
+    expect((await rebuild(v)).live).toMatchObject({ build: "full" });
+    const member = await runInDurableObject(recStore(v.team), (_i, state) =>
+      state.storage.sql.exec("SELECT data FROM live_rows WHERE kind = 'member' AND key = 'U3 C2'").toArray(),
+    );
+    expect(member).toHaveLength(1);
   });
 
   it("the same event delivered twice counts once", async () => {
