@@ -90,11 +90,6 @@ export async function gzipSink(bucket: R2Bucket, key: string): Promise<ExportSin
   };
 }
 
-async function gzip(text: string): Promise<ArrayBuffer> {
-  const stream = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
-  return new Response(stream).arrayBuffer();
-}
-
 export function r2ExportStore(bucket: R2Bucket): ExportStore {
   return {
     async manifest(window) {
@@ -105,10 +100,7 @@ export function r2ExportStore(bucket: R2Bucket): ExportStore {
       return { manifest, version: object.etag };
     },
     async putFile(window, team, file, body) {
-      const gz = file.endsWith(".gz");
-      await bucket.put(fileKey(window, team, file), gz ? await gzip(body) : body, {
-        httpMetadata: { contentType: gz ? "application/gzip" : "application/x-ndjson" },
-      });
+      await bucket.put(fileKey(window, team, file), body, { httpMetadata: { contentType: "application/x-ndjson" } });
     },
     openGzip: (window, team, file) => gzipSink(bucket, fileKey(window, team, file)),
     async putManifest(window, manifest, expected) {

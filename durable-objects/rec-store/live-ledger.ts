@@ -1,5 +1,6 @@
 import type { LedgerCursor } from "../../src/recommend/export";
-import { type DirtySet, dirtyOf, SAME_DAY_WINDOW } from "../../src/recommend/live-incremental";
+import { SAME_DAY_WINDOW } from "../../src/recommend/features/snapshot";
+import { type DirtySet, dirtyOf } from "../../src/recommend/live-incremental";
 import {
   activityOrder,
   emptyRows,
@@ -7,9 +8,6 @@ import {
   type FeatureEvent,
   hoursOrder,
   type LedgerSource,
-  type LiveActivity,
-  type LiveHour,
-  type LiveInteraction,
   type LiveRows,
 } from "../../src/recommend/live-rows";
 
@@ -290,7 +288,6 @@ export function ledgerLastDay(sql: Sql): number | null {
  * events alike: a (user, day) group may span both tables.
  */
 export function ledgerRowsAround(sql: Sql, cut: number): LiveRows {
-  const num = (v: unknown) => Number(v);
   const from = cut - SAME_DAY_WINDOW;
   const dirtyUsers = "SELECT id FROM live_dirty WHERE kind = 'u'";
   const dirtyChannels = "SELECT id FROM live_dirty WHERE kind = 'c'";
@@ -308,69 +305,123 @@ export function ledgerRowsAround(sql: Sql, cut: number): LiveRows {
       from,
     );
   }
-  const activity: LiveActivity[] = [];
+  const out = emptyRows();
+  const add = (rows: LiveRows) => {
+    out.activity.push(...rows.activity);
+    out.interactions.push(...rows.interactions);
+    out.hours.push(...rows.hours);
+  };
   for (const t of ["hist", "live"] as const) {
-    const rows = sql
-      .exec<{ day: number; user: string; channel: string; commits: number }>(
+    const raw = sql
+      .exec<RawRow>(
         `SELECT day, user, channel, commits FROM ${t}_activity WHERE user IN (${dirtyUsers})
-         UNION SELECT day, MIN(user), channel, commits FROM ${t}_activity
+         UNION SELECT day, MIN(user) AS user, channel, commits FROM ${t}_activity
            WHERE channel IN (${dirtyChannels}) AND day < ? GROUP BY channel, day
          UNION SELECT a.day, a.user, a.channel, a.commits FROM live_groups g
            JOIN ${t}_activity a ON a.user = g.user AND a.day = g.day`,
         from,
       )
       .toArray();
-    for (const r of rows) activity.push({ day: num(r.day), user: r.user, channel: r.channel, commits: num(r.commits) });
+    add(rowsOf(`${t}_activity`, raw));
   }
   sql.exec("DELETE FROM live_groups");
-  const interactions: LiveInteraction[] = [];
-  const hours: LiveHour[] = [];
   for (const t of ["hist", "live"] as const) {
-    for (const r of sql
-      .exec<{ day: number; user: string; other: string; kind: string; count: number }>(
+    const interactions = sql
+      .exec<RawRow>(
         `SELECT day, user, other, kind, count FROM ${t}_interactions WHERE user IN (${dirtyUsers})
          UNION SELECT day, user, other, kind, count FROM ${t}_interactions WHERE other IN (${dirtyUsers})`,
       )
-      .toArray()) {
-      interactions.push({ day: num(r.day), user: r.user, other: r.other, kind: r.kind, count: num(r.count) });
-    }
-    for (const r of sql
-      .exec<{ day: number; user: string; hour: number; commits: number }>(
-        `SELECT day, user, hour, commits FROM ${t}_hours WHERE user IN (${dirtyUsers})`,
-      )
-      .toArray()) {
-      hours.push({ day: num(r.day), user: r.user, hour: num(r.hour), commits: num(r.commits) });
+      .toArray();
+    add(rowsOf(`${t}_interactions`, interactions));
+    const hours = sql
+      .exec<RawRow>(`SELECT day, user, hour, commits FROM ${t}_hours WHERE user IN (${dirtyUsers})`)
+      .toArray();
+    add(rowsOf(`${t}_hours`, hours));
+  }
+  return out;
+}
+
+// --- reading the ledger's tables by key ----------------------------------------------
+
+/** The ledger's tables in the order the export reads them, with their key columns. */
+const LEDGER_TABLES = {
+  hist_activity: ["day", "user", "channel"],
+  live_activity: ["day", "user", "channel"],
+  hist_interactions: ["day", "user", "other", "kind"],
+  live_interactions: ["day", "user", "other", "kind"],
+  hist_hours: ["day", "user", "hour"],
+  live_hours: ["day", "user", "hour"],
+} as const;
+type LedgerTable = keyof typeof LEDGER_TABLES;
+const TABLE_ORDER = Object.keys(LEDGER_TABLES) as LedgerTable[];
+const isTable = (t: string): t is LedgerTable => Object.hasOwn(LEDGER_TABLES, t);
+type RawRow = Record<string, SqlStorageValue>;
+
+/** Up to `limit` rows of `table` of days up to `lastDay` after the key `after`, in key order: one indexed range read. */
+function keysetPage(
+  sql: Sql,
+  table: LedgerTable,
+  lastDay: number,
+  after: readonly SqlStorageValue[] | null,
+  limit: number,
+): RawRow[] {
+  const keys = LEDGER_TABLES[table];
+  const columns = [...keys, table.endsWith("interactions") ? "count" : "commits"];
+  const list = (a: readonly string[]) => a.join(", ");
+  const where = after === null ? "day <= ?" : `day <= ? AND (${list(keys)}) > (${keys.map(() => "?").join(", ")})`;
+  return sql
+    .exec<RawRow>(
+      `SELECT ${list(columns)} FROM ${table} WHERE ${where} ORDER BY ${list(keys)} LIMIT ?`,
+      lastDay,
+      ...(after ?? []),
+      limit,
+    )
+    .toArray();
+}
+
+/** Raw rows of one of the ledger's tables as rows of its kind. */
+function rowsOf(table: LedgerTable, raw: readonly RawRow[]): LiveRows {
+  const rows = emptyRows();
+  const num = (v: SqlStorageValue | undefined) => Number(v);
+  for (const r of raw) {
+    if (table.endsWith("activity")) {
+      rows.activity.push({
+        day: num(r.day),
+        user: String(r.user),
+        channel: String(r.channel),
+        commits: num(r.commits),
+      });
+    } else if (table.endsWith("interactions")) {
+      rows.interactions.push({
+        day: num(r.day),
+        user: String(r.user),
+        other: String(r.other),
+        kind: String(r.kind),
+        count: num(r.count),
+      });
+    } else {
+      rows.hours.push({ day: num(r.day), user: String(r.user), hour: num(r.hour), commits: num(r.commits) });
     }
   }
-  return { activity, interactions, hours };
+  return rows;
 }
+
+/** The key a page stopped at. */
+const keyOf = (table: LedgerTable, row: RawRow) => LEDGER_TABLES[table].map((k) => row[k] as SqlStorageValue);
 
 // --- the full build's read: row by row, never the whole ledger at once -------------
 
 const READ_PAGE = 5_000;
 
-/** A table's rows in primary-key order, a keyset page at a time (each page one indexed range read). */
-function* tableRows<T>(
-  sql: Sql,
-  table: string,
-  keys: readonly string[],
-  columns: readonly string[],
-  map: (r: Record<string, SqlStorageValue>) => T,
-): Generator<T> {
+/** A table's rows in key order, a page at a time. */
+function* tableRows<K extends keyof LiveRows>(sql: Sql, table: LedgerTable, kind: K): Generator<LiveRows[K][number]> {
   let after: SqlStorageValue[] | null = null;
   for (;;) {
-    const where: string = after === null ? "" : `WHERE (${keys.join(", ")}) > (${keys.map(() => "?").join(", ")})`;
-    const page: Array<Record<string, SqlStorageValue>> = sql
-      .exec<Record<string, SqlStorageValue>>(
-        `SELECT ${columns.join(", ")} FROM ${table} ${where} ORDER BY ${keys.join(", ")} LIMIT ?`,
-        ...(after ?? []),
-        READ_PAGE,
-      )
-      .toArray();
-    for (const r of page) yield map(r);
-    const last: Record<string, SqlStorageValue> | undefined = page.at(-1);
+    const page = keysetPage(sql, table, Number.MAX_SAFE_INTEGER, after, READ_PAGE);
+    yield* rowsOf(table, page)[kind] as Array<LiveRows[K][number]>;
+    const last = page.at(-1);
     if (page.length < READ_PAGE || !last) return;
-    after = keys.map((k): SqlStorageValue => last[k] as SqlStorageValue);
+    after = keyOf(table, last);
   }
 }
 
@@ -407,35 +458,6 @@ function distinct(sql: Sql, table: string, column: string): Set<string> {
  * the ledger.
  */
 export function ledgerSource(sql: Sql): LedgerSource {
-  const num = (v: SqlStorageValue) => Number(v);
-  const activity = (p: string) =>
-    tableRows(sql, `${p}_activity`, ["day", "user", "channel"], ["day", "user", "channel", "commits"], (r) => ({
-      day: num(r.day as SqlStorageValue),
-      user: String(r.user),
-      channel: String(r.channel),
-      commits: num(r.commits as SqlStorageValue),
-    }));
-  const interactions = (p: string) =>
-    tableRows(
-      sql,
-      `${p}_interactions`,
-      ["day", "user", "other", "kind"],
-      ["day", "user", "other", "kind", "count"],
-      (r) => ({
-        day: num(r.day as SqlStorageValue),
-        user: String(r.user),
-        other: String(r.other),
-        kind: String(r.kind),
-        count: num(r.count as SqlStorageValue),
-      }),
-    );
-  const hours = (p: string) =>
-    tableRows(sql, `${p}_hours`, ["day", "user", "hour"], ["day", "user", "hour", "commits"], (r) => ({
-      day: num(r.day as SqlStorageValue),
-      user: String(r.user),
-      hour: num(r.hour as SqlStorageValue),
-      commits: num(r.commits as SqlStorageValue),
-    }));
   return {
     users: () =>
       new Set([
@@ -445,26 +467,19 @@ export function ledgerSource(sql: Sql): LedgerSource {
         ...distinct(sql, "hours", "user"),
       ]),
     channels: () => distinct(sql, "activity", "channel"),
-    activity: () => merged(activity("hist"), activity("live"), activityOrder),
-    interactions: () => merged(interactions("hist"), interactions("live"), () => 0),
-    hours: () => merged(hours("hist"), hours("live"), hoursOrder),
+    activity: () =>
+      merged(tableRows(sql, "hist_activity", "activity"), tableRows(sql, "live_activity", "activity"), activityOrder),
+    interactions: () =>
+      merged(
+        tableRows(sql, "hist_interactions", "interactions"),
+        tableRows(sql, "live_interactions", "interactions"),
+        () => 0,
+      ),
+    hours: () => merged(tableRows(sql, "hist_hours", "hours"), tableRows(sql, "live_hours", "hours"), hoursOrder),
   };
 }
 
 // --- the retraining export's read, a page at a time -------------------------------
-
-/** The ledger's tables in the order the export reads them, with their key columns. */
-const LEDGER_TABLES = {
-  hist_activity: ["day", "user", "channel"],
-  live_activity: ["day", "user", "channel"],
-  hist_interactions: ["day", "user", "other", "kind"],
-  live_interactions: ["day", "user", "other", "kind"],
-  hist_hours: ["day", "user", "hour"],
-  live_hours: ["day", "user", "hour"],
-} as const;
-type LedgerTable = keyof typeof LEDGER_TABLES;
-const TABLE_ORDER = Object.keys(LEDGER_TABLES) as LedgerTable[];
-const isTable = (t: string): t is LedgerTable => Object.hasOwn(LEDGER_TABLES, t);
 
 /**
  * Up to `limit` rows of days up to `lastDay`, from `cursor` on, in key order
@@ -480,45 +495,15 @@ export function ledgerPage(
   const table = cursor?.table ?? (TABLE_ORDER[0] as LedgerTable);
   // The cursor comes over RPC and names a table in SQL: only a known one, and a key of its width.
   if (!isTable(table)) throw new Error(`unknown ledger table ${String(table).slice(0, 40)}`);
-  const keys = LEDGER_TABLES[table];
   const after = cursor?.after ?? null;
-  if (after !== null && after.length !== keys.length) throw new Error("ledger cursor does not fit its table");
-  const columns = [...keys, table.endsWith("interactions") ? "count" : "commits"];
-  const list = (a: readonly string[]) => a.join(", ");
-  const where = after === null ? "day <= ?" : `day <= ? AND (${list(keys)}) > (${keys.map(() => "?").join(", ")})`;
-  const raw = sql
-    .exec<Record<string, string | number>>(
-      `SELECT ${list(columns)} FROM ${table} WHERE ${where} ORDER BY ${list(keys)} LIMIT ?`,
-      lastDay,
-      ...(after ?? []),
-      limit,
-    )
-    .toArray();
-  const rows = emptyRows();
-  const num = (v: unknown) => Number(v);
-  for (const r of raw) {
-    if (table.endsWith("activity")) {
-      rows.activity.push({
-        day: num(r.day),
-        user: String(r.user),
-        channel: String(r.channel),
-        commits: num(r.commits),
-      });
-    } else if (table.endsWith("interactions")) {
-      rows.interactions.push({
-        day: num(r.day),
-        user: String(r.user),
-        other: String(r.other),
-        kind: String(r.kind),
-        count: num(r.count),
-      });
-    } else {
-      rows.hours.push({ day: num(r.day), user: String(r.user), hour: num(r.hour), commits: num(r.commits) });
-    }
+  if (after !== null && after.length !== LEDGER_TABLES[table].length) {
+    throw new Error("ledger cursor does not fit its table");
   }
+  const raw = keysetPage(sql, table, lastDay, after, limit);
+  const rows = rowsOf(table, raw);
   const last = raw.at(-1);
   if (raw.length === limit && last)
-    return { rows, next: { table, after: keys.map((k) => last[k] as string | number) } };
+    return { rows, next: { table, after: keyOf(table, last) as Array<string | number> } };
   const following = TABLE_ORDER[TABLE_ORDER.indexOf(table) + 1];
   return { rows, next: following ? { table: following, after: null } : null };
 }

@@ -83,7 +83,7 @@ export interface ExportSink {
 export interface ExportStore {
   /** The window's manifest and its version (for a conditional write); null when absent. */
   manifest(window: string): Promise<{ manifest: ExportManifest; version: string } | null>;
-  /** Writes one small file whole (a .gz name is gzipped by the store). */
+  /** Writes one small file whole, as it is (the rec-log lines). */
   putFile(window: string, team: string, file: ExportFile, body: string): Promise<void>;
   /** Opens a .gz file to be written as it is produced (a team's ledger tables: never held whole). */
   openGzip(window: string, team: string, file: ExportFile): Promise<ExportSink>;
@@ -220,17 +220,12 @@ async function writeExport(ports: ExportPorts, window: string, complete: boolean
       for await (const page of ports.ledger(team, dayOf(window), table)) stats.add(page);
     }
     await ports.store.putFile(window, team, "rec-logs.ndjson", lines.text.length ? `${lines.text.join("\n")}\n` : "");
-    await ports.store.putFile(window, team, "channels.csv.gz", stats.channelsCsv());
+    await writeGzip(ports.store, window, team, "channels.csv.gz", async (sink) => sink.write(stats.channelsCsv()));
     for (const table of LEDGER_TABLES) {
-      const sink = await ports.store.openGzip(window, team, `${table}.csv.gz`);
-      try {
+      await writeGzip(ports.store, window, team, `${table}.csv.gz`, async (sink) => {
         await sink.write(`${CSV_HEADS[table]}\n`);
         for await (const page of ports.ledger(team, dayOf(window), table)) await sink.write(stats.csvLines(page));
-        await sink.close();
-      } catch (error) {
-        await sink.abort();
-        throw error;
-      }
+      });
     }
     teams.push({
       team,
@@ -247,6 +242,24 @@ async function writeExport(ports: ExportPorts, window: string, complete: boolean
     teams,
     dropped_lines: dropped,
   };
+}
+
+/** One gzip file written by `fill`, given up (nothing stored) when it fails. */
+async function writeGzip(
+  store: ExportStore,
+  window: string,
+  team: string,
+  file: ExportFile,
+  fill: (sink: ExportSink) => Promise<void>,
+): Promise<void> {
+  const sink = await store.openGzip(window, team, file);
+  try {
+    await fill(sink);
+    await sink.close();
+  } catch (error) {
+    await sink.abort();
+    throw error;
+  }
 }
 
 interface TeamLines {

@@ -40,18 +40,16 @@ export function dirtyOf(rows: LiveRows): { users: Set<string>; channels: Set<str
   return { users, channels };
 }
 
-/**
- * The ledger rows an incremental build reads (the store selects them in SQL,
- * live-ledger.ts `ledgerRowsAround`; the node test states the rule in JS):
- * every row naming a dirty user (activity, interactions either way, hours);
- * every activity row of a (user, day) in the same-day window on which a
- * dirty channel was active (its same-day pairs: snapshot.ts counts them over
- * the last 365 days; this includes all the channel's own rows there); and,
- * before that window, one activity row per day of a dirty channel (its row
- * counts distinct active days; the other rows would add to people's and
- * memberships' rows only, and those of people not dirty are not taken).
- */
-export const SAME_DAY_WINDOW = 365;
+// The ledger rows an incremental build reads (the store selects them in SQL,
+// live-ledger.ts `ledgerRowsAround`; the node test states the rule in JS):
+// every row naming a dirty user (activity, interactions either way, hours);
+// every activity row of a (user, day) in the same-day window on which a
+// dirty channel was active (its same-day pairs: features/snapshot.ts counts
+// them over the last SAME_DAY_WINDOW days; this includes all the channel's
+// own rows there); and,
+// before that window, one activity row per day of a dirty channel (its row
+// counts distinct active days; the other rows would add to people's and
+// memberships' rows only, and those of people not dirty are not taken).
 
 /** Ranks of ids in id order, extended by new ids; null when a new id would move an existing one. */
 export function extendOrder(existing: Iterable<string>, added: Iterable<string>): Map<string, number> | null {

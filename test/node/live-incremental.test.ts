@@ -4,7 +4,8 @@ import { describe, expect, it } from "vitest";
 import { dayOf, readDataset } from "../../src/datasets/collab";
 import type { FeatureRow } from "../../src/recommend/feature-store";
 import { snapshotToRows } from "../../src/recommend/features";
-import { dirtyOf, extendOrder, livePatch, SAME_DAY_WINDOW } from "../../src/recommend/live-incremental";
+import { SAME_DAY_WINDOW } from "../../src/recommend/features/snapshot";
+import { dirtyOf, extendOrder, livePatch } from "../../src/recommend/live-incremental";
 import {
   buildLiveSnapshot,
   datasetRows,

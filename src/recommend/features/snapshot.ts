@@ -131,6 +131,9 @@ export interface SnapshotIds {
 
 const zero = (): Windowed => [0, 0, 0, 0];
 
+/** Same-day co-activity counts the (user, day)s of this many days before the cut (features.py's 365-day window). */
+export const SAME_DAY_WINDOW = 365;
+
 /** Adds `v` to every window that holds `day` (T - w <= day < T). */
 function addWindowed(into: Windowed, day: number, cut: number, v: number): void {
   for (let w = 0; w < WINDOWS.length; w++) if (inWindow(day, cut, w)) into[w] = (into[w] as number) + v;
@@ -334,7 +337,7 @@ export class SnapshotBuilder {
 
   private closeGroup(): void {
     const g = this.group;
-    if (!g || g.day < this.cut - 365) return;
+    if (!g || g.day < this.cut - SAME_DAY_WINDOW) return;
     const list = [...g.channels].sort((x, y) => x - y);
     for (let i = 0; i < list.length; i++) {
       for (let j = i; j < list.length; j++) {
